@@ -1,0 +1,35 @@
+/**
+ * Protocol limits and their defaults. The gateway may be configured with other values and announces
+ * the ones in force in WELCOME; the constants here are the defaults and the hard bounds of the codec.
+ */
+
+/** Largest frame a gateway accepts by default (bytes). Announced as `maxFrame`. */
+export const DEFAULT_MAX_FRAME = 1024 * 1024;
+
+/** Credit a subscription starts with when SUB carries none. */
+export const DEFAULT_CREDIT = 64;
+
+/** Default cap on the credit outstanding on one subscription. Announced as `maxCredit`. */
+export const DEFAULT_MAX_CREDIT = 4096;
+
+/** Default cap on subscriptions per connection. Announced as `maxSubscriptions`. */
+export const DEFAULT_MAX_SUBSCRIPTIONS = 1000;
+
+/** Default heartbeat (ms): a client pings when it heard nothing for this long. Announced as `heartbeat`. */
+export const DEFAULT_HEARTBEAT_MS = 20_000;
+
+/** Topic names: 1–255 bytes. */
+export const MAX_TOPIC_BYTES = 255;
+
+/** Idempotency keys: at most 128 bytes (UTF-8). */
+export const MAX_KEY_BYTES = 128;
+
+/** Headers: at most this many entries, each name ≤ 128 bytes. */
+export const MAX_HEADERS = 32;
+export const MAX_HEADER_NAME_BYTES = 128;
+
+/** Deepest nesting the decoder accepts in any frame (payload included). */
+export const MAX_DEPTH = 64;
+
+/** Largest unsigned integer the protocol carries (offsets, ids, credit): 2^53 - 1. */
+export const MAX_UINT = Number.MAX_SAFE_INTEGER;

@@ -1,0 +1,206 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { pack } from 'msgpackr';
+import {
+  decodeClientFrame,
+  decodeServerFrame,
+  decodeEntry,
+  encode,
+  encodeDelivery,
+  encodeEntry,
+  encodeStr,
+  encodeValue,
+  entryTs,
+  FrameError,
+  closePolicy,
+  isValidTopic,
+  matchTopic,
+  patternError,
+  MAX_DEPTH,
+  type Frame,
+} from '../src/protocol/index.js';
+
+function decodeError(bytes: Uint8Array): FrameError {
+  try {
+    decodeClientFrame(bytes);
+  } catch (err) {
+    assert.ok(err instanceof FrameError, `expected FrameError, got ${String(err)}`);
+    return err;
+  }
+  assert.fail('decode should have thrown');
+}
+
+describe('codec: client frames round trip through the gateway decoder', () => {
+  it('HELLO, SUB, UNSUB, CREDIT, PING, PONG', () => {
+    assert.deepEqual(decodeClientFrame(encode({ type: 1, token: 't', client: 'c' })), { type: 1, token: 't', client: 'c' });
+    assert.deepEqual(decodeClientFrame(encode({ type: 1 })), { type: 1, token: undefined, client: undefined });
+    assert.deepEqual(
+      decodeClientFrame(encode({ type: 3, subId: 7, topic: 'a.b', from: 5, epoch: 'e', credit: 10 })),
+      { type: 3, subId: 7, topic: 'a.b', from: 5, epoch: 'e', credit: 10 },
+    );
+    assert.deepEqual(decodeClientFrame(encode({ type: 3, subId: 1, topic: 'x' })), { type: 3, subId: 1, topic: 'x' });
+    assert.deepEqual(decodeClientFrame(encode({ type: 5, subId: 3 })), { type: 5, subId: 3 });
+    assert.deepEqual(decodeClientFrame(encode({ type: 7, subId: 3, n: 9 })), { type: 7, subId: 3, n: 9 });
+    assert.deepEqual(decodeClientFrame(encode({ type: 12, n: 4 })), { type: 12, n: 4 });
+    assert.deepEqual(decodeClientFrame(encode({ type: 13, n: 4 })), { type: 13, n: 4 });
+  });
+
+  it('PUB keeps the payload encoded, byte for byte', () => {
+    const data = { text: 'héllo', n: [1, 2.5, -3], bin: new Uint8Array([0, 255]) };
+    const f = decodeClientFrame(encode({ type: 8, reqId: 42, topic: 't', data, key: 'k1', headers: { a: 'b' } }));
+    assert.equal(f.type, 8);
+    if (f.type !== 8) return;
+    assert.equal(f.reqId, 42);
+    assert.equal(f.key, 'k1');
+    assert.deepEqual(Buffer.from(f.data), Buffer.from(encodeValue(data)));
+    assert.deepEqual({ ...(decodeEntry(encodeEntry(f.data, 1, f.headers)).headers) }, { a: 'b' });
+  });
+
+  it('ignores unknown option fields and trailing elements (forward compatibility)', () => {
+    const f = decodeClientFrame(pack([3, 1, 'a', { credit: 2, future: { x: 1 } }, 'extra']));
+    assert.deepEqual(f, { type: 3, subId: 1, topic: 'a', credit: 2 });
+  });
+
+  it('clamps an oversized credit grant instead of rejecting it', () => {
+    const bytes = new Uint8Array([0x93, 7, 1, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+    assert.deepEqual(decodeClientFrame(bytes), { type: 7, subId: 1, n: Number.MAX_SAFE_INTEGER });
+  });
+});
+
+describe('codec: guarded decoding of untrusted frames', () => {
+  it('rejects deep nesting without recursion (msgpackr would overflow the stack)', () => {
+    // PUB [8, 1, 'a', data] where data is 100,000 nested one-element arrays around nil.
+    const depth = 100_000;
+    const bytes = new Uint8Array(5 + depth + 1);
+    bytes.set([0x94, 8, 1, 0xa1, 0x61]);
+    bytes.fill(0x91, 5, 5 + depth);
+    bytes[5 + depth] = 0xc0;
+    const err = decodeError(bytes);
+    assert.equal(err.code, 'bad-frame');
+    assert.match(err.message, /nesting deeper than/);
+  });
+
+  it('accepts nesting up to the limit', () => {
+    let v: unknown = 1;
+    for (let i = 0; i < MAX_DEPTH - 3; i++) v = [v];
+    const f = decodeClientFrame(encode({ type: 8, reqId: 1, topic: 't', data: v }));
+    assert.equal(f.type, 8);
+  });
+
+  it('rejects the reserved byte 0xc1 anywhere', () => {
+    assert.equal(decodeError(new Uint8Array([0x94, 8, 1, 0xa1, 0x61, 0xc1])).fatal, true);
+    assert.equal(decodeError(new Uint8Array([0xc1])).fatal, true);
+  });
+
+  it('rejects declared lengths larger than the frame before allocating', () => {
+    // array32 claiming 4 billion elements, str32 claiming 4 GB
+    assert.equal(decodeError(new Uint8Array([0xdd, 0xff, 0xff, 0xff, 0xff, 8])).fatal, true);
+    assert.equal(decodeError(new Uint8Array([0x94, 8, 1, 0xa1, 0x61, 0xdb, 0xff, 0xff, 0xff, 0xff])).fatal, true);
+    assert.equal(decodeError(new Uint8Array([0x94, 8, 1, 0xa1, 0x61, 0xdf, 0xff, 0xff, 0xff, 0xff])).fatal, true);
+  });
+
+  it('does not let __proto__ in options pollute anything', () => {
+    const bytes = pack([3, 1, 'a', JSON.parse('{"__proto__": {"credit": 99}, "from": 2}')]);
+    const f = decodeClientFrame(bytes);
+    assert.deepEqual(f, { type: 3, subId: 1, topic: 'a', from: 2 });
+    assert.equal(({} as Record<string, unknown>).credit, undefined);
+  });
+
+  it('turns values msgpackr refuses (non-string map keys) into bad-frame', () => {
+    // SUB options {[1]: 2}: a map whose key is an array (found by the fuzzer).
+    const err = decodeError(new Uint8Array([0x94, 3, 1, 0xa1, 0x61, 0x81, 0x91, 1, 2]));
+    assert.deepEqual([err.code, err.id], ['bad-frame', 1]);
+  });
+
+  it('names the request in non-fatal errors', () => {
+    const err = decodeError(pack([8, 77, 5, 'data']));
+    assert.equal(err.fatal, false);
+    assert.equal(err.id, 77);
+    assert.match(err.message, /topic must be a string/);
+  });
+
+  it('classifies failures', () => {
+    assert.equal(decodeError(pack('not an array')).fatal, true);
+    assert.equal(decodeError(pack([])).fatal, true);
+    assert.equal(decodeError(pack(['x'])).fatal, true);
+    assert.equal(decodeError(new Uint8Array([0x92, 1])).fatal, true); // truncated
+    assert.equal(decodeError(new Uint8Array([0x91, 1, 2])).fatal, true); // trailing bytes
+    const unknown = decodeError(pack([99, 1]));
+    assert.equal(unknown.fatal, false);
+    assert.match(unknown.message, /unknown frame type 99/);
+    assert.match(decodeError(pack([9, 1, 1, false])).message, /sent by servers only/);
+    assert.equal(decodeError(pack([8, 1, 't', 1, { key: 'k'.repeat(129) }])).code, 'too-large');
+    assert.equal(decodeError(pack([8, 1, 't', 1, { headers: { a: 1 } }])).code, 'bad-frame');
+    assert.equal(decodeError(pack([7, 1, -1])).code, 'bad-frame');
+    assert.equal(decodeError(pack([3, 1, 'a', { from: 'x' }])).code, 'bad-frame');
+  });
+
+  it('reports a frame over maxFrame as too-large with its id', () => {
+    const bytes = encode({ type: 8, reqId: 5, topic: 't', data: 'x'.repeat(2000) });
+    try {
+      decodeClientFrame(bytes, 1024);
+      assert.fail('should throw');
+    } catch (err) {
+      assert.ok(err instanceof FrameError);
+      assert.equal(err.code, 'too-large');
+      assert.equal(err.id, 5);
+    }
+  });
+});
+
+describe('codec: server frames', () => {
+  const frames: Frame[] = [
+    { type: 2, session: 's', version: '1', maxFrame: 10, maxCredit: 20, heartbeat: 30, maxSubscriptions: 40 },
+    { type: 4, subId: 1, epoch: 'e', head: 9, from: 3, recovered: true },
+    { type: 6, subId: 1 },
+    { type: 9, reqId: 2, offset: 2 ** 40, duplicate: true },
+    { type: 10, topic: 't', offset: 1, data: { a: 1 }, ts: 5 },
+    { type: 11, id: 3, code: 'forbidden', message: 'no' },
+    { type: 14, topic: 't', from: 1, to: 4 },
+    { type: 15, topic: 't', first: 3, messages: [{ data: 1, ts: 2 }, { data: 'x', ts: 3, headers: { h: 'v' } }] },
+  ];
+  for (const f of frames) {
+    it(`round trips type ${f.type}`, () => assert.deepEqual(decodeServerFrame(encode(f)), f));
+  }
+
+  it('fast-path MSG and MSGS equal the general encoder', () => {
+    const topic = encodeStr('room.1');
+    const entries = [encodeEntry(encodeValue({ a: 1 }), 1000), encodeEntry(encodeValue('b'), 2 ** 41, encodeValue({ h: 'v' }))];
+    assert.deepEqual(
+      decodeServerFrame(encodeDelivery(topic, 7, entries, 0, 1)),
+      { type: 10, topic: 'room.1', offset: 7, data: { a: 1 }, ts: 1000 },
+    );
+    assert.deepEqual(
+      decodeServerFrame(encodeDelivery(topic, 2 ** 33, entries)),
+      { type: 15, topic: 'room.1', first: 2 ** 33, messages: [{ data: { a: 1 }, ts: 1000 }, { data: 'b', ts: 2 ** 41, headers: { h: 'v' } }] },
+    );
+    assert.equal(entryTs(entries[1]!), 2 ** 41);
+  });
+});
+
+describe('topics and codes', () => {
+  it('validates topic names', () => {
+    for (const t of ['a', 'chat.room-1', 'A_b:c@d/e', 'x'.repeat(255)]) assert.ok(isValidTopic(t), t);
+    for (const t of ['', 'x'.repeat(256), 'a b', 'a..b', '.a', 'a.', 'a*', 'é', '$sys.x', 'a.>']) assert.ok(!isValidTopic(t), t);
+    assert.ok(isValidTopic('$sys.stats', { allowReserved: true }));
+  });
+
+  it('matches patterns', () => {
+    assert.equal(patternError('chat.*.msgs'), null);
+    assert.equal(patternError('chat.>'), null);
+    assert.notEqual(patternError('chat.>.x'), null);
+    assert.ok(matchTopic('chat.*', 'chat.a'));
+    assert.ok(!matchTopic('chat.*', 'chat.a.b'));
+    assert.ok(matchTopic('chat.>', 'chat.a.b'));
+    assert.ok(!matchTopic('chat.>', 'chat'));
+    assert.ok(matchTopic('>', 'anything.at.all'));
+  });
+
+  it('close codes carry the reconnect policy', () => {
+    assert.equal(closePolicy(1000), 'stop');
+    assert.equal(closePolicy(4003), 'terminal');
+    assert.equal(closePolicy(4101), 'refresh-token');
+    assert.equal(closePolicy(1006), 'reconnect');
+    assert.equal(closePolicy(4201), 'reconnect');
+  });
+});
