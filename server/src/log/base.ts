@@ -1,0 +1,352 @@
+/**
+ * What every single-writer store shares: offset assignment, idempotency, grouping the appends of one
+ * event-loop turn into one commit, ordered notification after durability, and retention.
+ * A concrete store supplies the persistence hooks (put/remove/read/commit).
+ *
+ * Lifetimes: an append's messages are *assigned* offsets synchronously (state.head), become
+ * *durable* when their batch's commit resolves (state.durableHead), and only then are they
+ * readable, notified and acknowledged. A batch collects every append made until the next
+ * `setImmediate` (one loop turn), so a burst of publishes costs one commit.
+ */
+import { encodeEntry, entryTs } from '@sluice/client/protocol';
+import {
+  StoreFailedError,
+  type AppendInput,
+  type AppendListener,
+  type AppendResult,
+  type ReadOptions,
+  type ReadResult,
+  type StoreOptions,
+  type TopicInfo,
+  type TopicLog,
+} from './log.js';
+
+export interface TopicState {
+  topic: string;
+  epoch: string;
+  /** Last assigned offset (may not be durable yet). */
+  head: number;
+  /** Last durable offset: what readers, info and listeners see. */
+  durableHead: number;
+  first: number;
+  count: number;
+  bytes: number;
+  lastTs: number;
+  /** Keys of appends not yet durable, so a duplicate in flight is caught too. */
+  pendingKeys: Map<string, KeyHit> | undefined;
+}
+
+export interface KeyHit {
+  offset: number;
+  ts: number;
+}
+
+/** What a store persists for a topic besides its messages. */
+export interface TopicMeta {
+  head: number;
+  first: number;
+  count: number;
+  bytes: number;
+  lastTs: number;
+  epoch?: string;
+}
+
+interface BatchTopic {
+  state: TopicState;
+  first: number;
+  entries: Uint8Array[];
+  keys: string[];
+}
+
+interface Batch {
+  topics: Map<string, BatchTopic>;
+  done: Promise<void>;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+export abstract class BaseLog implements TopicLog {
+  abstract readonly kind: string;
+  protected readonly states = new Map<string, TopicState>();
+  private readonly listeners = new Set<AppendListener>();
+  private open: Batch | undefined;
+  private tail: Promise<void> = Promise.resolve();
+  private failure: Error | undefined;
+  private closed = false;
+  private allLoaded = false;
+  private sweeper: ReturnType<typeof setInterval> | undefined;
+
+  constructor(
+    protected readonly options: StoreOptions,
+    /** Epoch of every topic in this store unless its meta says otherwise. */
+    protected readonly epoch: string,
+  ) {}
+
+  // ---- hooks --------------------------------------------------------------------------------
+
+  /** Persisted meta of a topic, if any (synchronous: called on the append path). */
+  protected abstract loadMeta(topic: string): TopicMeta | undefined;
+  protected abstract saveMeta(state: TopicState): void;
+  protected abstract putEntry(topic: string, offset: number, entry: Uint8Array): void;
+  protected abstract removeEntry(topic: string, offset: number): void;
+  /** A durable entry, or undefined. */
+  protected abstract getEntry(topic: string, offset: number): Uint8Array | undefined;
+  protected abstract rangeEntries(topic: string, from: number, to: number, limit: number, maxBytes: number): Uint8Array[];
+  protected abstract putKey(topic: string, key: string, hit: KeyHit): void;
+  protected abstract getKey(topic: string, key: string): KeyHit | undefined;
+  /** Removes up to `limit` keys stored before `before`; returns how many it removed. */
+  protected abstract expireKeys(before: number, limit: number): number;
+  /** Topics with persisted meta that are not loaded yet. */
+  protected abstract storedTopics(): Iterable<string>;
+  /** Resolves once everything written so far is durable. */
+  protected abstract commit(): Promise<void>;
+  protected abstract release(): Promise<void>;
+  abstract size(): number;
+
+  // ---- TopicLog -----------------------------------------------------------------------------
+
+  append(topic: string, messages: readonly AppendInput[]): Promise<AppendResult[]> {
+    if (this.failure) return Promise.reject(new StoreFailedError(`store failed: ${this.failure.message}`));
+    if (this.closed) return Promise.reject(new StoreFailedError('store is closed'));
+    const s = this.state(topic);
+    const now = Date.now();
+    const results: AppendResult[] = [];
+    let batch: BatchTopic | undefined;
+    let waitForPending = false;
+    for (const m of messages) {
+      if (m.key !== undefined) {
+        const pending = s.pendingKeys?.get(m.key);
+        const hit = pending ?? this.findKey(topic, m.key, now);
+        if (hit) {
+          if (pending) waitForPending = true;
+          results.push({ offset: hit.offset, ts: hit.ts, duplicate: true });
+          continue;
+        }
+      }
+      const offset = ++s.head;
+      const entry = encodeEntry(m.data, now, m.headers);
+      this.putEntry(topic, offset, entry);
+      if (m.key !== undefined) {
+        const hit = { offset, ts: now };
+        this.putKey(topic, m.key, hit);
+        (s.pendingKeys ??= new Map()).set(m.key, hit);
+      }
+      s.count++;
+      s.bytes += entry.length;
+      s.lastTs = now;
+      batch ??= this.batchFor(s, offset);
+      batch.entries.push(entry);
+      if (m.key !== undefined) batch.keys.push(m.key);
+      results.push({ offset, ts: now, duplicate: false });
+    }
+    if (batch) {
+      this.saveMeta(s);
+      return this.open!.done.then(() => results);
+    }
+    // Only duplicates: acknowledge once their originals are durable.
+    if (waitForPending) return (this.open?.done ?? this.tail).then(() => results);
+    return Promise.resolve(results);
+  }
+
+  async read(topic: string, from: number, opts: ReadOptions): Promise<ReadResult> {
+    const s = this.state(topic);
+    const start = Math.max(from, s.first);
+    const to = s.durableHead;
+    const entries = start <= to && opts.limit > 0
+      ? this.rangeEntries(topic, start, to, opts.limit, opts.maxBytes ?? Number.POSITIVE_INFINITY)
+      : [];
+    return { epoch: s.epoch, head: s.durableHead, first: s.first, start, entries };
+  }
+
+  async info(topic: string): Promise<TopicInfo> {
+    return this.infoOf(this.state(topic));
+  }
+
+  async topics(): Promise<TopicInfo[]> {
+    this.loadAll();
+    const out: TopicInfo[] = [];
+    for (const s of this.states.values()) if (s.durableHead > 0) out.push(this.infoOf(s));
+    return out;
+  }
+
+  watch(listener: AppendListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.sweeper) clearInterval(this.sweeper);
+    if (this.open) this.seal();
+    await this.tail.catch(() => undefined);
+    await this.release();
+  }
+
+  // ---- retention and expiry -------------------------------------------------------------------
+
+  /** Starts the periodic sweep of aged messages and expired keys. */
+  protected startSweeper(intervalMs = 1000): void {
+    this.sweeper = setInterval(() => {
+      try {
+        this.sweep(Date.now());
+      } catch (err) {
+        console.error('sluice: retention sweep failed', err);
+      }
+    }, intervalMs);
+    this.sweeper.unref();
+  }
+
+  /** Trims messages older than the retention age and forgets expired idempotency keys. Bounded work per call. */
+  sweep(now: number, budget = 10_000): void {
+    if (this.failure || this.closed) return;
+    const oldest = now - this.options.retention.maxAgeMs;
+    this.loadAll();
+    for (const s of this.states.values()) {
+      let changed = false;
+      while (budget > 0 && s.first <= s.durableHead && s.lastTs > 0) {
+        const entry = this.getEntry(s.topic, s.first);
+        if (entry && entryTs(entry) >= oldest) break;
+        this.dropFirst(s, entry);
+        changed = true;
+        budget--;
+      }
+      if (changed) this.saveMeta(s);
+    }
+    this.expireKeys(now - this.options.dedupWindowMs, budget);
+  }
+
+  /** Count and size retention, applied to durable messages after each commit. */
+  private trim(s: TopicState): void {
+    const { maxCount, maxBytes } = this.options.retention;
+    let changed = false;
+    while ((s.count > maxCount || s.bytes > maxBytes) && s.first <= s.durableHead) {
+      this.dropFirst(s, this.getEntry(s.topic, s.first));
+      changed = true;
+    }
+    if (changed) this.saveMeta(s);
+  }
+
+  private dropFirst(s: TopicState, entry: Uint8Array | undefined): void {
+    this.removeEntry(s.topic, s.first);
+    s.first++;
+    s.count--;
+    s.bytes -= entry ? entry.length : 0;
+  }
+
+  // ---- internals ------------------------------------------------------------------------------
+
+  protected state(topic: string): TopicState {
+    let s = this.states.get(topic);
+    if (!s) {
+      const meta = this.loadMeta(topic);
+      s = {
+        topic,
+        epoch: meta?.epoch ?? this.epoch,
+        head: meta?.head ?? 0,
+        durableHead: meta?.head ?? 0,
+        first: meta?.first ?? 1,
+        count: meta?.count ?? 0,
+        bytes: meta?.bytes ?? 0,
+        lastTs: meta?.lastTs ?? 0,
+        pendingKeys: undefined,
+      };
+      this.states.set(topic, s);
+    }
+    return s;
+  }
+
+  /** Loads the state of every persisted topic once, so sweeps and listings see all of them. */
+  private loadAll(): void {
+    if (this.allLoaded) return;
+    for (const topic of this.storedTopics()) this.state(topic);
+    this.allLoaded = true;
+  }
+
+  protected metaOf(s: TopicState): TopicMeta {
+    const meta: TopicMeta = { head: s.head, first: s.first, count: s.count, bytes: s.bytes, lastTs: s.lastTs };
+    if (s.epoch !== this.epoch) meta.epoch = s.epoch;
+    return meta;
+  }
+
+  private infoOf(s: TopicState): TopicInfo {
+    // Counts include appends not yet durable; report the durable view.
+    const pending = s.head - s.durableHead;
+    return {
+      topic: s.topic,
+      epoch: s.epoch,
+      head: s.durableHead,
+      first: s.first,
+      count: Math.max(0, s.count - pending),
+      bytes: s.bytes,
+      lastTs: s.lastTs,
+    };
+  }
+
+  private findKey(topic: string, key: string, now: number): KeyHit | undefined {
+    const hit = this.getKey(topic, key);
+    return hit && now - hit.ts < this.options.dedupWindowMs ? hit : undefined;
+  }
+
+  private batchFor(s: TopicState, offset: number): BatchTopic {
+    if (!this.open) {
+      let resolve!: () => void;
+      let reject!: (err: Error) => void;
+      const done = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
+      done.catch(() => undefined); // failures reach callers through their own .then chains
+      this.open = { topics: new Map(), done, resolve, reject };
+      setImmediate(() => this.seal());
+    }
+    let t = this.open.topics.get(s.topic);
+    if (!t) {
+      t = { state: s, first: offset, entries: [], keys: [] };
+      this.open.topics.set(s.topic, t);
+    }
+    return t;
+  }
+
+  /** Closes the open batch: it completes after the previous one and after its own commit. */
+  private seal(): void {
+    const b = this.open;
+    if (!b) return;
+    this.open = undefined;
+    const durable = this.commit();
+    const prev = this.tail;
+    this.tail = b.done;
+    prev.then(() => durable).then(
+      () => this.finish(b),
+      (err: unknown) => this.fail(b, err instanceof Error ? err : new Error(String(err))),
+    );
+  }
+
+  private finish(b: Batch): void {
+    for (const [topic, t] of b.topics) {
+      const s = t.state;
+      s.durableHead = t.first + t.entries.length - 1;
+      if (s.pendingKeys) {
+        for (const k of t.keys) s.pendingKeys.delete(k);
+        if (s.pendingKeys.size === 0) s.pendingKeys = undefined;
+      }
+      for (const listener of this.listeners) {
+        try {
+          listener(topic, t.first, t.entries);
+        } catch (err) {
+          console.error('sluice: append listener failed', err);
+        }
+      }
+      this.trim(s);
+    }
+    b.resolve();
+  }
+
+  /**
+   * A commit failed (disk full, I/O error). Offsets were already assigned in memory, so later
+   * appends could leave holes: the store stops accepting writes and the operator restarts it
+   * (on restart the persisted meta and messages agree again). Loud, never silent.
+   */
+  private fail(b: Batch, err: Error): void {
+    this.failure ??= err;
+    console.error('sluice: store commit failed; refusing further writes until restart', err);
+    b.reject(new StoreFailedError(`store commit failed: ${err.message}`));
+  }
+}
