@@ -1,0 +1,47 @@
+/**
+ * The authorization seam. Every HELLO is authenticated and every SUB, PUB and history read is
+ * checked against the principal's capabilities. Dev mode (no secret configured) allows everything
+ * and says so loudly at startup; JWT verification plugs in behind the same interface.
+ */
+import { matchTopic } from '@sluice/client/protocol';
+
+export type Action = 'sub' | 'pub' | 'history';
+
+export interface Principal {
+  /** Client id (the token's `sub`). */
+  readonly id: string;
+  readonly admin: boolean;
+  /** Expiry (ms since epoch); the gateway closes the connection then. */
+  readonly expiresAt?: number;
+  can(action: Action, topic: string): boolean;
+}
+
+export interface Authenticator {
+  readonly mode: 'dev' | 'jwt';
+  /** Resolves to the principal for `token`, or rejects with AuthError. */
+  authenticate(token: string | undefined): Promise<Principal>;
+}
+
+export class AuthError extends Error {
+  override name = 'AuthError';
+  constructor(readonly code: 'unauthorized' | 'forbidden', message: string) {
+    super(message);
+  }
+}
+
+/** Capabilities: topic pattern → allowed actions. */
+export type Caps = Record<string, readonly Action[]>;
+
+export function capsAllow(caps: Caps, action: Action, topic: string): boolean {
+  for (const pattern of Object.keys(caps)) {
+    if (caps[pattern]!.includes(action) && matchTopic(pattern, topic)) return true;
+  }
+  return false;
+}
+
+export class DevAuthenticator implements Authenticator {
+  readonly mode = 'dev';
+  async authenticate(): Promise<Principal> {
+    return { id: 'anonymous', admin: true, can: () => true };
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * Gateway configuration: defaults, environment variables and `sluice serve` flags.
+ * Every option has one name in each form: `--max-frame` ⇔ `SLUICE_MAX_FRAME` ⇔ `maxFrame`.
+ */
+import {
+  DEFAULT_CREDIT,
+  DEFAULT_HEARTBEAT_MS,
+  DEFAULT_MAX_CREDIT,
+  DEFAULT_MAX_FRAME,
+  DEFAULT_MAX_SUBSCRIPTIONS,
+} from '@sluice/client/protocol';
+import { DEFAULT_DEDUP_WINDOW_MS, DEFAULT_RETENTION, type Retention } from './log/log.js';
+import type { Durability } from './log/disk.js';
+
+export interface Limits {
+  maxFrame: number;
+  maxCredit: number;
+  defaultCredit: number;
+  maxSubscriptions: number;
+  heartbeatMs: number;
+  /** Publishes awaiting their ACK on one connection; beyond it PUB gets `limit-exceeded`. */
+  maxInflightPublishes: number;
+  /** Send buffer above which a connection is closed as a slow consumer (bytes). */
+  maxBackpressure: number;
+}
+
+export interface Config {
+  host: string;
+  port: number;
+  store: 'disk' | 'memory';
+  dataDir: string;
+  durability: Durability;
+  retention: Retention;
+  dedupWindowMs: number;
+  limits: Limits;
+  /** HS256 secret; absent means dev mode (no auth). */
+  authSecret: string | undefined;
+  /** Directory of the built console, served at /console when present. */
+  consoleDir: string | undefined;
+  /** Print nothing but the listening line and errors. */
+  quiet: boolean;
+}
+
+export const DEFAULT_LIMITS: Limits = {
+  maxFrame: DEFAULT_MAX_FRAME,
+  maxCredit: DEFAULT_MAX_CREDIT,
+  defaultCredit: DEFAULT_CREDIT,
+  maxSubscriptions: DEFAULT_MAX_SUBSCRIPTIONS,
+  heartbeatMs: DEFAULT_HEARTBEAT_MS,
+  maxInflightPublishes: 10_000,
+  maxBackpressure: 16 * 1024 * 1024,
+};
+
+export function defaultConfig(): Config {
+  return {
+    host: '127.0.0.1',
+    port: 9400,
+    store: 'disk',
+    dataDir: './data',
+    durability: 'flush',
+    retention: { ...DEFAULT_RETENTION },
+    dedupWindowMs: DEFAULT_DEDUP_WINDOW_MS,
+    limits: { ...DEFAULT_LIMITS },
+    authSecret: undefined,
+    consoleDir: undefined,
+    quiet: false,
+  };
+}
+
+interface Option {
+  flag: string;
+  env: string;
+  help: string;
+  set: (c: Config, v: string) => void;
+}
+
+const int = (name: string, v: string, min = 0): number => {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < min) throw new ConfigError(`${name} must be an integer >= ${min}, got "${v}"`);
+  return n;
+};
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export const OPTIONS: Option[] = [
+  { flag: 'host', env: 'HOST', help: 'address to listen on (default 127.0.0.1)', set: (c, v) => { c.host = v; } },
+  { flag: 'port', env: 'PORT', help: 'port (default 9400; 0 picks a free one)', set: (c, v) => { c.port = int('port', v); } },
+  {
+    flag: 'store', env: 'SLUICE_STORE', help: 'disk (default) or memory',
+    set: (c, v) => {
+      if (v !== 'disk' && v !== 'memory') throw new ConfigError(`store must be disk or memory, got "${v}"`);
+      c.store = v;
+    },
+  },
+  { flag: 'data', env: 'SLUICE_DATA_DIR', help: 'data directory of the disk store (default ./data)', set: (c, v) => { c.dataDir = v; } },
+  {
+    flag: 'durability', env: 'SLUICE_DURABILITY', help: 'flush (default: ack after fsync) or commit (ack after write; survives a crash, not a power loss)',
+    set: (c, v) => {
+      if (v !== 'flush' && v !== 'commit') throw new ConfigError(`durability must be flush or commit, got "${v}"`);
+      c.durability = v;
+    },
+  },
+  { flag: 'retention-count', env: 'SLUICE_RETENTION_COUNT', help: 'messages kept per topic (default 1000000)', set: (c, v) => { c.retention.maxCount = int('retention-count', v, 1); } },
+  { flag: 'retention-age', env: 'SLUICE_RETENTION_AGE_MS', help: 'ms a message is kept (default 7 days)', set: (c, v) => { c.retention.maxAgeMs = int('retention-age', v, 1); } },
+  { flag: 'retention-bytes', env: 'SLUICE_RETENTION_BYTES', help: 'bytes kept per topic (default 256 MiB)', set: (c, v) => { c.retention.maxBytes = int('retention-bytes', v, 1); } },
+  { flag: 'dedup-window', env: 'SLUICE_DEDUP_WINDOW_MS', help: 'ms an idempotency key is remembered (default 24 h)', set: (c, v) => { c.dedupWindowMs = int('dedup-window', v, 1); } },
+  { flag: 'max-frame', env: 'SLUICE_MAX_FRAME', help: 'largest frame in bytes (default 1 MiB)', set: (c, v) => { c.limits.maxFrame = int('max-frame', v, 1024); } },
+  { flag: 'max-credit', env: 'SLUICE_MAX_CREDIT', help: 'credit cap per subscription (default 4096)', set: (c, v) => { c.limits.maxCredit = int('max-credit', v, 1); } },
+  { flag: 'default-credit', env: 'SLUICE_DEFAULT_CREDIT', help: 'credit of a SUB that names none (default 64)', set: (c, v) => { c.limits.defaultCredit = int('default-credit', v); } },
+  { flag: 'max-subscriptions', env: 'SLUICE_MAX_SUBSCRIPTIONS', help: 'subscriptions per connection (default 1000)', set: (c, v) => { c.limits.maxSubscriptions = int('max-subscriptions', v, 1); } },
+  { flag: 'heartbeat', env: 'SLUICE_HEARTBEAT_MS', help: 'heartbeat announced to clients in ms (default 20000)', set: (c, v) => { c.limits.heartbeatMs = int('heartbeat', v, 1000); } },
+  { flag: 'auth-secret', env: 'SLUICE_AUTH_SECRET', help: 'HS256 secret for tokens (unset: dev mode, no auth)', set: (c, v) => { c.authSecret = v || undefined; } },
+  { flag: 'console-dir', env: 'SLUICE_CONSOLE_DIR', help: 'directory of the built console', set: (c, v) => { c.consoleDir = v; } },
+];
+
+/** Applies environment variables, then flags (`--name value` or `--name=value`), to the defaults. */
+export function loadConfig(argv: readonly string[], env: Record<string, string | undefined>): Config {
+  const c = defaultConfig();
+  for (const o of OPTIONS) {
+    const v = env[o.env];
+    if (v !== undefined && v !== '') o.set(c, v);
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--quiet') { c.quiet = true; continue; }
+    if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument "${arg}"`);
+    const eq = arg.indexOf('=');
+    const name = eq > 0 ? arg.slice(2, eq) : arg.slice(2);
+    const o = OPTIONS.find((x) => x.flag === name);
+    if (!o) throw new ConfigError(`unknown option --${name}`);
+    const v = eq > 0 ? arg.slice(eq + 1) : argv[++i];
+    if (v === undefined) throw new ConfigError(`--${name} needs a value`);
+    o.set(c, v);
+  }
+  return c;
+}

@@ -1,0 +1,210 @@
+/**
+ * uWebSockets.js wiring for /v1/ws: upgrade → open → message/drain → close, each handed to a
+ * Session. The only file besides app.ts that touches uWS WebSocket objects.
+ *
+ * Outbox: frames a session sends from async completions (ACKs after a commit, catch-up reads) are
+ * queued per connection and written once per loop turn inside one cork, so a commit that
+ * acknowledges a thousand publishes costs a few syscalls, not a thousand.
+ */
+import {
+  CloseCode,
+  type ErrorCode,
+} from '@sluice/client/protocol';
+import type { TemplatedApp, WebSocket, us_socket_context_t, HttpResponse, HttpRequest } from 'uWebSockets.js';
+import type { Conn } from '../hub/conn.js';
+import { Session, type SessionContext } from '../session/session.js';
+import { randomId } from '../util/id.js';
+
+interface UserData {
+  remoteAddress: string;
+  userAgent: string;
+  conn?: UwsConn;
+  session?: Session;
+}
+
+/** A send buffer below this resolves `drained()`. */
+const LOW_WATER = 64 * 1024;
+
+/** Connections with queued frames, written at the end of the loop turn. */
+class Outbox {
+  private readonly dirty = new Set<UwsConn>();
+  private scheduled = false;
+
+  mark(conn: UwsConn): void {
+    this.dirty.add(conn);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flushAll());
+    }
+  }
+
+  private flushAll(): void {
+    this.scheduled = false;
+    for (const conn of this.dirty) conn.flush();
+    this.dirty.clear();
+  }
+}
+
+export class UwsConn implements Conn {
+  readonly id = randomId(12);
+  closed = false;
+  private queue: Uint8Array[] = [];
+  private drainWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly ws: WebSocket<UserData>,
+    private readonly outbox: Outbox,
+    private readonly onSlow: () => void,
+  ) {}
+
+  send(frame: Uint8Array): void {
+    if (this.closed) return;
+    this.queue.push(frame);
+    if (this.queue.length === 1) this.outbox.mark(this);
+  }
+
+  flush(): void {
+    if (this.closed || this.queue.length === 0) return;
+    const frames = this.queue;
+    this.queue = [];
+    let dropped = false;
+    this.ws.cork(() => {
+      for (const f of frames) {
+        // 2 = dropped: the send buffer passed maxBackpressure. Never lose a frame silently.
+        if (this.closed) break;
+        if (this.ws.send(f, true) === 2) { dropped = true; break; }
+      }
+    });
+    if (dropped) this.slow();
+  }
+
+  join(topic: string): void {
+    if (!this.closed) this.ws.subscribe(topic);
+  }
+
+  leave(topic: string): void {
+    if (!this.closed) this.ws.unsubscribe(topic);
+  }
+
+  bufferedAmount(): number {
+    return this.closed ? 0 : this.ws.getBufferedAmount();
+  }
+
+  drained(): Promise<void> {
+    if (this.closed || this.ws.getBufferedAmount() < LOW_WATER) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.flush();
+    if (this.closed) return;
+    this.ws.end(code, reason);
+    this.markClosed();
+  }
+
+  /** uWS `drain`. */
+  onDrain(): void {
+    if (this.drainWaiters.length > 0 && this.ws.getBufferedAmount() < LOW_WATER) this.wake();
+  }
+
+  /** uWS `close` (or our own end()). */
+  markClosed(): void {
+    this.closed = true;
+    this.queue = [];
+    this.wake();
+  }
+
+  /** The send buffer passed maxBackpressure: close (the client resumes from its offset). */
+  slow(): void {
+    this.onSlow();
+    if (this.closed) return;
+    try {
+      this.ws.end(CloseCode.SLOW_CONSUMER, 'send buffer over the backpressure limit');
+    } catch {
+      // uWS may have closed it already (closeOnBackpressureLimit).
+    }
+    this.markClosed();
+  }
+
+  private wake(): void {
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w();
+  }
+}
+
+export interface WsOptions {
+  ctx: SessionContext;
+  sessions: Set<Session>;
+  /** Origin check for upgrades; returns an error code to refuse. */
+  checkOrigin?: (origin: string) => ErrorCode | undefined;
+}
+
+function text(buf: ArrayBuffer): string {
+  return Buffer.from(buf).toString();
+}
+
+export function mountWebSocket(app: TemplatedApp, opts: WsOptions): void {
+  const { ctx, sessions } = opts;
+  const { limits, metrics } = ctx;
+  const outbox = new Outbox();
+  // uWS closes the socket itself (1006 for the client) above maxPayloadLength; between maxFrame
+  // and that, the session answers ERROR too-large and the connection survives.
+  const hardLimit = limits.maxFrame + 64 * 1024;
+  // Idle timeout: two heartbeats without a frame (rounded up to uWS's 4 s granularity).
+  const idleTimeout = Math.max(8, Math.ceil((2 * limits.heartbeatMs) / 1000 / 4) * 4);
+
+  app.ws<UserData>('/v1/ws', {
+    maxPayloadLength: hardLimit,
+    maxBackpressure: limits.maxBackpressure,
+    closeOnBackpressureLimit: true,
+    idleTimeout,
+    sendPingsAutomatically: true,
+    upgrade: (res: HttpResponse, req: HttpRequest, context: us_socket_context_t) => {
+      const key = req.getHeader('sec-websocket-key');
+      const protocol = req.getHeader('sec-websocket-protocol');
+      const extensions = req.getHeader('sec-websocket-extensions');
+      const origin = req.getHeader('origin');
+      const userAgent = req.getHeader('user-agent');
+      const refused = origin && opts.checkOrigin ? opts.checkOrigin(origin) : undefined;
+      if (refused) {
+        metrics.error(refused);
+        res.writeStatus('403 Forbidden').writeHeader('content-type', 'application/json')
+          .end(JSON.stringify({ error: { code: refused, message: `origin ${origin} is not allowed` } }));
+        return;
+      }
+      res.upgrade<UserData>(
+        { remoteAddress: text(res.getRemoteAddressAsText()), userAgent },
+        key, protocol, extensions, context,
+      );
+    },
+    open: (ws) => {
+      const data = ws.getUserData();
+      const conn = new UwsConn(ws, outbox, () => metrics.slowConsumerCloses.inc());
+      const session = new Session(conn, ctx, { remoteAddress: data.remoteAddress, userAgent: data.userAgent });
+      data.conn = conn;
+      data.session = session;
+      sessions.add(session);
+      metrics.connectionsTotal.inc();
+    },
+    message: (ws, message, isBinary) => {
+      ws.getUserData().session?.receive(new Uint8Array(message), isBinary);
+    },
+    drain: (ws) => {
+      ws.getUserData().conn?.onDrain();
+    },
+    dropped: (ws) => {
+      // Only reachable if a publish passed maxBackpressure; closeOnBackpressureLimit closes it.
+      ws.getUserData().conn?.slow();
+    },
+    close: (ws) => {
+      const data = ws.getUserData();
+      data.conn?.markClosed();
+      if (data.session) {
+        data.session.closed();
+        sessions.delete(data.session);
+      }
+    },
+  });
+}

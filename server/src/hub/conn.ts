@@ -1,0 +1,30 @@
+/**
+ * What the hub and a session need from a connection, independent of uWebSockets.js, so both can
+ * be driven by a fake in tests and by another transport later.
+ */
+export interface Conn {
+  readonly id: string;
+  /** True once the socket is gone; every method is then a no-op. */
+  readonly closed: boolean;
+  /**
+   * Queues a frame. Frames go out in the order queued, at the latest at the end of this loop turn
+   * (all queued frames of a connection in one corked write).
+   */
+  send(frame: Uint8Array): void;
+  /** Writes queued frames now. MUST be called before `join` so nothing queued overtakes a live frame. */
+  flush(): void;
+  /** Joins the native (uWS) topic: from now on the connection receives every frame published to it. */
+  join(topic: string): void;
+  leave(topic: string): void;
+  /** Bytes written but not yet taken by the kernel. */
+  bufferedAmount(): number;
+  /** Resolves when the buffered amount fell below the low-water mark (or the socket closed). */
+  drained(): Promise<void>;
+  /** Flushes, then closes with a WebSocket close code. */
+  close(code: number, reason: string): void;
+}
+
+/** Publishes one encoded frame to every connection joined to a native topic. */
+export interface Fanout {
+  publish(topic: string, frame: Uint8Array): void;
+}

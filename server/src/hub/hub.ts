@@ -1,0 +1,348 @@
+/**
+ * The hub: delivers each topic's log to its subscribers under credit.
+ *
+ * Two delivery paths:
+ * - Live: a subscription at the tail with credit rides the native uWS topic. Each stored batch is
+ *   encoded once (MSG, or MSGS for consecutive offsets) and published once; uWS fans it out from
+ *   C++. A live subscription with credit c that joined at tail h may receive every offset up to
+ *   its `limit` h + c. Live subscriptions sit in a min-heap by limit: before publishing offsets
+ *   a..b, every one whose limit is < b leaves the native topic, gets its share a..limit as its own
+ *   frame, and is paused. Grants only raise `limit`; the heap entry is refreshed lazily when it
+ *   reaches the top, so CREDIT costs O(1).
+ * - Catch-up: a subscription behind the tail reads the store (the log is the buffer) in batches
+ *   of at most its credit, sends them as MSGS, and joins the live path when it reaches the tail.
+ *   Reads wait while the socket's send buffer is above the high-water mark.
+ *
+ * Invariant: `tail` is the last offset published natively for the topic. Catch-up reads stop at
+ * it, and a subscription joins the native topic only when its cursor is exactly tail + 1, in the
+ * same synchronous step, so no offset is ever delivered twice or skipped.
+ */
+import { encode, encodeDelivery, encodeStr, type SubscribedFrame } from '@sluice/client/protocol';
+import type { TopicLog } from '../log/log.js';
+import type { Metrics } from '../metrics.js';
+import { MinHeap } from './heap.js';
+import type { Fanout } from './conn.js';
+import { Subscription, type SubState } from './subscription.js';
+
+export interface HubOptions {
+  maxCredit: number;
+  /** Most messages read from the store per catch-up batch. */
+  readBatch: number;
+  /** Most bytes read from the store per catch-up batch. */
+  readBytes: number;
+  /** Catch-up pauses while a socket has more than this many bytes buffered. */
+  highWater: number;
+}
+
+export const DEFAULT_HUB_OPTIONS: HubOptions = {
+  maxCredit: 4096,
+  readBatch: 512,
+  readBytes: 512 * 1024,
+  highWater: 256 * 1024,
+};
+
+interface TopicState {
+  topic: string;
+  /** The topic name as an encoded MessagePack string, reused in every frame. */
+  name: Uint8Array;
+  /** Last offset published natively; -1 until the store told us the head. */
+  tail: number;
+  /** Highest offset notified before `tail` was known. */
+  seen: number;
+  subs: Set<Subscription>;
+  live: number;
+  heap: MinHeap<Subscription>;
+  /** Bytes published natively so far (per receiver), for per-connection accounting. */
+  bytes: number;
+}
+
+/** SUB options as the hub needs them. */
+export interface Resume {
+  from?: number;
+  epoch?: string;
+}
+
+export type Subscribed = Omit<SubscribedFrame, 'type' | 'subId'>;
+
+export class Hub {
+  private readonly topics = new Map<string, TopicState>();
+  private readonly unwatch: () => void;
+  private counts: Record<SubState, number> = { opening: 0, catchup: 0, paused: 0, live: 0, closed: 0 };
+
+  constructor(
+    private readonly store: TopicLog,
+    private readonly fanout: Fanout,
+    private readonly metrics: Metrics,
+    private readonly options: HubOptions = DEFAULT_HUB_OPTIONS,
+  ) {
+    this.unwatch = store.watch((topic, first, entries) => this.onAppend(topic, first, entries));
+  }
+
+  close(): void {
+    this.unwatch();
+  }
+
+  // ---- subscription lifecycle ---------------------------------------------------------------
+
+  /**
+   * Registers `sub` and decides where its delivery starts. Returns undefined if the subscription
+   * was closed meanwhile. The caller sends SUBSCRIBED, then calls `start`.
+   */
+  async attach(sub: Subscription, credit: number, resume: Resume): Promise<Subscribed | undefined> {
+    const t = this.topicState(sub.topic);
+    t.subs.add(sub);
+    this.counts.opening++;
+    sub.credit = Math.min(credit, this.options.maxCredit);
+    const info = await this.store.info(sub.topic);
+    if (t.tail < 0) t.tail = Math.max(info.head, t.seen);
+    if (sub.state === 'closed') return undefined;
+
+    const head = t.tail;
+    let from = head + 1;
+    let recovered = false;
+    if (resume.from !== undefined && (resume.epoch === undefined || resume.epoch === info.epoch)) {
+      const wanted = Math.max(resume.from, 1);
+      if (wanted < info.first) from = info.first; // trimmed: start at what is left
+      else if (wanted <= head + 1) { from = wanted; recovered = true; }
+    }
+    sub.cursor = from;
+    return { epoch: info.epoch, head, from, recovered };
+  }
+
+  /** Begins delivery for an attached subscription. */
+  start(sub: Subscription): void {
+    if (sub.state !== 'opening') return;
+    this.setState(sub, sub.credit > 0 ? 'catchup' : 'paused');
+    void this.pump(sub);
+  }
+
+  /** Adds credit (CREDIT frame). Outstanding credit is capped at maxCredit. */
+  grant(sub: Subscription, n: number): void {
+    const max = this.options.maxCredit;
+    if (sub.state === 'closed') return;
+    if (sub.state === 'live') {
+      const t = this.topics.get(sub.topic)!;
+      sub.limit = t.tail + Math.min(sub.limit - t.tail + n, max);
+      return;
+    }
+    sub.credit = Math.min(sub.credit + n, max);
+    if (sub.state === 'paused' && sub.credit > 0) {
+      this.setState(sub, 'catchup');
+      void this.pump(sub);
+    }
+  }
+
+  /** Ends a subscription (UNSUB or connection closed). */
+  detach(sub: Subscription): void {
+    if (sub.state === 'closed') return;
+    const t = this.topics.get(sub.topic);
+    if (sub.state === 'live' && t) this.leaveLive(t, sub, t.tail + 1);
+    this.setState(sub, 'closed');
+    if (t) {
+      t.subs.delete(sub);
+      if (t.subs.size === 0) this.topics.delete(sub.topic);
+    }
+  }
+
+  /** Credit a subscription has left and the last offset it was given, for the admin API. */
+  position(sub: Subscription): { credit: number; cursor: number } {
+    if (sub.state === 'live') {
+      const tail = this.topics.get(sub.topic)?.tail ?? 0;
+      return { credit: sub.limit - tail, cursor: tail };
+    }
+    return { credit: sub.credit, cursor: sub.cursor - 1 };
+  }
+
+  /** Delivered count including the current live run. */
+  delivered(sub: Subscription): number {
+    if (sub.state !== 'live') return sub.delivered;
+    return sub.delivered + (this.topics.get(sub.topic)?.tail ?? sub.liveFrom) - sub.liveFrom;
+  }
+
+  /** Bytes delivered including the current live run. */
+  bytesOut(sub: Subscription): number {
+    if (sub.state !== 'live') return sub.bytesOut;
+    return sub.bytesOut + (this.topics.get(sub.topic)?.bytes ?? sub.liveBytesFrom) - sub.liveBytesFrom;
+  }
+
+  stateCounts(): Readonly<Record<SubState, number>> {
+    return this.counts;
+  }
+
+  /** Local subscriptions of a topic (admin API). */
+  subscribers(topic: string): Subscription[] {
+    return [...(this.topics.get(topic)?.subs ?? [])];
+  }
+
+  /** Topics with local subscribers, and their live/paused counts. */
+  activeTopics(): { topic: string; subscribers: number; live: number; tail: number }[] {
+    return [...this.topics.values()].map((t) => ({ topic: t.topic, subscribers: t.subs.size, live: t.live, tail: t.tail }));
+  }
+
+  // ---- catch-up -----------------------------------------------------------------------------
+
+  /** Reads the store for a subscription behind the tail until it is live or out of credit. */
+  private async pump(sub: Subscription): Promise<void> {
+    if (sub.pumping) return;
+    sub.pumping = true;
+    try {
+      const { readBatch, readBytes, highWater } = this.options;
+      for (;;) {
+        const t = this.topics.get(sub.topic);
+        if (!t || (sub.state !== 'catchup' && sub.state !== 'paused')) return;
+        if (sub.credit === 0) { this.setState(sub, 'paused'); return; }
+        this.setState(sub, 'catchup');
+        if (sub.cursor > t.tail) { this.joinLive(t, sub); return; }
+        if (sub.conn.bufferedAmount() > highWater) { await sub.conn.drained(); continue; }
+
+        const want = Math.min(sub.credit, readBatch, t.tail - sub.cursor + 1);
+        const r = await this.store.read(sub.topic, sub.cursor, { limit: want, maxBytes: readBytes });
+        if (sub.state !== 'catchup' || sub.conn.closed) return;
+        if (r.start > sub.cursor) {
+          // Retention removed what this subscription still needed: say so, then go on.
+          sub.conn.send(encode({ type: 14, topic: sub.topic, from: sub.cursor, to: r.start - 1 }));
+          sub.cursor = r.start;
+          continue;
+        }
+        const n = Math.min(r.entries.length, sub.credit);
+        if (n === 0) {
+          // The tail says there is more but the store returned nothing: never spin on it.
+          console.error(`sluice: store returned no entries for ${sub.topic} at ${sub.cursor} (tail ${t.tail})`);
+          return;
+        }
+        const frame = encodeDelivery(t.name, sub.cursor, r.entries, 0, n);
+        sub.conn.send(frame);
+        sub.bytesOut += frame.length;
+        this.metrics.messagesOut.inc(n);
+        this.metrics.bytesOut.inc(frame.length);
+        sub.cursor += n;
+        sub.credit -= n;
+        sub.delivered += n;
+      }
+    } catch (err) {
+      this.metrics.handlerFailures.inc();
+      console.error(`sluice: catch-up failed for ${sub.topic}`, err);
+      sub.conn.send(encode({ type: 11, id: sub.id, code: 'internal', message: 'reading the topic log failed' }));
+      this.metrics.error('internal');
+    } finally {
+      sub.pumping = false;
+    }
+  }
+
+  // ---- live path ----------------------------------------------------------------------------
+
+  private joinLive(t: TopicState, sub: Subscription): void {
+    sub.conn.flush();
+    sub.conn.join(t.topic);
+    sub.limit = t.tail + sub.credit;
+    sub.credit = 0;
+    sub.liveFrom = t.tail;
+    sub.liveBytesFrom = t.bytes;
+    sub.heapKey = sub.limit;
+    t.heap.push(sub.limit, sub);
+    t.live++;
+    this.setState(sub, 'live');
+  }
+
+  /** Takes a live subscription off the native topic; `next` is the next offset it should get. */
+  private leaveLive(t: TopicState, sub: Subscription, next: number): void {
+    sub.conn.leave(t.topic);
+    t.live--;
+    sub.delivered += next - 1 - sub.liveFrom;
+    sub.bytesOut += t.bytes - sub.liveBytesFrom;
+    sub.cursor = next;
+    sub.credit = Math.max(0, sub.limit - (next - 1));
+    sub.heapKey = -1;
+    this.setState(sub, sub.credit > 0 ? 'catchup' : 'paused');
+  }
+
+  /** A batch became durable in the store. */
+  private onAppend(topic: string, first: number, entries: readonly Uint8Array[]): void {
+    const t = this.topics.get(topic);
+    if (!t) return;
+    const last = first + entries.length - 1;
+    if (t.tail < 0) {
+      t.seen = Math.max(t.seen, last);
+      return;
+    }
+    if (last <= t.tail) return;
+    if (first > t.tail + 1) {
+      // A hole (a networked store's notification was lost): live subscriptions fall back to
+      // reading the store from where they are, and rejoin once they caught up.
+      const demoted = this.demoteAll(t);
+      t.tail = first - 1;
+      this.publish(t, first, entries, 0);
+      for (const sub of demoted) void this.pump(sub);
+      return;
+    }
+    const skip = first <= t.tail ? t.tail + 1 - first : 0;
+    this.publish(t, first + skip, entries, skip);
+  }
+
+  private publish(t: TopicState, a: number, entries: readonly Uint8Array[], start: number): void {
+    const b = a + entries.length - start - 1;
+    // Everyone whose limit ends before b leaves the native topic first, with its share a..limit.
+    while (t.heap.peekKey() < b) {
+      const key = t.heap.peekKey();
+      const sub = t.heap.pop()!;
+      if (sub.state !== 'live' || sub.heapKey !== key) continue; // stale entry
+      if (sub.limit >= b) {
+        sub.heapKey = sub.limit;
+        t.heap.push(sub.limit, sub);
+        continue;
+      }
+      const share = sub.limit - a + 1;
+      this.leaveLive(t, sub, a);
+      if (share > 0) {
+        const frame = encodeDelivery(t.name, a, entries, start, start + share);
+        sub.conn.send(frame);
+        sub.bytesOut += frame.length;
+        sub.cursor += share;
+        sub.credit -= share;
+        sub.delivered += share;
+        this.metrics.messagesOut.inc(share);
+        this.metrics.bytesOut.inc(frame.length);
+      }
+      this.setState(sub, 'paused');
+    }
+    if (t.live > 0) {
+      const frame = encodeDelivery(t.name, a, entries, start);
+      this.fanout.publish(t.topic, frame);
+      const k = b - a + 1;
+      t.bytes += frame.length;
+      this.metrics.messagesOut.inc(k * t.live);
+      this.metrics.bytesOut.inc(frame.length * t.live);
+    }
+    t.tail = b;
+  }
+
+  private demoteAll(t: TopicState): Subscription[] {
+    const demoted: Subscription[] = [];
+    for (const sub of t.subs) {
+      if (sub.state !== 'live') continue;
+      this.leaveLive(t, sub, t.tail + 1);
+      demoted.push(sub);
+    }
+    t.heap.clear();
+    return demoted;
+  }
+
+  // ---- helpers ------------------------------------------------------------------------------
+
+  private topicState(topic: string): TopicState {
+    let t = this.topics.get(topic);
+    if (!t) {
+      t = { topic, name: encodeStr(topic), tail: -1, seen: 0, subs: new Set(), live: 0, heap: new MinHeap(), bytes: 0 };
+      this.topics.set(topic, t);
+    }
+    return t;
+  }
+
+  private setState(sub: Subscription, state: SubState): void {
+    if (sub.state === state) return;
+    this.counts[sub.state]--;
+    this.counts[state]++;
+    sub.state = state;
+    sub.stateSince = Date.now();
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * One subscription: a connection's interest in one topic, with its credit and its place in the log.
+ *
+ * States (see client-sdk/STATES.md for the client's view):
+ *   opening → catchup | paused      after SUBSCRIBED, depending on credit
+ *   catchup → live                  cursor reached the tail: joined the native topic
+ *   catchup → paused                credit ran out while reading the store
+ *   live    → paused                its limit was reached (popped before a publish)
+ *   paused  → catchup               CREDIT arrived
+ *   any     → closed                UNSUB or the connection closed
+ *
+ * Invariants:
+ * - Not live: `cursor` is the next offset to deliver and `credit` what it may still receive.
+ * - Live: the connection receives every frame published natively for the topic, and `limit` is
+ *   the highest offset it may receive. Its credit is `limit - topic tail`; `cursor` is unused.
+ * - Nothing for a subscription is ever buffered in the gateway: not live means nothing is sent.
+ */
+import type { Conn } from './conn.js';
+
+export type SubState = 'opening' | 'catchup' | 'paused' | 'live' | 'closed';
+
+export class Subscription {
+  state: SubState = 'opening';
+  cursor = 0;
+  credit = 0;
+  limit = 0;
+  /** Key of this subscription's current heap entry (entries with another key are stale). */
+  heapKey = -1;
+  /** The topic tail when it went live: offsets after it were delivered natively. */
+  liveFrom = 0;
+  /** Messages delivered (while live, those since `liveFrom` are added on leaving). */
+  delivered = 0;
+  /** Bytes delivered, the same way (`liveBytesFrom` marks the topic's byte count at joining). */
+  bytesOut = 0;
+  liveBytesFrom = 0;
+  /** A store read is in progress for it. */
+  pumping = false;
+  readonly createdAt = Date.now();
+  stateSince = Date.now();
+
+  constructor(
+    readonly id: number,
+    readonly topic: string,
+    readonly conn: Conn,
+    /** Who subscribed (the token's `sub`), for the admin API. */
+    readonly clientId: string,
+  ) {}
+}

@@ -1,0 +1,135 @@
+/**
+ * Gateway metrics: plain counters on the hot path (an increment each), gauges read on demand,
+ * rendered in the Prometheus text format at /metrics and sampled once a second for rates.
+ */
+
+export class Counter {
+  value = 0;
+  inc(n = 1): void {
+    this.value += n;
+  }
+}
+
+export class Histogram {
+  readonly counts: number[];
+  sum = 0;
+  count = 0;
+  constructor(readonly bounds: readonly number[]) {
+    this.counts = new Array<number>(bounds.length).fill(0);
+  }
+  observe(v: number): void {
+    this.sum += v;
+    this.count++;
+    for (let i = 0; i < this.bounds.length; i++) {
+      if (v <= this.bounds[i]!) {
+        this.counts[i]!++;
+        return;
+      }
+    }
+  }
+}
+
+interface Gauge {
+  help: string;
+  read: () => number | Record<string, number>;
+  label?: string;
+}
+
+export interface Rates {
+  messagesInPerSec: number;
+  messagesOutPerSec: number;
+  bytesInPerSec: number;
+  bytesOutPerSec: number;
+}
+
+export class Metrics {
+  readonly startedAt = Date.now();
+  /** Messages stored (duplicates excluded). */
+  readonly messagesIn = new Counter();
+  /** Publishes answered as duplicates of an earlier one. */
+  readonly duplicates = new Counter();
+  /** Messages delivered to subscribers (one per subscriber per message). */
+  readonly messagesOut = new Counter();
+  readonly bytesIn = new Counter();
+  readonly bytesOut = new Counter();
+  readonly connectionsTotal = new Counter();
+  /** Connections closed because their send buffer passed the backpressure limit. */
+  readonly slowConsumerCloses = new Counter();
+  /** Handler failures caught (each also counted as an `internal` error). */
+  readonly handlerFailures = new Counter();
+  readonly errors = new Map<string, Counter>();
+  readonly appendSeconds = new Histogram([0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]);
+  private readonly gauges = new Map<string, Gauge>();
+  private last = { at: Date.now(), in: 0, out: 0, bin: 0, bout: 0 };
+  rates: Rates = { messagesInPerSec: 0, messagesOutPerSec: 0, bytesInPerSec: 0, bytesOutPerSec: 0 };
+  private sampler: ReturnType<typeof setInterval>;
+
+  constructor() {
+    this.sampler = setInterval(() => this.sample(), 1000);
+    this.sampler.unref();
+  }
+
+  error(code: string): void {
+    let c = this.errors.get(code);
+    if (!c) this.errors.set(code, (c = new Counter()));
+    c.inc();
+  }
+
+  /** A gauge computed when read; `label` names the label of a keyed result. */
+  gauge(name: string, help: string, read: Gauge['read'], label?: string): void {
+    const g: Gauge = { help, read };
+    if (label) g.label = label;
+    this.gauges.set(name, g);
+  }
+
+  stop(): void {
+    clearInterval(this.sampler);
+  }
+
+  private sample(): void {
+    const now = Date.now();
+    const dt = (now - this.last.at) / 1000;
+    if (dt <= 0) return;
+    this.rates = {
+      messagesInPerSec: (this.messagesIn.value - this.last.in) / dt,
+      messagesOutPerSec: (this.messagesOut.value - this.last.out) / dt,
+      bytesInPerSec: (this.bytesIn.value - this.last.bin) / dt,
+      bytesOutPerSec: (this.bytesOut.value - this.last.bout) / dt,
+    };
+    this.last = { at: now, in: this.messagesIn.value, out: this.messagesOut.value, bin: this.bytesIn.value, bout: this.bytesOut.value };
+  }
+
+  /** Prometheus text exposition format 0.0.4. */
+  render(): string {
+    const lines: string[] = [];
+    const counter = (name: string, help: string, value: number) => {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${value}`);
+    };
+    counter('sluice_messages_in_total', 'Messages stored (duplicates excluded).', this.messagesIn.value);
+    counter('sluice_duplicates_total', 'Publishes answered as duplicates.', this.duplicates.value);
+    counter('sluice_messages_out_total', 'Messages delivered to subscribers.', this.messagesOut.value);
+    counter('sluice_bytes_in_total', 'WebSocket and HTTP bytes received.', this.bytesIn.value);
+    counter('sluice_bytes_out_total', 'Bytes of messages delivered.', this.bytesOut.value);
+    counter('sluice_connections_total', 'WebSocket connections accepted.', this.connectionsTotal.value);
+    counter('sluice_slow_consumer_closes_total', 'Connections closed at the backpressure limit.', this.slowConsumerCloses.value);
+    counter('sluice_handler_failures_total', 'Handler failures caught.', this.handlerFailures.value);
+    lines.push('# HELP sluice_errors_total Errors answered, by code.', '# TYPE sluice_errors_total counter');
+    for (const [code, c] of this.errors) lines.push(`sluice_errors_total{code="${code}"} ${c.value}`);
+    const h = this.appendSeconds;
+    lines.push('# HELP sluice_store_append_seconds Time from publish to durable store commit.', '# TYPE sluice_store_append_seconds histogram');
+    let cumulative = 0;
+    h.bounds.forEach((b, i) => {
+      cumulative += h.counts[i]!;
+      lines.push(`sluice_store_append_seconds_bucket{le="${b}"} ${cumulative}`);
+    });
+    lines.push(`sluice_store_append_seconds_bucket{le="+Inf"} ${h.count}`);
+    lines.push(`sluice_store_append_seconds_sum ${h.sum}`, `sluice_store_append_seconds_count ${h.count}`);
+    for (const [name, g] of this.gauges) {
+      lines.push(`# HELP ${name} ${g.help}`, `# TYPE ${name} gauge`);
+      const v = g.read();
+      if (typeof v === 'number') lines.push(`${name} ${v}`);
+      else for (const [k, n] of Object.entries(v)) lines.push(`${name}{${g.label ?? 'key'}="${k}"} ${n}`);
+    }
+    return lines.join('\n') + '\n';
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * Assembles a gateway from a Config: store, authenticator, hub, uWS app; and takes it down again.
+ * `startServer` is what the CLI runs and what in-process tests use.
+ */
+import { readFileSync } from 'node:fs';
+import { CloseCode } from '@sluice/client/protocol';
+import { App, us_listen_socket_close, us_socket_local_port, type us_listen_socket } from 'uWebSockets.js';
+import { DevAuthenticator, type Authenticator } from './auth/auth.js';
+import type { Config } from './config.js';
+import { mountBasics, mountNotFound } from './gateway/http.js';
+import { mountWebSocket } from './gateway/ws.js';
+import { Hub } from './hub/hub.js';
+import { DiskLog } from './log/disk.js';
+import type { TopicLog } from './log/log.js';
+import { MemoryLog } from './log/memory.js';
+import { Metrics } from './metrics.js';
+import type { Session } from './session/session.js';
+
+export const VERSION: string = (JSON.parse(
+  readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+) as { version: string }).version;
+
+export interface RunningServer {
+  readonly url: string;
+  readonly port: number;
+  readonly store: TopicLog;
+  readonly hub: Hub;
+  readonly metrics: Metrics;
+  readonly sessions: ReadonlySet<Session>;
+  readonly auth: Authenticator;
+  /** Stops accepting, closes every connection (1001), waits for pending appends, closes the store. */
+  close(): Promise<void>;
+}
+
+export function openStore(config: Config): TopicLog {
+  const options = { retention: config.retention, dedupWindowMs: config.dedupWindowMs };
+  return config.store === 'memory'
+    ? new MemoryLog(options)
+    : DiskLog.open({ ...options, dir: config.dataDir, durability: config.durability });
+}
+
+export async function startServer(config: Config, deps: { auth?: Authenticator } = {}): Promise<RunningServer> {
+  const metrics = new Metrics();
+  const store = openStore(config);
+  const auth = deps.auth ?? new DevAuthenticator();
+  const app = App();
+  const hub = new Hub(store, { publish: (topic, frame) => app.publish(topic, frame, true) }, metrics, {
+    maxCredit: config.limits.maxCredit,
+    readBatch: 512,
+    readBytes: 512 * 1024,
+    highWater: 256 * 1024,
+  });
+  const sessions = new Set<Session>();
+  let draining = false;
+
+  metrics.gauge('sluice_connections', 'Open WebSocket connections.', () => sessions.size);
+  metrics.gauge('sluice_subscriptions', 'Subscriptions by state (paused = no credit).', () => {
+    const c = hub.stateCounts();
+    return { live: c.live, catchup: c.catchup, paused: c.paused, opening: c.opening };
+  }, 'state');
+  metrics.gauge('sluice_store_bytes', 'Bytes the store occupies.', () => store.size());
+
+  mountWebSocket(app, {
+    ctx: { hub, store, auth, limits: config.limits, metrics, version: VERSION },
+    sessions,
+  });
+  mountBasics(app, metrics, () => !draining);
+  mountNotFound(app, metrics);
+
+  const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
+    app.listen(config.host, config.port, (s) => (s ? resolve(s) : reject(new Error(`cannot listen on ${config.host}:${config.port}`))));
+  });
+  const port = us_socket_local_port(listenSocket);
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    store,
+    hub,
+    metrics,
+    sessions,
+    auth,
+    async close() {
+      if (draining) return;
+      draining = true;
+      us_listen_socket_close(listenSocket);
+      for (const s of [...sessions]) s.disconnect(CloseCode.GOING_AWAY, 'gateway shutting down');
+      hub.close();
+      await store.close();
+      metrics.stop();
+      app.close();
+    },
+  };
+}

@@ -1,0 +1,185 @@
+/**
+ * The TopicLog contract (see src/log/log.ts), as one suite every store must pass.
+ * To add a store: call `topicLogContract(name, factory)` from a *.test.ts file. The factory
+ * makes a fresh store; `reopen` (for durable stores) closes it and opens the same data again.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { decodeEntry, encodeValue } from '@sluice/client/protocol';
+import type { AppendInput, StoreOptions, TopicLog } from '../src/log/log.js';
+import { DEFAULT_DEDUP_WINDOW_MS, DEFAULT_RETENTION } from '../src/log/log.js';
+
+export interface StoreFactory {
+  make(options: StoreOptions): Promise<TopicLog>;
+  /** Closes `store` and opens the same data again (durable stores only). */
+  reopen?(store: TopicLog, options: StoreOptions): Promise<TopicLog>;
+}
+
+const msg = (data: unknown, key?: string): AppendInput => (key === undefined ? { data: encodeValue(data) } : { data: encodeValue(data), key });
+const opts = (edit: Partial<StoreOptions['retention']> = {}, dedupWindowMs = DEFAULT_DEDUP_WINDOW_MS): StoreOptions => ({
+  retention: { ...DEFAULT_RETENTION, ...edit },
+  dedupWindowMs,
+});
+const values = (entries: Uint8Array[]) => entries.map((e) => decodeEntry(e).data);
+
+export function topicLogContract(name: string, factory: StoreFactory): void {
+  describe(`TopicLog contract: ${name}`, () => {
+    it('assigns dense offsets from 1 per topic', async () => {
+      const log = await factory.make(opts());
+      const a = await log.append('t1', [msg('a'), msg('b')]);
+      const b = await log.append('t1', [msg('c')]);
+      const other = await log.append('t2', [msg('x')]);
+      assert.deepEqual(a.map((r) => r.offset), [1, 2]);
+      assert.deepEqual(b.map((r) => r.offset), [3]);
+      assert.deepEqual(other.map((r) => r.offset), [1]);
+      const info = await log.info('t1');
+      assert.equal(info.head, 3);
+      assert.equal(info.first, 1);
+      assert.equal(info.count, 3);
+      await log.close();
+    });
+
+    it('reads in order from an offset, bounded by limit and bytes', async () => {
+      const log = await factory.make(opts());
+      await log.append('r', Array.from({ length: 10 }, (_, i) => msg(i)));
+      const r = await log.read('r', 4, { limit: 3 });
+      assert.equal(r.start, 4);
+      assert.deepEqual(values(r.entries), [3, 4, 5]);
+      const small = await log.read('r', 1, { limit: 100, maxBytes: 1 });
+      assert.equal(small.entries.length, 1, 'at least one message even over maxBytes');
+      const past = await log.read('r', 11, { limit: 5 });
+      assert.equal(past.entries.length, 0);
+      assert.equal(past.head, 10);
+      await log.close();
+    });
+
+    it('gives a never-written topic an epoch that it keeps when written', async () => {
+      const log = await factory.make(opts());
+      const before = await log.info('fresh');
+      assert.equal(before.head, 0);
+      assert.equal(before.first, 1);
+      assert.ok(before.epoch.length > 0);
+      await log.append('fresh', [msg(1)]);
+      assert.equal((await log.info('fresh')).epoch, before.epoch);
+      await log.close();
+    });
+
+    it('stores a keyed message once, within and across calls', async () => {
+      const log = await factory.make(opts());
+      const [first] = await log.append('k', [msg('one', 'key-1')]);
+      const [again] = await log.append('k', [msg('one again', 'key-1')]);
+      assert.deepEqual([again!.offset, again!.duplicate], [first!.offset, true]);
+      const inOne = await log.append('k', [msg('x', 'key-2'), msg('y', 'key-2'), msg('z')]);
+      assert.deepEqual(inOne.map((r) => [r.offset, r.duplicate]), [[2, false], [2, true], [3, false]]);
+      // The same key on another topic is another message.
+      const [elsewhere] = await log.append('k2', [msg('one', 'key-1')]);
+      assert.equal(elsewhere!.duplicate, false);
+      assert.equal((await log.info('k')).head, 3);
+      await log.close();
+    });
+
+    it('catches a duplicate whose original is still being committed', async () => {
+      const log = await factory.make(opts());
+      const [a, b] = await Promise.all([log.append('p', [msg(1, 'same')]), log.append('p', [msg(2, 'same')])]);
+      assert.equal(a![0]!.offset, b![0]!.offset);
+      assert.deepEqual([a![0]!.duplicate, b![0]!.duplicate], [false, true]);
+      await log.close();
+    });
+
+    it('forgets keys after the dedup window', async () => {
+      const log = await factory.make(opts({}, 1));
+      await log.append('w', [msg(1, 'k')]);
+      const until = Date.now() + 5;
+      while (Date.now() < until) { /* let the 1 ms window pass */ }
+      const [r] = await log.append('w', [msg(2, 'k')]);
+      assert.equal(r!.duplicate, false);
+      assert.equal(r!.offset, 2);
+      await log.close();
+    });
+
+    it('notifies watchers once per batch, after durability, in order', async () => {
+      const log = await factory.make(opts());
+      const seen: [string, number, unknown[]][] = [];
+      const stop = log.watch((topic, first, entries) => {
+        seen.push([topic, first, entries.map((e) => decodeEntry(e).data)]);
+      });
+      const p1 = log.append('n', [msg('a'), msg('b')]);
+      const p2 = log.append('n', [msg('c')]);
+      const p3 = log.append('n', [msg('a-dup', undefined)]);
+      await Promise.all([p1, p2, p3]);
+      await log.append('n', [msg('d', 'kd')]);
+      await log.append('n', [msg('d again', 'kd')]); // duplicates are not notified
+      stop();
+      await log.append('n', [msg('unseen')]);
+      const flat = seen.flatMap(([, first, vals]) => vals.map((v, i) => [first + i, v]));
+      assert.deepEqual(flat, [[1, 'a'], [2, 'b'], [3, 'c'], [4, 'a-dup'], [5, 'd']]);
+      assert.ok(seen.length <= 3, `one batch per loop turn, got ${seen.length}`);
+      await log.close();
+    });
+
+    it('trims by count, keeps offsets, and reads from the first retained', async () => {
+      const log = await factory.make(opts({ maxCount: 5 }));
+      for (let i = 0; i < 4; i++) await log.append('c', Array.from({ length: 3 }, (_, j) => msg(i * 3 + j)));
+      const info = await log.info('c');
+      assert.equal(info.head, 12);
+      assert.equal(info.first, 8);
+      assert.equal(info.count, 5);
+      const r = await log.read('c', 2, { limit: 100 });
+      assert.equal(r.start, 8);
+      assert.equal(r.first, 8);
+      assert.deepEqual(values(r.entries), [7, 8, 9, 10, 11]);
+      const [next] = await log.append('c', [msg('after')]);
+      assert.equal(next!.offset, 13, 'offsets are never reused');
+      await log.close();
+    });
+
+    it('trims by bytes', async () => {
+      const log = await factory.make(opts({ maxBytes: 1000 }));
+      for (let i = 0; i < 20; i++) await log.append('b', [msg('x'.repeat(200))]);
+      const info = await log.info('b');
+      assert.ok(info.bytes <= 1000, `bytes ${info.bytes}`);
+      assert.equal(info.first, 20 - info.count + 1);
+      await log.close();
+    });
+
+    it('trims by age on sweep', async () => {
+      const log = await factory.make(opts({ maxAgeMs: 60_000 }));
+      await log.append('age', [msg(1), msg(2)]);
+      (log as unknown as { sweep(now: number): void }).sweep(Date.now() + 61_000);
+      const info = await log.info('age');
+      assert.equal(info.first, 3);
+      assert.equal(info.count, 0);
+      assert.equal((await log.read('age', 1, { limit: 10 })).entries.length, 0);
+      await log.close();
+    });
+
+    it('lists topics with their heads', async () => {
+      const log = await factory.make(opts());
+      await log.append('l.a', [msg(1)]);
+      await log.append('l.b', [msg(1), msg(2)]);
+      const list = (await log.topics()).filter((t) => t.topic.startsWith('l.'));
+      assert.deepEqual(list.map((t) => [t.topic, t.head]).sort(), [['l.a', 1], ['l.b', 2]]);
+      await log.close();
+    });
+
+    if (factory.reopen) {
+      const reopen = factory.reopen;
+      it('keeps messages, offsets, epoch and keys across a reopen', async () => {
+        const o = opts();
+        const log = await factory.make(o);
+        await log.append('d', [msg('a', 'ka'), msg('b')]);
+        const epoch = (await log.info('d')).epoch;
+        const again = await reopen(log, o);
+        const info = await again.info('d');
+        assert.equal(info.head, 2);
+        assert.equal(info.epoch, epoch);
+        const [dup] = await again.append('d', [msg('a', 'ka')]);
+        assert.deepEqual([dup!.offset, dup!.duplicate], [1, true]);
+        const [next] = await again.append('d', [msg('c')]);
+        assert.equal(next!.offset, 3);
+        assert.deepEqual(values((await again.read('d', 1, { limit: 10 })).entries), ['a', 'b', 'c']);
+        await again.close();
+      });
+    }
+  });
+}
