@@ -10,21 +10,21 @@ export interface ErrorCodeInfo {
   status: number;
   /** True when the same request may succeed later unchanged (back off, then retry). */
   retryable: boolean;
-  description: string;
 }
 
+/** What each code means is in PROTOCOL.md ("Error codes"); the table keeps only what code acts on. */
 export const ErrorCodes = {
-  'bad-frame': { status: 400, retryable: false, description: 'The frame is malformed, of an unknown type, or out of order.' },
-  'bad-request': { status: 400, retryable: false, description: 'HTTP: malformed body, query or route.' },
-  unauthorized: { status: 401, retryable: false, description: 'Missing, invalid or expired token. Get a fresh token, then retry.' },
-  forbidden: { status: 403, retryable: false, description: 'The token does not grant this action on this topic.' },
-  'invalid-topic': { status: 400, retryable: false, description: 'The topic name breaks the naming rules or is reserved.' },
-  'not-subscribed': { status: 404, retryable: false, description: 'No subscription with this id on this connection.' },
-  'already-subscribed': { status: 409, retryable: false, description: 'This connection already has a subscription with this id or topic.' },
-  'too-large': { status: 413, retryable: false, description: 'Frame, body, payload or key over its size limit.' },
-  'rate-limited': { status: 429, retryable: true, description: 'Too many requests; retry after a pause.' },
-  'limit-exceeded': { status: 429, retryable: false, description: 'A per-connection limit (subscriptions, in-flight publishes) is reached.' },
-  internal: { status: 500, retryable: true, description: 'The gateway failed; nothing was acknowledged.' },
+  'bad-frame': { status: 400, retryable: false },
+  'bad-request': { status: 400, retryable: false },
+  unauthorized: { status: 401, retryable: false },
+  forbidden: { status: 403, retryable: false },
+  'invalid-topic': { status: 400, retryable: false },
+  'not-subscribed': { status: 404, retryable: false },
+  'already-subscribed': { status: 409, retryable: false },
+  'too-large': { status: 413, retryable: false },
+  'rate-limited': { status: 429, retryable: true },
+  'limit-exceeded': { status: 429, retryable: false },
+  internal: { status: 500, retryable: true },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
 export type ErrorCode = keyof typeof ErrorCodes;
@@ -58,6 +58,12 @@ export const CloseCode = {
   SLOW_CONSUMER: 4201,
   KICKED: 4202,
   SHUTTING_DOWN: 4203,
+  /** Client-side: no WELCOME within the connect timeout. */
+  CONNECT_TIMEOUT: 4290,
+  /** Client-side: no frame within the heartbeat grace after a PING. */
+  HEARTBEAT_TIMEOUT: 4291,
+  /** Client-side: getToken failed; retried with a fresh call. */
+  TOKEN_FAILED: 4190,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 

@@ -1,0 +1,433 @@
+/**
+ * The client: one WebSocket to a gateway, kept alive across drops, carrying subscriptions and
+ * publishes. Connection states (transitions in STATES.md), all changed by `setState`:
+ *
+ *   idle ──connect()/first use──▶ connecting ──WELCOME──▶ connected
+ *                                    │  ▲                     │
+ *                      drop/timeout  ▼  │ backoff elapsed     │ drop, heartbeat timeout, 42xx/41xx close
+ *                                  reconnecting ◀─────────────┘
+ *   any ──close() or terminal close code (40xx, 4101 without getToken)──▶ closed
+ *
+ * Guarantees it keeps:
+ * - Every publish carries an idempotency key, generated once and reused for every retry and
+ *   reconnect, so a publish whose ACK was lost is stored once. Unacknowledged publishes wait in a
+ *   bounded queue and are resent in order after reconnecting.
+ * - Every subscription resubscribes after a reconnect from its next offset with its epoch.
+ * - Request and subscription ids share one counter, so an ERROR's id names exactly one of them.
+ */
+import { fullJitter, systemClock, type Backoff, type Clock } from './backoff.js';
+import { Emitter } from './emitter.js';
+import { ClosedError, fromErrorFrame, QueueFullError, SluiceError } from './errors.js';
+import { randomKey } from './id.js';
+import { closePolicy, CloseCode } from './protocol/codes.js';
+import { decodeServerFrame, encode, FrameError } from './protocol/codec.js';
+import type { Headers, ServerFrame, WelcomeFrame } from './protocol/frames.js';
+import { DEFAULT_CREDIT, MAX_KEY_BYTES } from './protocol/limits.js';
+import { topicError } from './protocol/topics.js';
+import { utf8Length } from './protocol/msgpack.js';
+import { memoryResume, type ResumeStore } from './resume.js';
+import { Subscription, type MessageHandler, type SubscribeOptions, type SubscriptionHost } from './subscription.js';
+import {
+  globalWebSocket,
+  webSocketTransport,
+  type Transport,
+  type TransportFactory,
+  type WebSocketConstructor,
+} from './transport.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the client routes frames to subscriptions of any payload type
+type AnySubscription = Subscription<any>;
+
+export type ClientState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
+
+export interface StateChange {
+  oldState: ClientState;
+  newState: ClientState;
+  /** Close code of the disconnect that caused it, if any. */
+  code?: number;
+  reason?: string;
+}
+
+export interface ClientEvents extends Record<string, unknown> {
+  state: StateChange;
+  /** Errors not tied to one publish or subscription (e.g. a protocol error on the connection). */
+  error: SluiceError;
+}
+
+export interface ClientOptions {
+  /** Gateway URL: `http(s)://host:port` or `ws(s)://host:port[/v1/ws]`. */
+  url: string;
+  /** A token sent in HELLO. */
+  token?: string;
+  /** Called before every (re)connect for a fresh token; wins over `token`. */
+  getToken?: () => string | undefined | Promise<string | undefined>;
+  /** WebSocket constructor (default: the runtime's global; in Node 20 pass `ws`). */
+  WebSocket?: WebSocketConstructor;
+  /** Replaces the WebSocket transport entirely (tests, other transports). */
+  transport?: TransportFactory;
+  /** Sent in HELLO to name this client in the console. */
+  client?: string;
+  /** Default resume store for subscriptions (default: in memory). */
+  resume?: ResumeStore;
+  /** Delay before reconnect attempt n (default: full jitter, 300 ms doubling to 10 s). */
+  backoff?: Backoff;
+  /** Publishes that may wait for an ACK (queued while offline or in flight) before `publish` rejects (default 1000). */
+  maxQueuedPublishes?: number;
+  /** Time allowed from opening the socket to WELCOME (default 10 s). */
+  connectTimeoutMs?: number;
+  /** Connect now instead of at first use (default false). */
+  eager?: boolean;
+  /** @internal Timers and time, for tests. */
+  clock?: Clock;
+}
+
+export interface PublishOptions {
+  /** Idempotency key (≤ 128 bytes). Generated when omitted; reused for every retry. */
+  key?: string;
+  headers?: Headers;
+}
+
+export interface PublishResult {
+  offset: number;
+  duplicate: boolean;
+}
+
+interface PendingPublish {
+  id: number;
+  frame: Uint8Array;
+  key: string;
+  resolve(r: PublishResult): void;
+  reject(err: unknown): void;
+  /** Connection sequence it was last sent on (0: not sent on the current connection). */
+  sentOn: number;
+  attempts: number;
+}
+
+export class Client extends Emitter<ClientEvents> {
+  state: ClientState = 'idle';
+  /** Code and reason of the last disconnect. */
+  lastDisconnect: { code: number; reason: string } | undefined;
+  /** WELCOME of the current connection. */
+  welcome: WelcomeFrame | undefined;
+
+  private readonly url: string;
+  private readonly factory: TransportFactory;
+  private readonly clock: Clock;
+  private readonly backoff: Backoff;
+  private readonly maxQueued: number;
+  private readonly connectTimeoutMs: number;
+  private readonly defaultResume: ResumeStore;
+  private transport: Transport | undefined;
+  /** Increments per connection attempt; callbacks of older transports are ignored. */
+  private connSeq = 0;
+  private attempt = 0;
+  private nextId = 1;
+  private readonly subs = new Map<number, AnySubscription>();
+  private readonly byTopic = new Map<string, AnySubscription>();
+  private readonly pending = new Map<number, PendingPublish>();
+  private timers: { connect?: unknown; reconnect?: unknown; heartbeat?: unknown } = {};
+  private lastRx = 0;
+  private pingSentAt = 0;
+  private pingSeq = 0;
+  private readonly host: SubscriptionHost;
+
+  constructor(private readonly options: ClientOptions) {
+    super();
+    this.url = wsUrl(options.url);
+    const WS = options.WebSocket ?? globalWebSocket();
+    if (!options.transport && !WS) {
+      throw new SluiceError('bad-request', 'no WebSocket in this runtime: pass { WebSocket } (e.g. from the ws package)');
+    }
+    this.factory = options.transport ?? webSocketTransport(WS!);
+    this.clock = options.clock ?? systemClock;
+    this.backoff = options.backoff ?? fullJitter();
+    this.maxQueued = options.maxQueuedPublishes ?? 1000;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+    this.defaultResume = options.resume ?? memoryResume();
+    const self = this;
+    this.host = {
+      get ready() { return self.state === 'connected'; },
+      get maxCredit() { return self.welcome?.maxCredit ?? Number.MAX_SAFE_INTEGER; },
+      sendSub: (subId, topic, o) => this.send(encode({ type: 3, subId, topic, ...o })),
+      sendCredit: (subId, n) => this.send(encode({ type: 7, subId, n })),
+      sendUnsub: (subId) => this.send(encode({ type: 5, subId })),
+      forget: (sub) => {
+        this.subs.delete(sub.id);
+        if (this.byTopic.get(sub.topic) === sub) this.byTopic.delete(sub.topic);
+      },
+    };
+    if (options.eager) this.open();
+  }
+
+  /** Connects if not connected; resolves once connected. Rejects if the client closes first. */
+  connect(): Promise<void> {
+    if (this.state === 'connected') return Promise.resolve();
+    if (this.state === 'closed') return Promise.reject(new ClosedError());
+    if (this.state === 'idle') this.open();
+    return new Promise((resolve, reject) => {
+      const off = this.on('state', (s) => {
+        if (s.newState === 'connected') { off(); resolve(); }
+        if (s.newState === 'closed') { off(); reject(new ClosedError(`closed: ${s.reason ?? ''}`)); }
+      });
+    });
+  }
+
+  /** Closes for good: pending publishes reject with ClosedError, subscriptions end. */
+  close(): void {
+    this.shutdown(CloseCode.NORMAL, 'closed by the client', new ClosedError());
+  }
+
+  /**
+   * Subscribes to `topic`. With `onMessage`, messages are handed to it one at a time (credit is
+   * re-granted as it completes); without, iterate the subscription with `for await`.
+   */
+  subscribe<T = unknown>(topic: string, onMessage?: MessageHandler<T> | SubscribeOptions, options: SubscribeOptions = {}): Subscription<T> {
+    if (typeof onMessage === 'object') { options = onMessage; onMessage = undefined; }
+    if (this.state === 'closed') throw new ClosedError();
+    const reason = topicError(topic);
+    if (reason) throw new SluiceError('invalid-topic', reason);
+    if (this.byTopic.has(topic)) throw new SluiceError('already-subscribed', `this client already subscribes to ${topic}`);
+    const sub = new Subscription<T>(this.host, this.nextId++, topic, onMessage, { window: DEFAULT_CREDIT, ...options }, this.defaultResume);
+    this.subs.set(sub.id, sub as AnySubscription);
+    this.byTopic.set(topic, sub as AnySubscription);
+    if (this.state === 'idle') this.open();
+    return sub;
+  }
+
+  /**
+   * Publishes and resolves once the gateway stored it (or recognised it as a duplicate).
+   * While disconnected it waits in a bounded queue; it is resent with the same key until acknowledged.
+   */
+  publish(topic: string, data: unknown, options: PublishOptions = {}): Promise<PublishResult> {
+    if (this.state === 'closed') return Promise.reject(new ClosedError());
+    const reason = topicError(topic);
+    if (reason) return Promise.reject(new SluiceError('invalid-topic', reason));
+    const key = options.key ?? randomKey();
+    if (utf8Length(key) > MAX_KEY_BYTES) return Promise.reject(new SluiceError('too-large', `key longer than ${MAX_KEY_BYTES} bytes`));
+    if (this.pending.size >= this.maxQueued) return Promise.reject(new QueueFullError(this.maxQueued));
+    const id = this.nextId++;
+    const frame = encode(options.headers ? { type: 8, reqId: id, topic, data, key, headers: options.headers } : { type: 8, reqId: id, topic, data, key });
+    if (this.welcome && frame.length > this.welcome.maxFrame) {
+      return Promise.reject(new SluiceError('too-large', `publish of ${frame.length} bytes exceeds maxFrame ${this.welcome.maxFrame}`));
+    }
+    return new Promise<PublishResult>((resolve, reject) => {
+      const p: PendingPublish = { id, frame, key, resolve, reject, sentOn: 0, attempts: 0 };
+      this.pending.set(id, p);
+      if (this.state === 'idle') this.open();
+      else if (this.state === 'connected') this.sendPublish(p);
+    });
+  }
+
+  /** Publishes waiting for an ACK (queued or in flight). */
+  get queuedPublishes(): number {
+    return this.pending.size;
+  }
+
+  // ---- connection lifecycle --------------------------------------------------------------------
+
+  private setState(newState: ClientState, code?: number, reason?: string): void {
+    if (this.state === newState) return;
+    const change: StateChange = { oldState: this.state, newState };
+    if (code !== undefined) change.code = code;
+    if (reason !== undefined) change.reason = reason;
+    this.state = newState;
+    this.emit('state', change);
+  }
+
+  private open(): void {
+    const seq = ++this.connSeq;
+    this.setState('connecting');
+    void this.token().then(
+      (token) => {
+        if (seq !== this.connSeq || this.state === 'closed') return;
+        this.transport = this.factory(this.url, {
+          open: () => {
+            if (seq !== this.connSeq) return;
+            this.send(encode(token === undefined ? { type: 1, client: this.options.client } : { type: 1, token, client: this.options.client }));
+          },
+          message: (bytes) => { if (seq === this.connSeq) this.receive(bytes); },
+          close: (code, reason) => { if (seq === this.connSeq) this.dropped(code, reason); },
+        });
+        this.timers.connect = this.clock.setTimeout(() => {
+          if (seq === this.connSeq && this.state === 'connecting') this.transport?.close(CloseCode.CONNECT_TIMEOUT, 'connect timeout');
+        }, this.connectTimeoutMs);
+      },
+      (err: unknown) => {
+        if (seq !== this.connSeq || this.state === 'closed') return;
+        this.emit('error', new SluiceError('unauthorized', `getToken failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err, retryable: true }));
+        this.dropped(CloseCode.TOKEN_FAILED, 'getToken failed');
+      },
+    );
+  }
+
+  private async token(): Promise<string | undefined> {
+    return this.options.getToken ? await this.options.getToken() : this.options.token;
+  }
+
+  /** The connection ended (or never opened): decide between reconnecting and closing. */
+  private dropped(code: number, reason: string): void {
+    this.transport = undefined;
+    this.clearTimer('connect');
+    this.clearTimer('heartbeat');
+    this.welcome = undefined;
+    this.lastDisconnect = { code, reason };
+    for (const sub of this.subs.values()) sub.connectionLost();
+    for (const p of this.pending.values()) p.sentOn = 0;
+    if (this.state === 'closed') return;
+    const policy = closePolicy(code);
+    if (policy === 'terminal') {
+      this.shutdown(code, reason, new SluiceError(code === CloseCode.FORBIDDEN ? 'forbidden' : 'closed', `gateway closed the connection: ${code} ${reason}`, { retryable: false }));
+      return;
+    }
+    if (policy === 'refresh-token' && !this.options.getToken) {
+      this.shutdown(code, reason, new SluiceError('unauthorized', `token refused (${reason}); give the client getToken to refresh it`, { retryable: false }));
+      return;
+    }
+    this.setState('reconnecting', code, reason);
+    const delay = this.backoff(this.attempt++);
+    this.timers.reconnect = this.clock.setTimeout(() => {
+      this.timers.reconnect = undefined;
+      if (this.state === 'reconnecting') this.open();
+    }, delay);
+  }
+
+  private shutdown(code: number, reason: string, err: SluiceError): void {
+    if (this.state === 'closed') return;
+    this.connSeq++;
+    this.clearTimer('connect');
+    this.clearTimer('reconnect');
+    this.clearTimer('heartbeat');
+    const t = this.transport;
+    this.transport = undefined;
+    this.setState('closed', code, reason);
+    t?.close(CloseCode.NORMAL, reason.slice(0, 120));
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+    for (const sub of [...this.subs.values()]) sub.clientClosed(err);
+  }
+
+  private clearTimer(name: keyof Client['timers']): void {
+    if (this.timers[name] !== undefined) this.clock.clearTimeout(this.timers[name]);
+    this.timers[name] = undefined;
+  }
+
+  private send(bytes: Uint8Array): void {
+    this.transport?.send(bytes);
+  }
+
+  private sendPublish(p: PendingPublish): void {
+    p.sentOn = this.connSeq;
+    p.attempts++;
+    this.send(p.frame);
+  }
+
+  // ---- frames ----------------------------------------------------------------------------------
+
+  private receive(bytes: Uint8Array): void {
+    this.lastRx = this.clock.now();
+    this.pingSentAt = 0;
+    let f: ServerFrame;
+    try {
+      f = decodeServerFrame(bytes);
+    } catch (err) {
+      const message = err instanceof FrameError ? err.message : String(err);
+      this.emit('error', new SluiceError('bad-frame', `undecodable frame from the gateway: ${message}`, { cause: err }));
+      this.transport?.close(CloseCode.BAD_FRAME, 'bad frame from gateway');
+      return;
+    }
+    switch (f.type) {
+      case 2: return this.welcomed(f);
+      case 4: return this.subs.get(f.subId)?.onSubscribed(f);
+      case 6: return;
+      case 9: {
+        const p = this.pending.get(f.reqId);
+        if (!p) return;
+        this.pending.delete(f.reqId);
+        p.resolve({ offset: f.offset, duplicate: f.duplicate });
+        return;
+      }
+      case 10: return this.byTopic.get(f.topic)?.onMessages(f.offset, [f]);
+      case 15: return this.byTopic.get(f.topic)?.onMessages(f.first, f.messages);
+      case 14: return this.byTopic.get(f.topic)?.onGap(f.from, f.to);
+      case 11: return this.serverError(f);
+      case 12: return this.send(encode({ type: 13, n: f.n }));
+      case 13: return;
+      default: {
+        const never: never = f;
+        return void never;
+      }
+    }
+  }
+
+  private welcomed(f: WelcomeFrame): void {
+    this.clearTimer('connect');
+    this.welcome = f;
+    this.attempt = 0;
+    this.setState('connected');
+    this.armHeartbeat();
+    for (const sub of this.subs.values()) sub.subscribeOnWire();
+    for (const p of this.pending.values()) if (p.sentOn !== this.connSeq) this.sendPublish(p);
+  }
+
+  private serverError(f: Extract<ServerFrame, { type: 11 }>): void {
+    const err = fromErrorFrame(f);
+    const p = this.pending.get(f.id);
+    if (p) {
+      if (err.retryable && this.state === 'connected') {
+        // The same key makes the retry safe; back off so a struggling gateway is not hammered.
+        const seq = this.connSeq;
+        p.sentOn = -1;
+        this.clock.setTimeout(() => {
+          if (this.pending.has(p.id) && seq === this.connSeq && this.state === 'connected') this.sendPublish(p);
+        }, this.backoff(p.attempts));
+        return;
+      }
+      this.pending.delete(f.id);
+      p.reject(err);
+      return;
+    }
+    const sub = this.subs.get(f.id);
+    if (sub) return sub.onError(err);
+    this.emit('error', err);
+  }
+
+  // ---- heartbeat -------------------------------------------------------------------------------
+
+  /** Pings after `heartbeat` ms of silence; a connection silent for another half heartbeat is dead. */
+  private armHeartbeat(): void {
+    const hb = this.welcome?.heartbeat ?? 20_000;
+    const seq = this.connSeq;
+    this.lastRx = this.clock.now();
+    const check = () => {
+      if (seq !== this.connSeq || this.state !== 'connected') return;
+      const now = this.clock.now();
+      const grace = Math.min(hb / 2, 10_000);
+      if (this.pingSentAt > 0 && now - this.pingSentAt >= grace) {
+        this.transport?.close(CloseCode.HEARTBEAT_TIMEOUT, 'heartbeat timeout');
+        return;
+      }
+      if (this.pingSentAt === 0 && now - this.lastRx >= hb) {
+        this.pingSentAt = now;
+        this.send(encode({ type: 12, n: ++this.pingSeq }));
+        this.timers.heartbeat = this.clock.setTimeout(check, grace);
+        return;
+      }
+      const wait = this.pingSentAt > 0 ? grace - (now - this.pingSentAt) : hb - (now - this.lastRx);
+      this.timers.heartbeat = this.clock.setTimeout(check, Math.max(wait, 1));
+    };
+    this.timers.heartbeat = this.clock.setTimeout(check, hb);
+  }
+}
+
+/** `http://h:p` → `ws://h:p/v1/ws`; a URL with a path is kept as given. */
+export function wsUrl(url: string): string {
+  const u = new URL(url);
+  if (u.protocol === 'http:') u.protocol = 'ws:';
+  else if (u.protocol === 'https:') u.protocol = 'wss:';
+  if (u.pathname === '' || u.pathname === '/') u.pathname = '/v1/ws';
+  return u.toString();
+}
+
+export function createClient(options: ClientOptions): Client {
+  return new Client(options);
+}

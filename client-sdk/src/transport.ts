@@ -1,0 +1,77 @@
+/**
+ * The transport moves bytes; it knows nothing of frames. The default wraps a WebSocket
+ * constructor: the global one in browsers, Deno and Workers, or one you pass (e.g. `ws` in Node).
+ */
+
+/** The part of the WebSocket API the SDK uses (browser, `ws`, Deno and Workers all have it). */
+export interface WebSocketLike {
+  binaryType: string;
+  readonly bufferedAmount: number;
+  readonly readyState: number;
+  send(data: Uint8Array): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((ev: unknown) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onerror: ((ev: unknown) => void) | null;
+}
+
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+
+export interface TransportHandlers {
+  open(): void;
+  message(bytes: Uint8Array): void;
+  /** Called exactly once per transport, whatever ended it. */
+  close(code: number, reason: string): void;
+}
+
+export interface Transport {
+  send(bytes: Uint8Array): void;
+  close(code?: number, reason?: string): void;
+  readonly bufferedAmount: number;
+}
+
+export type TransportFactory = (url: string, handlers: TransportHandlers) => Transport;
+
+export function webSocketTransport(WS: WebSocketConstructor): TransportFactory {
+  return (url, handlers) => {
+    const ws = new WS(url);
+    ws.binaryType = 'arraybuffer';
+    let ended = false;
+    const end = (code: number, reason: string) => {
+      if (ended) return;
+      ended = true;
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      // Keep a no-op error listener: `ws` emits 'error' when a socket still connecting is closed,
+      // and an EventEmitter error without a listener would crash the process.
+      ws.onerror = () => undefined;
+      handlers.close(code, reason);
+    };
+    ws.onopen = () => handlers.open();
+    ws.onmessage = (ev) => {
+      const d = ev.data;
+      if (d instanceof ArrayBuffer) handlers.message(new Uint8Array(d));
+      else if (ArrayBuffer.isView(d)) handlers.message(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+      // Text frames are not part of the protocol: ignore them.
+    };
+    ws.onclose = (ev) => end(ev.code, ev.reason);
+    ws.onerror = () => {
+      // An error is always followed by close in browsers; `ws` may not close a never-opened socket.
+      try { ws.close(); } catch { /* already closing */ }
+      end(1006, 'connection error');
+    };
+    return {
+      send: (bytes) => ws.send(bytes),
+      close: (code = 1000, reason = '') => {
+        try { ws.close(code, reason); } catch { /* already closed */ }
+        end(code, reason);
+      },
+      get bufferedAmount() { return ws.bufferedAmount; },
+    };
+  };
+}
+
+/** The runtime's WebSocket, if it has one. */
+export function globalWebSocket(): WebSocketConstructor | undefined {
+  return (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+}

@@ -1,0 +1,40 @@
+/**
+ * The browser bundle: its size budget (printed), no Node built-ins, and that this exact file —
+ * the one browsers, Workers and Deno load — works against a real gateway.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
+import { describe, it } from 'node:test';
+import WebSocket from 'ws';
+import { spawnGateway } from '@sluice/server/testing';
+
+const BUNDLE = new URL('../browser/sluice.min.js', import.meta.url);
+const BUDGET = 20 * 1024;
+
+describe('browser bundle', () => {
+  it(`is at most ${BUDGET} bytes gzipped and uses no Node API`, () => {
+    const code = readFileSync(BUNDLE);
+    const gz = gzipSync(code, { level: 9 }).length;
+    console.log(`# bundle size: dist/browser/sluice.min.js ${code.length} bytes minified, ${gz} bytes gzip (budget ${BUDGET})`);
+    assert.ok(gz <= BUDGET, `${gz} bytes gzip > ${BUDGET}`);
+    const text = code.toString();
+    assert.doesNotMatch(text, /\brequire\(|from\s*["']node:|import\(["'](?:node:|fs|net|crypto)["']\)/);
+  });
+
+  it('works against a real gateway', async () => {
+    const sdk = (await import(BUNDLE.href)) as typeof import('../src/index.js');
+    const gw = await spawnGateway({ store: 'memory' });
+    try {
+      const client = sdk.createClient({ url: gw.url, WebSocket: WebSocket as never });
+      const sub = client.subscribe('bundle.t', { from: 1 });
+      const r = await client.publish('bundle.t', { hello: 'bundle' });
+      assert.deepEqual(r, { offset: 1, duplicate: false });
+      const first = await sub[Symbol.asyncIterator]().next();
+      assert.deepEqual(first.value?.data, { hello: 'bundle' });
+      client.close();
+    } finally {
+      await gw.kill();
+    }
+  });
+});

@@ -1,0 +1,89 @@
+/**
+ * @sluice/server/testing — run a real gateway process from tests (yours and ours).
+ *
+ *   const gw = await spawnGateway({ store: 'disk', dataDir });
+ *   ... gw.url ...
+ *   await gw.kill('SIGKILL'); const again = await spawnGateway({ dataDir });
+ *
+ * It starts `sluice serve` on 127.0.0.1 with a free port, resolves once the gateway printed its
+ * listening line, and reports how it exited. No sleeps: readiness is the listening line.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+/** Path of the `sluice` CLI script. */
+export const CLI_PATH = fileURLToPath(new URL('./cli.js', import.meta.url));
+
+export interface SpawnOptions {
+  store?: 'disk' | 'memory';
+  dataDir?: string;
+  /** Fixed port (default: a free one). Use the previous port to restart "the same" gateway. */
+  port?: number;
+  /** Extra `sluice serve` flags. */
+  args?: string[];
+  env?: Record<string, string>;
+}
+
+export interface GatewayProcess {
+  url: string;
+  port: number;
+  proc: ChildProcess;
+  /** Everything the gateway wrote to stderr so far. */
+  stderr(): string;
+  /** Resolves with the exit code (null when killed by a signal). */
+  readonly exited: Promise<number | null>;
+  kill(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/**
+ * A port that is free now. The gateway then binds it explicitly: on Linux, a port first bound as
+ * port 0 cannot be bound again while connections to the killed process linger in TIME_WAIT,
+ * whereas an explicitly bound one can (SO_REUSEADDR) — and tests restart gateways on their port.
+ */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function spawnGateway(options: SpawnOptions = {}): Promise<GatewayProcess> {
+  const port = options.port ?? (await freePort());
+  const args = [CLI_PATH, 'serve', '--host', '127.0.0.1', '--port', String(port), '--quiet'];
+  if (options.store) args.push('--store', options.store);
+  if (options.dataDir) args.push('--data', options.dataDir);
+  args.push(...(options.args ?? []));
+  const proc = spawn(process.execPath, args, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  proc.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const m = /sluice listening on (http:\/\/\S+):(\d+)/.exec(out);
+      if (!m) return;
+      proc.stdout!.off('data', onData);
+      proc.stdout!.resume();
+      const port = Number(m[2]);
+      resolve({
+        url: `${m[1]}:${port}`,
+        port,
+        proc,
+        stderr: () => err,
+        exited,
+        kill: (signal = 'SIGKILL') => {
+          if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+          return exited;
+        },
+      });
+    };
+    proc.stdout!.on('data', onData);
+    void exited.then((code) => reject(new Error(`gateway exited (${code}) before listening: ${err}`)));
+  });
+}
