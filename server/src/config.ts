@@ -24,6 +24,20 @@ export interface Limits {
   maxBackpressure: number;
 }
 
+/** Token verification. Neither `secret` nor `publicKey` set: dev mode (no authentication). */
+export interface AuthConfig {
+  /** HS256 shared secret. */
+  secret: string | undefined;
+  /** Public key for EdDSA / ES256 tokens: PEM (SPKI), a JWK or a JWK Set as JSON, or a path to a file holding one. */
+  publicKey: string | undefined;
+  /** Required `aud` claim, when set. */
+  audience: string | undefined;
+  /** Required `iss` claim, when set. */
+  issuer: string | undefined;
+  /** Clock skew tolerated on `exp` / `nbf` (seconds). */
+  clockSkewS: number;
+}
+
 export interface Config {
   host: string;
   port: number;
@@ -33,8 +47,7 @@ export interface Config {
   retention: Retention;
   dedupWindowMs: number;
   limits: Limits;
-  /** HS256 secret; absent means dev mode (no auth). */
-  authSecret: string | undefined;
+  auth: AuthConfig;
   /** Directory of the built console, served at /console when present. */
   consoleDir: string | undefined;
   /** Print nothing but the listening line and errors. */
@@ -61,7 +74,7 @@ export function defaultConfig(): Config {
     retention: { ...DEFAULT_RETENTION },
     dedupWindowMs: DEFAULT_DEDUP_WINDOW_MS,
     limits: { ...DEFAULT_LIMITS },
-    authSecret: undefined,
+    auth: { secret: undefined, publicKey: undefined, audience: undefined, issuer: undefined, clockSkewS: 30 },
     consoleDir: undefined,
     quiet: false,
   };
@@ -111,7 +124,11 @@ export const OPTIONS: Option[] = [
   { flag: 'default-credit', env: 'SLUICE_DEFAULT_CREDIT', help: 'credit of a SUB that names none (default 64)', set: (c, v) => { c.limits.defaultCredit = int('default-credit', v); } },
   { flag: 'max-subscriptions', env: 'SLUICE_MAX_SUBSCRIPTIONS', help: 'subscriptions per connection (default 1000)', set: (c, v) => { c.limits.maxSubscriptions = int('max-subscriptions', v, 1); } },
   { flag: 'heartbeat', env: 'SLUICE_HEARTBEAT_MS', help: 'heartbeat announced to clients in ms (default 20000)', set: (c, v) => { c.limits.heartbeatMs = int('heartbeat', v, 1000); } },
-  { flag: 'auth-secret', env: 'SLUICE_AUTH_SECRET', help: 'HS256 secret for tokens (unset: dev mode, no auth)', set: (c, v) => { c.authSecret = v || undefined; } },
+  { flag: 'auth-secret', env: 'SLUICE_AUTH_SECRET', help: 'HS256 secret for tokens (no secret and no public key: dev mode, no auth)', set: (c, v) => { c.auth.secret = v || undefined; } },
+  { flag: 'auth-public-key', env: 'SLUICE_AUTH_PUBLIC_KEY', help: 'EdDSA/ES256 public key: PEM, JWK or JWK Set JSON, or a file holding one', set: (c, v) => { c.auth.publicKey = v || undefined; } },
+  { flag: 'auth-audience', env: 'SLUICE_AUTH_AUDIENCE', help: 'required aud claim (default: not checked)', set: (c, v) => { c.auth.audience = v || undefined; } },
+  { flag: 'auth-issuer', env: 'SLUICE_AUTH_ISSUER', help: 'required iss claim (default: not checked)', set: (c, v) => { c.auth.issuer = v || undefined; } },
+  { flag: 'auth-clock-skew', env: 'SLUICE_AUTH_CLOCK_SKEW_S', help: 'seconds of clock skew tolerated on exp/nbf (default 30)', set: (c, v) => { c.auth.clockSkewS = int('auth-clock-skew', v); } },
   { flag: 'console-dir', env: 'SLUICE_CONSOLE_DIR', help: 'directory of the built console', set: (c, v) => { c.consoleDir = v; } },
 ];
 

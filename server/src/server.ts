@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { CloseCode } from '@sluice/client/protocol';
 import { App, us_listen_socket_close, us_socket_local_port, type us_listen_socket } from 'uWebSockets.js';
 import { DevAuthenticator, type Authenticator } from './auth/auth.js';
+import { jwtFromConfig } from './auth/jwt.js';
 import type { Config } from './config.js';
 import { mountBasics, mountNotFound } from './gateway/http.js';
 import { mountWebSocket } from './gateway/ws.js';
@@ -39,10 +40,15 @@ export function openStore(config: Config): TopicLog {
     : DiskLog.open({ ...options, dir: config.dataDir, durability: config.durability });
 }
 
+/** The authenticator a configuration asks for: JWT when a secret or public key is set, else dev mode. */
+export function authFromConfig(config: Config): Authenticator {
+  return jwtFromConfig(config.auth) ?? new DevAuthenticator();
+}
+
 export async function startServer(config: Config, deps: { auth?: Authenticator } = {}): Promise<RunningServer> {
+  const auth = deps.auth ?? authFromConfig(config); // before anything opens: a bad key fails fast
   const metrics = new Metrics();
   const store = openStore(config);
-  const auth = deps.auth ?? new DevAuthenticator();
   const app = App();
   const hub = new Hub(store, { publish: (topic, frame) => app.publish(topic, frame, true) }, metrics, {
     maxCredit: config.limits.maxCredit,
