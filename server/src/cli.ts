@@ -32,13 +32,16 @@ async function serve(argv: string[]): Promise<void> {
   const config = loadConfig(argv, process.env);
   const auth = authFromConfig(config);
   if (auth.mode === 'dev') {
-    console.warn('sluice: WARNING dev mode — no SLUICE_AUTH_SECRET or SLUICE_AUTH_PUBLIC_KEY set: every client may publish, subscribe and administer. Never expose this.');
+    console.warn('sluice: WARNING dev mode — no SLUICE_AUTH_SECRET or SLUICE_AUTH_PUBLIC_KEY set: every client may publish, subscribe and administer, from any origin. Never expose this.');
   }
   const server = await startServer(config, { auth });
   if (!config.quiet) {
     const where = config.store === 'disk' ? `disk store at ${config.dataDir} (durability: ${config.durability})` : 'memory store (nothing survives a restart)';
     console.log(`sluice: ${where}`);
     if (auth instanceof JwtAuthenticator) console.log(`sluice: tokens required (${auth.algorithms.join(', ')})`);
+    console.log(`sluice: browser origins: ${server.origins.describe()}`);
+    const { perConnection, perClient } = config.rates;
+    console.log(`sluice: publish rate limits: ${perConnection ? `${perConnection}/s per connection` : 'none per connection'}, ${perClient ? `${perClient}/s per client` : 'none per client'}`);
   }
   console.log(`sluice listening on ${server.url}`);
 

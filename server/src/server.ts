@@ -10,11 +10,14 @@ import { jwtFromConfig } from './auth/jwt.js';
 import type { Config } from './config.js';
 import { mountBasics, mountNotFound } from './gateway/http.js';
 import { mountWebSocket } from './gateway/ws.js';
+import { HttpApi } from './http/api.js';
+import { OriginPolicy } from './http/origins.js';
 import { Hub } from './hub/hub.js';
 import { DiskLog } from './log/disk.js';
 import type { TopicLog } from './log/log.js';
 import { MemoryLog } from './log/memory.js';
 import { Metrics } from './metrics.js';
+import { RateLimiter } from './ratelimit.js';
 import type { Session } from './session/session.js';
 
 export const VERSION: string = (JSON.parse(
@@ -29,6 +32,8 @@ export interface RunningServer {
   readonly metrics: Metrics;
   readonly sessions: ReadonlySet<Session>;
   readonly auth: Authenticator;
+  readonly origins: OriginPolicy;
+  readonly http: HttpApi;
   /** Stops accepting, closes every connection (1001), waits for pending appends, closes the store. */
   close(): Promise<void>;
 }
@@ -47,6 +52,8 @@ export function authFromConfig(config: Config): Authenticator {
 
 export async function startServer(config: Config, deps: { auth?: Authenticator } = {}): Promise<RunningServer> {
   const auth = deps.auth ?? authFromConfig(config); // before anything opens: a bad key fails fast
+  const origins = OriginPolicy.from(config.allowedOrigins, auth.mode === 'dev');
+  const rates = new RateLimiter(config.rates);
   const metrics = new Metrics();
   const store = openStore(config);
   const app = App();
@@ -67,8 +74,12 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
   metrics.gauge('sluice_store_bytes', 'Bytes the store occupies.', () => store.size());
 
   mountWebSocket(app, {
-    ctx: { hub, store, auth, limits: config.limits, metrics, version: VERSION },
+    ctx: { hub, store, auth, limits: config.limits, metrics, version: VERSION, rates },
     sessions,
+    checkOrigin: (origin, host) => (origins.allows(origin, host) ? undefined : 'forbidden'),
+  });
+  const http = new HttpApi(app, {
+    store, hub, auth, metrics, limits: config.limits, http: config.http, origins, rates, sessions, version: VERSION,
   });
   mountBasics(app, metrics, () => !draining);
   mountNotFound(app, metrics);
@@ -87,11 +98,14 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
     metrics,
     sessions,
     auth,
+    origins,
+    http,
     async close() {
       if (draining) return;
       draining = true;
       us_listen_socket_close(listenSocket);
       for (const s of [...sessions]) s.disconnect(CloseCode.GOING_AWAY, 'gateway shutting down');
+      http.close();
       hub.close();
       await store.close();
       metrics.stop();

@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { mintToken } from '@sluice/client';
 import type { RunningServer } from '../src/server.js';
 import { CLI, removeDir, spawnGateway, startGateway, tempDir } from './helpers/gateway.js';
+import { api, SseReader } from './helpers/http.js';
 import { RawClient } from './helpers/raw-client.js';
 
 const SECRET = 'test-secret-0123456789-abcdefghijklmnop';
@@ -39,53 +40,45 @@ after(async () => {
   dirs.forEach(removeDir);
 });
 
+const publish = (gw: RunningServer, topic: string, token?: string) =>
+  api(gw.url, `/v1/topics/${topic}/messages`, token === undefined ? { json: 'x' } : { json: 'x', token });
+
 /** Opens a WebSocket, sends HELLO with `token`, and returns how the gateway answered. */
-async function wsHello(gw: RunningServer, token: string | undefined): Promise<{ welcome: boolean; error?: string; close?: number }> {
+async function wsHello(gw: RunningServer, token: string): Promise<{ welcome: boolean; error?: string; close?: number }> {
   const c = await RawClient.connect(gw.url, { hello: false });
-  c.send(token === undefined ? { type: 1, client: 'auth-test' } : { type: 1, token, client: 'auth-test' });
+  c.send({ type: 1, token, client: 'auth-test' });
   const f = await c.next((x) => x.type === 2 || x.type === 11);
   if (f.type === 2) { c.close(); return { welcome: true }; }
   const closed = await c.closed;
   return { welcome: false, error: f.type === 11 ? f.code : '', close: closed.code };
 }
 
-/** Publishes over a WebSocket with `token`; resolves to 'ack' or the error code. */
-async function wsPublish(gw: RunningServer, token: string, topic: string): Promise<string> {
-  const c = await RawClient.connect(gw.url, { token });
-  try {
-    await c.publish(1, topic, 'x');
-    return 'ack';
-  } catch (err) {
-    return /failed: (\S+)/.exec((err as Error).message)?.[1] ?? 'error';
-  } finally {
-    c.close();
-  }
-}
-
 describe('tokens: accepted', () => {
-  it('tokens from the SDK mintToken (HS256, EdDSA, ES256) open WebSockets, publish and subscribe', async () => {
+  it('tokens from the SDK mintToken (HS256, EdDSA, ES256) open WebSockets and publish over HTTP', async () => {
     const caps = { 'chat.>': ['sub', 'pub', 'history'] as const };
     const hs = await mintToken({ key: SECRET, sub: 'alice', caps });
     const eddsa = await mintToken({ key: edPrivateJwk as JsonWebKey, sub: 'bob', caps });
     const es = await mintToken({ key: ecPrivatePem, sub: 'carol', caps, aud: 'sluice', iss: 'https://issuer.test' });
     for (const [gw, token, who] of [[a, hs, 'alice'], [a, eddsa, 'bob'], [b, es, 'carol']] as const) {
-      assert.equal(await wsPublish(gw, token, 'chat.room'), 'ack', who);
+      const r = await publish(gw, 'chat.room', token);
+      assert.equal(r.status, 201, `${who}: ${r.text}`);
+      assert.deepEqual(await wsHello(gw, token), { welcome: true }, who);
       const c = await RawClient.connect(gw.url, { token });
       await c.subscribe(1, 'chat.room', { from: 1 });
       await c.waitDelivered('chat.room', 1);
-      assert.ok([...gw.sessions].some((s) => s.clientId === who), who);
+      assert.equal([...gw.sessions].find((s) => s.id && s.clientId === who)?.clientId, who);
       c.close();
     }
   });
 });
 
 describe('tokens: the attack table', () => {
-  it('refuses every forged, expired or confused token with ERROR unauthorized and close 4101', async () => {
+  it('refuses every forged, expired or confused token with 401 over HTTP and ERROR unauthorized + close 4101 over WebSocket', async () => {
     const claims = { sub: 'mallory', exp: now() + 600, caps: { '>': ['sub', 'pub', 'history'] } };
     const valid = await mintToken({ key: SECRET, sub: 'mallory', caps: claims.caps as Record<string, ('sub' | 'pub' | 'history')[]> });
     const [vh, , vs] = valid.split('.');
     const otherEd = generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' }) as JsonWebKey;
-    const attacks: [string, string | undefined][] = [
+    const attacks: [string, string][] = [
       ['alg none', `${b64({ alg: 'none', typ: 'JWT' })}.${b64(claims)}.`],
       ['alg none, with a signature', `${b64({ alg: 'none' })}.${b64(claims)}.${vs}`],
       ['HS256 with the wrong secret', await mintToken({ key: 'another-secret-0123456789-abcdefghijk', sub: 'mallory' })],
@@ -101,11 +94,16 @@ describe('tokens: the attack table', () => {
       ['caps not an object', hs256(SECRET, { ...claims, caps: ['pub'] })],
       ['malformed caps', await mintToken({ key: SECRET, sub: 'mallory', caps: { 'a..b': ['pub'] } })],
       ['garbage', 'not.a.token'],
-      ['no token', undefined],
+      ['empty', ''],
     ];
     for (const [what, token] of attacks) {
-      assert.deepEqual(await wsHello(a, token), { welcome: false, error: 'unauthorized', close: 4101 }, what);
+      const r = await api(a.url, '/v1/topics/chat.attack/messages', { json: 'x', headers: { authorization: `Bearer ${token}` } });
+      assert.equal(r.status, 401, `${what}: HTTP ${r.status} ${r.text}`);
+      assert.equal(r.body.error.code, 'unauthorized', what);
+      assert.match(r.headers.get('www-authenticate') ?? '', /^Bearer/, what);
+      if (token) assert.deepEqual(await wsHello(a, token), { welcome: false, error: 'unauthorized', close: 4101 }, what);
     }
+    assert.equal((await a.store.info('chat.attack')).head, 0, 'nothing was published by a refused token');
   });
 
   it('a gateway with only a public key refuses HS256; audience and issuer are checked when configured', async () => {
@@ -114,38 +112,74 @@ describe('tokens: the attack table', () => {
     const wrongIss = await mintToken({ key: ecPrivatePem, sub: 'x', aud: 'sluice', iss: 'https://evil.test' });
     const noAud = await mintToken({ key: ecPrivatePem, sub: 'x', iss: 'https://issuer.test' });
     for (const [what, token] of [['HS256', hs], ['wrong aud', wrongAud], ['wrong iss', wrongIss], ['no aud', noAud]] as const) {
-      assert.deepEqual(await wsHello(b, token), { welcome: false, error: 'unauthorized', close: 4101 }, what);
+      const r = await publish(b, 'chat.x', token);
+      assert.equal(r.status, 401, `${what}: ${r.text}`);
     }
+  });
+
+  it('no token: 401 on every route when authentication is on', async () => {
+    for (const [method, path] of [['POST', '/v1/topics/chat.a/messages'], ['GET', '/v1/topics/chat.a/messages'], ['POST', '/v1/publish']]) {
+      const r = await api(a.url, path!, method === 'POST' ? { json: { messages: [{ topic: 'chat.a', data: 1 }] } } : {});
+      assert.deepEqual([r.status, r.body.error.code], [401, 'unauthorized'], `${method} ${path}`);
+    }
+    const sse = await SseReader.open(`${a.url}/v1/topics/chat.a/events`);
+    assert.equal(sse.status, 401);
+    const c = await RawClient.connect(a.url, { hello: false });
+    c.send({ type: 1, client: 'no-token' });
+    assert.equal((await c.closed).code, 4101);
   });
 });
 
 describe('tokens: capabilities', () => {
-  it('caps are checked per action and topic pattern on SUB and PUB', async () => {
+  it('caps are checked per action and topic pattern on every path', async () => {
     const pubOnly = await mintToken({ key: SECRET, sub: 'writer', caps: { 'chat.*': ['pub'] } });
-    assert.equal(await wsPublish(a, pubOnly, 'chat.caps'), 'ack');
-    assert.equal(await wsPublish(a, pubOnly, 'chat.caps.deeper'), 'forbidden', '* is one segment');
-    assert.equal(await wsPublish(a, pubOnly, 'news.caps'), 'forbidden');
+    const reader = await mintToken({ key: SECRET, sub: 'reader', caps: { 'chat.>': ['sub', 'history'] } });
+    assert.equal((await publish(a, 'chat.caps', pubOnly)).status, 201);
+    const denied: [string, Promise<{ status: number; body: any }>][] = [
+      ['* is one segment', publish(a, 'chat.caps.deeper', pubOnly)],
+      ['other topic', publish(a, 'news.caps', pubOnly)],
+      ['pull needs history', api(a.url, '/v1/topics/chat.caps/messages', { token: pubOnly })],
+      ['publish needs pub', publish(a, 'chat.caps', reader)],
+      ['batch needs pub per message', api(a.url, '/v1/publish', { token: pubOnly, json: { messages: [{ topic: 'news.caps', data: 1 }] } })
+        .then((r) => ({ status: r.body.results[0].error ? 403 : 200, body: { error: r.body.results[0].error } }))],
+    ];
+    for (const [what, p] of denied) {
+      const r = await p;
+      assert.deepEqual([r.status, r.body.error.code], [403, 'forbidden'], what);
+    }
+    const sse = await SseReader.open(`${a.url}/v1/topics/chat.caps/events?token=${pubOnly}`);
+    assert.equal(sse.status, 403, 'SSE needs sub');
+    const ok = await SseReader.open(`${a.url}/v1/topics/chat.caps/events?from=1&token=${reader}`);
+    await ok.waitMessages(1);
+    ok.close();
+    assert.equal((await api(a.url, '/v1/topics/chat.caps/messages', { token: reader })).status, 200);
+
     const ws = await RawClient.connect(a.url, { token: pubOnly });
     ws.send({ type: 3, subId: 1, topic: 'chat.caps' });
     assert.equal(((await ws.next((f) => f.type === 11)) as { code: string }).code, 'forbidden');
+    ws.send({ type: 8, reqId: 2, topic: 'news.caps', data: 1 });
+    assert.equal(((await ws.next((f) => f.type === 11 && f.id === 2)) as { code: string }).code, 'forbidden');
     ws.close();
-    const admin = await mintToken({ key: SECRET, sub: 'ops', admin: true });
-    assert.equal(await wsPublish(a, admin, 'anything.at.all'), 'ack', 'admin: true grants every capability');
   });
 });
 
 describe('tokens: expiry', () => {
-  it('a WebSocket whose token expires gets ERROR unauthorized and close 4101', async () => {
+  it('a WebSocket whose token expires gets ERROR unauthorized and close 4101; an SSE stream gets event end', async () => {
     const g = await startGateway((c) => { c.auth.secret = SECRET; c.auth.clockSkewS = 0; });
     try {
       const exp = now() + 2;
       const token = await mintToken({ key: SECRET, sub: 'short', exp, caps: { '>': ['sub'] } });
       const c = await RawClient.connect(g.url, { token });
+      const sse = await SseReader.open(`${g.url}/v1/topics/t.exp/events?token=${token}`);
+      assert.equal(sse.status, 200);
       const closed = await c.closed;
       assert.equal(closed.code, 4101);
       const err = c.frames.find((f) => f.type === 11) as { code: string; message: string } | undefined;
       assert.deepEqual([err?.code, err?.message], ['unauthorized', 'token expired']);
       assert.ok(Date.now() >= exp * 1000 - 50, 'not before exp');
+      const end = await sse.next((e) => e.event === 'end');
+      assert.equal(JSON.parse(end.data).code, 'unauthorized');
+      await sse.untilEnded();
     } finally {
       await g.close();
     }
@@ -159,8 +193,8 @@ describe('sluice token / keygen / serve with auth', () => {
     });
     assert.equal(out.status, 0, out.stderr);
     const token = out.stdout.trim();
-    assert.equal(await wsPublish(a, token, 'chat.cli'), 'ack');
-    assert.equal(await wsPublish(a, token, 'news.cli'), 'forbidden');
+    assert.equal((await publish(a, 'chat.cli', token)).status, 201);
+    assert.equal((await publish(a, 'news.cli', token)).status, 403);
 
     const dir = tempDir();
     dirs.push(dir);
@@ -173,7 +207,7 @@ describe('sluice token / keygen / serve with auth', () => {
     try {
       const adminOut = spawnSync(process.execPath, [CLI, 'token', '--sub', 'ops', '--admin', '--key', join(dir, 'private.pem'), '--ttl', '5m'], { encoding: 'utf8', env: { ...process.env, SLUICE_AUTH_SECRET: '' } });
       assert.equal(adminOut.status, 0, adminOut.stderr);
-      assert.equal(await wsPublish(g, adminOut.stdout.trim(), 'any.topic'), 'ack');
+      assert.equal((await publish(g, 'any.topic', adminOut.stdout.trim())).status, 201, 'admin: true grants every capability');
     } finally {
       await g.close();
     }
@@ -183,15 +217,14 @@ describe('sluice token / keygen / serve with auth', () => {
   });
 
   it('serve with SLUICE_AUTH_SECRET requires tokens (no longer refuses to start)', async () => {
+    const dir = tempDir();
+    dirs.push(dir);
     const gw = await spawnGateway(['--store', 'memory'], { SLUICE_AUTH_SECRET: SECRET });
     try {
-      const anonymous = await RawClient.connect(gw.url, { hello: false });
-      anonymous.send({ type: 1, client: 'no-token' });
-      assert.equal((await anonymous.closed).code, 4101);
+      const r = await api(gw.url, '/v1/topics/chat.s/messages', { json: 1 });
+      assert.equal(r.status, 401);
       const token = await mintToken({ key: SECRET, sub: 'x', caps: { 'chat.>': ['pub'] } });
-      const c = await RawClient.connect(gw.url, { token });
-      await c.publish(1, 'chat.s', 1);
-      c.close();
+      assert.equal((await api(gw.url, '/v1/topics/chat.s/messages', { json: 1, token })).status, 201);
       assert.doesNotMatch(gw.stderr(), /dev mode/);
     } finally {
       await gw.kill('SIGTERM');

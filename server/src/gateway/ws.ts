@@ -137,8 +137,8 @@ export class UwsConn implements Conn {
 export interface WsOptions {
   ctx: SessionContext;
   sessions: Set<Session>;
-  /** Origin check for upgrades; returns an error code to refuse. */
-  checkOrigin?: (origin: string) => ErrorCode | undefined;
+  /** Origin check for upgrades (`host`: the Host header); returns an error code to refuse. */
+  checkOrigin?: (origin: string, host: string) => ErrorCode | undefined;
 }
 
 function text(buf: ArrayBuffer): string {
@@ -167,7 +167,7 @@ export function mountWebSocket(app: TemplatedApp, opts: WsOptions): void {
       const extensions = req.getHeader('sec-websocket-extensions');
       const origin = req.getHeader('origin');
       const userAgent = req.getHeader('user-agent');
-      const refused = origin && opts.checkOrigin ? opts.checkOrigin(origin) : undefined;
+      const refused = origin && opts.checkOrigin ? opts.checkOrigin(origin, req.getHeader('host')) : undefined;
       if (refused) {
         metrics.error(refused);
         res.writeStatus('403 Forbidden').writeHeader('content-type', 'application/json')

@@ -30,6 +30,7 @@ import type { Hub } from '../hub/hub.js';
 import { Subscription } from '../hub/subscription.js';
 import type { TopicLog } from '../log/log.js';
 import type { Metrics } from '../metrics.js';
+import type { RateLimiter, TokenBucket } from '../ratelimit.js';
 import { randomId } from '../util/id.js';
 
 export interface SessionContext {
@@ -39,6 +40,8 @@ export interface SessionContext {
   limits: Limits;
   metrics: Metrics;
   version: string;
+  /** Publish rate limits; absent: unlimited. */
+  rates?: RateLimiter;
 }
 
 export interface PeerInfo {
@@ -64,12 +67,16 @@ export class Session {
   private queued: Uint8Array[] = [];
   private inflight = 0;
   private expiry: ReturnType<typeof setTimeout> | undefined;
+  private readonly bucket: TokenBucket | undefined;
 
   constructor(
     readonly conn: Conn,
     private readonly ctx: SessionContext,
     readonly peer: PeerInfo,
-  ) {}
+  ) {
+    this.bucket = ctx.rates?.connectionBucket();
+  }
+
 
   /** One WebSocket message from the client. Never throws. */
   receive(bytes: Uint8Array, isBinary: boolean): void {
@@ -254,6 +261,12 @@ export class Session {
     if (!this.principal!.can('pub', f.topic)) return this.error(f.reqId, 'forbidden', `not allowed to publish to ${f.topic}`);
     if (this.inflight >= limits.maxInflightPublishes) {
       return this.error(f.reqId, 'limit-exceeded', `at most ${limits.maxInflightPublishes} publishes awaiting ACK`);
+    }
+    const { rates } = this.ctx;
+    if (rates?.enabled) {
+      const client = this.ctx.auth.mode === 'dev' ? `addr:${this.peer.remoteAddress}` : `sub:${this.clientId}`;
+      const wait = rates.take(client, 1, this.bucket);
+      if (wait > 0) return this.error(f.reqId, 'rate-limited', `publish rate limit reached; retry in ${wait} ms`);
     }
     this.inflight++;
     const started = performance.now();
