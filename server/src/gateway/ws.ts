@@ -48,6 +48,7 @@ class Outbox {
 export class UwsConn implements Conn {
   readonly id = randomId(12);
   closed = false;
+  bytesSent = 0;
   private queue: Uint8Array[] = [];
   private drainWaiters: (() => void)[] = [];
 
@@ -73,6 +74,7 @@ export class UwsConn implements Conn {
         // 2 = dropped: the send buffer passed maxBackpressure. Never lose a frame silently.
         if (this.closed) break;
         if (this.ws.send(f, true) === 2) { dropped = true; break; }
+        this.bytesSent += f.length;
       }
     });
     if (dropped) this.slow();

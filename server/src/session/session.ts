@@ -67,6 +67,8 @@ export class Session {
   private queued: Uint8Array[] = [];
   private inflight = 0;
   private expiry: ReturnType<typeof setTimeout> | undefined;
+  /** Native fan-out bytes of subscriptions that ended. */
+  private endedNativeBytes = 0;
   private readonly bucket: TokenBucket | undefined;
 
   constructor(
@@ -77,6 +79,12 @@ export class Session {
     this.bucket = ctx.rates?.connectionBucket();
   }
 
+  /** Bytes sent to this connection: frames it was sent plus what reached it by native fan-out. */
+  get bytesOut(): number {
+    let native = this.endedNativeBytes;
+    for (const sub of this.subs.values()) native += this.ctx.hub.nativeBytesOut(sub);
+    return (this.conn.bytesSent ?? 0) + native;
+  }
 
   /** One WebSocket message from the client. Never throws. */
   receive(bytes: Uint8Array, isBinary: boolean): void {
@@ -108,7 +116,10 @@ export class Session {
     if (this.state === 'closed') return;
     this.state = 'closed';
     if (this.expiry) clearTimeout(this.expiry);
-    for (const sub of this.subs.values()) this.ctx.hub.detach(sub);
+    for (const sub of this.subs.values()) {
+      this.ctx.hub.detach(sub);
+      this.endedNativeBytes += sub.nativeBytes;
+    }
     this.subs.clear();
     this.byTopic.clear();
     this.queued = [];
@@ -244,6 +255,7 @@ export class Session {
 
   private forget(sub: Subscription): void {
     this.ctx.hub.detach(sub);
+    this.endedNativeBytes += sub.nativeBytes;
     this.subs.delete(sub.id);
     this.byTopic.delete(sub.topic);
   }
