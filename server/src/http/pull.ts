@@ -154,14 +154,21 @@ export class LongPolls {
         void this.reread(w);
         continue;
       }
-      const key = `${w.from}:${w.limit}`;
-      rendered ??= new Map();
-      let answer = rendered.get(key);
-      if (!answer) {
-        answer = this.renderEntries(w, first, last, entries);
-        rendered.set(key, answer);
+      try {
+        const key = `${w.from}:${w.limit}`;
+        rendered ??= new Map();
+        let answer = rendered.get(key);
+        if (!answer) {
+          answer = this.renderEntries(w, first, last, entries);
+          rendered.set(key, answer);
+        }
+        this.answer(w.ex, answer);
+      } catch (err) {
+        // One waiter's failure must not leave the others of this batch unanswered.
+        this.metrics.handlerFailures.inc();
+        console.error(`sluice: answering a long-poll on ${topic} failed`, err);
+        w.ex.error('internal', 'the gateway failed to answer this request');
       }
-      this.answer(w.ex, answer);
     }
   }
 

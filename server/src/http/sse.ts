@@ -214,12 +214,19 @@ export class TopicStreams {
     for (const s of set) {
       if (s.pumping) { s.dirty = true; continue; }
       if (s.writer.blocked) continue; // resumes from its cursor when writable
-      if (s.cursor === first && entries.length <= DIRECT_MAX) {
-        chunk ??= entries.map((e, i) => eventOf(first + i, e)).join('');
-        this.deliver(s, chunk, entries.length);
-        s.cursor += entries.length;
-      } else if (s.cursor <= first + entries.length - 1) {
-        void this.pump(s);
+      try {
+        if (s.cursor === first && entries.length <= DIRECT_MAX) {
+          chunk ??= entries.map((e, i) => eventOf(first + i, e)).join('');
+          this.deliver(s, chunk, entries.length);
+          s.cursor += entries.length;
+        } else if (s.cursor <= first + entries.length - 1) {
+          void this.pump(s);
+        }
+      } catch (err) {
+        // One stream's failure must not starve the others of this batch.
+        this.metrics.handlerFailures.inc();
+        console.error(`sluice: event stream delivery on ${topic} failed`, err);
+        this.end(s, 'internal', 'the gateway failed to deliver');
       }
     }
   }
