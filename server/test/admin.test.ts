@@ -124,18 +124,28 @@ describe('admin API', () => {
     assert.deepEqual([missing.status, missing.body.error.code], [404, 'bad-request']);
   });
 
-  it('GET /v1/admin/stream: a stats snapshot with the topics list, every second', async () => {
+  it('GET /v1/admin/stream: {stats, topics} every second; connections and a topic\'s detail on request', async () => {
     const s = await SseReader.open(`${gw.url}/v1/admin/stream`);
     assert.equal(s.status, 200);
     const first = JSON.parse((await s.next((e) => e.event === 'stats')).data);
-    assert.equal(first.version, VERSION);
-    assert.ok(Array.isArray(first.topics));
+    assert.deepEqual(Object.keys(first).sort(), ['stats', 'topics']);
+    assert.equal(first.stats.version, VERSION);
     assert.ok(first.topics.some((t: { topic: string }) => t.topic === T));
-    assert.equal(typeof first.topicCount, 'number');
     const second = JSON.parse((await s.next((e) => e.event === 'stats', 3000)).data);
-    assert.ok(second.uptimeMs > first.uptimeMs);
-    assert.equal(second.http.adminStreams, 1);
+    assert.ok(second.stats.uptimeMs > first.stats.uptimeMs);
+    assert.equal(second.stats.http.adminStreams, 1);
+    assert.equal(s.events.filter((e) => e.event !== 'stats').length, 0, 'nothing else unless asked for');
     s.close();
     await waitFor(() => gw.http.admin.feed.size === 0, 'the admin stream to be dropped');
+
+    const more = await SseReader.open(`${gw.url}/v1/admin/stream?connections=1&topic=${encodeURIComponent(T)}`);
+    const conns = JSON.parse((await more.next((e) => e.event === 'connections')).data) as { userAgent: string }[];
+    assert.ok(conns.some((c) => c.userAgent === 'live-agent/1'));
+    const detail = JSON.parse((await more.next((e) => e.event === 'topic')).data);
+    assert.deepEqual([detail.topic, detail.head, detail.subscribers.length], [T, 5, 3]);
+    await more.next((e) => e.event === 'topic', 3000); // and again on the next tick
+    more.close();
+    const bad = await SseReader.open(`${gw.url}/v1/admin/stream?topic=a..b`);
+    assert.equal(bad.status, 400);
   });
 });

@@ -8,7 +8,9 @@
  * - `GET /v1/admin/connections`           WebSocket connections and SSE streams
  * - `DELETE /v1/admin/connections/{id}`   closes one (WebSocket: close 4202, the SDK reconnects;
  *                                         SSE: `event: end` {code: "kicked"}, EventSource reconnects)
- * - `GET /v1/admin/stream`                SSE: `event: stats` with the stats and the topics list, every second
+ * - `GET /v1/admin/stream`                SSE every second: `event: stats` {stats, topics}; with
+ *                                         `?connections=1` also `event: connections` (the list), with
+ *                                         `?topic=<name>` also `event: topic` (its detail)
  *
  * Subscribers and connections list both transports; `transport` says which. Per-topic rates come
  * from a counter per topic fed by the store's `watch`, sampled once a second.
@@ -128,36 +130,55 @@ export interface ConnectionRow {
   bytesOut: number;
 }
 
-/** Live dashboards: one snapshot a second to every admin stream. */
+/** What one admin stream asked for besides the stats (`?connections=1`, `?topic=<name>`). */
+export interface FeedWants {
+  connections: boolean;
+  topic: string | undefined;
+}
+
+interface FeedReader {
+  writer: SseWriter;
+  principal: Principal;
+  wants: FeedWants;
+}
+
+/**
+ * Live dashboards: every second, each admin stream gets `event: stats` ({stats, topics}), plus
+ * `event: connections` and/or `event: topic` when it asked for them. Each part is computed once
+ * per tick however many streams want it. A backpressured stream skips ticks (the next snapshot
+ * is complete by itself), so nothing queues up for a slow dashboard.
+ */
 class AdminFeed {
-  private readonly writers = new Map<SseWriter, Principal>();
+  private readonly readers = new Set<FeedReader>();
   private timer: ReturnType<typeof setInterval> | undefined;
   private busy = false;
 
-  constructor(private readonly snapshot: () => Promise<string>) {}
+  constructor(private readonly render: (wanted: readonly FeedWants[]) => Promise<(wants: FeedWants) => string>) {}
 
   get size(): number {
-    return this.writers.size;
+    return this.readers.size;
   }
 
-  add(ex: Exchange, principal: Principal, first: string): void {
-    // A blocked admin stream simply skips snapshots until writable: the next one is complete.
-    const w = new SseWriter(ex, () => {});
-    this.writers.set(w, principal);
-    ex.onAbort(() => this.remove(w));
-    w.start(`retry: 2000\n${first}`);
+  /** Starts a stream with its first snapshot. */
+  async add(ex: Exchange, principal: Principal, wants: FeedWants): Promise<void> {
+    const chunkFor = await this.render([wants]);
+    if (!ex.open) return;
+    const reader: FeedReader = { writer: new SseWriter(ex, () => {}), principal, wants };
+    this.readers.add(reader);
+    ex.onAbort(() => this.remove(reader));
+    reader.writer.start(`retry: 2000\n${chunkFor(wants)}`);
     this.timer ??= setInterval(() => void this.tick(), 1000);
   }
 
   close(): void {
-    for (const w of this.writers.keys()) w.end({ name: 'end', data: { code: 'shutting-down', message: 'the gateway is shutting down' } });
-    this.writers.clear();
+    for (const r of this.readers) r.writer.end({ name: 'end', data: { code: 'shutting-down', message: 'the gateway is shutting down' } });
+    this.readers.clear();
     this.stop();
   }
 
-  private remove(w: SseWriter): void {
-    this.writers.delete(w);
-    if (this.writers.size === 0) this.stop();
+  private remove(r: FeedReader): void {
+    this.readers.delete(r);
+    if (this.readers.size === 0) this.stop();
   }
 
   private stop(): void {
@@ -170,15 +191,16 @@ class AdminFeed {
     this.busy = true;
     try {
       const now = Date.now();
-      for (const [w, p] of this.writers) {
-        if (p.expiresAt !== undefined && p.expiresAt <= now) {
-          w.end({ name: 'end', data: { code: 'unauthorized', message: 'token expired' } });
-          this.remove(w);
+      for (const r of this.readers) {
+        if (r.principal.expiresAt !== undefined && r.principal.expiresAt <= now) {
+          r.writer.end({ name: 'end', data: { code: 'unauthorized', message: 'token expired' } });
+          this.remove(r);
         }
       }
-      if (this.writers.size === 0) return;
-      const chunk = await this.snapshot();
-      for (const w of this.writers.keys()) if (!w.blocked && w.open) w.send(chunk);
+      const ready = [...this.readers].filter((r) => !r.writer.blocked && r.writer.open);
+      if (ready.length === 0) return;
+      const chunkFor = await this.render(ready.map((r) => r.wants));
+      for (const r of ready) if (!r.writer.blocked && r.writer.open) r.writer.send(chunkFor(r.wants));
     } catch (err) {
       console.error('sluice: admin stream snapshot failed', err);
     } finally {
@@ -198,7 +220,7 @@ export class Admin {
     private readonly startedAt = Date.now(),
   ) {
     this.rates = new TopicRates(ctx.store);
-    this.feed = new AdminFeed(async () => `event: stats\ndata: ${JSON.stringify(await this.streamSnapshot())}\n\n`);
+    this.feed = new AdminFeed((wanted) => this.renderFeed(wanted));
   }
 
   close(): void {
@@ -297,11 +319,16 @@ export class Admin {
     };
   }
 
+  /** A topic and its subscribers; undefined when it has neither messages nor subscribers. */
   async topic(topic: string): Promise<TopicDetail | undefined> {
+    const detail = await this.topicDetail(topic);
+    return detail.head === 0 && detail.subscribers.length === 0 ? undefined : detail;
+  }
+
+  /** A topic and its subscribers, also when it has none yet (a live page waiting for its topic). */
+  async topicDetail(topic: string): Promise<TopicDetail> {
     const info = await this.ctx.store.info(topic);
-    const subscribers = this.subscriberRows(topic, info.head);
-    if (info.head === 0 && subscribers.length === 0) return undefined;
-    return { ...this.row(info), subscribers };
+    return { ...this.row(info), subscribers: this.subscriberRows(topic, info.head) };
   }
 
   connections(): ConnectionRow[] {
@@ -354,9 +381,20 @@ export class Admin {
     return false;
   }
 
-  private async streamSnapshot(): Promise<Omit<Stats, 'topics'> & { topics: TopicRow[]; topicCount: number }> {
+  /**
+   * Renders one tick of the admin feed: the parts the given streams want, each once, and a
+   * function that assembles a stream's chunk from them.
+   */
+  private async renderFeed(wanted: readonly FeedWants[]): Promise<(wants: FeedWants) => string> {
     const [stats, topics] = await Promise.all([this.stats(), this.topics()]);
-    return { ...stats, topicCount: stats.topics, topics };
+    const base = `event: stats\ndata: ${JSON.stringify({ stats, topics })}\n\n`;
+    const connections = wanted.some((w) => w.connections) ? `event: connections\ndata: ${JSON.stringify(this.connections())}\n\n` : '';
+    const details = new Map<string, string>();
+    for (const w of wanted) {
+      if (w.topic === undefined || details.has(w.topic)) continue;
+      details.set(w.topic, `event: topic\ndata: ${JSON.stringify(await this.topicDetail(w.topic))}\n\n`);
+    }
+    return (w) => base + (w.connections ? connections : '') + (w.topic === undefined ? '' : details.get(w.topic) ?? '');
   }
 
   // ---- routes -------------------------------------------------------------------------------------
@@ -405,15 +443,17 @@ export class Admin {
       const ex = begin(res, req, 'admin_stream', this.ctx);
       if (!ex) return;
       const token = tokenOf(req, true);
+      const connections = ['1', 'true'].includes(req.getQuery('connections') ?? '');
+      const topic = req.getQuery('topic') || undefined;
       guard(ex, this.ctx, async () => {
         const p = await this.principal(ex, token);
         if (!p) return;
+        const invalid = topic === undefined ? null : topicError(topic, { allowReserved: true });
+        if (invalid) return ex.error('invalid-topic', invalid);
         if (streamsOpen() >= this.ctx.http.maxStreams) {
           return ex.error('limit-exceeded', `at most ${this.ctx.http.maxStreams} long-polls and event streams at once`);
         }
-        const first = `event: stats\ndata: ${JSON.stringify(await this.streamSnapshot())}\n\n`;
-        if (!ex.open) return;
-        this.feed.add(ex, p, first);
+        await this.feed.add(ex, p, { connections, topic });
       });
     });
   }
