@@ -39,6 +39,7 @@ async function serve(argv: string[]): Promise<void> {
     const where = config.store === 'disk' ? `disk store at ${config.dataDir} (durability: ${config.durability})` : 'memory store (nothing survives a restart)';
     console.log(`sluice: ${where}`);
     if (auth instanceof JwtAuthenticator) console.log(`sluice: tokens required (${auth.algorithms.join(', ')})`);
+    console.log(server.consoleDir ? `sluice: console at ${server.url}/console/ (from ${server.consoleDir})` : 'sluice: no console build found; /console is not served');
     console.log(`sluice: browser origins: ${server.origins.describe()}`);
     const { perConnection, perClient } = config.rates;
     console.log(`sluice: publish rate limits: ${perConnection ? `${perConnection}/s per connection` : 'none per connection'}, ${perClient ? `${perClient}/s per client` : 'none per client'}`);

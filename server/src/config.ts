@@ -195,7 +195,7 @@ export const OPTIONS: Option[] = [
   { flag: 'max-http-streams', env: 'SLUICE_MAX_HTTP_STREAMS', help: 'long-polls plus SSE streams open at once (default 100000)', set: (c, v) => { c.http.maxStreams = int('max-http-streams', v, 1); } },
   { flag: 'rate-limit', env: 'SLUICE_RATE_LIMIT', help: 'publishes/s per WebSocket connection, 0 = off (default off)', set: (c, v) => { c.rates.perConnection = num('rate-limit', v); } },
   { flag: 'rate-limit-client', env: 'SLUICE_RATE_LIMIT_CLIENT', help: 'publishes/s per client over all connections and HTTP, 0 = off (default off)', set: (c, v) => { c.rates.perClient = num('rate-limit-client', v); } },
-  { flag: 'console-dir', env: 'SLUICE_CONSOLE_DIR', help: 'directory of the built console', set: (c, v) => { c.consoleDir = v; } },
+  { flag: 'console-dir', env: 'SLUICE_CONSOLE_DIR', help: 'directory of the built console (default: console/dist of this repository, when built)', set: (c, v) => { c.consoleDir = v; } },
 ];
 
 /** Applies environment variables, then flags (`--name value` or `--name=value`), to the defaults. */

@@ -11,6 +11,7 @@ import type { Config } from './config.js';
 import { mountBasics, mountNotFound } from './gateway/http.js';
 import { mountWebSocket } from './gateway/ws.js';
 import { HttpApi } from './http/api.js';
+import { mountConsole } from './http/console.js';
 import { OriginPolicy } from './http/origins.js';
 import { Hub } from './hub/hub.js';
 import { DiskLog } from './log/disk.js';
@@ -34,6 +35,8 @@ export interface RunningServer {
   readonly auth: Authenticator;
   readonly origins: OriginPolicy;
   readonly http: HttpApi;
+  /** Directory of the console build served at /console, if any. */
+  readonly consoleDir: string | undefined;
   /** Stops accepting, closes every connection (1001), waits for pending appends, closes the store. */
   close(): Promise<void>;
 }
@@ -81,6 +84,7 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
   const http = new HttpApi(app, {
     store, hub, auth, metrics, limits: config.limits, http: config.http, origins, rates, sessions, version: VERSION,
   });
+  const consoleDir = mountConsole(app, metrics, config.consoleDir);
   mountBasics(app, metrics, () => !draining);
   mountNotFound(app, metrics);
 
@@ -100,6 +104,7 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
     auth,
     origins,
     http,
+    consoleDir,
     async close() {
       if (draining) return;
       draining = true;
