@@ -57,12 +57,21 @@ export interface ImportedKey {
 
 const DEFAULT_TTL_S = 3600;
 
+/** Per algorithm: how WebCrypto imports its key, and how it signs (ES256: r||s, the JWS form). */
+const ALGS: Record<TokenAlgorithm, [EcKeyImportParams | HmacImportParams | Algorithm, EcdsaParams | Algorithm]> = {
+  HS256: [{ name: 'HMAC', hash: 'SHA-256' }, { name: 'HMAC' }],
+  ES256: [{ name: 'ECDSA', namedCurve: 'P-256' }, { name: 'ECDSA', hash: 'SHA-256' }],
+  EdDSA: [{ name: 'Ed25519' }, { name: 'Ed25519' }],
+};
+
+const fail = (why: string): never => { throw new TypeError(`mintToken: ${why}`); };
+
 /** Signs a token. Import the key once with `importSigningKey` when minting many. */
 export async function mintToken(opts: MintTokenOptions): Promise<string> {
-  const subtle = opts.subtle ?? globalThis.crypto.subtle;
-  if (typeof opts.sub !== 'string' || opts.sub.length === 0) throw new TypeError('mintToken: sub must be a non-empty string');
+  const subtle = opts.subtle ?? crypto.subtle;
+  if (typeof opts.sub !== 'string' || !opts.sub) fail('sub must be a non-empty string');
   const ttl = opts.ttl ?? DEFAULT_TTL_S;
-  if (opts.exp === undefined && !(Number.isFinite(ttl) && ttl > 0)) throw new TypeError('mintToken: ttl must be a positive number of seconds');
+  if (opts.exp === undefined && !(ttl > 0 && ttl < Infinity)) fail('ttl must be a positive number of seconds');
   const { key, alg } = await importSigningKey(opts.key, subtle);
 
   const iat = Math.floor((opts.now ?? Date.now)() / 1000);
@@ -74,103 +83,42 @@ export async function mintToken(opts: MintTokenOptions): Promise<string> {
   const header: Record<string, string> = { alg, typ: 'JWT' };
   if (opts.kid !== undefined) header.kid = opts.kid;
 
-  const input = `${b64urlJson(header)}.${b64urlJson(payload)}`;
-  const signature = await subtle.sign(signParams(alg), key, new TextEncoder().encode(input));
-  return `${input}.${b64url(new Uint8Array(signature))}`;
+  const input = `${b64url(utf8(JSON.stringify(header)))}.${b64url(utf8(JSON.stringify(payload)))}`;
+  return `${input}.${b64url(new Uint8Array(await subtle.sign(ALGS[alg][1], key, utf8(input))))}`;
 }
 
-/** Turns any accepted key form into a CryptoKey that can sign, and the algorithm it signs with. */
-export async function importSigningKey(input: SigningKey, subtle: SubtleCrypto = globalThis.crypto.subtle): Promise<ImportedKey> {
-  if (isCryptoKey(input)) return { key: input, alg: algorithmOfCryptoKey(input) };
-  if (input instanceof Uint8Array) return { key: await hmac(subtle, 'raw', input), alg: 'HS256' };
+/**
+ * Turns any accepted key form into a CryptoKey that can sign, and the algorithm it signs with.
+ * A PKCS8 key names its algorithm inside: Ed25519 is tried, then P-256.
+ */
+export async function importSigningKey(input: SigningKey, subtle: SubtleCrypto = crypto.subtle): Promise<ImportedKey> {
+  if (typeof CryptoKey !== 'undefined' && input instanceof CryptoKey) {
+    const a = input.algorithm as EcKeyAlgorithm;
+    const alg = a.name === 'HMAC' ? 'HS256' : a.name === 'Ed25519' ? 'EdDSA' : a.namedCurve === 'P-256' ? 'ES256' : fail(`a ${a.name} key cannot sign tokens`);
+    return { key: input, alg };
+  }
+  const imp = (format: 'raw' | 'pkcs8' | 'jwk', data: Uint8Array<ArrayBuffer> | JsonWebKey, alg: TokenAlgorithm) =>
+    subtle.importKey(format as 'jwk', data as JsonWebKey, ALGS[alg][0], false, ['sign']).then((key) => ({ key, alg }));
+  if (input instanceof Uint8Array) return imp('raw', input as Uint8Array<ArrayBuffer>, 'HS256');
   if (typeof input === 'string') {
-    if (!input.trimStart().startsWith('-----BEGIN')) return { key: await hmac(subtle, 'raw', new TextEncoder().encode(input)), alg: 'HS256' };
-    return importPem(subtle, input);
+    if (!input.trimStart().startsWith('-----')) return imp('raw', utf8(input), 'HS256');
+    const m = /-----BEGIN PRIVATE KEY-----([^-]*)-----END PRIVATE KEY-----/.exec(input);
+    const der = m ? Uint8Array.from(atob(m[1]!.replace(/\s+/g, '')), (c) => c.charCodeAt(0)) : fail('a PEM key must be PKCS8 "PRIVATE KEY" (openssl pkcs8 -topk8 -nocrypt)');
+    return imp('pkcs8', der, 'EdDSA').catch(() => imp('pkcs8', der, 'ES256')).catch(() => fail('the PEM key is neither Ed25519 nor P-256'));
   }
-  if (typeof input === 'object' && input !== null) return importJwk(subtle, input);
-  throw new TypeError('mintToken: unsupported key');
+  // A JWK's own alg / key_ops / use may not say what WebCrypto expects: the key type decides.
+  const { alg: _a, key_ops: _o, use: _u, ...jwk } = input as JsonWebKey;
+  if (jwk.kty === 'oct') return imp('jwk', jwk, 'HS256');
+  if (!jwk.d) fail('signing needs a private key (a JWK with "d")');
+  return imp('jwk', jwk, jwk.crv === 'P-256' ? 'ES256' : jwk.crv === 'Ed25519' ? 'EdDSA' : fail(`unsupported JWK curve ${String(jwk.crv)}`));
 }
 
-// ---- keys ----------------------------------------------------------------------------------------
-
-function isCryptoKey(k: unknown): k is CryptoKey {
-  return typeof CryptoKey !== 'undefined' ? k instanceof CryptoKey
-    : typeof k === 'object' && k !== null && 'algorithm' in k && 'usages' in k;
+function utf8(s: string): Uint8Array<ArrayBuffer> {
+  return new TextEncoder().encode(s) as Uint8Array<ArrayBuffer>;
 }
-
-function algorithmOfCryptoKey(k: CryptoKey): TokenAlgorithm {
-  const a = k.algorithm as { name: string; namedCurve?: string; hash?: { name: string } };
-  if (a.name === 'HMAC') return 'HS256';
-  if (a.name === 'ECDSA' && a.namedCurve === 'P-256') return 'ES256';
-  if (a.name === 'Ed25519') return 'EdDSA';
-  throw new TypeError(`mintToken: a ${a.name} key cannot sign Sluice tokens (use HMAC, ECDSA P-256 or Ed25519)`);
-}
-
-function hmac(subtle: SubtleCrypto, format: 'raw', data: Uint8Array): Promise<CryptoKey>;
-function hmac(subtle: SubtleCrypto, format: 'jwk', data: JsonWebKey): Promise<CryptoKey>;
-function hmac(subtle: SubtleCrypto, format: 'raw' | 'jwk', data: Uint8Array | JsonWebKey): Promise<CryptoKey> {
-  const alg = { name: 'HMAC', hash: 'SHA-256' };
-  return format === 'raw'
-    ? subtle.importKey('raw', data as Uint8Array<ArrayBuffer>, alg, false, ['sign'])
-    : subtle.importKey('jwk', data as JsonWebKey, alg, false, ['sign']);
-}
-
-async function importPem(subtle: SubtleCrypto, pem: string): Promise<ImportedKey> {
-  const m = /-----BEGIN ([A-Z ]+)-----([\s\S]*?)-----END \1-----/.exec(pem);
-  if (!m || m[1] !== 'PRIVATE KEY') {
-    throw new TypeError('mintToken: a PEM key must be a PKCS8 "PRIVATE KEY" (convert with: openssl pkcs8 -topk8 -nocrypt)');
-  }
-  const der = fromBase64(m[2]!.replace(/\s+/g, ''));
-  // PKCS8 names its algorithm inside; try the two we sign with.
-  try {
-    return { key: await subtle.importKey('pkcs8', der, { name: 'Ed25519' }, false, ['sign']), alg: 'EdDSA' };
-  } catch {
-    // not an Ed25519 key
-  }
-  try {
-    return { key: await subtle.importKey('pkcs8', der, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']), alg: 'ES256' };
-  } catch {
-    throw new TypeError('mintToken: the PEM key is neither Ed25519 nor P-256');
-  }
-}
-
-async function importJwk(subtle: SubtleCrypto, jwk: JsonWebKey): Promise<ImportedKey> {
-  // `alg` / `key_ops` of a JWK made elsewhere may not say what WebCrypto expects; the key decides.
-  const { alg: _alg, key_ops: _ops, use: _use, ...bare } = jwk;
-  if (bare.kty === 'oct') return { key: await hmac(subtle, 'jwk', bare), alg: 'HS256' };
-  if (!bare.d) throw new TypeError('mintToken: the JWK is a public key; signing needs the private key (with "d")');
-  if (bare.kty === 'EC' && bare.crv === 'P-256') {
-    return { key: await subtle.importKey('jwk', bare, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']), alg: 'ES256' };
-  }
-  if (bare.kty === 'OKP' && bare.crv === 'Ed25519') {
-    return { key: await subtle.importKey('jwk', bare, { name: 'Ed25519' }, false, ['sign']), alg: 'EdDSA' };
-  }
-  throw new TypeError(`mintToken: unsupported JWK (kty ${String(bare.kty)}, crv ${String(bare.crv)}); use oct, EC P-256 or OKP Ed25519`);
-}
-
-function signParams(alg: TokenAlgorithm): AlgorithmIdentifier | EcdsaParams {
-  switch (alg) {
-    case 'HS256': return { name: 'HMAC' };
-    case 'ES256': return { name: 'ECDSA', hash: 'SHA-256' }; // WebCrypto signs r||s, exactly the JWS form
-    case 'EdDSA': return { name: 'Ed25519' };
-  }
-}
-
-// ---- base64url -----------------------------------------------------------------------------------
 
 function b64url(bytes: Uint8Array): string {
   let s = '';
   for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
   return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-}
-
-function b64urlJson(value: unknown): string {
-  return b64url(new TextEncoder().encode(JSON.stringify(value)));
-}
-
-function fromBase64(b64: string): Uint8Array<ArrayBuffer> {
-  const s = atob(b64);
-  const out = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
-  return out;
 }

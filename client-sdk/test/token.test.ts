@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { importSigningKey, mintToken } from '../src/index.js';
+import { importSigningKey, mintToken } from '../src/token.js';
 
 /** Decodes a base64url segment of a JWT. */
 const part = (jwt: string, i: number) => JSON.parse(Buffer.from(jwt.split('.')[i]!, 'base64url').toString()) as Record<string, unknown>;

@@ -4,7 +4,7 @@ import { createHmac, generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { mintToken } from '@sluice/client';
+import { mintToken } from '@sluice/client/token';
 import type { RunningServer } from '../src/server.js';
 import { CLI, removeDir, spawnGateway, startGateway, tempDir } from './helpers/gateway.js';
 import { api, SseReader } from './helpers/http.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
-import { mintToken } from '@sluice/client';
+import { mintToken } from '@sluice/client/token';
 import { startGateway } from './helpers/gateway.js';
 import { api } from './helpers/http.js';
 import { RawClient } from './helpers/raw-client.js';
