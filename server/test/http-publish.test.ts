@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { encodeValue } from '@sluice/client/protocol';
+import { decodeServerFrame, encodeMsgs, encodeStr, encodeValue } from '@sluice/client/protocol';
 import type { RunningServer } from '../src/server.js';
 import { startGateway } from './helpers/gateway.js';
 import { api } from './helpers/http.js';
@@ -90,6 +90,13 @@ describe('POST /v1/topics/{topic}/messages', () => {
       assert.match(r.headers.get('content-type') ?? '', /application\/json/, what);
     }
     assert.equal((await api(gw.url, topic, { method: 'PUT', json: 1 })).headers.get('allow'), 'GET, POST, OPTIONS');
+    // The deepest payload accepted is still deliverable inside a MSGS frame (data two levels down).
+    const nested = (d: number) => '['.repeat(d) + ']'.repeat(d);
+    const json = { 'content-type': 'application/json' };
+    assert.equal((await api(gw.url, '/v1/topics/pub.deep/messages', { raw: nested(62), headers: json })).status, 201);
+    assert.equal((await api(gw.url, '/v1/topics/pub.deep/messages', { raw: nested(63), headers: json })).status, 400);
+    const [entry] = (await gw.store.read('pub.deep', 1, { limit: 1 })).entries;
+    assert.equal(decodeServerFrame(encodeMsgs(encodeStr('pub.deep'), 1, [entry!, entry!])).type, 15);
     assert.equal(await head('pub.bad'), 0);
     assert.equal(await head('a..b'), 0);
   });

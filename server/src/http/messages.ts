@@ -74,9 +74,15 @@ export function isBad(v: unknown): v is BadPayload {
 }
 
 /**
- * Encodes a data value for storage and checks it nests no deeper than a WebSocket PUB may
- * (so every reader's guarded decoder accepts it) and fits `maxBytes`.
+ * Deepest nesting of a payload published over HTTP: inside a MSGS frame (`[15, topic, first,
+ * [[data, ts], ...]]`) data sits two levels below the frame's elements, and an SDK's guarded
+ * decoder refuses the frame beyond MAX_DEPTH. (A WebSocket PUB currently checks MAX_DEPTH - 1 at
+ * its own level, which lets through payloads a MSGS frame cannot carry.) HTTP refuses what could
+ * not be delivered in every frame.
  */
+const MAX_DATA_DEPTH = MAX_DEPTH - 3;
+
+/** Encodes a data value for storage and checks it is deliverable (depth) and fits `maxBytes`. */
 export function encodeData(value: unknown, maxBytes: number): Uint8Array | BadPayload {
   let encoded: Uint8Array;
   try {
@@ -90,7 +96,7 @@ export function encodeData(value: unknown, maxBytes: number): Uint8Array | BadPa
 export function checkEncoded(encoded: Uint8Array, maxBytes: number): Uint8Array | BadPayload {
   if (encoded.length > maxBytes) return bad('too-large', `payload of ${encoded.length} bytes exceeds ${maxBytes}`);
   try {
-    skipValue(encoded, 0, MAX_DEPTH - 1);
+    skipValue(encoded, 0, MAX_DATA_DEPTH);
   } catch (err) {
     return bad('bad-request', `data rejected: ${(err as MsgpackError).message}`);
   }
