@@ -24,6 +24,38 @@ export interface Limits {
   maxBackpressure: number;
 }
 
+/** Token verification. Neither `secret` nor `publicKey` set: dev mode (no authentication). */
+export interface AuthConfig {
+  /** HS256 shared secret. */
+  secret: string | undefined;
+  /** Public key for EdDSA / ES256 tokens: PEM (SPKI), a JWK or a JWK Set as JSON, or a path to a file holding one. */
+  publicKey: string | undefined;
+  /** Required `aud` claim, when set. */
+  audience: string | undefined;
+  /** Required `iss` claim, when set. */
+  issuer: string | undefined;
+  /** Clock skew tolerated on `exp` / `nbf` (seconds). */
+  clockSkewS: number;
+}
+
+/** The HTTP API's limits. */
+export interface HttpLimits {
+  /** Largest request body (bytes); enforced while the body streams in. */
+  maxBody: number;
+  /** Cap on a pull's `wait` (seconds). */
+  maxWaitS: number;
+  /** Long-polls and SSE streams open at once; beyond it new ones get 429 `limit-exceeded`. */
+  maxStreams: number;
+}
+
+/** Publish rate limits (messages per second, token bucket with one second of burst); 0 = off. */
+export interface RateLimits {
+  /** Per WebSocket connection. */
+  perConnection: number;
+  /** Per client (the token's `sub`; in dev mode the remote address), over every connection and HTTP. */
+  perClient: number;
+}
+
 export interface Config {
   host: string;
   port: number;
@@ -33,8 +65,14 @@ export interface Config {
   retention: Retention;
   dedupWindowMs: number;
   limits: Limits;
-  /** HS256 secret; absent means dev mode (no auth). */
-  authSecret: string | undefined;
+  auth: AuthConfig;
+  /**
+   * Origins allowed for browser requests (CORS) and WebSocket upgrades; `*` allows any.
+   * Undefined: any origin in dev mode, only the gateway's own origin with authentication on.
+   */
+  allowedOrigins: string[] | undefined;
+  http: HttpLimits;
+  rates: RateLimits;
   /** Directory of the built console, served at /console when present. */
   consoleDir: string | undefined;
   /** Print nothing but the listening line and errors. */
@@ -51,6 +89,12 @@ export const DEFAULT_LIMITS: Limits = {
   maxBackpressure: 16 * 1024 * 1024,
 };
 
+export const DEFAULT_HTTP_LIMITS: HttpLimits = {
+  maxBody: DEFAULT_MAX_FRAME,
+  maxWaitS: 30,
+  maxStreams: 100_000,
+};
+
 export function defaultConfig(): Config {
   return {
     host: '127.0.0.1',
@@ -61,7 +105,10 @@ export function defaultConfig(): Config {
     retention: { ...DEFAULT_RETENTION },
     dedupWindowMs: DEFAULT_DEDUP_WINDOW_MS,
     limits: { ...DEFAULT_LIMITS },
-    authSecret: undefined,
+    auth: { secret: undefined, publicKey: undefined, audience: undefined, issuer: undefined, clockSkewS: 30 },
+    allowedOrigins: undefined,
+    http: { ...DEFAULT_HTTP_LIMITS },
+    rates: { perConnection: 0, perClient: 0 },
     consoleDir: undefined,
     quiet: false,
   };
@@ -79,6 +126,28 @@ const int = (name: string, v: string, min = 0): number => {
   if (!Number.isSafeInteger(n) || n < min) throw new ConfigError(`${name} must be an integer >= ${min}, got "${v}"`);
   return n;
 };
+
+const num = (name: string, v: string): number => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new ConfigError(`${name} must be a number >= 0, got "${v}"`);
+  return n;
+};
+
+/** `*`, or a comma-separated list of origins (`scheme://host[:port]`). */
+export function parseOrigins(v: string): string[] {
+  const list = v.split(',').map((o) => o.trim()).filter((o) => o.length > 0);
+  for (const o of list) {
+    if (o === '*') continue;
+    let u: URL;
+    try {
+      u = new URL(o);
+    } catch {
+      throw new ConfigError(`allowed-origins: "${o}" is not an origin like https://app.example.com`);
+    }
+    if (u.origin !== o.replace(/\/$/, '')) throw new ConfigError(`allowed-origins: "${o}" must be an origin only (scheme://host[:port])`);
+  }
+  return list.map((o) => o.replace(/\/$/, ''));
+}
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -111,8 +180,22 @@ export const OPTIONS: Option[] = [
   { flag: 'default-credit', env: 'SLUICE_DEFAULT_CREDIT', help: 'credit of a SUB that names none (default 64)', set: (c, v) => { c.limits.defaultCredit = int('default-credit', v); } },
   { flag: 'max-subscriptions', env: 'SLUICE_MAX_SUBSCRIPTIONS', help: 'subscriptions per connection (default 1000)', set: (c, v) => { c.limits.maxSubscriptions = int('max-subscriptions', v, 1); } },
   { flag: 'heartbeat', env: 'SLUICE_HEARTBEAT_MS', help: 'heartbeat announced to clients in ms (default 20000)', set: (c, v) => { c.limits.heartbeatMs = int('heartbeat', v, 1000); } },
-  { flag: 'auth-secret', env: 'SLUICE_AUTH_SECRET', help: 'HS256 secret for tokens (unset: dev mode, no auth)', set: (c, v) => { c.authSecret = v || undefined; } },
-  { flag: 'console-dir', env: 'SLUICE_CONSOLE_DIR', help: 'directory of the built console', set: (c, v) => { c.consoleDir = v; } },
+  { flag: 'auth-secret', env: 'SLUICE_AUTH_SECRET', help: 'HS256 secret for tokens (no secret and no public key: dev mode, no auth)', set: (c, v) => { c.auth.secret = v || undefined; } },
+  { flag: 'auth-public-key', env: 'SLUICE_AUTH_PUBLIC_KEY', help: 'EdDSA/ES256 public key: PEM, JWK or JWK Set JSON, or a file holding one', set: (c, v) => { c.auth.publicKey = v || undefined; } },
+  { flag: 'auth-audience', env: 'SLUICE_AUTH_AUDIENCE', help: 'required aud claim (default: not checked)', set: (c, v) => { c.auth.audience = v || undefined; } },
+  { flag: 'auth-issuer', env: 'SLUICE_AUTH_ISSUER', help: 'required iss claim (default: not checked)', set: (c, v) => { c.auth.issuer = v || undefined; } },
+  { flag: 'auth-clock-skew', env: 'SLUICE_AUTH_CLOCK_SKEW_S', help: 'seconds of clock skew tolerated on exp/nbf (default 30)', set: (c, v) => { c.auth.clockSkewS = int('auth-clock-skew', v); } },
+  {
+    flag: 'allowed-origins', env: 'SLUICE_ALLOWED_ORIGINS',
+    help: 'comma-separated browser origins for CORS and WebSocket, or * (default: any in dev mode, same origin with auth)',
+    set: (c, v) => { c.allowedOrigins = parseOrigins(v); },
+  },
+  { flag: 'max-body', env: 'SLUICE_MAX_BODY', help: 'largest HTTP request body in bytes (default 1 MiB)', set: (c, v) => { c.http.maxBody = int('max-body', v, 1024); } },
+  { flag: 'max-wait', env: 'SLUICE_MAX_WAIT_S', help: 'cap on a pull\'s wait in seconds (default 30)', set: (c, v) => { c.http.maxWaitS = int('max-wait', v, 0); } },
+  { flag: 'max-http-streams', env: 'SLUICE_MAX_HTTP_STREAMS', help: 'long-polls plus SSE streams open at once (default 100000)', set: (c, v) => { c.http.maxStreams = int('max-http-streams', v, 1); } },
+  { flag: 'rate-limit', env: 'SLUICE_RATE_LIMIT', help: 'publishes/s per WebSocket connection, 0 = off (default off)', set: (c, v) => { c.rates.perConnection = num('rate-limit', v); } },
+  { flag: 'rate-limit-client', env: 'SLUICE_RATE_LIMIT_CLIENT', help: 'publishes/s per client over all connections and HTTP, 0 = off (default off)', set: (c, v) => { c.rates.perClient = num('rate-limit-client', v); } },
+  { flag: 'console-dir', env: 'SLUICE_CONSOLE_DIR', help: 'directory of the built console (default: console/dist of this repository, when built)', set: (c, v) => { c.consoleDir = v; } },
 ];
 
 /** Applies environment variables, then flags (`--name value` or `--name=value`), to the defaults. */

@@ -1,7 +1,8 @@
 /** @sluice/server — embed the gateway: `startServer(loadConfig([], process.env))`. */
-export { startServer, openStore, VERSION, type RunningServer } from './server.js';
-export { loadConfig, defaultConfig, DEFAULT_LIMITS, ConfigError, type Config, type Limits } from './config.js';
+export { startServer, openStore, authFromConfig, VERSION, type RunningServer } from './server.js';
+export { loadConfig, defaultConfig, DEFAULT_LIMITS, DEFAULT_HTTP_LIMITS, ConfigError, type Config, type Limits, type AuthConfig, type HttpLimits, type RateLimits } from './config.js';
 export type { TopicLog, TopicInfo, AppendInput, AppendResult, ReadResult, Retention } from './log/log.js';
 export { MemoryLog } from './log/memory.js';
 export { DiskLog } from './log/disk.js';
 export type { Authenticator, Principal, Action } from './auth/auth.js';
+export { JwtAuthenticator } from './auth/jwt.js';

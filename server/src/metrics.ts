@@ -35,6 +35,20 @@ interface Gauge {
   label?: string;
 }
 
+const HTTP_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/** Prometheus histogram lines; `labels` is empty or ends with a comma. */
+function histogram(lines: string[], name: string, labels: string, h: Histogram): void {
+  let cumulative = 0;
+  h.bounds.forEach((b, i) => {
+    cumulative += h.counts[i]!;
+    lines.push(`${name}_bucket{${labels}le="${b}"} ${cumulative}`);
+  });
+  lines.push(`${name}_bucket{${labels}le="+Inf"} ${h.count}`);
+  const sel = labels ? `{${labels.slice(0, -1)}}` : '';
+  lines.push(`${name}_sum${sel} ${h.sum}`, `${name}_count${sel} ${h.count}`);
+}
+
 export interface Rates {
   messagesInPerSec: number;
   messagesOutPerSec: number;
@@ -59,6 +73,10 @@ export class Metrics {
   readonly handlerFailures = new Counter();
   readonly errors = new Map<string, Counter>();
   readonly appendSeconds = new Histogram([0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]);
+  /** HTTP requests answered, by route and status (`route` \0 `status`). 499: the client went away first. */
+  readonly httpRequests = new Map<string, Counter>();
+  /** Time to the response (SSE: to the stream's start; long-polls include their wait), by route. */
+  readonly httpSeconds = new Map<string, Histogram>();
   private readonly gauges = new Map<string, Gauge>();
   private last = { at: Date.now(), in: 0, out: 0, bin: 0, bout: 0 };
   rates: Rates = { messagesInPerSec: 0, messagesOutPerSec: 0, bytesInPerSec: 0, bytesOutPerSec: 0 };
@@ -73,6 +91,23 @@ export class Metrics {
     let c = this.errors.get(code);
     if (!c) this.errors.set(code, (c = new Counter()));
     c.inc();
+  }
+
+  httpRequest(route: string, status: number, seconds: number): void {
+    const key = `${route}\0${status}`;
+    let c = this.httpRequests.get(key);
+    if (!c) this.httpRequests.set(key, (c = new Counter()));
+    c.inc();
+    let h = this.httpSeconds.get(route);
+    if (!h) this.httpSeconds.set(route, (h = new Histogram(HTTP_BUCKETS)));
+    h.observe(seconds);
+  }
+
+  /** Errors answered so far, by code. */
+  errorCounts(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [code, c] of this.errors) out[code] = c.value;
+    return out;
   }
 
   /** A gauge computed when read; `label` names the label of a keyed result. */
@@ -115,15 +150,15 @@ export class Metrics {
     counter('sluice_handler_failures_total', 'Handler failures caught.', this.handlerFailures.value);
     lines.push('# HELP sluice_errors_total Errors answered, by code.', '# TYPE sluice_errors_total counter');
     for (const [code, c] of this.errors) lines.push(`sluice_errors_total{code="${code}"} ${c.value}`);
-    const h = this.appendSeconds;
     lines.push('# HELP sluice_store_append_seconds Time from publish to durable store commit.', '# TYPE sluice_store_append_seconds histogram');
-    let cumulative = 0;
-    h.bounds.forEach((b, i) => {
-      cumulative += h.counts[i]!;
-      lines.push(`sluice_store_append_seconds_bucket{le="${b}"} ${cumulative}`);
-    });
-    lines.push(`sluice_store_append_seconds_bucket{le="+Inf"} ${h.count}`);
-    lines.push(`sluice_store_append_seconds_sum ${h.sum}`, `sluice_store_append_seconds_count ${h.count}`);
+    histogram(lines, 'sluice_store_append_seconds', '', this.appendSeconds);
+    lines.push('# HELP sluice_http_requests_total HTTP requests answered, by route and status (499: client went away).', '# TYPE sluice_http_requests_total counter');
+    for (const [key, c] of this.httpRequests) {
+      const [route, status] = key.split('\0');
+      lines.push(`sluice_http_requests_total{route="${route}",status="${status}"} ${c.value}`);
+    }
+    lines.push('# HELP sluice_http_request_seconds Time to the HTTP response (long-polls include their wait; SSE until the stream starts).', '# TYPE sluice_http_request_seconds histogram');
+    for (const [route, h] of this.httpSeconds) histogram(lines, 'sluice_http_request_seconds', `route="${route}",`, h);
     for (const [name, g] of this.gauges) {
       lines.push(`# HELP ${name} ${g.help}`, `# TYPE ${name} gauge`);
       const v = g.read();

@@ -6,14 +6,19 @@ import { readFileSync } from 'node:fs';
 import { CloseCode } from '@sluice/client/protocol';
 import { App, us_listen_socket_close, us_socket_local_port, type us_listen_socket } from 'uWebSockets.js';
 import { DevAuthenticator, type Authenticator } from './auth/auth.js';
+import { jwtFromConfig } from './auth/jwt.js';
 import type { Config } from './config.js';
 import { mountBasics, mountNotFound } from './gateway/http.js';
 import { mountWebSocket } from './gateway/ws.js';
+import { HttpApi } from './http/api.js';
+import { mountConsole } from './http/console.js';
+import { OriginPolicy } from './http/origins.js';
 import { Hub } from './hub/hub.js';
 import { DiskLog } from './log/disk.js';
 import type { TopicLog } from './log/log.js';
 import { MemoryLog } from './log/memory.js';
 import { Metrics } from './metrics.js';
+import { RateLimiter } from './ratelimit.js';
 import type { Session } from './session/session.js';
 
 export const VERSION: string = (JSON.parse(
@@ -28,6 +33,10 @@ export interface RunningServer {
   readonly metrics: Metrics;
   readonly sessions: ReadonlySet<Session>;
   readonly auth: Authenticator;
+  readonly origins: OriginPolicy;
+  readonly http: HttpApi;
+  /** Directory of the console build served at /console, if any. */
+  readonly consoleDir: string | undefined;
   /** Stops accepting, closes every connection (1001), waits for pending appends, closes the store. */
   close(): Promise<void>;
 }
@@ -39,10 +48,17 @@ export function openStore(config: Config): TopicLog {
     : DiskLog.open({ ...options, dir: config.dataDir, durability: config.durability });
 }
 
+/** The authenticator a configuration asks for: JWT when a secret or public key is set, else dev mode. */
+export function authFromConfig(config: Config): Authenticator {
+  return jwtFromConfig(config.auth) ?? new DevAuthenticator();
+}
+
 export async function startServer(config: Config, deps: { auth?: Authenticator } = {}): Promise<RunningServer> {
+  const auth = deps.auth ?? authFromConfig(config); // before anything opens: a bad key fails fast
+  const origins = OriginPolicy.from(config.allowedOrigins, auth.mode === 'dev');
+  const rates = new RateLimiter(config.rates);
   const metrics = new Metrics();
   const store = openStore(config);
-  const auth = deps.auth ?? new DevAuthenticator();
   const app = App();
   const hub = new Hub(store, { publish: (topic, frame) => app.publish(topic, frame, true) }, metrics, {
     maxCredit: config.limits.maxCredit,
@@ -61,9 +77,14 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
   metrics.gauge('sluice_store_bytes', 'Bytes the store occupies.', () => store.size());
 
   mountWebSocket(app, {
-    ctx: { hub, store, auth, limits: config.limits, metrics, version: VERSION },
+    ctx: { hub, store, auth, limits: config.limits, metrics, version: VERSION, rates },
     sessions,
+    checkOrigin: (origin, host) => (origins.allows(origin, host) ? undefined : 'forbidden'),
   });
+  const http = new HttpApi(app, {
+    store, hub, auth, metrics, limits: config.limits, http: config.http, origins, rates, sessions, version: VERSION,
+  });
+  const consoleDir = mountConsole(app, metrics, config.consoleDir);
   mountBasics(app, metrics, () => !draining);
   mountNotFound(app, metrics);
 
@@ -81,11 +102,15 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
     metrics,
     sessions,
     auth,
+    origins,
+    http,
+    consoleDir,
     async close() {
       if (draining) return;
       draining = true;
       us_listen_socket_close(listenSocket);
       for (const s of [...sessions]) s.disconnect(CloseCode.GOING_AWAY, 'gateway shutting down');
+      http.close();
       hub.close();
       await store.close();
       metrics.stop();

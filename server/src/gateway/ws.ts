@@ -48,6 +48,7 @@ class Outbox {
 export class UwsConn implements Conn {
   readonly id = randomId(12);
   closed = false;
+  bytesSent = 0;
   private queue: Uint8Array[] = [];
   private drainWaiters: (() => void)[] = [];
 
@@ -73,6 +74,7 @@ export class UwsConn implements Conn {
         // 2 = dropped: the send buffer passed maxBackpressure. Never lose a frame silently.
         if (this.closed) break;
         if (this.ws.send(f, true) === 2) { dropped = true; break; }
+        this.bytesSent += f.length;
       }
     });
     if (dropped) this.slow();
@@ -137,8 +139,8 @@ export class UwsConn implements Conn {
 export interface WsOptions {
   ctx: SessionContext;
   sessions: Set<Session>;
-  /** Origin check for upgrades; returns an error code to refuse. */
-  checkOrigin?: (origin: string) => ErrorCode | undefined;
+  /** Origin check for upgrades (`host`: the Host header); returns an error code to refuse. */
+  checkOrigin?: (origin: string, host: string) => ErrorCode | undefined;
 }
 
 function text(buf: ArrayBuffer): string {
@@ -167,7 +169,7 @@ export function mountWebSocket(app: TemplatedApp, opts: WsOptions): void {
       const extensions = req.getHeader('sec-websocket-extensions');
       const origin = req.getHeader('origin');
       const userAgent = req.getHeader('user-agent');
-      const refused = origin && opts.checkOrigin ? opts.checkOrigin(origin) : undefined;
+      const refused = origin && opts.checkOrigin ? opts.checkOrigin(origin, req.getHeader('host')) : undefined;
       if (refused) {
         metrics.error(refused);
         res.writeStatus('403 Forbidden').writeHeader('content-type', 'application/json')

@@ -6,6 +6,8 @@ export interface Conn {
   readonly id: string;
   /** True once the socket is gone; every method is then a no-op. */
   readonly closed: boolean;
+  /** Bytes of frames written by `send` so far (native fan-out is not included), if the transport counts. */
+  readonly bytesSent?: number;
   /**
    * Queues a frame. Frames go out in the order queued, at the latest at the end of this loop turn
    * (all queued frames of a connection in one corked write).

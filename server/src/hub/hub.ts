@@ -165,6 +165,12 @@ export class Hub {
     return sub.bytesOut + (this.topics.get(sub.topic)?.bytes ?? sub.liveBytesFrom) - sub.liveBytesFrom;
   }
 
+  /** Bytes the subscription received by native fan-out (they bypass its connection's send path). */
+  nativeBytesOut(sub: Subscription): number {
+    if (sub.state !== 'live') return sub.nativeBytes;
+    return sub.nativeBytes + (this.topics.get(sub.topic)?.bytes ?? sub.liveBytesFrom) - sub.liveBytesFrom;
+  }
+
   stateCounts(): Readonly<Record<SubState, number>> {
     return this.counts;
   }
@@ -250,6 +256,7 @@ export class Hub {
     t.live--;
     sub.delivered += next - 1 - sub.liveFrom;
     sub.bytesOut += t.bytes - sub.liveBytesFrom;
+    sub.nativeBytes += t.bytes - sub.liveBytesFrom;
     sub.cursor = next;
     sub.credit = Math.max(0, sub.limit - (next - 1));
     sub.heapKey = -1;

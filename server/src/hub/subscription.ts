@@ -33,6 +33,8 @@ export class Subscription {
   /** Bytes delivered, the same way (`liveBytesFrom` marks the topic's byte count at joining). */
   bytesOut = 0;
   liveBytesFrom = 0;
+  /** Bytes received through the native topic in finished live runs (not sent via its connection). */
+  nativeBytes = 0;
   /** A store read is in progress for it. */
   pumping = false;
   readonly createdAt = Date.now();

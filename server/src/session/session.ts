@@ -30,6 +30,7 @@ import type { Hub } from '../hub/hub.js';
 import { Subscription } from '../hub/subscription.js';
 import type { TopicLog } from '../log/log.js';
 import type { Metrics } from '../metrics.js';
+import type { RateLimiter, TokenBucket } from '../ratelimit.js';
 import { randomId } from '../util/id.js';
 
 export interface SessionContext {
@@ -39,6 +40,8 @@ export interface SessionContext {
   limits: Limits;
   metrics: Metrics;
   version: string;
+  /** Publish rate limits; absent: unlimited. */
+  rates?: RateLimiter;
 }
 
 export interface PeerInfo {
@@ -64,12 +67,24 @@ export class Session {
   private queued: Uint8Array[] = [];
   private inflight = 0;
   private expiry: ReturnType<typeof setTimeout> | undefined;
+  /** Native fan-out bytes of subscriptions that ended. */
+  private endedNativeBytes = 0;
+  private readonly bucket: TokenBucket | undefined;
 
   constructor(
     readonly conn: Conn,
     private readonly ctx: SessionContext,
     readonly peer: PeerInfo,
-  ) {}
+  ) {
+    this.bucket = ctx.rates?.connectionBucket();
+  }
+
+  /** Bytes sent to this connection: frames it was sent plus what reached it by native fan-out. */
+  get bytesOut(): number {
+    let native = this.endedNativeBytes;
+    for (const sub of this.subs.values()) native += this.ctx.hub.nativeBytesOut(sub);
+    return (this.conn.bytesSent ?? 0) + native;
+  }
 
   /** One WebSocket message from the client. Never throws. */
   receive(bytes: Uint8Array, isBinary: boolean): void {
@@ -101,7 +116,10 @@ export class Session {
     if (this.state === 'closed') return;
     this.state = 'closed';
     if (this.expiry) clearTimeout(this.expiry);
-    for (const sub of this.subs.values()) this.ctx.hub.detach(sub);
+    for (const sub of this.subs.values()) {
+      this.ctx.hub.detach(sub);
+      this.endedNativeBytes += sub.nativeBytes;
+    }
     this.subs.clear();
     this.byTopic.clear();
     this.queued = [];
@@ -237,6 +255,7 @@ export class Session {
 
   private forget(sub: Subscription): void {
     this.ctx.hub.detach(sub);
+    this.endedNativeBytes += sub.nativeBytes;
     this.subs.delete(sub.id);
     this.byTopic.delete(sub.topic);
   }
@@ -254,6 +273,12 @@ export class Session {
     if (!this.principal!.can('pub', f.topic)) return this.error(f.reqId, 'forbidden', `not allowed to publish to ${f.topic}`);
     if (this.inflight >= limits.maxInflightPublishes) {
       return this.error(f.reqId, 'limit-exceeded', `at most ${limits.maxInflightPublishes} publishes awaiting ACK`);
+    }
+    const { rates } = this.ctx;
+    if (rates?.enabled) {
+      const client = this.ctx.auth.mode === 'dev' ? `addr:${this.peer.remoteAddress}` : `sub:${this.clientId}`;
+      const wait = rates.take(client, 1, this.bucket);
+      if (wait > 0) return this.error(f.reqId, 'rate-limited', `publish rate limit reached; retry in ${wait} ms`);
     }
     this.inflight++;
     const started = performance.now();

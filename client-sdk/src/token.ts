@@ -1,0 +1,124 @@
+/**
+ * `mintToken`: signs a Sluice token (a JWT) with WebCrypto alone — `crypto.subtle`, `TextEncoder`,
+ * `btoa` — so it runs unchanged in browsers, Node 20+, Deno, Bun and edge workers. Nothing here may
+ * use a Node API.
+ *
+ * Algorithms, chosen by the key:
+ * - HS256: a secret (string, bytes, an `oct` JWK or an HMAC CryptoKey) shared with the gateway.
+ * - ES256: a P-256 private key (PKCS8 PEM, EC JWK or ECDSA CryptoKey); the gateway holds the public key.
+ * - EdDSA: an Ed25519 private key (PKCS8 PEM, OKP JWK or Ed25519 CryptoKey); the gateway holds the public key.
+ * An edge worker should prefer ES256/EdDSA: it then holds a key that can sign tokens but not
+ * verify anyone else's, and the gateway holds nothing that could mint them.
+ *
+ * Claims (see the gateway's README, "Tokens"): `sub`, `exp`, `iat`, `caps`
+ * `{"<topic pattern>": ["sub" | "pub" | "history"]}` (`*` one segment, `>` the rest), `admin`.
+ */
+
+export type Capability = 'sub' | 'pub' | 'history';
+
+/** Topic pattern → actions allowed on matching topics. */
+export type Caps = Record<string, readonly Capability[]>;
+
+export type TokenAlgorithm = 'HS256' | 'ES256' | 'EdDSA';
+
+/**
+ * A signing key: an HS256 secret (string or bytes), a PKCS8 PEM private key (string starting with
+ * `-----BEGIN PRIVATE KEY-----`), a JWK (`oct`, EC P-256 or OKP Ed25519 with `d`), or a CryptoKey.
+ */
+export type SigningKey = string | Uint8Array | JsonWebKey | CryptoKey;
+
+export interface MintTokenOptions {
+  key: SigningKey;
+  /** Client id. */
+  sub: string;
+  caps?: Caps;
+  /** Grants the admin API and every capability. */
+  admin?: boolean;
+  /** Lifetime in seconds (default 3600). Ignored when `exp` is given. */
+  ttl?: number;
+  /** Expiry, seconds since the Unix epoch. */
+  exp?: number;
+  aud?: string;
+  iss?: string;
+  /** Key id for gateways configured with a JWK Set. */
+  kid?: string;
+  /** More claims; the ones above take precedence. */
+  claims?: Record<string, unknown>;
+  /** Clock in ms since the epoch (default `Date.now`). */
+  now?: () => number;
+  /** WebCrypto (default `globalThis.crypto.subtle`). */
+  subtle?: SubtleCrypto;
+}
+
+export interface ImportedKey {
+  key: CryptoKey;
+  alg: TokenAlgorithm;
+}
+
+const DEFAULT_TTL_S = 3600;
+
+/** Per algorithm: how WebCrypto imports its key, and how it signs (ES256: r||s, the JWS form). */
+const ALGS: Record<TokenAlgorithm, [EcKeyImportParams | HmacImportParams | Algorithm, EcdsaParams | Algorithm]> = {
+  HS256: [{ name: 'HMAC', hash: 'SHA-256' }, { name: 'HMAC' }],
+  ES256: [{ name: 'ECDSA', namedCurve: 'P-256' }, { name: 'ECDSA', hash: 'SHA-256' }],
+  EdDSA: [{ name: 'Ed25519' }, { name: 'Ed25519' }],
+};
+
+const fail = (why: string): never => { throw new TypeError(`mintToken: ${why}`); };
+
+/** Signs a token. Import the key once with `importSigningKey` when minting many. */
+export async function mintToken(opts: MintTokenOptions): Promise<string> {
+  const subtle = opts.subtle ?? crypto.subtle;
+  if (typeof opts.sub !== 'string' || !opts.sub) fail('sub must be a non-empty string');
+  const ttl = opts.ttl ?? DEFAULT_TTL_S;
+  if (opts.exp === undefined && !(ttl > 0 && ttl < Infinity)) fail('ttl must be a positive number of seconds');
+  const { key, alg } = await importSigningKey(opts.key, subtle);
+
+  const iat = Math.floor((opts.now ?? Date.now)() / 1000);
+  const payload: Record<string, unknown> = { ...opts.claims, sub: opts.sub, iat, exp: opts.exp ?? iat + Math.ceil(ttl) };
+  if (opts.caps) payload.caps = opts.caps;
+  if (opts.admin) payload.admin = true;
+  if (opts.aud !== undefined) payload.aud = opts.aud;
+  if (opts.iss !== undefined) payload.iss = opts.iss;
+  const header: Record<string, string> = { alg, typ: 'JWT' };
+  if (opts.kid !== undefined) header.kid = opts.kid;
+
+  const input = `${b64url(utf8(JSON.stringify(header)))}.${b64url(utf8(JSON.stringify(payload)))}`;
+  return `${input}.${b64url(new Uint8Array(await subtle.sign(ALGS[alg][1], key, utf8(input))))}`;
+}
+
+/**
+ * Turns any accepted key form into a CryptoKey that can sign, and the algorithm it signs with.
+ * A PKCS8 key names its algorithm inside: Ed25519 is tried, then P-256.
+ */
+export async function importSigningKey(input: SigningKey, subtle: SubtleCrypto = crypto.subtle): Promise<ImportedKey> {
+  if (typeof CryptoKey !== 'undefined' && input instanceof CryptoKey) {
+    const a = input.algorithm as EcKeyAlgorithm;
+    const alg = a.name === 'HMAC' ? 'HS256' : a.name === 'Ed25519' ? 'EdDSA' : a.namedCurve === 'P-256' ? 'ES256' : fail(`a ${a.name} key cannot sign tokens`);
+    return { key: input, alg };
+  }
+  const imp = (format: 'raw' | 'pkcs8' | 'jwk', data: Uint8Array<ArrayBuffer> | JsonWebKey, alg: TokenAlgorithm) =>
+    subtle.importKey(format as 'jwk', data as JsonWebKey, ALGS[alg][0], false, ['sign']).then((key) => ({ key, alg }));
+  if (input instanceof Uint8Array) return imp('raw', input as Uint8Array<ArrayBuffer>, 'HS256');
+  if (typeof input === 'string') {
+    if (!input.trimStart().startsWith('-----')) return imp('raw', utf8(input), 'HS256');
+    const m = /-----BEGIN PRIVATE KEY-----([^-]*)-----END PRIVATE KEY-----/.exec(input);
+    const der = m ? Uint8Array.from(atob(m[1]!.replace(/\s+/g, '')), (c) => c.charCodeAt(0)) : fail('a PEM key must be PKCS8 "PRIVATE KEY" (openssl pkcs8 -topk8 -nocrypt)');
+    return imp('pkcs8', der, 'EdDSA').catch(() => imp('pkcs8', der, 'ES256')).catch(() => fail('the PEM key is neither Ed25519 nor P-256'));
+  }
+  // A JWK's own alg / key_ops / use may not say what WebCrypto expects: the key type decides.
+  const { alg: _a, key_ops: _o, use: _u, ...jwk } = input as JsonWebKey;
+  if (jwk.kty === 'oct') return imp('jwk', jwk, 'HS256');
+  if (!jwk.d) fail('signing needs a private key (a JWK with "d")');
+  return imp('jwk', jwk, jwk.crv === 'P-256' ? 'ES256' : jwk.crv === 'Ed25519' ? 'EdDSA' : fail(`unsupported JWK curve ${String(jwk.crv)}`));
+}
+
+function utf8(s: string): Uint8Array<ArrayBuffer> {
+  return new TextEncoder().encode(s) as Uint8Array<ArrayBuffer>;
+}
+
+function b64url(bytes: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}

@@ -1,0 +1,500 @@
+/**
+ * The admin API, for the console. Every route needs a token with `admin: true` (dev mode: open);
+ * GET routes also take the token as `?token=` because EventSource cannot set headers.
+ *
+ * - `GET /v1/admin/stats`                 gateway totals and rates
+ * - `GET /v1/admin/topics`                one row per topic (stored, or with subscribers)
+ * - `GET /v1/admin/topics/{topic}`        a topic and each of its subscribers
+ * - `GET /v1/admin/connections`           WebSocket connections and SSE streams
+ * - `DELETE /v1/admin/connections/{id}`   closes one (WebSocket: close 4202, the SDK reconnects;
+ *                                         SSE: `event: end` {code: "kicked"}, EventSource reconnects)
+ * - `GET /v1/admin/stream`                SSE every second: `event: stats` {stats, topics}; with
+ *                                         `?connections=1` also `event: connections` (the list), with
+ *                                         `?topic=<name>` also `event: topic` (its detail)
+ *
+ * Subscribers and connections list both transports; `transport` says which. Per-topic rates come
+ * from a counter per topic fed by the store's `watch`, sampled once a second.
+ */
+import { CloseCode, topicError } from '@sluice/client/protocol';
+import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
+import type { Principal } from '../auth/auth.js';
+import type { Subscription } from '../hub/subscription.js';
+import type { TopicInfo, TopicLog } from '../log/log.js';
+import type { Rates } from '../metrics.js';
+import type { Session } from '../session/session.js';
+import { authenticate, begin, guard, tokenOf, topicPath, type HttpContext } from './context.js';
+import type { Exchange } from './exchange.js';
+import type { LongPolls } from './pull.js';
+import { SseWriter, type TopicStream, type TopicStreams } from './sse.js';
+
+/** Messages per second per topic, from the store's notifications, sampled every second. */
+export class TopicRates {
+  private readonly counts = new Map<string, { total: number; last: number; rate: number }>();
+  private readonly unwatch: () => void;
+  private readonly sampler: ReturnType<typeof setInterval>;
+  private sampledAt = Date.now();
+
+  constructor(store: TopicLog) {
+    this.unwatch = store.watch((topic, _first, entries) => {
+      const c = this.counts.get(topic);
+      if (c) c.total += entries.length;
+      else this.counts.set(topic, { total: entries.length, last: 0, rate: 0 });
+    });
+    this.sampler = setInterval(() => this.sample(), 1000);
+    this.sampler.unref();
+  }
+
+  rate(topic: string): number {
+    return this.counts.get(topic)?.rate ?? 0;
+  }
+
+  close(): void {
+    this.unwatch();
+    clearInterval(this.sampler);
+  }
+
+  private sample(): void {
+    const now = Date.now();
+    const dt = (now - this.sampledAt) / 1000;
+    if (dt <= 0) return;
+    this.sampledAt = now;
+    for (const [topic, c] of this.counts) {
+      // A quiet topic is forgotten: absent means 0/s, so the map holds only active topics.
+      if (c.total === c.last && c.rate === 0) { this.counts.delete(topic); continue; }
+      c.rate = Math.round(((c.total - c.last) / dt) * 100) / 100;
+      c.last = c.total;
+    }
+  }
+}
+
+export interface Stats {
+  version: string;
+  authMode: 'dev' | 'jwt';
+  uptimeMs: number;
+  connections: number;
+  subscriptions: { live: number; paused: number; catchup: number };
+  rates: Rates;
+  storeBytes: number;
+  topics: number;
+  errors: Record<string, number>;
+  http: { longPolls: number; eventStreams: number; adminStreams: number };
+}
+
+export interface TopicRow {
+  topic: string;
+  epoch: string;
+  head: number;
+  first: number;
+  count: number;
+  bytes: number;
+  subscribers: number;
+  live: number;
+  paused: number;
+  msgsPerSec: number;
+  lastTs: number;
+}
+
+type SubState = 'live' | 'paused' | 'catchup';
+
+export interface SubscriberRow {
+  transport: 'ws' | 'sse';
+  connection: string;
+  clientId: string;
+  client: string;
+  remoteAddress: string;
+  userAgent: string;
+  subId: number;
+  state: SubState;
+  /** Credit left (null for SSE: TCP backpressure governs it). */
+  credit: number | null;
+  /** Last offset delivered. */
+  cursor: number;
+  lag: number;
+  delivered: number;
+  since: number;
+}
+
+/** A topic and its subscribers (`subscribers` is the list; the row's count is its length). */
+export type TopicDetail = Omit<TopicRow, 'subscribers'> & { subscribers: SubscriberRow[] };
+
+export interface ConnectionRow {
+  transport: 'ws' | 'sse';
+  id: string;
+  clientId: string;
+  client: string;
+  userAgent: string;
+  remoteAddress: string;
+  connectedAt: number;
+  subscriptions: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+/** What one admin stream asked for besides the stats (`?connections=1`, `?topic=<name>`). */
+export interface FeedWants {
+  connections: boolean;
+  topic: string | undefined;
+}
+
+interface FeedReader {
+  writer: SseWriter;
+  principal: Principal;
+  wants: FeedWants;
+}
+
+/**
+ * Live dashboards: every second, each admin stream gets `event: stats` ({stats, topics}), plus
+ * `event: connections` and/or `event: topic` when it asked for them. Each part is computed once
+ * per tick however many streams want it. A backpressured stream skips ticks (the next snapshot
+ * is complete by itself), so nothing queues up for a slow dashboard.
+ */
+class AdminFeed {
+  private readonly readers = new Set<FeedReader>();
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private busy = false;
+
+  constructor(private readonly render: (wanted: readonly FeedWants[]) => Promise<(wants: FeedWants) => string>) {}
+
+  get size(): number {
+    return this.readers.size;
+  }
+
+  /** Starts a stream with its first snapshot. */
+  async add(ex: Exchange, principal: Principal, wants: FeedWants): Promise<void> {
+    const chunkFor = await this.render([wants]);
+    if (!ex.open) return;
+    const reader: FeedReader = { writer: new SseWriter(ex, () => {}), principal, wants };
+    this.readers.add(reader);
+    ex.onAbort(() => this.remove(reader));
+    reader.writer.start(`retry: 2000\n${chunkFor(wants)}`);
+    this.timer ??= setInterval(() => void this.tick(), 1000);
+  }
+
+  close(): void {
+    for (const r of this.readers) r.writer.end({ name: 'end', data: { code: 'shutting-down', message: 'the gateway is shutting down' } });
+    this.readers.clear();
+    this.stop();
+  }
+
+  private remove(r: FeedReader): void {
+    this.readers.delete(r);
+    if (this.readers.size === 0) this.stop();
+  }
+
+  private stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private async tick(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      const now = Date.now();
+      for (const r of this.readers) {
+        if (r.principal.expiresAt !== undefined && r.principal.expiresAt <= now) {
+          r.writer.end({ name: 'end', data: { code: 'unauthorized', message: 'token expired' } });
+          this.remove(r);
+        }
+      }
+      const ready = [...this.readers].filter((r) => !r.writer.blocked && r.writer.open);
+      if (ready.length === 0) return;
+      const chunkFor = await this.render(ready.map((r) => r.wants));
+      for (const r of ready) if (!r.writer.blocked && r.writer.open) r.writer.send(chunkFor(r.wants));
+    } catch (err) {
+      console.error('sluice: admin stream snapshot failed', err);
+    } finally {
+      this.busy = false;
+    }
+  }
+}
+
+export class Admin {
+  readonly rates: TopicRates;
+  readonly feed: AdminFeed;
+
+  constructor(
+    private readonly ctx: HttpContext,
+    private readonly polls: LongPolls,
+    private readonly streams: TopicStreams,
+    private readonly startedAt = Date.now(),
+  ) {
+    this.rates = new TopicRates(ctx.store);
+    this.feed = new AdminFeed((wanted) => this.renderFeed(wanted));
+  }
+
+  close(): void {
+    this.feed.close();
+    this.rates.close();
+  }
+
+  // ---- data ---------------------------------------------------------------------------------------
+
+  async stats(): Promise<Stats> {
+    const { ctx } = this;
+    const c = ctx.hub.stateCounts();
+    return {
+      version: ctx.version,
+      authMode: ctx.auth.mode,
+      uptimeMs: Date.now() - this.startedAt,
+      connections: ctx.sessions.size,
+      subscriptions: { live: c.live, paused: c.paused, catchup: c.catchup + c.opening },
+      rates: ctx.metrics.rates,
+      storeBytes: ctx.store.size(),
+      topics: (await ctx.store.topics()).length,
+      errors: ctx.metrics.errorCounts(),
+      http: { longPolls: this.polls.size, eventStreams: this.streams.size, adminStreams: this.feed.size },
+    };
+  }
+
+  async topics(): Promise<TopicRow[]> {
+    const { store, hub } = this.ctx;
+    const infos = new Map((await store.topics()).map((i) => [i.topic, i]));
+    // Topics with subscribers but nothing stored yet are listed too.
+    const watched = new Set([...hub.activeTopics().map((t) => t.topic), ...[...this.streams.all].map((s) => s.topic)]);
+    for (const topic of watched) if (!infos.has(topic)) infos.set(topic, await store.info(topic));
+    return [...infos.values()].sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : 0)).map((i) => this.row(i));
+  }
+
+  /** A topic's row: counts only, so listing many topics stays cheap (no per-connection lookups). */
+  private row(info: TopicInfo): TopicRow {
+    let subscribers = 0;
+    let live = 0;
+    let paused = 0;
+    for (const sub of this.ctx.hub.subscribers(info.topic)) {
+      subscribers++;
+      if (sub.state === 'live') live++;
+      else if (sub.state === 'paused') paused++;
+    }
+    for (const s of this.streams.of(info.topic)) {
+      subscribers++;
+      const state = sseState(s, info.head);
+      if (state === 'live') live++;
+      else if (state === 'paused') paused++;
+    }
+    return {
+      topic: info.topic,
+      epoch: info.epoch,
+      head: info.head,
+      first: info.first,
+      count: info.count,
+      bytes: info.bytes,
+      subscribers,
+      live,
+      paused,
+      msgsPerSec: this.rates.rate(info.topic),
+      lastTs: info.lastTs,
+    };
+  }
+
+  private subscriberRows(topic: string, head: number): SubscriberRow[] {
+    const { hub, sessions } = this.ctx;
+    const subs = hub.subscribers(topic);
+    const rows: SubscriberRow[] = [];
+    const byConn = new Map<unknown, Session>();
+    if (subs.length > 0) for (const s of sessions) byConn.set(s.conn, s);
+    for (const sub of subs) rows.push(this.wsSubscriber(sub, head, byConn.get(sub.conn)));
+    for (const s of this.streams.of(topic)) rows.push(sseSubscriber(s, head));
+    return rows;
+  }
+
+  private wsSubscriber(sub: Subscription, head: number, session: Session | undefined): SubscriberRow {
+    const { hub } = this.ctx;
+    const { credit, cursor } = hub.position(sub);
+    const state: SubState = sub.state === 'live' || sub.state === 'paused' ? sub.state : 'catchup';
+    return {
+      transport: 'ws',
+      connection: session?.id ?? sub.conn.id,
+      clientId: sub.clientId,
+      client: session?.clientName ?? '',
+      remoteAddress: session?.peer.remoteAddress ?? '',
+      userAgent: session?.peer.userAgent ?? '',
+      subId: sub.id,
+      state,
+      credit,
+      cursor,
+      lag: Math.max(0, head - cursor),
+      delivered: hub.delivered(sub),
+      since: sub.createdAt,
+    };
+  }
+
+  /** A topic and its subscribers; undefined when it has neither messages nor subscribers. */
+  async topic(topic: string): Promise<TopicDetail | undefined> {
+    const detail = await this.topicDetail(topic);
+    return detail.head === 0 && detail.subscribers.length === 0 ? undefined : detail;
+  }
+
+  /** A topic and its subscribers, also when it has none yet (a live page waiting for its topic). */
+  async topicDetail(topic: string): Promise<TopicDetail> {
+    const info = await this.ctx.store.info(topic);
+    return { ...this.row(info), subscribers: this.subscriberRows(topic, info.head) };
+  }
+
+  connections(): ConnectionRow[] {
+    const rows: ConnectionRow[] = [];
+    for (const s of this.ctx.sessions) {
+      rows.push({
+        transport: 'ws',
+        id: s.id,
+        clientId: s.clientId,
+        client: s.clientName,
+        userAgent: s.peer.userAgent,
+        remoteAddress: s.peer.remoteAddress,
+        connectedAt: s.connectedAt,
+        subscriptions: s.subs.size,
+        bytesIn: s.bytesIn,
+        bytesOut: s.bytesOut,
+      });
+    }
+    for (const s of this.streams.all) {
+      rows.push({
+        transport: 'sse',
+        id: s.id,
+        clientId: s.clientId,
+        client: '',
+        userAgent: s.userAgent,
+        remoteAddress: s.remoteAddress,
+        connectedAt: s.since,
+        subscriptions: 1,
+        bytesIn: 0,
+        bytesOut: s.writer.bytesOut,
+      });
+    }
+    return rows;
+  }
+
+  /** Closes a connection or stream; false when there is none with this id. */
+  kick(id: string): boolean {
+    for (const s of this.ctx.sessions) {
+      if (s.id === id) {
+        s.disconnect(CloseCode.KICKED, 'disconnected by an administrator');
+        return true;
+      }
+    }
+    for (const s of this.streams.all) {
+      if (s.id === id) {
+        this.streams.end(s, 'kicked', 'disconnected by an administrator');
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Renders one tick of the admin feed: the parts the given streams want, each once, and a
+   * function that assembles a stream's chunk from them.
+   */
+  private async renderFeed(wanted: readonly FeedWants[]): Promise<(wants: FeedWants) => string> {
+    const [stats, topics] = await Promise.all([this.stats(), this.topics()]);
+    const base = `event: stats\ndata: ${JSON.stringify({ stats, topics })}\n\n`;
+    const connections = wanted.some((w) => w.connections) ? `event: connections\ndata: ${JSON.stringify(this.connections())}\n\n` : '';
+    const details = new Map<string, string>();
+    for (const w of wanted) {
+      if (w.topic === undefined || details.has(w.topic)) continue;
+      details.set(w.topic, `event: topic\ndata: ${JSON.stringify(await this.topicDetail(w.topic))}\n\n`);
+    }
+    return (w) => base + (w.connections ? connections : '') + (w.topic === undefined ? '' : details.get(w.topic) ?? '');
+  }
+
+  // ---- routes -------------------------------------------------------------------------------------
+
+  /** Opens an admin exchange: authenticated, and admin. Answers 401/403 itself. */
+  private async principal(ex: Exchange, token: string | undefined | null): Promise<Principal | undefined> {
+    const p = await authenticate(ex, this.ctx, token);
+    if (!p || !ex.open) return undefined;
+    if (!p.admin) {
+      ex.error('forbidden', 'the admin API needs a token with admin: true');
+      return undefined;
+    }
+    return p;
+  }
+
+  /** Registers a GET route that answers JSON from `body`. */
+  private getJson(app: TemplatedApp, path: string, body: () => Promise<unknown>): void {
+    app.get(path, (res, req) => {
+      const ex = begin(res, req, 'admin', this.ctx);
+      if (!ex) return;
+      const token = tokenOf(req, true);
+      guard(ex, this.ctx, async () => {
+        if (!(await this.principal(ex, token))) return;
+        ex.json(200, await body());
+      });
+    });
+  }
+
+  mount(app: TemplatedApp, streamsOpen: () => number): void {
+    this.getJson(app, '/v1/admin/stats', () => this.stats());
+    this.getJson(app, '/v1/admin/topics', () => this.topics());
+    app.get('/v1/admin/topics/*', (res, req) => this.topicRoute(res, req));
+    this.getJson(app, '/v1/admin/connections', async () => this.connections());
+    app.del('/v1/admin/connections/:id', (res, req) => {
+      const ex = begin(res, req, 'admin', this.ctx);
+      if (!ex) return;
+      const token = tokenOf(req, false);
+      const id = decodeURIComponent(req.getParameter(0) ?? '');
+      guard(ex, this.ctx, async () => {
+        if (!(await this.principal(ex, token))) return;
+        if (!this.kick(id)) return ex.error('bad-request', `no connection ${id.slice(0, 64)}`, 404);
+        ex.json(200, { id, closed: true });
+      });
+    });
+    app.get('/v1/admin/stream', (res, req) => {
+      const ex = begin(res, req, 'admin_stream', this.ctx);
+      if (!ex) return;
+      const token = tokenOf(req, true);
+      const connections = ['1', 'true'].includes(req.getQuery('connections') ?? '');
+      const topic = req.getQuery('topic') || undefined;
+      guard(ex, this.ctx, async () => {
+        const p = await this.principal(ex, token);
+        if (!p) return;
+        const invalid = topic === undefined ? null : topicError(topic, { allowReserved: true });
+        if (invalid) return ex.error('invalid-topic', invalid);
+        if (streamsOpen() >= this.ctx.http.maxStreams) {
+          return ex.error('limit-exceeded', `at most ${this.ctx.http.maxStreams} long-polls and event streams at once`);
+        }
+        await this.feed.add(ex, p, { connections, topic });
+      });
+    });
+  }
+
+  private topicRoute(res: HttpResponse, req: HttpRequest): void {
+    const ex = begin(res, req, 'admin', this.ctx);
+    if (!ex) return;
+    const token = tokenOf(req, true);
+    const path = topicPath(req.getUrl(), '/v1/admin/topics/', ['']);
+    guard(ex, this.ctx, async () => {
+      if (!(await this.principal(ex, token))) return;
+      if (!path) return ex.error('bad-request', 'the topic in the path is not decodable');
+      const invalid = topicError(path.topic, { allowReserved: true });
+      if (invalid) return ex.error('invalid-topic', invalid);
+      const out = await this.topic(path.topic);
+      if (!out) return ex.error('bad-request', `no topic ${path.topic}`, 404);
+      ex.json(200, out);
+    });
+  }
+}
+
+/** An SSE stream's state in the console's terms: backpressured = paused, behind = catchup. */
+function sseState(s: TopicStream, head: number): SubState {
+  return s.writer.blocked ? 'paused' : s.cursor - 1 < head ? 'catchup' : 'live';
+}
+
+function sseSubscriber(s: TopicStream, head: number): SubscriberRow {
+  const cursor = s.cursor - 1;
+  return {
+    transport: 'sse',
+    connection: s.id,
+    clientId: s.clientId,
+    client: '',
+    remoteAddress: s.remoteAddress,
+    userAgent: s.userAgent,
+    subId: 0,
+    state: sseState(s, head),
+    credit: null,
+    cursor,
+    lag: Math.max(0, head - cursor),
+    delivered: s.delivered,
+    since: s.since,
+  };
+}

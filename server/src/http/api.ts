@@ -1,0 +1,75 @@
+/**
+ * The HTTP API v1 on the gateway's uWS app (same port as the WebSocket): routes, and the long-lived
+ * parts behind them (parked long-polls, event streams, the admin feed).
+ *
+ *   OPTIONS *                                  CORS preflight
+ *   POST    /v1/topics/{topic}/messages        publish one message            (cap: pub)
+ *   GET     /v1/topics/{topic}/messages        pull history / long-poll       (cap: history)
+ *   GET     /v1/topics/{topic}/events          Server-Sent Events             (cap: sub)
+ *   POST    /v1/publish                        publish a batch                (cap: pub, per message)
+ *   *       /v1/admin/...                      admin API (admin.ts)           (admin: true)
+ *
+ * `{topic}` is percent-encoded when it contains `/` (or not: the last path segment names the
+ * action, everything before it is the topic). MUST be mounted before `mountNotFound`.
+ */
+import type { TemplatedApp } from 'uWebSockets.js';
+import { Admin } from './admin.js';
+import { begin, topicPath, type HttpContext } from './context.js';
+import { publishBatch, publishOne } from './publish.js';
+import { LongPolls, pull } from './pull.js';
+import { events, TopicStreams } from './sse.js';
+
+export class HttpApi {
+  readonly polls: LongPolls;
+  readonly streams: TopicStreams;
+  readonly admin: Admin;
+
+  constructor(app: TemplatedApp, private readonly ctx: HttpContext) {
+    const { metrics } = ctx;
+    this.polls = new LongPolls(ctx.store, metrics);
+    this.streams = new TopicStreams(ctx.store, metrics, ctx.limits.heartbeatMs);
+    this.admin = new Admin(ctx, this.polls, this.streams);
+    const open = () => this.openStreams;
+
+    metrics.gauge('sluice_http_long_polls', 'Pull requests parked waiting for a message.', () => this.polls.size);
+    metrics.gauge('sluice_sse_streams', 'Open Server-Sent Event streams, by kind.', () => ({
+      topic: this.streams.size,
+      admin: this.admin.feed.size,
+    }), 'kind');
+
+    app.options('/*', (res, req) => {
+      const origin = req.getHeader('origin');
+      if (!ctx.origins.preflight(res, origin, req.getHeader('host'), req.getHeader('access-control-request-headers'))) {
+        begin(res, req, 'preflight', ctx); // answers 403
+        return;
+      }
+      metrics.httpRequest('preflight', 204, 0);
+    });
+    app.post('/v1/publish', (res, req) => publishBatch(res, req, ctx));
+    app.any('/v1/topics/*', (res, req) => {
+      const method = req.getMethod();
+      const path = topicPath(req.getUrl(), '/v1/topics/', ['messages', 'events']);
+      if (path?.action === 'messages' && method === 'post') return publishOne(res, req, path.topic, ctx);
+      if (path?.action === 'messages' && method === 'get') return pull(res, req, path.topic, ctx, this.polls, open);
+      if (path?.action === 'events' && method === 'get') return events(res, req, path.topic, ctx, this.streams, open);
+      const ex = begin(res, req, 'not_found', ctx);
+      if (!ex) return;
+      if (!path) return ex.error('bad-request', `no route for ${method.toUpperCase()} ${req.getUrl().slice(0, 300)}`, 404);
+      const allow = path.action === 'messages' ? 'GET, POST, OPTIONS' : 'GET, OPTIONS';
+      ex.error('bad-request', `${method.toUpperCase()} is not allowed here (allowed: ${allow})`, 405, { allow });
+    });
+    this.admin.mount(app, open);
+  }
+
+  /** Long-polls and SSE streams held open now (bounded by `maxStreams`). */
+  get openStreams(): number {
+    return this.polls.size + this.streams.size + this.admin.feed.size;
+  }
+
+  /** Answers parked long-polls, ends every stream, stops the timers. */
+  close(): void {
+    this.polls.close();
+    this.streams.close();
+    this.admin.close();
+  }
+}

@@ -1,0 +1,168 @@
+/**
+ * What every HTTP route shares: the gateway's parts, and the steps each request goes through —
+ * origin check, token, authentication, body (size-capped while it streams in), and a guard that
+ * turns any failure of a handler into a counted 500 instead of a crash.
+ */
+import { ErrorCodes, type ErrorCode } from '@sluice/client/protocol';
+import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
+import { AuthError, type Authenticator, type Principal } from '../auth/auth.js';
+import type { HttpLimits, Limits } from '../config.js';
+import type { Hub } from '../hub/hub.js';
+import type { TopicLog } from '../log/log.js';
+import type { Metrics } from '../metrics.js';
+import type { RateLimiter } from '../ratelimit.js';
+import type { Session } from '../session/session.js';
+import { Exchange } from './exchange.js';
+import type { OriginPolicy } from './origins.js';
+
+export interface HttpContext {
+  store: TopicLog;
+  hub: Hub;
+  auth: Authenticator;
+  metrics: Metrics;
+  limits: Limits;
+  http: HttpLimits;
+  origins: OriginPolicy;
+  rates: RateLimiter;
+  sessions: ReadonlySet<Session>;
+  version: string;
+}
+
+/**
+ * Opens an exchange for a request, or answers 403 (in the synchronous top) when the request comes
+ * from a browser origin the policy refuses. MUST be called in the synchronous top of a handler.
+ */
+export function begin(res: HttpResponse, req: HttpRequest, route: string, ctx: HttpContext): Exchange | undefined {
+  const origin = req.getHeader('origin');
+  const allowed = !origin || ctx.origins.allows(origin, req.getHeader('host'));
+  const ex = new Exchange(res, route, ctx.metrics, allowed ? origin : '');
+  // Until `readBody` has consumed it, a body is unread: answering early also closes the connection.
+  ex.bodyPending = req.getHeader('transfer-encoding') !== '' || Number(req.getHeader('content-length')) > 0;
+  if (allowed) return ex;
+  ex.error('forbidden', `origin ${origin.slice(0, 200)} is not allowed`);
+  return undefined;
+}
+
+/**
+ * The request's token: `Authorization: Bearer <token>`, or the `token` query parameter when
+ * `fromQuery` (GET routes only: EventSource cannot set headers). Null when malformed.
+ */
+export function tokenOf(req: HttpRequest, fromQuery: boolean): string | undefined | null {
+  const header = req.getHeader('authorization');
+  if (header) {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    return m ? m[1] : null;
+  }
+  if (fromQuery) {
+    const q = req.getQuery('token');
+    if (q) return q;
+  }
+  return undefined;
+}
+
+/** Authenticates; answers 401 and resolves to undefined when that fails. */
+export async function authenticate(ex: Exchange, ctx: HttpContext, token: string | undefined | null): Promise<Principal | undefined> {
+  if (token === null) {
+    ex.error('unauthorized', 'the Authorization header must be "Bearer <token>"', 401, { 'www-authenticate': 'Bearer' });
+    return undefined;
+  }
+  try {
+    return await ctx.auth.authenticate(token);
+  } catch (err) {
+    const message = err instanceof AuthError ? err.message : 'authentication failed';
+    ex.error('unauthorized', message, 401, { 'www-authenticate': `Bearer error="invalid_token"` });
+    return undefined;
+  }
+}
+
+/** Rate limit key of a principal: its `sub` with real tokens, its address in dev mode. */
+export function clientKey(ctx: HttpContext, principal: Principal, remoteAddress: string): string {
+  return ctx.auth.mode === 'dev' ? `addr:${remoteAddress}` : `sub:${principal.id}`;
+}
+
+/** Answers 429 with Retry-After (whole seconds, at least 1). */
+export function rateLimited(ex: Exchange, waitMs: number): void {
+  const s = Math.max(1, Math.ceil(waitMs / 1000));
+  ex.error('rate-limited', `publish rate limit reached; retry in ${s} s`, 429, { 'retry-after': String(s) });
+}
+
+/**
+ * Reads the request body, refusing it with 413 (and closing the connection) as soon as more than
+ * `cap` bytes were declared or arrived. Resolves to undefined when it was refused or the client left.
+ * MUST be called in the synchronous top of the handler (uWS delivers the body only to a handler
+ * registered there).
+ */
+export function readBody(ex: Exchange, contentLength: string, cap: number): Promise<Uint8Array | undefined> {
+  const declared = contentLength ? Number(contentLength) : -1;
+  if (declared > cap) {
+    ex.error('too-large', `body of ${declared} bytes exceeds ${cap}`);
+    return Promise.resolve(undefined);
+  }
+  return new Promise((resolve) => {
+    let done = false;
+    const parts: Buffer[] = [];
+    let total = 0;
+    ex.onAbort(() => {
+      if (!done) { done = true; resolve(undefined); }
+    });
+    ex.res.onData((chunk, isLast) => {
+      if (done) return;
+      total += chunk.byteLength;
+      if (total > cap) {
+        done = true;
+        ex.error('too-large', `body exceeds ${cap} bytes`);
+        resolve(undefined);
+        return;
+      }
+      // uWS reuses the chunk's memory after this call returns: copy it.
+      if (chunk.byteLength > 0) parts.push(Buffer.from(chunk.slice(0)));
+      if (isLast) {
+        done = true;
+        ex.bodyPending = false;
+        resolve(parts.length === 1 ? parts[0]! : Buffer.concat(parts, total));
+      }
+    });
+  });
+}
+
+/** Runs an async handler; a failure is counted, logged and answered 500 `internal`. */
+export function guard(ex: Exchange, ctx: HttpContext, handler: () => Promise<void> | void): void {
+  const failed = (err: unknown) => {
+    ctx.metrics.handlerFailures.inc();
+    console.error(`sluice: HTTP ${ex.route} handler failed`, err);
+    ex.error('internal', 'the gateway failed to handle this request');
+  };
+  try {
+    const p = handler();
+    if (p) p.catch(failed);
+  } catch (err) {
+    failed(err);
+  }
+}
+
+/** Splits `/v1/topics/<topic>/<action>` (topic percent-decoded; it may contain `/`). */
+export function topicPath(url: string, prefix: string, actions: readonly string[]): { topic: string; action: string } | undefined {
+  const rest = url.slice(prefix.length);
+  for (const action of actions) {
+    const suffix = action ? `/${action}` : '';
+    if (suffix && !rest.endsWith(suffix)) continue;
+    const raw = rest.slice(0, rest.length - suffix.length);
+    if (!raw) return undefined;
+    try {
+      return { topic: decodeURIComponent(raw), action };
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+/** Parses an unsigned integer query parameter: undefined when absent, NaN when malformed. */
+export function uintParam(v: string | undefined): number | undefined {
+  if (v === undefined || v === '') return undefined;
+  return /^\d{1,16}$/.test(v) && Number.isSafeInteger(Number(v)) ? Number(v) : Number.NaN;
+}
+
+export function badRequest(ex: Exchange, message: string, code: ErrorCode = 'bad-request'): void {
+  ex.error(code, message, ErrorCodes[code].status);
+}

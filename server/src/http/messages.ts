@@ -1,0 +1,146 @@
+/**
+ * Messages in the HTTP API: request bodies → stored payloads, stored entries → JSON.
+ *
+ * A stored payload is the MessagePack of the message's data, exactly as a WebSocket PUB stores it,
+ * so a message published over HTTP reaches WebSocket, SSE and pull readers as the same value:
+ * - `application/json` (or `+json`): the JSON value;
+ * - `application/msgpack` (`x-msgpack`, `vnd.msgpack`): one MessagePack value, kept byte for byte;
+ * - anything else: the body's bytes as a binary value.
+ *
+ * A message in JSON is `{"offset", "ts", "data"}`; binary data is base64 with `"encoding": "base64"`,
+ * and headers, when present, are `"headers"`. Binary values nested inside other data become base64
+ * strings (JSON has no bytes).
+ */
+import {
+  decodeEntry,
+  decodeValue,
+  encodeValue,
+  MAX_DEPTH,
+  MsgpackError,
+  skipValue,
+  type ErrorCode,
+} from '@sluice/client/protocol';
+
+export interface BadPayload {
+  code: ErrorCode;
+  message: string;
+  status?: number;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+export function mediaType(contentType: string): string {
+  const semi = contentType.indexOf(';');
+  return (semi < 0 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
+}
+
+export function isJsonType(type: string): boolean {
+  return type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'));
+}
+
+export function isMsgpackType(type: string): boolean {
+  return type === 'application/msgpack' || type === 'application/x-msgpack' || type === 'application/vnd.msgpack';
+}
+
+/** Parses a JSON body; a BadPayload when it is not UTF-8 JSON. */
+export function parseJson(body: Uint8Array): unknown | BadPayload {
+  try {
+    return JSON.parse(utf8.decode(body)) as unknown;
+  } catch {
+    return bad('bad-request', 'the body is not valid JSON');
+  }
+}
+
+/** Decodes a MessagePack body with the guarded decoder; a BadPayload when it is not one valid value. */
+export function parseMsgpack(body: Uint8Array): unknown | BadPayload {
+  try {
+    return decodeValue(body);
+  } catch (err) {
+    return bad('bad-request', `the body is not valid MessagePack: ${(err as Error).message}`);
+  }
+}
+
+/** A class, so that a JSON body shaped like `{code, message}` is never mistaken for a failure. */
+class BadBox implements BadPayload {
+  constructor(readonly code: ErrorCode, readonly message: string, readonly status?: number) {}
+}
+
+export function bad(code: ErrorCode, message: string, status?: number): BadPayload {
+  return new BadBox(code, message, status);
+}
+
+export function isBad(v: unknown): v is BadPayload {
+  return v instanceof BadBox;
+}
+
+/**
+ * Deepest nesting of a payload published over HTTP: inside a MSGS frame (`[15, topic, first,
+ * [[data, ts], ...]]`) data sits two levels below the frame's elements, and an SDK's guarded
+ * decoder refuses the frame beyond MAX_DEPTH. (A WebSocket PUB currently checks MAX_DEPTH - 1 at
+ * its own level, which lets through payloads a MSGS frame cannot carry.) HTTP refuses what could
+ * not be delivered in every frame.
+ */
+const MAX_DATA_DEPTH = MAX_DEPTH - 3;
+
+/** Encodes a data value for storage and checks it is deliverable (depth) and fits `maxBytes`. */
+export function encodeData(value: unknown, maxBytes: number): Uint8Array | BadPayload {
+  let encoded: Uint8Array;
+  try {
+    encoded = encodeValue(value);
+  } catch (err) {
+    return bad('bad-request', `data cannot be encoded: ${(err as Error).message}`);
+  }
+  return checkEncoded(encoded, maxBytes);
+}
+
+export function checkEncoded(encoded: Uint8Array, maxBytes: number): Uint8Array | BadPayload {
+  if (encoded.length > maxBytes) return bad('too-large', `payload of ${encoded.length} bytes exceeds ${maxBytes}`);
+  try {
+    skipValue(encoded, 0, MAX_DATA_DEPTH);
+  } catch (err) {
+    return bad('bad-request', `data rejected: ${(err as MsgpackError).message}`);
+  }
+  return encoded;
+}
+
+/** The stored payload for a single-message publish body, by Content-Type. */
+export function payloadOf(contentType: string, body: Uint8Array, maxBytes: number): Uint8Array | BadPayload {
+  const type = mediaType(contentType);
+  if (isJsonType(type)) {
+    const v = parseJson(body);
+    return isBad(v) ? v : encodeData(v, maxBytes);
+  }
+  if (isMsgpackType(type)) {
+    const v = parseMsgpack(body);
+    // Kept byte for byte, like a WebSocket PUB's payload.
+    return isBad(v) ? v : checkEncoded(body, maxBytes);
+  }
+  return encodeData(body, maxBytes);
+}
+
+
+// ---- entries → JSON ----------------------------------------------------------------------------
+
+function base64(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64');
+}
+
+/** JSON.stringify replacer: nested binaries become base64 (Buffer's toJSON is bypassed via the holder). */
+function replacer(this: Record<string, unknown>, key: string, value: unknown): unknown {
+  const raw = this[key];
+  return raw instanceof Uint8Array ? base64(raw) : value;
+}
+
+/** One stored entry as the JSON text of a message. */
+export function messageJson(offset: number, entry: Uint8Array): string {
+  const { data, ts, headers } = decodeEntry(entry);
+  const msg: Record<string, unknown> = { offset, ts };
+  if (data instanceof Uint8Array) {
+    msg.data = base64(data);
+    msg.encoding = 'base64';
+  } else {
+    msg.data = data === undefined ? null : data;
+  }
+  if (headers) msg.headers = headers;
+  return JSON.stringify(msg, replacer);
+}

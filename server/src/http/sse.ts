@@ -1,0 +1,300 @@
+/**
+ * Server-Sent Events: one writer per response that keeps to TCP backpressure, and the topic event
+ * streams built on it (`GET /v1/topics/{topic}/events`).
+ *
+ * Stream format (text/event-stream):
+ *   retry: 2000                                   reconnect delay for EventSource
+ *   event: subscribed  data: {epoch, head, from, recovered}
+ *   id: <offset>       data: <message JSON>        one per message (the default `message` event)
+ *   event: gap         data: {from, to}            offsets from..to were trimmed before delivery
+ *   event: end         data: {code, message}       the gateway ends the stream (unauthorized: token
+ *                                                  expired; kicked; shutting-down)
+ *   : comment                                     heartbeats
+ *
+ * Flow control: the log is the buffer. Each stream has a cursor (the next offset to send). While
+ * the socket keeps up, stored batches are written as they are notified; when a write reports
+ * backpressure the stream stops, and when uWS says it is writable again it continues from the
+ * cursor by reading the store. So at most one read batch (256 messages / 256 KiB of stored bytes)
+ * sits in the gateway's buffers per stream, whatever the reader's speed.
+ */
+import { topicError } from '@sluice/client/protocol';
+import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
+import type { Principal } from '../auth/auth.js';
+import type { TopicLog } from '../log/log.js';
+import type { Metrics } from '../metrics.js';
+import { randomId } from '../util/id.js';
+import { authenticate, begin, guard, tokenOf, uintParam, type HttpContext } from './context.js';
+import type { Exchange } from './exchange.js';
+import { messageJson } from './messages.js';
+
+export const SSE_HEADERS = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache, no-transform',
+  'x-accel-buffering': 'no',
+};
+
+/** One store read while catching up. */
+const READ_BATCH = 256;
+const READ_BYTES = 256 * 1024;
+/** A notified batch bigger than this is sent through the store-read path instead, in bounded pieces. */
+const DIRECT_MAX = 256;
+
+/** One SSE response. Knows nothing of topics; `onResume` runs when a blocked stream may continue. */
+export class SseWriter {
+  /** The last write reported backpressure: write nothing until `onResume`. */
+  blocked = false;
+  bytesOut = 0;
+
+  constructor(readonly ex: Exchange, private readonly onResume: () => void) {}
+
+  start(first: string): void {
+    this.bytesOut += first.length;
+    this.blocked = !this.ex.stream(SSE_HEADERS, first);
+    this.ex.onWritable(() => {
+      try {
+        // uWS flushes its backlog only when something is written: a comment line does it.
+        const ok = this.ex.write(':\n');
+        if (ok && this.blocked) {
+          this.blocked = false;
+          this.onResume();
+        }
+      } catch (err) {
+        console.error('sluice: resuming an event stream failed', err); // never throw into uWS
+      }
+    });
+  }
+
+  get open(): boolean {
+    return this.ex.streaming;
+  }
+
+  /** Writes a chunk (even when blocked: callers check `blocked` before producing more). */
+  send(chunk: string): boolean {
+    this.bytesOut += chunk.length;
+    const ok = this.ex.write(chunk);
+    if (!ok) this.blocked = true;
+    return ok;
+  }
+
+  heartbeat(): void {
+    if (!this.blocked && this.open) this.send(': keep-alive\n\n');
+  }
+
+  end(event?: { name: string; data: unknown }): void {
+    this.ex.end(event ? `event: ${event.name}\ndata: ${JSON.stringify(event.data)}\n\n` : '');
+  }
+}
+
+export function eventOf(offset: number, entry: Uint8Array): string {
+  return `id: ${offset}\ndata: ${messageJson(offset, entry)}\n\n`;
+}
+
+/** A topic event stream: a subscription whose transport is one SSE response. */
+export class TopicStream {
+  readonly id = `sse-${randomId(12)}`;
+  readonly since = Date.now();
+  /** Next offset to send. */
+  cursor = 0;
+  delivered = 0;
+  /** A store read is in flight; notifications only mark `dirty`. */
+  pumping = false;
+  dirty = false;
+  closed = false;
+  writer!: SseWriter;
+  expiry: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    readonly topic: string,
+    readonly clientId: string,
+    readonly remoteAddress: string,
+    readonly userAgent: string,
+  ) {}
+}
+
+export interface StreamStart {
+  from?: number;
+  epoch?: string;
+}
+
+export class TopicStreams {
+  private readonly byTopic = new Map<string, Set<TopicStream>>();
+  readonly all = new Set<TopicStream>();
+  private readonly unwatch: () => void;
+  private readonly heartbeat: ReturnType<typeof setInterval>;
+
+  constructor(private readonly store: TopicLog, private readonly metrics: Metrics, heartbeatMs: number) {
+    this.unwatch = store.watch((topic, first, entries) => this.onAppend(topic, first, entries));
+    this.heartbeat = setInterval(() => {
+      for (const s of this.all) {
+        try {
+          s.writer.heartbeat();
+        } catch (err) {
+          this.metrics.handlerFailures.inc();
+          console.error('sluice: event stream heartbeat failed', err);
+        }
+      }
+    }, heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  get size(): number {
+    return this.all.size;
+  }
+
+  /** Streams of one topic (admin API). */
+  of(topic: string): TopicStream[] {
+    return [...(this.byTopic.get(topic) ?? [])];
+  }
+
+  /** Starts a stream on an exchange whose principal may subscribe to the topic. */
+  async open(ex: Exchange, s: TopicStream, principal: Principal, start: StreamStart): Promise<void> {
+    const info = await this.store.info(s.topic);
+    if (!ex.open) return;
+    const head = info.head;
+    let from = head + 1;
+    let recovered = false;
+    if (start.from !== undefined && (start.epoch === undefined || start.epoch === info.epoch)) {
+      const wanted = Math.max(start.from, 1);
+      if (wanted <= head + 1) {
+        // A trimmed start is announced by the pump as a gap event.
+        from = wanted;
+        recovered = wanted >= info.first;
+      }
+    }
+    s.cursor = from;
+    s.writer = new SseWriter(ex, () => void this.pump(s));
+    ex.onAbort(() => this.remove(s));
+    const subscribed = { epoch: info.epoch, head, from: Math.max(from, info.first), recovered };
+    s.writer.start(`retry: 2000\nevent: subscribed\ndata: ${JSON.stringify(subscribed)}\n\n`);
+    let set = this.byTopic.get(s.topic);
+    if (!set) this.byTopic.set(s.topic, (set = new Set()));
+    set.add(s);
+    this.all.add(s);
+    if (principal.expiresAt !== undefined) this.armExpiry(s, principal.expiresAt);
+    void this.pump(s);
+  }
+
+  /** Ends a stream from the server side (admin kick, shutdown, token expiry). */
+  end(s: TopicStream, code: string, message: string): void {
+    if (s.closed) return;
+    s.writer.end({ name: 'end', data: { code, message } });
+    this.remove(s);
+  }
+
+  close(): void {
+    this.unwatch();
+    clearInterval(this.heartbeat);
+    for (const s of [...this.all]) this.end(s, 'shutting-down', 'the gateway is shutting down');
+  }
+
+  private armExpiry(s: TopicStream, expiresAt: number): void {
+    const ms = expiresAt - Date.now();
+    const fire = () => this.end(s, 'unauthorized', 'token expired');
+    if (ms <= 0) return fire();
+    s.expiry = setTimeout(() => (Date.now() >= expiresAt ? fire() : this.armExpiry(s, expiresAt)), Math.min(ms, 2 ** 31 - 1));
+    s.expiry.unref();
+  }
+
+  private remove(s: TopicStream): void {
+    if (s.closed) return;
+    s.closed = true;
+    if (s.expiry) clearTimeout(s.expiry);
+    this.all.delete(s);
+    const set = this.byTopic.get(s.topic);
+    if (set) {
+      set.delete(s);
+      if (set.size === 0) this.byTopic.delete(s.topic);
+    }
+  }
+
+  private onAppend(topic: string, first: number, entries: readonly Uint8Array[]): void {
+    const set = this.byTopic.get(topic);
+    if (!set) return;
+    let chunk: string | undefined;
+    for (const s of set) {
+      if (s.pumping) { s.dirty = true; continue; }
+      if (s.writer.blocked) continue; // resumes from its cursor when writable
+      try {
+        if (s.cursor === first && entries.length <= DIRECT_MAX) {
+          chunk ??= entries.map((e, i) => eventOf(first + i, e)).join('');
+          this.deliver(s, chunk, entries.length);
+          s.cursor += entries.length;
+        } else if (s.cursor <= first + entries.length - 1) {
+          void this.pump(s);
+        }
+      } catch (err) {
+        // One stream's failure must not starve the others of this batch.
+        this.metrics.handlerFailures.inc();
+        console.error(`sluice: event stream delivery on ${topic} failed`, err);
+        this.end(s, 'internal', 'the gateway failed to deliver');
+      }
+    }
+  }
+
+  private deliver(s: TopicStream, chunk: string, count: number): void {
+    s.writer.send(chunk);
+    s.delivered += count;
+    this.metrics.messagesOut.inc(count);
+    this.metrics.bytesOut.inc(chunk.length);
+  }
+
+  /** Reads the store from the cursor until caught up or backpressured. */
+  private async pump(s: TopicStream): Promise<void> {
+    if (s.pumping) return;
+    s.pumping = true;
+    try {
+      for (;;) {
+        if (s.closed || !s.writer.open || s.writer.blocked) return;
+        s.dirty = false;
+        const r = await this.store.read(s.topic, s.cursor, { limit: READ_BATCH, maxBytes: READ_BYTES });
+        if (s.closed || !s.writer.open) return;
+        let chunk = '';
+        if (r.start > s.cursor) {
+          chunk += `event: gap\ndata: ${JSON.stringify({ from: s.cursor, to: r.start - 1 })}\n\n`;
+          s.cursor = r.start;
+        }
+        for (let i = 0; i < r.entries.length; i++) chunk += eventOf(r.start + i, r.entries[i]!);
+        if (chunk) this.deliver(s, chunk, r.entries.length);
+        s.cursor += r.entries.length;
+        // Caught up, and nothing was stored meanwhile: live notifications take over.
+        if (r.entries.length === 0 && !s.dirty) return;
+      }
+    } catch (err) {
+      this.metrics.handlerFailures.inc();
+      console.error(`sluice: event stream read of ${s.topic} failed`, err);
+      this.end(s, 'internal', 'reading the topic log failed');
+    } finally {
+      s.pumping = false;
+    }
+  }
+}
+
+/** `GET /v1/topics/{topic}/events`. Called in the synchronous top of the route. */
+export function events(res: HttpResponse, req: HttpRequest, topic: string, ctx: HttpContext, streams: TopicStreams, streamsOpen: () => number): void {
+  const ex = begin(res, req, 'events', ctx);
+  if (!ex) return;
+  const token = tokenOf(req, true);
+  const lastEventId = req.getHeader('last-event-id');
+  const fromParam = uintParam(req.getQuery('from'));
+  const epoch = req.getQuery('epoch') || undefined;
+  const lastId = uintParam(lastEventId || undefined);
+  if (Number.isNaN(lastId)) return ex.error('bad-request', 'Last-Event-ID must be an offset');
+  if (Number.isNaN(fromParam)) return ex.error('bad-request', 'from must be an unsigned integer');
+  // A reconnecting EventSource sends the last id it saw: that wins over the URL's from.
+  const from = lastId !== undefined ? lastId + 1 : fromParam;
+  const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
+  const userAgent = req.getHeader('user-agent');
+
+  guard(ex, ctx, async () => {
+    const principal = await authenticate(ex, ctx, token);
+    if (!principal || !ex.open) return;
+    const invalid = topicError(topic, { allowReserved: principal.admin });
+    if (invalid) return ex.error('invalid-topic', invalid);
+    if (!principal.can('sub', topic)) return ex.error('forbidden', `not allowed to subscribe to ${topic}`);
+    if (streamsOpen() >= ctx.http.maxStreams) {
+      return ex.error('limit-exceeded', `at most ${ctx.http.maxStreams} long-polls and event streams at once`);
+    }
+    const s = new TopicStream(topic, principal.id, remoteAddress, userAgent);
+    await streams.open(ex, s, principal, from === undefined ? {} : epoch === undefined ? { from } : { from, epoch });
+  });
+}

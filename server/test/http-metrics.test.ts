@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { RunningServer } from '../src/server.js';
+import { startGateway } from './helpers/gateway.js';
+import { api, SseReader, waitFor } from './helpers/http.js';
+
+let gw: RunningServer;
+before(async () => { gw = await startGateway(); });
+after(async () => { await gw.close(); });
+
+async function metrics(): Promise<Map<string, number>> {
+  const text = await (await fetch(`${gw.url}/metrics`)).text();
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    assert.match(line, /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? -?[0-9.e+-]+$/, `a valid exposition line: ${line}`);
+    const at = line.lastIndexOf(' ');
+    out.set(line.slice(0, at), Number(line.slice(at + 1)));
+  }
+  return out;
+}
+
+describe('GET /metrics (HTTP API)', () => {
+  it('counts HTTP requests by route and status, their latency, and open long-polls and event streams', async () => {
+    await api(gw.url, '/v1/topics/m.t/messages', { json: 1 });
+    await api(gw.url, '/v1/topics/m.t/messages', { json: 2 });
+    await api(gw.url, '/v1/topics/m..t/messages', { json: 3 });
+    await api(gw.url, '/v1/nothing');
+    const poll = api(gw.url, '/v1/topics/m.wait/messages?wait=20');
+    const abort = new AbortController();
+    const gone = api(gw.url, '/v1/topics/m.gone/messages?wait=20', { signal: abort.signal }).catch(() => undefined);
+    const sse = await SseReader.open(`${gw.url}/v1/topics/m.t/events`);
+    await waitFor(() => gw.http.polls.size === 2 && gw.http.streams.size === 1, 'two parked pulls and a stream');
+
+    let m = await metrics();
+    assert.equal(m.get('sluice_http_requests_total{route="publish",status="201"}'), 2);
+    assert.equal(m.get('sluice_http_requests_total{route="publish",status="400"}'), 1);
+    assert.equal(m.get('sluice_http_request_seconds_count{route="publish"}'), 3);
+    assert.equal(m.get('sluice_http_request_seconds_bucket{route="publish",le="+Inf"}'), 3);
+    assert.equal(m.get('sluice_errors_total{code="invalid-topic"}'), 1);
+    assert.equal(m.get('sluice_messages_in_total'), 2);
+    assert.equal(m.get('sluice_http_long_polls'), 2);
+    assert.equal(m.get('sluice_sse_streams{kind="topic"}'), 1);
+    assert.equal(m.get('sluice_store_append_seconds_count'), 2);
+
+    abort.abort();
+    await gone;
+    await waitFor(() => gw.http.polls.size === 1, 'the aborted pull to go');
+    await api(gw.url, '/v1/topics/m.wait/messages', { json: 'x' });
+    await poll;
+    sse.close();
+    await waitFor(() => gw.http.streams.size === 0, 'the stream to close');
+    m = await metrics();
+    assert.equal(m.get('sluice_http_requests_total{route="pull",status="499"}'), 1, 'a client that left is counted as 499');
+    assert.equal(m.get('sluice_http_requests_total{route="pull",status="200"}'), 1);
+    assert.equal(m.get('sluice_http_long_polls'), 0);
+    assert.equal(m.get('sluice_sse_streams{kind="topic"}'), 0);
+  });
+
+  it('a failing handler answers 500 internal, is counted, and the gateway goes on', async () => {
+    const read = gw.store.read.bind(gw.store);
+    gw.store.read = () => Promise.reject(new Error('disk on fire'));
+    const errors = console.error;
+    console.error = () => {};
+    try {
+      const r = await api(gw.url, '/v1/topics/m.t/messages');
+      assert.deepEqual([r.status, r.body.error.code], [500, 'internal']);
+    } finally {
+      gw.store.read = read;
+      console.error = errors;
+    }
+    const m = await metrics();
+    assert.equal(m.get('sluice_handler_failures_total'), 1);
+    assert.equal((await api(gw.url, '/v1/topics/m.t/messages')).status, 200);
+  });
+});

@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { RunningServer } from '../src/server.js';
+import { startGateway } from './helpers/gateway.js';
+import { api, waitFor } from './helpers/http.js';
+import { RawClient } from './helpers/raw-client.js';
+
+let gw: RunningServer;
+let pub: RawClient;
+before(async () => {
+  gw = await startGateway();
+  pub = await RawClient.connect(gw.url);
+});
+after(async () => {
+  pub.close();
+  await gw.close();
+});
+
+let req = 0;
+async function publish(topic: string, ...values: unknown[]): Promise<void> {
+  await Promise.all(values.map((v) => pub.publish(++req, topic, v)));
+}
+
+describe('GET /v1/topics/{topic}/messages (pull)', () => {
+  it('reads history from an offset, with limit and next', async () => {
+    await publish('pull.h', 'a', 'b', 'c', 'd', 'e');
+    const { epoch } = await gw.store.info('pull.h');
+    const r = await api(gw.url, '/v1/topics/pull.h/messages?from=2&limit=2');
+    assert.equal(r.status, 200);
+    assert.deepEqual(
+      { ...r.body, messages: r.body.messages.map((m: { offset: number; data: unknown }) => [m.offset, m.data]) },
+      { epoch, head: 5, next: 4, messages: [[2, 'b'], [3, 'c']] },
+    );
+    assert.equal(typeof r.body.messages[0].ts, 'number');
+    const all = await api(gw.url, '/v1/topics/pull.h/messages');
+    assert.deepEqual(all.body.messages.map((m: { data: unknown }) => m.data), ['a', 'b', 'c', 'd', 'e'], 'no from: the oldest retained');
+    const past = await api(gw.url, '/v1/topics/pull.h/messages?from=9');
+    assert.deepEqual([past.body.next, past.body.messages.length, past.body.head], [9, 0, 5]);
+    const never = await api(gw.url, '/v1/topics/pull.never/messages?from=1');
+    assert.deepEqual([never.status, never.body.head, never.body.next, never.body.messages.length], [200, 0, 1, 0]);
+  });
+
+  it('renders a binary payload as base64 with encoding, and headers', async () => {
+    pub.send({ type: 8, reqId: ++req, topic: 'pull.bin', data: new Uint8Array([1, 2, 3]), headers: { k: 'v' } });
+    await pub.next((f) => f.type === 9 && f.reqId === req);
+    const r = await api(gw.url, '/v1/topics/pull.bin/messages');
+    assert.deepEqual(r.body.messages[0], { offset: 1, ts: r.body.messages[0].ts, data: 'AQID', encoding: 'base64', headers: { k: 'v' } });
+  });
+
+  it('wait: long-polls until a message is stored, then answers at once', async () => {
+    const started = Date.now();
+    const pending = api(gw.url, '/v1/topics/pull.lp/messages?from=1&wait=20');
+    await waitFor(() => gw.http.polls.size === 1, 'the pull to be parked');
+    await publish('pull.lp', { hello: 'world' });
+    const r = await pending;
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body.messages.map((m: { offset: number; data: unknown }) => [m.offset, m.data]), [[1, { hello: 'world' }]]);
+    assert.deepEqual([r.body.head, r.body.next], [1, 2]);
+    assert.ok(Date.now() - started < 10_000);
+    assert.equal(gw.http.polls.size, 0);
+  });
+
+  it('wait: parked pulls on one topic all wake, each from its own offset', async () => {
+    await publish('pull.many', 0);
+    const atTwo = Array.from({ length: 20 }, () => api(gw.url, '/v1/topics/pull.many/messages?from=2&wait=20'));
+    const atThree = api(gw.url, '/v1/topics/pull.many/messages?from=3&wait=20');
+    await waitFor(() => gw.http.polls.size === 21, '21 parked pulls');
+    await publish('pull.many', 1);
+    for (const r of await Promise.all(atTwo)) assert.deepEqual(r.body.messages.map((m: { data: unknown }) => m.data), [1]);
+    assert.equal(gw.http.polls.size, 1, 'the pull from offset 3 still waits');
+    await publish('pull.many', 2);
+    assert.deepEqual((await atThree).body.messages.map((m: { offset: number }) => m.offset), [3]);
+  });
+
+  it('wait: ends empty when nothing arrives, with next = from', async () => {
+    const started = Date.now();
+    const r = await api(gw.url, '/v1/topics/pull.quiet/messages?from=1&wait=0.3');
+    const took = Date.now() - started;
+    assert.equal(r.status, 200);
+    assert.deepEqual([r.body.messages, r.body.next, r.body.head], [[], 1, 0]);
+    assert.ok(took >= 250 && took < 3000, `took ${took} ms`);
+  });
+
+  it('a client that goes away stops waiting (nothing kept for it)', async () => {
+    const abort = new AbortController();
+    const pending = api(gw.url, '/v1/topics/pull.gone/messages?wait=20', { signal: abort.signal }).catch((e: Error) => e);
+    await waitFor(() => gw.http.polls.size === 1, 'the pull to be parked');
+    abort.abort();
+    await pending;
+    await waitFor(() => gw.http.polls.size === 0, 'the parked pull to be dropped');
+  });
+
+  it('refuses malformed queries with 400', async () => {
+    for (const q of ['from=x', 'from=-1', 'limit=1.5', 'wait=soon', 'wait=-1']) {
+      const r = await api(gw.url, `/v1/topics/pull.h/messages?${q}`);
+      assert.equal(r.status, 400, q);
+      assert.equal(r.body.error.code, 'bad-request', q);
+    }
+    const bad = await api(gw.url, '/v1/topics/bad..t/messages');
+    assert.deepEqual([bad.status, bad.body.error.code], [400, 'invalid-topic']);
+  });
+});
+
+describe('pull limits and retention', () => {
+  it('announces a trimmed range as a gap, then goes on', async () => {
+    const g = await startGateway((c) => { c.retention.maxCount = 3; });
+    try {
+      const c = await RawClient.connect(g.url);
+      for (let i = 1; i <= 10; i++) await c.publish(i, 'pull.trim', i);
+      const r = await api(g.url, '/v1/topics/pull.trim/messages?from=2');
+      assert.deepEqual(r.body.gap, { from: 2, to: 7 });
+      assert.deepEqual(r.body.messages.map((m: { offset: number }) => m.offset), [8, 9, 10]);
+      assert.equal(r.body.next, 11);
+      const oldest = await api(g.url, '/v1/topics/pull.trim/messages');
+      assert.equal(oldest.body.gap, undefined, 'no from: nothing was asked for, nothing is missing');
+      c.close();
+    } finally {
+      await g.close();
+    }
+  });
+
+  it('caps wait at --max-wait and parked requests at --max-http-streams (429 limit-exceeded)', async () => {
+    const g = await startGateway((c) => { c.http.maxWaitS = 1; c.http.maxStreams = 2; });
+    try {
+      const started = Date.now();
+      const a = api(g.url, '/v1/topics/cap.a/messages?wait=1000');
+      const b = api(g.url, '/v1/topics/cap.b/messages?wait=1000');
+      await waitFor(() => g.http.polls.size === 2, 'two parked pulls');
+      const third = await api(g.url, '/v1/topics/cap.c/messages?wait=1');
+      assert.deepEqual([third.status, third.body.error.code], [429, 'limit-exceeded']);
+      const answers = await Promise.all([a, b]);
+      assert.deepEqual(answers.map((r) => [r.status, r.body.messages.length]), [[200, 0], [200, 0]]);
+      assert.ok(Date.now() - started < 5000, 'the 1000 s wait was capped');
+    } finally {
+      await g.close();
+    }
+  });
+});
