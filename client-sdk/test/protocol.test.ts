@@ -16,7 +16,7 @@ import {
   isValidTopic,
   matchTopic,
   patternError,
-  MAX_DEPTH,
+  MAX_PAYLOAD_DEPTH,
   type Frame,
 } from '../src/protocol/index.js';
 
@@ -80,11 +80,17 @@ describe('codec: guarded decoding of untrusted frames', () => {
     assert.match(err.message, /nesting deeper than/);
   });
 
-  it('accepts nesting up to the limit', () => {
-    let v: unknown = 1;
-    for (let i = 0; i < MAX_DEPTH - 3; i++) v = [v];
-    const f = decodeClientFrame(encode({ type: 8, reqId: 1, topic: 't', data: v }));
-    assert.equal(f.type, 8);
+  it('accepts a payload only as deep as every delivery frame can carry', () => {
+    const nest = (depth: number) => { let v: unknown = 1; for (let i = 0; i < depth; i++) v = [v]; return v; };
+    const ok = decodeClientFrame(encode({ type: 8, reqId: 1, topic: 't', data: nest(MAX_PAYLOAD_DEPTH) }));
+    assert.equal(ok.type, 8);
+    if (ok.type !== 8) return;
+    // The deepest accepted payload still decodes inside MSGS, three containers down.
+    const entry = encodeEntry(ok.data, 1);
+    const frame = decodeServerFrame(encodeDelivery(encodeStr('t'), 1, [entry, entry]));
+    assert.equal(frame.type, 15);
+    const err = decodeError(encode({ type: 8, reqId: 2, topic: 't', data: nest(MAX_PAYLOAD_DEPTH + 1) }));
+    assert.deepEqual([err.code, err.id, err.fatal], ['bad-frame', 2, false]);
   });
 
   it('rejects the reserved byte 0xc1 anywhere', () => {

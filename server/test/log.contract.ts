@@ -153,6 +153,23 @@ export function topicLogContract(name: string, factory: StoreFactory): void {
       await log.close();
     });
 
+    it('reading topics that were never written keeps nothing in memory', async () => {
+      const log = await factory.make(opts());
+      await log.append('kept', [msg(1)]);
+      const cached = (log as unknown as { cachedTopics: number }).cachedTopics;
+      for (let i = 0; i < 5000; i++) {
+        const info = await log.info(`random.${i}`);
+        assert.equal(info.head, 0);
+        await log.read(`random.${i}`, 1, { limit: 10 });
+      }
+      assert.equal((log as unknown as { cachedTopics: number }).cachedTopics, cached);
+      // Writing one later still works, with the epoch a reader was told.
+      const epoch = (await log.info('random.7')).epoch;
+      await log.append('random.7', [msg('now')]);
+      assert.equal((await log.info('random.7')).epoch, epoch);
+      await log.close();
+    });
+
     it('lists topics with their heads', async () => {
       const log = await factory.make(opts());
       await log.append('l.a', [msg(1)]);

@@ -24,6 +24,7 @@ import {
   MAX_HEADER_NAME_BYTES,
   MAX_HEADERS,
   MAX_KEY_BYTES,
+  MAX_PAYLOAD_DEPTH,
   MAX_UINT,
 } from './limits.js';
 import {
@@ -359,6 +360,8 @@ export function decodeClientFrame(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAM
       const topic = strAt(2, 'topic');
       if (n < 4) fail('data missing');
       const data = bytes.subarray(at[3]!, at[4]!);
+      const deep = payloadError(data);
+      if (deep) fail(deep);
       const frame: EncodedClientFrame = { type: 8, reqId, topic, data };
       if (n > 4 && !isNil(bytes, at[4]!)) {
         const o = optsAt(4);
@@ -386,6 +389,16 @@ export function decodeClientFrame(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAM
     default:
       if (type >= 2 && type <= 15) fail(`frame type ${type} is sent by servers only`);
       return fail(`unknown frame type ${type}`);
+  }
+}
+
+/** Null when an encoded payload can be delivered in every frame, else why not (too deep). */
+export function payloadError(data: Uint8Array): string | null {
+  try {
+    skipValue(data, 0, MAX_PAYLOAD_DEPTH);
+    return null;
+  } catch (err) {
+    return `payload rejected: ${(err as Error).message}`;
   }
 }
 

@@ -14,6 +14,7 @@ export {
   decodeClientFrame,
   decodeServerFrame,
   checkHeaders,
+  payloadError,
   encodeEntry,
   decodeEntry,
   entryTs,

@@ -31,5 +31,12 @@ export const MAX_HEADER_NAME_BYTES = 128;
 /** Deepest nesting the decoder accepts in any frame (payload included). */
 export const MAX_DEPTH = 64;
 
+/**
+ * Deepest nesting of a payload. In MSGS (`[15, topic, first, [[data, ts], ...]]`) data sits three
+ * containers down, so a payload is accepted only if every frame that carries it stays within
+ * MAX_DEPTH: publishing refuses what could not be delivered.
+ */
+export const MAX_PAYLOAD_DEPTH = MAX_DEPTH - 3;
+
 /** Largest unsigned integer the protocol carries (offsets, ids, credit): 2^53 - 1. */
 export const MAX_UINT = Number.MAX_SAFE_INTEGER;

@@ -15,9 +15,7 @@ import {
   decodeEntry,
   decodeValue,
   encodeValue,
-  MAX_DEPTH,
-  MsgpackError,
-  skipValue,
+  payloadError,
   type ErrorCode,
 } from '@sluice/client/protocol';
 
@@ -73,15 +71,6 @@ export function isBad(v: unknown): v is BadPayload {
   return v instanceof BadBox;
 }
 
-/**
- * Deepest nesting of a payload published over HTTP: inside a MSGS frame (`[15, topic, first,
- * [[data, ts], ...]]`) data sits two levels below the frame's elements, and an SDK's guarded
- * decoder refuses the frame beyond MAX_DEPTH. (A WebSocket PUB currently checks MAX_DEPTH - 1 at
- * its own level, which lets through payloads a MSGS frame cannot carry.) HTTP refuses what could
- * not be delivered in every frame.
- */
-const MAX_DATA_DEPTH = MAX_DEPTH - 3;
-
 /** Encodes a data value for storage and checks it is deliverable (depth) and fits `maxBytes`. */
 export function encodeData(value: unknown, maxBytes: number): Uint8Array | BadPayload {
   let encoded: Uint8Array;
@@ -95,11 +84,9 @@ export function encodeData(value: unknown, maxBytes: number): Uint8Array | BadPa
 
 export function checkEncoded(encoded: Uint8Array, maxBytes: number): Uint8Array | BadPayload {
   if (encoded.length > maxBytes) return bad('too-large', `payload of ${encoded.length} bytes exceeds ${maxBytes}`);
-  try {
-    skipValue(encoded, 0, MAX_DATA_DEPTH);
-  } catch (err) {
-    return bad('bad-request', `data rejected: ${(err as MsgpackError).message}`);
-  }
+  // The same rule as a WebSocket PUB: refuse what could not be delivered in every frame.
+  const deep = payloadError(encoded);
+  if (deep) return bad('bad-request', deep);
   return encoded;
 }
 

@@ -149,7 +149,7 @@ export abstract class BaseLog implements TopicLog {
   }
 
   async read(topic: string, from: number, opts: ReadOptions): Promise<ReadResult> {
-    const s = this.state(topic);
+    const s = this.state(topic, false);
     const start = Math.max(from, s.first);
     const to = s.durableHead;
     const entries = start <= to && opts.limit > 0
@@ -159,7 +159,7 @@ export abstract class BaseLog implements TopicLog {
   }
 
   async info(topic: string): Promise<TopicInfo> {
-    return this.infoOf(this.state(topic));
+    return this.infoOf(this.state(topic, false));
   }
 
   async topics(): Promise<TopicInfo[]> {
@@ -167,6 +167,11 @@ export abstract class BaseLog implements TopicLog {
     const out: TopicInfo[] = [];
     for (const s of this.states.values()) if (s.durableHead > 0) out.push(this.infoOf(s));
     return out;
+  }
+
+  /** Topics whose state is held in memory (written ones and those loaded from disk). */
+  get cachedTopics(): number {
+    return this.states.size;
   }
 
   watch(listener: AppendListener): () => void {
@@ -236,7 +241,12 @@ export abstract class BaseLog implements TopicLog {
 
   // ---- internals ------------------------------------------------------------------------------
 
-  protected state(topic: string): TopicState {
+  /**
+   * The state of a topic. Appends create it; reads (`create = false`) of a topic that was never
+   * written get a transient default that is not kept, so clients reading or subscribing to random
+   * names cannot grow the store's memory.
+   */
+  protected state(topic: string, create = true): TopicState {
     let s = this.states.get(topic);
     if (!s) {
       const meta = this.loadMeta(topic);
@@ -251,7 +261,7 @@ export abstract class BaseLog implements TopicLog {
         lastTs: meta?.lastTs ?? 0,
         pendingKeys: undefined,
       };
-      this.states.set(topic, s);
+      if (meta || create) this.states.set(topic, s);
     }
     return s;
   }
