@@ -89,7 +89,8 @@ export async function mintToken(opts: MintTokenOptions): Promise<string> {
 
 /**
  * Turns any accepted key form into a CryptoKey that can sign, and the algorithm it signs with.
- * A PKCS8 key names its algorithm inside: Ed25519 is tried, then P-256.
+ * A PKCS8 key names its algorithm inside; we read that OID rather than trying imports, because
+ * some runtimes (workerd) import a P-256 key as Ed25519 without complaint and fail only at signing.
  */
 export async function importSigningKey(input: SigningKey, subtle: SubtleCrypto = crypto.subtle): Promise<ImportedKey> {
   if (typeof CryptoKey !== 'undefined' && input instanceof CryptoKey) {
@@ -104,13 +105,33 @@ export async function importSigningKey(input: SigningKey, subtle: SubtleCrypto =
     if (!input.trimStart().startsWith('-----')) return imp('raw', utf8(input), 'HS256');
     const m = /-----BEGIN PRIVATE KEY-----([^-]*)-----END PRIVATE KEY-----/.exec(input);
     const der = m ? Uint8Array.from(atob(m[1]!.replace(/\s+/g, '')), (c) => c.charCodeAt(0)) : fail('a PEM key must be PKCS8 "PRIVATE KEY" (openssl pkcs8 -topk8 -nocrypt)');
-    return imp('pkcs8', der, 'EdDSA').catch(() => imp('pkcs8', der, 'ES256')).catch(() => fail('the PEM key is neither Ed25519 nor P-256'));
+    return imp('pkcs8', der as Uint8Array<ArrayBuffer>, pkcs8Algorithm(der as Uint8Array));
   }
   // A JWK's own alg / key_ops / use may not say what WebCrypto expects: the key type decides.
   const { alg: _a, key_ops: _o, use: _u, ...jwk } = input as JsonWebKey;
   if (jwk.kty === 'oct') return imp('jwk', jwk, 'HS256');
   if (!jwk.d) fail('signing needs a private key (a JWK with "d")');
   return imp('jwk', jwk, jwk.crv === 'P-256' ? 'ES256' : jwk.crv === 'Ed25519' ? 'EdDSA' : fail(`unsupported JWK curve ${String(jwk.crv)}`));
+}
+
+// DER-encoded OIDs in a PKCS8 PrivateKeyInfo's AlgorithmIdentifier.
+const OID_ED25519 = [0x06, 0x03, 0x2b, 0x65, 0x70]; // 1.3.101.112
+const OID_EC_PUBLIC_KEY = [0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01]; // 1.2.840.10045.2.1
+const OID_P256 = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07]; // 1.2.840.10045.3.1.7
+
+/** The signing algorithm a PKCS8 key is for, from the OIDs at its start. */
+export function pkcs8Algorithm(der: Uint8Array): TokenAlgorithm {
+  const head = der.subarray(0, 48);
+  const has = (oid: number[]) => {
+    outer: for (let i = 0; i + oid.length <= head.length; i++) {
+      for (let j = 0; j < oid.length; j++) if (head[i + j] !== oid[j]) continue outer;
+      return true;
+    }
+    return false;
+  };
+  if (has(OID_ED25519)) return 'EdDSA';
+  if (has(OID_EC_PUBLIC_KEY)) return has(OID_P256) ? 'ES256' : fail('an EC key must be on the P-256 curve');
+  return fail('the PEM key is neither Ed25519 nor P-256');
 }
 
 function utf8(s: string): Uint8Array<ArrayBuffer> {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { importSigningKey, mintToken } from '../src/token.js';
+import { importSigningKey, mintToken, pkcs8Algorithm } from '../src/token.js';
 
 /** Decodes a base64url segment of a JWT. */
 const part = (jwt: string, i: number) => JSON.parse(Buffer.from(jwt.split('.')[i]!, 'base64url').toString()) as Record<string, unknown>;
@@ -51,5 +51,19 @@ describe('mintToken (WebCrypto only)', () => {
     await assert.rejects(mintToken({ key: '-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----', sub: 'x' }), /PKCS8/);
     const imported = await importSigningKey('secret');
     assert.equal(imported.alg, 'HS256');
+  });
+});
+
+describe('pkcs8Algorithm', () => {
+  it('reads the algorithm from the key, not by trying imports', async () => {
+    const der = async (k: CryptoKey) => new Uint8Array(await crypto.subtle.exportKey('pkcs8', k));
+    const ec = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign'])) as CryptoKeyPair;
+    const p384 = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-384' }, true, ['sign'])) as CryptoKeyPair;
+    const ed = (await crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign'])) as CryptoKeyPair;
+    assert.equal(pkcs8Algorithm(await der(ec.privateKey)), 'ES256');
+    assert.equal(pkcs8Algorithm(await der(ed.privateKey)), 'EdDSA');
+    assert.throws(() => pkcs8Algorithm(new Uint8Array(0)), /neither Ed25519 nor P-256/);
+    assert.throws(() => pkcs8Algorithm(Uint8Array.from([0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01])), /P-256/);
+    await assert.rejects(mintToken({ key: `-----BEGIN PRIVATE KEY-----\n${Buffer.from(await der(p384.privateKey)).toString('base64')}\n-----END PRIVATE KEY-----`, sub: 'x' }), /P-256/);
   });
 });
