@@ -28,5 +28,17 @@ export default defineConfig({
     trace: 'retain-on-failure',
     screenshot: 'only-on-failure',
   },
-  projects: [{ name: 'chromium', use: { browserName: 'chromium' } }],
+  globalSetup: './global-setup.ts',
+  projects: [
+    // The browser path with the SDK, and the console in dev mode: no sign-in.
+    { name: 'browser', testMatch: ['sdk.spec.ts', 'console-dev.spec.ts'], use: { browserName: 'chromium' } },
+    // Signs in to the console through its token prompt once and keeps the session for the suite.
+    { name: 'console-auth', testMatch: 'console.setup.ts', use: { browserName: 'chromium' } },
+    {
+      name: 'console',
+      testMatch: 'console.spec.ts',
+      dependencies: ['console-auth'],
+      use: { browserName: 'chromium', storageState: '.auth/admin.json' },
+    },
+  ],
 });

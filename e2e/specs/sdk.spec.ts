@@ -2,6 +2,7 @@
  * The browser path: the SDK bundle in real Chromium against a real gateway process.
  */
 import type { Page } from '@playwright/test';
+import { createPublisher } from '@sluice/client';
 import { expect, publishRange, test } from '../fixtures/index.js';
 
 interface Harness {
@@ -29,6 +30,35 @@ async function waitReceived(page: Page, n: number, timeout = 60_000): Promise<vo
 }
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+test('a page receives messages published over HTTP (the edge path) with exact data, in order', async ({ page, site, gateway }) => {
+  await openPage(page, site.url, gateway.url);
+  await page.evaluate(() => window.harness.start({ topic: 'e2e.http', from: 1 }));
+  const publisher = createPublisher({ url: gateway.url });
+  const payloads: unknown[] = [
+    { text: 'hello', n: 1 },
+    'plain string — ünïcødé ✓',
+    42.5,
+    [1, 'two', { three: [3] }],
+    { nested: { deep: { list: [true, false, null] } } },
+    null,
+  ];
+  for (const [i, data] of payloads.entries()) {
+    expect(await publisher.publish('e2e.http', data, { key: `http-${i}` })).toMatchObject({ offset: i + 1, duplicate: false });
+  }
+  const batch = await publisher.publishBatch([{ topic: 'e2e.http', data: { batch: 1 } }, { topic: 'e2e.http', data: { batch: 2 } }]);
+  expect(batch.map((r) => ('offset' in r ? r.offset : r))).toEqual([7, 8]);
+  // Raw bytes over HTTP arrive as binary in the browser.
+  expect((await publisher.publish('e2e.http', new Uint8Array([0, 1, 254, 255]))).offset).toBe(9);
+
+  await waitReceived(page, 9);
+  const got = await page.evaluate(() => window.harness.received.map((m) => ({
+    offset: m.offset,
+    data: m.data instanceof Uint8Array ? { bytes: [...m.data] } : m.data,
+  })));
+  expect(got.map((m) => m.offset)).toEqual(range(1, 9));
+  expect(got.map((m) => m.data)).toEqual([...payloads, { batch: 1 }, { batch: 2 }, { bytes: [0, 1, 254, 255] }]);
+});
 
 test('SIGKILL and restart while a page is subscribed: every acknowledged message exactly once, in order; a reload resumes', async ({ page, site, gateway, publisher }) => {
   await openPage(page, site.url, gateway.url);

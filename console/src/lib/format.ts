@@ -2,7 +2,7 @@
 
 export function bytes(n: number): string {
   if (!Number.isFinite(n)) return '–';
-  if (n < 1024) return `${n} B`;
+  if (n < 1024) return `${Math.round(n)} B`;
   const units = ['KB', 'MB', 'GB', 'TB'];
   let v = n / 1024;
   let i = 0;

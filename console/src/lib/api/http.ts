@@ -16,7 +16,7 @@ export const gatewayOrigin = location.origin;
 
 export async function request<T>(method: string, path: string, init: { body?: BodyInit; headers?: Record<string, string> } = {}): Promise<T> {
   const headers: Record<string, string> = { ...init.headers };
-  if (auth.token) headers.authorization = `Bearer ${auth.token}`;
+  if (auth.token && !headers.authorization) headers.authorization = `Bearer ${auth.token}`;
   let res: Response;
   try {
     res = await fetch(`${gatewayOrigin}${path}`, { method, headers, body: init.body ?? null });

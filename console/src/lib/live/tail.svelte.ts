@@ -1,7 +1,8 @@
 /**
  * LiveTail: the newest messages of one topic, through the Sluice SDK itself (WebSocket, credit).
  * Pausing stops consuming, so the SDK stops granting credit and the gateway stops sending: the
- * console's own subscription shows up as "paused" in the subscriber list — the log is the buffer.
+ * console's own subscription shows up as "paused" in the subscriber list once its window is used
+ * up — the log is the buffer.
  */
 import { createClient, type Client, type Message, type Subscription } from '@sluice/client';
 import { auth } from '../auth.svelte.js';
@@ -30,7 +31,8 @@ export class LiveTail {
     this.client.on('state', (s) => {
       this.status = s.newState === 'connected' ? 'live' : s.newState === 'closed' ? 'error' : s.newState === 'reconnecting' ? 'reconnecting' : 'connecting';
     });
-    this.sub = this.client.subscribe(topic, (m: Message) => this.take(m), { window: 64 });
+    // A small window: paused, the tail holds at most 16 messages before the gateway stops sending.
+    this.sub = this.client.subscribe(topic, (m: Message) => this.take(m), { window: 16 });
     this.sub.ready.catch((err: Error) => { this.status = 'error'; this.error = err.message; });
   }
 
