@@ -139,10 +139,7 @@ export abstract class BaseLog implements TopicLog {
       if (m.key !== undefined) batch.keys.push(m.key);
       results.push({ offset, ts: now, duplicate: false });
     }
-    if (batch) {
-      this.saveMeta(s);
-      return this.open!.done.then(() => results);
-    }
+    if (batch) return this.open!.done.then(() => results);
     // Only duplicates: acknowledge once their originals are durable.
     if (waitForPending) return (this.open?.done ?? this.tail).then(() => results);
     return Promise.resolve(results);
@@ -315,11 +312,16 @@ export abstract class BaseLog implements TopicLog {
     return t;
   }
 
-  /** Closes the open batch: it completes after the previous one and after its own commit. */
+  /**
+   * Closes the open batch: it completes after the previous one and after its own commit.
+   * Topic meta is written once per batch here, possibly a commit after the batch's messages: a
+   * store MUST therefore never trust a persisted head below its stored messages (see DiskLog).
+   */
   private seal(): void {
     const b = this.open;
     if (!b) return;
     this.open = undefined;
+    for (const t of b.topics.values()) this.saveMeta(t.state);
     const durable = this.commit();
     const prev = this.tail;
     this.tail = b.done;

@@ -9,9 +9,14 @@
  * Layout (one environment, four named databases, written in the same transactions):
  * - `msgs`   [topic, offset] → entry bytes (MessagePack `[data, ts, headers?]`)
  * - `meta`   topic → TopicMeta (head, first, count, bytes, lastTs, epoch override)
- * - `keys`   [topic, key] → [offset, ts]            idempotency keys
- * - `expiry` [ts, topic, key] → offset               the same keys in time order, for expiry
+ * - `keys`   [topic, key] → 16 bytes: offset, ts (float64 BE)   idempotency keys
+ * - `expiry` [ts, topic, key] → (empty)                          the same keys in time order
  * - `sys`    'epoch' → the store's epoch, made once when the data directory is created
+ *
+ * Messages and their keys are written in the commit of their append; a topic's meta once per
+ * batch, which may land a commit later. The messages are the truth: on load, a head behind the
+ * last stored message is corrected (and count/bytes with it), so a crash between the two commits
+ * cannot make offsets be reused.
  *
  * Durability: `flush` (default) acknowledges after the commit is synced to the device; `commit`
  * acknowledges once the commit is in the OS (survives a process crash, not a power loss).
@@ -19,6 +24,7 @@
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { entryTs } from '@sluice/client/protocol';
 import { BaseLog, type KeyHit, type TopicMeta, type TopicState } from './base.js';
 import type { StoreOptions } from './log.js';
 import { randomId } from '../util/id.js';
@@ -32,13 +38,15 @@ export interface DiskLogOptions extends StoreOptions {
 
 type CommitPromise = Promise<boolean> & { flushed?: Promise<boolean> };
 
+const EMPTY = new Uint8Array(0);
+
 export class DiskLog extends BaseLog {
   readonly kind = 'disk';
   private readonly root: RootDatabase;
   private readonly msgs: Database<Uint8Array, [string, number]>;
   private readonly meta: Database<TopicMeta, string>;
-  private readonly keys: Database<[number, number], [string, string]>;
-  private readonly expiry: Database<number, [number, string, string]>;
+  private readonly keys: Database<Uint8Array, [string, string]>;
+  private readonly expiry: Database<Uint8Array, [number, string, string]>;
   private readonly path: string;
   private readonly durability: Durability;
   private lastWrite: CommitPromise | undefined;
@@ -63,13 +71,27 @@ export class DiskLog extends BaseLog {
     this.durability = options.durability ?? 'flush';
     this.msgs = root.openDB('msgs', { encoding: 'binary' });
     this.meta = root.openDB('meta', {});
-    this.keys = root.openDB('keys', {});
-    this.expiry = root.openDB('expiry', {});
+    this.keys = root.openDB('keys', { encoding: 'binary' });
+    this.expiry = root.openDB('expiry', { encoding: 'binary' });
     this.startSweeper();
   }
 
   protected loadMeta(topic: string): TopicMeta | undefined {
-    return this.meta.get(topic);
+    const meta = this.meta.get(topic);
+    let last: number | undefined;
+    for (const key of this.msgs.getKeys({ start: [topic, Number.MAX_SAFE_INTEGER], end: [topic, 0], reverse: true, limit: 1 })) last = key[1];
+    if (last === undefined) return meta;
+    if (meta && meta.head >= last) return meta;
+    // Messages committed after the last meta write (a crash between the two): count them in.
+    const m: TopicMeta = meta ? { ...meta } : { head: 0, first: 1, count: 0, bytes: 0, lastTs: 0 };
+    if (!meta) for (const key of this.msgs.getKeys({ start: [topic, 0], end: [topic, last + 1], limit: 1 })) m.first = key[1];
+    for (const { key, value } of this.msgs.getRange({ start: [topic, Math.max(m.head + 1, m.first)], end: [topic, last + 1] })) {
+      m.count++;
+      m.bytes += value.length;
+      m.lastTs = Math.max(m.lastTs, entryTs(value));
+      m.head = key[1];
+    }
+    return m;
   }
 
   protected saveMeta(state: TopicState): void {
@@ -104,22 +126,26 @@ export class DiskLog extends BaseLog {
   }
 
   protected putKey(topic: string, key: string, hit: KeyHit): void {
-    this.keys.put([topic, key], [hit.offset, hit.ts]);
-    this.lastWrite = this.expiry.put([hit.ts, topic, key], hit.offset) as CommitPromise;
+    const v = Buffer.allocUnsafe(16);
+    v.writeDoubleBE(hit.offset, 0);
+    v.writeDoubleBE(hit.ts, 8);
+    this.keys.put([topic, key], v);
+    this.lastWrite = this.expiry.put([hit.ts, topic, key], EMPTY) as CommitPromise;
   }
 
   protected getKey(topic: string, key: string): KeyHit | undefined {
-    const v = this.keys.get([topic, key]);
-    return v ? { offset: v[0], ts: v[1] } : undefined;
+    // getBinaryFast returns a buffer reused by the next read: decode it at once.
+    const v = this.keys.getBinaryFast([topic, key]);
+    return v ? { offset: v.readDoubleBE(0), ts: v.readDoubleBE(8) } : undefined;
   }
 
   protected expireKeys(before: number, limit: number): number {
     let n = 0;
     for (const { key } of this.expiry.getRange({ start: [0], end: [before], limit })) {
       const [ts, topic, k] = key;
-      const current = this.keys.get([topic, k]);
+      const current = this.getKey(topic, k);
       // The key may have been stored again after it expired: only remove the entry of this time.
-      if (current && current[1] === ts) this.keys.remove([topic, k]);
+      if (current && current.ts === ts) this.keys.remove([topic, k]);
       this.lastWrite = this.expiry.remove(key) as CommitPromise;
       n++;
     }
