@@ -35,7 +35,7 @@ import {
   type WebSocketConstructor,
 } from './transport.js';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the client routes frames to subscriptions of any payload type
+// The client routes frames to subscriptions of any payload type.
 type AnySubscription = Subscription<any>;
 
 export type ClientState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';

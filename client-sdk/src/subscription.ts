@@ -77,7 +77,7 @@ export interface SubscriptionHost {
   sendSub(subId: number, topic: string, opts: { from?: number; epoch?: string; credit: number }): void;
   sendCredit(subId: number, n: number): void;
   sendUnsub(subId: number): void;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any payload type
+  /** Any payload type. */
   forget(sub: Subscription<any>): void;
 }
 

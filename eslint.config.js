@@ -1,0 +1,48 @@
+// Lint: the package boundaries (STYLE.md "Import rules") and an exhaustive frame switch.
+// Type-aware only where a rule needs it; formatting is not linted.
+import tseslint from 'typescript-eslint';
+
+const deepImports = {
+  group: ['**/client-sdk/src/**', '**/server/src/**', '**/console/src/**', '@sluice/*/src/*', '@sluice/*/dist/*'],
+  message: 'Import a package by its public entry point (see its exports map), never another package\'s files.',
+};
+
+export default tseslint.config(
+  { ignores: ['**/dist/**', '**/node_modules/**', 'console/vite.config.ts', 'console/**/*.svelte', 'e2e/test-results/**', 'bench/results/**'] },
+  {
+    files: ['**/*.ts'],
+    languageOptions: {
+      parser: tseslint.parser,
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    plugins: { '@typescript-eslint': tseslint.plugin },
+    rules: {
+      '@typescript-eslint/switch-exhaustiveness-check': ['error', { considerDefaultExhaustiveForUnions: true }],
+      'no-restricted-imports': ['error', { patterns: [deepImports] }],
+    },
+  },
+  {
+    // The server may use the SDK package only for its wire protocol.
+    files: ['server/src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        paths: [{ name: '@sluice/client', message: 'The gateway imports only @sluice/client/protocol.' }],
+        patterns: [deepImports, { group: ['@sluice/client/*', '!@sluice/client/protocol'], message: 'The gateway imports only @sluice/client/protocol.' }],
+      }],
+    },
+  },
+  {
+    // The protocol module stands alone: nothing from the rest of the SDK.
+    files: ['client-sdk/src/protocol/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [deepImports, { group: ['../*', '!../protocol'], message: 'The protocol module imports only msgpackr and itself.' }] }],
+    },
+  },
+  {
+    // The console talks to the gateway over HTTP/WS only.
+    files: ['console/src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [deepImports, { group: ['@sluice/server', '@sluice/server/*'], message: 'The console never imports the server.' }] }],
+    },
+  },
+);
