@@ -2,6 +2,7 @@
  * Gateway metrics: plain counters on the hot path (an increment each), gauges read on demand,
  * rendered in the Prometheus text format at /metrics and sampled once a second for rates.
  */
+import type { Admin } from '@sluice/client/protocol';
 
 export class Counter {
   value = 0;
@@ -49,12 +50,7 @@ function histogram(lines: string[], name: string, labels: string, h: Histogram):
   lines.push(`${name}_sum${sel} ${h.sum}`, `${name}_count${sel} ${h.count}`);
 }
 
-export interface Rates {
-  messagesInPerSec: number;
-  messagesOutPerSec: number;
-  bytesInPerSec: number;
-  bytesOutPerSec: number;
-}
+export type Rates = Admin.Rates;
 
 export class Metrics {
   readonly startedAt = Date.now();

@@ -6,6 +6,7 @@ export * from './frames.js';
 export * from './codes.js';
 export * from './limits.js';
 export * from './topics.js';
+export type * as Admin from './admin.js';
 export {
   FrameError,
   encode,

@@ -15,12 +15,18 @@
  * Subscribers and connections list both transports; `transport` says which. Per-topic rates come
  * from a counter per topic fed by the store's `watch`, sampled once a second.
  */
-import { CloseCode, topicError } from '@sluice/client/protocol';
+import { CloseCode, topicError, type Admin as Wire } from '@sluice/client/protocol';
+
+type Stats = Wire.Stats;
+type TopicRow = Wire.TopicRow;
+type SubscriberRow = Wire.SubscriberRow;
+type TopicDetail = Wire.TopicDetail;
+type ConnectionRow = Wire.ConnectionRow;
+type SubState = SubscriberRow['state'];
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { Principal } from '../auth/auth.js';
 import type { Subscription } from '../hub/subscription.js';
 import type { TopicInfo, TopicLog } from '../log/log.js';
-import type { Rates } from '../metrics.js';
 import type { Session } from '../session/session.js';
 import { authenticate, begin, guard, tokenOf, topicPath, type HttpContext } from './context.js';
 import type { Exchange } from './exchange.js';
@@ -65,69 +71,6 @@ export class TopicRates {
       c.last = c.total;
     }
   }
-}
-
-export interface Stats {
-  version: string;
-  authMode: 'dev' | 'jwt';
-  uptimeMs: number;
-  connections: number;
-  subscriptions: { live: number; paused: number; catchup: number };
-  rates: Rates;
-  storeBytes: number;
-  topics: number;
-  errors: Record<string, number>;
-  http: { longPolls: number; eventStreams: number; adminStreams: number };
-}
-
-export interface TopicRow {
-  topic: string;
-  epoch: string;
-  head: number;
-  first: number;
-  count: number;
-  bytes: number;
-  subscribers: number;
-  live: number;
-  paused: number;
-  msgsPerSec: number;
-  lastTs: number;
-}
-
-type SubState = 'live' | 'paused' | 'catchup';
-
-export interface SubscriberRow {
-  transport: 'ws' | 'sse';
-  connection: string;
-  clientId: string;
-  client: string;
-  remoteAddress: string;
-  userAgent: string;
-  subId: number;
-  state: SubState;
-  /** Credit left (null for SSE: TCP backpressure governs it). */
-  credit: number | null;
-  /** Last offset delivered. */
-  cursor: number;
-  lag: number;
-  delivered: number;
-  since: number;
-}
-
-/** A topic and its subscribers (`subscribers` is the list; the row's count is its length). */
-export type TopicDetail = Omit<TopicRow, 'subscribers'> & { subscribers: SubscriberRow[] };
-
-export interface ConnectionRow {
-  transport: 'ws' | 'sse';
-  id: string;
-  clientId: string;
-  client: string;
-  userAgent: string;
-  remoteAddress: string;
-  connectedAt: number;
-  subscriptions: number;
-  bytesIn: number;
-  bytesOut: number;
 }
 
 /** What one admin stream asked for besides the stats (`?connections=1`, `?topic=<name>`). */

@@ -1,18 +1,8 @@
 /** /v1/admin/connections: WebSocket connections and SSE streams; DELETE closes one. */
+import type { Admin } from '@sluice/client/protocol';
 import { request } from './http.js';
 
-export interface ConnectionRow {
-  transport: 'ws' | 'sse';
-  id: string;
-  clientId: string;
-  client: string;
-  userAgent: string;
-  remoteAddress: string;
-  connectedAt: number;
-  subscriptions: number;
-  bytesIn: number;
-  bytesOut: number;
-}
+export type ConnectionRow = Admin.ConnectionRow;
 
 export function listConnections(): Promise<ConnectionRow[]> {
   return request<ConnectionRow[]>('GET', '/v1/admin/connections');

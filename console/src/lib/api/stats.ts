@@ -1,25 +1,10 @@
 /** /v1/admin/stats: gateway totals and rates. */
+import type { Admin } from '@sluice/client/protocol';
 import { request } from './http.js';
-import type { TopicRow } from './topics.js';
 
-export interface Stats {
-  version: string;
-  authMode: 'dev' | 'jwt';
-  uptimeMs: number;
-  connections: number;
-  subscriptions: { live: number; paused: number; catchup: number };
-  rates: { messagesInPerSec: number; messagesOutPerSec: number; bytesInPerSec: number; bytesOutPerSec: number };
-  storeBytes: number;
-  topics: number;
-  errors: Record<string, number>;
-  http: { longPolls: number; eventStreams: number; adminStreams: number };
-}
-
+export type Stats = Admin.Stats;
 /** One frame of /v1/admin/stream. */
-export interface Snapshot {
-  stats: Stats;
-  topics: TopicRow[];
-}
+export type Snapshot = Admin.Snapshot;
 
 /** The stats; with `token`, checks that token instead of the signed-in one. */
 export function getStats(token?: string): Promise<Stats> {
