@@ -117,6 +117,47 @@ export function topicLogContract(name: string, factory: StoreFactory): void {
       await log.close();
     });
 
+    it('a read made as soon as a batch is notified sees that batch', async () => {
+      // What a paused subscriber's catch-up does on a commit notification. LMDB reuses a read
+      // snapshot: one taken while the commit was in flight would miss the batch just notified.
+      // A race, so the load is continuous: up to 1,000 appends in flight for about 2 s.
+      const log = await factory.make(opts());
+      let short = 0;
+      let reads = 0;
+      const checks: Promise<void>[] = [];
+      log.watch((topic, first, entries) => {
+        const check = async () => {
+          const r = await log.read(topic, first, { limit: entries.length });
+          reads++;
+          if (r.entries.length !== entries.length) short++;
+        };
+        checks.push(check());
+        queueMicrotask(() => checks.push(check()));
+        setImmediate(() => checks.push(check()));
+      });
+      const data = 'x'.repeat(200);
+      const until = Date.now() + 2000;
+      let inflight = 0;
+      await new Promise<void>((resolve) => {
+        const pump = () => {
+          for (let i = 0; i < 128 && inflight < 1000; i++) {
+            inflight++;
+            void log.append('race', [msg(data)]).then(() => {
+              inflight--;
+              if (inflight === 0 && Date.now() >= until) resolve();
+            });
+          }
+          if (Date.now() < until) setImmediate(pump);
+        };
+        pump();
+      });
+      await new Promise((r) => setImmediate(r));
+      await Promise.all(checks);
+      assert.ok(reads > 100, `reads ${reads}`);
+      assert.equal(short, 0, `${short} of ${reads} reads missed entries already notified`);
+      await log.close();
+    });
+
     it('trims by count, keeps offsets, and reads from the first retained', async () => {
       const log = await factory.make(opts({ maxCount: 5 }));
       for (let i = 0; i < 4; i++) await log.append('c', Array.from({ length: 3 }, (_, j) => msg(i * 3 + j)));

@@ -17,7 +17,7 @@
  * it, and a subscription joins the native topic only when its cursor is exactly tail + 1, in the
  * same synchronous step, so no offset is ever delivered twice or skipped.
  */
-import { encode, encodeDelivery, encodeStr, type SubscribedFrame } from '@sluice/client/protocol';
+import { CloseCode, encode, encodeDelivery, encodeStr, type SubscribedFrame } from '@sluice/client/protocol';
 import type { TopicLog } from '../log/log.js';
 import type { Metrics } from '../metrics.js';
 import { MinHeap } from './heap.js';
@@ -191,6 +191,7 @@ export class Hub {
   private async pump(sub: Subscription): Promise<void> {
     if (sub.pumping) return;
     sub.pumping = true;
+    let emptyReads = 0;
     try {
       const { readBatch, readBytes, highWater } = this.options;
       for (;;) {
@@ -212,10 +213,19 @@ export class Hub {
         }
         const n = Math.min(r.entries.length, sub.credit);
         if (n === 0) {
-          // The tail says there is more but the store returned nothing: never spin on it.
-          console.error(`sluice: store returned no entries for ${sub.topic} at ${sub.cursor} (tail ${t.tail})`);
+          // The tail says there is more but the store returned nothing. Retry a few turns later;
+          // never spin, and never stall in silence: a connection closed with 1011 reconnects and
+          // resumes from its offset.
+          if (++emptyReads <= 3) {
+            await new Promise<void>((resolve) => setImmediate(resolve));
+            continue;
+          }
+          this.metrics.handlerFailures.inc();
+          console.error(`sluice: store returned no entries for ${sub.topic} at ${sub.cursor} (tail ${t.tail}); closing the connection`);
+          sub.conn.close(CloseCode.INTERNAL, 'catch-up read failed; reconnect and resume');
           return;
         }
+        emptyReads = 0;
         const frame = encodeDelivery(t.name, sub.cursor, r.entries, 0, n);
         sub.conn.send(frame);
         sub.bytesOut += frame.length;

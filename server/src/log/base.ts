@@ -101,6 +101,11 @@ export abstract class BaseLog implements TopicLog {
   /** Resolves once everything written so far is durable. */
   protected abstract commit(): Promise<void>;
   protected abstract release(): Promise<void>;
+  /**
+   * A batch is durable and about to be notified: reads from now on MUST see it. (A store that
+   * reads from a snapshot refreshes it here.)
+   */
+  protected committed(): void {}
   abstract size(): number;
 
   // ---- TopicLog -----------------------------------------------------------------------------
@@ -321,8 +326,9 @@ export abstract class BaseLog implements TopicLog {
     const b = this.open;
     if (!b) return;
     this.open = undefined;
-    for (const t of b.topics.values()) this.saveMeta(t.state);
+    // The batch waits for the commit holding its messages, not for the meta written after it.
     const durable = this.commit();
+    for (const t of b.topics.values()) this.saveMeta(t.state);
     const prev = this.tail;
     this.tail = b.done;
     prev.then(() => durable).then(
@@ -332,6 +338,7 @@ export abstract class BaseLog implements TopicLog {
   }
 
   private finish(b: Batch): void {
+    this.committed();
     for (const [topic, t] of b.topics) {
       const s = t.state;
       s.durableHead = t.first + t.entries.length - 1;

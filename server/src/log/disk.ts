@@ -157,6 +157,14 @@ export class DiskLog extends BaseLog {
     return this.meta.getKeys({}).filter((t) => !loaded.has(t));
   }
 
+  /**
+   * lmdb-js reuses one read snapshot across reads; one taken while this commit was in flight would
+   * not show it, and a catch-up read issued on its notification would come back short.
+   */
+  protected override committed(): void {
+    this.root.resetReadTxn();
+  }
+
   protected async commit(): Promise<void> {
     const w = this.lastWrite;
     if (!w) return;
