@@ -1,0 +1,59 @@
+/**
+ * What the bench reads about a server process from /proc: resident memory and CPU time.
+ *
+ * Why /proc and not the process itself: the same reading works for every target (Node servers,
+ * the Sluice gateway run by its CLI, the Go nats-server) without adding code to any of them.
+ */
+import { readFileSync } from 'node:fs';
+
+/** Resident set size in bytes, or NaN if the process is gone. */
+export function rssBytes(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+const TICKS_PER_SECOND = 100; // USER_HZ on Linux
+
+/** User + system CPU seconds used so far by every thread of the process. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / TICKS_PER_SECOND;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Measures a process's CPU share over an interval: `const m = cpuMeter(pid); ...; m.percent()`. */
+export function cpuMeter(pid: number): { percent(): number } {
+  const c0 = cpuSeconds(pid);
+  const t0 = performance.now();
+  return {
+    percent() {
+      const secs = (performance.now() - t0) / 1000;
+      return secs > 0 ? (100 * (cpuSeconds(pid) - c0)) / secs : Number.NaN;
+    },
+  };
+}
+
+/** This process's CPU share since the last call (process.cpuUsage deltas). */
+export class SelfCpu {
+  private last = process.cpuUsage();
+  private at = performance.now();
+
+  percent(): number {
+    const now = process.cpuUsage();
+    const t = performance.now();
+    const used = now.user - this.last.user + now.system - this.last.system;
+    const wall = (t - this.at) * 1000;
+    this.last = now;
+    this.at = t;
+    return wall > 0 ? (100 * used) / wall : Number.NaN;
+  }
+}
