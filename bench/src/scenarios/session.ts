@@ -1,0 +1,56 @@
+/**
+ * What every scenario shares: the run context, and `withTarget`, which starts a target's server,
+ * runs a measurement against it, and always stops it, turning "not available" into an `na` cell
+ * and a server that dies mid-run into an `error` cell with its last output (a crash of the Sluice
+ * gateway is a bug to report, never a figure).
+ */
+import type { Profile } from '../options.js';
+import type { Cell, Results } from '../report/results.js';
+import { NotAvailable, type RunningTarget, type StartOptions, type Target } from '../targets/target.js';
+
+export interface Context {
+  profile: Profile;
+  targets: Target[];
+  results: Results;
+  /** Directory for the gateway's CPU profiles (`--profile`), if asked for. */
+  profileDir: string | undefined;
+  log(line: string): void;
+}
+
+export class ServerDied extends Error {
+  override name = 'ServerDied';
+}
+
+export async function withTarget<T>(
+  ctx: Context,
+  target: Target,
+  opts: StartOptions,
+  measure: (t: RunningTarget) => Promise<T>,
+): Promise<Cell<T>> {
+  const why = target.unavailable();
+  if (why) return { na: why };
+  let running: RunningTarget;
+  try {
+    running = await target.start(opts);
+  } catch (err) {
+    if (err instanceof NotAvailable) return { na: err.message };
+    ctx.log(`  ${target.label}: failed to start: ${(err as Error).message}`);
+    return { error: `failed to start: ${(err as Error).message.split('\n')[0]}` };
+  }
+  let died: ((code: number | null) => void) | undefined;
+  const death = new Promise<never>((_, reject) => {
+    died = (code) => reject(new ServerDied(`${target.label} server exited (${code}) during the run; last output:\n${running.output().slice(-1500)}`));
+  });
+  death.catch(() => undefined);
+  void running.exited.then((code) => died?.(code));
+  try {
+    return await Promise.race([measure(running), death]);
+  } catch (err) {
+    const message = (err as Error).message;
+    ctx.log(`  ${target.label}: ${message}`);
+    return { error: message.split('\n')[0]! };
+  } finally {
+    died = undefined;
+    await running.stop();
+  }
+}
