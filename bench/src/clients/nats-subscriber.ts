@@ -10,6 +10,7 @@ import { Tally, type Sink, type Subscriber, type SubscriberSpec } from './subscr
 export class NatsSubscriber implements Subscriber {
   readonly tally = new Tally();
   private conn: NatsConnection | undefined;
+  private stalled = false;
 
   constructor(
     private readonly spec: SubscriberSpec,
@@ -27,13 +28,17 @@ export class NatsSubscriber implements Subscriber {
       if (this.sink.latency) this.sink.record(nowUs() - readSentUs(payload));
     });
     await c.flush();
+    if (this.stalled) c.pause();
   }
 
+  /** Takes effect once subscribed (a subscriber may be told to stall before it opened). */
   stall(): void {
+    this.stalled = true;
     this.conn?.pause();
   }
 
   unstall(): void {
+    this.stalled = false;
     this.conn?.resume();
   }
 

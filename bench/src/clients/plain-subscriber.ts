@@ -11,6 +11,7 @@ import { deferred, Tally, type Sink, type Subscriber, type SubscriberSpec } from
 export class PlainSubscriber implements Subscriber {
   readonly tally = new Tally();
   private ws: WebSocket | undefined;
+  private stalled = false;
 
   constructor(
     private readonly spec: SubscriberSpec,
@@ -35,13 +36,17 @@ export class PlainSubscriber implements Subscriber {
       ok.reject(new Error(`closed (${code}) before subscribing`));
     });
     await ok.promise;
+    if (this.stalled) pauseReading(ws);
   }
 
+  /** Takes effect once subscribed (a subscriber may be told to stall before it opened). */
   stall(): void {
+    this.stalled = true;
     if (this.ws) pauseReading(this.ws);
   }
 
   unstall(): void {
+    this.stalled = false;
     if (this.ws) resumeReading(this.ws);
   }
 

@@ -32,13 +32,33 @@ export function openSocket(url: string, onMessage: OnMessage, headers?: Record<s
   });
 }
 
-/** Stops reading from the socket: the kernel buffers fill and the server sees a slow reader. */
+interface NetSocket {
+  pause(): void;
+  resume(): void;
+}
+
+const held = new WeakMap<NetSocket, () => void>();
+
+/**
+ * Stops reading from the socket: the kernel buffers fill and the server sees a slow reader.
+ * `ws` itself pauses and resumes its socket for its own flow control, so while stalled its
+ * `resume` is held back until `resumeReading`.
+ */
 export function pauseReading(ws: WebSocket): void {
-  (ws as unknown as { _socket?: { pause(): void } })._socket?.pause();
+  const sock = (ws as unknown as { _socket?: NetSocket })._socket;
+  if (!sock || held.has(sock)) return;
+  sock.pause();
+  held.set(sock, sock.resume.bind(sock));
+  sock.resume = () => undefined;
 }
 
 export function resumeReading(ws: WebSocket): void {
-  (ws as unknown as { _socket?: { resume(): void } })._socket?.resume();
+  const sock = (ws as unknown as { _socket?: NetSocket })._socket;
+  const resume = sock && held.get(sock);
+  if (!sock || !resume) return;
+  held.delete(sock);
+  delete (sock as Partial<NetSocket>).resume; // back to the prototype's
+  resume();
 }
 
 /** Batches the writes made until `uncork` into one syscall. */

@@ -18,6 +18,7 @@ export class SocketIoSubscriber implements Subscriber {
   private pid: string | undefined;
   private offset: string | undefined;
   private recovered = false;
+  private stalled = false;
 
   constructor(
     private readonly spec: SubscriberSpec,
@@ -29,11 +30,14 @@ export class SocketIoSubscriber implements Subscriber {
     await this.connect(undefined);
   }
 
+  /** Takes effect once subscribed (a subscriber may be told to stall before it opened). */
   stall(): void {
+    this.stalled = true;
     if (this.ws) pauseReading(this.ws);
   }
 
   unstall(): void {
+    this.stalled = false;
     if (this.ws) resumeReading(this.ws);
   }
 
@@ -93,8 +97,10 @@ export class SocketIoSubscriber implements Subscriber {
     await connected.promise;
     // A recovered session is back in its rooms and the server replays what was missed.
     this.recovered = resume !== undefined && this.pid === resume.pid;
-    if (this.topicIndex === null || this.recovered) return;
-    ws.send(eventPacket('sub', [`${this.spec.prefix}${this.topicIndex}`], 0));
-    await subscribed.promise;
+    if (this.topicIndex !== null && !this.recovered) {
+      ws.send(eventPacket('sub', [`${this.spec.prefix}${this.topicIndex}`], 0));
+      await subscribed.promise;
+    }
+    if (this.stalled) pauseReading(ws);
   }
 }

@@ -34,6 +34,8 @@ export class Tally {
   closedAtMs = 0;
   /** Set for slow subscribers: they are left out of the progress minimum. */
   slow = false;
+  /** Joined while messages were already flowing: the first sequence received is its start. */
+  late = false;
   errors = 0;
   /** Called after every delivery (the publisher's in-process probe uses it). */
   listener: (() => void) | undefined;
@@ -41,6 +43,7 @@ export class Tally {
   private onWatch: (() => void) | undefined;
 
   got(seq: number): void {
+    if (this.late && this.received === 0) this.last = seq - 1;
     this.received++;
     if (seq === this.last + 1) this.last = seq;
     else if (seq > this.last) {
@@ -68,6 +71,7 @@ export class Tally {
   /** `count` consecutive sequences from `first`. */
   gotRange(first: number, count: number): void {
     if (count <= 0) return;
+    if (this.late && this.received === 0) this.last = first - 1;
     if (first === this.last + 1) {
       this.received += count;
       this.last = first + count - 1;
