@@ -32,6 +32,8 @@ export interface RunOptions {
   /** Most messages sent per event-loop turn. */
   chunk?: number;
   drainTimeoutMs?: number;
+  /** Stops sending early when aborted (the deadline still applies). */
+  signal?: AbortSignal;
 }
 
 export interface RunResult {
@@ -62,6 +64,35 @@ export class Feed {
     return Math.floor(this.sent / this.topics);
   }
 
+  /**
+   * Publishes `count` messages as fast as the publisher allows, with no end-to-end window (nobody
+   * may be listening), then waits until the server handled or acknowledged them all.
+   */
+  async publishCount(count: number, chunk = 256): Promise<void> {
+    const { publisher, topics } = this;
+    const end = this.sent + count;
+    while (this.sent < end) {
+      await new Promise<void>((resolve) => {
+        const pump = () => {
+          let budget = chunk;
+          publisher.cork();
+          while (budget-- > 0 && this.sent < end && publisher.canSend()) {
+            const k = this.sent++;
+            const topic = k % topics;
+            publisher.send(topic, makePayload(Math.floor(k / topics) + 1, topic));
+          }
+          publisher.uncork();
+          if (this.sent >= end || !publisher.canSend()) {
+            publisher.onReady = () => { publisher.onReady = undefined; resolve(); };
+            if (this.sent >= end) { publisher.onReady = undefined; resolve(); }
+          } else setImmediate(pump);
+        };
+        pump();
+      });
+    }
+    await publisher.settle();
+  }
+
   async run(o: RunOptions): Promise<RunResult> {
     const { publisher, fleet, topics } = this;
     const chunk = o.chunk ?? 256;
@@ -71,7 +102,9 @@ export class Feed {
     let scheduled = false;
     let finishSending!: () => void;
     const sending = new Promise<void>((resolve) => { finishSending = resolve; });
-    const deadline = setTimeout(() => { stopped = true; schedule(); }, o.durationMs);
+    const stop = () => { stopped = true; schedule(); };
+    const deadline = setTimeout(stop, o.durationMs);
+    o.signal?.addEventListener('abort', stop, { once: true });
     const ticker = o.rate ? setInterval(() => schedule(), 1) : undefined;
 
     const pump = () => {
@@ -123,6 +156,7 @@ export class Feed {
     offProgress();
     publisher.onReady = undefined;
     if (this.probe) this.probe.listener = undefined;
+    o.signal?.removeEventListener('abort', stop);
     const sendMs = performance.now() - t0;
     const lastRound = this.rounds;
     const drained = await fleet.waitMin(lastRound, o.drainTimeoutMs ?? 30_000);

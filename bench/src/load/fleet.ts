@@ -20,7 +20,8 @@ export interface FleetReport {
   dups: number;
   closed: number;
   slowClosed: number;
-  slowClosedAfterS: number;
+  /** When the first slow subscriber's connection closed (ms since the Unix epoch), or -1. */
+  slowFirstClosedAt: number;
   errors: number;
   min: number;
   slowLast: number[];
@@ -32,6 +33,7 @@ export interface FleetReport {
 class Worker {
   readonly child: ChildProcess;
   min = -1;
+  slowMin = -1;
   total = 0;
   private waiting = new Map<string, (m: FromWorker) => void>();
   private failure: string | undefined;
@@ -41,6 +43,7 @@ class Worker {
     this.child.on('message', (m: FromWorker) => {
       if (m.op === 'progress') {
         this.min = m.min;
+        this.slowMin = m.slowMin;
         this.total = m.total;
         onProgress();
         return;
@@ -96,6 +99,21 @@ export class Fleet {
     return m === Number.POSITIVE_INFINITY ? -1 : m;
   }
 
+  /** Resolves true once every open slow subscriber reached `seq`, or false after `timeoutMs`. */
+  waitSlow(seq: number, timeoutMs: number): Promise<boolean> {
+    const done = () => this.workers.every((w) => w.slowMin < 0 || w.slowMin >= seq);
+    if (done()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => { off(); resolve(false); }, timeoutMs);
+      const off = this.onProgress(() => {
+        if (!done()) return;
+        clearTimeout(timer);
+        off();
+        resolve(true);
+      });
+    });
+  }
+
   total(): number {
     let t = 0;
     for (const w of this.workers) t += w.total;
@@ -118,9 +136,9 @@ export class Fleet {
 
   /**
    * Opens subscribers: `topics[i]` for subscriber i, dealt round-robin over the workers; the first
-   * `slow` of them (also dealt round-robin) never consume.
+   * `slow` of them (also dealt round-robin) never consume. `late`: messages are already flowing.
    */
-  async open(spec: SubscriberSpec, topics: (number | null)[], slow = 0, concurrency = 64): Promise<{ ok: number; failed: number; firstError: string }> {
+  async open(spec: SubscriberSpec, topics: (number | null)[], slow = 0, late = false, concurrency = 64): Promise<{ ok: number; failed: number; firstError: string }> {
     const shares: (number | null)[][] = this.workers.map(() => []);
     const slowShares = this.workers.map(() => 0);
     topics.forEach((t, i) => {
@@ -131,7 +149,7 @@ export class Fleet {
     const results = await Promise.all(this.workers.map((w, k) =>
       shares[k]!.length === 0
         ? Promise.resolve({ ok: 0, failed: 0, firstError: '' })
-        : w.request({ op: 'open', spec, topics: shares[k]!, slow: slowShares[k]!, concurrency }, 'opened')));
+        : w.request({ op: 'open', spec, topics: shares[k]!, slow: slowShares[k]!, late, concurrency }, 'opened')));
     return {
       ok: results.reduce((a, r) => a + r.ok, 0),
       failed: results.reduce((a, r) => a + r.failed, 0),
@@ -150,7 +168,7 @@ export class Fleet {
     for (const r of reports) latency.merge(r.latency);
     const sum = (f: (r: WorkerReport) => number) => reports.reduce((a, r) => a + f(r), 0);
     const mins = reports.filter((r) => r.subscribers > 0 && r.min >= 0).map((r) => r.min);
-    const slowCloses = reports.map((r) => r.slowClosedAfterS).filter((s) => s >= 0);
+    const slowCloses = reports.map((r) => r.slowFirstClosedAt).filter((s) => s >= 0);
     return {
       subscribers: sum((r) => r.subscribers),
       received: sum((r) => r.received),
@@ -159,7 +177,7 @@ export class Fleet {
       dups: sum((r) => r.dups),
       closed: sum((r) => r.closed),
       slowClosed: sum((r) => r.slowClosed),
-      slowClosedAfterS: slowCloses.length ? Math.min(...slowCloses) : -1,
+      slowFirstClosedAt: slowCloses.length ? Math.min(...slowCloses) : -1,
       errors: sum((r) => r.errors),
       min: mins.length ? Math.min(...mins) : -1,
       slowLast: reports.flatMap((r) => r.slowLast),

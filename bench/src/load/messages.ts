@@ -13,6 +13,8 @@ export type ToWorker =
     topics: (number | null)[];
     /** How many of them (the first ones) are slow: they never consume. */
     slow: number;
+    /** Messages are already flowing: each subscriber's first message is its start. */
+    late: boolean;
     concurrency: number;
   }
   | { op: 'phase'; latency: boolean }
@@ -32,8 +34,8 @@ export interface WorkerReport {
   /** Subscribers whose connection closed (fast, slow). */
   closed: number;
   slowClosed: number;
-  /** Seconds after the phase began when the first slow subscriber was closed, or -1. */
-  slowClosedAfterS: number;
+  /** When the first slow subscriber's connection closed (ms since the Unix epoch), or -1. */
+  slowFirstClosedAt: number;
   errors: number;
   /** Lowest `last` sequence among the open fast subscribers (-1: none), and the highest. */
   min: number;
@@ -64,5 +66,5 @@ export type FromWorker =
   | { op: 'disconnected' }
   | { op: 'reconnected'; resume: ResumeReport }
   | { op: 'closed' }
-  | { op: 'progress'; min: number; total: number }
+  | { op: 'progress'; min: number; slowMin: number; total: number }
   | { op: 'fatal'; error: string };

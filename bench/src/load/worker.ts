@@ -24,7 +24,6 @@ const histogram = new Histogram();
 const sink: Sink = { latency: false, record: (us) => histogram.record(us) };
 const subs: Subscriber[] = [];
 let cpu = new SelfCpu();
-let phaseStart = performance.now();
 let base = { received: 0, slowReceived: 0, gaps: 0, dups: 0 };
 let lastTotal = -1;
 
@@ -32,7 +31,7 @@ function reply(m: FromWorker): void {
   process.send!(m);
 }
 
-async function open(spec: SubscriberSpec, topics: (number | null)[], slow: number, concurrency: number): Promise<void> {
+async function open(spec: SubscriberSpec, topics: (number | null)[], slow: number, late: boolean, concurrency: number): Promise<void> {
   let ok = 0;
   let failed = 0;
   let firstError = '';
@@ -41,6 +40,7 @@ async function open(spec: SubscriberSpec, topics: (number | null)[], slow: numbe
     while (next < topics.length) {
       const i = next++;
       const s = createSubscriber(spec, topics[i]!, sink);
+      s.tally.late = late;
       if (i < slow) {
         s.tally.slow = true;
         s.stall();
@@ -71,16 +71,23 @@ function totals() {
   return t;
 }
 
-function range(): { min: number; max: number } {
+/** Lowest and highest `last` of the open fast subscribers, and the lowest of the open slow ones (-1: none). */
+function range(): { min: number; max: number; slowMin: number } {
   let min = Number.POSITIVE_INFINITY;
+  let slowMin = Number.POSITIVE_INFINITY;
   let max = 0;
   for (const s of subs) {
     const t = s.tally;
-    if (t.slow || t.closed) continue;
+    if (t.closed) continue;
+    if (t.slow) {
+      if (t.last < slowMin) slowMin = t.last;
+      continue;
+    }
     if (t.last < min) min = t.last;
     if (t.last > max) max = t.last;
   }
-  return { min: min === Number.POSITIVE_INFINITY ? -1 : min, max };
+  const none = Number.POSITIVE_INFINITY;
+  return { min: min === none ? -1 : min, max, slowMin: slowMin === none ? -1 : slowMin };
 }
 
 function report(): WorkerReport {
@@ -108,7 +115,7 @@ function report(): WorkerReport {
     dups: t.dups - base.dups,
     closed,
     slowClosed,
-    slowClosedAfterS: firstSlowClose === Number.POSITIVE_INFINITY ? -1 : Math.max(0, (firstSlowClose - phaseStart) / 1000),
+    slowFirstClosedAt: firstSlowClose === Number.POSITIVE_INFINITY ? -1 : performance.timeOrigin + firstSlowClose,
     errors,
     min,
     max,
@@ -118,14 +125,18 @@ function report(): WorkerReport {
   };
 }
 
-/** Progress for the publisher's window: sent only when something changed. */
+/** Progress for the publisher's window: sent when something was received, and every 100 ms. */
+let lastSent = 0;
 setInterval(() => {
   if (subs.length === 0) return;
   let total = 0;
   for (const s of subs) total += s.tally.received;
-  if (total === lastTotal) return;
+  const now = performance.now();
+  if (total === lastTotal && now - lastSent < 100) return;
   lastTotal = total;
-  reply({ op: 'progress', min: range().min, total });
+  lastSent = now;
+  const r = range();
+  reply({ op: 'progress', min: r.min, slowMin: r.slowMin, total });
 }, PROGRESS_MS);
 
 async function reconnect(liveAfter: number): Promise<void> {
@@ -156,14 +167,13 @@ process.on('message', (m: ToWorker) => {
   const run = async () => {
     switch (m.op) {
       case 'open':
-        await open(m.spec, m.topics, m.slow, m.concurrency);
+        await open(m.spec, m.topics, m.slow, m.late, m.concurrency);
         return;
       case 'phase':
         histogram.reset();
         sink.latency = m.latency;
         base = totals();
         cpu = new SelfCpu();
-        phaseStart = performance.now();
         reply({ op: 'phased' });
         return;
       case 'report':
