@@ -16,6 +16,19 @@ export function rssBytes(pid: number): number {
   }
 }
 
+/**
+ * Anonymous resident memory in bytes (heap, buffers): what a process holds itself, without the
+ * file pages it maps (the Sluice store's LMDB map shows up in RSS as file pages).
+ */
+export function anonRssBytes(pid: number): number {
+  try {
+    const m = /RssAnon:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux
 
 /** User + system CPU seconds used so far by every thread of the process. */

@@ -52,5 +52,7 @@ export async function withTarget<T>(
   } finally {
     died = undefined;
     await running.stop();
+    // Debug knob: BENCH_SERVER_OUTPUT=1 prints each server's output when it stops.
+    if (process.env.BENCH_SERVER_OUTPUT) ctx.log(`  --- ${target.label} server output ---\n${running.output().slice(-4000)}`);
   }
 }
