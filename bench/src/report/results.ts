@@ -11,7 +11,7 @@ import type { TargetId } from '../targets/target.js';
 export type Cell<T> = T | { na: string } | { error: string };
 
 export function isFigures<T>(c: Cell<T> | undefined): c is T {
-  return c !== undefined && !('na' in (c as object)) && !('error' in (c as object));
+  return typeof c === 'object' && c !== null && !('na' in c) && !('error' in c);
 }
 
 export interface Latency {
@@ -86,11 +86,16 @@ export interface SlowFigures {
   throughputCost: number;
   baselineP99: number;
   withSlowP99: number;
-  /** Server RSS at the start and end of the slow run, and its peak (MB). */
+  /** Server RSS at the start of the slow run and its peak (MB). */
   rssStartMB: number;
-  rssEndMB: number;
   rssPeakMB: number;
+  /** Peak minus start over the slow run: RSS, and anonymous RSS (heap, buffers; no mapped files). */
   growthMB: number;
+  anonGrowthMB: number;
+  /** The same over the run without slow subscribers (its length: baselineSeconds). */
+  baselineGrowthMB: number;
+  baselineAnonGrowthMB: number;
+  baselineSeconds: number;
   seconds: number;
   /** What happened to the slow subscribers: buffered / dropped / disconnected / throttled. */
   behaviour: string;
@@ -126,7 +131,7 @@ export interface Goal {
   name: string;
   target: string;
   measured: string;
-  verdict: 'goal met' | 'missed' | 'n/a';
+  verdict: 'goal met' | 'missed' | 'inconclusive' | 'n/a';
   note: string;
 }
 
