@@ -4,7 +4,7 @@
  * Why /proc and not the process itself: the same reading works for every target (Node servers,
  * the Sluice gateway run by its CLI, the Go nats-server) without adding code to any of them.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** Resident set size in bytes, or NaN if the process is gone. */
 export function rssBytes(pid: number): number {
@@ -41,6 +41,61 @@ export function cpuSeconds(pid: number): number {
   } catch {
     return Number.NaN;
   }
+}
+
+function threadTicks(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(Number(tid), Number(f[11]) + Number(f[12]));
+    } catch {
+      // the thread ended
+    }
+  }
+  return out;
+}
+
+export interface ThreadCpu {
+  /** CPU % of the main thread (the event loop, for Node servers). */
+  main: number;
+  /** CPU % of every other thread together, and of the busiest one. */
+  others: number;
+  busiestOther: number;
+}
+
+/**
+ * Per-thread CPU over an interval: shows whether a server's event loop is the bottleneck or work
+ * on other threads is (for Sluice: the LMDB write thread and the commit's fsync).
+ */
+export function threadCpuMeter(pid: number): { percent(): ThreadCpu } {
+  const t0 = performance.now();
+  const before = threadTicks(pid);
+  return {
+    percent() {
+      const secs = (performance.now() - t0) / 1000;
+      const after = threadTicks(pid);
+      let main = 0;
+      let others = 0;
+      let busiest = 0;
+      for (const [tid, ticks] of after) {
+        const used = (100 * (ticks - (before.get(tid) ?? 0))) / TICKS_PER_SECOND / secs;
+        if (tid === pid) main = used;
+        else {
+          others += used;
+          busiest = Math.max(busiest, used);
+        }
+      }
+      return { main, others, busiestOther: busiest };
+    },
+  };
 }
 
 /** Measures a process's CPU share over an interval: `const m = cpuMeter(pid); ...; m.percent()`. */

@@ -64,6 +64,20 @@ export class Feed {
     return Math.floor(this.sent / this.topics);
   }
 
+  private waitProbe(round: number, timeoutMs: number): Promise<boolean> {
+    const probe = this.probe;
+    if (!probe || probe.last >= round) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => { probe.listener = undefined; resolve(false); }, timeoutMs);
+      probe.listener = () => {
+        if (probe.last < round) return;
+        clearTimeout(timer);
+        probe.listener = undefined;
+        resolve(true);
+      };
+    });
+  }
+
   /**
    * Publishes `count` messages as fast as the publisher allows, with no end-to-end window (nobody
    * may be listening), then waits until the server handled or acknowledged them all.
@@ -159,7 +173,9 @@ export class Feed {
     o.signal?.removeEventListener('abort', stop);
     const sendMs = performance.now() - t0;
     const lastRound = this.rounds;
-    const drained = await fleet.waitMin(lastRound, o.drainTimeoutMs ?? 30_000);
+    const timeout = o.drainTimeoutMs ?? 15_000;
+    // The probe is a subscriber too: it must get everything (a stalled probe would also stop the feed).
+    const drained = (await fleet.waitMin(lastRound, timeout)) && (await this.waitProbe(lastRound, timeout));
     return { messages: this.sent - start, sendMs, elapsedMs: performance.now() - t0, drained, lastRound };
   }
 }

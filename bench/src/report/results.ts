@@ -28,6 +28,8 @@ export interface Latency {
 export interface LoadCpu {
   /** CPU % of the server process (100 = one core), each load worker, and the publishing parent. */
   server: number;
+  /** The server's main thread and its other threads (together, and the busiest one). */
+  serverThreads?: { main: number; others: number; busiestOther: number };
   workers: number[];
   publisher: number;
 }

@@ -4,7 +4,7 @@
  * peers as extra columns, then the goals with their verdicts. Cells a target cannot fill show
  * "n/a" with the reason in a note under the table.
  */
-import { isFigures, type Cell, type FanoutFigures, type ManyTopicsFigures, type MemoryFigures, type PublishFigures, type Results, type ResumeFigures, type SlowFigures } from './results.js';
+import { isFigures, type Cell, type FanoutFigures, type LoadCpu, type ManyTopicsFigures, type MemoryFigures, type PublishFigures, type Results, type ResumeFigures, type SlowFigures } from './results.js';
 import type { TargetId } from '../targets/target.js';
 
 interface Grid {
@@ -32,6 +32,7 @@ function rate(v: number): string {
   return v.toFixed(0);
 }
 
+const threadsOf = (c: LoadCpu) => (c.serverThreads ? `${c.serverThreads.main.toFixed(0)} / ${c.serverThreads.others.toFixed(0)}` : 'n/a');
 const ms = (us: number) => (us / 1000 >= 100 ? (us / 1000).toFixed(0) : (us / 1000).toFixed(1));
 const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && b > 0 ? `${(a / b).toFixed(2)}×` : 'n/a');
 
@@ -71,6 +72,7 @@ function fanoutGrid(r: Results): Grid | undefined {
     rows.push([`${n} subscribers: delivered msgs/s`, ...ids.map((id) => cellOf<FanoutFigures>(row[id], (f) => rate(f.deliveredPerSec))),
       ratio(s, fig(n, 'uws')?.deliveredPerSec), ratio(s, fig(n, 'socketio')?.deliveredPerSec), ratio(s, fig(n, 'nats')?.deliveredPerSec)]);
     rows.push(['  limited by (server core CPU)', ...ids.map((id) => cellOf<FanoutFigures>(row[id], (f) => `${f.bound} (${f.cpu.server.toFixed(0)}%)`)), '', '', '']);
+    rows.push(['  server threads: main / others %', ...ids.map((id) => cellOf<FanoutFigures>(row[id], (f) => threadsOf(f.cpu))), '', '', '']);
     rows.push(['  server CPU µs per delivery', ...ids.map((id) => cellOf<FanoutFigures>(row[id], (f) => (f.cpu.server * 1e4 / f.deliveredPerSec).toFixed(2))),
       ratio(fig(n, 'uws') && fig(n, 'sluice') ? fig(n, 'uws')!.cpu.server / fig(n, 'uws')!.deliveredPerSec : undefined,
         fig(n, 'sluice') ? fig(n, 'sluice')!.cpu.server / fig(n, 'sluice')!.deliveredPerSec : undefined), '', '']);
@@ -112,6 +114,7 @@ function manyGrid(r: Results): Grid | undefined {
     rows: [
       ['delivered msgs/s', ...ids.map((id) => cellOf<ManyTopicsFigures>(row[id], (v) => rate(v.deliveredPerSec))), ratio(f('sluice')?.deliveredPerSec, f('uws')?.deliveredPerSec)],
       ['  limited by (server core CPU)', ...ids.map((id) => cellOf<ManyTopicsFigures>(row[id], (v) => `${v.bound} (${v.cpu.server.toFixed(0)}%)`)), ''],
+      ['  server threads: main / others %', ...ids.map((id) => cellOf<ManyTopicsFigures>(row[id], (v) => threadsOf(v.cpu))), ''],
       ['  syscalls per delivery', ...ids.map((id) => cellOf<ManyTopicsFigures>(row[id], (v) => (v.syscalls ? v.syscalls.perDelivery.toFixed(3) : 'n/a'))), ''],
     ],
     notes: [...notes],

@@ -11,7 +11,7 @@ import { Feed } from '../load/feed.js';
 import { Fleet } from '../load/fleet.js';
 import { rssBytes } from '../proc-stats.js';
 import { isFigures, type FanoutFigures } from '../report/results.js';
-import { boundBy, fixedRate, maxThroughput, openProbe, subscriberWindowFor, sweep, sweepWindows } from './measure.js';
+import { boundBy, checkDrained, fixedRate, maxThroughput, openProbe, subscriberWindowFor, sweep, sweepWindows } from './measure.js';
 import { withTarget, type Context } from './session.js';
 
 const MB = 1024 * 1024;
@@ -24,14 +24,14 @@ export async function fanout(ctx: Context): Promise<void> {
     ctx.results.fanout[String(n)] = row;
     let latencyRate: number | undefined;
     for (const target of ctx.targets) {
-      const cell = await withTarget(ctx, target, { profileDir: ctx.profileDir }, async (t) => {
+      const cell = await withTarget(ctx, target, {}, async (t) => {
         const fleet = new Fleet(ctx.profile.workers);
         try {
           const opened = await fleet.open(t.subscriber({ credit: 64 }), Array.from({ length: n }, () => 0));
           if (opened.failed > 0) throw new Error(`${opened.failed} of ${n} subscribers failed to connect: ${opened.firstError}`);
           const probe = await openProbe(t, 0);
           const feed = new Feed(await t.publisher({ window: 1000 }), fleet, 1, probe.tally);
-          await feed.run({ durationMs: p.warmupMs, windowRounds: 32 });
+          await checkDrained(fleet, await feed.run({ durationMs: p.warmupMs, windowRounds: 32 }));
           const { best: window, points } = await sweep(t, fleet, feed, sweepWindows(n), p.probeMs, n);
           const subscriberWindow = subscriberWindowFor(window, n);
           const m = await maxThroughput(t, fleet, feed, { durationMs: p.measureMs, windowRounds: window, subscriberWindow, syscallSeconds: p.syscallSeconds });
@@ -65,7 +65,7 @@ export async function fanout(ctx: Context): Promise<void> {
         } finally {
           await fleet.close();
         }
-      });
+      }, `fan-out ${n}`);
       row[target.id] = cell;
       ctx.log(`  ${target.label.padEnd(18)} ${describe(cell)}`);
     }

@@ -7,7 +7,7 @@
 import { Feed } from '../load/feed.js';
 import { Fleet } from '../load/fleet.js';
 import { isFigures, type ManyTopicsFigures } from '../report/results.js';
-import { boundBy, maxThroughput, openProbe, subscriberWindowFor, sweep } from './measure.js';
+import { boundBy, checkDrained, maxThroughput, openProbe, subscriberWindowFor, sweep } from './measure.js';
 import { withTarget, type Context } from './session.js';
 
 /** Windows in rounds of T messages each. */
@@ -25,7 +25,7 @@ export async function manyTopics(ctx: Context): Promise<void> {
         if (opened.failed > 0) throw new Error(`${opened.failed} of ${n} subscribers failed to connect: ${opened.firstError}`);
         const probe = await openProbe(t, n - 1);
         const feed = new Feed(await t.publisher({ window: 1000 }), fleet, n, probe.tally);
-        await feed.run({ durationMs: p.warmupMs, windowRounds: 1 });
+        await checkDrained(fleet, await feed.run({ durationMs: p.warmupMs, windowRounds: 1 }));
         const windows = WINDOWS.filter((w) => w <= subscriberWindowFor(1, n));
         const { best: window, points } = await sweep(t, fleet, feed, windows, p.probeMs, n);
         const m = await maxThroughput(t, fleet, feed, {
@@ -53,7 +53,7 @@ export async function manyTopics(ctx: Context): Promise<void> {
       } finally {
         await fleet.close();
       }
-    });
+    }, 'many topics');
     ctx.results.manyTopics[target.id] = cell;
     ctx.log(`  ${target.label.padEnd(18)} ${describe(cell)}`);
   }

@@ -5,7 +5,7 @@
  */
 import { Feed, type RunResult } from '../load/feed.js';
 import type { Fleet, FleetReport } from '../load/fleet.js';
-import { cpuMeter, SelfCpu } from '../proc-stats.js';
+import { cpuMeter, SelfCpu, threadCpuMeter } from '../proc-stats.js';
 import type { Latency, LoadCpu } from '../report/results.js';
 import { countSyscalls, type SyscallCount } from '../syscalls.js';
 import type { RunningTarget } from '../targets/target.js';
@@ -60,7 +60,7 @@ export async function sweep(t: RunningTarget, fleet: Fleet, feed: Feed, windows:
   for (const window of windows) {
     await fleet.phase(false);
     const server = cpuMeter(t.pid);
-    const run = await feed.run({ durationMs: probeMs, windowRounds: window, subscriberWindow: subscriberWindowFor(window, perRound) });
+    const run = await checkDrained(fleet, await feed.run({ durationMs: probeMs, windowRounds: window, subscriberWindow: subscriberWindowFor(window, perRound) }));
     const report = await fleet.report();
     points.push({ window, deliveredPerSec: report.received / (run.elapsedMs / 1000), serverCpu: server.percent() });
   }
@@ -76,6 +76,24 @@ export function boundBy(cpu: LoadCpu): 'server' | 'clients' | 'window' {
   return 'window';
 }
 
+/** Subscribers stopped receiving: the run has no figure (a lost or stuck delivery is a finding). */
+export class StalledError extends Error {
+  override name = 'StalledError';
+}
+
+/** A run whose subscribers did not all receive everything: no figure, but what happened. */
+async function stalled(fleet: Fleet, run: RunResult): Promise<Error> {
+  const r = await fleet.report();
+  return new StalledError(`delivery stalled: ${run.lastRound} published, the slowest subscriber (load workers or the publisher's probe) stopped at ${r.min}` +
+    ` (${r.gaps} gaps, ${r.closed} subscribers disconnected)`);
+}
+
+/** Throws when a run (a warm-up, a probe) left a subscriber behind: later runs would wait on it. */
+export async function checkDrained(fleet: Fleet, run: RunResult): Promise<RunResult> {
+  if (!run.drained) throw await stalled(fleet, run);
+  return run;
+}
+
 export async function maxThroughput(
   t: RunningTarget,
   fleet: Fleet,
@@ -84,6 +102,7 @@ export async function maxThroughput(
 ): Promise<ThroughputRun> {
   await fleet.phase(false);
   const server = cpuMeter(t.pid);
+  const threads = threadCpuMeter(t.pid);
   const self = new SelfCpu();
   let counting: Promise<ThroughputRun['syscalls']> | undefined;
   if (o.syscallSeconds && o.syscallSeconds > 0) {
@@ -98,7 +117,8 @@ export async function maxThroughput(
     })();
   }
   const run = await feed.run({ durationMs: o.durationMs, windowRounds: o.windowRounds, subscriberWindow: o.subscriberWindow });
-  const cpu = { server: server.percent(), publisher: self.percent(), workers: [] as number[] };
+  if (!run.drained) throw await stalled(fleet, run);
+  const cpu: LoadCpu = { server: server.percent(), serverThreads: threads.percent(), publisher: self.percent(), workers: [] };
   const syscalls = counting ? await counting : undefined;
   const report = await fleet.report();
   cpu.workers = report.workerCpu;
@@ -120,6 +140,7 @@ export async function fixedRate(
 ): Promise<{ latency: Latency; report: FleetReport; run: RunResult }> {
   await fleet.phase(true);
   const run = await feed.run({ ...o, chunk: 1_000_000 });
+  if (!run.drained) throw await stalled(fleet, run);
   const report = await fleet.report();
   const h = report.latency;
   return {

@@ -45,8 +45,8 @@ export async function memory(ctx: Context): Promise<void> {
   const n = ctx.profile.memory.connections;
   ctx.log(`\nmemory: server RSS per idle connection, ${n} connections`);
   for (const target of ctx.targets) {
-    const connected = await withTarget(ctx, target, {}, (t) => measure(ctx, t, n, false));
-    const subscribed = isFigures(connected) ? await withTarget(ctx, target, {}, (t) => measure(ctx, t, n, true)) : connected;
+    const connected = await withTarget(ctx, target, {}, (t) => measure(ctx, t, n, false), 'memory connected');
+    const subscribed = isFigures(connected) ? await withTarget(ctx, target, {}, (t) => measure(ctx, t, n, true), 'memory subscribed') : connected;
     let cell: typeof ctx.results.memory[keyof typeof ctx.results.memory];
     if (!isFigures(connected)) cell = connected;
     else if (!isFigures(subscribed)) cell = subscribed;

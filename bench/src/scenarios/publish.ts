@@ -96,10 +96,10 @@ export async function publish(ctx: Context): Promise<void> {
         put(`${label}: HTTP single (+ key)`, await http(ctx, t, 'http-single', 1));
         put(`${label}: HTTP batch ×${p.httpBatch} (+ keys)`, await http(ctx, t, 'http-batch', p.httpBatch));
         return 'measured' as const;
-      });
+      }, 'publish');
       if (first !== 'measured') put(`${label}: WebSocket PUB/ACK`, first);
     } else if (target.id === 'nats') {
-      const cell = await withTarget(ctx, target, { resume: true }, (t) => wsPublish(ctx, t, 'jetstream', false, true));
+      const cell = await withTarget(ctx, target, { resume: true }, (t) => wsPublish(ctx, t, 'jetstream', false, true), 'publish');
       put('NATS JetStream publish + ack (reference)', cell);
     }
   }

@@ -81,7 +81,7 @@ export async function resume(ctx: Context): Promise<void> {
     }
     for (const credit of credits) {
       const key = credit ? `${labels[target.id]} (window ${credit})` : labels[target.id]!;
-      put(key, await withTarget(ctx, target as Target, { resume: true }, (t) => measure(ctx, t, credit)));
+      put(key, await withTarget(ctx, target as Target, { resume: true }, (t) => measure(ctx, t, credit), `resume ${key}`));
     }
   }
 }

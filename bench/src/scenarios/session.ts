@@ -7,6 +7,7 @@
 import type { Profile } from '../options.js';
 import type { Cell, Results } from '../report/results.js';
 import { NotAvailable, type RunningTarget, type StartOptions, type Target } from '../targets/target.js';
+import { StalledError } from './measure.js';
 
 export interface Context {
   profile: Profile;
@@ -21,12 +22,41 @@ export class ServerDied extends Error {
   override name = 'ServerDied';
 }
 
+/**
+ * Runs `measure` on a fresh server of `target`. A measurement whose delivery stalled is recorded
+ * as a note and retried once on another fresh server (a stalled subscription never recovers on
+ * its server); a second stall becomes the cell's error.
+ */
 export async function withTarget<T>(
   ctx: Context,
   target: Target,
   opts: StartOptions,
   measure: (t: RunningTarget) => Promise<T>,
+  what = '',
 ): Promise<Cell<T>> {
+  if (ctx.profileDir) {
+    const name = `${target.id}-${(what || 'run').replace(/[^A-Za-z0-9]+/g, '-')}.cpuprofile`;
+    opts = { ...opts, profileDir: ctx.profileDir, profileName: name };
+  }
+  const first = await once(ctx, target, opts, measure);
+  if (!isStalled(first)) return first;
+  const message = first.stalled;
+  ctx.results.notes.push(`${target.label}${what ? ` (${what})` : ''}: ${message}; retried once on a fresh server`);
+  ctx.log(`  ${target.label}: ${message} — retrying on a fresh server`);
+  const second = await once(ctx, target, opts, measure);
+  return isStalled(second) ? { error: second.stalled } : second;
+}
+
+function isStalled<T>(c: Cell<T> | { stalled: string }): c is { stalled: string } {
+  return typeof c === 'object' && c !== null && 'stalled' in c;
+}
+
+async function once<T>(
+  ctx: Context,
+  target: Target,
+  opts: StartOptions,
+  measure: (t: RunningTarget) => Promise<T>,
+): Promise<Cell<T> | { stalled: string }> {
   const why = target.unavailable();
   if (why) return { na: why };
   let running: RunningTarget;
@@ -47,6 +77,7 @@ export async function withTarget<T>(
     return await Promise.race([measure(running), death]);
   } catch (err) {
     const message = (err as Error).message;
+    if (err instanceof StalledError) return { stalled: message };
     ctx.log(`  ${target.label}: ${message}`);
     return { error: message.split('\n')[0]! };
   } finally {

@@ -15,7 +15,7 @@ import { Fleet } from '../load/fleet.js';
 import { anonRssBytes, rssBytes } from '../proc-stats.js';
 import { isFigures, type SlowFigures } from '../report/results.js';
 import type { RunningTarget } from '../targets/target.js';
-import { fixedRate, maxThroughput, openProbe, subscriberWindowFor } from './measure.js';
+import { checkDrained, fixedRate, maxThroughput, openProbe, subscriberWindowFor } from './measure.js';
 import { withTarget, type Context } from './session.js';
 
 const MB = 1024 * 1024;
@@ -73,7 +73,7 @@ async function run(ctx: Context, t: RunningTarget): Promise<SlowFigures> {
     if (opened.failed > 0) throw new Error(`${opened.failed} of ${fast} subscribers failed to connect: ${opened.firstError}`);
     const probe = await openProbe(t, 0);
     const feed = new Feed(await t.publisher({ window: 1000 }), fleet, 1, probe.tally);
-    await feed.run({ durationMs: 500, windowRounds: WINDOW, subscriberWindow: subscriberWindowFor(WINDOW, p.subscribers) });
+    await checkDrained(fleet, await feed.run({ durationMs: 500, windowRounds: WINDOW, subscriberWindow: subscriberWindowFor(WINDOW, p.subscribers) }));
     const base = await phase(t, fleet, feed, p.subscribers, p.baselineMs, undefined);
 
     const slowOpened = await fleet.open(spec, Array.from({ length: p.slow }, () => 0), p.slow, true);
@@ -132,7 +132,7 @@ export async function slowConsumers(ctx: Context): Promise<void> {
   const p = ctx.profile.slow;
   ctx.log(`\nslow consumers: 1 topic × ${p.subscribers} subscribers, ${p.slow} of them not consuming, ${p.slowMs / 1000} s`);
   for (const target of ctx.targets) {
-    const cell = await withTarget(ctx, target, {}, (t) => run(ctx, t));
+    const cell = await withTarget(ctx, target, {}, (t) => run(ctx, t), 'slow consumers');
     ctx.results.slow[target.id] = cell;
     ctx.log(`  ${target.label.padEnd(18)} ${isFigures<SlowFigures>(cell)
       ? `fast subscribers ${(cell.baselinePerSec / 1000).toFixed(0)}k → ${(cell.withSlowPerSec / 1000).toFixed(0)}k deliveries/s (cost ${(cell.throughputCost * 100).toFixed(1)}%), p99 ${cell.baselineP99} → ${cell.withSlowP99} µs, server RSS +${cell.growthMB.toFixed(1)} MB (anonymous +${cell.anonGrowthMB.toFixed(1)} MB; without slow ones +${cell.baselineGrowthMB.toFixed(1)} / +${cell.baselineAnonGrowthMB.toFixed(1)} MB over ${cell.baselineSeconds.toFixed(0)} s) over ${cell.seconds.toFixed(0)} s; slow ones: ${cell.behaviour}`

@@ -30,7 +30,9 @@ class SluiceTarget implements Target {
 
   async start(opts: StartOptions = {}): Promise<RunningTarget> {
     const dir = tempDir('sluice-bench-store-');
-    const node = opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.profileDir] : [];
+    const node = opts.profileDir
+      ? ['--cpu-prof', '--cpu-prof-dir', opts.profileDir, ...(opts.profileName ? ['--cpu-prof-name', opts.profileName] : [])]
+      : [];
     const args = [...node, CLI, 'serve', '--host', '127.0.0.1', '--port', '0', '--store', 'disk', '--data', dir, '--quiet'];
     let p;
     try {

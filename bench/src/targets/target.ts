@@ -11,8 +11,9 @@ export type TargetId = 'sluice' | 'sluice-auth' | 'uws' | 'socketio' | 'ws' | 'n
 export interface StartOptions {
   /** Socket.IO: connection state recovery on. NATS: JetStream on. */
   resume?: boolean;
-  /** Sluice: write a V8 CPU profile of the gateway into this directory. */
+  /** Sluice: write a V8 CPU profile of the gateway into this directory, under this name. */
   profileDir?: string;
+  profileName?: string;
 }
 
 export interface PublisherOptions {
