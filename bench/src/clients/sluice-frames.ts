@@ -21,11 +21,15 @@ export function frameType(b: Uint8Array): number {
   return b.length > 1 && (b[0]! & 0xf0) === 0x90 ? b[1]! : -1;
 }
 
-/** Reads a MessagePack unsigned integer at `pos`; returns [value, next position]. */
+/**
+ * Reads a MessagePack unsigned integer at `pos`; returns [value, next position]. msgpackr writes
+ * integers beyond 32 bits as float64, so an integral float is accepted too.
+ */
 function uint(b: Uint8Array, pos: number): [number, number] {
   const t = b[pos]!;
   if (t <= 0x7f) return [t, pos + 1];
   switch (t) {
+    case 0xcb: return [new DataView(b.buffer, b.byteOffset + pos + 1, 8).getFloat64(0), pos + 9];
     case 0xcc: return [b[pos + 1]!, pos + 2];
     case 0xcd: return [(b[pos + 1]! << 8) | b[pos + 2]!, pos + 3];
     case 0xce: return [b[pos + 1]! * 0x1000000 + ((b[pos + 2]! << 16) | (b[pos + 3]! << 8) | b[pos + 4]!), pos + 5];

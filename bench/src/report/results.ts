@@ -6,6 +6,7 @@
 import type { Machine } from '../machine.js';
 import type { Profile } from '../options.js';
 import type { SyscallCount } from '../syscalls.js';
+import type { GatewaySample } from '../gateway-metrics.js';
 import type { TargetId } from '../targets/target.js';
 
 export type Cell<T> = T | { na: string } | { error: string };
@@ -53,6 +54,8 @@ export interface FanoutFigures {
   syscalls?: SyscallCount & { deliveries: number; perDelivery: number };
   latency?: Latency;
   serverRssMB: number;
+  /** Sluice: subscription states (shares) and mean commit wait over the run, from its /metrics. */
+  gateway?: GatewaySample;
 }
 
 export interface ManyTopicsFigures {
@@ -67,6 +70,7 @@ export interface ManyTopicsFigures {
   dups: number;
   cpu: LoadCpu;
   syscalls?: SyscallCount & { deliveries: number; perDelivery: number };
+  gateway?: GatewaySample;
 }
 
 export interface MemoryFigures {

@@ -6,6 +6,7 @@
  */
 import { isFigures, type Cell, type FanoutFigures, type LoadCpu, type ManyTopicsFigures, type MemoryFigures, type PublishFigures, type Results, type ResumeFigures, type SlowFigures } from './results.js';
 import type { TargetId } from '../targets/target.js';
+import type { GatewaySample } from '../gateway-metrics.js';
 
 interface Grid {
   title: string;
@@ -33,6 +34,7 @@ function rate(v: number): string {
 }
 
 const threadsOf = (c: LoadCpu) => (c.serverThreads ? `${c.serverThreads.main.toFixed(0)} / ${c.serverThreads.others.toFixed(0)}` : 'n/a');
+const statesOf = (g: GatewaySample | undefined) => (g ? `${(g.live * 100).toFixed(0)}% / ${(g.catchup * 100).toFixed(0)}% / ${(g.paused * 100).toFixed(0)}%` : '');
 const ms = (us: number) => (us / 1000 >= 100 ? (us / 1000).toFixed(0) : (us / 1000).toFixed(1));
 const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && b > 0 ? `${(a / b).toFixed(2)}×` : 'n/a');
 
@@ -77,6 +79,10 @@ function fanoutGrid(r: Results): Grid | undefined {
       ratio(fig(n, 'uws') && fig(n, 'sluice') ? fig(n, 'uws')!.cpu.server / fig(n, 'uws')!.deliveredPerSec : undefined,
         fig(n, 'sluice') ? fig(n, 'sluice')!.cpu.server / fig(n, 'sluice')!.deliveredPerSec : undefined), '', '']);
     rows.push(['  syscalls per delivery', ...ids.map((id) => cellOf<FanoutFigures>(row[id], (f) => (f.syscalls ? f.syscalls.perDelivery.toFixed(3) : 'n/a'))), '', '', '']);
+    if (fig(n, 'sluice')?.gateway) {
+      rows.push(['  Sluice subscriptions live / catch-up / paused', ...ids.map((id) => cellOf<FanoutFigures>(row[id], (f) => statesOf(f.gateway))), '', '', '']);
+      rows.push(['  Sluice publish → commit ms (mean)', ...ids.map((id) => cellOf<FanoutFigures>(row[id], (f) => (f.gateway ? f.gateway.appendMs.toFixed(1) : ''))), '', '', '']);
+    }
     const l = fig(n, 'sluice')?.latency ?? fig(n, 'uws')?.latency;
     rows.push([`  latency p50/p99/p99.9 ms @ ${l ? rate(l.rate) : '?'} pub/s`, ...ids.map((id) => cellOf<FanoutFigures>(row[id], (f) => {
       if (!f.latency) return 'n/a';
@@ -116,6 +122,10 @@ function manyGrid(r: Results): Grid | undefined {
       ['  limited by (server core CPU)', ...ids.map((id) => cellOf<ManyTopicsFigures>(row[id], (v) => `${v.bound} (${v.cpu.server.toFixed(0)}%)`)), ''],
       ['  server threads: main / others %', ...ids.map((id) => cellOf<ManyTopicsFigures>(row[id], (v) => threadsOf(v.cpu))), ''],
       ['  syscalls per delivery', ...ids.map((id) => cellOf<ManyTopicsFigures>(row[id], (v) => (v.syscalls ? v.syscalls.perDelivery.toFixed(3) : 'n/a'))), ''],
+      ...(f('sluice')?.gateway ? [
+        ['  Sluice subscriptions live / catch-up / paused', ...ids.map((id) => cellOf<ManyTopicsFigures>(row[id], (v) => statesOf(v.gateway))), ''],
+        ['  Sluice publish → commit ms (mean)', ...ids.map((id) => cellOf<ManyTopicsFigures>(row[id], (v) => (v.gateway ? v.gateway.appendMs.toFixed(1) : ''))), ''],
+      ] : []),
     ],
     notes: [...notes],
   };

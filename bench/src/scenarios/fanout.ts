@@ -51,6 +51,7 @@ export async function fanout(ctx: Context): Promise<void> {
             cpu: m.cpu,
             serverRssMB: rssBytes(t.pid) / MB,
             ...(m.syscalls ? { syscalls: m.syscalls } : {}),
+            ...(m.gateway ? { gateway: m.gateway } : {}),
           };
           // Every target is measured at the same rate: a share of what Sluice sustained.
           const rate = Math.max(10, Math.round((latencyRate ?? m.publishedPerSec * p.latencyLoad)));

@@ -48,6 +48,7 @@ export async function manyTopics(ctx: Context): Promise<void> {
           dups: m.report.dups,
           cpu: m.cpu,
           ...(m.syscalls ? { syscalls: m.syscalls } : {}),
+          ...(m.gateway ? { gateway: m.gateway } : {}),
         };
         return figures;
       } finally {

@@ -10,9 +10,12 @@ import type { Latency, LoadCpu } from '../report/results.js';
 import { countSyscalls, type SyscallCount } from '../syscalls.js';
 import type { RunningTarget } from '../targets/target.js';
 import { createSubscriber } from '../clients/factory.js';
+import { GatewayMetrics, type GatewaySample } from '../gateway-metrics.js';
 import type { Subscriber } from '../clients/subscriber.js';
 
 export interface ThroughputRun {
+  /** Sluice only: its subscription states and commit wait over the run, from its /metrics. */
+  gateway?: GatewaySample;
   run: RunResult;
   report: FleetReport;
   cpu: LoadCpu;
@@ -104,6 +107,8 @@ export async function maxThroughput(
   const server = cpuMeter(t.pid);
   const threads = threadCpuMeter(t.pid);
   const self = new SelfCpu();
+  const metrics = t.id.startsWith('sluice') && t.httpUrl ? new GatewayMetrics(t.httpUrl) : undefined;
+  metrics?.start();
   let counting: Promise<ThroughputRun['syscalls']> | undefined;
   if (o.syscallSeconds && o.syscallSeconds > 0) {
     // Count in the middle of the run, away from its start and its drain.
@@ -117,6 +122,7 @@ export async function maxThroughput(
     })();
   }
   const run = await feed.run({ durationMs: o.durationMs, windowRounds: o.windowRounds, subscriberWindow: o.subscriberWindow });
+  const gateway = metrics?.stop();
   if (!run.drained) throw await stalled(fleet, run);
   const cpu: LoadCpu = { server: server.percent(), serverThreads: threads.percent(), publisher: self.percent(), workers: [] };
   const syscalls = counting ? await counting : undefined;
@@ -130,6 +136,7 @@ export async function maxThroughput(
     deliveredPerSec: report.received / secs,
     publishedPerSec: run.messages / secs,
     ...(syscalls ? { syscalls } : {}),
+    ...(gateway ? { gateway } : {}),
   };
 }
 
