@@ -22,6 +22,8 @@ export interface Machine {
   /** `perf stat -e raw_syscalls:sys_enter` works (syscall counts with little overhead). */
   perf: boolean;
   strace: boolean;
+  /** Open-file limit (soft) each process gets: every connection is a file on both sides. */
+  openFiles: number;
   notes: string[];
 }
 
@@ -71,6 +73,14 @@ export function machine(): Machine {
   } catch {
     kernel = process.platform;
   }
+  let openFiles = Number.NaN;
+  try {
+    const m = /Max open files\s+(\d+|unlimited)/.exec(readFileSync('/proc/self/limits', 'utf8'));
+    openFiles = m ? (m[1] === 'unlimited' ? Number.POSITIVE_INFINITY : Number(m[1])) : Number.NaN;
+  } catch {
+    // not Linux
+  }
+  if (openFiles < 12_000) notes.push(`open-file limit ${openFiles}: raise it (ulimit -n 65536) before --full, which opens 10,000 connections per server`);
   cached = {
     cores,
     cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
@@ -90,6 +100,7 @@ export function machine(): Machine {
     clientCpu: cores >= 2 ? 1 : 0,
     perf,
     strace,
+    openFiles,
     notes,
   };
   return cached;

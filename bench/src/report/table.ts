@@ -257,7 +257,7 @@ function header(r: Results): string[] {
     `machine: ${m.cores} cores (${m.cpuModel}), ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}`,
     `versions: ${Object.entries(m.versions).map(([k, v]) => `${k} ${v}`).join('; ')}`,
     m.taskset ? `pinning: every server on CPU ${m.serverCpu}; the bench, its publisher and ${r.profile.workers} load workers on CPU ${m.clientCpu}` : `pinning: none (${m.notes.join('; ')})`,
-    `syscall counts: ${m.perf ? 'perf stat (syscall tracepoints)' : m.strace ? 'strace -c -f' : 'not available'}`,
+    `syscall counts: ${m.perf ? 'perf stat (syscall tracepoints)' : m.strace ? 'strace -c -f' : 'not available'}; open-file limit ${m.openFiles} per process`,
   ];
 }
 
