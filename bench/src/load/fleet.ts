@@ -190,6 +190,11 @@ export class Fleet {
     await Promise.all(this.workers.map((w) => w.request({ op: 'unstall' }, 'unstalled')));
   }
 
+  /** Closes the slow subscribers (they leave the fleet). */
+  async closeSlow(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.request({ op: 'close-slow' }, 'slow-closed')));
+  }
+
   /** Resume scenario: the (single) subscriber of worker 0. */
   async disconnect(): Promise<void> {
     await this.workers[0]!.request({ op: 'disconnect' }, 'disconnected');

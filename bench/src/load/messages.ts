@@ -20,6 +20,7 @@ export type ToWorker =
   | { op: 'phase'; latency: boolean }
   | { op: 'report' }
   | { op: 'unstall' }
+  | { op: 'close-slow' }
   | { op: 'disconnect' }
   | { op: 'reconnect'; liveAfter: number }
   | { op: 'close' };
@@ -63,6 +64,7 @@ export type FromWorker =
   | { op: 'phased' }
   | { op: 'report'; report: WorkerReport }
   | { op: 'unstalled' }
+  | { op: 'slow-closed' }
   | { op: 'disconnected' }
   | { op: 'reconnected'; resume: ResumeReport }
   | { op: 'closed' }

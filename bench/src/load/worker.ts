@@ -183,6 +183,15 @@ process.on('message', (m: ToWorker) => {
         for (const s of subs) if (s.tally.slow) s.unstall();
         reply({ op: 'unstalled' });
         return;
+      case 'close-slow':
+        for (let i = subs.length - 1; i >= 0; i--) {
+          if (!subs[i]!.tally.slow) continue;
+          subs[i]!.close();
+          subs.splice(i, 1);
+        }
+        base = totals();
+        reply({ op: 'slow-closed' });
+        return;
       case 'disconnect':
         await Promise.all(subs.map((s) => s.disconnect()));
         reply({ op: 'disconnected' });

@@ -86,8 +86,10 @@ export interface MemoryFigures {
 export interface SlowFigures {
   subscribers: number;
   slow: number;
-  /** Fast subscribers' delivered msgs/s and p99 latency (µs) without and with slow ones. */
+  /** Fast subscribers' delivered msgs/s and p99 latency (µs) without (mean of A and A') and with slow ones. */
   baselinePerSec: number;
+  /** The two baseline runs, before the slow subscribers joined and after they left. */
+  baselineRuns: number[];
   withSlowPerSec: number;
   throughputCost: number;
   baselineP99: number;

@@ -165,7 +165,7 @@ function slowGrid(r: Results): Grid | undefined {
     title: `Slow consumers: ${any?.slow ?? '?'} of ${any?.subscribers ?? '?'} subscribers never consume (Sluice: no credit; others: socket paused), ${any ? any.seconds.toFixed(0) : '?'} s`,
     columns: ['', ...ids.map((id) => LABELS[id])],
     rows: [
-      ['fast subscribers msgs/s: none slow → slow', ...ids.map((id) => cellOf<SlowFigures>(row[id], (v) => `${rate(v.baselinePerSec)} → ${rate(v.withSlowPerSec)}`))],
+      ['fast subscribers msgs/s: none slow (A, A\') → slow', ...ids.map((id) => cellOf<SlowFigures>(row[id], (v) => `${rate(v.baselineRuns[0]!)}, ${rate(v.baselineRuns[1]!)} → ${rate(v.withSlowPerSec)}`))],
       ['  throughput cost', ...ids.map((id) => cellOf<SlowFigures>(row[id], (v) => `${(v.throughputCost * 100).toFixed(1)}%`))],
       ['  p99 ms (fixed rate): none slow → slow', ...ids.map((id) => cellOf<SlowFigures>(row[id], (v) => `${ms(v.baselineP99)} → ${ms(v.withSlowP99)}`))],
       ['server memory growth: anonymous / RSS', ...ids.map((id) => cellOf<SlowFigures>(row[id], (v) => `+${v.anonGrowthMB.toFixed(0)} / +${v.growthMB.toFixed(0)} MB`))],

@@ -24,8 +24,8 @@ export class ServerDied extends Error {
 
 /**
  * Runs `measure` on a fresh server of `target`. A measurement whose delivery stalled is recorded
- * as a note and retried once on another fresh server (a stalled subscription never recovers on
- * its server); a second stall becomes the cell's error.
+ * as a note and retried on another fresh server (a stalled subscription never recovers on its
+ * server), up to RETRIES times; a stall on the last attempt becomes the cell's error.
  */
 export async function withTarget<T>(
   ctx: Context,
@@ -38,14 +38,18 @@ export async function withTarget<T>(
     const name = `${target.id}-${(what || 'run').replace(/[^A-Za-z0-9]+/g, '-')}.cpuprofile`;
     opts = { ...opts, profileDir: ctx.profileDir, profileName: name };
   }
-  const first = await once(ctx, target, opts, measure);
-  if (!isStalled(first)) return first;
-  const message = first.stalled;
-  ctx.results.notes.push(`${target.label}${what ? ` (${what})` : ''}: ${message}; retried once on a fresh server`);
-  ctx.log(`  ${target.label}: ${message} — retrying on a fresh server`);
-  const second = await once(ctx, target, opts, measure);
-  return isStalled(second) ? { error: second.stalled } : second;
+  for (let attempt = 0; ; attempt++) {
+    const cell = await once(ctx, target, opts, measure);
+    if (!isStalled(cell)) return cell;
+    const retry = attempt < RETRIES;
+    ctx.results.notes.push(`${target.label}${what ? ` (${what})` : ''}: ${cell.stalled}${retry ? '; retried on a fresh server' : ''}`);
+    if (!retry) return { error: cell.stalled };
+    ctx.log(`  ${target.label}: ${cell.stalled} — retrying on a fresh server`);
+  }
 }
+
+/** How often a stalled measurement is retried on a fresh server. */
+const RETRIES = 2;
 
 function isStalled<T>(c: Cell<T> | { stalled: string }): c is { stalled: string } {
   return typeof c === 'object' && c !== null && 'stalled' in c;

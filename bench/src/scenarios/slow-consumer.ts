@@ -1,11 +1,14 @@
 /**
  * Scenario 4, slow-consumer isolation: N subscribers of one topic, of which a few never consume
  * (Sluice: they grant no credit after their first window; the others: their socket is paused, so
- * the server's send buffers for them fill). Measured against a run with none slow:
+ * the server's send buffers for them fill). On one server: the fast subscribers alone (baseline
+ * A), then with the slow ones joined (B), then alone again once the slow ones are gone (A'); B is
+ * measured against the mean of A and A', so warm-up and drift do not pass for a cost:
  *
- * - the fast subscribers' max throughput (same probe and subscriber windows in both runs) and
- *   their p99 latency at a fixed rate (half the baseline's publish rate, in both runs);
- * - the server's RSS over the slow run (start, end, peak), i.e. what the slow ones cost it;
+ * - the fast subscribers' max throughput (same probe and subscriber windows in every run) and
+ *   their p99 latency at a fixed rate (half of A's publish rate, in B and A' too);
+ * - the server's RSS and anonymous RSS over B (start, peak) against A, i.e. what the slow ones
+ *   cost it;
  * - what became of the slow subscribers, found by letting them consume again at the end:
  *   throttled (nothing held, everything delivered from the log afterwards), buffered (everything
  *   delivered from server memory), dropped (gaps), or disconnected.
@@ -74,15 +77,25 @@ async function run(ctx: Context, t: RunningTarget): Promise<SlowFigures> {
     const probe = await openProbe(t, 0);
     const feed = new Feed(await t.publisher({ window: 1000 }), fleet, 1, probe.tally);
     await checkDrained(fleet, await feed.run({ durationMs: 500, windowRounds: WINDOW, subscriberWindow: subscriberWindowFor(WINDOW, p.subscribers) }));
-    const base = await phase(t, fleet, feed, p.subscribers, p.baselineMs, undefined);
+    const before = await phase(t, fleet, feed, p.subscribers, p.baselineMs, undefined);
 
     const slowOpened = await fleet.open(spec, Array.from({ length: p.slow }, () => 0), p.slow, true);
     if (slowOpened.failed > 0) throw new Error(`${slowOpened.failed} slow subscribers failed to connect: ${slowOpened.firstError}`);
     const startedAt = Date.now();
-    const slow = await phase(t, fleet, feed, p.subscribers, p.slowMs, Math.max(10, base.publishedPerSec / 2));
+    const rate = Math.max(10, before.publishedPerSec / 2);
+    const slow = await phase(t, fleet, feed, p.subscribers, p.slowMs, rate);
     const behaviour = await fateOfSlow(fleet, feed.rounds, p.slow, startedAt);
+    await fleet.closeSlow();
+    const after = await phase(t, fleet, feed, p.subscribers, p.baselineMs, rate);
     feed.publisher.close();
     probe.close();
+    const base = {
+      perSec: (before.perSec + after.perSec) / 2,
+      p99: (before.p99 + after.p99) / 2,
+      rss: before.rss,
+      gaps: before.gaps + after.gaps,
+      dups: before.dups + after.dups,
+    };
     return {
       subscribers: p.subscribers,
       slow: p.slow,
@@ -100,6 +113,7 @@ async function run(ctx: Context, t: RunningTarget): Promise<SlowFigures> {
       baselineSeconds: base.rss.seconds,
       seconds: slow.rss.seconds,
       behaviour,
+      baselineRuns: [before.perSec, after.perSec],
       gaps: base.gaps + slow.gaps,
       dups: base.dups + slow.dups,
     };
@@ -135,7 +149,7 @@ export async function slowConsumers(ctx: Context): Promise<void> {
     const cell = await withTarget(ctx, target, {}, (t) => run(ctx, t), 'slow consumers');
     ctx.results.slow[target.id] = cell;
     ctx.log(`  ${target.label.padEnd(18)} ${isFigures<SlowFigures>(cell)
-      ? `fast subscribers ${(cell.baselinePerSec / 1000).toFixed(0)}k → ${(cell.withSlowPerSec / 1000).toFixed(0)}k deliveries/s (cost ${(cell.throughputCost * 100).toFixed(1)}%), p99 ${cell.baselineP99} → ${cell.withSlowP99} µs, server RSS +${cell.growthMB.toFixed(1)} MB (anonymous +${cell.anonGrowthMB.toFixed(1)} MB; without slow ones +${cell.baselineGrowthMB.toFixed(1)} / +${cell.baselineAnonGrowthMB.toFixed(1)} MB over ${cell.baselineSeconds.toFixed(0)} s) over ${cell.seconds.toFixed(0)} s; slow ones: ${cell.behaviour}`
+      ? `fast subscribers ${(cell.baselinePerSec / 1000).toFixed(0)}k (A ${(cell.baselineRuns[0]! / 1000).toFixed(0)}k, A' ${(cell.baselineRuns[1]! / 1000).toFixed(0)}k) → ${(cell.withSlowPerSec / 1000).toFixed(0)}k deliveries/s (cost ${(cell.throughputCost * 100).toFixed(1)}%), p99 ${cell.baselineP99} → ${cell.withSlowP99} µs, server RSS +${cell.growthMB.toFixed(1)} MB (anonymous +${cell.anonGrowthMB.toFixed(1)} MB; without slow ones +${cell.baselineGrowthMB.toFixed(1)} / +${cell.baselineAnonGrowthMB.toFixed(1)} MB over ${cell.baselineSeconds.toFixed(0)} s) over ${cell.seconds.toFixed(0)} s; slow ones: ${cell.behaviour}`
       : JSON.stringify(cell)}`);
   }
 }
