@@ -133,6 +133,8 @@ export interface PublishFigures {
   failures: number;
   firstFailure: string;
   cpu: { server: number; client: number };
+  /** Sluice: mean wait from publish to durable commit (ms), from its /metrics. */
+  commitMs?: number;
 }
 
 export interface Goal {

@@ -204,14 +204,14 @@ function publishGrid(r: Results): Grid | undefined {
     const c = r.publish[k]!;
     if (!isFigures<PublishFigures>(c)) {
       notes.push(`${k}: ${'na' in c ? `n/a — ${c.na}` : `failed — ${c.error}`}`);
-      return [k, 'n/a', '', '', ''];
+      return [k, 'n/a', '', '', '', ''];
     }
     if (c.failures) notes.push(`${k}: ${c.failures} failures, first: ${c.firstFailure}`);
-    return [k, rate(c.msgsPerSec), c.reqPerSec === c.msgsPerSec ? '' : rate(c.reqPerSec), `${c.cpu.server.toFixed(0)}%`, `${c.cpu.client.toFixed(0)}%`];
+    return [k, rate(c.msgsPerSec), c.reqPerSec === c.msgsPerSec ? '' : rate(c.reqPerSec), c.commitMs !== undefined ? c.commitMs.toFixed(1) : '', `${c.cpu.server.toFixed(0)}%`, `${c.cpu.client.toFixed(0)}%`];
   });
   return {
     title: 'Publish: durable and acknowledged (Sluice: ACK after the synced commit)',
-    columns: ['', 'msgs/s', 'req/s', 'server CPU', 'client CPU'],
+    columns: ['', 'msgs/s', 'req/s', 'publish → commit ms', 'server CPU', 'client CPU'],
     rows,
     notes,
   };

@@ -15,6 +15,7 @@ import { cpuMeter, SelfCpu } from '../proc-stats.js';
 import { isFigures, type Cell, type PublishFigures } from '../report/results.js';
 import type { RunningTarget } from '../targets/target.js';
 import { withTarget, type Context } from './session.js';
+import { GatewayMetrics } from '../gateway-metrics.js';
 
 async function wsPublish(ctx: Context, t: RunningTarget, mode: string, keys: boolean, jetstream: boolean): Promise<PublishFigures> {
   const p = ctx.profile.publish;
@@ -25,12 +26,15 @@ async function wsPublish(ctx: Context, t: RunningTarget, mode: string, keys: boo
     await feed.publishCount(Math.min(20_000, p.window * 10)); // warm-up
     const server = cpuMeter(t.pid);
     const self = new SelfCpu();
+    const metrics = t.httpUrl ? new GatewayMetrics(t.httpUrl) : undefined;
+    metrics?.start();
     const t0 = performance.now();
     const acked0 = publisher.acked;
     const failures0 = publisher.failures;
     const deadline = t0 + p.durationMs;
     while (performance.now() < deadline && publisher.failures === failures0) await feed.publishCount(p.window * 5);
     const seconds = (performance.now() - t0) / 1000;
+    const commitMs = metrics?.stop().appendMs;
     const messages = publisher.acked - acked0;
     const figures: PublishFigures = {
       mode,
@@ -42,6 +46,7 @@ async function wsPublish(ctx: Context, t: RunningTarget, mode: string, keys: boo
       failures: publisher.failures - failures0,
       firstFailure: publisher.firstFailure,
       cpu: { server: server.percent(), client: self.percent() },
+      ...(commitMs !== undefined ? { commitMs } : {}),
     };
     publisher.close();
     return figures;
@@ -84,7 +89,7 @@ export async function publish(ctx: Context): Promise<void> {
   const put = (key: string, cell: Cell<PublishFigures>) => {
     ctx.results.publish[key] = cell;
     ctx.log(`  ${key.padEnd(40)} ${isFigures<PublishFigures>(cell)
-      ? `${(cell.msgsPerSec / 1000).toFixed(1)}k msgs/s${cell.reqPerSec !== cell.msgsPerSec ? ` (${(cell.reqPerSec / 1000).toFixed(1)}k req/s)` : ''}, cpu server ${cell.cpu.server.toFixed(0)}% client ${cell.cpu.client.toFixed(0)}%${cell.failures ? `, ${cell.failures} failures: ${cell.firstFailure}` : ''}`
+      ? `${(cell.msgsPerSec / 1000).toFixed(1)}k msgs/s${cell.reqPerSec !== cell.msgsPerSec ? ` (${(cell.reqPerSec / 1000).toFixed(1)}k req/s)` : ''}${cell.commitMs !== undefined ? `, publish → commit ${cell.commitMs.toFixed(1)} ms` : ''}, cpu server ${cell.cpu.server.toFixed(0)}% client ${cell.cpu.client.toFixed(0)}%${cell.failures ? `, ${cell.failures} failures: ${cell.firstFailure}` : ''}`
       : JSON.stringify(cell)}`);
   };
   for (const target of ctx.targets) {
