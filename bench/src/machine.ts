@@ -63,7 +63,7 @@ export function machine(): Machine {
   const strace = works('strace', ['-c', '-o', '/dev/null', 'true']);
   let natsVersion = 'not installed';
   try {
-    natsVersion = execFileSync('nats-server', ['--version'], { encoding: 'utf8' }).trim();
+    natsVersion = execFileSync('nats-server', ['--version'], { encoding: 'utf8' }).trim().replace(/^nats-server:\s*/, '');
   } catch {
     notes.push('nats-server not found: NATS columns are n/a');
   }
@@ -88,7 +88,7 @@ export function machine(): Machine {
     kernel,
     node: process.version,
     versions: {
-      'uWebSockets.js': `uws-pack ${packageVersion('uWebSockets.js')} (uWS v20 binaries)`,
+      'uWebSockets.js': `${packageVersion('uWebSockets.js')} (uWS v20 binaries)`,
       'socket.io': packageVersion('socket.io'),
       'engine.io': packageVersion('engine.io'),
       ws: packageVersion('ws'),

@@ -96,10 +96,9 @@ export class Feed {
             publisher.send(topic, makePayload(Math.floor(k / topics) + 1, topic));
           }
           publisher.uncork();
-          if (this.sent >= end || !publisher.canSend()) {
-            publisher.onReady = () => { publisher.onReady = undefined; resolve(); };
-            if (this.sent >= end) { publisher.onReady = undefined; resolve(); }
-          } else setImmediate(pump);
+          if (this.sent >= end) resolve();
+          else if (!publisher.canSend()) publisher.onReady = () => { publisher.onReady = undefined; resolve(); };
+          else setImmediate(pump);
         };
         pump();
       });
