@@ -52,8 +52,13 @@ function arg(name: string): string | undefined {
 function pinSelf(): void {
   const m = machine();
   if (!m.taskset) return;
-  // -a: every thread of this process; children forked later inherit the mask.
-  execFileSync('taskset', ['-a', '-p', '-c', String(m.clientCpu), String(process.pid)], { stdio: 'ignore' });
+  try {
+    // -a: every thread of this process; children forked later inherit the mask.
+    execFileSync('taskset', ['-a', '-p', '-c', String(m.clientCpu), String(process.pid)], { stdio: 'ignore' });
+  } catch (err) {
+    m.taskset = false;
+    m.notes.push(`could not pin the bench to CPU ${m.clientCpu}: ${(err as Error).message}; nothing is pinned`);
+  }
 }
 
 async function main(): Promise<void> {

@@ -6,7 +6,8 @@
  * - "auth off" (dev mode), measured now;
  * - "auth on" (HOOK for the lead): the same gateway with SLUICE_AUTH_SECRET set and clients
  *   presenting an HS256 token (jwt.ts). While the gateway refuses to start with a secret, this
- *   variant reports "n/a (auth not built yet)". Enable it in runs with `--auth` (see run.ts).
+ *   variant reports "n/a (auth not built yet)". It runs in the fan-out and publish scenarios
+ *   (AUTH_SCENARIOS in run.ts); `--targets` without `sluice-auth` leaves it out.
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
