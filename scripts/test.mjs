@@ -8,7 +8,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 const filter = process.argv[2];
-const roots = ['client-sdk/dist/test', 'server/dist/test'];
+const roots = ['client-sdk/dist/test', 'server/dist/test', 'bench/dist/test'];
 
 function find(dir) {
   if (!existsSync(dir)) return [];

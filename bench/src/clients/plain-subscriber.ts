@@ -1,0 +1,64 @@
+/**
+ * Subscriber of the protocol-less servers (raw uWS, ws broadcast): the topic is chosen in the URL,
+ * the server says `ok` once subscribed, and every binary frame is one payload. Stalling pauses
+ * the socket so the server's send buffer for it grows. There is no resume.
+ */
+import type WebSocket from 'ws';
+import { nowUs, readSentUs, readSeq } from '../payload.js';
+import { openSocket, pauseReading, resumeReading } from './socket.js';
+import { deferred, Tally, type Sink, type Subscriber, type SubscriberSpec } from './subscriber.js';
+
+export class PlainSubscriber implements Subscriber {
+  readonly tally = new Tally();
+  private ws: WebSocket | undefined;
+  private stalled = false;
+
+  constructor(
+    private readonly spec: SubscriberSpec,
+    private readonly topicIndex: number | null,
+    private readonly sink: Sink,
+  ) {}
+
+  async open(): Promise<void> {
+    const topic = this.topicIndex === null ? '' : `&topic=${this.topicIndex}`;
+    const ok = deferred<void>();
+    const ws = await openSocket(`${this.spec.url}/?role=sub${topic}`, (data, isBinary) => {
+      if (!isBinary) {
+        ok.resolve();
+        return;
+      }
+      this.tally.got(readSeq(data));
+      if (this.sink.latency) this.sink.record(nowUs() - readSentUs(data));
+    });
+    this.ws = ws;
+    ws.on('close', (code) => {
+      this.tally.markClosed(code);
+      ok.reject(new Error(`closed (${code}) before subscribing`));
+    });
+    await ok.promise;
+    if (this.stalled) pauseReading(ws);
+  }
+
+  /** Takes effect once subscribed (a subscriber may be told to stall before it opened). */
+  stall(): void {
+    this.stalled = true;
+    if (this.ws) pauseReading(this.ws);
+  }
+
+  unstall(): void {
+    this.stalled = false;
+    if (this.ws) resumeReading(this.ws);
+  }
+
+  async disconnect(): Promise<void> {
+    throw new Error('raw WebSocket servers have no resume');
+  }
+
+  async reconnect(): Promise<{ recovered: boolean }> {
+    throw new Error('raw WebSocket servers have no resume');
+  }
+
+  close(): void {
+    this.ws?.terminate();
+  }
+}

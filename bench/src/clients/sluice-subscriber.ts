@@ -1,0 +1,146 @@
+/**
+ * A lean Sluice subscriber: HELLO, SUB with a credit window, and CREDIT re-granted as messages are
+ * consumed (half the window at a time, like the SDK), counting MSG/MSGS by their headers only
+ * (sluice-frames.ts). Rare frames are decoded with the protocol module. A stalled subscriber keeps
+ * reading but grants nothing: the gateway must stop sending to it and hold nothing for it.
+ */
+import type WebSocket from 'ws';
+import { decodeServerFrame, encode, type ClientFrame } from '@sluice/client/protocol';
+import { nowUs, readSentUs } from '../payload.js';
+import { delivery, forEachPayload, frameType, MSG, MSGS } from './sluice-frames.js';
+import { openSocket } from './socket.js';
+import { deferred, Tally, type Sink, type Subscriber, type SubscriberSpec } from './subscriber.js';
+
+const SUB_ID = 1;
+
+export class SluiceSubscriber implements Subscriber {
+  readonly tally = new Tally();
+  private ws: WebSocket | undefined;
+  private readonly window: number;
+  private readonly regrant: number;
+  private owed = 0;
+  private stalled = false;
+  private epoch: string | undefined;
+  private waiting: { type: number; d: ReturnType<typeof deferred<Record<string, unknown>>> } | undefined;
+  /** The last ERROR frame, for diagnostics. */
+  lastError = '';
+
+  constructor(
+    private readonly spec: SubscriberSpec,
+    private readonly topicIndex: number | null,
+    private readonly sink: Sink,
+  ) {
+    this.window = spec.credit ?? 64;
+    this.regrant = Math.max(1, Math.floor(this.window / 2));
+  }
+
+  async open(): Promise<void> {
+    await this.connect(undefined);
+  }
+
+  stall(): void {
+    this.stalled = true;
+  }
+
+  unstall(): void {
+    this.stalled = false;
+    this.grant(true);
+  }
+
+  async disconnect(): Promise<void> {
+    const ws = this.ws;
+    if (!ws) return;
+    this.ws = undefined;
+    const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
+    ws.close();
+    await closed;
+  }
+
+  async reconnect(): Promise<{ recovered: boolean }> {
+    const s = await this.connect({ from: this.tally.last + 1, epoch: this.epoch });
+    return { recovered: s.recovered === true };
+  }
+
+  close(): void {
+    this.ws?.terminate();
+    this.ws = undefined;
+  }
+
+  private async connect(resume: { from: number; epoch: string | undefined } | undefined): Promise<Record<string, unknown>> {
+    this.tally.closed = false;
+    const ws = await openSocket(`${this.spec.url}/v1/ws`, (data) => this.onFrame(data));
+    this.ws = ws;
+    this.owed = 0;
+    ws.on('close', (code) => {
+      if (this.ws === ws) this.tally.markClosed(code);
+      this.waiting?.d.reject(new Error(`closed (${code}) ${this.lastError}`));
+    });
+    const welcome = this.expect(2);
+    this.send(this.spec.token ? { type: 1, token: this.spec.token, client: 'sluice-bench' } : { type: 1, client: 'sluice-bench' });
+    await welcome;
+    if (this.topicIndex === null) return {};
+    const subscribed = this.expect(4);
+    const sub: ClientFrame = { type: 3, subId: SUB_ID, topic: `${this.spec.prefix}${this.topicIndex}`, credit: this.window };
+    if (resume) {
+      sub.from = resume.from;
+      if (resume.epoch) sub.epoch = resume.epoch;
+    }
+    this.send(sub);
+    const s = await subscribed;
+    this.epoch = s.epoch as string;
+    return s;
+  }
+
+  private expect(type: number): Promise<Record<string, unknown>> {
+    const d = deferred<Record<string, unknown>>();
+    this.waiting = { type, d };
+    return d.promise;
+  }
+
+  private send(frame: ClientFrame): void {
+    this.ws?.send(encode(frame));
+  }
+
+  private grant(force = false): void {
+    if (this.stalled || this.owed === 0 || (!force && this.owed < this.regrant)) return;
+    this.send({ type: 7, subId: SUB_ID, n: this.owed });
+    this.owed = 0;
+  }
+
+  private onFrame(b: Buffer): void {
+    const type = frameType(b);
+    if (type === MSG || type === MSGS) {
+      const d = delivery(b);
+      if (this.sink.latency) {
+        const now = nowUs();
+        forEachPayload(b, d, (at) => this.sink.record(now - readSentUs(b, at)));
+      }
+      this.tally.gotRange(d.first, d.count);
+      this.owed += d.count;
+      this.grant();
+      return;
+    }
+    const f = decodeServerFrame(b);
+    switch (f.type) {
+      case 11:
+        this.tally.errors++;
+        this.lastError = `${f.code}: ${f.message}`;
+        if (this.waiting) this.waiting.d.reject(new Error(`ERROR ${this.lastError}`));
+        return;
+      case 12:
+        this.send({ type: 13, n: f.n });
+        return;
+      case 14:
+        // Retention trimmed what we needed: announced, never silent. Counted as a gap.
+        this.tally.gaps += f.to - f.from + 1;
+        this.tally.last = Math.max(this.tally.last, f.to);
+        return;
+      default:
+        if (this.waiting && this.waiting.type === f.type) {
+          const w = this.waiting;
+          this.waiting = undefined;
+          w.d.resolve(f as unknown as Record<string, unknown>);
+        }
+    }
+  }
+}

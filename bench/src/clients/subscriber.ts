@@ -1,0 +1,120 @@
+/**
+ * What every bench subscriber is, whatever it speaks: it counts what it receives per topic
+ * sequence (a Tally), reports latencies to the worker's Sink, and can be made slow, dropped and
+ * resumed. The implementations (one per wire) live next to this file.
+ */
+
+export type SubscriberKind = 'sluice' | 'plain' | 'socketio' | 'nats' | 'jetstream';
+
+/** How to reach a target, as the parent sends it to a worker (plain data). */
+export interface SubscriberSpec {
+  kind: SubscriberKind;
+  /** Base URL of the WebSocket endpoint (ws://127.0.0.1:PORT). */
+  url: string;
+  /** Sluice: HELLO token (auth on). */
+  token?: string;
+  /** Sluice topic / NATS subject / Socket.IO room of topic i is `${prefix}${i}`. */
+  prefix: string;
+  /** Sluice credit window (and JetStream pull window); re-granted by half of it. */
+  credit?: number;
+  /** JetStream stream name. */
+  stream?: string;
+  /** Socket.IO: the server keeps state for recovery (each event carries an offset). */
+  recovery?: boolean;
+}
+
+/** Per-subscriber delivery accounting. `last` is the highest sequence seen (1-based). */
+export class Tally {
+  last = 0;
+  received = 0;
+  gaps = 0;
+  dups = 0;
+  closed = false;
+  closeCode = 0;
+  closedAtMs = 0;
+  /** Set for slow subscribers: they are left out of the progress minimum. */
+  slow = false;
+  /** Joined while messages were already flowing: the first sequence received is its start. */
+  late = false;
+  errors = 0;
+  /** Called after every delivery (the publisher's in-process probe uses it). */
+  listener: (() => void) | undefined;
+  private watchSeq = Number.POSITIVE_INFINITY;
+  private onWatch: (() => void) | undefined;
+
+  got(seq: number): void {
+    if (this.late && this.received === 0) this.last = seq - 1;
+    this.received++;
+    if (seq === this.last + 1) this.last = seq;
+    else if (seq > this.last) {
+      this.gaps += seq - this.last - 1;
+      this.last = seq;
+    } else this.dups++;
+    if (this.last >= this.watchSeq) this.fire();
+    this.listener?.();
+  }
+
+  /** Calls `cb` once, as soon as `last` reaches `seq`. */
+  onReach(seq: number, cb: () => void): void {
+    this.watchSeq = seq;
+    this.onWatch = cb;
+    if (this.last >= seq) this.fire();
+  }
+
+  private fire(): void {
+    const cb = this.onWatch;
+    this.watchSeq = Number.POSITIVE_INFINITY;
+    this.onWatch = undefined;
+    cb?.();
+  }
+
+  /** `count` consecutive sequences from `first`. */
+  gotRange(first: number, count: number): void {
+    if (count <= 0) return;
+    if (this.late && this.received === 0) this.last = first - 1;
+    if (first === this.last + 1) {
+      this.received += count;
+      this.last = first + count - 1;
+      if (this.last >= this.watchSeq) this.fire();
+      this.listener?.();
+      return;
+    }
+    for (let i = 0; i < count; i++) this.got(first + i);
+  }
+
+  markClosed(code: number): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.closeCode = code;
+    this.closedAtMs = performance.now();
+  }
+}
+
+/** Where subscribers report latencies; `latency` false means: do not read timestamps at all. */
+export interface Sink {
+  latency: boolean;
+  record(us: number): void;
+}
+
+export interface Subscriber {
+  readonly tally: Tally;
+  /** Connects and subscribes (topic index null: connects only). Resolves once subscribed. */
+  open(): Promise<void>;
+  /** Stops consuming: stops reading the socket (peers) or granting credit (Sluice). */
+  stall(): void;
+  unstall(): void;
+  /** Drops the connection, keeping the position for `reconnect`. */
+  disconnect(): Promise<void>;
+  /** Reconnects and resumes from the position kept; resolves when subscribed again. */
+  reconnect(): Promise<{ recovered: boolean }>;
+  close(): void;
+}
+
+/** A promise with its resolve/reject outside, for waiting on a frame. */
+export function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void; reject: (e: Error) => void } {
+  let resolve!: (v: T) => void;
+  let reject!: (e: Error) => void;
+  const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej; });
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}

@@ -1,0 +1,49 @@
+/**
+ * Sizes and durations of a run. `quick` (the default, a few minutes) keeps every scenario but
+ * smaller and shorter; `--full` uses the sizes the goals are stated for.
+ */
+
+export interface Profile {
+  mode: 'quick' | 'full';
+  /** Load worker processes the subscribers are spread over. */
+  workers: number;
+  fanout: {
+    sizes: number[];
+    warmupMs: number;
+    /** Each window of the sweep runs this long. */
+    probeMs: number;
+    measureMs: number;
+    latencyMs: number;
+    /** Fraction of Sluice's max publish rate used for the latency runs. */
+    latencyLoad: number;
+    /** Seconds of syscall counting inside the measured run. */
+    syscallSeconds: number;
+  };
+  manyTopics: { topics: number; warmupMs: number; probeMs: number; measureMs: number };
+  memory: { connections: number };
+  slow: { subscribers: number; slow: number; baselineMs: number; slowMs: number };
+  resume: { offline: number; liveRate: number };
+  publish: { durationMs: number; window: number; httpConcurrency: number; httpBatch: number };
+}
+
+export const QUICK: Profile = {
+  mode: 'quick',
+  workers: 3,
+  fanout: { sizes: [100, 1000], warmupMs: 500, probeMs: 750, measureMs: 3000, latencyMs: 2000, latencyLoad: 0.5, syscallSeconds: 2 },
+  manyTopics: { topics: 2000, warmupMs: 1000, probeMs: 1000, measureMs: 4000 },
+  memory: { connections: 2000 },
+  slow: { subscribers: 300, slow: 10, baselineMs: 4000, slowMs: 10_000 },
+  resume: { offline: 20_000, liveRate: 1000 },
+  publish: { durationMs: 3000, window: 1000, httpConcurrency: 32, httpBatch: 100 },
+};
+
+export const FULL: Profile = {
+  mode: 'full',
+  workers: 3,
+  fanout: { sizes: [100, 1000, 5000], warmupMs: 1000, probeMs: 1500, measureMs: 8000, latencyMs: 6000, latencyLoad: 0.5, syscallSeconds: 4 },
+  manyTopics: { topics: 10_000, warmupMs: 2000, probeMs: 1500, measureMs: 10_000 },
+  memory: { connections: 10_000 },
+  slow: { subscribers: 1000, slow: 10, baselineMs: 10_000, slowMs: 60_000 },
+  resume: { offline: 100_000, liveRate: 1000 },
+  publish: { durationMs: 10_000, window: 1000, httpConcurrency: 64, httpBatch: 100 },
+};

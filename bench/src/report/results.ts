@@ -1,0 +1,162 @@
+/**
+ * The shape of a run's results, as written to bench/results/latest.json. Every figure is a
+ * measurement of this run; a cell a target cannot produce says why (`na`), and a cell that failed
+ * says how (`error`).
+ */
+import type { Machine } from '../machine.js';
+import type { Profile } from '../options.js';
+import type { SyscallCount } from '../syscalls.js';
+import type { GatewaySample } from '../gateway-metrics.js';
+import type { TargetId } from '../targets/target.js';
+
+export type Cell<T> = T | { na: string } | { error: string };
+
+export function isFigures<T>(c: Cell<T> | undefined): c is T {
+  return typeof c === 'object' && c !== null && !('na' in c) && !('error' in c);
+}
+
+export interface Latency {
+  /** Publish rate asked for and achieved (messages/s). */
+  rate: number;
+  achieved: number;
+  count: number;
+  p50: number;
+  p99: number;
+  p999: number;
+  max: number;
+}
+
+export interface LoadCpu {
+  /** CPU % of the server process (100 = one core), each load worker, and the publishing parent. */
+  server: number;
+  /** The server's main thread and its other threads (together, and the busiest one). */
+  serverThreads?: { main: number; others: number; busiestOther: number };
+  workers: number[];
+  publisher: number;
+}
+
+export interface FanoutFigures {
+  subscribers: number;
+  /** The in-flight window (rounds) of the measured run: the best of the sweep. */
+  window: number;
+  sweep: { window: number; deliveredPerSec: number; serverCpu: number }[];
+  /** What limited the measured run (a core at >= 90%, or the window/latency). */
+  bound: 'server' | 'clients' | 'window';
+  published: number;
+  publishedPerSec: number;
+  delivered: number;
+  deliveredPerSec: number;
+  drained: boolean;
+  gaps: number;
+  dups: number;
+  closed: number;
+  cpu: LoadCpu;
+  syscalls?: SyscallCount & { deliveries: number; perDelivery: number };
+  latency?: Latency;
+  serverRssMB: number;
+  /** Sluice: subscription states (shares) and mean commit wait over the run, from its /metrics. */
+  gateway?: GatewaySample;
+}
+
+export interface ManyTopicsFigures {
+  topics: number;
+  window: number;
+  sweep: { window: number; deliveredPerSec: number; serverCpu: number }[];
+  bound: 'server' | 'clients' | 'window';
+  delivered: number;
+  deliveredPerSec: number;
+  drained: boolean;
+  gaps: number;
+  dups: number;
+  cpu: LoadCpu;
+  syscalls?: SyscallCount & { deliveries: number; perDelivery: number };
+  gateway?: GatewaySample;
+}
+
+export interface MemoryFigures {
+  connections: number;
+  /** Server RSS growth per connection: connected only, and connected + subscribed to its own topic. */
+  bytesPerConnection: number;
+  bytesPerSubscribedConnection: number;
+  baselineMB: number;
+  connectedMB: number;
+  subscribedMB: number;
+}
+
+export interface SlowFigures {
+  subscribers: number;
+  slow: number;
+  /** Fast subscribers' delivered msgs/s and p99 latency (µs) without (mean of A and A') and with slow ones. */
+  baselinePerSec: number;
+  /** The two baseline runs, before the slow subscribers joined and after they left. */
+  baselineRuns: number[];
+  withSlowPerSec: number;
+  throughputCost: number;
+  baselineP99: number;
+  withSlowP99: number;
+  /** Server RSS at the start of the slow run and its peak (MB). */
+  rssStartMB: number;
+  rssPeakMB: number;
+  /** Peak minus start over the slow run: RSS, and anonymous RSS (heap, buffers; no mapped files). */
+  growthMB: number;
+  anonGrowthMB: number;
+  /** The same over the run without slow subscribers (its length: baselineSeconds). */
+  baselineGrowthMB: number;
+  baselineAnonGrowthMB: number;
+  baselineSeconds: number;
+  seconds: number;
+  /** What happened to the slow subscribers: buffered / dropped / disconnected / throttled. */
+  behaviour: string;
+  gaps: number;
+  dups: number;
+}
+
+export interface ResumeFigures {
+  offline: number;
+  credit?: number;
+  recovered: boolean;
+  resubscribeMs: number;
+  liveMs: number;
+  caughtUp: number;
+  catchupPerSec: number;
+  gaps: number;
+  dups: number;
+}
+
+export interface PublishFigures {
+  mode: string;
+  requests: number;
+  messages: number;
+  seconds: number;
+  reqPerSec: number;
+  msgsPerSec: number;
+  failures: number;
+  firstFailure: string;
+  cpu: { server: number; client: number };
+  /** Sluice: mean wait from publish to durable commit (ms), from its /metrics. */
+  commitMs?: number;
+}
+
+export interface Goal {
+  name: string;
+  target: string;
+  measured: string;
+  verdict: 'goal met' | 'missed' | 'inconclusive' | 'n/a';
+  note: string;
+}
+
+export interface Results {
+  startedAt: string;
+  finishedAt: string;
+  command: string;
+  profile: Profile;
+  machine: Machine;
+  fanout: Record<string, Partial<Record<TargetId, Cell<FanoutFigures>>>>;
+  manyTopics: Partial<Record<TargetId, Cell<ManyTopicsFigures>>>;
+  memory: Partial<Record<TargetId, Cell<MemoryFigures>>>;
+  slow: Partial<Record<TargetId, Cell<SlowFigures>>>;
+  resume: Record<string, Cell<ResumeFigures>>;
+  publish: Record<string, Cell<PublishFigures>>;
+  goals: Goal[];
+  notes: string[];
+}

@@ -1,0 +1,279 @@
+/**
+ * Renders a run's results as the tables the bench prints (aligned text) and writes
+ * (bench/results/latest.md): one table per scenario, targets as columns, Sluice's ratios to the
+ * peers as extra columns, then the goals with their verdicts. Cells a target cannot fill show
+ * "n/a" with the reason in a note under the table.
+ */
+import { isFigures, type Cell, type FanoutFigures, type LoadCpu, type ManyTopicsFigures, type MemoryFigures, type PublishFigures, type Results, type ResumeFigures, type SlowFigures } from './results.js';
+import type { TargetId } from '../targets/target.js';
+import type { GatewaySample } from '../gateway-metrics.js';
+
+interface Grid {
+  title: string;
+  columns: string[];
+  rows: string[][];
+  notes: string[];
+}
+
+const LABELS: Record<TargetId, string> = {
+  sluice: 'Sluice',
+  'sluice-auth': 'Sluice auth on',
+  uws: 'raw uWS',
+  socketio: 'Socket.IO',
+  ws: 'ws',
+  nats: 'NATS ws',
+};
+const ORDER: TargetId[] = ['sluice', 'sluice-auth', 'uws', 'socketio', 'ws', 'nats'];
+
+function rate(v: number): string {
+  if (!Number.isFinite(v)) return 'n/a';
+  if (v >= 1e6) return `${(v / 1e6).toFixed(2)}M`;
+  if (v >= 1e4) return `${(v / 1e3).toFixed(0)}k`;
+  if (v >= 1e3) return `${(v / 1e3).toFixed(1)}k`;
+  return v.toFixed(0);
+}
+
+const threadsOf = (c: LoadCpu) => (c.serverThreads ? `${c.serverThreads.main.toFixed(0)} / ${c.serverThreads.others.toFixed(0)}` : 'n/a');
+const statesOf = (g: GatewaySample | undefined) => (g ? `${(g.live * 100).toFixed(0)}% / ${(g.catchup * 100).toFixed(0)}% / ${(g.paused * 100).toFixed(0)}%` : '');
+const ms = (us: number) => (us / 1000 >= 100 ? (us / 1000).toFixed(0) : (us / 1000).toFixed(1));
+const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && b > 0 ? `${(a / b).toFixed(2)}×` : 'n/a');
+
+/** Columns for the targets that appear in a scenario; auth-on only once it has a figure. */
+function columnsOf<T>(row: Partial<Record<TargetId, Cell<T>>>): TargetId[] {
+  return ORDER.filter((id) => row[id] !== undefined && (id !== 'sluice-auth' || isFigures(row[id])));
+}
+
+function naNotes<T>(row: Partial<Record<TargetId, Cell<T>>>, notes: Set<string>): void {
+  for (const id of ORDER) {
+    const c = row[id];
+    if (c === undefined || isFigures(c)) continue;
+    notes.add(`${LABELS[id]}: ${'na' in (c as object) ? `n/a — ${(c as { na: string }).na}` : `failed — ${(c as { error: string }).error}`}`);
+  }
+}
+
+function cellOf<T>(c: Cell<T> | undefined, f: (v: T) => string): string {
+  if (c === undefined) return '';
+  if (isFigures(c)) return f(c);
+  return 'na' in (c as object) ? 'n/a' : 'failed';
+}
+
+function fanoutGrid(r: Results): Grid | undefined {
+  const sizes = Object.keys(r.fanout);
+  if (sizes.length === 0) return undefined;
+  const ids = [...new Set(sizes.flatMap((n) => columnsOf(r.fanout[n]!)))];
+  const notes = new Set<string>();
+  const rows: string[][] = [];
+  const fig = (n: string, id: TargetId) => {
+    const c = r.fanout[n]![id];
+    return isFigures<FanoutFigures>(c) ? c : undefined;
+  };
+  for (const n of sizes) {
+    const row = r.fanout[n]!;
+    naNotes(row, notes);
+    const s = fig(n, 'sluice')?.deliveredPerSec;
+    rows.push([`${n} subscribers: delivered msgs/s`, ...ids.map((id) => cellOf<FanoutFigures>(row[id], (f) => rate(f.deliveredPerSec))),
+      ratio(s, fig(n, 'uws')?.deliveredPerSec), ratio(s, fig(n, 'socketio')?.deliveredPerSec), ratio(s, fig(n, 'nats')?.deliveredPerSec)]);
+    rows.push(['  limited by (server core CPU)', ...ids.map((id) => cellOf<FanoutFigures>(row[id], (f) => `${f.bound} (${f.cpu.server.toFixed(0)}%)`)), '', '', '']);
+    rows.push(['  server threads: main / others %', ...ids.map((id) => cellOf<FanoutFigures>(row[id], (f) => threadsOf(f.cpu))), '', '', '']);
+    rows.push(['  server CPU µs per delivery', ...ids.map((id) => cellOf<FanoutFigures>(row[id], (f) => (f.cpu.server * 1e4 / f.deliveredPerSec).toFixed(2))),
+      ratio(fig(n, 'uws') && fig(n, 'sluice') ? fig(n, 'uws')!.cpu.server / fig(n, 'uws')!.deliveredPerSec : undefined,
+        fig(n, 'sluice') ? fig(n, 'sluice')!.cpu.server / fig(n, 'sluice')!.deliveredPerSec : undefined), '', '']);
+    rows.push(['  syscalls per delivery', ...ids.map((id) => cellOf<FanoutFigures>(row[id], (f) => (f.syscalls ? f.syscalls.perDelivery.toFixed(3) : 'n/a'))), '', '', '']);
+    if (fig(n, 'sluice')?.gateway) {
+      rows.push(['  Sluice subscriptions live / catch-up / paused', ...ids.map((id) => cellOf<FanoutFigures>(row[id], (f) => statesOf(f.gateway))), '', '', '']);
+      rows.push(['  Sluice publish → commit ms (mean)', ...ids.map((id) => cellOf<FanoutFigures>(row[id], (f) => (f.gateway ? f.gateway.appendMs.toFixed(1) : ''))), '', '', '']);
+    }
+    const l = fig(n, 'sluice')?.latency ?? fig(n, 'uws')?.latency;
+    rows.push([`  latency p50/p99/p99.9 ms @ ${l ? rate(l.rate) : '?'} pub/s`, ...ids.map((id) => cellOf<FanoutFigures>(row[id], (f) => {
+      if (!f.latency) return 'n/a';
+      const short = f.latency.achieved < 0.95 * f.latency.rate ? ` (only ${rate(f.latency.achieved)}/s)` : '';
+      return `${ms(f.latency.p50)}/${ms(f.latency.p99)}/${ms(f.latency.p999)}${short}`;
+    })), '', '', '']);
+    for (const id of ids) {
+      const f = fig(n, id);
+      if (f && (f.gaps || f.dups || !f.drained)) notes.add(`${LABELS[id]} at ${n}: ${f.gaps} gaps, ${f.dups} duplicates${f.drained ? '' : ', not every message arrived'}`);
+    }
+  }
+  return {
+    title: 'Fan-out: 1 topic, 200-byte messages (Sluice with credit windows of 64; raw uWS one frame per message)',
+    columns: ['', ...ids.map((id) => LABELS[id]), 'Sluice÷uWS', 'Sluice÷Socket.IO', 'Sluice÷NATS'],
+    rows,
+    notes: [
+      'limited by: "server" = the server core was ≥ 90% busy; "clients" = the load generator\'s core was; "window" = neither (the publisher\'s in-flight window).',
+      'Sluice÷uWS on the CPU row compares server CPU per delivery (uWS cost ÷ Sluice cost): what the ratio would be with both servers saturated.',
+      ...notes,
+    ],
+  };
+}
+
+function manyGrid(r: Results): Grid | undefined {
+  const row = r.manyTopics;
+  const ids = columnsOf(row);
+  if (ids.length === 0) return undefined;
+  const notes = new Set<string>();
+  naNotes(row, notes);
+  const f = (id: TargetId) => (isFigures<ManyTopicsFigures>(row[id]) ? (row[id] as ManyTopicsFigures) : undefined);
+  const topics = f('sluice')?.topics ?? f('uws')?.topics ?? 0;
+  return {
+    title: `Many topics: ${topics} topics × 1 subscriber, publisher round-robin`,
+    columns: ['', ...ids.map((id) => LABELS[id]), 'Sluice÷uWS'],
+    rows: [
+      ['delivered msgs/s', ...ids.map((id) => cellOf<ManyTopicsFigures>(row[id], (v) => rate(v.deliveredPerSec))), ratio(f('sluice')?.deliveredPerSec, f('uws')?.deliveredPerSec)],
+      ['  limited by (server core CPU)', ...ids.map((id) => cellOf<ManyTopicsFigures>(row[id], (v) => `${v.bound} (${v.cpu.server.toFixed(0)}%)`)), ''],
+      ['  server threads: main / others %', ...ids.map((id) => cellOf<ManyTopicsFigures>(row[id], (v) => threadsOf(v.cpu))), ''],
+      ['  syscalls per delivery', ...ids.map((id) => cellOf<ManyTopicsFigures>(row[id], (v) => (v.syscalls ? v.syscalls.perDelivery.toFixed(3) : 'n/a'))), ''],
+      ...(f('sluice')?.gateway ? [
+        ['  Sluice subscriptions live / catch-up / paused', ...ids.map((id) => cellOf<ManyTopicsFigures>(row[id], (v) => statesOf(v.gateway))), ''],
+        ['  Sluice publish → commit ms (mean)', ...ids.map((id) => cellOf<ManyTopicsFigures>(row[id], (v) => (v.gateway ? v.gateway.appendMs.toFixed(1) : ''))), ''],
+      ] : []),
+    ],
+    notes: [...notes],
+  };
+}
+
+function memoryGrid(r: Results): Grid | undefined {
+  const row = r.memory;
+  const ids = columnsOf(row);
+  if (ids.length === 0) return undefined;
+  const notes = new Set<string>();
+  naNotes(row, notes);
+  const f = (id: TargetId) => (isFigures<MemoryFigures>(row[id]) ? (row[id] as MemoryFigures) : undefined);
+  const kib = (b: number) => `${(b / 1024).toFixed(1)} KiB`;
+  return {
+    title: `Memory: server RSS per idle connection (${f('sluice')?.connections ?? f('uws')?.connections ?? '?'} connections)`,
+    columns: ['', ...ids.map((id) => LABELS[id]), 'Sluice÷uWS'],
+    rows: [
+      ['connected', ...ids.map((id) => cellOf<MemoryFigures>(row[id], (v) => kib(v.bytesPerConnection))), ratio(f('sluice')?.bytesPerConnection, f('uws')?.bytesPerConnection)],
+      ['connected + subscribed to its own topic', ...ids.map((id) => cellOf<MemoryFigures>(row[id], (v) => kib(v.bytesPerSubscribedConnection))), ratio(f('sluice')?.bytesPerSubscribedConnection, f('uws')?.bytesPerSubscribedConnection)],
+    ],
+    notes: ['RSS growth ÷ connections, each figure on a fresh server; no server was asked to collect garbage.', ...notes],
+  };
+}
+
+function slowGrid(r: Results): Grid | undefined {
+  const row = r.slow;
+  const ids = columnsOf(row);
+  if (ids.length === 0) return undefined;
+  const notes = new Set<string>();
+  naNotes(row, notes);
+  const any = ids.map((id) => row[id]).find((c) => isFigures<SlowFigures>(c)) as SlowFigures | undefined;
+  for (const id of ids) {
+    const c = row[id];
+    if (isFigures<SlowFigures>(c)) notes.add(`${LABELS[id]}: slow subscribers ${c.behaviour || 'unknown'}`);
+  }
+  return {
+    title: `Slow consumers: ${any?.slow ?? '?'} of ${any?.subscribers ?? '?'} subscribers never consume (Sluice: no credit; others: socket paused), ${any ? any.seconds.toFixed(0) : '?'} s`,
+    columns: ['', ...ids.map((id) => LABELS[id])],
+    rows: [
+      ['fast subscribers msgs/s: none slow (A, A\') → slow', ...ids.map((id) => cellOf<SlowFigures>(row[id], (v) => `${rate(v.baselineRuns[0]!)}, ${rate(v.baselineRuns[1]!)} → ${rate(v.withSlowPerSec)}`))],
+      ['  throughput cost', ...ids.map((id) => cellOf<SlowFigures>(row[id], (v) => `${(v.throughputCost * 100).toFixed(1)}%`))],
+      ['  p99 ms (fixed rate): none slow → slow', ...ids.map((id) => cellOf<SlowFigures>(row[id], (v) => `${ms(v.baselineP99)} → ${ms(v.withSlowP99)}`))],
+      ['server memory growth: anonymous / RSS', ...ids.map((id) => cellOf<SlowFigures>(row[id], (v) => `+${v.anonGrowthMB.toFixed(0)} / +${v.growthMB.toFixed(0)} MB`))],
+      ['  same without slow subscribers', ...ids.map((id) => cellOf<SlowFigures>(row[id], (v) => `+${v.baselineAnonGrowthMB.toFixed(0)} / +${v.baselineGrowthMB.toFixed(0)} MB`))],
+    ],
+    notes: ['Throughput differences of a few % are within run-to-run noise here (see README).', ...notes],
+  };
+}
+
+function resumeGrid(r: Results): Grid | undefined {
+  const keys = Object.keys(r.resume);
+  if (keys.length === 0) return undefined;
+  const notes: string[] = [];
+  const rows = keys.map((k) => {
+    const c = r.resume[k]!;
+    if (!isFigures<ResumeFigures>(c)) {
+      notes.push(`${k}: ${'na' in c ? `n/a — ${c.na}` : `failed — ${c.error}`}`);
+      return [k, 'n/a', '', '', '', ''];
+    }
+    return [k, c.recovered ? 'yes' : 'NO', c.resubscribeMs.toFixed(1), c.liveMs.toFixed(0), rate(c.catchupPerSec), c.gaps || c.dups ? `${c.gaps} gaps, ${c.dups} dups` : 'none'];
+  });
+  const any = keys.map((k) => r.resume[k]).find((c) => isFigures<ResumeFigures>(c)) as ResumeFigures | undefined;
+  return {
+    title: `Resume: a subscriber offline for ${any?.offline ?? '?'} messages reconnects (the publisher goes on live)`,
+    columns: ['', 'resumed', 'resubscribed ms', 'live tail ms', 'catch-up msgs/s', 'loss / duplicates'],
+    rows,
+    notes,
+  };
+}
+
+function publishGrid(r: Results): Grid | undefined {
+  const keys = Object.keys(r.publish);
+  if (keys.length === 0) return undefined;
+  const notes: string[] = [];
+  const rows = keys.map((k) => {
+    const c = r.publish[k]!;
+    if (!isFigures<PublishFigures>(c)) {
+      notes.push(`${k}: ${'na' in c ? `n/a — ${c.na}` : `failed — ${c.error}`}`);
+      return [k, 'n/a', '', '', '', ''];
+    }
+    if (c.failures) notes.push(`${k}: ${c.failures} failures, first: ${c.firstFailure}`);
+    return [k, rate(c.msgsPerSec), c.reqPerSec === c.msgsPerSec ? '' : rate(c.reqPerSec), c.commitMs !== undefined ? c.commitMs.toFixed(1) : '', `${c.cpu.server.toFixed(0)}%`, `${c.cpu.client.toFixed(0)}%`];
+  });
+  return {
+    title: 'Publish: durable and acknowledged (Sluice: ACK after the synced commit)',
+    columns: ['', 'msgs/s', 'req/s', 'publish → commit ms', 'server CPU', 'client CPU'],
+    rows,
+    notes,
+  };
+}
+
+function goalsGrid(r: Results): Grid {
+  return {
+    title: 'Goals',
+    columns: ['goal', 'target', 'measured', 'verdict'],
+    rows: r.goals.map((g) => [g.name, g.target, g.measured, g.verdict]),
+    notes: r.goals.filter((g) => g.note).map((g) => `${g.name}: ${g.note}`),
+  };
+}
+
+function grids(r: Results): Grid[] {
+  return [fanoutGrid(r), manyGrid(r), memoryGrid(r), slowGrid(r), resumeGrid(r), publishGrid(r), goalsGrid(r)].filter((g): g is Grid => g !== undefined);
+}
+
+function text(g: Grid): string {
+  const all = [g.columns, ...g.rows];
+  const widths = g.columns.map((_, i) => Math.max(...all.map((row) => (row[i] ?? '').length)));
+  const line = (row: string[]) => row.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
+  return [g.title, line(g.columns), ...g.rows.map(line), ...g.notes.map((n) => `  * ${n}`)].join('\n');
+}
+
+function markdown(g: Grid): string {
+  const esc = (c: string) => c.replace(/\|/g, '\\|');
+  return [
+    `### ${g.title}`,
+    '',
+    `| ${g.columns.map(esc).join(' | ')} |`,
+    `|${g.columns.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`,
+    ...g.rows.map((row) => `| ${row.map(esc).join(' | ')} |`),
+    '',
+    ...g.notes.map((n) => `- ${n}`),
+  ].join('\n');
+}
+
+function header(r: Results): string[] {
+  const m = r.machine;
+  return [
+    `${r.profile.mode} run, ${r.startedAt} → ${r.finishedAt}`,
+    `machine: ${m.cores} cores (${m.cpuModel}), ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}`,
+    `versions: ${Object.entries(m.versions).map(([k, v]) => `${k} ${v}`).join('; ')}`,
+    m.taskset ? `pinning: every server on CPU ${m.serverCpu}; the bench, its publisher and ${r.profile.workers} load workers on CPU ${m.clientCpu}` : `pinning: none (${m.notes.join('; ')})`,
+    `syscall counts: ${m.perf ? 'perf stat (syscall tracepoints)' : m.strace ? 'strace -c -f' : 'not available'}; open-file limit ${m.openFiles} per process`,
+  ];
+}
+
+export function renderText(r: Results): string {
+  return [...header(r), '', ...grids(r).map(text).join('\n\n').split('\n'), ...r.notes.map((n) => `note: ${n}`)].join('\n');
+}
+
+export function renderMarkdown(r: Results): string {
+  return [
+    '# Sluice bench — latest results',
+    '',
+    ...header(r).map((l) => `- ${l}`),
+    `- command: \`${r.command}\``,
+    '',
+    grids(r).map(markdown).join('\n\n'),
+    ...r.notes.map((n) => `- note: ${n}`),
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,56 @@
+/**
+ * A target is one system under test: how to start its server (pinned to the server core), how
+ * its subscribers and publishers reach it, and how to stop it. Every scenario runs each target
+ * through this interface, in the same run, on the same machine.
+ */
+import type { Publisher } from '../clients/publisher.js';
+import type { SubscriberSpec } from '../clients/subscriber.js';
+
+export type TargetId = 'sluice' | 'sluice-auth' | 'uws' | 'socketio' | 'ws' | 'nats';
+
+export interface StartOptions {
+  /** Socket.IO: connection state recovery on. NATS: JetStream on. */
+  resume?: boolean;
+  /** Sluice: write a V8 CPU profile of the gateway into this directory, under this name. */
+  profileDir?: string;
+  profileName?: string;
+}
+
+export interface PublisherOptions {
+  /** Acknowledged publishing: at most this many awaiting their ack (Sluice, JetStream). */
+  window?: number;
+  /** Sluice: give every publish a unique idempotency key. */
+  keys?: boolean;
+  /** NATS: publish into the JetStream stream and wait for its acks. */
+  jetstream?: boolean;
+}
+
+export interface RunningTarget {
+  readonly id: TargetId;
+  /** The server process (for RSS, CPU and syscall counts). */
+  readonly pid: number;
+  /** HTTP base URL (Sluice only: the HTTP publish API). */
+  readonly httpUrl?: string;
+  /** Sluice auth-on: the bearer token clients present. */
+  readonly token?: string;
+  subscriber(opts?: { credit?: number }): SubscriberSpec;
+  publisher(opts?: PublisherOptions): Promise<Publisher>;
+  /** Resolves with the exit code if the server dies during the run. */
+  readonly exited: Promise<number | null>;
+  /** The tail of the server's stdout/stderr, for diagnostics. */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+export interface Target {
+  readonly id: TargetId;
+  readonly label: string;
+  /** Why this target cannot run here, or undefined. */
+  unavailable(): string | undefined;
+  start(opts?: StartOptions): Promise<RunningTarget>;
+}
+
+/** Thrown by `start` when a target is not available in this build (printed as its n/a reason). */
+export class NotAvailable extends Error {
+  override name = 'NotAvailable';
+}
