@@ -142,6 +142,24 @@ export class RawClient {
     }
   }
 
+  /**
+   * Reads `count` messages of a subscription, granting credit as they arrive the way a consumer
+   * does (the head can exceed any one grant: credit is capped at maxCredit).
+   */
+  async consume(subId: number, topic: string, count: number, timeoutMs = 20_000): Promise<Delivered[]> {
+    const deadline = Date.now() + timeoutMs;
+    let granted = this.delivered(topic).length;
+    for (;;) {
+      const got = this.delivered(topic);
+      if (got.length >= count) return got;
+      if (got.length >= granted) {
+        this.send({ type: 7, subId, n: 1024 });
+        granted = got.length + 1024;
+      }
+      await this.waitDelivered(topic, Math.min(count, got.length + 1), Math.max(1, deadline - Date.now()));
+    }
+  }
+
   close(): void {
     this.ws.close();
   }
