@@ -62,6 +62,10 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
   const app = App();
   const hub = new Hub(store, { publish: (topic, frame) => app.publish(topic, frame, true) }, metrics, {
     maxCredit: config.limits.maxCredit,
+    // The cache holds only what retention keeps, so it never serves a message the log trimmed.
+    cacheEntries: Math.min(1024, config.retention.maxCount),
+    cacheBytes: Math.min(512 * 1024, config.retention.maxBytes),
+    cacheTotalBytes: 64 * 1024 * 1024,
     readBatch: 512,
     readBytes: 512 * 1024,
     highWater: 256 * 1024,

@@ -11,7 +11,10 @@
  *   reaches the top, so CREDIT costs O(1).
  * - Catch-up: a subscription behind the tail reads the store (the log is the buffer) in batches
  *   of at most its credit, sends them as MSGS, and joins the live path when it reaches the tail.
- *   Reads wait while the socket's send buffer is above the high-water mark.
+ *   Reads wait while the socket's send buffer is above the high-water mark. Most catch-ups are
+ *   subscribers a batch just took off the live path for lack of credit: they read the topic's
+ *   newest entries from a small per-topic cache (bounded per topic, in total, and by retention)
+ *   instead of the store, synchronously.
  *
  * Invariant: `tail` is the last offset published natively for the topic. Catch-up reads stop at
  * it, and a subscription joins the native topic only when its cursor is exactly tail + 1, in the
@@ -26,6 +29,11 @@ import { Subscription, type SubState } from './subscription.js';
 
 export interface HubOptions {
   maxCredit: number;
+  /** Newest entries kept per topic with local subscribers (at most; also bounded by retention). */
+  cacheEntries: number;
+  /** Bytes of those entries per topic, and over all topics. */
+  cacheBytes: number;
+  cacheTotalBytes: number;
   /** Most messages read from the store per catch-up batch. */
   readBatch: number;
   /** Most bytes read from the store per catch-up batch. */
@@ -36,6 +44,9 @@ export interface HubOptions {
 
 export const DEFAULT_HUB_OPTIONS: HubOptions = {
   maxCredit: 4096,
+  cacheEntries: 1024,
+  cacheBytes: 512 * 1024,
+  cacheTotalBytes: 64 * 1024 * 1024,
   readBatch: 512,
   readBytes: 512 * 1024,
   highWater: 256 * 1024,
@@ -54,7 +65,18 @@ interface TopicState {
   heap: MinHeap<Subscription>;
   /** Bytes published natively so far (per receiver), for per-connection accounting. */
   bytes: number;
+  /** The newest entries published, offsets cacheFirst..tail (empty: cacheFirst = tail + 1). */
+  cache: Uint8Array[];
+  cacheFirst: number;
+  cacheSize: number;
+  /**
+   * The last few frames sent off the live path, by first offset and count. Offsets never change
+   * content, and subscribers catching up move in lockstep: one encoding serves all of them.
+   */
+  frames: { first: number; count: number; bytes: Uint8Array }[];
 }
+
+const FRAME_MEMO = 4;
 
 /** SUB options as the hub needs them. */
 export interface Resume {
@@ -67,6 +89,7 @@ export type Subscribed = Omit<SubscribedFrame, 'type' | 'subId'>;
 export class Hub {
   private readonly topics = new Map<string, TopicState>();
   private readonly unwatch: () => void;
+  private cacheTotal = 0;
   private counts: Record<SubState, number> = { opening: 0, catchup: 0, paused: 0, live: 0, closed: 0 };
 
   constructor(
@@ -94,7 +117,10 @@ export class Hub {
     this.counts.opening++;
     sub.credit = Math.min(credit, this.options.maxCredit);
     const info = await this.store.info(sub.topic);
-    if (t.tail < 0) t.tail = Math.max(info.head, t.seen);
+    if (t.tail < 0) {
+      t.tail = Math.max(info.head, t.seen);
+      t.cacheFirst = t.tail + 1; // the cache starts with what is published from now on
+    }
     if (sub.state === 'closed') return undefined;
 
     const head = t.tail;
@@ -140,7 +166,10 @@ export class Hub {
     this.setState(sub, 'closed');
     if (t) {
       t.subs.delete(sub);
-      if (t.subs.size === 0) this.topics.delete(sub.topic);
+      if (t.subs.size === 0) {
+        this.cacheTotal -= t.cacheSize;
+        this.topics.delete(sub.topic);
+      }
     }
   }
 
@@ -202,6 +231,12 @@ export class Hub {
         if (sub.cursor > t.tail) { this.joinLive(t, sub); return; }
         if (sub.conn.bufferedAmount() > highWater) { await sub.conn.drained(); continue; }
 
+        if (sub.cursor >= t.cacheFirst) {
+          // The newest entries are cached: no store read, no await.
+          const i = sub.cursor - t.cacheFirst;
+          this.deliver(t, sub, t.cache, i, i + Math.min(sub.credit, readBatch, t.cache.length - i));
+          continue;
+        }
         const want = Math.min(sub.credit, readBatch, t.tail - sub.cursor + 1);
         const r = await this.store.read(sub.topic, sub.cursor, { limit: want, maxBytes: readBytes });
         if (sub.state !== 'catchup' || sub.conn.closed) return;
@@ -226,14 +261,7 @@ export class Hub {
           return;
         }
         emptyReads = 0;
-        const frame = encodeDelivery(t.name, sub.cursor, r.entries, 0, n);
-        sub.conn.send(frame);
-        sub.bytesOut += frame.length;
-        this.metrics.messagesOut.inc(n);
-        this.metrics.bytesOut.inc(frame.length);
-        sub.cursor += n;
-        sub.credit -= n;
-        sub.delivered += n;
+        this.deliver(t, sub, r.entries, 0, n);
       }
     } catch (err) {
       this.metrics.handlerFailures.inc();
@@ -242,6 +270,48 @@ export class Hub {
       this.metrics.error('internal');
     } finally {
       sub.pumping = false;
+    }
+  }
+
+  /** Sends entries[start..end) to a subscription off the live path, from its cursor. */
+  private deliver(t: TopicState, sub: Subscription, entries: readonly Uint8Array[], start: number, end: number): void {
+    const n = end - start;
+    let frame: Uint8Array | undefined;
+    for (const f of t.frames) if (f.first === sub.cursor && f.count === n) { frame = f.bytes; break; }
+    if (!frame) {
+      frame = encodeDelivery(t.name, sub.cursor, entries, start, end);
+      if (t.frames.length === FRAME_MEMO) t.frames.shift();
+      t.frames.push({ first: sub.cursor, count: n, bytes: frame });
+    }
+    sub.conn.send(frame);
+    sub.bytesOut += frame.length;
+    this.metrics.messagesOut.inc(n);
+    this.metrics.bytesOut.inc(frame.length);
+    sub.cursor += n;
+    sub.credit -= n;
+    sub.delivered += n;
+  }
+
+  /** Appends a published batch to the topic's cache, then evicts the oldest beyond the bounds. */
+  private cacheBatch(t: TopicState, entries: readonly Uint8Array[], start: number): void {
+    const { cacheEntries, cacheBytes, cacheTotalBytes } = this.options;
+    if (cacheEntries === 0) { t.cacheFirst = t.tail + 1; return; }
+    for (let i = start; i < entries.length; i++) {
+      const e = entries[i]!;
+      t.cache.push(e);
+      t.cacheSize += e.length;
+      this.cacheTotal += e.length;
+    }
+    let drop = 0;
+    while (drop < t.cache.length &&
+      (t.cache.length - drop > cacheEntries || t.cacheSize > cacheBytes || this.cacheTotal > cacheTotalBytes)) {
+      const e = t.cache[drop++]!;
+      t.cacheSize -= e.length;
+      this.cacheTotal -= e.length;
+    }
+    if (drop > 0) {
+      t.cache = drop === t.cache.length ? [] : t.cache.slice(drop);
+      t.cacheFirst += drop;
     }
   }
 
@@ -288,6 +358,11 @@ export class Hub {
       // reading the store from where they are, and rejoin once they caught up.
       const demoted = this.demoteAll(t);
       t.tail = first - 1;
+      this.cacheTotal -= t.cacheSize;
+      t.cache = [];
+      t.cacheSize = 0;
+      t.cacheFirst = first;
+      t.frames = [];
       this.publish(t, first, entries, 0);
       for (const sub of demoted) void this.pump(sub);
       return;
@@ -310,16 +385,7 @@ export class Hub {
       }
       const share = sub.limit - a + 1;
       this.leaveLive(t, sub, a);
-      if (share > 0) {
-        const frame = encodeDelivery(t.name, a, entries, start, start + share);
-        sub.conn.send(frame);
-        sub.bytesOut += frame.length;
-        sub.cursor += share;
-        sub.credit -= share;
-        sub.delivered += share;
-        this.metrics.messagesOut.inc(share);
-        this.metrics.bytesOut.inc(frame.length);
-      }
+      if (share > 0) this.deliver(t, sub, entries, start, start + share);
       this.setState(sub, 'paused');
     }
     if (t.live > 0) {
@@ -331,6 +397,7 @@ export class Hub {
       this.metrics.bytesOut.inc(frame.length * t.live);
     }
     t.tail = b;
+    this.cacheBatch(t, entries, start);
   }
 
   private demoteAll(t: TopicState): Subscription[] {
@@ -349,7 +416,10 @@ export class Hub {
   private topicState(topic: string): TopicState {
     let t = this.topics.get(topic);
     if (!t) {
-      t = { topic, name: encodeStr(topic), tail: -1, seen: 0, subs: new Set(), live: 0, heap: new MinHeap(), bytes: 0 };
+      t = {
+        topic, name: encodeStr(topic), tail: -1, seen: 0, subs: new Set(), live: 0, heap: new MinHeap(), bytes: 0,
+        cache: [], cacheFirst: Number.POSITIVE_INFINITY, cacheSize: 0, frames: [],
+      };
       this.topics.set(topic, t);
     }
     return t;
