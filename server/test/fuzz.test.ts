@@ -107,6 +107,8 @@ class FrameFactory {
 
 class FakeConn implements Conn {
   readonly id = 'fuzz';
+  readonly remoteAddress = 'fuzz';
+  readonly userAgent = 'fuzz';
   closed = false;
   readonly sent: Uint8Array[] = [];
   send(frame: Uint8Array): void { if (!this.closed) this.sent.push(frame); }
@@ -141,7 +143,7 @@ describe(`fuzz (seed ${SEED})`, () => {
     const gen = new FrameFactory(prng(SEED));
     const ctx = { hub: gw.hub, store: gw.store, auth: gw.auth, limits: DEFAULT_LIMITS, metrics: gw.metrics, version: 'fuzz' };
     let conn = new FakeConn();
-    let session = new Session(conn, ctx, { remoteAddress: 'fuzz', userAgent: 'fuzz' });
+    let session = new Session(conn, ctx);
     let errors = 0;
     const control = await RawClient.connect(gw.url);
     for (let i = 0; i < 100_000; i++) {
@@ -150,7 +152,7 @@ describe(`fuzz (seed ${SEED})`, () => {
         errors += checkAnswers(conn.sent);
         session.closed();
         conn = new FakeConn();
-        session = new Session(conn, ctx, { remoteAddress: 'fuzz', userAgent: 'fuzz' });
+        session = new Session(conn, ctx);
         if (gen.rnd() < 0.9) {
           session.receive(encode({ type: 1 }), true);
           await Promise.resolve(); // dev-mode authentication resolves in a microtask

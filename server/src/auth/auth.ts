@@ -20,6 +20,8 @@ export interface Authenticator {
   readonly mode: 'dev' | 'jwt';
   /** Resolves to the principal for `token`, or rejects with AuthError. */
   authenticate(token: string | undefined): Promise<Principal>;
+  /** The principal without waiting, when the answer needs no async work (dev mode). */
+  authenticateNow?(token: string | undefined): Principal | undefined;
 }
 
 export class AuthError extends Error {
@@ -39,9 +41,16 @@ export function capsAllow(caps: Caps, action: Action, topic: string): boolean {
   return false;
 }
 
+/** Everyone in dev mode: one shared object, not one per connection. */
+const DEV_PRINCIPAL: Principal = Object.freeze({ id: 'anonymous', admin: true, can: () => true });
+
 export class DevAuthenticator implements Authenticator {
   readonly mode = 'dev';
   async authenticate(): Promise<Principal> {
-    return { id: 'anonymous', admin: true, can: () => true };
+    return DEV_PRINCIPAL;
+  }
+
+  authenticateNow(): Principal {
+    return DEV_PRINCIPAL;
   }
 }

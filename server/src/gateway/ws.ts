@@ -13,13 +13,18 @@ import {
 import type { TemplatedApp, WebSocket, us_socket_context_t, HttpResponse, HttpRequest } from 'uWebSockets.js';
 import type { Conn } from '../hub/conn.js';
 import { Session, type SessionContext } from '../session/session.js';
-import { randomId } from '../util/id.js';
 
+/**
+ * What uWS keeps per socket. uWS copies these properties onto its WebSocket object, so there is
+ * one: the peer's details from the upgrade, replaced by the connection once it is open.
+ */
 interface UserData {
-  remoteAddress: string;
-  userAgent: string;
-  conn?: UwsConn;
-  session?: Session;
+  conn: UwsConn | { remoteAddress: string; userAgent: string };
+}
+
+function connOf(ws: WebSocket<UserData>): UwsConn | undefined {
+  const c = ws.getUserData().conn;
+  return c instanceof UwsConn ? c : undefined;
 }
 
 /** A send buffer below this resolves `drained()`. */
@@ -29,6 +34,8 @@ const LOW_WATER = 64 * 1024;
 class Outbox {
   private readonly dirty = new Set<UwsConn>();
   private scheduled = false;
+
+  constructor(readonly metrics: SessionContext['metrics']) {}
 
   mark(conn: UwsConn): void {
     this.dirty.add(conn);
@@ -45,29 +52,42 @@ class Outbox {
   }
 }
 
+/**
+ * One WebSocket. Thousands of idle ones must cost little: queues and waiter lists exist only
+ * while in use, and the connection's id is its session's.
+ */
 export class UwsConn implements Conn {
-  readonly id = randomId(12);
   closed = false;
   bytesSent = 0;
-  private queue: Uint8Array[] = [];
-  private drainWaiters: (() => void)[] = [];
+  session: Session | undefined;
+  private queue: Uint8Array[] | undefined;
+  private drainWaiters: (() => void)[] | undefined;
 
   constructor(
     private readonly ws: WebSocket<UserData>,
     private readonly outbox: Outbox,
-    private readonly onSlow: () => void,
+    readonly remoteAddress: string,
+    readonly userAgent: string,
   ) {}
+
+  get id(): string {
+    return this.session?.id ?? '';
+  }
 
   send(frame: Uint8Array): void {
     if (this.closed) return;
-    this.queue.push(frame);
-    if (this.queue.length === 1) this.outbox.mark(this);
+    if (this.queue) {
+      this.queue.push(frame);
+      return;
+    }
+    this.queue = [frame];
+    this.outbox.mark(this);
   }
 
   flush(): void {
-    if (this.closed || this.queue.length === 0) return;
+    if (this.closed || !this.queue) return;
     const frames = this.queue;
-    this.queue = [];
+    this.queue = undefined;
     let dropped = false;
     this.ws.cork(() => {
       for (const f of frames) {
@@ -94,7 +114,7 @@ export class UwsConn implements Conn {
 
   drained(): Promise<void> {
     if (this.closed || this.ws.getBufferedAmount() < LOW_WATER) return Promise.resolve();
-    return new Promise((resolve) => this.drainWaiters.push(resolve));
+    return new Promise((resolve) => (this.drainWaiters ??= []).push(resolve));
   }
 
   close(code: number, reason: string): void {
@@ -107,19 +127,19 @@ export class UwsConn implements Conn {
 
   /** uWS `drain`. */
   onDrain(): void {
-    if (this.drainWaiters.length > 0 && this.ws.getBufferedAmount() < LOW_WATER) this.wake();
+    if (this.drainWaiters && this.ws.getBufferedAmount() < LOW_WATER) this.wake();
   }
 
   /** uWS `close` (or our own end()). */
   markClosed(): void {
     this.closed = true;
-    this.queue = [];
+    this.queue = undefined;
     this.wake();
   }
 
   /** The send buffer passed maxBackpressure: close (the client resumes from its offset). */
   slow(): void {
-    this.onSlow();
+    this.outbox.metrics.slowConsumerCloses.inc();
     if (this.closed) return;
     try {
       this.ws.end(CloseCode.SLOW_CONSUMER, 'send buffer over the backpressure limit');
@@ -131,8 +151,8 @@ export class UwsConn implements Conn {
 
   private wake(): void {
     const waiters = this.drainWaiters;
-    this.drainWaiters = [];
-    for (const w of waiters) w();
+    this.drainWaiters = undefined;
+    if (waiters) for (const w of waiters) w();
   }
 }
 
@@ -147,10 +167,18 @@ function text(buf: ArrayBuffer): string {
   return Buffer.from(buf).toString();
 }
 
+/** The last remote address seen: connections from one address (NAT, a proxy) share the string. */
+let lastAddress = '';
+function remoteAddressOf(res: HttpResponse): string {
+  const addr = text(res.getRemoteAddressAsText());
+  if (addr === lastAddress) return lastAddress;
+  return (lastAddress = addr);
+}
+
 export function mountWebSocket(app: TemplatedApp, opts: WsOptions): void {
   const { ctx, sessions } = opts;
   const { limits, metrics } = ctx;
-  const outbox = new Outbox();
+  const outbox = new Outbox(metrics);
   // uWS closes the socket itself (1006 for the client) above maxPayloadLength; between maxFrame
   // and that, the session answers ERROR too-large and the connection survives.
   const hardLimit = limits.maxFrame + 64 * 1024;
@@ -177,35 +205,36 @@ export function mountWebSocket(app: TemplatedApp, opts: WsOptions): void {
         return;
       }
       res.upgrade<UserData>(
-        { remoteAddress: text(res.getRemoteAddressAsText()), userAgent },
+        { conn: { remoteAddress: remoteAddressOf(res), userAgent } },
         key, protocol, extensions, context,
       );
     },
     open: (ws) => {
       const data = ws.getUserData();
-      const conn = new UwsConn(ws, outbox, () => metrics.slowConsumerCloses.inc());
-      const session = new Session(conn, ctx, { remoteAddress: data.remoteAddress, userAgent: data.userAgent });
+      const conn = new UwsConn(ws, outbox, data.conn.remoteAddress, data.conn.userAgent);
+      const session = new Session(conn, ctx);
+      conn.session = session;
       data.conn = conn;
-      data.session = session;
       sessions.add(session);
       metrics.connectionsTotal.inc();
     },
     message: (ws, message, isBinary) => {
-      ws.getUserData().session?.receive(new Uint8Array(message), isBinary);
+      connOf(ws)?.session?.receive(new Uint8Array(message), isBinary);
     },
     drain: (ws) => {
-      ws.getUserData().conn?.onDrain();
+      connOf(ws)?.onDrain();
     },
     dropped: (ws) => {
       // Only reachable if a publish passed maxBackpressure; closeOnBackpressureLimit closes it.
-      ws.getUserData().conn?.slow();
+      connOf(ws)?.slow();
     },
     close: (ws) => {
-      const data = ws.getUserData();
-      data.conn?.markClosed();
-      if (data.session) {
-        data.session.closed();
-        sessions.delete(data.session);
+      const conn = connOf(ws);
+      if (!conn) return;
+      conn.markClosed();
+      if (conn.session) {
+        conn.session.closed();
+        sessions.delete(conn.session);
       }
     },
   });

@@ -4,6 +4,9 @@
  */
 export interface Conn {
   readonly id: string;
+  /** The peer, as seen at the upgrade (for the admin API and per-address limits). */
+  readonly remoteAddress: string;
+  readonly userAgent: string;
   /** True once the socket is gone; every method is then a no-op. */
   readonly closed: boolean;
   /** Bytes of frames written by `send` so far (native fan-out is not included), if the transport counts. */

@@ -62,7 +62,8 @@ interface TopicState {
   seen: number;
   subs: Set<Subscription>;
   live: number;
-  heap: MinHeap<Subscription>;
+  /** Live subscriptions by limit; made at the first join (most topics of a big fan-in have one reader). */
+  heap: MinHeap<Subscription> | undefined;
   /** Bytes published natively so far (per receiver), for per-connection accounting. */
   bytes: number;
   /** The newest entries published, offsets cacheFirst..tail (empty: cacheFirst = tail + 1). */
@@ -77,6 +78,9 @@ interface TopicState {
 }
 
 const FRAME_MEMO = 4;
+// Shared empty arrays for topics that have not published yet; replaced, never written.
+const NO_ENTRIES: Uint8Array[] = [];
+const NO_FRAMES: TopicState['frames'] = [];
 
 /** SUB options as the hub needs them. */
 export interface Resume {
@@ -280,6 +284,7 @@ export class Hub {
     for (const f of t.frames) if (f.first === sub.cursor && f.count === n) { frame = f.bytes; break; }
     if (!frame) {
       frame = encodeDelivery(t.name, sub.cursor, entries, start, end);
+      if (t.frames === NO_FRAMES) t.frames = [];
       if (t.frames.length === FRAME_MEMO) t.frames.shift();
       t.frames.push({ first: sub.cursor, count: n, bytes: frame });
     }
@@ -296,6 +301,7 @@ export class Hub {
   private cacheBatch(t: TopicState, entries: readonly Uint8Array[], start: number): void {
     const { cacheEntries, cacheBytes, cacheTotalBytes } = this.options;
     if (cacheEntries === 0) { t.cacheFirst = t.tail + 1; return; }
+    if (t.cache === NO_ENTRIES) t.cache = [];
     for (let i = start; i < entries.length; i++) {
       const e = entries[i]!;
       t.cache.push(e);
@@ -310,7 +316,7 @@ export class Hub {
       this.cacheTotal -= e.length;
     }
     if (drop > 0) {
-      t.cache = drop === t.cache.length ? [] : t.cache.slice(drop);
+      t.cache = drop === t.cache.length ? NO_ENTRIES : t.cache.slice(drop);
       t.cacheFirst += drop;
     }
   }
@@ -325,7 +331,7 @@ export class Hub {
     sub.liveFrom = t.tail;
     sub.liveBytesFrom = t.bytes;
     sub.heapKey = sub.limit;
-    t.heap.push(sub.limit, sub);
+    (t.heap ??= new MinHeap()).push(sub.limit, sub);
     t.live++;
     this.setState(sub, 'live');
   }
@@ -359,10 +365,10 @@ export class Hub {
       const demoted = this.demoteAll(t);
       t.tail = first - 1;
       this.cacheTotal -= t.cacheSize;
-      t.cache = [];
+      t.cache = NO_ENTRIES;
       t.cacheSize = 0;
       t.cacheFirst = first;
-      t.frames = [];
+      t.frames = NO_FRAMES;
       this.publish(t, first, entries, 0);
       for (const sub of demoted) void this.pump(sub);
       return;
@@ -374,13 +380,14 @@ export class Hub {
   private publish(t: TopicState, a: number, entries: readonly Uint8Array[], start: number): void {
     const b = a + entries.length - start - 1;
     // Everyone whose limit ends before b leaves the native topic first, with its share a..limit.
-    while (t.heap.peekKey() < b) {
-      const key = t.heap.peekKey();
-      const sub = t.heap.pop()!;
+    const heap = t.heap;
+    while (heap && heap.peekKey() < b) {
+      const key = heap.peekKey();
+      const sub = heap.pop()!;
       if (sub.state !== 'live' || sub.heapKey !== key) continue; // stale entry
       if (sub.limit >= b) {
         sub.heapKey = sub.limit;
-        t.heap.push(sub.limit, sub);
+        heap.push(sub.limit, sub);
         continue;
       }
       const share = sub.limit - a + 1;
@@ -407,7 +414,7 @@ export class Hub {
       this.leaveLive(t, sub, t.tail + 1);
       demoted.push(sub);
     }
-    t.heap.clear();
+    t.heap?.clear();
     return demoted;
   }
 
@@ -417,8 +424,8 @@ export class Hub {
     let t = this.topics.get(topic);
     if (!t) {
       t = {
-        topic, name: encodeStr(topic), tail: -1, seen: 0, subs: new Set(), live: 0, heap: new MinHeap(), bytes: 0,
-        cache: [], cacheFirst: Number.POSITIVE_INFINITY, cacheSize: 0, frames: [],
+        topic, name: encodeStr(topic), tail: -1, seen: 0, subs: new Set(), live: 0, heap: undefined, bytes: 0,
+        cache: NO_ENTRIES, cacheFirst: Number.POSITIVE_INFINITY, cacheSize: 0, frames: NO_FRAMES,
       };
       this.topics.set(topic, t);
     }

@@ -51,20 +51,33 @@ export interface PeerInfo {
 
 type SessionState = 'hello' | 'auth' | 'open' | 'closed';
 
+const PROCESS_START = Date.now();
+
+/** Client names repeat (one app, many connections): keep one string for the last one seen. */
+let lastClientName = '';
+function intern(name: string): string {
+  if (name === lastClientName) return lastClientName;
+  return (lastClientName = name);
+}
+
+/** The subscriptions of a connection that has none; never written to. */
+const NO_SUBS: Map<number, Subscription> = new Map();
+
 /** Frames accepted while the token is being checked. */
 const MAX_QUEUED_FRAMES = 256;
 
 export class Session {
   readonly id = randomId(16);
-  readonly connectedAt = Date.now();
+  /** Seconds since the process started (a small integer: V8 keeps it unboxed). */
+  private readonly connectedAtS = Math.round((Date.now() - PROCESS_START) / 1000);
   state: SessionState = 'hello';
   principal: Principal | undefined;
   clientName = '';
   bytesIn = 0;
-  framesIn = 0;
-  readonly subs = new Map<number, Subscription>();
-  private readonly byTopic = new Map<string, Subscription>();
-  private queued: Uint8Array[] = [];
+  /** Subscriptions by id (a shared empty map until the first SUB: idle connections stay small). */
+  subs: Map<number, Subscription> = NO_SUBS;
+  private byTopic: Map<string, Subscription> | undefined;
+  private queued: Uint8Array[] | undefined;
   private inflight = 0;
   private expiry: ReturnType<typeof setTimeout> | undefined;
   /** Native fan-out bytes of subscriptions that ended. */
@@ -74,7 +87,6 @@ export class Session {
   constructor(
     readonly conn: Conn,
     private readonly ctx: SessionContext,
-    readonly peer: PeerInfo,
   ) {
     this.bucket = ctx.rates?.connectionBucket();
   }
@@ -89,7 +101,6 @@ export class Session {
   /** One WebSocket message from the client. Never throws. */
   receive(bytes: Uint8Array, isBinary: boolean): void {
     this.bytesIn += bytes.length;
-    this.framesIn++;
     this.ctx.metrics.bytesIn.inc(bytes.length);
     try {
       if (this.state === 'closed') return;
@@ -98,7 +109,7 @@ export class Session {
         return;
       }
       if (this.state === 'auth') {
-        if (this.queued.length >= MAX_QUEUED_FRAMES) {
+        if ((this.queued ??= []).length >= MAX_QUEUED_FRAMES) {
           this.fatal(0, 'limit-exceeded', 'too many frames before WELCOME', CloseCode.POLICY);
           return;
         }
@@ -120,14 +131,23 @@ export class Session {
       this.ctx.hub.detach(sub);
       this.endedNativeBytes += sub.nativeBytes;
     }
-    this.subs.clear();
-    this.byTopic.clear();
-    this.queued = [];
+    this.subs = NO_SUBS;
+    this.byTopic = undefined;
+    this.queued = undefined;
   }
 
   /** Closes the connection from the server side (admin disconnect, shutdown). */
   disconnect(code: number, reason: string): void {
     this.conn.close(code, reason);
+  }
+
+  get peer(): PeerInfo {
+    return this.conn;
+  }
+
+  /** When it connected (ms since the epoch, to the second). */
+  get connectedAt(): number {
+    return PROCESS_START + this.connectedAtS * 1000;
   }
 
   get clientId(): string {
@@ -171,40 +191,48 @@ export class Session {
 
   private hello(token: string | undefined, client: string | undefined): void {
     this.state = 'auth';
-    this.clientName = (client ?? '').slice(0, 256);
+    this.clientName = intern((client ?? '').slice(0, 256));
+    // Dev mode answers at once: no promise per connection.
+    const now = this.ctx.auth.mode === 'dev' && this.ctx.auth.authenticateNow?.(token);
+    if (now) {
+      this.welcome(now);
+      return;
+    }
     this.ctx.auth.authenticate(token).then(
-      (principal) => {
-        if (this.state !== 'auth') return;
-        this.principal = principal;
-        this.state = 'open';
-        const { limits } = this.ctx;
-        this.conn.send(encode({
-          type: 2,
-          session: this.id,
-          version: this.ctx.version,
-          maxFrame: limits.maxFrame,
-          maxCredit: limits.maxCredit,
-          heartbeat: limits.heartbeatMs,
-          maxSubscriptions: limits.maxSubscriptions,
-        }));
-        if (principal.expiresAt !== undefined) this.armExpiry(principal.expiresAt);
-        const queued = this.queued;
-        this.queued = [];
-        for (const bytes of queued) {
-          if (this.state !== 'open') break;
-          try {
-            this.handle(bytes);
-          } catch (err) {
-            this.failed(err);
-          }
-        }
-      },
+      (principal) => this.welcome(principal),
       (err: unknown) => {
         if (this.state !== 'auth') return;
         const message = err instanceof AuthError ? err.message : 'authentication failed';
         this.fatal(0, 'unauthorized', message, CloseCode.UNAUTHORIZED);
       },
     );
+  }
+
+  private welcome(principal: Principal): void {
+    if (this.state !== 'auth') return;
+    this.principal = principal;
+    this.state = 'open';
+    const { limits } = this.ctx;
+    this.conn.send(encode({
+      type: 2,
+      session: this.id,
+      version: this.ctx.version,
+      maxFrame: limits.maxFrame,
+      maxCredit: limits.maxCredit,
+      heartbeat: limits.heartbeatMs,
+      maxSubscriptions: limits.maxSubscriptions,
+    }));
+    if (principal.expiresAt !== undefined) this.armExpiry(principal.expiresAt);
+    const queued = this.queued ?? [];
+    this.queued = undefined;
+    for (const bytes of queued) {
+      if (this.state !== 'open') break;
+      try {
+        this.handle(bytes);
+      } catch (err) {
+        this.failed(err);
+      }
+    }
   }
 
   /** A token that expires ends its connection: the client reconnects with a fresh one. */
@@ -225,13 +253,14 @@ export class Session {
     if (reason) return this.error(f.subId, 'invalid-topic', reason);
     if (!this.principal!.can('sub', f.topic)) return this.error(f.subId, 'forbidden', `not allowed to subscribe to ${f.topic}`);
     if (this.subs.has(f.subId)) return this.error(f.subId, 'already-subscribed', `subscription id ${f.subId} is in use`);
-    if (this.byTopic.has(f.topic)) return this.error(f.subId, 'already-subscribed', `already subscribed to ${f.topic}`);
+    if (this.byTopic?.has(f.topic)) return this.error(f.subId, 'already-subscribed', `already subscribed to ${f.topic}`);
     if (this.subs.size >= limits.maxSubscriptions) {
       return this.error(f.subId, 'limit-exceeded', `at most ${limits.maxSubscriptions} subscriptions per connection`);
     }
     const sub = new Subscription(f.subId, f.topic, this.conn, this.clientId);
+    if (this.subs === NO_SUBS) this.subs = new Map();
     this.subs.set(f.subId, sub);
-    this.byTopic.set(f.topic, sub);
+    (this.byTopic ??= new Map()).set(f.topic, sub);
     const resume = f.from === undefined ? {} : f.epoch === undefined ? { from: f.from } : { from: f.from, epoch: f.epoch };
     hub.attach(sub, f.credit ?? limits.defaultCredit, resume).then(
       (at) => {
@@ -257,7 +286,7 @@ export class Session {
     this.ctx.hub.detach(sub);
     this.endedNativeBytes += sub.nativeBytes;
     this.subs.delete(sub.id);
-    this.byTopic.delete(sub.topic);
+    this.byTopic?.delete(sub.topic);
   }
 
   private credit(subId: number, n: number): void {
