@@ -74,6 +74,8 @@ export abstract class BaseLog implements TopicLog {
   private failure: Error | undefined;
   private closed = false;
   private allLoaded = false;
+  /** Topics whose meta changed by appends since it was last written (written each second). */
+  private readonly dirtyMeta = new Set<TopicState>();
   private sweeper: ReturnType<typeof setInterval> | undefined;
 
   constructor(
@@ -187,6 +189,8 @@ export abstract class BaseLog implements TopicLog {
     if (this.sweeper) clearInterval(this.sweeper);
     if (this.open) this.seal();
     await this.tail.catch(() => undefined);
+    this.flushMeta();
+    await this.tail.catch(() => undefined);
     await this.release();
   }
 
@@ -196,6 +200,7 @@ export abstract class BaseLog implements TopicLog {
   protected startSweeper(intervalMs = 1000): void {
     this.sweeper = setInterval(() => {
       try {
+        this.flushMeta();
         this.sweep(Date.now());
       } catch (err) {
         console.error('sluice: retention sweep failed', err);
@@ -218,7 +223,7 @@ export abstract class BaseLog implements TopicLog {
         changed = true;
         budget--;
       }
-      if (changed) this.saveMeta(s);
+      if (changed) this.writeMeta(s);
     }
     this.expireKeys(now - this.options.dedupWindowMs, budget);
   }
@@ -231,7 +236,20 @@ export abstract class BaseLog implements TopicLog {
       this.dropFirst(s, this.getEntry(s.topic, s.first));
       changed = true;
     }
-    if (changed) this.saveMeta(s);
+    if (changed) this.writeMeta(s);
+  }
+
+  /** Writes a topic's meta now (with removals: in the same commit). */
+  private writeMeta(s: TopicState): void {
+    this.dirtyMeta.delete(s);
+    this.saveMeta(s);
+  }
+
+  /** Writes the meta of topics that grew since their last write. */
+  private flushMeta(): void {
+    if (this.failure) return;
+    for (const s of this.dirtyMeta) this.saveMeta(s);
+    this.dirtyMeta.clear();
   }
 
   private dropFirst(s: TopicState, entry: Uint8Array | undefined): void {
@@ -319,8 +337,9 @@ export abstract class BaseLog implements TopicLog {
 
   /**
    * Closes the open batch: it completes after the previous one and after its own commit.
-   * Topic meta is written once per batch here, possibly a commit after the batch's messages: a
-   * store MUST therefore never trust a persisted head below its stored messages (see DiskLog).
+   * Topic meta for appends is written lazily (each second, and on close): a store MUST therefore
+   * never trust a persisted head below its stored messages (see DiskLog). Meta for trims is
+   * written with the removals, in their commit, so `first` is always exact on disk.
    */
   private seal(): void {
     const b = this.open;
@@ -328,7 +347,7 @@ export abstract class BaseLog implements TopicLog {
     this.open = undefined;
     // The batch waits for the commit holding its messages, not for the meta written after it.
     const durable = this.commit();
-    for (const t of b.topics.values()) this.saveMeta(t.state);
+    for (const t of b.topics.values()) this.dirtyMeta.add(t.state);
     const prev = this.tail;
     this.tail = b.done;
     prev.then(() => durable).then(
