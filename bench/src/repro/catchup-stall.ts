@@ -1,9 +1,9 @@
 /**
- * Reproduction of a Sluice gateway bug the bench found (see bench/README.md, "Gateway bugs"):
- * under a fast publisher, a credit-limited subscriber that falls off the live path sometimes
- * stops receiving for good. The gateway logs `store returned no entries for <topic> at <n>
- * (tail <m>)`: its catch-up read right after a commit sees an LMDB read snapshot older than that
- * commit, gets nothing, and `Hub.pump` gives up without retrying. No ERROR reaches the client.
+ * Reproduction of a Sluice gateway bug the bench found, now fixed (see bench/README.md, "Gateway
+ * bugs"): under a fast publisher, a credit-limited subscriber that fell off the live path could
+ * stop receiving for good — its catch-up read right after a commit saw an LMDB read snapshot
+ * older than that commit, got nothing, and `Hub.pump` gave up without retrying. Kept as a
+ * regression check.
  *
  *   node bench/dist/src/repro/catchup-stall.js [subscribers=100] [window=128] [runs=20]
  *
