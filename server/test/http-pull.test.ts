@@ -1,80 +1,67 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { RunningServer } from '../src/server.js';
-import { startGateway } from './helpers/gateway.js';
+import { describe, it } from 'node:test';
+import { publishingGateway, startGateway } from './helpers/gateway.js';
 import { api, waitFor } from './helpers/http.js';
 import { RawClient } from './helpers/raw-client.js';
 
-let gw: RunningServer;
-let pub: RawClient;
-before(async () => {
-  gw = await startGateway();
-  pub = await RawClient.connect(gw.url);
-});
-after(async () => {
-  pub.close();
-  await gw.close();
-});
-
-let req = 0;
-async function publish(topic: string, ...values: unknown[]): Promise<void> {
-  await Promise.all(values.map((v) => pub.publish(++req, topic, v)));
-}
+const fx = publishingGateway();
+const publish = fx.publish;
 
 describe('GET /v1/topics/{topic}/messages (pull)', () => {
   it('reads history from an offset, with limit and next', async () => {
     await publish('pull.h', 'a', 'b', 'c', 'd', 'e');
-    const { epoch } = await gw.store.info('pull.h');
-    const r = await api(gw.url, '/v1/topics/pull.h/messages?from=2&limit=2');
+    const { epoch } = await fx.gw.store.info('pull.h');
+    const r = await api(fx.gw.url, '/v1/topics/pull.h/messages?from=2&limit=2');
     assert.equal(r.status, 200);
     assert.deepEqual(
       { ...r.body, messages: r.body.messages.map((m: { offset: number; data: unknown }) => [m.offset, m.data]) },
       { epoch, head: 5, next: 4, messages: [[2, 'b'], [3, 'c']] },
     );
     assert.equal(typeof r.body.messages[0].ts, 'number');
-    const all = await api(gw.url, '/v1/topics/pull.h/messages');
+    const all = await api(fx.gw.url, '/v1/topics/pull.h/messages');
     assert.deepEqual(all.body.messages.map((m: { data: unknown }) => m.data), ['a', 'b', 'c', 'd', 'e'], 'no from: the oldest retained');
-    const past = await api(gw.url, '/v1/topics/pull.h/messages?from=9');
+    const past = await api(fx.gw.url, '/v1/topics/pull.h/messages?from=9');
     assert.deepEqual([past.body.next, past.body.messages.length, past.body.head], [9, 0, 5]);
-    const never = await api(gw.url, '/v1/topics/pull.never/messages?from=1');
+    const never = await api(fx.gw.url, '/v1/topics/pull.never/messages?from=1');
     assert.deepEqual([never.status, never.body.head, never.body.next, never.body.messages.length], [200, 0, 1, 0]);
   });
 
   it('renders a binary payload as base64 with encoding, and headers', async () => {
-    pub.send({ type: 8, reqId: ++req, topic: 'pull.bin', data: new Uint8Array([1, 2, 3]), headers: { k: 'v' } });
-    await pub.next((f) => f.type === 9 && f.reqId === req);
-    const r = await api(gw.url, '/v1/topics/pull.bin/messages');
+    const id = fx.nextReq();
+    fx.pub.send({ type: 8, reqId: id, topic: 'pull.bin', data: new Uint8Array([1, 2, 3]), headers: { k: 'v' } });
+    await fx.pub.next((f) => f.type === 9 && f.reqId === id);
+    const r = await api(fx.gw.url, '/v1/topics/pull.bin/messages');
     assert.deepEqual(r.body.messages[0], { offset: 1, ts: r.body.messages[0].ts, data: 'AQID', encoding: 'base64', headers: { k: 'v' } });
   });
 
   it('wait: long-polls until a message is stored, then answers at once', async () => {
     const started = Date.now();
-    const pending = api(gw.url, '/v1/topics/pull.lp/messages?from=1&wait=20');
-    await waitFor(() => gw.http.polls.size === 1, 'the pull to be parked');
+    const pending = api(fx.gw.url, '/v1/topics/pull.lp/messages?from=1&wait=20');
+    await waitFor(() => fx.gw.http.polls.size === 1, 'the pull to be parked');
     await publish('pull.lp', { hello: 'world' });
     const r = await pending;
     assert.equal(r.status, 200);
     assert.deepEqual(r.body.messages.map((m: { offset: number; data: unknown }) => [m.offset, m.data]), [[1, { hello: 'world' }]]);
     assert.deepEqual([r.body.head, r.body.next], [1, 2]);
     assert.ok(Date.now() - started < 10_000);
-    assert.equal(gw.http.polls.size, 0);
+    assert.equal(fx.gw.http.polls.size, 0);
   });
 
   it('wait: parked pulls on one topic all wake, each from its own offset', async () => {
     await publish('pull.many', 0);
-    const atTwo = Array.from({ length: 20 }, () => api(gw.url, '/v1/topics/pull.many/messages?from=2&wait=20'));
-    const atThree = api(gw.url, '/v1/topics/pull.many/messages?from=3&wait=20');
-    await waitFor(() => gw.http.polls.size === 21, '21 parked pulls');
+    const atTwo = Array.from({ length: 20 }, () => api(fx.gw.url, '/v1/topics/pull.many/messages?from=2&wait=20'));
+    const atThree = api(fx.gw.url, '/v1/topics/pull.many/messages?from=3&wait=20');
+    await waitFor(() => fx.gw.http.polls.size === 21, '21 parked pulls');
     await publish('pull.many', 1);
     for (const r of await Promise.all(atTwo)) assert.deepEqual(r.body.messages.map((m: { data: unknown }) => m.data), [1]);
-    assert.equal(gw.http.polls.size, 1, 'the pull from offset 3 still waits');
+    assert.equal(fx.gw.http.polls.size, 1, 'the pull from offset 3 still waits');
     await publish('pull.many', 2);
     assert.deepEqual((await atThree).body.messages.map((m: { offset: number }) => m.offset), [3]);
   });
 
   it('wait: ends empty when nothing arrives, with next = from', async () => {
     const started = Date.now();
-    const r = await api(gw.url, '/v1/topics/pull.quiet/messages?from=1&wait=0.3');
+    const r = await api(fx.gw.url, '/v1/topics/pull.quiet/messages?from=1&wait=0.3');
     const took = Date.now() - started;
     assert.equal(r.status, 200);
     assert.deepEqual([r.body.messages, r.body.next, r.body.head], [[], 1, 0]);
@@ -83,20 +70,20 @@ describe('GET /v1/topics/{topic}/messages (pull)', () => {
 
   it('a client that goes away stops waiting (nothing kept for it)', async () => {
     const abort = new AbortController();
-    const pending = api(gw.url, '/v1/topics/pull.gone/messages?wait=20', { signal: abort.signal }).catch((e: Error) => e);
-    await waitFor(() => gw.http.polls.size === 1, 'the pull to be parked');
+    const pending = api(fx.gw.url, '/v1/topics/pull.gone/messages?wait=20', { signal: abort.signal }).catch((e: Error) => e);
+    await waitFor(() => fx.gw.http.polls.size === 1, 'the pull to be parked');
     abort.abort();
     await pending;
-    await waitFor(() => gw.http.polls.size === 0, 'the parked pull to be dropped');
+    await waitFor(() => fx.gw.http.polls.size === 0, 'the parked pull to be dropped');
   });
 
   it('refuses malformed queries with 400', async () => {
     for (const q of ['from=x', 'from=-1', 'limit=1.5', 'wait=soon', 'wait=-1']) {
-      const r = await api(gw.url, `/v1/topics/pull.h/messages?${q}`);
+      const r = await api(fx.gw.url, `/v1/topics/pull.h/messages?${q}`);
       assert.equal(r.status, 400, q);
       assert.equal(r.body.error.code, 'bad-request', q);
     }
-    const bad = await api(gw.url, '/v1/topics/bad..t/messages');
+    const bad = await api(fx.gw.url, '/v1/topics/bad..t/messages');
     assert.deepEqual([bad.status, bad.body.error.code], [400, 'invalid-topic']);
   });
 });

@@ -1,37 +1,23 @@
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
-import { after, before, describe, it } from 'node:test';
-import type { RunningServer } from '../src/server.js';
-import { startGateway } from './helpers/gateway.js';
+import { describe, it } from 'node:test';
+import { publishingGateway, startGateway } from './helpers/gateway.js';
 import { api, SseReader, waitFor } from './helpers/http.js';
 import { RawClient } from './helpers/raw-client.js';
 
-let gw: RunningServer;
-let pub: RawClient;
-before(async () => {
-  gw = await startGateway((c) => { c.limits.heartbeatMs = 1000; });
-  pub = await RawClient.connect(gw.url);
-});
-after(async () => {
-  pub.close();
-  await gw.close();
-});
-
-let req = 0;
-async function publish(topic: string, ...values: unknown[]): Promise<void> {
-  await Promise.all(values.map((v) => pub.publish(++req, topic, v)));
-}
+const fx = publishingGateway((c) => { c.limits.heartbeatMs = 1000; });
+const publish = fx.publish;
 
 const offsets = (r: SseReader) => r.messages().map((m) => m.offset);
 
 describe('GET /v1/topics/{topic}/events (SSE)', () => {
   it('streams live messages as events with id = offset and data = the message JSON', async () => {
     await publish('sse.live', 'before');
-    const r = await SseReader.open(`${gw.url}/v1/topics/sse.live/events`);
+    const r = await SseReader.open(`${fx.gw.url}/v1/topics/sse.live/events`);
     assert.equal(r.status, 200);
     assert.match(r.headers.get('content-type') ?? '', /^text\/event-stream/);
     const subscribed = await r.next((e) => e.event === 'subscribed');
-    const { epoch } = await gw.store.info('sse.live');
+    const { epoch } = await fx.gw.store.info('sse.live');
     assert.deepEqual(JSON.parse(subscribed.data), { epoch, head: 1, from: 2, recovered: false });
     await publish('sse.live', { n: 1 }, { n: 2 });
     await r.waitMessages(2);
@@ -44,7 +30,7 @@ describe('GET /v1/topics/{topic}/events (SSE)', () => {
 
   it('resumes after Last-Event-ID, then continues live, with no gap and no duplicate', async () => {
     await publish('sse.resume', 1, 2, 3, 4, 5);
-    const r = await SseReader.open(`${gw.url}/v1/topics/sse.resume/events?from=1`, { 'last-event-id': '2' });
+    const r = await SseReader.open(`${fx.gw.url}/v1/topics/sse.resume/events?from=1`, { 'last-event-id': '2' });
     const subscribed = JSON.parse((await r.next((e) => e.event === 'subscribed')).data);
     assert.deepEqual([subscribed.from, subscribed.recovered], [3, true], 'Last-Event-ID wins over ?from=');
     await r.waitMessages(3);
@@ -53,7 +39,7 @@ describe('GET /v1/topics/{topic}/events (SSE)', () => {
     assert.deepEqual(offsets(r), [3, 4, 5, 6]);
     r.close();
 
-    const replay = await SseReader.open(`${gw.url}/v1/topics/sse.resume/events?from=5`);
+    const replay = await SseReader.open(`${fx.gw.url}/v1/topics/sse.resume/events?from=5`);
     await replay.waitMessages(2);
     assert.deepEqual(offsets(replay), [5, 6]);
     replay.close();
@@ -79,31 +65,31 @@ describe('GET /v1/topics/{topic}/events (SSE)', () => {
   });
 
   it('sends heartbeat comments while idle', async () => {
-    const r = await SseReader.open(`${gw.url}/v1/topics/sse.idle/events`);
+    const r = await SseReader.open(`${fx.gw.url}/v1/topics/sse.idle/events`);
     await r.next((e) => e.event === 'subscribed');
     await waitFor(() => r.comments.includes('keep-alive'), 'a heartbeat comment', 5000);
     r.close();
   });
 
   it('refuses a malformed Last-Event-ID or from, and an invalid topic, with 400', async () => {
-    const a = await SseReader.open(`${gw.url}/v1/topics/sse.x/events`, { 'last-event-id': 'abc' });
-    const b = await SseReader.open(`${gw.url}/v1/topics/sse.x/events?from=-3`);
-    const c = await SseReader.open(`${gw.url}/v1/topics/bad..x/events`);
+    const a = await SseReader.open(`${fx.gw.url}/v1/topics/sse.x/events`, { 'last-event-id': 'abc' });
+    const b = await SseReader.open(`${fx.gw.url}/v1/topics/sse.x/events?from=-3`);
+    const c = await SseReader.open(`${fx.gw.url}/v1/topics/bad..x/events`);
     assert.deepEqual([a.status, b.status, c.status], [400, 400, 400]);
     assert.equal(JSON.parse(c.errorBody).error.code, 'invalid-topic');
-    const post = await api(gw.url, '/v1/topics/sse.x/events', { json: 1 });
+    const post = await api(fx.gw.url, '/v1/topics/sse.x/events', { json: 1 });
     assert.equal(post.status, 405);
   });
 
   it('a reader that stops reading stops the gateway writing: the log is the buffer, nothing is lost', async () => {
     const topic = 'sse.slow';
     const payload = 'z'.repeat(16 * 1024);
-    const socket: Socket = connect(gw.port, '127.0.0.1');
+    const socket: Socket = connect(fx.gw.port, '127.0.0.1');
     await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
     socket.write(`GET /v1/topics/${topic}/events?from=1 HTTP/1.1\r\nHost: x\r\n\r\n`);
     socket.pause(); // read nothing: the kernel buffers fill, then uWS reports backpressure
-    await waitFor(() => gw.http.streams.size === 1, 'the stream to open');
-    const stream = [...gw.http.streams.all][0]!;
+    await waitFor(() => fx.gw.http.streams.size === 1, 'the stream to open');
+    const stream = [...fx.gw.http.streams.all][0]!;
 
     const total = 1500; // ~24 MiB
     for (let i = 0; i < total; i += 100) await publish(topic, ...Array.from({ length: 100 }, () => payload));
@@ -130,6 +116,6 @@ describe('GET /v1/topics/{topic}/events (SSE)', () => {
     await done;
     assert.deepEqual(ids, Array.from({ length: total + 100 }, (_, i) => i + 1));
     socket.destroy();
-    await waitFor(() => gw.http.streams.size === 0, 'the stream to be dropped');
+    await waitFor(() => fx.gw.http.streams.size === 0, 'the stream to be dropped');
   });
 });

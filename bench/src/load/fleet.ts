@@ -12,19 +12,8 @@ import type { FromWorker, ResumeReport, ToWorker, WorkerReport } from './message
 
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
 
-export interface FleetReport {
-  subscribers: number;
-  received: number;
-  slowReceived: number;
-  gaps: number;
-  dups: number;
-  closed: number;
-  slowClosed: number;
-  /** When the first slow subscriber's connection closed (ms since the Unix epoch), or -1. */
-  slowFirstClosedAt: number;
-  errors: number;
-  min: number;
-  slowLast: number[];
+/** The workers' reports summed (min: the lowest), with their latencies merged and CPU listed. */
+export interface FleetReport extends Omit<WorkerReport, 'max' | 'latency' | 'cpuPercent'> {
   latency: Histogram;
   /** CPU share of each worker process over the phase (100 = one core). */
   workerCpu: number[];
