@@ -8,7 +8,7 @@ import { createClient, type ClientOptions, type StateChange } from '../src/clien
 import { ClosedError, QueueFullError, SluiceError } from '../src/errors.js';
 import { webStorageResume, type StorageLike } from '../src/resume.js';
 import type { GapEvent, Message } from '../src/subscription.js';
-import { FakeClock, FakeServer, flush } from './helpers/fake-server.js';
+import { FakeClock, FakeServer, flush, type FakeConnection } from './helpers/fake-server.js';
 
 function setup(options: Partial<ClientOptions> = {}) {
   const server = new FakeServer();
@@ -25,9 +25,9 @@ function setup(options: Partial<ClientOptions> = {}) {
   return { server, clock, client, states };
 }
 
-async function connected(env: ReturnType<typeof setup>) {
+async function connected(env: ReturnType<typeof setup>, welcome: Parameters<FakeConnection['welcome']>[0] = {}) {
   await flush();
-  env.server.last.welcome();
+  env.server.last.welcome(welcome);
   await flush();
   assert.equal(env.client.state, 'connected');
   return env.server.last;
@@ -116,10 +116,7 @@ describe('client state machine', () => {
   it('pings after a silent heartbeat and reconnects when nothing answers', async () => {
     const env = setup();
     void env.client.connect();
-    await flush();
-    env.server.last.welcome({ heartbeat: 10_000 });
-    await flush();
-    const c1 = env.server.last;
+    const c1 = await connected(env, { heartbeat: 10_000 });
     env.clock.advance(10_000);
     const ping = c1.take(12);
     env.clock.advance(4_999);
@@ -133,10 +130,7 @@ describe('client state machine', () => {
   it('any frame counts as a heartbeat answer', async () => {
     const env = setup();
     void env.client.connect();
-    await flush();
-    env.server.last.welcome({ heartbeat: 10_000 });
-    await flush();
-    const c1 = env.server.last;
+    const c1 = await connected(env, { heartbeat: 10_000 });
     env.clock.advance(10_000);
     c1.reply({ type: 13, n: c1.take(12).n });
     env.clock.advance(9_000);
