@@ -79,6 +79,7 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
     return { live: c.live, catchup: c.catchup, paused: c.paused, opening: c.opening };
   }, 'state');
   metrics.gauge('sluice_store_bytes', 'Bytes the store occupies.', () => store.size());
+  metrics.gauge('sluice_store_writable', 'Whether the store takes writes (0: disk full or failed; publishes are refused).', () => (store.health().writable ? 1 : 0));
 
   mountWebSocket(app, {
     ctx: { hub, store, auth, limits: config.limits, metrics, version: VERSION, rates },
@@ -89,7 +90,11 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
     store, hub, auth, metrics, limits: config.limits, http: config.http, origins, rates, sessions, version: VERSION,
   });
   const consoleDir = mountConsole(app, metrics, config.consoleDir);
-  mountBasics(app, metrics, () => !draining);
+  mountBasics(app, metrics, () => !draining, () => {
+    if (draining) return 'draining';
+    const h = store.health();
+    return h.writable ? undefined : `store not writable: ${h.reason ?? h.code ?? 'unknown'}`;
+  });
   mountNotFound(app, metrics);
 
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {

@@ -25,6 +25,8 @@ export const ErrorCodes = {
   'rate-limited': { status: 429, retryable: true },
   'limit-exceeded': { status: 429, retryable: false },
   internal: { status: 500, retryable: true },
+  'insufficient-storage': { status: 507, retryable: true },
+  unavailable: { status: 503, retryable: true },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -9,7 +9,8 @@ import type { Metrics } from '../metrics.js';
 const STATUS_TEXT: Record<number, string> = {
   200: 'OK', 201: 'Created', 204: 'No Content', 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden',
   404: 'Not Found', 405: 'Method Not Allowed', 409: 'Conflict', 413: 'Payload Too Large',
-  415: 'Unsupported Media Type', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable',
+  415: 'Unsupported Media Type', 422: 'Unprocessable Content', 429: 'Too Many Requests', 431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error', 503: 'Service Unavailable', 507: 'Insufficient Storage',
 };
 
 export function statusLine(status: number): string {
@@ -36,10 +37,18 @@ export function sendError(
   sendJson(res, status, { error: { code, message } }, headers);
 }
 
-export function mountBasics(app: TemplatedApp, metrics: Metrics, healthy: () => boolean): void {
+/** Why the gateway should not get traffic now (draining, store not writable), or undefined. */
+export type Readiness = () => string | undefined;
+
+export function mountBasics(app: TemplatedApp, metrics: Metrics, healthy: () => boolean, notReady: Readiness): void {
   app.get('/healthz', (res) => {
     if (healthy()) sendJson(res, 200, { status: 'ok' });
     else sendJson(res, 503, { status: 'draining' });
+  });
+  app.get('/readyz', (res) => {
+    const reason = notReady();
+    if (reason === undefined) sendJson(res, 200, { status: 'ready' });
+    else sendJson(res, 503, { status: 'not-ready', reason });
   });
   app.get('/metrics', (res) => {
     const body = metrics.render();

@@ -21,7 +21,7 @@ import {
 } from '@sluice/client/protocol';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import type { Principal } from '../auth/auth.js';
-import type { AppendInput, AppendResult } from '../log/log.js';
+import { StoreUnavailableError, type AppendInput, type AppendResult } from '../log/log.js';
 import {
   authenticate,
   begin,
@@ -89,10 +89,15 @@ export function publishOne(res: HttpResponse, req: HttpRequest, topic: string, c
 
     const input: AppendInput = key ? { data, key } : { data };
     const started = performance.now();
-    const [r] = await ctx.store.append(topic, [input]);
-    countAppends(ctx, started, [r!]);
-    const { epoch } = await ctx.store.info(topic);
-    ex.json(r!.duplicate ? 200 : 201, { offset: r!.offset, epoch, duplicate: r!.duplicate });
+    let r: AppendResult;
+    try {
+      [r] = (await ctx.store.append(topic, [input])) as [AppendResult];
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError)) throw err;
+      return ex.error(err.code, err.message, undefined, { 'retry-after': String(err.retryAfterS) });
+    }
+    countAppends(ctx, started, [r]);
+    ex.json(r.duplicate ? 200 : 201, { offset: r.offset, epoch: r.epoch, duplicate: r.duplicate });
   });
 }
 
@@ -171,11 +176,15 @@ export function publishBatch(res: HttpResponse, req: HttpRequest, ctx: HttpConte
       try {
         const appended = await ctx.store.append(topic, group.map((g) => g.item.input));
         countAppends(ctx, started, appended);
-        const { epoch } = await ctx.store.info(topic);
         appended.forEach((r, i) => {
-          results[group[i]!.index] = { offset: r.offset, epoch, duplicate: r.duplicate };
+          results[group[i]!.index] = { offset: r.offset, epoch: r.epoch, duplicate: r.duplicate };
         });
       } catch (err) {
+        if (err instanceof StoreUnavailableError) {
+          ctx.metrics.error(err.code);
+          for (const g of group) results[g.index] = { error: { code: err.code, message: err.message } };
+          return;
+        }
         ctx.metrics.handlerFailures.inc();
         ctx.metrics.error('internal');
         console.error(`sluice: batch append to ${topic} failed`, err);

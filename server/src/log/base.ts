@@ -1,24 +1,34 @@
 /**
  * What every single-writer store shares: offset assignment, idempotency, grouping the appends of one
- * event-loop turn into one commit, ordered notification after durability, and retention.
- * A concrete store supplies the persistence hooks (put/remove/read/commit).
+ * event-loop turn into one commit, ordered notification after durability, retention, and surviving
+ * a store that cannot write. A concrete store supplies the persistence hooks (put/remove/read/commit).
  *
- * Lifetimes: an append's messages are *assigned* offsets synchronously (state.head), become
- * *durable* when their batch's commit resolves (state.durableHead), and only then are they
- * readable, notified and acknowledged. A batch collects every append made until the next
- * `setImmediate` (one loop turn), so a burst of publishes costs one commit.
+ * Lifetimes: an append's messages are *assigned* offsets synchronously (state.head), are *written*
+ * when their batch is sealed and the previous batch's commit went through, become *durable* when
+ * their own commit resolves (state.durableHead), and only then are they readable, notified and
+ * acknowledged. A batch collects every append made until the next `setImmediate` (one loop turn),
+ * so a burst of publishes costs one commit.
+ *
+ * Failure (disk full, I/O error): a batch whose commit fails is rejected, and so is every batch
+ * behind it — none of them was written (a batch is written only after the one before it committed),
+ * so no later offset can land beyond a hole. The store then refuses appends at once with
+ * StoreUnavailableError, and probes every second; when the probe writes again it reloads its
+ * topic states from what is stored (the stored messages are the truth) and takes appends again,
+ * offsets continuing densely. Nothing rejected was ever acknowledged or notified.
  */
 import { encodeEntry, entryTs } from '@sluice/client/protocol';
 import {
-  StoreFailedError,
+  StoreUnavailableError,
   type AppendInput,
   type AppendListener,
   type AppendResult,
   type ReadOptions,
   type ReadResult,
+  type StoreHealth,
   type StoreOptions,
   type TopicInfo,
   type TopicLog,
+  type UnavailableCode,
 } from './log.js';
 
 export interface TopicState {
@@ -55,8 +65,24 @@ interface BatchTopic {
   state: TopicState;
   first: number;
   entries: Uint8Array[];
-  keys: string[];
+  keys: { key: string; hit: KeyHit }[];
 }
+
+/** What a store's commit hook returns: the writes are in the store's log, then durable. */
+export interface Commit {
+  /** The writes so far are committed (later writes cannot be ordered before them). */
+  written: Promise<unknown>;
+  /** They are durable at the configured level. */
+  durable: Promise<unknown>;
+}
+
+interface Failure {
+  code: UnavailableCode;
+  reason: string;
+  since: number;
+}
+
+const RESOLVED: Promise<void> = Promise.resolve();
 
 interface Batch {
   topics: Map<string, BatchTopic>;
@@ -70,8 +96,15 @@ export abstract class BaseLog implements TopicLog {
   protected readonly states = new Map<string, TopicState>();
   private readonly listeners = new Set<AppendListener>();
   private open: Batch | undefined;
-  private tail: Promise<void> = Promise.resolve();
-  private failure: Error | undefined;
+  /** Settles once the last sealed batch finished or failed; never rejects. */
+  private tail: Promise<void> = RESOLVED;
+  /** Resolves true once the last sealed batch's writes committed, false if they did not. */
+  private written: Promise<boolean> = Promise.resolve(true);
+  /** The last sealed batch's `done` (rejects if it failed): duplicates of its keys wait for it. */
+  private lastDone: Promise<void> = RESOLVED;
+  private failure: Failure | undefined;
+  private prober: ReturnType<typeof setInterval> | undefined;
+  private probing = false;
   private closed = false;
   private allLoaded = false;
   /** Topics whose meta changed by appends since it was last written (written each second). */
@@ -100,9 +133,17 @@ export abstract class BaseLog implements TopicLog {
   protected abstract expireKeys(before: number, limit: number): number;
   /** Topics with persisted meta that are not loaded yet. */
   protected abstract storedTopics(): Iterable<string>;
-  /** Resolves once everything written so far is durable. */
-  protected abstract commit(): Promise<void>;
+  /** Commits everything written so far (a store that writes synchronously returns resolved promises). */
+  protected abstract commit(): Commit;
   protected abstract release(): Promise<void>;
+  /** Why a write failed, in the code table's terms (a disk store checks the free space). */
+  protected classify(_err: Error): UnavailableCode {
+    return 'unavailable';
+  }
+  /** After a failure: true once the store can write again (a disk store checks space, then writes). */
+  protected async probe(): Promise<boolean> {
+    return true;
+  }
   /**
    * A batch is durable and about to be notified: reads from now on MUST see it. (A store that
    * reads from a snapshot refreshes it here.)
@@ -113,8 +154,8 @@ export abstract class BaseLog implements TopicLog {
   // ---- TopicLog -----------------------------------------------------------------------------
 
   append(topic: string, messages: readonly AppendInput[]): Promise<AppendResult[]> {
-    if (this.failure) return Promise.reject(new StoreFailedError(`store failed: ${this.failure.message}`));
-    if (this.closed) return Promise.reject(new StoreFailedError('store is closed'));
+    const refused = this.refusal();
+    if (refused) return Promise.reject(refused);
     const s = this.state(topic);
     const now = Date.now();
     const results: AppendResult[] = [];
@@ -126,30 +167,33 @@ export abstract class BaseLog implements TopicLog {
         const hit = pending ?? this.findKey(topic, m.key, now);
         if (hit) {
           if (pending) waitForPending = true;
-          results.push({ offset: hit.offset, ts: hit.ts, duplicate: true });
+          results.push({ offset: hit.offset, ts: hit.ts, duplicate: true, epoch: s.epoch });
           continue;
         }
       }
       const offset = ++s.head;
       const entry = encodeEntry(m.data, now, m.headers);
-      this.putEntry(topic, offset, entry);
-      if (m.key !== undefined) {
-        const hit = { offset, ts: now };
-        this.putKey(topic, m.key, hit);
-        (s.pendingKeys ??= new Map()).set(m.key, hit);
-      }
       s.count++;
       s.bytes += entry.length;
       s.lastTs = now;
       batch ??= this.batchFor(s, offset);
       batch.entries.push(entry);
-      if (m.key !== undefined) batch.keys.push(m.key);
-      results.push({ offset, ts: now, duplicate: false });
+      if (m.key !== undefined) {
+        const hit = { offset, ts: now };
+        (s.pendingKeys ??= new Map()).set(m.key, hit);
+        batch.keys.push({ key: m.key, hit });
+      }
+      results.push({ offset, ts: now, duplicate: false, epoch: s.epoch });
     }
     if (batch) return this.open!.done.then(() => results);
-    // Only duplicates: acknowledge once their originals are durable.
-    if (waitForPending) return (this.open?.done ?? this.tail).then(() => results);
+    // Only duplicates: acknowledge once their originals are durable (and fail if those fail).
+    if (waitForPending) return (this.open?.done ?? this.lastDone).then(() => results);
     return Promise.resolve(results);
+  }
+
+  health(): StoreHealth {
+    const f = this.failure;
+    return f ? { writable: false, code: f.code, reason: f.reason, since: f.since } : { writable: true };
   }
 
   async read(topic: string, from: number, opts: ReadOptions): Promise<ReadResult> {
@@ -187,10 +231,11 @@ export abstract class BaseLog implements TopicLog {
     if (this.closed) return;
     this.closed = true;
     if (this.sweeper) clearInterval(this.sweeper);
+    if (this.prober) clearInterval(this.prober);
     if (this.open) this.seal();
-    await this.tail.catch(() => undefined);
+    await this.tail;
     this.flushMeta();
-    await this.tail.catch(() => undefined);
+    await this.commit().durable.catch(() => undefined);
     await this.release();
   }
 
@@ -336,22 +381,35 @@ export abstract class BaseLog implements TopicLog {
   }
 
   /**
-   * Closes the open batch: it completes after the previous one and after its own commit.
-   * Topic meta for appends is written lazily (each second, and on close): a store MUST therefore
-   * never trust a persisted head below its stored messages (see DiskLog). Meta for trims is
-   * written with the removals, in their commit, so `first` is always exact on disk.
+   * Closes the open batch. Its writes are issued once the previous batch's writes committed (never
+   * ahead of a batch that may still fail), and it completes after the previous batch completed and
+   * its own commit is durable. Topic meta for appends is written lazily (each second, and on close):
+   * a store MUST therefore never trust a persisted head below its stored messages (see DiskLog).
+   * Meta for trims is written with the removals, in their commit, so `first` is always exact.
    */
   private seal(): void {
     const b = this.open;
     if (!b) return;
     this.open = undefined;
-    // The batch waits for the commit holding its messages, not for the meta written after it.
-    const durable = this.commit();
-    for (const t of b.topics.values()) this.dirtyMeta.add(t.state);
-    const prev = this.tail;
-    this.tail = b.done;
-    prev.then(() => durable).then(
-      () => this.finish(b),
+    const previousWritten = this.written;
+    const previousDone = this.tail;
+    let written!: (ok: boolean) => void;
+    this.written = new Promise<boolean>((resolve) => { written = resolve; });
+    const durable = previousWritten.then((ok) => {
+      if (!ok || this.failure) throw this.refusal() ?? new StoreUnavailableError('unavailable', 'an earlier write failed');
+      for (const t of b.topics.values()) {
+        const topic = t.state.topic;
+        for (let i = 0; i < t.entries.length; i++) this.putEntry(topic, t.first + i, t.entries[i]!);
+        for (const k of t.keys) this.putKey(topic, k.key, k.hit);
+      }
+      const c = this.commit();
+      c.written.then(() => written(true), () => written(false));
+      return c.durable;
+    });
+    durable.catch(() => written(false));
+    this.lastDone = b.done;
+    this.tail = previousDone.then(() => durable).then(
+      () => (this.failure ? this.fail(b, undefined) : this.finish(b)),
       (err: unknown) => this.fail(b, err instanceof Error ? err : new Error(String(err))),
     );
   }
@@ -361,8 +419,9 @@ export abstract class BaseLog implements TopicLog {
     for (const [topic, t] of b.topics) {
       const s = t.state;
       s.durableHead = t.first + t.entries.length - 1;
+      this.dirtyMeta.add(s);
       if (s.pendingKeys) {
-        for (const k of t.keys) s.pendingKeys.delete(k);
+        for (const k of t.keys) s.pendingKeys.delete(k.key);
         if (s.pendingKeys.size === 0) s.pendingKeys = undefined;
       }
       for (const listener of this.listeners) {
@@ -378,13 +437,59 @@ export abstract class BaseLog implements TopicLog {
   }
 
   /**
-   * A commit failed (disk full, I/O error). Offsets were already assigned in memory, so later
-   * appends could leave holes: the store stops accepting writes and the operator restarts it
-   * (on restart the persisted meta and messages agree again). Loud, never silent.
+   * A batch was not made durable (its commit failed, or an earlier one did). Its appends are
+   * rejected; the store stops taking writes until a probe succeeds (see the header).
    */
-  private fail(b: Batch, err: Error): void {
-    this.failure ??= err;
-    console.error('sluice: store commit failed; refusing further writes until restart', err);
-    b.reject(new StoreFailedError(`store commit failed: ${err.message}`));
+  private fail(b: Batch, err: Error | undefined): void {
+    if (err && !(err instanceof StoreUnavailableError)) this.markFailed(err);
+    b.reject(this.refusal() ?? new StoreUnavailableError('unavailable', 'the store failed to write'));
+  }
+
+  /** Enters the failed state (once): appends are refused until `recover` succeeds. */
+  protected markFailed(err: Error): void {
+    if (this.failure || this.closed) return;
+    const code = this.classify(err);
+    this.failure = { code, reason: code === 'insufficient-storage' ? 'disk full' : err.message, since: Date.now() };
+    console.error(`sluice: store cannot write (${this.failure.reason}); refusing publishes with ${code} until it can`, err);
+    this.prober = setInterval(() => void this.recover(), 1000);
+    this.prober.unref();
+  }
+
+  /** The error for an append made now, if appends are refused. */
+  private refusal(): StoreUnavailableError | undefined {
+    const f = this.failure;
+    if (f) {
+      return new StoreUnavailableError(f.code, f.code === 'insufficient-storage'
+        ? 'the store is out of disk space; nothing was stored, retry later'
+        : `the store cannot write (${f.reason}); nothing was stored, retry later`);
+    }
+    if (this.closed) return new StoreUnavailableError('unavailable', 'the store is closed');
+    return undefined;
+  }
+
+  /**
+   * Once nothing is in flight and the store's probe writes again: reload every topic's state from
+   * what is stored, then take appends again.
+   */
+  private async recover(): Promise<void> {
+    if (this.probing || !this.failure || this.closed) return;
+    this.probing = true;
+    try {
+      await this.tail;
+      if (!(await this.probe()) || this.closed) return;
+      this.states.clear();
+      this.dirtyMeta.clear();
+      this.allLoaded = false;
+      this.written = Promise.resolve(true);
+      const was = this.failure;
+      this.failure = undefined;
+      if (this.prober) clearInterval(this.prober);
+      this.prober = undefined;
+      console.error(`sluice: store writable again after ${Math.round((Date.now() - was.since) / 1000)} s; taking publishes`);
+    } catch (err) {
+      console.error('sluice: store probe failed', err);
+    } finally {
+      this.probing = false;
+    }
   }
 }

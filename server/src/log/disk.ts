@@ -20,13 +20,20 @@
  *
  * Durability: `flush` (default) acknowledges after the commit is synced to the device; `commit`
  * acknowledges once the commit is in the OS (survives a process crash, not a power loss).
+ *
+ * A full disk: lmdb-js rejects every write of a failed transaction ("Commit failed") and rejects the
+ * error's `commitError` promise with the cause; both are always handled here (an unhandled one ends
+ * the process). The failure is classified by the free space of the filesystem (statfs): below
+ * MIN_FREE_BYTES it is `insufficient-storage`. The store then takes no writes until a probe finds
+ * MIN_FREE_BYTES free and commits a small write (see BaseLog). Opening on a disk with less than that
+ * free starts the store read-only in the same state, so a restart on a full disk serves reads.
  */
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, statfsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { entryTs } from '@sluice/client/protocol';
-import { BaseLog, type KeyHit, type TopicMeta, type TopicState } from './base.js';
-import type { StoreOptions } from './log.js';
+import { BaseLog, type Commit, type KeyHit, type TopicMeta, type TopicState } from './base.js';
+import type { StoreOptions, UnavailableCode } from './log.js';
 import { randomId } from '../util/id.js';
 
 export type Durability = 'flush' | 'commit';
@@ -34,11 +41,44 @@ export type Durability = 'flush' | 'commit';
 export interface DiskLogOptions extends StoreOptions {
   dir: string;
   durability?: Durability;
+  /** Free bytes below which the filesystem counts as full (default MIN_FREE_BYTES). */
+  minFreeBytes?: number;
 }
 
 type CommitPromise = Promise<boolean> & { flushed?: Promise<boolean> };
 
 const EMPTY = new Uint8Array(0);
+
+/** Free space below which the disk counts as full: writes are refused, the store starts read-only. */
+export const MIN_FREE_BYTES = 1024 * 1024;
+
+/** lmdb's error for a failed commit carries the cause as a promise that rejects later. */
+function swallowCause(err: unknown): void {
+  const cause = (err as { commitError?: Promise<unknown> } | null)?.commitError;
+  if (cause && typeof cause.catch === 'function') cause.catch(() => undefined);
+}
+
+/**
+ * lmdb-js (3.x) makes a promise of its own for each event-turn batch and rejects it, unhandled,
+ * when that batch's commit fails: Node would end the process for it (the crash on a full disk).
+ * Every write of ours is handled (see `track`), so a rejection that carries lmdb's `commitError` is
+ * that orphan: it, and only it, is swallowed. Any other unhandled rejection is rethrown, which ends
+ * the process as Node's default does.
+ */
+let orphanGuard = false;
+function guardOrphanCommitRejections(): void {
+  if (orphanGuard) return;
+  orphanGuard = true;
+  process.on('unhandledRejection', (reason: unknown) => {
+    if (reason instanceof Error && 'commitError' in reason) {
+      swallowCause(reason);
+      return;
+    }
+    throw reason;
+  });
+}
+
+const NO_COMMIT: Commit = { written: Promise.resolve(), durable: Promise.resolve() };
 
 export class DiskLog extends BaseLog {
   readonly kind = 'disk';
@@ -48,32 +88,88 @@ export class DiskLog extends BaseLog {
   private readonly keys: Database<Uint8Array, [string, string]>;
   private readonly expiry: Database<Uint8Array, [number, string, string]>;
   private readonly path: string;
+  private readonly sys: Database<string | number, string>;
+  private readonly dir: string;
   private readonly durability: Durability;
+  private readonly minFree: number;
   private lastWrite: CommitPromise | undefined;
 
   static open(options: DiskLogOptions): DiskLog {
+    guardOrphanCommitRejections();
     mkdirSync(options.dir, { recursive: true });
     const path = join(options.dir, 'sluice.mdb');
     const root = open({ path, compression: false, separateFlushed: true, maxDbs: 8 });
-    const sys = root.openDB<string, string>('sys', {});
-    let epoch = sys.get('epoch');
+    const sys = root.openDB<string | number, string>('sys', {});
+    let epoch = sys.get('epoch') as string | undefined;
     if (!epoch) {
       epoch = randomId(16);
-      sys.putSync('epoch', epoch);
+      try {
+        sys.putSync('epoch', epoch);
+      } catch (err) {
+        throw new Error(`cannot initialise the data directory ${options.dir} (is the disk full?): ${(err as Error).message}`);
+      }
     }
-    return new DiskLog(options, root, epoch, path);
+    const log = new DiskLog(options, root, sys, epoch, path);
+    if (log.freeBytes() < log.minFree) {
+      log.markFailed(Object.assign(new Error(`less than ${log.minFree} bytes free on ${options.dir}`), { code: 'ENOSPC' }));
+      console.error(`sluice: the disk of ${options.dir} is full: starting read-only (reads are served; publishes get insufficient-storage until space returns)`);
+    }
+    return log;
   }
 
-  private constructor(options: DiskLogOptions, root: RootDatabase, epoch: string, path: string) {
+  private constructor(options: DiskLogOptions, root: RootDatabase, sys: Database<string | number, string>, epoch: string, path: string) {
     super(options, epoch);
     this.root = root;
+    this.sys = sys;
     this.path = path;
+    this.dir = options.dir;
     this.durability = options.durability ?? 'flush';
+    this.minFree = options.minFreeBytes ?? MIN_FREE_BYTES;
     this.msgs = root.openDB('msgs', { encoding: 'binary' });
     this.meta = root.openDB('meta', {});
     this.keys = root.openDB('keys', { encoding: 'binary' });
     this.expiry = root.openDB('expiry', { encoding: 'binary' });
     this.startSweeper();
+  }
+
+  /**
+   * Every write goes through here: its failure is always handled (lmdb-js returns one promise per
+   * transaction, so this attaches one handler per transaction, not per write).
+   */
+  private track(p: Promise<boolean>): void {
+    if (p === this.lastWrite) return;
+    this.lastWrite = p as CommitPromise;
+    p.then(undefined, (err: unknown) => {
+      swallowCause(err);
+      this.markFailed(err instanceof Error ? err : new Error(String(err)));
+    });
+  }
+
+  private freeBytes(): number {
+    try {
+      const s = statfsSync(this.dir);
+      return s.bavail * s.bsize;
+    } catch {
+      return Number.POSITIVE_INFINITY;
+    }
+  }
+
+  protected override classify(err: Error): UnavailableCode {
+    const code = (err as { code?: unknown }).code;
+    return code === 'ENOSPC' || code === 28 || this.freeBytes() < this.minFree ? 'insufficient-storage' : 'unavailable';
+  }
+
+  protected override async probe(): Promise<boolean> {
+    if (this.freeBytes() < this.minFree) return false;
+    const w = this.sys.put('probe', Date.now()) as CommitPromise;
+    try {
+      await w;
+      if (this.durability === 'flush' && w.flushed) await w.flushed;
+      return true;
+    } catch (err) {
+      swallowCause(err);
+      return false;
+    }
   }
 
   protected loadMeta(topic: string): TopicMeta | undefined {
@@ -95,15 +191,15 @@ export class DiskLog extends BaseLog {
   }
 
   protected saveMeta(state: TopicState): void {
-    this.lastWrite = this.meta.put(state.topic, this.metaOf(state)) as CommitPromise;
+    this.track(this.meta.put(state.topic, this.metaOf(state)));
   }
 
   protected putEntry(topic: string, offset: number, entry: Uint8Array): void {
-    this.lastWrite = this.msgs.put([topic, offset], entry) as CommitPromise;
+    this.track(this.msgs.put([topic, offset], entry));
   }
 
   protected removeEntry(topic: string, offset: number): void {
-    this.lastWrite = this.msgs.remove([topic, offset]) as CommitPromise;
+    this.track(this.msgs.remove([topic, offset]));
   }
 
   protected getEntry(topic: string, offset: number): Uint8Array | undefined {
@@ -129,8 +225,8 @@ export class DiskLog extends BaseLog {
     const v = Buffer.allocUnsafe(16);
     v.writeDoubleBE(hit.offset, 0);
     v.writeDoubleBE(hit.ts, 8);
-    this.keys.put([topic, key], v);
-    this.lastWrite = this.expiry.put([hit.ts, topic, key], EMPTY) as CommitPromise;
+    this.track(this.keys.put([topic, key], v));
+    this.track(this.expiry.put([hit.ts, topic, key], EMPTY));
   }
 
   protected getKey(topic: string, key: string): KeyHit | undefined {
@@ -145,8 +241,8 @@ export class DiskLog extends BaseLog {
       const [ts, topic, k] = key;
       const current = this.getKey(topic, k);
       // The key may have been stored again after it expired: only remove the entry of this time.
-      if (current && current.ts === ts) this.keys.remove([topic, k]);
-      this.lastWrite = this.expiry.remove(key) as CommitPromise;
+      if (current && current.ts === ts) this.track(this.keys.remove([topic, k]));
+      this.track(this.expiry.remove(key));
       n++;
     }
     return n;
@@ -165,14 +261,16 @@ export class DiskLog extends BaseLog {
     this.root.resetReadTxn();
   }
 
-  protected async commit(): Promise<void> {
+  protected commit(): Commit {
     const w = this.lastWrite;
-    if (!w) return;
-    await (this.durability === 'flush' && w.flushed ? w.flushed : w);
+    if (!w) return NO_COMMIT;
+    // `flushed` never settles when the commit fails: wait for the commit first.
+    const flushed = w.flushed;
+    return { written: w, durable: this.durability === 'flush' && flushed ? w.then(() => flushed) : w };
   }
 
   protected async release(): Promise<void> {
-    await this.root.flushed;
+    if (this.health().writable) await this.root.flushed;
     await this.root.close();
   }
 

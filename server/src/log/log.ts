@@ -22,6 +22,11 @@
  * - Reads: `read` returns only durable messages, in order, starting at max(from, first retained).
  * - Retention: messages beyond the topic's retention (count, age, bytes) may be trimmed at any
  *   time, oldest first; `first` then moves forward. Offsets are never reused.
+ * - Failure: a store that cannot write (disk full, I/O error, an unreachable server) MUST NOT end
+ *   the process. `append` then rejects with StoreUnavailableError (a retryable code) at once, and
+ *   nothing of a rejected append is ever acknowledged, notified or readable; reads go on serving
+ *   what is stored. `health()` says so. When writing works again the store resumes by itself,
+ *   offsets continuing densely after the last stored message.
  */
 
 /** One message to store. Payload and headers are MessagePack-encoded (kept byte for byte). */
@@ -34,6 +39,8 @@ export interface AppendInput {
 export interface AppendResult {
   offset: number;
   duplicate: boolean;
+  /** The topic's epoch the offset belongs to (callers never need a separate `info` round trip). */
+  epoch: string;
   /** Store timestamp (ms since epoch) of the stored message (of the original for duplicates). */
   ts: number;
 }
@@ -98,6 +105,8 @@ export interface TopicLog {
   watch(listener: AppendListener): () => void;
   /** Bytes the store occupies (on disk or in memory). */
   size(): number;
+  /** Whether appends can succeed now (readiness, metrics). */
+  health(): StoreHealth;
   /** Waits for pending appends, then releases resources. */
   close(): Promise<void>;
 }
@@ -110,7 +119,25 @@ export const DEFAULT_RETENTION: Retention = {
 
 export const DEFAULT_DEDUP_WINDOW_MS = 24 * 3600_000;
 
-/** Thrown by a store that hit a write failure: it refuses further writes until restarted. */
-export class StoreFailedError extends Error {
-  override name = 'StoreFailedError';
+/** Why a store does not take writes: its disk is full, or it failed / cannot be reached. */
+export type UnavailableCode = 'insufficient-storage' | 'unavailable';
+
+export interface StoreHealth {
+  writable: boolean;
+  /** Set when not writable. */
+  code?: UnavailableCode;
+  reason?: string;
+  /** When it stopped being writable (ms since the epoch). */
+  since?: number;
+}
+
+/**
+ * An append the store refused, or could not make durable. Nothing of it was acknowledged; the same
+ * append (with the same idempotency keys) may be retried after `retryAfterS`.
+ */
+export class StoreUnavailableError extends Error {
+  override name = 'StoreUnavailableError';
+  constructor(readonly code: UnavailableCode, message: string, readonly retryAfterS = 1) {
+    super(message);
+  }
 }

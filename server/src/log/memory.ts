@@ -2,9 +2,11 @@
  * The memory store: for tests and ephemeral use. Everything lives in this process; the epoch is new
  * on every start, so clients that resume against a restarted memory store are told they lost data.
  */
-import { BaseLog, type KeyHit, type TopicMeta, type TopicState } from './base.js';
+import { BaseLog, type Commit, type KeyHit, type TopicMeta } from './base.js';
 import type { StoreOptions } from './log.js';
 import { randomId } from '../util/id.js';
+
+const DONE: Commit = { written: Promise.resolve(), durable: Promise.resolve() };
 
 interface MemTopic {
   /** Offset of entries[0]. */
@@ -15,7 +17,6 @@ interface MemTopic {
 export class MemoryLog extends BaseLog {
   readonly kind = 'memory';
   private readonly logs = new Map<string, MemTopic>();
-  private readonly metas = new Map<string, TopicMeta>();
   /** Idempotency keys by `topic \0 key`, in insertion order (= time order). */
   private readonly keys = new Map<string, KeyHit>();
   private bytes = 0;
@@ -25,13 +26,12 @@ export class MemoryLog extends BaseLog {
     this.startSweeper();
   }
 
-  protected loadMeta(topic: string): TopicMeta | undefined {
-    return this.metas.get(topic);
+  // A memory store never drops a topic's state, so there is no meta to persist or load.
+  protected loadMeta(): TopicMeta | undefined {
+    return undefined;
   }
 
-  protected saveMeta(state: TopicState): void {
-    this.metas.set(state.topic, this.metaOf(state));
-  }
+  protected saveMeta(): void {}
 
   protected putEntry(topic: string, offset: number, entry: Uint8Array): void {
     let log = this.logs.get(topic);
@@ -100,8 +100,8 @@ export class MemoryLog extends BaseLog {
     return [];
   }
 
-  protected commit(): Promise<void> {
-    return Promise.resolve();
+  protected commit(): Commit {
+    return DONE;
   }
 
   protected async release(): Promise<void> {

@@ -28,7 +28,7 @@ import type { Limits } from '../config.js';
 import type { Conn } from '../hub/conn.js';
 import type { Hub } from '../hub/hub.js';
 import { Subscription } from '../hub/subscription.js';
-import type { TopicLog } from '../log/log.js';
+import { StoreUnavailableError, type TopicLog } from '../log/log.js';
 import type { Metrics } from '../metrics.js';
 import type { RateLimiter, TokenBucket } from '../ratelimit.js';
 import { randomId } from '../util/id.js';
@@ -324,7 +324,8 @@ export class Session {
       },
       (err: unknown) => {
         this.inflight--;
-        this.failed(err, f.reqId);
+        if (err instanceof StoreUnavailableError) this.error(f.reqId, err.code, err.message);
+        else this.failed(err, f.reqId);
       },
     );
   }

@@ -1,0 +1,136 @@
+/**
+ * A full disk, for real: the gateway's data directory sits on a small tmpfs this test mounts (the
+ * tests run as root), and a filler file takes the rest of it. Publishers with idempotency keys run
+ * until the disk is full; the gateway must stay up, refuse with a retryable code, keep every
+ * acknowledged message, resume by itself when space returns, and start read-only on a full disk.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { statfsSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { RawClient } from './helpers/raw-client.js';
+import { removeDir, spawnGateway, tempDir } from './helpers/gateway.js';
+import { api, waitFor } from './helpers/http.js';
+
+const TOPIC = 'full.orders';
+
+const mounts: string[] = [];
+after(() => {
+  for (const m of mounts) {
+    try {
+      execFileSync('umount', ['-l', m]);
+    } catch {
+      // already unmounted
+    }
+    removeDir(m);
+  }
+});
+
+function mountTmpfs(size: string): string {
+  const dir = tempDir('sluice-full-');
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir]);
+  mounts.push(dir);
+  return dir;
+}
+
+/** Fills the filesystem of `dir` with a file until `leave` bytes are free. */
+function fill(dir: string, leave: number): string {
+  const path = join(dir, 'filler');
+  const s = statfsSync(dir);
+  writeFileSync(path, Buffer.alloc(Math.max(0, s.bavail * s.bsize - leave)));
+  return path;
+}
+
+const payload = (key: string) => ({ key, pad: 'x'.repeat(2000) });
+
+describe('a full disk', () => {
+  it('refuses publishes with a retryable code, stays up, resumes when space returns and starts read-only when full', async () => {
+    const mnt = mountTmpfs('8m');
+    const data = join(mnt, 'data');
+    const gw = await spawnGateway(['--data', data]);
+    const filler = fill(mnt, 1536 * 1024);
+
+    const sub = await RawClient.connect(gw.url);
+    await sub.subscribe(1, TOPIC, { from: 1, credit: 4096 });
+    const pub = await RawClient.connect(gw.url);
+    const acked = new Map<string, number>(); // key → offset
+    const refused = new Map<string, string>(); // key → code
+    let req = 0;
+    let httpRefusal: { status: number; retryAfter: string | null; code: string } | undefined;
+
+    // Publish keyed messages in rounds (WebSocket and HTTP) until both have been refused.
+    for (let round = 0; round < 500 && (refused.size < 10 || !httpRefusal); round++) {
+      const ws = Array.from({ length: 20 }, async () => {
+        const key = `ws-${++req}`;
+        try {
+          acked.set(key, (await pub.publish(req, TOPIC, payload(key), key)).offset);
+        } catch (err) {
+          refused.set(key, /failed: (\S+)/.exec((err as Error).message)?.[1] ?? 'unknown');
+        }
+      });
+      const http = Array.from({ length: 4 }, async () => {
+        const key = `http-${++req}`;
+        const r = await api(gw.url, `/v1/topics/${TOPIC}/messages`, { json: payload(key), headers: { 'idempotency-key': key } });
+        if (r.status === 201) acked.set(key, r.body.offset);
+        else {
+          refused.set(key, r.body.error.code);
+          httpRefusal ??= { status: r.status, retryAfter: r.headers.get('retry-after'), code: r.body.error.code };
+        }
+      });
+      await Promise.all([...ws, ...http]);
+    }
+    assert.ok(acked.size > 100, `some publishes were stored before the disk filled (${acked.size})`);
+    assert.ok(refused.size >= 10, 'the full disk refused publishes');
+    assert.deepEqual([...new Set(refused.values())], ['insufficient-storage'], 'one stable, retryable code');
+    assert.deepEqual(httpRefusal, { status: 507, retryAfter: '1', code: 'insufficient-storage' });
+
+    // The gateway is up, says it is not ready, and shows the state.
+    assert.equal(gw.proc.exitCode, null, 'the gateway process is alive');
+    assert.equal((await api(gw.url, '/healthz')).status, 200);
+    const ready = await api(gw.url, '/readyz');
+    assert.equal(ready.status, 503);
+    assert.match(ready.body.reason, /disk full/);
+    assert.match((await api(gw.url, '/metrics')).text, /^sluice_store_writable 0$/m);
+
+    // The subscriber received exactly what was acknowledged: offsets 1..n, no refused message.
+    const n = acked.size;
+    const got = await sub.waitDelivered(TOPIC, n);
+    assert.deepEqual(got.map((d) => d.offset), Array.from({ length: n }, (_, i) => i + 1));
+    assert.deepEqual(new Map(got.map((d) => [(d.data as { key: string }).key, d.offset])), acked);
+
+    // Space returns: the store takes writes again by itself, and the retries continue the offsets.
+    unlinkSync(filler);
+    await waitFor(async () => (await api(gw.url, '/readyz')).status === 200, 'the store to be writable again');
+    for (const key of refused.keys()) {
+      const ack = await pub.publish(++req, TOPIC, payload(key), key);
+      assert.equal(ack.duplicate, false, `${key} was never stored before`);
+      acked.set(key, ack.offset);
+    }
+    const total = acked.size;
+    const all = await sub.waitDelivered(TOPIC, total);
+    assert.deepEqual(all.map((d) => d.offset), Array.from({ length: total }, (_, i) => i + 1), 'no hole in the offsets');
+    assert.match((await api(gw.url, '/metrics')).text, /^sluice_store_writable 1$/m);
+    sub.close();
+    pub.close();
+    await gw.kill('SIGKILL');
+
+    // A restart on a still-full disk starts read-only, says so, and serves what is stored.
+    fill(mnt, 256 * 1024);
+    const again = await spawnGateway(['--data', data]);
+    try {
+      assert.match(again.stderr(), /read-only/);
+      assert.equal((await api(again.url, '/readyz')).status, 503);
+      const c = await RawClient.connect(again.url);
+      await assert.rejects(c.publish(1, TOPIC, payload('late'), 'late'), /insufficient-storage/);
+      const r = await api(again.url, `/v1/topics/${TOPIC}/messages`, { json: payload('late-http'), headers: { 'idempotency-key': 'late-http' } });
+      assert.equal(r.status, 507);
+      await c.subscribe(2, TOPIC, { from: 1, credit: 4096 });
+      const stored = await c.waitDelivered(TOPIC, total);
+      assert.deepEqual(new Map(stored.map((d) => [(d.data as { key: string }).key, d.offset])), acked, 'every acknowledged message survived');
+      c.close();
+    } finally {
+      await again.kill('SIGKILL');
+    }
+  });
+});
