@@ -180,6 +180,15 @@ export function entryTs(entry: Uint8Array): number {
   return readUint(entry, skipValue(entry, 1, MAX_DEPTH));
 }
 
+/** A stored entry's parts, still encoded: the data's MessagePack bytes, ts, and the headers' bytes. */
+export function splitEntry(entry: Uint8Array): { data: Uint8Array; ts: number; headers?: Uint8Array } {
+  const dataEnd = skipValue(entry, 1, MAX_DEPTH);
+  const tsEnd = skipValue(entry, dataEnd, 1);
+  const out: { data: Uint8Array; ts: number; headers?: Uint8Array } = { data: entry.subarray(1, dataEnd), ts: readUint(entry, dataEnd) };
+  if ((entry[0]! & 0x0f) === 3) out.headers = entry.subarray(tsEnd, skipValue(entry, tsEnd, MAX_DEPTH));
+  return out;
+}
+
 /** A stored entry as JS values. */
 export function decodeEntry(entry: Uint8Array): MsgsItem {
   const [data, ts, headers] = unpack(entry) as [unknown, number, Headers | undefined];

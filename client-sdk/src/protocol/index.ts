@@ -19,6 +19,7 @@ export {
   encodeEntry,
   decodeEntry,
   entryTs,
+  splitEntry,
   encodeMsg,
   encodeMsgs,
   encodeDelivery,

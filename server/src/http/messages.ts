@@ -16,6 +16,7 @@ import {
   decodeValue,
   encodeValue,
   payloadError,
+  splitEntry,
   type ErrorCode,
 } from '@sluice/client/protocol';
 
@@ -112,22 +113,63 @@ function base64(b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64');
 }
 
-/** JSON.stringify replacer: nested binaries become base64 (Buffer's toJSON is bypassed via the holder). */
+/**
+ * JSON.stringify replacer: nested binaries become base64 (Buffer's toJSON is bypassed via the
+ * holder), and values JSON cannot carry exactly are flagged in `inexact`.
+ */
+let inexact = false;
 function replacer(this: Record<string, unknown>, key: string, value: unknown): unknown {
   const raw = this[key];
-  return raw instanceof Uint8Array ? base64(raw) : value;
+  if (raw instanceof Uint8Array) return base64(raw);
+  if (typeof raw === 'number' ? !Number.isFinite(raw) || (Number.isInteger(raw) && !Number.isSafeInteger(raw)) : raw instanceof Date || typeof raw === 'bigint') {
+    inexact = true;
+    return null;
+  }
+  return value;
 }
 
-/** One stored entry as the JSON text of a message. */
+/**
+ * One stored entry as the JSON text of a message: `{"offset", "ts", "data", "encoding"?, "headers"?}`.
+ * Never throws, whatever is stored. Data JSON carries exactly is JSON (a top-level binary is base64
+ * with `"encoding": "base64"`; nested binaries become base64 strings). Data it cannot carry exactly
+ * — NaN or ±Infinity, an integer beyond ±(2^53−1), a MessagePack extension (e.g. a timestamp), a map
+ * with non-string keys stored before v1.1 refused them — is the base64 of its MessagePack bytes with
+ * `"encoding": "msgpack"`: lossless, and no reader is ever stuck on it (PROTOCOL.md, "Messages in JSON").
+ */
 export function messageJson(offset: number, entry: Uint8Array): string {
-  const { data, ts, headers } = decodeEntry(entry);
-  const msg: Record<string, unknown> = { offset, ts };
-  if (data instanceof Uint8Array) {
-    msg.data = base64(data);
-    msg.encoding = 'base64';
-  } else {
-    msg.data = data === undefined ? null : data;
+  let decoded: ReturnType<typeof decodeEntry> | undefined;
+  try {
+    decoded = decodeEntry(entry);
+  } catch {
+    decoded = undefined;
   }
-  if (headers) msg.headers = headers;
-  return JSON.stringify(msg, replacer);
+  if (decoded) {
+    const { data, ts, headers } = decoded;
+    const msg: Record<string, unknown> = { offset, ts };
+    if (data instanceof Uint8Array) {
+      msg.data = base64(data);
+      msg.encoding = 'base64';
+    } else {
+      msg.data = data === undefined ? null : data;
+    }
+    if (headers) msg.headers = headers;
+    inexact = false;
+    const text = JSON.stringify(msg, replacer);
+    if (!inexact) return text;
+  }
+  return rawMessageJson(offset, entry);
+}
+
+/** The lossless rendering: data as base64 of its MessagePack bytes. */
+function rawMessageJson(offset: number, entry: Uint8Array): string {
+  const { data, ts, headers } = splitEntry(entry);
+  let h: unknown;
+  try {
+    h = headers ? decodeValue(headers) : undefined;
+  } catch {
+    h = undefined;
+  }
+  const msg: Record<string, unknown> = { offset, ts, data: base64(data), encoding: 'msgpack' };
+  if (h && typeof h === 'object') msg.headers = h;
+  return JSON.stringify(msg);
 }
