@@ -13,7 +13,9 @@ import { mountWebSocket } from './gateway/ws.js';
 import { HttpApi } from './http/api.js';
 import { mountConsole } from './http/console.js';
 import { OriginPolicy } from './http/origins.js';
-import { Hub } from './hub/hub.js';
+import { PublishService } from './core/publish.js';
+import { CursorReader, DEFAULT_READ_POLICY } from './core/start.js';
+import { DEFAULT_HUB_OPTIONS, Hub } from './hub/hub.js';
 import { DiskLog } from './log/disk.js';
 import type { TopicLog } from './log/log.js';
 import { MemoryLog } from './log/memory.js';
@@ -30,6 +32,8 @@ export interface RunningServer {
   readonly port: number;
   readonly store: TopicLog;
   readonly hub: Hub;
+  readonly publisher: PublishService;
+  readonly rates: RateLimiter;
   readonly metrics: Metrics;
   readonly sessions: ReadonlySet<Session>;
   readonly auth: Authenticator;
@@ -60,16 +64,15 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
   const metrics = new Metrics();
   const store = openStore(config);
   const app = App();
-  const hub = new Hub(store, { publish: (topic, frame) => app.publish(topic, frame, true) }, metrics, {
+  const reader = new CursorReader(store, DEFAULT_READ_POLICY);
+  const hub = new Hub(store, reader, { publish: (topic, frame) => app.publish(topic, frame, true) }, metrics, {
+    ...DEFAULT_HUB_OPTIONS,
     maxCredit: config.limits.maxCredit,
     // The cache holds only what retention keeps, so it never serves a message the log trimmed.
-    cacheEntries: Math.min(1024, config.retention.maxCount),
-    cacheBytes: Math.min(512 * 1024, config.retention.maxBytes),
-    cacheTotalBytes: 64 * 1024 * 1024,
-    readBatch: 512,
-    readBytes: 512 * 1024,
-    highWater: 256 * 1024,
+    cacheEntries: Math.min(DEFAULT_HUB_OPTIONS.cacheEntries, config.retention.maxCount),
+    cacheBytes: Math.min(DEFAULT_HUB_OPTIONS.cacheBytes, config.retention.maxBytes),
   });
+  const publisher = new PublishService({ store, metrics, rates, maxPayload: config.limits.maxFrame });
   const sessions = new Set<Session>();
   let draining = false;
 
@@ -82,20 +85,20 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
   metrics.gauge('sluice_store_writable', 'Whether the store takes writes (0: disk full or failed; publishes are refused).', () => (store.health().writable ? 1 : 0));
 
   mountWebSocket(app, {
-    ctx: { hub, store, auth, limits: config.limits, metrics, version: VERSION, rates },
+    ctx: { hub, publisher, auth, limits: config.limits, metrics, version: VERSION, rates },
     sessions,
-    checkOrigin: (origin, host) => (origins.allows(origin, host) ? undefined : 'forbidden'),
+    http: { origins, metrics },
   });
   const http = new HttpApi(app, {
-    store, hub, auth, metrics, limits: config.limits, http: config.http, origins, rates, sessions, version: VERSION,
+    store, publisher, reader, hub, auth, metrics, limits: config.limits, http: config.http, origins, rates, sessions, version: VERSION,
   });
   const consoleDir = mountConsole(app, metrics, config.consoleDir);
-  mountBasics(app, metrics, () => !draining, () => {
+  mountBasics(app, { origins, metrics }, () => !draining, () => {
     if (draining) return 'draining';
     const h = store.health();
     return h.writable ? undefined : `store not writable: ${h.reason ?? h.code ?? 'unknown'}`;
   });
-  mountNotFound(app, metrics);
+  mountNotFound(app, { origins, metrics });
 
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
     app.listen(config.host, config.port, (s) => (s ? resolve(s) : reject(new Error(`cannot listen on ${config.host}:${config.port}`))));
@@ -108,6 +111,8 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
     port,
     store,
     hub,
+    publisher,
+    rates,
     metrics,
     sessions,
     auth,

@@ -15,15 +15,19 @@ describe('GET /v1/topics/{topic}/messages (pull)', () => {
     assert.equal(r.status, 200);
     assert.deepEqual(
       { ...r.body, messages: r.body.messages.map((m: { offset: number; data: unknown }) => [m.offset, m.data]) },
-      { epoch, head: 5, next: 4, messages: [[2, 'b'], [3, 'c']] },
+      { epoch, head: 5, next: 4, recovered: true, messages: [[2, 'b'], [3, 'c']] },
     );
     assert.equal(typeof r.body.messages[0].ts, 'number');
     const all = await api(fx.gw.url, '/v1/topics/pull.h/messages');
     assert.deepEqual(all.body.messages.map((m: { data: unknown }) => m.data), ['a', 'b', 'c', 'd', 'e'], 'no from: the oldest retained');
+    // Beyond head + 1 the log is behind the client (it was reset): the answer starts at head + 1.
     const past = await api(fx.gw.url, '/v1/topics/pull.h/messages?from=9');
-    assert.deepEqual([past.body.next, past.body.messages.length, past.body.head], [9, 0, 5]);
+    assert.deepEqual([past.body.next, past.body.messages.length, past.body.head, past.body.recovered], [6, 0, 5, false]);
     const never = await api(fx.gw.url, '/v1/topics/pull.never/messages?from=1');
     assert.deepEqual([never.status, never.body.head, never.body.next, never.body.messages.length], [200, 0, 1, 0]);
+    // Another epoch: the position means nothing here, so the answer starts at head + 1 too.
+    const other = await api(fx.gw.url, '/v1/topics/pull.h/messages?from=2&epoch=not-this-one');
+    assert.deepEqual([other.body.next, other.body.messages.length, other.body.recovered], [6, 0, false]);
   });
 
   it('renders a binary payload as base64 with encoding, and headers', async () => {
@@ -47,16 +51,18 @@ describe('GET /v1/topics/{topic}/messages (pull)', () => {
     assert.equal(fx.gw.http.polls.size, 0);
   });
 
-  it('wait: parked pulls on one topic all wake, each from its own offset', async () => {
+  it('wait: parked pulls on one topic all wake; one from beyond the head waits at head + 1', async () => {
     await publish('pull.many', 0);
     const atTwo = Array.from({ length: 20 }, () => api(fx.gw.url, '/v1/topics/pull.many/messages?from=2&wait=20'));
     const atThree = api(fx.gw.url, '/v1/topics/pull.many/messages?from=3&wait=20');
     await waitFor(() => fx.gw.http.polls.size === 21, '21 parked pulls');
     await publish('pull.many', 1);
-    for (const r of await Promise.all(atTwo)) assert.deepEqual(r.body.messages.map((m: { data: unknown }) => m.data), [1]);
-    assert.equal(fx.gw.http.polls.size, 1, 'the pull from offset 3 still waits');
-    await publish('pull.many', 2);
-    assert.deepEqual((await atThree).body.messages.map((m: { offset: number }) => m.offset), [3]);
+    for (const r of await Promise.all(atTwo)) {
+      assert.deepEqual([r.body.messages.map((m: { data: unknown }) => m.data), r.body.recovered], [[1], true]);
+    }
+    const beyond = await atThree;
+    assert.deepEqual([beyond.body.messages.map((m: { offset: number }) => m.offset), beyond.body.recovered], [[2], false]);
+    assert.equal(fx.gw.http.polls.size, 0);
   });
 
   it('wait: ends empty when nothing arrives, with next = from', async () => {

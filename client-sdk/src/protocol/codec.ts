@@ -368,26 +368,19 @@ export function decodeClientFrame(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAM
       const reqId = uintAt(1, 'reqId');
       const topic = strAt(2, 'topic');
       if (n < 4) fail('data missing');
+      // The payload's content and size, the key's length and the headers' rules are the publish
+      // rules, checked by the gateway's publish service for every transport; here only types.
       const data = bytes.subarray(at[3]!, at[4]!);
-      const deep = payloadError(data);
-      if (deep) fail(deep);
       const frame: EncodedClientFrame = { type: 8, reqId, topic, data };
       if (n > 4 && !isNil(bytes, at[4]!)) {
         const o = optsAt(4);
         const key = own(o, 'key');
         if (key !== undefined && key !== null) {
           if (typeof key !== 'string') fail('key must be a string');
-          if (utf8Length(key as string) > MAX_KEY_BYTES) {
-            throw new FrameError('too-large', `key longer than ${MAX_KEY_BYTES} bytes`, id);
-          }
-          if ((key as string).length > 0) frame.key = key as string;
+          frame.key = key as string;
         }
         const headers = own(o, 'headers');
-        if (headers !== undefined && headers !== null) {
-          const h = checkHeaders(headers);
-          if (typeof h === 'string') fail(h);
-          if (Object.keys(h).length > 0) frame.headers = packr.pack(h) as Uint8Array;
-        }
+        if (headers !== undefined && headers !== null) frame.headers = headers;
       }
       return frame;
     }

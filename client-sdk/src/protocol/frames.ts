@@ -99,8 +99,6 @@ export interface PubFrame<D = unknown, H = Headers> {
   headers?: H;
 }
 
-/** A PUB as the gateway holds it: payload and headers still MessagePack-encoded. */
-export type EncodedPubFrame = PubFrame<Uint8Array, Uint8Array>;
 
 export interface AckFrame {
   type: 9;
@@ -169,8 +167,11 @@ export type ClientFrame<D = unknown, H = Headers> =
   | PingFrame
   | PongFrame;
 
-/** Client frames as the gateway decodes them (PUB payload kept encoded). */
-export type EncodedClientFrame = ClientFrame<Uint8Array, Uint8Array>;
+/**
+ * Client frames as the gateway decodes them: the PUB payload kept encoded, its headers as sent
+ * (unchecked: the publish service checks them).
+ */
+export type EncodedClientFrame = ClientFrame<Uint8Array, unknown>;
 
 /** Frames the gateway sends. */
 export type ServerFrame =

@@ -1,17 +1,16 @@
 /**
  * uWebSockets.js wiring for /v1/ws: upgrade → open → message/drain → close, each handed to a
- * Session. The only file besides app.ts that touches uWS WebSocket objects.
+ * Session. The only file that touches uWS WebSocket objects. An upgrade goes through the same
+ * response stack as every HTTP route (origin check, JSON error, request metrics).
  *
  * Outbox: frames a session sends from async completions (ACKs after a commit, catch-up reads) are
  * queued per connection and written once per loop turn inside one cork, so a commit that
  * acknowledges a thousand publishes costs a few syscalls, not a thousand.
  */
-import {
-  CloseCode,
-  type ErrorCode,
-} from '@sluice/client/protocol';
+import { CloseCode } from '@sluice/client/protocol';
 import type { TemplatedApp, WebSocket, us_socket_context_t, HttpResponse, HttpRequest } from 'uWebSockets.js';
 import type { Conn } from '../hub/conn.js';
+import { begin, type HttpBasics } from '../http/context.js';
 import { Session, type SessionContext } from '../session/session.js';
 
 /**
@@ -159,8 +158,8 @@ export class UwsConn implements Conn {
 export interface WsOptions {
   ctx: SessionContext;
   sessions: Set<Session>;
-  /** Origin check for upgrades (`host`: the Host header); returns an error code to refuse. */
-  checkOrigin?: (origin: string, host: string) => ErrorCode | undefined;
+  /** Origin policy and metrics, as for HTTP routes. */
+  http: HttpBasics;
 }
 
 function text(buf: ArrayBuffer): string {
@@ -195,15 +194,10 @@ export function mountWebSocket(app: TemplatedApp, opts: WsOptions): void {
       const key = req.getHeader('sec-websocket-key');
       const protocol = req.getHeader('sec-websocket-protocol');
       const extensions = req.getHeader('sec-websocket-extensions');
-      const origin = req.getHeader('origin');
       const userAgent = req.getHeader('user-agent');
-      const refused = origin && opts.checkOrigin ? opts.checkOrigin(origin, req.getHeader('host')) : undefined;
-      if (refused) {
-        metrics.error(refused);
-        res.writeStatus('403 Forbidden').writeHeader('content-type', 'application/json')
-          .end(JSON.stringify({ error: { code: refused, message: `origin ${origin} is not allowed` } }));
-        return;
-      }
+      const ex = begin(res, req, 'upgrade', opts.http); // answers 403 for a refused origin
+      if (!ex) return;
+      ex.handedOver(101);
       res.upgrade<UserData>(
         { conn: { remoteAddress: remoteAddressOf(res), userAgent } },
         key, protocol, extensions, context,

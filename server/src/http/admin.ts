@@ -25,10 +25,11 @@ type ConnectionRow = Wire.ConnectionRow;
 type SubState = SubscriberRow['state'];
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { Principal } from '../auth/auth.js';
-import type { Subscription } from '../hub/subscription.js';
+import { atExpiry } from '../core/expiry.js';
+import type { SubscriptionView } from '../hub/subscription.js';
 import type { TopicInfo, TopicLog } from '../log/log.js';
 import type { Session } from '../session/session.js';
-import { authenticate, begin, guard, tokenOf, topicPath, type HttpContext } from './context.js';
+import { authenticate, begin, guard, streamsFull, tokenOf, topicPath, type HttpContext } from './context.js';
 import type { Exchange } from './exchange.js';
 import type { LongPolls } from './pull.js';
 import { SseWriter, type TopicStream, type TopicStreams } from './sse.js';
@@ -81,8 +82,8 @@ export interface FeedWants {
 
 interface FeedReader {
   writer: SseWriter;
-  principal: Principal;
   wants: FeedWants;
+  cancelExpiry: (() => void) | undefined;
 }
 
 /**
@@ -106,20 +107,30 @@ class AdminFeed {
   async add(ex: Exchange, principal: Principal, wants: FeedWants): Promise<void> {
     const chunkFor = await this.render([wants]);
     if (!ex.open) return;
-    const reader: FeedReader = { writer: new SseWriter(ex, () => {}), principal, wants };
+    const reader: FeedReader = { writer: new SseWriter(ex, () => {}), wants, cancelExpiry: undefined };
     this.readers.add(reader);
     ex.onAbort(() => this.remove(reader));
     reader.writer.start(`retry: 2000\n${chunkFor(wants)}`);
+    if (principal.expiresAt !== undefined) {
+      reader.cancelExpiry = atExpiry(principal.expiresAt, () => {
+        reader.writer.end({ name: 'end', data: { code: 'unauthorized', message: 'token expired' } });
+        this.remove(reader);
+      });
+    }
     this.timer ??= setInterval(() => void this.tick(), 1000);
   }
 
   close(): void {
-    for (const r of this.readers) r.writer.end({ name: 'end', data: { code: 'shutting-down', message: 'the gateway is shutting down' } });
+    for (const r of this.readers) {
+      r.cancelExpiry?.();
+      r.writer.end({ name: 'end', data: { code: 'shutting-down', message: 'the gateway is shutting down' } });
+    }
     this.readers.clear();
     this.stop();
   }
 
   private remove(r: FeedReader): void {
+    r.cancelExpiry?.();
     this.readers.delete(r);
     if (this.readers.size === 0) this.stop();
   }
@@ -133,13 +144,6 @@ class AdminFeed {
     if (this.busy) return;
     this.busy = true;
     try {
-      const now = Date.now();
-      for (const r of this.readers) {
-        if (r.principal.expiresAt !== undefined && r.principal.expiresAt <= now) {
-          r.writer.end({ name: 'end', data: { code: 'unauthorized', message: 'token expired' } });
-          this.remove(r);
-        }
-      }
       const ready = [...this.readers].filter((r) => !r.writer.blocked && r.writer.open);
       if (ready.length === 0) return;
       const chunkFor = await this.render(ready.map((r) => r.wants));
@@ -241,7 +245,7 @@ export class Admin {
     return rows;
   }
 
-  private wsSubscriber(sub: Subscription, head: number, session: Session | undefined): SubscriberRow {
+  private wsSubscriber(sub: SubscriptionView, head: number, session: Session | undefined): SubscriberRow {
     const { hub } = this.ctx;
     const { credit, cursor } = hub.position(sub);
     const state: SubState = sub.state === 'live' || sub.state === 'paused' ? sub.state : 'catchup';
@@ -393,9 +397,7 @@ export class Admin {
         if (!p) return;
         const invalid = topic === undefined ? null : topicError(topic, { allowReserved: true });
         if (invalid) return ex.error('invalid-topic', invalid);
-        if (streamsOpen() >= this.ctx.http.maxStreams) {
-          return ex.error('limit-exceeded', `at most ${this.ctx.http.maxStreams} long-polls and event streams at once`);
-        }
+        if (streamsFull(ex, this.ctx, streamsOpen)) return;
         await this.feed.add(ex, p, { connections, topic });
       });
     });

@@ -14,7 +14,7 @@
  */
 import type { TemplatedApp } from 'uWebSockets.js';
 import { Admin } from './admin.js';
-import { begin, topicPath, type HttpContext } from './context.js';
+import { begin, notFound, topicPath, type HttpContext } from './context.js';
 import { publishBatch, publishOne } from './publish.js';
 import { LongPolls, pull } from './pull.js';
 import { events, TopicStreams } from './sse.js';
@@ -26,8 +26,8 @@ export class HttpApi {
 
   constructor(app: TemplatedApp, private readonly ctx: HttpContext) {
     const { metrics } = ctx;
-    this.polls = new LongPolls(ctx.store, metrics);
-    this.streams = new TopicStreams(ctx.store, metrics, ctx.limits.heartbeatMs);
+    this.polls = new LongPolls(ctx.store, ctx.reader, metrics);
+    this.streams = new TopicStreams(ctx.store, ctx.reader, metrics, ctx.limits.heartbeatMs);
     this.admin = new Admin(ctx, this.polls, this.streams);
     const open = () => this.openStreams;
 
@@ -54,7 +54,7 @@ export class HttpApi {
       if (path?.action === 'events' && method === 'get') return events(res, req, path.topic, ctx, this.streams, open);
       const ex = begin(res, req, 'not_found', ctx);
       if (!ex) return;
-      if (!path) return ex.error('bad-request', `no route for ${method.toUpperCase()} ${req.getUrl().slice(0, 300)}`, 404);
+      if (!path) return notFound(ex, method, req.getUrl());
       const allow = path.action === 'messages' ? 'GET, POST, OPTIONS' : 'GET, OPTIONS';
       ex.error('bad-request', `${method.toUpperCase()} is not allowed here (allowed: ${allow})`, 405, { allow });
     });

@@ -3,10 +3,11 @@
  * origin check, token, authentication, body (size-capped while it streams in), and a guard that
  * turns any failure of a handler into a counted 500 instead of a crash.
  */
-import { ErrorCodes, type ErrorCode } from '@sluice/client/protocol';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { AuthError, type Authenticator, type Principal } from '../auth/auth.js';
 import type { HttpLimits, Limits } from '../config.js';
+import type { PublishError, PublishService } from '../core/publish.js';
+import type { CursorReader } from '../core/start.js';
 import type { Hub } from '../hub/hub.js';
 import type { TopicLog } from '../log/log.js';
 import type { Metrics } from '../metrics.js';
@@ -17,6 +18,8 @@ import type { OriginPolicy } from './origins.js';
 
 export interface HttpContext {
   store: TopicLog;
+  publisher: PublishService;
+  reader: CursorReader;
   hub: Hub;
   auth: Authenticator;
   metrics: Metrics;
@@ -28,11 +31,14 @@ export interface HttpContext {
   version: string;
 }
 
+/** What every route needs to answer: the origin policy and the metrics. */
+export type HttpBasics = Pick<HttpContext, 'origins' | 'metrics'>;
+
 /**
  * Opens an exchange for a request, or answers 403 (in the synchronous top) when the request comes
  * from a browser origin the policy refuses. MUST be called in the synchronous top of a handler.
  */
-export function begin(res: HttpResponse, req: HttpRequest, route: string, ctx: HttpContext): Exchange | undefined {
+export function begin(res: HttpResponse, req: HttpRequest, route: string, ctx: HttpBasics): Exchange | undefined {
   const origin = req.getHeader('origin');
   const allowed = !origin || ctx.origins.allows(origin, req.getHeader('host'));
   const ex = new Exchange(res, route, ctx.metrics, allowed ? origin : '');
@@ -75,15 +81,25 @@ export async function authenticate(ex: Exchange, ctx: HttpContext, token: string
   }
 }
 
-/** Rate limit key of a principal: its `sub` with real tokens, its address in dev mode. */
-export function clientKey(ctx: HttpContext, principal: Principal, remoteAddress: string): string {
-  return ctx.auth.mode === 'dev' ? `addr:${remoteAddress}` : `sub:${principal.id}`;
+/** Answers a refused publish: its code's status, and `Retry-After` (whole seconds, at least 1) when it says when to retry. */
+export function refused(ex: Exchange, err: PublishError): void {
+  const after = err.retryAfterMs === undefined ? undefined : { 'retry-after': String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))) };
+  ex.error(err.code, err.message, undefined, after);
 }
 
-/** Answers 429 with Retry-After (whole seconds, at least 1). */
-export function rateLimited(ex: Exchange, waitMs: number): void {
-  const s = Math.max(1, Math.ceil(waitMs / 1000));
-  ex.error('rate-limited', `publish rate limit reached; retry in ${s} s`, 429, { 'retry-after': String(s) });
+/**
+ * Long-polls, event streams and admin streams share one cap (`--max-http-streams`). Answers 429
+ * `limit-exceeded` and returns true when it is reached.
+ */
+export function streamsFull(ex: Exchange, ctx: HttpContext, open: () => number): boolean {
+  if (open() < ctx.http.maxStreams) return false;
+  ex.error('limit-exceeded', `at most ${ctx.http.maxStreams} long-polls and event streams at once`);
+  return true;
+}
+
+/** The peer's address as text. */
+export function remoteAddress(res: HttpResponse): string {
+  return Buffer.from(res.getRemoteAddressAsText()).toString();
 }
 
 /**
@@ -157,12 +173,13 @@ export function topicPath(url: string, prefix: string, actions: readonly string[
   return undefined;
 }
 
+/** The answer for a path no route serves. */
+export function notFound(ex: Exchange, method: string, url: string): void {
+  ex.error('bad-request', `no route for ${method.toUpperCase()} ${url.slice(0, 300)}`, 404);
+}
+
 /** Parses an unsigned integer query parameter: undefined when absent, NaN when malformed. */
 export function uintParam(v: string | undefined): number | undefined {
   if (v === undefined || v === '') return undefined;
   return /^\d{1,16}$/.test(v) && Number.isSafeInteger(Number(v)) ? Number(v) : Number.NaN;
-}
-
-export function badRequest(ex: Exchange, message: string, code: ErrorCode = 'bad-request'): void {
-  ex.error(code, message, ErrorCodes[code].status);
 }

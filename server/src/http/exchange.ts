@@ -15,8 +15,19 @@
  */
 import { ErrorCodes, type ErrorCode } from '@sluice/client/protocol';
 import type { HttpResponse } from 'uWebSockets.js';
-import { statusLine } from '../gateway/http.js';
 import type { Metrics } from '../metrics.js';
+
+const STATUS_TEXT: Record<number, string> = {
+  101: 'Switching Protocols', 200: 'OK', 201: 'Created', 204: 'No Content', 301: 'Moved Permanently',
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
+  409: 'Conflict', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 422: 'Unprocessable Content',
+  429: 'Too Many Requests', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error',
+  503: 'Service Unavailable', 507: 'Insufficient Storage',
+};
+
+export function statusLine(status: number): string {
+  return `${status} ${STATUS_TEXT[status] ?? ''}`.trimEnd();
+}
 
 export type ResponseHeaders = Record<string, string>;
 
@@ -88,6 +99,16 @@ export class Exchange {
       if (headers) for (const k in headers) this.res.writeHeader(k, headers[k]!);
       this.res.end(body, close);
     });
+    this.record(status);
+  }
+
+  /**
+   * The request was answered by other means (a WebSocket upgrade): nothing more may be written;
+   * it is counted with `status`.
+   */
+  handedOver(status: number): void {
+    if (this.state !== 'open') return;
+    this.state = 'done';
     this.record(status);
   }
 

@@ -15,7 +15,6 @@ import {
   decodeEntry,
   decodeValue,
   encodeValue,
-  payloadError,
   splitEntry,
   type ErrorCode,
 } from '@sluice/client/protocol';
@@ -72,38 +71,28 @@ export function isBad(v: unknown): v is BadPayload {
   return v instanceof BadBox;
 }
 
-/** Encodes a data value for storage and checks it is deliverable (depth) and fits `maxBytes`. */
-export function encodeData(value: unknown, maxBytes: number): Uint8Array | BadPayload {
-  let encoded: Uint8Array;
+/** Encodes a data value for storage (its checks are the publish service's). */
+export function encodeData(value: unknown): Uint8Array | BadPayload {
   try {
-    encoded = encodeValue(value);
+    return encodeValue(value);
   } catch (err) {
     return bad('bad-request', `data cannot be encoded: ${(err as Error).message}`);
   }
-  return checkEncoded(encoded, maxBytes);
-}
-
-export function checkEncoded(encoded: Uint8Array, maxBytes: number): Uint8Array | BadPayload {
-  if (encoded.length > maxBytes) return bad('too-large', `payload of ${encoded.length} bytes exceeds ${maxBytes}`);
-  // The same rule as a WebSocket PUB: refuse what could not be delivered in every frame.
-  const deep = payloadError(encoded);
-  if (deep) return bad('bad-request', deep);
-  return encoded;
 }
 
 /** The stored payload for a single-message publish body, by Content-Type. */
-export function payloadOf(contentType: string, body: Uint8Array, maxBytes: number): Uint8Array | BadPayload {
+export function payloadOf(contentType: string, body: Uint8Array): Uint8Array | BadPayload {
   const type = mediaType(contentType);
   if (isJsonType(type)) {
     const v = parseJson(body);
-    return isBad(v) ? v : encodeData(v, maxBytes);
+    return isBad(v) ? v : encodeData(v);
   }
   if (isMsgpackType(type)) {
     const v = parseMsgpack(body);
     // Kept byte for byte, like a WebSocket PUB's payload.
-    return isBad(v) ? v : checkEncoded(body, maxBytes);
+    return isBad(v) ? v : body;
   }
-  return encodeData(body, maxBytes);
+  return encodeData(body);
 }
 
 

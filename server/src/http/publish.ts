@@ -1,9 +1,11 @@
 /**
- * Edge publishing over HTTP.
+ * Edge publishing over HTTP: parsing requests and rendering outcomes; the checks and the append are
+ * the publish service's (core/publish.ts), the same as for a WebSocket PUB.
  *
  * - `POST /v1/topics/{topic}/messages`: the body is the message (by Content-Type, see messages.ts),
- *   `Idempotency-Key` the optional key → 201 `{offset, epoch, duplicate: false}`, or 200 with
- *   `duplicate: true` and the original offset.
+ *   `Idempotency-Key` the optional key, `Sluice-Headers` optional message headers as a JSON object
+ *   of string values → 201 `{offset, epoch, duplicate: false}`, or 200 with `duplicate: true` and
+ *   the original offset.
  * - `POST /v1/publish`: `{"messages": [{topic, data, key?, headers?, encoding?}]}` (JSON or
  *   MessagePack) → 200 `{"results": [...]}`, one result per message in order: `{offset, epoch,
  *   duplicate}` or `{error: {code, message}}`. Messages are independent: an invalid or forbidden
@@ -12,23 +14,16 @@
  *
  * Both acknowledge only after the store made the messages durable, like a WebSocket ACK.
  */
-import {
-  checkHeaders,
-  MAX_KEY_BYTES,
-  topicError,
-  utf8Length,
-  type ErrorCode,
-} from '@sluice/client/protocol';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
+import { clientKey, PublishError, type Publisher, type PublishRequest } from '../core/publish.js';
 import type { Principal } from '../auth/auth.js';
-import { StoreUnavailableError, type AppendInput, type AppendResult } from '../log/log.js';
 import {
   authenticate,
   begin,
-  clientKey,
   guard,
-  rateLimited,
   readBody,
+  refused,
+  remoteAddress,
   tokenOf,
   type HttpContext,
 } from './context.js';
@@ -49,15 +44,22 @@ import {
 /** Most messages in one batch. */
 export const MAX_BATCH = 1000;
 
-function remote(res: HttpResponse): string {
-  return Buffer.from(res.getRemoteAddressAsText()).toString();
-}
-
 /** Content-Encoding other than identity is refused (the gateway does not decompress). */
 function encodingRefused(ex: Exchange, encoding: string): boolean {
   if (!encoding || encoding.toLowerCase() === 'identity') return false;
   ex.error('bad-request', `Content-Encoding ${encoding.slice(0, 40)} is not supported`, 415);
   return true;
+}
+
+function publisher(ctx: HttpContext, principal: Principal, address: string): Publisher {
+  return { principal, client: clientKey(ctx.auth.mode === 'dev', principal, address) };
+}
+
+/** The `Sluice-Headers` request header: a JSON object of message headers (undefined when absent). */
+function headersOf(value: string): unknown {
+  if (!value) return undefined;
+  const v = parseJson(Buffer.from(value));
+  return isBad(v) ? bad('bad-request', 'Sluice-Headers must be a JSON object of string values') : v;
 }
 
 /** `POST /v1/topics/{topic}/messages`. Called in the synchronous top of the route. */
@@ -68,54 +70,31 @@ export function publishOne(res: HttpResponse, req: HttpRequest, topic: string, c
   const contentType = req.getHeader('content-type');
   const encoding = req.getHeader('content-encoding');
   const key = req.getHeader('idempotency-key');
-  const address = remote(res);
+  const headers = headersOf(req.getHeader('sluice-headers'));
+  const address = remoteAddress(res);
   const body = readBody(ex, req.getHeader('content-length'), ctx.http.maxBody);
 
   guard(ex, ctx, async () => {
     const principal = await authenticate(ex, ctx, token);
     if (!principal || !ex.open) return;
-    const invalid = topicError(topic);
-    if (invalid) return ex.error('invalid-topic', invalid);
-    if (!principal.can('pub', topic)) return ex.error('forbidden', `not allowed to publish to ${topic}`);
-    if (utf8Length(key) > MAX_KEY_BYTES) return ex.error('too-large', `Idempotency-Key longer than ${MAX_KEY_BYTES} bytes`);
     if (encodingRefused(ex, encoding)) return;
+    if (isBad(headers)) return ex.error(headers.code, headers.message);
     const bytes = await body;
     if (!bytes || !ex.open) return;
     ctx.metrics.bytesIn.inc(bytes.length);
-    const data = payloadOf(contentType, bytes, ctx.limits.maxFrame);
+    const data = payloadOf(contentType, bytes);
     if (isBad(data)) return ex.error(data.code, data.message, data.status);
-    const wait = ctx.rates.take(clientKey(ctx, principal, address), 1);
-    if (wait > 0) return rateLimited(ex, wait);
-
-    const input: AppendInput = key ? { data, key } : { data };
-    const started = performance.now();
-    let r: AppendResult;
+    // uWS gives '' for an absent header: an empty Idempotency-Key means none.
+    const request: PublishRequest = { topic, data, key: key || undefined, headers };
     try {
-      [r] = (await ctx.store.append(topic, [input])) as [AppendResult];
+      const r = await ctx.publisher.publish(publisher(ctx, principal, address), request);
+      ex.json(r.duplicate ? 200 : 201, r);
     } catch (err) {
-      if (!(err instanceof StoreUnavailableError)) throw err;
-      return ex.error(err.code, err.message, undefined, { 'retry-after': String(err.retryAfterS) });
+      if (!(err instanceof PublishError)) throw err;
+      refused(ex, err);
     }
-    countAppends(ctx, started, [r]);
-    ex.json(r.duplicate ? 200 : 201, { offset: r.offset, epoch: r.epoch, duplicate: r.duplicate });
   });
 }
-
-function countAppends(ctx: HttpContext, started: number, results: readonly AppendResult[]): void {
-  const seconds = (performance.now() - started) / 1000;
-  for (const r of results) {
-    ctx.metrics.appendSeconds.observe(seconds);
-    if (r.duplicate) ctx.metrics.duplicates.inc();
-    else ctx.metrics.messagesIn.inc();
-  }
-}
-
-interface BatchItem {
-  topic: string;
-  input: AppendInput;
-}
-
-type ItemResult = { offset: number; epoch: string; duplicate: boolean } | { error: { code: ErrorCode; message: string } };
 
 /** `POST /v1/publish`. */
 export function publishBatch(res: HttpResponse, req: HttpRequest, ctx: HttpContext): void {
@@ -124,7 +103,7 @@ export function publishBatch(res: HttpResponse, req: HttpRequest, ctx: HttpConte
   const token = tokenOf(req, false);
   const type = mediaType(req.getHeader('content-type'));
   const encoding = req.getHeader('content-encoding');
-  const address = remote(res);
+  const address = remoteAddress(res);
   const body = readBody(ex, req.getHeader('content-length'), ctx.http.maxBody);
 
   guard(ex, ctx, async () => {
@@ -147,87 +126,51 @@ export function publishBatch(res: HttpResponse, req: HttpRequest, ctx: HttpConte
     if (list.length === 0) return ex.error('bad-request', 'messages must not be empty');
     if (list.length > MAX_BATCH) return ex.error('too-large', `at most ${MAX_BATCH} messages per batch`);
 
-    const results: (ItemResult | undefined)[] = new Array(list.length);
-    const valid: { index: number; item: BatchItem }[] = [];
-    list.forEach((raw: unknown, index: number) => {
-      const item = batchItem(raw, principal, ctx.limits.maxFrame);
-      if (isBad(item)) {
-        ctx.metrics.error(item.code);
-        results[index] = { error: { code: item.code, message: item.message } };
-      } else {
-        valid.push({ index, item });
-      }
+    // Malformed entries fail alone; the rest go to the publish service together.
+    const items = list.map((raw: unknown) => batchItem(raw));
+    const requests: PublishRequest[] = [];
+    const at: number[] = [];
+    items.forEach((item, index) => {
+      if (!isBad(item)) { requests.push(item); at.push(index); }
     });
-    if (valid.length > 0) {
-      const wait = ctx.rates.take(clientKey(ctx, principal, address), valid.length);
-      if (wait > 0) return rateLimited(ex, wait);
+    let outcomes;
+    try {
+      outcomes = await ctx.publisher.publishMany(publisher(ctx, principal, address), requests);
+    } catch (err) {
+      if (!(err instanceof PublishError)) throw err;
+      return refused(ex, err); // the batch as a whole (rate limit)
     }
-
-    // Group by topic, keeping order within a topic; append every group in this loop turn so the
-    // store commits the whole batch at once.
-    const groups = new Map<string, { index: number; item: BatchItem }[]>();
-    for (const v of valid) {
-      let g = groups.get(v.item.topic);
-      if (!g) groups.set(v.item.topic, (g = []));
-      g.push(v);
-    }
-    const started = performance.now();
-    await Promise.all([...groups].map(async ([topic, group]) => {
-      try {
-        const appended = await ctx.store.append(topic, group.map((g) => g.item.input));
-        countAppends(ctx, started, appended);
-        appended.forEach((r, i) => {
-          results[group[i]!.index] = { offset: r.offset, epoch: r.epoch, duplicate: r.duplicate };
-        });
-      } catch (err) {
-        if (err instanceof StoreUnavailableError) {
-          ctx.metrics.error(err.code);
-          for (const g of group) results[g.index] = { error: { code: err.code, message: err.message } };
-          return;
-        }
-        ctx.metrics.handlerFailures.inc();
-        ctx.metrics.error('internal');
-        console.error(`sluice: batch append to ${topic} failed`, err);
-        for (const g of group) results[g.index] = { error: { code: 'internal', message: 'the store failed; nothing was stored' } };
-      }
-    }));
+    const results: unknown[] = items.map((item) => (isBad(item) ? failure(ctx, item) : undefined));
+    outcomes.forEach((o, i) => { results[at[i]!] = o instanceof PublishError ? failure(ctx, o) : o; });
     ex.json(200, { results });
   });
 }
 
-/** Validates one batch entry; a BadPayload names what is wrong with it. */
-function batchItem(raw: unknown, principal: Principal, maxBytes: number): BatchItem | BadPayload {
+function failure(ctx: HttpContext, e: { code: PublishError['code']; message: string }): { error: { code: string; message: string } } {
+  ctx.metrics.error(e.code);
+  return { error: { code: e.code, message: e.message } };
+}
+
+/** Parses one batch entry into a publish request; a BadPayload names what is malformed. */
+function batchItem(raw: unknown): PublishRequest | BadPayload {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return bad('bad-request', 'each message must be an object');
   const m = raw as Record<string, unknown>;
-  const topic = m.topic;
-  const invalid = topicError(topic);
-  if (invalid) return bad('invalid-topic', invalid);
-  if (!principal.can('pub', topic as string)) return bad('forbidden', `not allowed to publish to ${topic as string}`);
+  if (typeof m.topic !== 'string') return bad('invalid-topic', 'topic must be a string');
   if (!Object.hasOwn(m, 'data')) return bad('bad-request', 'data missing');
   let data: Uint8Array | BadPayload;
   if (m.encoding !== undefined && m.encoding !== null) {
     if (m.encoding !== 'base64') return bad('bad-request', 'encoding must be "base64" when given');
     if (typeof m.data !== 'string' || !/^[A-Za-z0-9+/_-]*={0,2}$/.test(m.data)) return bad('bad-request', 'data must be a base64 string');
-    data = encodeData(Buffer.from(m.data, m.data.includes('-') || m.data.includes('_') ? 'base64url' : 'base64'), maxBytes);
+    data = encodeData(Buffer.from(m.data, m.data.includes('-') || m.data.includes('_') ? 'base64url' : 'base64'));
   } else {
-    data = encodeData(m.data, maxBytes);
+    data = encodeData(m.data);
   }
   if (isBad(data)) return data;
-  const input: AppendInput = { data };
-  const key = m.key;
-  if (key !== undefined && key !== null && key !== '') {
-    if (typeof key !== 'string') return bad('bad-request', 'key must be a string');
-    if (utf8Length(key) > MAX_KEY_BYTES) return bad('too-large', `key longer than ${MAX_KEY_BYTES} bytes`);
-    input.key = key;
+  const request: PublishRequest = { topic: m.topic, data };
+  if (m.key !== undefined && m.key !== null) {
+    if (typeof m.key !== 'string') return bad('bad-request', 'key must be a string');
+    request.key = m.key;
   }
-  if (m.headers !== undefined && m.headers !== null) {
-    const h = checkHeaders(m.headers);
-    if (typeof h === 'string') return bad('bad-request', h);
-    if (Object.keys(h).length > 0) {
-      const encoded = encodeData(h, maxBytes);
-      if (isBad(encoded)) return encoded;
-      input.headers = encoded;
-    }
-  }
-  return { topic: topic as string, input };
+  if (m.headers !== undefined && m.headers !== null) request.headers = m.headers;
+  return request;
 }

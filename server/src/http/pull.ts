@@ -1,11 +1,14 @@
 /**
- * Pull: `GET /v1/topics/{topic}/messages?from=&limit=&wait=` → `{epoch, head, next, messages}`.
+ * Pull: `GET /v1/topics/{topic}/messages?from=&epoch=&limit=&wait=` → `{epoch, head, next, messages}`.
  *
- * - `from` (default: the oldest retained message) is the first offset wanted; `limit` (default
- *   100, at most 1000) caps the messages returned, and so does a 1 MiB budget (at least one message
- *   is always returned when one exists). `next` is the offset after the last message returned, or
- *   `from` when none was. A `from` older than the retained log adds `"gap": {from, to}` (the
- *   trimmed range), never a silent skip.
+ * - `from` (default: the oldest retained message) is the first offset wanted; where it leads is
+ *   decided by `resolveStart` (core/start.ts), as for a subscription: a `from` older than the
+ *   retained log adds `"gap": {from, to}` (the trimmed range), never a silent skip; a `from` beyond
+ *   head + 1, or an `epoch` that is not the topic's, starts at head + 1. With `from`, the answer
+ *   says `"recovered"` (true when it starts exactly there). `limit` (default 100, at most 1000) caps
+ *   the messages returned, and so does a 1 MiB budget (at least one message is always returned when
+ *   one exists); the page is read with the one read policy, in as many reads as it takes. `next` is
+ *   the offset after the last message returned, or the start when none was.
  * - `wait` (seconds, fractions allowed, capped by `--max-wait`) long-polls: when nothing at or after
  *   `from` exists yet, the request is parked until a message is stored or the wait ends (then it is
  *   answered with no messages).
@@ -17,9 +20,10 @@
  */
 import { topicError } from '@sluice/client/protocol';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
-import type { ReadResult, TopicLog } from '../log/log.js';
+import { resolveStart, type CursorReader, type Position } from '../core/start.js';
+import type { TopicLog } from '../log/log.js';
 import type { Metrics } from '../metrics.js';
-import { authenticate, begin, guard, tokenOf, uintParam, type HttpContext } from './context.js';
+import { authenticate, begin, guard, streamsFull, tokenOf, uintParam, type HttpContext } from './context.js';
 import type { Exchange } from './exchange.js';
 import { messageJson } from './messages.js';
 
@@ -36,8 +40,8 @@ interface Waiter {
   /** First offset wanted. */
   from: number;
   limit: number;
-  /** `from` was given: report a trimmed range as a gap. */
-  explicit: boolean;
+  /** The request named a `from`: the answer says `recovered` (this value, unless trimmed meanwhile). */
+  recovered: boolean | undefined;
   epoch: string;
   /** Topic head last seen, for the empty answer at the deadline. */
   head: number;
@@ -46,18 +50,52 @@ interface Waiter {
   done: boolean;
 }
 
-/** The JSON body of a pull answer. */
-function pullBody(epoch: string, head: number, next: number, messages: readonly string[], gap?: { from: number; to: number }): string {
+/** The JSON body of a pull answer; `recovered` is given when the request named a `from`. */
+function pullBody(epoch: string, head: number, next: number, messages: readonly string[], gap?: { from: number; to: number }, recovered?: boolean): string {
   const g = gap ? `"gap":{"from":${gap.from},"to":${gap.to}},` : '';
-  return `{"epoch":${JSON.stringify(epoch)},"head":${head},"next":${next},${g}"messages":[${messages.join(',')}]}`;
+  const rec = recovered === undefined ? '' : `"recovered":${recovered},`;
+  return `{"epoch":${JSON.stringify(epoch)},"head":${head},"next":${next},${rec}${g}"messages":[${messages.join(',')}]}`;
 }
 
-/** Renders a store read; `from` is what the client asked for (undefined: the oldest retained). */
-function renderRead(r: ReadResult, from: number | undefined): { body: string; count: number } {
-  const messages = r.entries.map((e, i) => messageJson(r.start + i, e));
-  const next = messages.length > 0 ? r.start + messages.length : from ?? r.start;
-  const gap = from !== undefined && r.start > from ? { from, to: r.start - 1 } : undefined;
-  return { body: pullBody(r.epoch, r.head, next, messages, gap), count: messages.length };
+/** One pull answer, read but not rendered: where it starts and the entries from there. */
+interface Page {
+  epoch: string;
+  head: number;
+  start: number;
+  recovered: boolean | undefined;
+  gap?: { from: number; to: number };
+  entries: Uint8Array[];
+}
+
+/**
+ * Reads a page: the start `resolveStart` gives for `want` (the oldest retained when it names no
+ * `from`), then up to `limit` messages and MAX_PULL_BYTES, in reads of the one read policy.
+ */
+async function readPage(reader: CursorReader, topic: string, want: Position, limit: number): Promise<Page> {
+  const first = await reader.read(topic, want.from ?? 0, limit);
+  const start = resolveStart(first, want, 'oldest');
+  const page: Page = { epoch: start.epoch, head: start.head, start: start.from, recovered: want.from === undefined ? undefined : start.recovered, entries: [] };
+  if (start.gap) page.gap = start.gap;
+  if (first.start !== start.from) return page; // a reset (epoch, or beyond the head): nothing to read
+  page.entries = first.entries;
+  let bytes = 0;
+  for (const e of first.entries) bytes += e.length;
+  while (page.entries.length < limit && bytes < MAX_PULL_BYTES && page.start + page.entries.length <= page.head) {
+    const more = await reader.read(topic, page.start + page.entries.length, limit - page.entries.length);
+    if (more.gap || more.entries.length === 0) break; // retention moved meanwhile: answer what we have
+    for (const e of more.entries) {
+      if (bytes + e.length > MAX_PULL_BYTES) return page;
+      bytes += e.length;
+      page.entries.push(e);
+    }
+  }
+  return page;
+}
+
+/** Renders a page. */
+function renderPage(p: Page): { body: string; count: number } {
+  const messages = p.entries.map((e, i) => messageJson(p.start + i, e));
+  return { body: pullBody(p.epoch, p.head, p.start + messages.length, messages, p.gap, p.recovered), count: messages.length };
 }
 
 export class LongPolls {
@@ -68,13 +106,14 @@ export class LongPolls {
   /** Requests parked now. */
   size = 0;
 
-  constructor(private readonly store: TopicLog, private readonly metrics: Metrics) {
+  constructor(store: TopicLog, private readonly reader: CursorReader, private readonly metrics: Metrics) {
     this.unwatch = store.watch((topic, first, entries) => this.onAppend(topic, first, entries));
   }
 
-  park(ex: Exchange, topic: string, from: number, limit: number, explicit: boolean, r: ReadResult, waitMs: number): void {
+  /** Parks a request whose page at `p.start` was empty. */
+  park(ex: Exchange, topic: string, p: Page, limit: number, waitMs: number): void {
     const bucket = Math.ceil((Date.now() + waitMs) / TICK_MS) * TICK_MS;
-    const w: Waiter = { ex, topic, from, limit, explicit, epoch: r.epoch, head: r.head, bucket, done: false };
+    const w: Waiter = { ex, topic, from: p.start, limit, recovered: p.recovered, epoch: p.epoch, head: p.head, bucket, done: false };
     let set = this.byTopic.get(topic);
     if (!set) this.byTopic.set(topic, (set = new Set()));
     set.add(w);
@@ -116,8 +155,7 @@ export class LongPolls {
 
   private expire(w: Waiter): void {
     this.remove(w);
-    const next = w.explicit ? w.from : Math.max(w.from, w.head + 1);
-    w.ex.send(200, 'application/json', pullBody(w.epoch, w.head, next, []));
+    w.ex.send(200, 'application/json', pullBody(w.epoch, w.head, w.from, [], undefined, w.recovered));
   }
 
   private tick(): void {
@@ -155,7 +193,7 @@ export class LongPolls {
         continue;
       }
       try {
-        const key = `${w.from}:${w.limit}`;
+        const key = `${w.from}:${w.limit}:${w.recovered}`;
         rendered ??= new Map();
         let answer = rendered.get(key);
         if (!answer) {
@@ -181,13 +219,14 @@ export class LongPolls {
       bytes += e.length;
       messages.push(messageJson(w.from + messages.length, e));
     }
-    return { body: pullBody(w.epoch, last, w.from + messages.length, messages), count: messages.length };
+    return { body: pullBody(w.epoch, last, w.from + messages.length, messages, undefined, w.recovered), count: messages.length };
   }
 
   private async reread(w: Waiter): Promise<void> {
     try {
-      const r = await this.store.read(w.topic, w.from, { limit: w.limit, maxBytes: MAX_PULL_BYTES });
-      this.answer(w.ex, renderRead(r, w.explicit ? w.from : undefined));
+      const page = await readPage(this.reader, w.topic, { from: w.from, epoch: w.epoch }, w.limit);
+      page.recovered = w.recovered === undefined ? undefined : w.recovered && page.recovered === true;
+      this.answer(w.ex, renderPage(page));
     } catch (err) {
       this.metrics.handlerFailures.inc();
       console.error(`sluice: long-poll read of ${w.topic} failed`, err);
@@ -216,13 +255,14 @@ export function pull(res: HttpResponse, req: HttpRequest, topic: string, ctx: Ht
   if (!ex) return;
   const token = tokenOf(req, true);
   const from = uintParam(req.getQuery('from'));
+  const epoch = req.getQuery('epoch') || undefined;
   const limitParam = uintParam(req.getQuery('limit'));
   const wait = waitMs(req.getQuery('wait'), ctx.http.maxWaitS);
   if (Number.isNaN(from)) return ex.error('bad-request', 'from must be an unsigned integer');
   if (Number.isNaN(limitParam)) return ex.error('bad-request', 'limit must be an unsigned integer');
   if (Number.isNaN(wait)) return ex.error('bad-request', 'wait must be a number of seconds');
   const limit = Math.min(limitParam ?? DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT);
-  const start = from === undefined ? undefined : Math.max(from, 1);
+  const want: Position = from === undefined ? {} : epoch === undefined ? { from } : { from, epoch };
 
   guard(ex, ctx, async () => {
     const principal = await authenticate(ex, ctx, token);
@@ -230,17 +270,15 @@ export function pull(res: HttpResponse, req: HttpRequest, topic: string, ctx: Ht
     const invalid = topicError(topic, { allowReserved: principal.admin });
     if (invalid) return ex.error('invalid-topic', invalid);
     if (!principal.can('history', topic)) return ex.error('forbidden', `not allowed to read the history of ${topic}`);
-    const r = await ctx.store.read(topic, start ?? 0, { limit, maxBytes: MAX_PULL_BYTES });
+    const page = await readPage(ctx.reader, topic, want, limit);
     if (!ex.open) return;
-    if (r.entries.length > 0 || wait === 0 || limit === 0) {
-      const { body, count } = renderRead(r, start);
+    if (page.entries.length > 0 || wait === 0 || limit === 0) {
+      const { body, count } = renderPage(page);
       ctx.metrics.messagesOut.inc(count);
       ctx.metrics.bytesOut.inc(body.length);
       return ex.send(200, 'application/json', body);
     }
-    if (streamsOpen() >= ctx.http.maxStreams) {
-      return ex.error('limit-exceeded', `at most ${ctx.http.maxStreams} long-polls and event streams at once`);
-    }
-    polls.park(ex, topic, start ?? r.start, limit, start !== undefined, r, wait);
+    if (streamsFull(ex, ctx, streamsOpen)) return;
+    polls.park(ex, topic, page, limit, wait);
   });
 }

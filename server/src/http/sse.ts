@@ -11,19 +11,25 @@
  *                                                  expired; kicked; shutting-down)
  *   : comment                                     heartbeats
  *
+ * Where a stream starts is `resolveStart`'s answer (core/start.ts), as for a WebSocket SUB: a
+ * trimmed start is announced with `event: gap` right after `event: subscribed`.
+ *
  * Flow control: the log is the buffer. Each stream has a cursor (the next offset to send). While
- * the socket keeps up, stored batches are written as they are notified; when a write reports
- * backpressure the stream stops, and when uWS says it is writable again it continues from the
- * cursor by reading the store. So at most one read batch (256 messages / 256 KiB of stored bytes)
- * sits in the gateway's buffers per stream, whatever the reader's speed.
+ * the socket keeps up, stored batches of at most DIRECT_MAX messages are written as they are
+ * notified; when a write reports backpressure the stream stops, and when uWS says it is writable
+ * again it continues from the cursor by reading the store under the one read policy (core/start.ts).
+ * So at most one notified batch or one read sits in the gateway's buffers per stream, whatever the
+ * reader's speed.
  */
 import { topicError } from '@sluice/client/protocol';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import type { Principal } from '../auth/auth.js';
+import { atExpiry } from '../core/expiry.js';
+import { resolveStart, type CursorReader, type Position } from '../core/start.js';
 import type { TopicLog } from '../log/log.js';
 import type { Metrics } from '../metrics.js';
 import { randomId } from '../util/id.js';
-import { authenticate, begin, guard, tokenOf, uintParam, type HttpContext } from './context.js';
+import { authenticate, begin, guard, remoteAddress, streamsFull, tokenOf, uintParam, type HttpContext } from './context.js';
 import type { Exchange } from './exchange.js';
 import { messageJson } from './messages.js';
 
@@ -33,9 +39,6 @@ export const SSE_HEADERS = {
   'x-accel-buffering': 'no',
 };
 
-/** One store read while catching up. */
-const READ_BATCH = 256;
-const READ_BYTES = 256 * 1024;
 /** A notified batch bigger than this is sent through the store-read path instead, in bounded pieces. */
 const DIRECT_MAX = 256;
 
@@ -85,6 +88,10 @@ export class SseWriter {
   }
 }
 
+function gapEvent(gap: { from: number; to: number }): string {
+  return `event: gap\ndata: ${JSON.stringify(gap)}\n\n`;
+}
+
 export function eventOf(offset: number, entry: Uint8Array): string {
   return `id: ${offset}\ndata: ${messageJson(offset, entry)}\n\n`;
 }
@@ -101,7 +108,7 @@ export class TopicStream {
   dirty = false;
   closed = false;
   writer!: SseWriter;
-  expiry: ReturnType<typeof setTimeout> | undefined;
+  cancelExpiry: (() => void) | undefined;
 
   constructor(
     readonly topic: string,
@@ -111,18 +118,18 @@ export class TopicStream {
   ) {}
 }
 
-export interface StreamStart {
-  from?: number;
-  epoch?: string;
-}
-
 export class TopicStreams {
   private readonly byTopic = new Map<string, Set<TopicStream>>();
   readonly all = new Set<TopicStream>();
   private readonly unwatch: () => void;
   private readonly heartbeat: ReturnType<typeof setInterval>;
 
-  constructor(private readonly store: TopicLog, private readonly metrics: Metrics, heartbeatMs: number) {
+  constructor(
+    private readonly store: TopicLog,
+    private readonly reader: CursorReader,
+    private readonly metrics: Metrics,
+    heartbeatMs: number,
+  ) {
     this.unwatch = store.watch((topic, first, entries) => this.onAppend(topic, first, entries));
     this.heartbeat = setInterval(() => {
       for (const s of this.all) {
@@ -147,30 +154,24 @@ export class TopicStreams {
   }
 
   /** Starts a stream on an exchange whose principal may subscribe to the topic. */
-  async open(ex: Exchange, s: TopicStream, principal: Principal, start: StreamStart): Promise<void> {
+  async open(ex: Exchange, s: TopicStream, principal: Principal, want: Position): Promise<void> {
     const info = await this.store.info(s.topic);
     if (!ex.open) return;
-    const head = info.head;
-    let from = head + 1;
-    let recovered = false;
-    if (start.from !== undefined && (start.epoch === undefined || start.epoch === info.epoch)) {
-      const wanted = Math.max(start.from, 1);
-      if (wanted <= head + 1) {
-        // A trimmed start is announced by the pump as a gap event.
-        from = wanted;
-        recovered = wanted >= info.first;
-      }
-    }
-    s.cursor = from;
+    const start = resolveStart(info, want);
+    s.cursor = start.from;
     s.writer = new SseWriter(ex, () => void this.pump(s));
     ex.onAbort(() => this.remove(s));
-    const subscribed = { epoch: info.epoch, head, from: Math.max(from, info.first), recovered };
-    s.writer.start(`retry: 2000\nevent: subscribed\ndata: ${JSON.stringify(subscribed)}\n\n`);
+    const subscribed = { epoch: start.epoch, head: start.head, from: start.from, recovered: start.recovered };
+    let first = `retry: 2000\nevent: subscribed\ndata: ${JSON.stringify(subscribed)}\n\n`;
+    if (start.gap) first += gapEvent(start.gap);
+    s.writer.start(first);
     let set = this.byTopic.get(s.topic);
     if (!set) this.byTopic.set(s.topic, (set = new Set()));
     set.add(s);
     this.all.add(s);
-    if (principal.expiresAt !== undefined) this.armExpiry(s, principal.expiresAt);
+    if (principal.expiresAt !== undefined) {
+      s.cancelExpiry = atExpiry(principal.expiresAt, () => this.end(s, 'unauthorized', 'token expired'));
+    }
     void this.pump(s);
   }
 
@@ -187,18 +188,10 @@ export class TopicStreams {
     for (const s of [...this.all]) this.end(s, 'shutting-down', 'the gateway is shutting down');
   }
 
-  private armExpiry(s: TopicStream, expiresAt: number): void {
-    const ms = expiresAt - Date.now();
-    const fire = () => this.end(s, 'unauthorized', 'token expired');
-    if (ms <= 0) return fire();
-    s.expiry = setTimeout(() => (Date.now() >= expiresAt ? fire() : this.armExpiry(s, expiresAt)), Math.min(ms, 2 ** 31 - 1));
-    s.expiry.unref();
-  }
-
   private remove(s: TopicStream): void {
     if (s.closed) return;
     s.closed = true;
-    if (s.expiry) clearTimeout(s.expiry);
+    s.cancelExpiry?.();
     this.all.delete(s);
     const set = this.byTopic.get(s.topic);
     if (set) {
@@ -246,11 +239,11 @@ export class TopicStreams {
       for (;;) {
         if (s.closed || !s.writer.open || s.writer.blocked) return;
         s.dirty = false;
-        const r = await this.store.read(s.topic, s.cursor, { limit: READ_BATCH, maxBytes: READ_BYTES });
+        const r = await this.reader.read(s.topic, s.cursor);
         if (s.closed || !s.writer.open) return;
         let chunk = '';
-        if (r.start > s.cursor) {
-          chunk += `event: gap\ndata: ${JSON.stringify({ from: s.cursor, to: r.start - 1 })}\n\n`;
+        if (r.gap) {
+          chunk += gapEvent(r.gap);
           s.cursor = r.start;
         }
         for (let i = 0; i < r.entries.length; i++) chunk += eventOf(r.start + i, r.entries[i]!);
@@ -282,7 +275,7 @@ export function events(res: HttpResponse, req: HttpRequest, topic: string, ctx: 
   if (Number.isNaN(fromParam)) return ex.error('bad-request', 'from must be an unsigned integer');
   // A reconnecting EventSource sends the last id it saw: that wins over the URL's from.
   const from = lastId !== undefined ? lastId + 1 : fromParam;
-  const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
+  const address = remoteAddress(res);
   const userAgent = req.getHeader('user-agent');
 
   guard(ex, ctx, async () => {
@@ -291,10 +284,8 @@ export function events(res: HttpResponse, req: HttpRequest, topic: string, ctx: 
     const invalid = topicError(topic, { allowReserved: principal.admin });
     if (invalid) return ex.error('invalid-topic', invalid);
     if (!principal.can('sub', topic)) return ex.error('forbidden', `not allowed to subscribe to ${topic}`);
-    if (streamsOpen() >= ctx.http.maxStreams) {
-      return ex.error('limit-exceeded', `at most ${ctx.http.maxStreams} long-polls and event streams at once`);
-    }
-    const s = new TopicStream(topic, principal.id, remoteAddress, userAgent);
+    if (streamsFull(ex, ctx, streamsOpen)) return;
+    const s = new TopicStream(topic, principal.id, address, userAgent);
     await streams.open(ex, s, principal, from === undefined ? {} : epoch === undefined ? { from } : { from, epoch });
   });
 }

@@ -19,13 +19,17 @@
  * Invariant: `tail` is the last offset published natively for the topic. Catch-up reads stop at
  * it, and a subscription joins the native topic only when its cursor is exactly tail + 1, in the
  * same synchronous step, so no offset is ever delivered twice or skipped.
+ *
+ * The hub owns its subscriptions: it creates them (`subscribe`), is the only code that changes
+ * them, and hands out read-only views. Delivery counts and bytes are accounted here alone.
  */
-import { CloseCode, encode, encodeDelivery, encodeStr, type SubscribedFrame } from '@sluice/client/protocol';
+import { CloseCode, encode, encodeDelivery, encodeStr, FrameType } from '@sluice/client/protocol';
+import { resolveStart, type CursorReader, type Position } from '../core/start.js';
 import type { TopicLog } from '../log/log.js';
 import type { Metrics } from '../metrics.js';
 import { MinHeap } from './heap.js';
-import type { Fanout } from './conn.js';
-import { Subscription, type SubState } from './subscription.js';
+import type { Conn, Fanout } from './conn.js';
+import { Subscription, type SubscriptionView, type SubState } from './subscription.js';
 
 export interface HubOptions {
   maxCredit: number;
@@ -34,10 +38,6 @@ export interface HubOptions {
   /** Bytes of those entries per topic, and over all topics. */
   cacheBytes: number;
   cacheTotalBytes: number;
-  /** Most messages read from the store per catch-up batch. */
-  readBatch: number;
-  /** Most bytes read from the store per catch-up batch. */
-  readBytes: number;
   /** Catch-up pauses while a socket has more than this many bytes buffered. */
   highWater: number;
 }
@@ -47,10 +47,17 @@ export const DEFAULT_HUB_OPTIONS: HubOptions = {
   cacheEntries: 1024,
   cacheBytes: 512 * 1024,
   cacheTotalBytes: 64 * 1024 * 1024,
-  readBatch: 512,
-  readBytes: 512 * 1024,
   highWater: 256 * 1024,
 };
+
+/** A SUB as the hub needs it. */
+export interface SubscribeSpec extends Position {
+  id: number;
+  topic: string;
+  /** Who subscribes (the token's `sub`). */
+  clientId: string;
+  credit: number;
+}
 
 interface TopicState {
   topic: string;
@@ -82,14 +89,6 @@ const FRAME_MEMO = 4;
 const NO_ENTRIES: Uint8Array[] = [];
 const NO_FRAMES: TopicState['frames'] = [];
 
-/** SUB options as the hub needs them. */
-export interface Resume {
-  from?: number;
-  epoch?: string;
-}
-
-export type Subscribed = Omit<SubscribedFrame, 'type' | 'subId'>;
-
 export class Hub {
   private readonly topics = new Map<string, TopicState>();
   private readonly unwatch: () => void;
@@ -98,6 +97,7 @@ export class Hub {
 
   constructor(
     private readonly store: TopicLog,
+    private readonly reader: CursorReader,
     private readonly fanout: Fanout,
     private readonly metrics: Metrics,
     private readonly options: HubOptions = DEFAULT_HUB_OPTIONS,
@@ -112,42 +112,44 @@ export class Hub {
   // ---- subscription lifecycle ---------------------------------------------------------------
 
   /**
-   * Registers `sub` and decides where its delivery starts. Returns undefined if the subscription
-   * was closed meanwhile. The caller sends SUBSCRIBED, then calls `start`.
+   * Opens a subscription on `conn`: decides where its delivery starts, sends SUBSCRIBED (and GAP
+   * when requested offsets were trimmed), then delivers under its credit. `opened` resolves once
+   * SUBSCRIBED was sent (or the subscription was closed meanwhile); it rejects when the store could
+   * not be read, and the subscription is then closed.
    */
-  async attach(sub: Subscription, credit: number, resume: Resume): Promise<Subscribed | undefined> {
+  subscribe(conn: Conn, spec: SubscribeSpec): { view: SubscriptionView; opened: Promise<void> } {
+    const sub = new Subscription(spec.id, spec.topic, conn, spec.clientId);
     const t = this.topicState(sub.topic);
     t.subs.add(sub);
     this.counts.opening++;
-    sub.credit = Math.min(credit, this.options.maxCredit);
+    sub.credit = Math.min(spec.credit, this.options.maxCredit);
+    const opened = this.open(t, sub, spec).catch((err: unknown) => {
+      this.unsubscribe(sub);
+      throw err;
+    });
+    return { view: sub, opened };
+  }
+
+  private async open(t: TopicState, sub: Subscription, want: Position): Promise<void> {
     const info = await this.store.info(sub.topic);
     if (t.tail < 0) {
       t.tail = Math.max(info.head, t.seen);
       t.cacheFirst = t.tail + 1; // the cache starts with what is published from now on
     }
-    if (sub.state === 'closed') return undefined;
-
-    const head = t.tail;
-    let from = head + 1;
-    let recovered = false;
-    if (resume.from !== undefined && (resume.epoch === undefined || resume.epoch === info.epoch)) {
-      const wanted = Math.max(resume.from, 1);
-      if (wanted < info.first) from = info.first; // trimmed: start at what is left
-      else if (wanted <= head + 1) { from = wanted; recovered = true; }
-    }
-    sub.cursor = from;
-    return { epoch: info.epoch, head, from, recovered };
-  }
-
-  /** Begins delivery for an attached subscription. */
-  start(sub: Subscription): void {
-    if (sub.state !== 'opening') return;
+    if (sub.state === 'closed') return;
+    const start = resolveStart({ epoch: info.epoch, head: t.tail, first: info.first }, want);
+    sub.cursor = start.from;
+    sub.conn.send(encode({
+      type: FrameType.SUBSCRIBED, subId: sub.id, epoch: start.epoch, head: start.head, from: start.from, recovered: start.recovered,
+    }));
+    if (start.gap) sub.conn.send(encode({ type: FrameType.GAP, topic: sub.topic, from: start.gap.from, to: start.gap.to }));
     this.setState(sub, sub.credit > 0 ? 'catchup' : 'paused');
     void this.pump(sub);
   }
 
   /** Adds credit (CREDIT frame). Outstanding credit is capped at maxCredit. */
-  grant(sub: Subscription, n: number): void {
+  grant(view: SubscriptionView, n: number): void {
+    const sub = view as Subscription;
     const max = this.options.maxCredit;
     if (sub.state === 'closed') return;
     if (sub.state === 'live') {
@@ -162,9 +164,13 @@ export class Hub {
     }
   }
 
-  /** Ends a subscription (UNSUB or connection closed). */
-  detach(sub: Subscription): void {
-    if (sub.state === 'closed') return;
+  /**
+   * Ends a subscription (UNSUB or connection closed). Returns the bytes it received by native
+   * fan-out over its life (they bypass its connection's send path), for the connection's total.
+   */
+  unsubscribe(view: SubscriptionView): number {
+    const sub = view as Subscription;
+    if (sub.state === 'closed') return sub.nativeBytes;
     const t = this.topics.get(sub.topic);
     if (sub.state === 'live' && t) this.leaveLive(t, sub, t.tail + 1);
     this.setState(sub, 'closed');
@@ -175,10 +181,12 @@ export class Hub {
         this.topics.delete(sub.topic);
       }
     }
+    return sub.nativeBytes;
   }
 
   /** Credit a subscription has left and the last offset it was given, for the admin API. */
-  position(sub: Subscription): { credit: number; cursor: number } {
+  position(view: SubscriptionView): { credit: number; cursor: number } {
+    const sub = view as Subscription;
     if (sub.state === 'live') {
       const tail = this.topics.get(sub.topic)?.tail ?? 0;
       return { credit: sub.limit - tail, cursor: tail };
@@ -187,19 +195,15 @@ export class Hub {
   }
 
   /** Delivered count including the current live run. */
-  delivered(sub: Subscription): number {
+  delivered(view: SubscriptionView): number {
+    const sub = view as Subscription;
     if (sub.state !== 'live') return sub.delivered;
     return sub.delivered + (this.topics.get(sub.topic)?.tail ?? sub.liveFrom) - sub.liveFrom;
   }
 
-  /** Bytes delivered including the current live run. */
-  bytesOut(sub: Subscription): number {
-    if (sub.state !== 'live') return sub.bytesOut;
-    return sub.bytesOut + (this.topics.get(sub.topic)?.bytes ?? sub.liveBytesFrom) - sub.liveBytesFrom;
-  }
-
   /** Bytes the subscription received by native fan-out (they bypass its connection's send path). */
-  nativeBytesOut(sub: Subscription): number {
+  nativeBytesOut(view: SubscriptionView): number {
+    const sub = view as Subscription;
     if (sub.state !== 'live') return sub.nativeBytes;
     return sub.nativeBytes + (this.topics.get(sub.topic)?.bytes ?? sub.liveBytesFrom) - sub.liveBytesFrom;
   }
@@ -209,7 +213,7 @@ export class Hub {
   }
 
   /** Local subscriptions of a topic (admin API). */
-  subscribers(topic: string): Subscription[] {
+  subscribers(topic: string): SubscriptionView[] {
     return [...(this.topics.get(topic)?.subs ?? [])];
   }
 
@@ -226,7 +230,7 @@ export class Hub {
     sub.pumping = true;
     let emptyReads = 0;
     try {
-      const { readBatch, readBytes, highWater } = this.options;
+      const { highWater } = this.options;
       for (;;) {
         const t = this.topics.get(sub.topic);
         if (!t || (sub.state !== 'catchup' && sub.state !== 'paused')) return;
@@ -238,15 +242,14 @@ export class Hub {
         if (sub.cursor >= t.cacheFirst) {
           // The newest entries are cached: no store read, no await.
           const i = sub.cursor - t.cacheFirst;
-          this.deliver(t, sub, t.cache, i, i + Math.min(sub.credit, readBatch, t.cache.length - i));
+          this.deliver(t, sub, t.cache, i, i + Math.min(sub.credit, this.reader.policy.batch, t.cache.length - i));
           continue;
         }
-        const want = Math.min(sub.credit, readBatch, t.tail - sub.cursor + 1);
-        const r = await this.store.read(sub.topic, sub.cursor, { limit: want, maxBytes: readBytes });
+        const r = await this.reader.read(sub.topic, sub.cursor, Math.min(sub.credit, t.tail - sub.cursor + 1));
         if (sub.state !== 'catchup' || sub.conn.closed) return;
-        if (r.start > sub.cursor) {
+        if (r.gap) {
           // Retention removed what this subscription still needed: say so, then go on.
-          sub.conn.send(encode({ type: 14, topic: sub.topic, from: sub.cursor, to: r.start - 1 }));
+          sub.conn.send(encode({ type: FrameType.GAP, topic: sub.topic, from: r.gap.from, to: r.gap.to }));
           sub.cursor = r.start;
           continue;
         }
@@ -270,7 +273,7 @@ export class Hub {
     } catch (err) {
       this.metrics.handlerFailures.inc();
       console.error(`sluice: catch-up failed for ${sub.topic}`, err);
-      sub.conn.send(encode({ type: 11, id: sub.id, code: 'internal', message: 'reading the topic log failed' }));
+      sub.conn.send(encode({ type: FrameType.ERROR, id: sub.id, code: 'internal', message: 'reading the topic log failed' }));
       this.metrics.error('internal');
     } finally {
       sub.pumping = false;
@@ -289,7 +292,6 @@ export class Hub {
       t.frames.push({ first: sub.cursor, count: n, bytes: frame });
     }
     sub.conn.send(frame);
-    sub.bytesOut += frame.length;
     this.metrics.messagesOut.inc(n);
     this.metrics.bytesOut.inc(frame.length);
     sub.cursor += n;
@@ -341,7 +343,6 @@ export class Hub {
     sub.conn.leave(t.topic);
     t.live--;
     sub.delivered += next - 1 - sub.liveFrom;
-    sub.bytesOut += t.bytes - sub.liveBytesFrom;
     sub.nativeBytes += t.bytes - sub.liveBytesFrom;
     sub.cursor = next;
     sub.credit = Math.max(0, sub.limit - (next - 1));
@@ -437,6 +438,5 @@ export class Hub {
     this.counts[sub.state]--;
     this.counts[state]++;
     sub.state = state;
-    sub.stateSince = Date.now();
   }
 }

@@ -1,5 +1,6 @@
 /**
  * One subscription: a connection's interest in one topic, with its credit and its place in the log.
+ * The hub creates and changes it; everyone else sees a `SubscriptionView`.
  *
  * States (see client-sdk/STATES.md for the client's view):
  *   opening → catchup | paused      after SUBSCRIBED, depending on credit
@@ -7,9 +8,9 @@
  *   catchup → paused                credit ran out while reading the store
  *   live    → paused                its limit was reached (popped before a publish)
  *   paused  → catchup               CREDIT arrived
- *   any     → closed                UNSUB or the connection closed
+ *   any     → closed                UNSUB, the connection closed, or opening failed
  *
- * Invariants:
+ * Invariants (kept by the Hub, the only writer):
  * - Not live: `cursor` is the next offset to deliver and `credit` what it may still receive.
  * - Live: the connection receives every frame published natively for the topic, and `limit` is
  *   the highest offset it may receive. Its credit is `limit - topic tail`; `cursor` is unused.
@@ -19,7 +20,19 @@ import type { Conn } from './conn.js';
 
 export type SubState = 'opening' | 'catchup' | 'paused' | 'live' | 'closed';
 
-export class Subscription {
+/** What the hub shows of a subscription to sessions and the admin API. */
+export interface SubscriptionView {
+  readonly id: number;
+  readonly topic: string;
+  readonly conn: Conn;
+  /** Who subscribed (the token's `sub`), for the admin API. */
+  readonly clientId: string;
+  readonly state: SubState;
+  readonly createdAt: number;
+}
+
+/** @internal The hub's own record. MUST NOT be changed outside hub.ts. */
+export class Subscription implements SubscriptionView {
   state: SubState = 'opening';
   cursor = 0;
   credit = 0;
@@ -30,21 +43,18 @@ export class Subscription {
   liveFrom = 0;
   /** Messages delivered (while live, those since `liveFrom` are added on leaving). */
   delivered = 0;
-  /** Bytes delivered, the same way (`liveBytesFrom` marks the topic's byte count at joining). */
-  bytesOut = 0;
+  /** The topic's native byte count when it went live. */
   liveBytesFrom = 0;
   /** Bytes received through the native topic in finished live runs (not sent via its connection). */
   nativeBytes = 0;
   /** A store read is in progress for it. */
   pumping = false;
   readonly createdAt = Date.now();
-  stateSince = Date.now();
 
   constructor(
     readonly id: number,
     readonly topic: string,
     readonly conn: Conn,
-    /** Who subscribed (the token's `sub`), for the admin API. */
     readonly clientId: string,
   ) {}
 }

@@ -16,6 +16,7 @@ import {
   decodeClientFrame,
   encode,
   FrameError,
+  FrameType,
   isPattern,
   topicError,
   type EncodedClientFrame,
@@ -25,23 +26,24 @@ import {
 } from '@sluice/client/protocol';
 import { AuthError, type Authenticator, type Principal } from '../auth/auth.js';
 import type { Limits } from '../config.js';
+import { atExpiry } from '../core/expiry.js';
+import { clientKey, PublishError, type Publisher, type PublishService } from '../core/publish.js';
 import type { Conn } from '../hub/conn.js';
 import type { Hub } from '../hub/hub.js';
-import { Subscription } from '../hub/subscription.js';
-import { StoreUnavailableError, type TopicLog } from '../log/log.js';
+import type { SubscriptionView } from '../hub/subscription.js';
 import type { Metrics } from '../metrics.js';
-import type { RateLimiter, TokenBucket } from '../ratelimit.js';
+import type { RateLimiter } from '../ratelimit.js';
 import { randomId } from '../util/id.js';
 
 export interface SessionContext {
   hub: Hub;
-  store: TopicLog;
+  publisher: PublishService;
   auth: Authenticator;
   limits: Limits;
   metrics: Metrics;
   version: string;
-  /** Publish rate limits; absent: unlimited. */
-  rates?: RateLimiter;
+  /** Publish rate limits (for the connection's own bucket). */
+  rates: RateLimiter;
 }
 
 export interface PeerInfo {
@@ -61,7 +63,7 @@ function intern(name: string): string {
 }
 
 /** The subscriptions of a connection that has none; never written to. */
-const NO_SUBS: Map<number, Subscription> = new Map();
+const NO_SUBS: Map<number, SubscriptionView> = new Map();
 
 /** Frames accepted while the token is being checked. */
 const MAX_QUEUED_FRAMES = 256;
@@ -75,21 +77,20 @@ export class Session {
   clientName = '';
   bytesIn = 0;
   /** Subscriptions by id (a shared empty map until the first SUB: idle connections stay small). */
-  subs: Map<number, Subscription> = NO_SUBS;
-  private byTopic: Map<string, Subscription> | undefined;
+  subs: Map<number, SubscriptionView> = NO_SUBS;
+  private byTopic: Map<string, SubscriptionView> | undefined;
   private queued: Uint8Array[] | undefined;
   private inflight = 0;
-  private expiry: ReturnType<typeof setTimeout> | undefined;
+  private cancelExpiry: (() => void) | undefined;
   /** Native fan-out bytes of subscriptions that ended. */
   private endedNativeBytes = 0;
-  private readonly bucket: TokenBucket | undefined;
+  /** Who publishes on this connection (set at WELCOME). */
+  private who: Publisher | undefined;
 
   constructor(
     readonly conn: Conn,
     private readonly ctx: SessionContext,
-  ) {
-    this.bucket = ctx.rates?.connectionBucket();
-  }
+  ) {}
 
   /** Bytes sent to this connection: frames it was sent plus what reached it by native fan-out. */
   get bytesOut(): number {
@@ -126,11 +127,8 @@ export class Session {
   closed(): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    if (this.expiry) clearTimeout(this.expiry);
-    for (const sub of this.subs.values()) {
-      this.ctx.hub.detach(sub);
-      this.endedNativeBytes += sub.nativeBytes;
-    }
+    this.cancelExpiry?.();
+    for (const sub of this.subs.values()) this.endedNativeBytes += this.ctx.hub.unsubscribe(sub);
     this.subs = NO_SUBS;
     this.byTopic = undefined;
     this.queued = undefined;
@@ -167,7 +165,7 @@ export class Session {
       return;
     }
     if (this.state === 'hello') {
-      if (frame.type !== 1) {
+      if (frame.type !== FrameType.HELLO) {
         this.fatal(0, 'bad-frame', 'HELLO must be the first frame', CloseCode.POLICY);
         return;
       }
@@ -175,13 +173,13 @@ export class Session {
       return;
     }
     switch (frame.type) {
-      case 1: return this.error(0, 'bad-frame', 'HELLO was already received');
-      case 3: return this.subscribe(frame);
-      case 5: return this.unsubscribe(frame.subId);
-      case 7: return this.credit(frame.subId, frame.n);
-      case 8: return this.publish(frame);
-      case 12: return this.conn.send(encode({ type: 13, n: frame.n }));
-      case 13: return;
+      case FrameType.HELLO: return this.error(0, 'bad-frame', 'HELLO was already received');
+      case FrameType.SUB: return this.subscribe(frame);
+      case FrameType.UNSUB: return this.unsubscribe(frame.subId);
+      case FrameType.CREDIT: return this.credit(frame.subId, frame.n);
+      case FrameType.PUB: return this.publish(frame);
+      case FrameType.PING: return this.conn.send(encode({ type: FrameType.PONG, n: frame.n }));
+      case FrameType.PONG: return;
       default: {
         const never: never = frame;
         return this.error(0, 'bad-frame', `unhandled frame ${JSON.stringify(never)}`);
@@ -212,9 +210,12 @@ export class Session {
     if (this.state !== 'auth') return;
     this.principal = principal;
     this.state = 'open';
-    const { limits } = this.ctx;
+    const { limits, auth, rates } = this.ctx;
+    this.who = { principal, client: clientKey(auth.mode === 'dev', principal, this.conn.remoteAddress) };
+    const bucket = rates.connectionBucket();
+    if (bucket) this.who.bucket = bucket;
     this.conn.send(encode({
-      type: 2,
+      type: FrameType.WELCOME,
       session: this.id,
       version: this.ctx.version,
       maxFrame: limits.maxFrame,
@@ -222,7 +223,10 @@ export class Session {
       heartbeat: limits.heartbeatMs,
       maxSubscriptions: limits.maxSubscriptions,
     }));
-    if (principal.expiresAt !== undefined) this.armExpiry(principal.expiresAt);
+    if (principal.expiresAt !== undefined) {
+      // A token that expires ends its connection: the client reconnects with a fresh one.
+      this.cancelExpiry = atExpiry(principal.expiresAt, () => this.fatal(0, 'unauthorized', 'token expired', CloseCode.UNAUTHORIZED));
+    }
     const queued = this.queued ?? [];
     this.queued = undefined;
     for (const bytes of queued) {
@@ -233,16 +237,6 @@ export class Session {
         this.failed(err);
       }
     }
-  }
-
-  /** A token that expires ends its connection: the client reconnects with a fresh one. */
-  private armExpiry(expiresAt: number): void {
-    const ms = expiresAt - Date.now();
-    const fire = () => this.fatal(0, 'unauthorized', 'token expired', CloseCode.UNAUTHORIZED);
-    if (ms <= 0) return fire();
-    // setTimeout takes at most 2^31-1 ms; longer tokens re-arm.
-    this.expiry = setTimeout(() => (Date.now() >= expiresAt ? fire() : this.armExpiry(expiresAt)), Math.min(ms, 2 ** 31 - 1));
-    this.expiry.unref?.();
   }
 
   private subscribe(f: SubFrame): void {
@@ -257,34 +251,27 @@ export class Session {
     if (this.subs.size >= limits.maxSubscriptions) {
       return this.error(f.subId, 'limit-exceeded', `at most ${limits.maxSubscriptions} subscriptions per connection`);
     }
-    const sub = new Subscription(f.subId, f.topic, this.conn, this.clientId);
+    const { view, opened } = hub.subscribe(this.conn, {
+      id: f.subId, topic: f.topic, clientId: this.clientId, credit: f.credit ?? limits.defaultCredit, from: f.from, epoch: f.epoch,
+    });
     if (this.subs === NO_SUBS) this.subs = new Map();
-    this.subs.set(f.subId, sub);
-    (this.byTopic ??= new Map()).set(f.topic, sub);
-    const resume = f.from === undefined ? {} : f.epoch === undefined ? { from: f.from } : { from: f.from, epoch: f.epoch };
-    hub.attach(sub, f.credit ?? limits.defaultCredit, resume).then(
-      (at) => {
-        if (!at || sub.state === 'closed') return;
-        this.conn.send(encode({ type: 4, subId: f.subId, ...at }));
-        hub.start(sub);
-      },
-      (err: unknown) => {
-        this.forget(sub);
-        this.failed(err, f.subId);
-      },
-    );
+    this.subs.set(f.subId, view);
+    (this.byTopic ??= new Map()).set(f.topic, view);
+    opened.catch((err: unknown) => {
+      this.forget(view);
+      this.failed(err, f.subId);
+    });
   }
 
   private unsubscribe(subId: number): void {
     const sub = this.subs.get(subId);
     if (!sub) return this.error(subId, 'not-subscribed', `no subscription ${subId}`);
     this.forget(sub);
-    this.conn.send(encode({ type: 6, subId }));
+    this.conn.send(encode({ type: FrameType.UNSUBSCRIBED, subId }));
   }
 
-  private forget(sub: Subscription): void {
-    this.ctx.hub.detach(sub);
-    this.endedNativeBytes += sub.nativeBytes;
+  private forget(sub: SubscriptionView): void {
+    this.endedNativeBytes += this.ctx.hub.unsubscribe(sub);
     this.subs.delete(sub.id);
     this.byTopic?.delete(sub.topic);
   }
@@ -295,36 +282,21 @@ export class Session {
     this.ctx.hub.grant(sub, n);
   }
 
-  private publish(f: PubFrame<Uint8Array, Uint8Array>): void {
-    const { store, limits, metrics } = this.ctx;
-    const reason = topicError(f.topic);
-    if (reason) return this.error(f.reqId, 'invalid-topic', reason);
-    if (!this.principal!.can('pub', f.topic)) return this.error(f.reqId, 'forbidden', `not allowed to publish to ${f.topic}`);
+  private publish(f: PubFrame<Uint8Array, unknown>): void {
+    const { limits } = this.ctx;
     if (this.inflight >= limits.maxInflightPublishes) {
       return this.error(f.reqId, 'limit-exceeded', `at most ${limits.maxInflightPublishes} publishes awaiting ACK`);
     }
-    const { rates } = this.ctx;
-    if (rates?.enabled) {
-      const client = this.ctx.auth.mode === 'dev' ? `addr:${this.peer.remoteAddress}` : `sub:${this.clientId}`;
-      const wait = rates.take(client, 1, this.bucket);
-      if (wait > 0) return this.error(f.reqId, 'rate-limited', `publish rate limit reached; retry in ${wait} ms`);
-    }
     this.inflight++;
-    const started = performance.now();
-    const input = f.key === undefined
-      ? (f.headers ? { data: f.data, headers: f.headers } : { data: f.data })
-      : (f.headers ? { data: f.data, key: f.key, headers: f.headers } : { data: f.data, key: f.key });
-    store.append(f.topic, [input]).then(
-      ([r]) => {
+    this.ctx.publisher.publish(this.who!, { topic: f.topic, data: f.data, key: f.key, headers: f.headers }).then(
+      (r) => {
         this.inflight--;
-        metrics.appendSeconds.observe((performance.now() - started) / 1000);
-        if (r!.duplicate) metrics.duplicates.inc();
-        else metrics.messagesIn.inc();
-        this.conn.send(encode({ type: 9, reqId: f.reqId, offset: r!.offset, duplicate: r!.duplicate }));
+        this.conn.send(encode({ type: FrameType.ACK, reqId: f.reqId, offset: r.offset, duplicate: r.duplicate }));
       },
       (err: unknown) => {
         this.inflight--;
-        if (err instanceof StoreUnavailableError) this.error(f.reqId, err.code, err.message);
+        // On the WebSocket, a malformed publish is a bad frame (bad-request is HTTP's name for it).
+        if (err instanceof PublishError) this.error(f.reqId, err.code === 'bad-request' ? 'bad-frame' : err.code, err.message);
         else this.failed(err, f.reqId);
       },
     );
@@ -334,7 +306,7 @@ export class Session {
 
   private error(id: number, code: ErrorCode, message: string): void {
     this.ctx.metrics.error(code);
-    this.conn.send(encode({ type: 11, id, code, message }));
+    this.conn.send(encode({ type: FrameType.ERROR, id, code, message }));
   }
 
   private fatal(id: number, code: ErrorCode, message: string, closeCode: number): void {

@@ -1,0 +1,171 @@
+/**
+ * The one publish path. A WebSocket PUB, an HTTP publish, each message of an HTTP batch and the
+ * console's publish form all go through `PublishService`: the transports only parse their input
+ * and render the outcome.
+ *
+ * Every publish is checked in this order, and the first failure is its answer (stable codes):
+ *   topic name (invalid-topic) → capability `pub` (forbidden) → idempotency key, 1–128 bytes
+ *   (bad-request / too-large) → payload: size ≤ maxFrame (too-large), content and depth
+ *   (bad-request) → headers (bad-request) → rate limits (rate-limited, retry after) → append
+ *   (unavailable / insufficient-storage when the store cannot write) → metrics.
+ * Its outcome is `{offset, epoch, duplicate}`, taken from the store's append (no second round trip).
+ */
+import {
+  checkHeaders,
+  encodeValue,
+  MAX_KEY_BYTES,
+  payloadError,
+  topicError,
+  utf8Length,
+  type ErrorCode,
+} from '@sluice/client/protocol';
+import type { Principal } from '../auth/auth.js';
+import type { AppendInput, TopicLog } from '../log/log.js';
+import { StoreUnavailableError } from '../log/log.js';
+import type { Metrics } from '../metrics.js';
+import type { RateLimiter, TokenBucket } from '../ratelimit.js';
+
+/** One message to publish, as a transport parsed it. */
+export interface PublishRequest {
+  topic: string;
+  /** The payload, MessagePack-encoded (stored and delivered byte for byte). */
+  data: Uint8Array;
+  key?: string;
+  /** Headers as sent (checked here: a map of at most 32 string → string entries). */
+  headers?: unknown;
+}
+
+/** Who publishes: the principal, its rate-limit key and, on a WebSocket, its connection's bucket. */
+export interface Publisher {
+  principal: Principal;
+  /** Per-client rate-limit key (see `clientKey`). */
+  client: string;
+  bucket?: TokenBucket;
+}
+
+export interface Published {
+  offset: number;
+  epoch: string;
+  duplicate: boolean;
+}
+
+/** A refused publish: a stable code, a message, and for retryable ones when to retry (ms). */
+export class PublishError extends Error {
+  override name = 'PublishError';
+  constructor(readonly code: ErrorCode, message: string, readonly retryAfterMs?: number) {
+    super(message);
+  }
+}
+
+export type PublishOutcome = Published | PublishError;
+
+/** The per-client rate-limit key: the token's `sub`, or the remote address in dev mode. */
+export function clientKey(devMode: boolean, principal: Principal, remoteAddress: string): string {
+  return devMode ? `addr:${remoteAddress}` : `sub:${principal.id}`;
+}
+
+export interface PublishDeps {
+  store: TopicLog;
+  metrics: Metrics;
+  rates: RateLimiter;
+  /** Largest payload (bytes), the gateway's maxFrame. */
+  maxPayload: number;
+}
+
+export class PublishService {
+  constructor(private readonly deps: PublishDeps) {}
+
+  /** Publishes one message; rejects with PublishError. */
+  async publish(who: Publisher, req: PublishRequest): Promise<Published> {
+    const input = this.check(who.principal, req);
+    if (input instanceof PublishError) throw input;
+    this.admit(who, 1);
+    const [r] = await this.append(req.topic, [input]);
+    return r!;
+  }
+
+  /**
+   * Publishes several messages, each checked on its own (an invalid or forbidden one fails alone).
+   * The rate limit is taken for all valid ones at once (refused as a whole: rejects). Valid
+   * messages are appended in this loop turn, grouped by topic, so the store writes them in one
+   * commit. Outcomes are in request order.
+   */
+  async publishMany(who: Publisher, reqs: readonly PublishRequest[]): Promise<PublishOutcome[]> {
+    const outcomes: PublishOutcome[] = new Array(reqs.length);
+    const groups = new Map<string, { index: number; input: AppendInput }[]>();
+    let valid = 0;
+    reqs.forEach((req, index) => {
+      const input = this.check(who.principal, req);
+      if (input instanceof PublishError) {
+        outcomes[index] = input;
+        return;
+      }
+      let g = groups.get(req.topic);
+      if (!g) groups.set(req.topic, (g = []));
+      g.push({ index, input });
+      valid++;
+    });
+    if (valid > 0) this.admit(who, valid);
+    await Promise.all([...groups].map(async ([topic, group]) => {
+      try {
+        const results = await this.append(topic, group.map((g) => g.input));
+        results.forEach((r, i) => { outcomes[group[i]!.index] = r; });
+      } catch (err) {
+        const e = err instanceof PublishError ? err : new PublishError('internal', 'the store failed; nothing was stored');
+        if (!(err instanceof PublishError)) console.error(`sluice: append to ${topic} failed`, err);
+        for (const g of group) outcomes[g.index] = e;
+      }
+    }));
+    return outcomes;
+  }
+
+  /** The checks every publish passes, in the documented order; the input to append, or why not. */
+  private check(principal: Principal, req: PublishRequest): AppendInput | PublishError {
+    const invalid = topicError(req.topic);
+    if (invalid) return new PublishError('invalid-topic', invalid);
+    if (!principal.can('pub', req.topic)) return new PublishError('forbidden', `not allowed to publish to ${req.topic}`);
+    const input: AppendInput = { data: req.data };
+    if (req.key !== undefined) {
+      if (req.key.length === 0) return new PublishError('bad-request', 'an idempotency key must be 1-128 bytes (omit it for none)');
+      if (utf8Length(req.key) > MAX_KEY_BYTES) return new PublishError('too-large', `idempotency key longer than ${MAX_KEY_BYTES} bytes`);
+      input.key = req.key;
+    }
+    const { maxPayload } = this.deps;
+    if (req.data.length > maxPayload) return new PublishError('too-large', `payload of ${req.data.length} bytes exceeds ${maxPayload}`);
+    const content = payloadError(req.data);
+    if (content) return new PublishError('bad-request', content);
+    if (req.headers !== undefined && req.headers !== null) {
+      const h = checkHeaders(req.headers);
+      if (typeof h === 'string') return new PublishError('bad-request', h);
+      if (Object.keys(h).length > 0) input.headers = encodeValue(h);
+    }
+    return input;
+  }
+
+  /** Takes `n` publishes from the rate limits or throws `rate-limited`. */
+  private admit(who: Publisher, n: number): void {
+    const { rates } = this.deps;
+    if (!rates.enabled) return;
+    const wait = rates.take(who.client, n, who.bucket);
+    if (wait > 0) throw new PublishError('rate-limited', `publish rate limit reached; retry in ${wait} ms`, wait);
+  }
+
+  private async append(topic: string, inputs: AppendInput[]): Promise<Published[]> {
+    const { store, metrics } = this.deps;
+    const started = performance.now();
+    let results;
+    try {
+      results = await store.append(topic, inputs);
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) throw new PublishError(err.code, err.message, err.retryAfterS * 1000);
+      throw err;
+    }
+    const seconds = (performance.now() - started) / 1000;
+    return results.map((r) => {
+      metrics.appendSeconds.observe(seconds);
+      if (r.duplicate) metrics.duplicates.inc();
+      else metrics.messagesIn.inc();
+      return { offset: r.offset, epoch: r.epoch, duplicate: r.duplicate };
+    });
+  }
+}
