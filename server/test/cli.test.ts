@@ -1,9 +1,18 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { after, describe, it } from 'node:test';
-import { loadConfig } from '../src/config.js';
+import { loadConfig, parseDuration, parseSize } from '../src/config.js';
 import { CLI, removeDir, spawnGateway, tempDir } from './helpers/gateway.js';
 import { RawClient } from './helpers/raw-client.js';
+
+/** Runs `sluice <args>` to completion. */
+const sluice = (args: string[], options: { cwd?: string; env?: Record<string, string> } = {}) =>
+  spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: options.cwd, env: { ...hermeticEnv(), ...options.env } });
+
+/** This process's environment without any SLUICE_* setting that could leak into a child gateway. */
+function hermeticEnv(): Record<string, string> {
+  return Object.fromEntries(Object.entries(process.env).filter(([k, v]) => !k.startsWith('SLUICE_') && v !== undefined)) as Record<string, string>;
+}
 
 const dirs: string[] = [];
 after(() => dirs.forEach(removeDir));
@@ -18,7 +27,48 @@ describe('sluice serve', () => {
     const d = loadConfig([], {});
     assert.deepEqual([d.port, d.host, d.dataDir, d.store], [9400, '127.0.0.1', './data', 'disk']);
     assert.throws(() => loadConfig(['--store', 'mongo'], {}), /store must be disk or memory/);
-    assert.throws(() => loadConfig(['--nope'], {}), /unknown option/);
+    assert.throws(() => loadConfig(['--nope'], {}), /unknown option --nope/);
+  });
+
+  it('parses flags strictly: missing values, stray arguments and values given to --quiet are errors', () => {
+    assert.throws(() => loadConfig(['--port'], {}), /--port needs a value/);
+    assert.throws(() => loadConfig(['--port', '--quiet'], {}), /--port needs a value/);
+    assert.throws(() => loadConfig(['memory'], {}), /unexpected argument "memory"/);
+    assert.throws(() => loadConfig(['--quiet=yes'], {}), /--quiet takes no value/);
+    assert.equal(loadConfig(['--quiet'], {}).quiet, true);
+    assert.equal(loadConfig(['--port', '1', '--port', '2'], {}).port, 2, 'the last one wins');
+    assert.throws(() => loadConfig([], { SLUICE_MAX_WAIT_S: 'soon' }), /SLUICE_MAX_WAIT_S must be a duration/, 'an environment error names the variable');
+  });
+
+  it('durations and sizes take units; a bare number keeps the unit the option always had', () => {
+    const units = loadConfig(['--retention-age', '7d', '--dedup-window=90m', '--heartbeat', '5s', '--auth-clock-skew', '2m', '--max-wait', '1m',
+      '--retention-bytes', '1GiB', '--max-frame', '512KiB', '--max-body', '1MB'], {});
+    assert.deepEqual(
+      [units.retention.maxAgeMs, units.dedupWindowMs, units.limits.heartbeatMs, units.auth.clockSkewS, units.http.maxWaitS],
+      [7 * 86_400_000, 90 * 60_000, 5000, 120, 60],
+    );
+    assert.deepEqual([units.retention.maxBytes, units.limits.maxFrame, units.http.maxBody], [1024 ** 3, 512 * 1024, 1_000_000]);
+    const bare = loadConfig(['--retention-age', '3600000', '--max-wait', '30', '--auth-clock-skew', '5', '--heartbeat', '20000', '--max-frame', '2048'], {});
+    assert.deepEqual([bare.retention.maxAgeMs, bare.http.maxWaitS, bare.auth.clockSkewS, bare.limits.heartbeatMs, bare.limits.maxFrame], [3_600_000, 30, 5, 20_000, 2048]);
+    const env = loadConfig([], { SLUICE_RETENTION_AGE_MS: '24h', SLUICE_MAX_BODY: '2MiB', SLUICE_MAX_WAIT_S: '45' });
+    assert.deepEqual([env.retention.maxAgeMs, env.http.maxBody, env.http.maxWaitS], [86_400_000, 2 * 1024 ** 2, 45]);
+
+    assert.equal(parseDuration('d', '500ms', 'ms'), 500);
+    assert.equal(parseDuration('d', '1.5s', 'ms'), 1500);
+    assert.equal(parseDuration('d', '1.1s', 'ms'), 1100, 'no floating-point residue');
+    assert.equal(parseDuration('d', '2H', 's'), 7200, 'units in any case');
+    assert.equal(parseSize('s', '1kB'), 1000);
+    assert.equal(parseSize('s', '1KiB'), 1024);
+    assert.equal(parseSize('s', '1.5MiB'), 1.5 * 1024 ** 2);
+    assert.throws(() => parseDuration('--max-wait', '1500ms', 's'), /--max-wait must be a whole number of seconds/);
+    assert.throws(() => parseDuration('--heartbeat', '500ms', 'ms', 1000), /at least 1000ms/);
+    assert.throws(() => parseDuration('--ttl', '1w', 's'), /duration like 500ms, 30s, 5m, 24h or 7d/);
+    assert.throws(() => parseDuration('--ttl', '-5s', 's'), /duration like/);
+    assert.throws(() => parseDuration('--ttl', '', 's'), /duration like/);
+    assert.throws(() => parseSize('--max-frame', '1.5B'), /whole number of bytes/);
+    assert.throws(() => parseSize('--max-frame', '1TB'), /size like 512KiB/);
+    assert.throws(() => parseSize('--max-frame', '1 constructor'), /size like/, 'no unit lookup through the prototype');
+    assert.throws(() => loadConfig(['--max-frame', '1000'], {}), /--max-frame must be at least 1024 bytes/);
   });
 
   it('prints its listening line, answers /healthz, warns about dev mode, and drains on SIGTERM', async () => {
@@ -37,6 +87,19 @@ describe('sluice serve', () => {
   });
 
   it('refuses bad configuration with a clear message and exit code 2', async () => {
+    for (const [args, message] of [
+      [['serve', '--retention-age', 'forever'], /--retention-age must be a duration/],
+      [['serve', '--nope'], /unknown option --nope for sluice serve/],
+      [['token', '--sub', 'x', '--secret', 's', '--ttl', '1y'], /--ttl must be a duration/],
+      [['token', '--sub', 'x', '--secret', 's', '--scope', 'all'], /unknown option --scope for sluice token/],
+      [['keygen', '--alg'], /--alg needs a value/],
+      [['keygen', 'EdDSA'], /unexpected argument "EdDSA" for sluice keygen/],
+    ] as const) {
+      const r = sluice([...args]);
+      assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+    }
+
     const proc = spawn(process.execPath, [CLI, 'serve', '--store', 'mongo'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     proc.stderr.on('data', (d: Buffer) => { err += d.toString(); });

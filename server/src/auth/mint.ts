@@ -24,13 +24,6 @@ export interface MintOptions {
 
 const ACTIONS = new Set<Action>(['sub', 'pub', 'history']);
 
-/** `1h`, `30m`, `7d`, `45s` or plain seconds. */
-export function parseTtl(v: string): number {
-  const m = /^(\d+)(s|m|h|d)?$/.exec(v.trim());
-  if (!m || Number(m[1]) === 0) throw new ConfigError(`ttl must look like 90, 45s, 30m, 1h or 7d, got "${v}"`);
-  return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? 's') as 's' | 'm' | 'h' | 'd'];
-}
-
 /** `chat.>=sub,pub;news.*=sub` (or one `pattern=actions` per --caps flag) → caps. */
 export function parseCaps(specs: readonly string[]): Caps {
   const caps: Record<string, Action[]> = {};
