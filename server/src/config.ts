@@ -57,6 +57,26 @@ export interface RateLimits {
   perClient: number;
 }
 
+/**
+ * The hub's memory and batching tunables (no flags: the defaults fit every deployment measured so
+ * far). The cache never holds more than retention keeps: whoever builds the hub caps `cacheEntries`
+ * and `cacheBytes` by `retention.maxCount` and `retention.maxBytes`.
+ */
+export interface HubConfig {
+  /** Newest messages cached per topic that has local subscribers. */
+  cacheEntries: number;
+  /** Bytes of that cache per topic. */
+  cacheBytes: number;
+  /** Bytes of the caches of all topics together. */
+  cacheTotalBytes: number;
+  /** Most messages read from the store per catch-up batch. */
+  readBatch: number;
+  /** Most bytes read from the store per catch-up batch. */
+  readBytes: number;
+  /** Catch-up pauses while a socket has more than this many bytes buffered. */
+  highWater: number;
+}
+
 export interface Config {
   host: string;
   port: number;
@@ -74,6 +94,7 @@ export interface Config {
   allowedOrigins: string[] | undefined;
   http: HttpLimits;
   rates: RateLimits;
+  hub: HubConfig;
   /** Directory of the built console, served at /console when present. */
   consoleDir: string | undefined;
   /** Print nothing but the listening line and errors. */
@@ -96,6 +117,15 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = {
   maxStreams: 100_000,
 };
 
+export const DEFAULT_HUB_CONFIG: HubConfig = {
+  cacheEntries: 1024,
+  cacheBytes: 512 * 1024,
+  cacheTotalBytes: 64 * 1024 * 1024,
+  readBatch: 512,
+  readBytes: 512 * 1024,
+  highWater: 256 * 1024,
+};
+
 export function defaultConfig(): Config {
   return {
     host: '127.0.0.1',
@@ -110,6 +140,7 @@ export function defaultConfig(): Config {
     allowedOrigins: undefined,
     http: { ...DEFAULT_HTTP_LIMITS },
     rates: { perConnection: 0, perClient: 0 },
+    hub: { ...DEFAULT_HUB_CONFIG },
     consoleDir: undefined,
     quiet: false,
   };

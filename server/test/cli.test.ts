@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { after, describe, it } from 'node:test';
-import { loadConfig, parseDuration, parseSize } from '../src/config.js';
+import { DEFAULT_HUB_CONFIG, loadConfig, parseDuration, parseSize } from '../src/config.js';
 import { CLI, removeDir, spawnGateway, tempDir } from './helpers/gateway.js';
 import { RawClient } from './helpers/raw-client.js';
 
@@ -69,6 +69,15 @@ describe('sluice serve', () => {
     assert.throws(() => parseSize('--max-frame', '1TB'), /size like 512KiB/);
     assert.throws(() => parseSize('--max-frame', '1 constructor'), /size like/, 'no unit lookup through the prototype');
     assert.throws(() => loadConfig(['--max-frame', '1000'], {}), /--max-frame must be at least 1024 bytes/);
+  });
+
+  it('carries the hub tunables with their defaults', () => {
+    assert.deepEqual(loadConfig([], {}).hub, {
+      cacheEntries: 1024, cacheBytes: 512 * 1024, cacheTotalBytes: 64 * 1024 * 1024, readBatch: 512, readBytes: 512 * 1024, highWater: 256 * 1024,
+    });
+    const c = loadConfig([], {});
+    c.hub.cacheEntries = 1;
+    assert.equal(DEFAULT_HUB_CONFIG.cacheEntries, 1024, 'each config has its own copy');
   });
 
   it('prints its listening line, answers /healthz, warns about dev mode, and drains on SIGTERM', async () => {
