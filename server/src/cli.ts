@@ -3,10 +3,11 @@
  * The `sluice` command.
  *   sluice serve [--port 9400] [--host 127.0.0.1] [--data ./data] [--store disk|memory] ...
  *   sluice token --sub alice --caps 'chat.>=sub,pub' --ttl 1h [--admin]
- *   sluice keygen [--alg EdDSA|ES256]
+ *   sluice keygen [--alg EdDSA|ES256] [--out <prefix>]
  * Every serve flag also reads from the environment (see config.ts / `sluice help`). All commands
  * parse their flags with config.ts `parseFlags`; durations and sizes take units everywhere.
  */
+import { existsSync, writeFileSync } from 'node:fs';
 import { JwtAuthenticator } from './auth/jwt.js';
 import { keygen, mint, parseCaps } from './auth/mint.js';
 import { ConfigError, loadConfig, OPTIONS, parseDuration, parseFlags, type Flags } from './config.js';
@@ -21,8 +22,10 @@ Usage:
                              print a token (HS256 with SLUICE_AUTH_SECRET unless --key is given;
                              --aud/--iss default to SLUICE_AUTH_AUDIENCE/ISSUER; --ttl a duration,
                              bare number: seconds)
-  sluice keygen [--alg EdDSA|ES256]
-                             print a new key pair (private key: for token issuers; public: for the gateway)
+  sluice keygen [--alg EdDSA|ES256] [--out <prefix>]
+                             a new key pair (private key: for token issuers; public: for the gateway);
+                             with --out, written to <prefix>.private.pem (mode 0600) and
+                             <prefix>.public.pem, else printed
   sluice help                this text
 
 Serve options (flag / environment variable):
@@ -96,13 +99,34 @@ async function token(argv: string[]): Promise<void> {
 
 const KEYGEN_FLAGS = {
   alg: { type: 'string' },
+  out: { type: 'string' },
 } as const satisfies Flags;
 
 function keys(argv: string[]): void {
   const f = parseFlags('keygen', argv, KEYGEN_FLAGS);
   const { privateKey, publicKey } = keygen(f.alg ?? 'EdDSA');
+  if (f.out === undefined) {
+    process.stdout.write(`${privateKey}${publicKey}`);
+    return;
+  }
+  if (!f.out) throw new ConfigError('--out needs a file name prefix');
+  const privatePath = `${f.out}.private.pem`;
+  const publicPath = `${f.out}.public.pem`;
+  // A key is never overwritten (checked for both before writing either); the private one is
+  // readable by its owner only.
+  for (const path of [privatePath, publicPath]) if (existsSync(path)) throw new ConfigError(`${path} exists; remove it or choose another --out`);
+  write(privatePath, privateKey, 0o600);
+  write(publicPath, publicKey, 0o644);
+  console.log(`sluice: wrote ${privatePath} (private: for whoever mints tokens, --key) and ${publicPath} (public: for the gateway, SLUICE_AUTH_PUBLIC_KEY)`);
+}
 
-  process.stdout.write(`${privateKey}${publicKey}`);
+function write(path: string, text: string, mode: number): void {
+  try {
+    writeFileSync(path, text, { mode, flag: 'wx' });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ConfigError(code === 'EEXIST' ? `${path} exists; remove it or choose another --out` : `cannot write ${path}: ${(err as Error).message}`);
+  }
 }
 
 async function main(): Promise<void> {

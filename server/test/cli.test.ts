@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { DEFAULT_HUB_CONFIG, loadConfig, parseDuration, parseSize } from '../src/config.js';
 import { CLI, removeDir, spawnGateway, tempDir } from './helpers/gateway.js';
+import { api } from './helpers/http.js';
 import { RawClient } from './helpers/raw-client.js';
 
 /** Runs `sluice <args>` to completion. */
@@ -115,5 +118,69 @@ describe('sluice serve', () => {
     const code = await new Promise((resolve) => proc.once('exit', resolve));
     assert.equal(code, 2);
     assert.match(err, /store must be disk or memory/);
+  });
+});
+
+describe('sluice keygen', () => {
+  it('prints the private then the public key without --out', () => {
+    const r = sluice(['keygen', '--alg', 'ES256']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^-----BEGIN PRIVATE KEY-----\n[^]+-----END PRIVATE KEY-----\n-----BEGIN PUBLIC KEY-----\n[^]+-----END PUBLIC KEY-----\n$/);
+  });
+
+  it('--out writes <prefix>.private.pem (mode 0600) and <prefix>.public.pem, and never overwrites a key', () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const r = sluice(['keygen', '--out', join(dir, 'k')]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(readFileSync(join(dir, 'k.private.pem'), 'utf8'), /^-----BEGIN PRIVATE KEY-----/);
+    assert.match(readFileSync(join(dir, 'k.public.pem'), 'utf8'), /^-----BEGIN PUBLIC KEY-----/);
+    assert.equal(statSync(join(dir, 'k.private.pem')).mode & 0o777, 0o600);
+    assert.equal(r.stdout.includes('PRIVATE KEY'), false, 'the key is not printed');
+
+    writeFileSync(join(dir, 'only.public.pem'), 'keep me');
+    const again = sluice(['keygen', '--out', join(dir, 'only')]);
+    assert.equal(again.status, 2);
+    assert.match(again.stderr, /only\.public\.pem exists/);
+    assert.equal(readFileSync(join(dir, 'only.public.pem'), 'utf8'), 'keep me');
+    assert.throws(() => statSync(join(dir, 'only.private.pem')), /ENOENT/, 'neither file is written when one exists');
+  });
+
+  it('the README\'s keygen → token → serve example works as written', async () => {
+    // The README block that runs `sluice keygen`, run line by line by bash in an empty directory,
+    // with `sluice` the built CLI (serve also gets a free port and the memory store).
+    const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+    const block = [...readme.matchAll(/```sh\n([^]*?)```/g)].map((m) => m[1]!).find((b) => /^sluice keygen/m.test(b));
+    assert.ok(block, 'the README has a sh block with sluice keygen');
+    assert.match(block, /--out (\S+)[^]*--key \1\.private\.pem[^]*SLUICE_AUTH_PUBLIC_KEY=\1\.public\.pem sluice serve/);
+    const dir = tempDir();
+    dirs.push(dir);
+    const fn = 'sluice() { if [ "$1" = serve ]; then exec "$NODE" "$CLI" "$@" --host 127.0.0.1 --port 0 --store memory --quiet; fi; "$NODE" "$CLI" "$@"; }';
+    const proc = spawn('bash', ['-ec', `${fn}\n${block}`], {
+      cwd: dir, env: { ...hermeticEnv(), NODE: process.execPath, CLI }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<number | null>((resolve) => proc.once('exit', resolve));
+    let out = '';
+    let err = '';
+    proc.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    const url = await new Promise<string>((resolve, reject) => {
+      proc.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /sluice listening on (\S+)/.exec(out);
+        if (m) resolve(m[1]!);
+      });
+      void exited.then((code) => reject(new Error(`the example exited (${code}) before the gateway listened: ${err}`)));
+    });
+    try {
+      const token = /^ey\S+$/m.exec(out)?.[0];
+      assert.ok(token, `the example printed a token: ${out}`);
+      assert.equal(statSync(join(dir, 'issuer.private.pem')).mode & 0o777, 0o600);
+      assert.equal((await api(url, '/v1/topics/events.signup/messages', { json: 1, token })).status, 201, 'the gateway accepts the token');
+      assert.equal((await api(url, '/v1/topics/chat.x/messages', { json: 1, token })).status, 403, 'within its caps only');
+      assert.equal((await api(url, '/v1/topics/events.signup/messages', { json: 1 })).status, 401, 'and requires one');
+    } finally {
+      proc.kill('SIGTERM');
+      await exited;
+    }
   });
 });
