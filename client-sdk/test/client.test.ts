@@ -322,6 +322,22 @@ describe('subscribe', () => {
     assert.deepEqual(offsets, [6, 7, 8, 9]);
   });
 
+  it('emits every subscription state change, through a reconnect to unsubscribe', async () => {
+    const env = setup();
+    const sub = env.client.subscribe('t');
+    const changes: string[] = [];
+    sub.on('state', ({ oldState, newState }) => changes.push(`${oldState}→${newState}`));
+    const c1 = await connected(env);
+    c1.reply({ type: 4, subId: c1.take(3).subId, epoch: 'e', head: 0, from: 1, recovered: false });
+    c1.drop(1006);
+    assert.equal(sub.state, 'subscribing', 'a lost connection takes it back to subscribing');
+    env.clock.advance(100);
+    const c2 = await connected(env);
+    c2.reply({ type: 4, subId: c2.take(3).subId, epoch: 'e', head: 0, from: 1, recovered: true });
+    await sub.unsubscribe();
+    assert.deepEqual(changes, ['resolving→subscribing', 'subscribing→subscribed', 'subscribed→subscribing', 'subscribing→subscribed', 'subscribed→closed']);
+  });
+
   it('emits gap when resume was not possible: trimmed range or new epoch', async () => {
     const env = setup();
     const sub = env.client.subscribe('t', { from: 3 });
