@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -8,9 +8,15 @@ import { CLI, removeDir, spawnGateway, tempDir } from './helpers/gateway.js';
 import { api } from './helpers/http.js';
 import { RawClient } from './helpers/raw-client.js';
 
-/** Runs `sluice <args>` to completion. */
-const sluice = (args: string[], options: { cwd?: string; env?: Record<string, string> } = {}) =>
-  spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: options.cwd, env: { ...hermeticEnv(), ...options.env } });
+/** Runs `sluice <args>` to completion (asynchronously: several may run at once). */
+function sluice(args: readonly string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const proc = spawn(process.execPath, [CLI, ...args], { env: hermeticEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+  proc.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+  return new Promise((resolve) => proc.once('close', (status) => resolve({ status, stdout, stderr })));
+}
 
 /** This process's environment without any SLUICE_* setting that could leak into a child gateway. */
 function hermeticEnv(): Record<string, string> {
@@ -99,39 +105,35 @@ describe('sluice serve', () => {
   });
 
   it('refuses bad configuration with a clear message and exit code 2', async () => {
-    for (const [args, message] of [
+    const cases: [string[], RegExp][] = [
+      [['serve', '--store', 'mongo'], /--store must be disk or memory/],
       [['serve', '--retention-age', 'forever'], /--retention-age must be a duration/],
       [['serve', '--nope'], /unknown option --nope for sluice serve/],
       [['token', '--sub', 'x', '--secret', 's', '--ttl', '1y'], /--ttl must be a duration/],
       [['token', '--sub', 'x', '--secret', 's', '--scope', 'all'], /unknown option --scope for sluice token/],
       [['keygen', '--alg'], /--alg needs a value/],
       [['keygen', 'EdDSA'], /unexpected argument "EdDSA" for sluice keygen/],
-    ] as const) {
-      const r = sluice([...args]);
+    ];
+    const results = await Promise.all(cases.map(([args]) => sluice(args)));
+    results.forEach((r, i) => {
+      const [args, message] = cases[i]!;
       assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, message);
-    }
-
-    const proc = spawn(process.execPath, [CLI, 'serve', '--store', 'mongo'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let err = '';
-    proc.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-    const code = await new Promise((resolve) => proc.once('exit', resolve));
-    assert.equal(code, 2);
-    assert.match(err, /store must be disk or memory/);
+    });
   });
 });
 
 describe('sluice keygen', () => {
-  it('prints the private then the public key without --out', () => {
-    const r = sluice(['keygen', '--alg', 'ES256']);
+  it('prints the private then the public key without --out', async () => {
+    const r = await sluice(['keygen', '--alg', 'ES256']);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /^-----BEGIN PRIVATE KEY-----\n[^]+-----END PRIVATE KEY-----\n-----BEGIN PUBLIC KEY-----\n[^]+-----END PUBLIC KEY-----\n$/);
   });
 
-  it('--out writes <prefix>.private.pem (mode 0600) and <prefix>.public.pem, and never overwrites a key', () => {
+  it('--out writes <prefix>.private.pem (mode 0600) and <prefix>.public.pem, and never overwrites a key', async () => {
     const dir = tempDir();
     dirs.push(dir);
-    const r = sluice(['keygen', '--out', join(dir, 'k')]);
+    const r = await sluice(['keygen', '--out', join(dir, 'k')]);
     assert.equal(r.status, 0, r.stderr);
     assert.match(readFileSync(join(dir, 'k.private.pem'), 'utf8'), /^-----BEGIN PRIVATE KEY-----/);
     assert.match(readFileSync(join(dir, 'k.public.pem'), 'utf8'), /^-----BEGIN PUBLIC KEY-----/);
@@ -139,7 +141,7 @@ describe('sluice keygen', () => {
     assert.equal(r.stdout.includes('PRIVATE KEY'), false, 'the key is not printed');
 
     writeFileSync(join(dir, 'only.public.pem'), 'keep me');
-    const again = sluice(['keygen', '--out', join(dir, 'only')]);
+    const again = await sluice(['keygen', '--out', join(dir, 'only')]);
     assert.equal(again.status, 2);
     assert.match(again.stderr, /only\.public\.pem exists/);
     assert.equal(readFileSync(join(dir, 'only.public.pem'), 'utf8'), 'keep me');
