@@ -22,12 +22,16 @@ export default tseslint.config(
     },
   },
   {
-    // The server may use the SDK package only for its wire protocol.
+    // The server may use the SDK package only for its wire protocol and its token module (the one
+    // list of capabilities, and the one signer `sluice token` uses).
     files: ['server/src/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', {
-        paths: [{ name: '@sluice/client', message: 'The gateway imports only @sluice/client/protocol.' }],
-        patterns: [deepImports, { group: ['@sluice/client/*', '!@sluice/client/protocol'], message: 'The gateway imports only @sluice/client/protocol.' }],
+        paths: [{ name: '@sluice/client', message: 'The gateway imports only @sluice/client/protocol and @sluice/client/token.' }],
+        patterns: [deepImports, {
+          group: ['@sluice/client/*', '!@sluice/client/protocol', '!@sluice/client/token'],
+          message: 'The gateway imports only @sluice/client/protocol and @sluice/client/token.',
+        }],
       }],
     },
   },

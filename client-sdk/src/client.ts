@@ -98,9 +98,11 @@ interface PendingPublish {
   key: string;
   resolve(r: PublishResult): void;
   reject(err: unknown): void;
-  /** Connection sequence it was last sent on (0: not sent on the current connection). */
+  /** Connection sequence it was last sent on (0: not sent on the current connection; -1: waiting to retry). */
   sentOn: number;
   attempts: number;
+  /** The backoff timer of a retry after a retryable ERROR; cleared on drop and close. */
+  retry?: unknown;
 }
 
 export class Client extends Emitter<ClientEvents> {
@@ -272,7 +274,11 @@ export class Client extends Emitter<ClientEvents> {
     this.welcome = undefined;
     this.lastDisconnect = { code, reason };
     for (const sub of this.subs.values()) sub.connectionLost();
-    for (const p of this.pending.values()) p.sentOn = 0;
+    for (const p of this.pending.values()) {
+      // WELCOME resends everything not sent on the new connection: a pending retry is moot.
+      this.clearRetry(p);
+      p.sentOn = 0;
+    }
     if (this.state === 'closed') return;
     const policy = closePolicy(code);
     if (policy === 'terminal') {
@@ -301,7 +307,10 @@ export class Client extends Emitter<ClientEvents> {
     this.transport = undefined;
     this.setState('closed', code, reason);
     t?.close(CloseCode.NORMAL, reason.slice(0, 120));
-    for (const p of this.pending.values()) p.reject(err);
+    for (const p of this.pending.values()) {
+      this.clearRetry(p);
+      p.reject(err);
+    }
     this.pending.clear();
     for (const sub of [...this.subs.values()]) sub.clientClosed(err);
   }
@@ -309,6 +318,11 @@ export class Client extends Emitter<ClientEvents> {
   private clearTimer(name: keyof Client['timers']): void {
     if (this.timers[name] !== undefined) this.clock.clearTimeout(this.timers[name]);
     this.timers[name] = undefined;
+  }
+
+  private clearRetry(p: PendingPublish): void {
+    if (p.retry !== undefined) this.clock.clearTimeout(p.retry);
+    p.retry = undefined;
   }
 
   private send(bytes: Uint8Array): void {
@@ -343,6 +357,7 @@ export class Client extends Emitter<ClientEvents> {
         const p = this.pending.get(f.reqId);
         if (!p) return;
         this.pending.delete(f.reqId);
+        this.clearRetry(p);
         p.resolve({ offset: f.offset, duplicate: f.duplicate });
         return;
       }
@@ -375,14 +390,18 @@ export class Client extends Emitter<ClientEvents> {
     if (p) {
       if (err.retryable && this.state === 'connected') {
         // The same key makes the retry safe; back off so a struggling gateway is not hammered.
+        // The timer is tracked (p.retry) so that a drop or close() leaves none behind.
         const seq = this.connSeq;
         p.sentOn = -1;
-        this.clock.setTimeout(() => {
+        this.clearRetry(p);
+        p.retry = this.clock.setTimeout(() => {
+          p.retry = undefined;
           if (this.pending.has(p.id) && seq === this.connSeq && this.state === 'connected') this.sendPublish(p);
         }, this.backoff(p.attempts));
         return;
       }
       this.pending.delete(f.id);
+      this.clearRetry(p);
       p.reject(err);
       return;
     }

@@ -25,9 +25,4 @@ export class Emitter<Events extends Record<string, unknown>> {
       }
     }
   }
-
-  /** @internal */
-  listenerCount(event: keyof Events): number {
-    return this.listeners.get(event)?.size ?? 0;
-  }
 }

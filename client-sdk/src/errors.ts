@@ -3,17 +3,30 @@
  * protocol's codes (codes.ts) for what the gateway answered, and a few SDK-side ones.
  * Gateway text is parsed into these classes in one place (`fromErrorFrame`).
  */
-import { isRetryable } from './protocol/codes.js';
+import { isRetryable, type ErrorCode } from './protocol/codes.js';
 
-/** Codes the SDK itself produces, besides the protocol's. */
-export type ClientErrorCode = 'closed' | 'queue-full' | 'timeout' | 'network' | 'disconnected';
+/**
+ * Every code of an error the SDK raises itself (a ServerError carries the gateway's code instead).
+ * Its own: `closed` (closed by `close()` or for good by the gateway), `queue-full`, `network` (a
+ * request failed below HTTP), `handler` (a message handler threw). Protocol codes it applies
+ * locally: `bad-request` (misuse: no WebSocket in the runtime, iterating a subscription that has a
+ * handler), `invalid-topic`, `too-large` and `already-subscribed` (checked before sending),
+ * `unauthorized` (getToken failed, or a token was refused and there is no getToken), `forbidden`
+ * (close 4003), `bad-frame` (the gateway sent an undecodable frame).
+ */
+export type ClientErrorCode =
+  | 'closed'
+  | 'queue-full'
+  | 'network'
+  | 'handler'
+  | Extract<ErrorCode, 'bad-request' | 'invalid-topic' | 'too-large' | 'already-subscribed' | 'unauthorized' | 'forbidden' | 'bad-frame'>;
 
 export class SluiceError extends Error {
   override name = 'SluiceError';
   /** True when the same operation may succeed if tried again later. */
   readonly retryable: boolean;
   constructor(
-    /** A protocol error code (`forbidden`, `too-large`, ...) or a ClientErrorCode. */
+    /** A ClientErrorCode when the SDK raised it; on a ServerError, the gateway's code (an ErrorCode, or one newer than this SDK). */
     readonly code: string,
     message: string,
     options: { cause?: unknown; retryable?: boolean } = {},

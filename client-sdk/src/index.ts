@@ -12,6 +12,7 @@ export type {
   SubscribeOptions,
   SubscriptionState,
   SubscriptionEvents,
+  SubscriptionStateChange,
   SubscribedEvent,
   GapEvent,
 } from './subscription.js';

@@ -11,7 +11,9 @@
  * kept across a reconnect, so a reconnect resumes from `next`); the resume store holds the last
  * *consumed* offset, so a page reload resumes after what the application actually handled.
  *
- * States (see STATES.md): resolving → subscribing → subscribed ⇄ (resubscribing) → closed.
+ * States (see STATES.md): resolving → subscribing ⇄ subscribed → closed; every change goes
+ * through `setState`, which emits `state`. A lost connection takes `subscribed` back to
+ * `subscribing` until the SUB sent on the next connection is answered.
  */
 import { Emitter } from './emitter.js';
 import { SluiceError } from './errors.js';
@@ -46,7 +48,13 @@ export interface SubscribedEvent {
   recovered: boolean;
 }
 
+export interface SubscriptionStateChange {
+  oldState: SubscriptionState;
+  newState: SubscriptionState;
+}
+
 export interface SubscriptionEvents extends Record<string, unknown> {
+  state: SubscriptionStateChange;
   subscribed: SubscribedEvent;
   gap: GapEvent;
   /** A handler threw (the message counts as handled), or the gateway refused the subscription. */
@@ -175,7 +183,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents> imple
   /** @internal (Re)sends SUB on a ready connection, from where delivery stands. */
   subscribeOnWire(): void {
     if (this.state === 'closed' || this.state === 'resolving') return;
-    this.state = 'subscribing';
+    this.setState('subscribing');
     const credit = Math.max(0, Math.min(this.window, this.host.maxCredit) - this.held);
     this.serverCredit = credit;
     this.requested = this.next;
@@ -187,7 +195,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents> imple
 
   /** @internal The connection dropped: the gateway forgot this subscription. */
   connectionLost(): void {
-    if (this.state === 'subscribed') this.state = 'subscribing';
+    if (this.state === 'subscribed') this.setState('subscribing');
   }
 
   /** @internal */
@@ -207,7 +215,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents> imple
     this.epoch = f.epoch;
     this.next = f.from;
     const first = this.state === 'subscribing' && !this.everSubscribed;
-    this.state = 'subscribed';
+    this.setState('subscribed');
     const event = { epoch: f.epoch, head: f.head, from: f.from, recovered: f.recovered };
     if (first) {
       this.everSubscribed = true;
@@ -282,7 +290,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents> imple
     } else if (from !== undefined) {
       this.next = Math.max(1, Math.floor(from));
     }
-    this.state = 'subscribing';
+    this.setState('subscribing');
     if (this.host.ready) this.subscribeOnWire();
   }
 
@@ -361,11 +369,19 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents> imple
     }
   }
 
+  /** The one place the state changes. */
+  private setState(newState: SubscriptionState): void {
+    const oldState = this.state;
+    if (oldState === newState) return;
+    this.state = newState;
+    this.emit('state', { oldState, newState });
+  }
+
   private finish(): void {
     if (this.state === 'closed') return;
-    this.state = 'closed';
     this.queue = [];
     this.host.forget(this);
+    this.setState('closed');
     const pulls = this.pulls;
     this.pulls = [];
     for (const p of pulls) {

@@ -14,7 +14,13 @@
  * `{"<topic pattern>": ["sub" | "pub" | "history"]}` (`*` one segment, `>` the rest), `admin`.
  */
 
-export type Capability = 'sub' | 'pub' | 'history';
+/**
+ * The actions a token grants on a topic pattern: `sub` (subscribe, SSE), `pub` (publish), `history`
+ * (pull). The one list: the gateway checks these, `sluice token --caps` accepts these.
+ */
+export const CAPABILITIES = ['sub', 'pub', 'history'] as const;
+
+export type Capability = (typeof CAPABILITIES)[number];
 
 /** Topic pattern → actions allowed on matching topics. */
 export type Caps = Record<string, readonly Capability[]>;

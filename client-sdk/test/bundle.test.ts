@@ -1,5 +1,5 @@
 /**
- * The browser bundle: its size budget (printed), no Node built-ins, and that this exact file —
+ * The browser bundles: their size budgets (printed), no Node built-ins, and that this exact file —
  * the one browsers, Workers and Deno load — works against a real gateway.
  */
 import assert from 'node:assert/strict';
@@ -11,6 +11,8 @@ import { spawnGateway } from '@sluice/server/testing';
 
 const BUNDLE = new URL('../browser/sluice.min.js', import.meta.url);
 const BUDGET = 20 * 1024;
+const TOKEN_BUNDLE = new URL('../browser/token.min.js', import.meta.url);
+const TOKEN_BUDGET = 1536;
 
 describe('browser bundle', () => {
   it(`is at most ${BUDGET} bytes gzipped and uses no Node API`, () => {
@@ -20,6 +22,14 @@ describe('browser bundle', () => {
     assert.ok(gz <= BUDGET, `${gz} bytes gzip > ${BUDGET}`);
     const text = code.toString();
     assert.doesNotMatch(text, /\brequire\(|from\s*["']node:|import\(["'](?:node:|fs|net|crypto)["']\)/);
+  });
+
+  it(`token.min.js is under ${TOKEN_BUDGET} bytes gzipped (README: "under 1.5 KiB") and uses no Node API`, () => {
+    const code = readFileSync(TOKEN_BUNDLE);
+    const gz = gzipSync(code, { level: 9 }).length;
+    console.log(`# bundle size: dist/browser/token.min.js ${code.length} bytes minified, ${gz} bytes gzip (budget ${TOKEN_BUDGET})`);
+    assert.ok(gz < TOKEN_BUDGET, `${gz} bytes gzip >= ${TOKEN_BUDGET}`);
+    assert.doesNotMatch(code.toString(), /\brequire\(|from\s*["']node:|import\(["'](?:node:|fs|net|crypto)["']\)/);
   });
 
   it('works against a real gateway', async () => {

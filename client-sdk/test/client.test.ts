@@ -220,6 +220,40 @@ describe('publish', () => {
     assert.deepEqual(await retried, { offset: 1, duplicate: false });
   });
 
+  it('a publish waiting to retry holds no timer after close() or a drop', async () => {
+    const env = setup();
+    const p = env.client.publish('t', 1);
+    const c1 = await connected(env);
+    const timersConnected = env.clock.pending; // the heartbeat
+    c1.reply({ type: 11, id: c1.take(8).reqId, code: 'internal', message: 'oops' });
+    assert.equal(env.clock.pending, timersConnected + 1, 'the retry waits on a timer');
+    c1.drop(1006);
+    assert.equal(env.clock.pending, 1, 'a drop leaves only the reconnect timer: WELCOME resends the publish');
+    env.clock.advance(100);
+    const c2 = await connected(env);
+    assert.equal(c2.all(8).length, 1, 'resent once, by WELCOME');
+    c2.reply({ type: 11, id: c2.take(8).reqId, code: 'rate-limited', message: 'slow down' });
+    assert.equal(env.clock.pending, timersConnected + 1);
+    env.client.close();
+    await assert.rejects(p, ClosedError);
+    assert.equal(env.clock.pending, 0, 'no timers left behind');
+  });
+
+  it('close() with a retry pending on the real clock leaves no Timeout handle (the process can exit)', async () => {
+    const timeouts = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timeouts();
+    const server = new FakeServer();
+    const client = createClient({ url: 'http://gateway.test:9400', transport: server.factory, backoff: () => 10_000 });
+    const p = client.publish('t', 1);
+    await flush();
+    server.last.welcome();
+    server.last.reply({ type: 11, id: server.last.take(8).reqId, code: 'internal', message: 'oops' });
+    assert.equal(timeouts(), before + 2, 'heartbeat and a 10 s retry');
+    client.close();
+    await assert.rejects(p, ClosedError);
+    assert.equal(timeouts(), before, 'close() cleared both');
+  });
+
   it('validates topics and keys before sending', async () => {
     const env = setup();
     await assert.rejects(env.client.publish('bad topic', 1), (e: SluiceError) => e.code === 'invalid-topic');
@@ -286,6 +320,22 @@ describe('subscribe', () => {
     const offsets = [];
     for (let i = 0; i < 4; i++) offsets.push((await it.next()).value!.offset);
     assert.deepEqual(offsets, [6, 7, 8, 9]);
+  });
+
+  it('emits every subscription state change, through a reconnect to unsubscribe', async () => {
+    const env = setup();
+    const sub = env.client.subscribe('t');
+    const changes: string[] = [];
+    sub.on('state', ({ oldState, newState }) => changes.push(`${oldState}→${newState}`));
+    const c1 = await connected(env);
+    c1.reply({ type: 4, subId: c1.take(3).subId, epoch: 'e', head: 0, from: 1, recovered: false });
+    c1.drop(1006);
+    assert.equal(sub.state, 'subscribing', 'a lost connection takes it back to subscribing');
+    env.clock.advance(100);
+    const c2 = await connected(env);
+    c2.reply({ type: 4, subId: c2.take(3).subId, epoch: 'e', head: 0, from: 1, recovered: true });
+    await sub.unsubscribe();
+    assert.deepEqual(changes, ['resolving→subscribing', 'subscribing→subscribed', 'subscribed→subscribing', 'subscribing→subscribed', 'subscribed→closed']);
   });
 
   it('emits gap when resume was not possible: trimmed range or new epoch', async () => {

@@ -3,12 +3,14 @@
  * The `sluice` command.
  *   sluice serve [--port 9400] [--host 127.0.0.1] [--data ./data] [--store disk|memory] ...
  *   sluice token --sub alice --caps 'chat.>=sub,pub' --ttl 1h [--admin]
- *   sluice keygen [--alg EdDSA|ES256]
- * Every serve flag also reads from the environment (see config.ts / `sluice help`).
+ *   sluice keygen [--alg EdDSA|ES256] [--out <prefix>]
+ * Every serve flag also reads from the environment (see config.ts / `sluice help`). All commands
+ * parse their flags with config.ts `parseFlags`; durations and sizes take units everywhere.
  */
+import { existsSync, writeFileSync } from 'node:fs';
 import { JwtAuthenticator } from './auth/jwt.js';
-import { keygen, mint, parseCaps, parseTtl } from './auth/mint.js';
-import { ConfigError, loadConfig, OPTIONS } from './config.js';
+import { keygen, mint, parseCaps } from './auth/mint.js';
+import { ConfigError, loadConfig, OPTIONS, parseDuration, parseFlags, type Flags } from './config.js';
 import { authFromConfig, startServer, VERSION } from './server.js';
 
 const USAGE = `sluice ${VERSION} — realtime pub/sub gateway
@@ -18,14 +20,20 @@ Usage:
   sluice token --sub <id> [--caps '<pattern>=<actions>;...'] [--ttl 1h] [--admin]
                [--aud <aud>] [--iss <iss>] [--kid <kid>] [--secret <s> | --key <private key file>]
                              print a token (HS256 with SLUICE_AUTH_SECRET unless --key is given;
-                             --aud/--iss default to SLUICE_AUTH_AUDIENCE/ISSUER)
-  sluice keygen [--alg EdDSA|ES256]
-                             print a new key pair (private key: for token issuers; public: for the gateway)
+                             --aud/--iss default to SLUICE_AUTH_AUDIENCE/ISSUER; --ttl a duration,
+                             bare number: seconds)
+  sluice keygen [--alg EdDSA|ES256] [--out <prefix>]
+                             a new key pair (private key: for token issuers; public: for the gateway);
+                             with --out, written to <prefix>.private.pem (mode 0600) and
+                             <prefix>.public.pem, else printed
   sluice help                this text
 
-Options (flag / environment variable):
+Serve options (flag / environment variable):
 ${OPTIONS.map((o) => `  --${o.flag.padEnd(18)} ${o.env.padEnd(24)} ${o.help}`).join('\n')}
   --quiet                                       print only the listening line and errors
+
+Durations: 500ms, 30s, 5m, 24h, 7d. Sizes: 512KiB, 256MiB, 1GiB (KiB = 1024 bytes), 1kB, 1MB
+(kB = 1000 bytes). A bare number keeps the option's unit shown above.
 `;
 
 async function serve(argv: string[]): Promise<void> {
@@ -60,49 +68,70 @@ async function serve(argv: string[]): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
-/** `--name value` / `--name=value` / `--flag` arguments of the small commands; repeated names accumulate. */
-function flags(argv: readonly string[], booleans: readonly string[]): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument "${arg}"`);
-    const eq = arg.indexOf('=');
-    const name = eq > 0 ? arg.slice(2, eq) : arg.slice(2);
-    const value = eq > 0 ? arg.slice(eq + 1) : booleans.includes(name) ? 'true' : argv[++i];
-    if (value === undefined) throw new ConfigError(`--${name} needs a value`);
-    out.set(name, [...(out.get(name) ?? []), value]);
-  }
-  return out;
-}
+const TOKEN_FLAGS = {
+  sub: { type: 'string' },
+  caps: { type: 'string', multiple: true },
+  ttl: { type: 'string' },
+  admin: { type: 'boolean' },
+  aud: { type: 'string' },
+  iss: { type: 'string' },
+  kid: { type: 'string' },
+  secret: { type: 'string' },
+  key: { type: 'string' },
+} as const satisfies Flags;
 
 async function token(argv: string[]): Promise<void> {
-  const f = flags(argv, ['admin']);
-  const known = ['sub', 'caps', 'ttl', 'admin', 'aud', 'iss', 'kid', 'secret', 'key'];
-  for (const name of f.keys()) if (!known.includes(name)) throw new ConfigError(`unknown option --${name} (token takes --${known.join(', --')})`);
-  const one = (name: string) => f.get(name)?.at(-1);
+  const f = parseFlags('token', argv, TOKEN_FLAGS);
   const env = process.env;
   const jwt = await mint({
-    sub: one('sub') ?? '',
-    caps: parseCaps(f.get('caps') ?? []),
-    admin: one('admin') === 'true',
-    ttlS: parseTtl(one('ttl') ?? '1h'),
-    audience: one('aud') ?? (env.SLUICE_AUTH_AUDIENCE || undefined),
-    issuer: one('iss') ?? (env.SLUICE_AUTH_ISSUER || undefined),
-    kid: one('kid'),
-    secret: one('secret') ?? (env.SLUICE_AUTH_SECRET || undefined),
-    privateKey: one('key'),
+    sub: f.sub ?? '',
+    caps: parseCaps(f.caps ?? []),
+    admin: f.admin === true,
+    ttlS: parseDuration('--ttl', f.ttl ?? '1h', 's', 1),
+    audience: f.aud ?? (env.SLUICE_AUTH_AUDIENCE || undefined),
+    issuer: f.iss ?? (env.SLUICE_AUTH_ISSUER || undefined),
+    kid: f.kid,
+    secret: f.secret ?? (env.SLUICE_AUTH_SECRET || undefined),
+    privateKey: f.key,
   });
   process.stdout.write(jwt + '\n');
 }
 
+const KEYGEN_FLAGS = {
+  alg: { type: 'string' },
+  out: { type: 'string' },
+} as const satisfies Flags;
+
 function keys(argv: string[]): void {
-  const f = flags(argv, []);
-  const { privateKey, publicKey } = keygen(f.get('alg')?.at(-1) ?? 'EdDSA');
-  process.stdout.write(`${privateKey}${publicKey}`);
+  const f = parseFlags('keygen', argv, KEYGEN_FLAGS);
+  const { privateKey, publicKey } = keygen(f.alg ?? 'EdDSA');
+  if (f.out === undefined) {
+    process.stdout.write(`${privateKey}${publicKey}`);
+    return;
+  }
+  if (!f.out) throw new ConfigError('--out needs a file name prefix');
+  const privatePath = `${f.out}.private.pem`;
+  const publicPath = `${f.out}.public.pem`;
+  // A key is never overwritten (checked for both before writing either); the private one is
+  // readable by its owner only.
+  for (const path of [privatePath, publicPath]) if (existsSync(path)) throw new ConfigError(`${path} exists; remove it or choose another --out`);
+  write(privatePath, privateKey, 0o600);
+  write(publicPath, publicKey, 0o644);
+  console.log(`sluice: wrote ${privatePath} (private: for whoever mints tokens, --key) and ${publicPath} (public: for the gateway, SLUICE_AUTH_PUBLIC_KEY)`);
+}
+
+function write(path: string, text: string, mode: number): void {
+  try {
+    writeFileSync(path, text, { mode, flag: 'wx' });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ConfigError(code === 'EEXIST' ? `${path} exists; remove it or choose another --out` : `cannot write ${path}: ${(err as Error).message}`);
+  }
 }
 
 async function main(): Promise<void> {
   const [command = 'serve', ...rest] = process.argv.slice(2);
+  if (rest.includes('--help') || rest.includes('-h')) { process.stdout.write(USAGE); return; }
   switch (command) {
     case 'serve': return serve(rest);
     case 'token': return token(rest);

@@ -2,6 +2,7 @@
  * Gateway configuration: defaults, environment variables and `sluice serve` flags.
  * Every option has one name in each form: `--max-frame` ⇔ `SLUICE_MAX_FRAME` ⇔ `maxFrame`.
  */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import {
   DEFAULT_CREDIT,
   DEFAULT_HEARTBEAT_MS,
@@ -56,6 +57,26 @@ export interface RateLimits {
   perClient: number;
 }
 
+/**
+ * The hub's memory and batching tunables (no flags: the defaults fit every deployment measured so
+ * far). The cache never holds more than retention keeps: whoever builds the hub caps `cacheEntries`
+ * and `cacheBytes` by `retention.maxCount` and `retention.maxBytes`.
+ */
+export interface HubConfig {
+  /** Newest messages cached per topic that has local subscribers. */
+  cacheEntries: number;
+  /** Bytes of that cache per topic. */
+  cacheBytes: number;
+  /** Bytes of the caches of all topics together. */
+  cacheTotalBytes: number;
+  /** Most messages read from the store per catch-up batch. */
+  readBatch: number;
+  /** Most bytes read from the store per catch-up batch. */
+  readBytes: number;
+  /** Catch-up pauses while a socket has more than this many bytes buffered. */
+  highWater: number;
+}
+
 export interface Config {
   host: string;
   port: number;
@@ -73,6 +94,7 @@ export interface Config {
   allowedOrigins: string[] | undefined;
   http: HttpLimits;
   rates: RateLimits;
+  hub: HubConfig;
   /** Directory of the built console, served at /console when present. */
   consoleDir: string | undefined;
   /** Print nothing but the listening line and errors. */
@@ -95,6 +117,15 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = {
   maxStreams: 100_000,
 };
 
+export const DEFAULT_HUB_CONFIG: HubConfig = {
+  cacheEntries: 1024,
+  cacheBytes: 512 * 1024,
+  cacheTotalBytes: 64 * 1024 * 1024,
+  readBatch: 512,
+  readBytes: 512 * 1024,
+  highWater: 256 * 1024,
+};
+
 export function defaultConfig(): Config {
   return {
     host: '127.0.0.1',
@@ -109,6 +140,7 @@ export function defaultConfig(): Config {
     allowedOrigins: undefined,
     http: { ...DEFAULT_HTTP_LIMITS },
     rates: { perConnection: 0, perClient: 0 },
+    hub: { ...DEFAULT_HUB_CONFIG },
     consoleDir: undefined,
     quiet: false,
   };
@@ -118,20 +150,58 @@ interface Option {
   flag: string;
   env: string;
   help: string;
-  set: (c: Config, v: string) => void;
+  /** Applies `v` to `c`; `name` (`--flag` or the variable) is what an error message names. */
+  set: (c: Config, v: string, name: string) => void;
 }
 
 const int = (name: string, v: string, min = 0): number => {
   const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < min) throw new ConfigError(`${name} must be an integer >= ${min}, got "${v}"`);
+  if (v.trim() === '' || !Number.isSafeInteger(n) || n < min) throw new ConfigError(`${name} must be an integer >= ${min}, got "${v}"`);
   return n;
 };
 
 const num = (name: string, v: string): number => {
   const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new ConfigError(`${name} must be a number >= 0, got "${v}"`);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new ConfigError(`${name} must be a number >= 0, got "${v}"`);
   return n;
 };
+
+const DURATION_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+const SIZE_BYTES = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 } as const;
+
+/** `<number>[unit]` in the smallest unit, the unit one of `units` (any case; none: `bare`). Undefined if malformed. */
+function withUnit(v: string, units: Record<string, number>, bare: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(v.trim());
+  if (!m) return undefined;
+  const unit = (m[2] || bare).toLowerCase();
+  if (!Object.hasOwn(units, unit)) return undefined;
+  const n = Number(m[1]) * units[unit]!;
+  const whole = Math.round(n);
+  return Math.abs(n - whole) < 1e-6 ? whole : n; // 1.1s is 1100 ms, not 1100.0000000000002
+}
+
+/**
+ * A duration: `500ms`, `30s`, `5m`, `24h`, `7d`, or a bare number in `unit` (each option keeps the
+ * unit its bare numbers always had). Returns a whole number of `unit`s, at least `min`.
+ */
+export function parseDuration(name: string, v: string, unit: 'ms' | 's', min = 0): number {
+  const ms = withUnit(v, DURATION_MS, unit);
+  const unitName = unit === 's' ? 'seconds' : 'ms';
+  if (ms === undefined) throw new ConfigError(`${name} must be a duration like 500ms, 30s, 5m, 24h or 7d (a bare number is ${unitName}), got "${v}"`);
+  const n = ms / DURATION_MS[unit];
+  if (!Number.isSafeInteger(n)) throw new ConfigError(`${name} must be a whole number of ${unitName}, got "${v}"`);
+  if (n < min) throw new ConfigError(`${name} must be at least ${min}${unit}, got "${v}"`);
+  return n;
+}
+
+/** A size: `512KiB`, `256MiB`, `1GiB`, `1kB`, `1MB` (KiB = 1024, kB = 1000), or a bare number of bytes; at least `min`. */
+export function parseSize(name: string, v: string, min = 0): number {
+  const n = withUnit(v, SIZE_BYTES, 'b');
+  if (n === undefined) throw new ConfigError(`${name} must be a size like 512KiB, 256MiB, 1GiB, 1kB or 1MB (a bare number is bytes), got "${v}"`);
+  if (!Number.isSafeInteger(n)) throw new ConfigError(`${name} must be a whole number of bytes, got "${v}"`);
+  if (n < min) throw new ConfigError(`${name} must be at least ${min} bytes, got "${v}"`);
+  return n;
+}
 
 /** `*`, or a comma-separated list of origins (`scheme://host[:port]`). */
 export function parseOrigins(v: string): string[] {
@@ -155,67 +225,104 @@ export class ConfigError extends Error {
 
 export const OPTIONS: Option[] = [
   { flag: 'host', env: 'HOST', help: 'address to listen on (default 127.0.0.1)', set: (c, v) => { c.host = v; } },
-  { flag: 'port', env: 'PORT', help: 'port (default 9400; 0 picks a free one)', set: (c, v) => { c.port = int('port', v); } },
+  { flag: 'port', env: 'PORT', help: 'port (default 9400; 0 picks a free one)', set: (c, v, n) => { c.port = int(n, v); } },
   {
     flag: 'store', env: 'SLUICE_STORE', help: 'disk (default) or memory',
-    set: (c, v) => {
-      if (v !== 'disk' && v !== 'memory') throw new ConfigError(`store must be disk or memory, got "${v}"`);
+    set: (c, v, n) => {
+      if (v !== 'disk' && v !== 'memory') throw new ConfigError(`${n} must be disk or memory, got "${v}"`);
       c.store = v;
     },
   },
   { flag: 'data', env: 'SLUICE_DATA_DIR', help: 'data directory of the disk store (default ./data)', set: (c, v) => { c.dataDir = v; } },
   {
     flag: 'durability', env: 'SLUICE_DURABILITY', help: 'flush (default: ack after fsync) or commit (ack after write; survives a crash, not a power loss)',
-    set: (c, v) => {
-      if (v !== 'flush' && v !== 'commit') throw new ConfigError(`durability must be flush or commit, got "${v}"`);
+    set: (c, v, n) => {
+      if (v !== 'flush' && v !== 'commit') throw new ConfigError(`${n} must be flush or commit, got "${v}"`);
       c.durability = v;
     },
   },
-  { flag: 'retention-count', env: 'SLUICE_RETENTION_COUNT', help: 'messages kept per topic (default 1000000)', set: (c, v) => { c.retention.maxCount = int('retention-count', v, 1); } },
-  { flag: 'retention-age', env: 'SLUICE_RETENTION_AGE_MS', help: 'ms a message is kept (default 7 days)', set: (c, v) => { c.retention.maxAgeMs = int('retention-age', v, 1); } },
-  { flag: 'retention-bytes', env: 'SLUICE_RETENTION_BYTES', help: 'bytes kept per topic (default 256 MiB)', set: (c, v) => { c.retention.maxBytes = int('retention-bytes', v, 1); } },
-  { flag: 'dedup-window', env: 'SLUICE_DEDUP_WINDOW_MS', help: 'ms an idempotency key is remembered (default 24 h)', set: (c, v) => { c.dedupWindowMs = int('dedup-window', v, 1); } },
-  { flag: 'max-frame', env: 'SLUICE_MAX_FRAME', help: 'largest frame in bytes (default 1 MiB)', set: (c, v) => { c.limits.maxFrame = int('max-frame', v, 1024); } },
-  { flag: 'max-credit', env: 'SLUICE_MAX_CREDIT', help: 'credit cap per subscription (default 4096)', set: (c, v) => { c.limits.maxCredit = int('max-credit', v, 1); } },
-  { flag: 'default-credit', env: 'SLUICE_DEFAULT_CREDIT', help: 'credit of a SUB that names none (default 64)', set: (c, v) => { c.limits.defaultCredit = int('default-credit', v); } },
-  { flag: 'max-subscriptions', env: 'SLUICE_MAX_SUBSCRIPTIONS', help: 'subscriptions per connection (default 1000)', set: (c, v) => { c.limits.maxSubscriptions = int('max-subscriptions', v, 1); } },
-  { flag: 'heartbeat', env: 'SLUICE_HEARTBEAT_MS', help: 'heartbeat announced to clients in ms (default 20000)', set: (c, v) => { c.limits.heartbeatMs = int('heartbeat', v, 1000); } },
+  { flag: 'retention-count', env: 'SLUICE_RETENTION_COUNT', help: 'messages kept per topic (default 1000000)', set: (c, v, n) => { c.retention.maxCount = int(n, v, 1); } },
+  { flag: 'retention-age', env: 'SLUICE_RETENTION_AGE_MS', help: 'how long a message is kept (default 7d; bare number: ms)', set: (c, v, n) => { c.retention.maxAgeMs = parseDuration(n, v, 'ms', 1); } },
+  { flag: 'retention-bytes', env: 'SLUICE_RETENTION_BYTES', help: 'bytes kept per topic (default 256MiB; bare number: bytes)', set: (c, v, n) => { c.retention.maxBytes = parseSize(n, v, 1); } },
+  { flag: 'dedup-window', env: 'SLUICE_DEDUP_WINDOW_MS', help: 'how long an idempotency key is remembered (default 24h; bare number: ms)', set: (c, v, n) => { c.dedupWindowMs = parseDuration(n, v, 'ms', 1); } },
+  { flag: 'max-frame', env: 'SLUICE_MAX_FRAME', help: 'largest frame (default 1MiB; bare number: bytes)', set: (c, v, n) => { c.limits.maxFrame = parseSize(n, v, 1024); } },
+  { flag: 'max-credit', env: 'SLUICE_MAX_CREDIT', help: 'credit cap per subscription (default 4096)', set: (c, v, n) => { c.limits.maxCredit = int(n, v, 1); } },
+  { flag: 'default-credit', env: 'SLUICE_DEFAULT_CREDIT', help: 'credit of a SUB that names none (default 64)', set: (c, v, n) => { c.limits.defaultCredit = int(n, v); } },
+  { flag: 'max-subscriptions', env: 'SLUICE_MAX_SUBSCRIPTIONS', help: 'subscriptions per connection (default 1000)', set: (c, v, n) => { c.limits.maxSubscriptions = int(n, v, 1); } },
+  { flag: 'heartbeat', env: 'SLUICE_HEARTBEAT_MS', help: 'heartbeat announced to clients (default 20s; bare number: ms)', set: (c, v, n) => { c.limits.heartbeatMs = parseDuration(n, v, 'ms', 1000); } },
   { flag: 'auth-secret', env: 'SLUICE_AUTH_SECRET', help: 'HS256 secret for tokens (no secret and no public key: dev mode, no auth)', set: (c, v) => { c.auth.secret = v || undefined; } },
   { flag: 'auth-public-key', env: 'SLUICE_AUTH_PUBLIC_KEY', help: 'EdDSA/ES256 public key: PEM, JWK or JWK Set JSON, or a file holding one', set: (c, v) => { c.auth.publicKey = v || undefined; } },
   { flag: 'auth-audience', env: 'SLUICE_AUTH_AUDIENCE', help: 'required aud claim (default: not checked)', set: (c, v) => { c.auth.audience = v || undefined; } },
   { flag: 'auth-issuer', env: 'SLUICE_AUTH_ISSUER', help: 'required iss claim (default: not checked)', set: (c, v) => { c.auth.issuer = v || undefined; } },
-  { flag: 'auth-clock-skew', env: 'SLUICE_AUTH_CLOCK_SKEW_S', help: 'seconds of clock skew tolerated on exp/nbf (default 30)', set: (c, v) => { c.auth.clockSkewS = int('auth-clock-skew', v); } },
+  { flag: 'auth-clock-skew', env: 'SLUICE_AUTH_CLOCK_SKEW_S', help: 'clock skew tolerated on exp/nbf (default 30s; bare number: seconds)', set: (c, v, n) => { c.auth.clockSkewS = parseDuration(n, v, 's'); } },
   {
     flag: 'allowed-origins', env: 'SLUICE_ALLOWED_ORIGINS',
     help: 'comma-separated browser origins for CORS and WebSocket, or * (default: any in dev mode, same origin with auth)',
     set: (c, v) => { c.allowedOrigins = parseOrigins(v); },
   },
-  { flag: 'max-body', env: 'SLUICE_MAX_BODY', help: 'largest HTTP request body in bytes (default 1 MiB)', set: (c, v) => { c.http.maxBody = int('max-body', v, 1024); } },
-  { flag: 'max-wait', env: 'SLUICE_MAX_WAIT_S', help: 'cap on a pull\'s wait in seconds (default 30)', set: (c, v) => { c.http.maxWaitS = int('max-wait', v, 0); } },
-  { flag: 'max-http-streams', env: 'SLUICE_MAX_HTTP_STREAMS', help: 'long-polls plus SSE streams open at once (default 100000)', set: (c, v) => { c.http.maxStreams = int('max-http-streams', v, 1); } },
-  { flag: 'rate-limit', env: 'SLUICE_RATE_LIMIT', help: 'publishes/s per WebSocket connection, 0 = off (default off)', set: (c, v) => { c.rates.perConnection = num('rate-limit', v); } },
-  { flag: 'rate-limit-client', env: 'SLUICE_RATE_LIMIT_CLIENT', help: 'publishes/s per client over all connections and HTTP, 0 = off (default off)', set: (c, v) => { c.rates.perClient = num('rate-limit-client', v); } },
+  { flag: 'max-body', env: 'SLUICE_MAX_BODY', help: 'largest HTTP request body (default 1MiB; bare number: bytes)', set: (c, v, n) => { c.http.maxBody = parseSize(n, v, 1024); } },
+  { flag: 'max-wait', env: 'SLUICE_MAX_WAIT_S', help: 'cap on a pull\'s wait (default 30s; bare number: seconds)', set: (c, v, n) => { c.http.maxWaitS = parseDuration(n, v, 's'); } },
+  { flag: 'max-http-streams', env: 'SLUICE_MAX_HTTP_STREAMS', help: 'long-polls plus SSE streams open at once (default 100000)', set: (c, v, n) => { c.http.maxStreams = int(n, v, 1); } },
+  { flag: 'rate-limit', env: 'SLUICE_RATE_LIMIT', help: 'publishes/s per WebSocket connection, 0 = off (default off)', set: (c, v, n) => { c.rates.perConnection = num(n, v); } },
+  { flag: 'rate-limit-client', env: 'SLUICE_RATE_LIMIT_CLIENT', help: 'publishes/s per client over all connections and HTTP, 0 = off (default off)', set: (c, v, n) => { c.rates.perClient = num(n, v); } },
   { flag: 'console-dir', env: 'SLUICE_CONSOLE_DIR', help: 'directory of the built console (default: console/dist of this repository, when built)', set: (c, v) => { c.consoleDir = v; } },
 ];
 
-/** Applies environment variables, then flags (`--name value` or `--name=value`), to the defaults. */
+/** The flags a command takes, in `parseArgs` form. */
+export type Flags = NonNullable<ParseArgsConfig['options']>;
+
+/** What `parseFlags` returns for `O`: each flag's value, typed by its spec. */
+export type FlagValues<O extends Flags> = ReturnType<typeof parseArgs<{ args: string[]; options: O; strict: true; allowPositionals: false }>>['values'];
+
+/** The flags of `sluice serve`: every OPTIONS flag takes a value; `--quiet` takes none. */
+const SERVE_FLAGS: Flags = {
+  ...Object.fromEntries(OPTIONS.map((o) => [o.flag, { type: 'string' as const }])),
+  quiet: { type: 'boolean' },
+};
+
+/** Applies environment variables, then flags (`--name value` or `--name=value`; the last one wins), to the defaults. */
 export function loadConfig(argv: readonly string[], env: Record<string, string | undefined>): Config {
   const c = defaultConfig();
   for (const o of OPTIONS) {
     const v = env[o.env];
-    if (v !== undefined && v !== '') o.set(c, v);
+    if (v !== undefined && v !== '') o.set(c, v, o.env);
   }
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === '--quiet') { c.quiet = true; continue; }
-    if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument "${arg}"`);
-    const eq = arg.indexOf('=');
-    const name = eq > 0 ? arg.slice(2, eq) : arg.slice(2);
-    const o = OPTIONS.find((x) => x.flag === name);
-    if (!o) throw new ConfigError(`unknown option --${name}`);
-    const v = eq > 0 ? arg.slice(eq + 1) : argv[++i];
-    if (v === undefined) throw new ConfigError(`--${name} needs a value`);
-    o.set(c, v);
+  const flags = parseFlags('serve', argv, SERVE_FLAGS);
+  for (const o of OPTIONS) {
+    const v = flags[o.flag];
+    if (typeof v === 'string') o.set(c, v, `--${o.flag}`);
   }
+  if (flags.quiet === true) c.quiet = true;
   return c;
+}
+
+/**
+ * The one flag parser of every `sluice` command: `node:util` `parseArgs`, strict (unknown flags,
+ * missing values and stray arguments are errors), its errors turned into ConfigError (exit code 2).
+ */
+export function parseFlags<O extends Flags>(command: string, argv: readonly string[], options: O): FlagValues<O> {
+  try {
+    return parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    throw new ConfigError(flagError(command, err));
+  }
+}
+
+function flagError(command: string, err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const flag = /'(-[^' ]+)/.exec(message)?.[1];
+  const positional = /'([^']*)'/.exec(message)?.[1];
+  switch ((err as { code?: string }).code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return `unknown option ${flag ?? message} for sluice ${command} (see: sluice help)`;
+    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
+      return `unexpected argument "${positional ?? message}" for sluice ${command} (options look like --name value)`;
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      if (flag && /argument missing/.test(message)) return `${flag} needs a value`;
+      if (flag && /ambiguous/.test(message)) return `${flag} needs a value (write ${flag}=-… for one that starts with "-")`;
+      if (flag && /does not take an argument/.test(message)) return `${flag} takes no value`;
+      return message;
+    default:
+      return message;
+  }
 }

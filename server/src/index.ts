@@ -1,6 +1,9 @@
 /** @sluice/server — embed the gateway: `startServer(loadConfig([], process.env))`. */
 export { startServer, openStore, authFromConfig, VERSION, type RunningServer } from './server.js';
-export { loadConfig, defaultConfig, DEFAULT_LIMITS, DEFAULT_HTTP_LIMITS, ConfigError, type Config, type Limits, type AuthConfig, type HttpLimits, type RateLimits } from './config.js';
+export {
+  loadConfig, defaultConfig, DEFAULT_LIMITS, DEFAULT_HTTP_LIMITS, DEFAULT_HUB_CONFIG, ConfigError,
+  type Config, type Limits, type AuthConfig, type HttpLimits, type RateLimits, type HubConfig,
+} from './config.js';
 export type { TopicLog, TopicInfo, AppendInput, AppendResult, ReadResult, Retention } from './log/log.js';
 export { MemoryLog } from './log/memory.js';
 export { DiskLog } from './log/disk.js';

@@ -198,7 +198,7 @@ describe('tokens: expiry', () => {
 });
 
 describe('sluice token / keygen / serve with auth', () => {
-  it('prints tokens the gateway accepts (HS256 from SLUICE_AUTH_SECRET, EdDSA from --key)', async () => {
+  it('prints tokens the gateway accepts (HS256 from SLUICE_AUTH_SECRET, EdDSA and ES256 from --key)', async () => {
     const out = spawnSync(process.execPath, [CLI, 'token', '--sub', 'cli-user', '--caps', 'chat.>=sub,pub', '--ttl', '1h'], {
       env: { ...process.env, SLUICE_AUTH_SECRET: SECRET }, encoding: 'utf8',
     });
@@ -222,6 +222,15 @@ describe('sluice token / keygen / serve with auth', () => {
     } finally {
       await g.close();
     }
+    // ES256 from a PKCS8 file, with aud and iss from the environment (gateway B checks both).
+    writeFileSync(join(dir, 'ec.pem'), ecPrivatePem);
+    const esOut = spawnSync(process.execPath, [CLI, 'token', '--sub', 'es-cli', '--caps', 'chat.>=pub', '--key', join(dir, 'ec.pem')], {
+      encoding: 'utf8', env: { ...process.env, SLUICE_AUTH_SECRET: '', SLUICE_AUTH_AUDIENCE: 'sluice', SLUICE_AUTH_ISSUER: 'https://issuer.test' },
+    });
+    assert.equal(esOut.status, 0, esOut.stderr);
+    assert.equal(JSON.parse(Buffer.from(esOut.stdout.split('.')[0]!, 'base64url').toString()).alg, 'ES256');
+    assert.equal((await publish(b, 'chat.cli', esOut.stdout.trim())).status, 201);
+
     const bad = spawnSync(process.execPath, [CLI, 'token', '--sub', 'x', '--caps', 'chat.>=read'], { env: { ...process.env, SLUICE_AUTH_SECRET: SECRET }, encoding: 'utf8' });
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /not one of sub, pub, history/);

@@ -4,8 +4,11 @@
  * and says so loudly at startup; JWT verification plugs in behind the same interface.
  */
 import { matchTopic } from '@sluice/client/protocol';
+import type { Capability, Caps } from '@sluice/client/token';
 
-export type Action = 'sub' | 'pub' | 'history';
+/** What a principal may do on a topic: the SDK's list of token capabilities. */
+export type Action = Capability;
+export type { Caps };
 
 export interface Principal {
   /** Client id (the token's `sub`). */
@@ -30,9 +33,6 @@ export class AuthError extends Error {
     super(message);
   }
 }
-
-/** Capabilities: topic pattern → allowed actions. */
-export type Caps = Record<string, readonly Action[]>;
 
 export function capsAllow(caps: Caps, action: Action, topic: string): boolean {
   for (const pattern of Object.keys(caps)) {

@@ -18,11 +18,11 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { patternError } from '@sluice/client/protocol';
+import { CAPABILITIES } from '@sluice/client/token';
 import { createLocalJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey, type JWSAlgorithm } from 'jose';
 import { ConfigError, type AuthConfig } from '../config.js';
 import { AuthError, capsAllow, type Action, type Authenticator, type Caps, type Principal } from './auth.js';
 
-const ACTIONS: readonly Action[] = ['sub', 'pub', 'history'];
 const MAX_SUB_CHARS = 256;
 /** Verified tokens remembered (until their expiry), so a polling client is not re-verified each time. */
 const CACHE_SIZE = 4096;
@@ -124,7 +124,7 @@ export function parseCaps(raw: unknown): Caps {
     if (!Array.isArray(actions) || !actions.every((a) => typeof a === 'string')) {
       throw new AuthError('unauthorized', `token caps for "${pattern.slice(0, 64)}" must be a list of actions`);
     }
-    caps[pattern] = ACTIONS.filter((a) => actions.includes(a));
+    caps[pattern] = CAPABILITIES.filter((a) => actions.includes(a));
   }
   return caps;
 }
