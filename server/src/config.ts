@@ -69,12 +69,19 @@ export interface HubConfig {
   cacheBytes: number;
   /** Bytes of the caches of all topics together. */
   cacheTotalBytes: number;
-  /** Most messages read from the store per catch-up batch. */
-  readBatch: number;
-  /** Most bytes read from the store per catch-up batch. */
-  readBytes: number;
   /** Catch-up pauses while a socket has more than this many bytes buffered. */
   highWater: number;
+}
+
+/**
+ * The one read policy: how much one read of a topic's log may return, for WebSocket catch-up,
+ * event streams and pull pages alike (a pull page may take several reads).
+ */
+export interface ReadPolicy {
+  /** Most messages per read. */
+  batch: number;
+  /** Most stored bytes per read (at least one message is read when one exists). */
+  bytes: number;
 }
 
 export interface Config {
@@ -95,6 +102,7 @@ export interface Config {
   http: HttpLimits;
   rates: RateLimits;
   hub: HubConfig;
+  read: ReadPolicy;
   /** Directory of the built console, served at /console when present. */
   consoleDir: string | undefined;
   /** Print nothing but the listening line and errors. */
@@ -117,12 +125,12 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = {
   maxStreams: 100_000,
 };
 
+export const DEFAULT_READ_POLICY: ReadPolicy = { batch: 512, bytes: 512 * 1024 };
+
 export const DEFAULT_HUB_CONFIG: HubConfig = {
   cacheEntries: 1024,
   cacheBytes: 512 * 1024,
   cacheTotalBytes: 64 * 1024 * 1024,
-  readBatch: 512,
-  readBytes: 512 * 1024,
   highWater: 256 * 1024,
 };
 
@@ -141,6 +149,7 @@ export function defaultConfig(): Config {
     http: { ...DEFAULT_HTTP_LIMITS },
     rates: { perConnection: 0, perClient: 0 },
     hub: { ...DEFAULT_HUB_CONFIG },
+    read: { ...DEFAULT_READ_POLICY },
     consoleDir: undefined,
     quiet: false,
   };

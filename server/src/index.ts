@@ -1,7 +1,7 @@
 /** @sluice/server — embed the gateway: `startServer(loadConfig([], process.env))`. */
 export { startServer, openStore, authFromConfig, VERSION, type RunningServer } from './server.js';
 export {
-  loadConfig, defaultConfig, DEFAULT_LIMITS, DEFAULT_HTTP_LIMITS, DEFAULT_HUB_CONFIG, ConfigError,
+  loadConfig, defaultConfig, DEFAULT_LIMITS, DEFAULT_HTTP_LIMITS, DEFAULT_HUB_CONFIG, DEFAULT_READ_POLICY, ConfigError,
   type Config, type Limits, type AuthConfig, type HttpLimits, type RateLimits, type HubConfig,
 } from './config.js';
 export type { TopicLog, TopicInfo, AppendInput, AppendResult, ReadResult, Retention } from './log/log.js';

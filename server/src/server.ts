@@ -14,8 +14,8 @@ import { HttpApi } from './http/api.js';
 import { mountConsole } from './http/console.js';
 import { OriginPolicy } from './http/origins.js';
 import { PublishService } from './core/publish.js';
-import { CursorReader, DEFAULT_READ_POLICY } from './core/start.js';
-import { DEFAULT_HUB_OPTIONS, Hub } from './hub/hub.js';
+import { CursorReader } from './core/start.js';
+import { Hub } from './hub/hub.js';
 import { DiskLog } from './log/disk.js';
 import type { TopicLog } from './log/log.js';
 import { MemoryLog } from './log/memory.js';
@@ -64,13 +64,13 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
   const metrics = new Metrics();
   const store = openStore(config);
   const app = App();
-  const reader = new CursorReader(store, DEFAULT_READ_POLICY);
+  const reader = new CursorReader(store, config.read);
   const hub = new Hub(store, reader, { publish: (topic, frame) => app.publish(topic, frame, true) }, metrics, {
-    ...DEFAULT_HUB_OPTIONS,
+    ...config.hub,
     maxCredit: config.limits.maxCredit,
     // The cache holds only what retention keeps, so it never serves a message the log trimmed.
-    cacheEntries: Math.min(DEFAULT_HUB_OPTIONS.cacheEntries, config.retention.maxCount),
-    cacheBytes: Math.min(DEFAULT_HUB_OPTIONS.cacheBytes, config.retention.maxBytes),
+    cacheEntries: Math.min(config.hub.cacheEntries, config.retention.maxCount),
+    cacheBytes: Math.min(config.hub.cacheBytes, config.retention.maxBytes),
   });
   const publisher = new PublishService({ store, metrics, rates, maxPayload: config.limits.maxFrame });
   const sessions = new Set<Session>();

@@ -18,6 +18,7 @@
  * A trimmed start is announced on every transport: GAP after SUBSCRIBED on the WebSocket, `event:
  * gap` after `event: subscribed` on SSE, `"gap"` in a pull answer.
  */
+import { DEFAULT_READ_POLICY, type ReadPolicy } from '../config.js';
 import type { TopicLog } from '../log/log.js';
 
 export interface Position {
@@ -53,14 +54,6 @@ export function resolveStart(log: LogView, want: Position, whenUnset: 'live' | '
   if (from < first) return { epoch, head, from: first, recovered: false, gap: { from, to: first - 1 } };
   return { epoch, head, from, recovered: true };
 }
-
-/** How much one read of the log may return: messages and stored bytes. */
-export interface ReadPolicy {
-  batch: number;
-  bytes: number;
-}
-
-export const DEFAULT_READ_POLICY: ReadPolicy = { batch: 512, bytes: 512 * 1024 };
 
 /** A read at a cursor. `entries[0]` is offset `start`; `gap` names offsets retention removed first. */
 export interface Chunk {

@@ -24,6 +24,7 @@
  * them, and hands out read-only views. Delivery counts and bytes are accounted here alone.
  */
 import { CloseCode, encode, encodeDelivery, encodeStr, FrameType } from '@sluice/client/protocol';
+import type { HubConfig } from '../config.js';
 import { resolveStart, type CursorReader, type Position } from '../core/start.js';
 import type { TopicLog } from '../log/log.js';
 import type { Metrics } from '../metrics.js';
@@ -31,24 +32,10 @@ import { MinHeap } from './heap.js';
 import type { Conn, Fanout } from './conn.js';
 import { Subscription, type SubscriptionView, type SubState } from './subscription.js';
 
-export interface HubOptions {
+/** The hub's tunables (Config.hub, already capped by retention) and the credit cap. */
+export interface HubOptions extends HubConfig {
   maxCredit: number;
-  /** Newest entries kept per topic with local subscribers (at most; also bounded by retention). */
-  cacheEntries: number;
-  /** Bytes of those entries per topic, and over all topics. */
-  cacheBytes: number;
-  cacheTotalBytes: number;
-  /** Catch-up pauses while a socket has more than this many bytes buffered. */
-  highWater: number;
 }
-
-export const DEFAULT_HUB_OPTIONS: HubOptions = {
-  maxCredit: 4096,
-  cacheEntries: 1024,
-  cacheBytes: 512 * 1024,
-  cacheTotalBytes: 64 * 1024 * 1024,
-  highWater: 256 * 1024,
-};
 
 /** A SUB as the hub needs it. */
 export interface SubscribeSpec extends Position {
@@ -100,7 +87,7 @@ export class Hub {
     private readonly reader: CursorReader,
     private readonly fanout: Fanout,
     private readonly metrics: Metrics,
-    private readonly options: HubOptions = DEFAULT_HUB_OPTIONS,
+    private readonly options: HubOptions,
   ) {
     this.unwatch = store.watch((topic, first, entries) => this.onAppend(topic, first, entries));
   }

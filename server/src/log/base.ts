@@ -39,6 +39,7 @@ export interface TopicState {
   /** Last durable offset: what readers, info and listeners see. */
   durableHead: number;
   first: number;
+  /** Durable messages retained, their stored size, and the timestamp of the newest. */
   count: number;
   bytes: number;
   lastTs: number;
@@ -65,6 +66,9 @@ interface BatchTopic {
   state: TopicState;
   first: number;
   entries: Uint8Array[];
+  /** Stored size of `entries`, and the timestamp of the last one. */
+  bytes: number;
+  lastTs: number;
   keys: { key: string; hit: KeyHit }[];
 }
 
@@ -173,11 +177,10 @@ export abstract class BaseLog implements TopicLog {
       }
       const offset = ++s.head;
       const entry = encodeEntry(m.data, now, m.headers);
-      s.count++;
-      s.bytes += entry.length;
-      s.lastTs = now;
       batch ??= this.batchFor(s, offset);
       batch.entries.push(entry);
+      batch.bytes += entry.length;
+      batch.lastTs = now;
       if (m.key !== undefined) {
         const hit = { offset, ts: now };
         (s.pendingKeys ??= new Map()).set(m.key, hit);
@@ -338,21 +341,23 @@ export abstract class BaseLog implements TopicLog {
     this.allLoaded = true;
   }
 
+  /**
+   * What is persisted of a topic: its durable state only. (A head that counted appends still in
+   * flight could be committed before their messages, and a crash would then leave a hole.)
+   */
   protected metaOf(s: TopicState): TopicMeta {
-    const meta: TopicMeta = { head: s.head, first: s.first, count: s.count, bytes: s.bytes, lastTs: s.lastTs };
+    const meta: TopicMeta = { head: s.durableHead, first: s.first, count: s.count, bytes: s.bytes, lastTs: s.lastTs };
     if (s.epoch !== this.epoch) meta.epoch = s.epoch;
     return meta;
   }
 
   private infoOf(s: TopicState): TopicInfo {
-    // Counts include appends not yet durable; report the durable view.
-    const pending = s.head - s.durableHead;
     return {
       topic: s.topic,
       epoch: s.epoch,
       head: s.durableHead,
       first: s.first,
-      count: Math.max(0, s.count - pending),
+      count: s.count,
       bytes: s.bytes,
       lastTs: s.lastTs,
     };
@@ -374,7 +379,7 @@ export abstract class BaseLog implements TopicLog {
     }
     let t = this.open.topics.get(s.topic);
     if (!t) {
-      t = { state: s, first: offset, entries: [], keys: [] };
+      t = { state: s, first: offset, entries: [], bytes: 0, lastTs: 0, keys: [] };
       this.open.topics.set(s.topic, t);
     }
     return t;
@@ -419,6 +424,9 @@ export abstract class BaseLog implements TopicLog {
     for (const [topic, t] of b.topics) {
       const s = t.state;
       s.durableHead = t.first + t.entries.length - 1;
+      s.count += t.entries.length;
+      s.bytes += t.bytes;
+      s.lastTs = t.lastTs;
       this.dirtyMeta.add(s);
       if (s.pendingKeys) {
         for (const k of t.keys) s.pendingKeys.delete(k.key);

@@ -1,0 +1,209 @@
+/**
+ * The Hub on its own: a memory store, fake connections and a fake native fan-out — no sockets, no
+ * uWS — so its delivery rules are checked exactly and in milliseconds.
+ *
+ * FakeConn records every frame a connection is sent, and FakeFanout plays uWS's native topic
+ * publish: a frame published to a topic reaches every FakeConn joined to it. Waiting is always for
+ * a state of the hub or a frame (`until`), never a sleep. To extend: add cases; keep FakeConn dumb.
+ */
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { decodeServerFrame, encodeValue, FrameType, type ServerFrame } from '@sluice/client/protocol';
+import { DEFAULT_HUB_CONFIG, DEFAULT_READ_POLICY } from '../src/config.js';
+import { CursorReader } from '../src/core/start.js';
+import type { Conn, Fanout } from '../src/hub/conn.js';
+import { Hub } from '../src/hub/hub.js';
+import type { SubscriptionView } from '../src/hub/subscription.js';
+import { DEFAULT_DEDUP_WINDOW_MS, DEFAULT_RETENTION } from '../src/log/log.js';
+import { MemoryLog } from '../src/log/memory.js';
+import { Metrics } from '../src/metrics.js';
+
+class FakeConn implements Conn {
+  readonly id = 'fake';
+  readonly remoteAddress = '127.0.0.1';
+  readonly userAgent = 'test';
+  closed = false;
+  buffered = 0;
+  readonly frames: ServerFrame[] = [];
+  readonly joined = new Set<string>();
+  send(frame: Uint8Array): void {
+    if (!this.closed) this.frames.push(decodeServerFrame(frame));
+  }
+  flush(): void {}
+  join(topic: string): void {
+    this.joined.add(topic);
+  }
+  leave(topic: string): void {
+    this.joined.delete(topic);
+  }
+  bufferedAmount(): number {
+    return this.buffered;
+  }
+  drained(): Promise<void> {
+    return Promise.resolve();
+  }
+  close(): void {
+    this.closed = true;
+  }
+  /** Offsets delivered for `topic`, in arrival order. */
+  offsets(topic: string): number[] {
+    const out: number[] = [];
+    for (const f of this.frames) {
+      if (f.type === FrameType.MSG && f.topic === topic) out.push(f.offset);
+      if (f.type === FrameType.MSGS && f.topic === topic) f.messages.forEach((_, i) => out.push(f.first + i));
+    }
+    return out;
+  }
+}
+
+class FakeFanout implements Fanout {
+  readonly conns = new Set<FakeConn>();
+  publish(topic: string, frame: Uint8Array): void {
+    for (const c of this.conns) if (c.joined.has(topic)) c.send(frame);
+  }
+}
+
+const metrics = new Metrics();
+after(() => metrics.stop());
+
+function setup(maxCredit = 4096) {
+  const store = new MemoryLog({ retention: { ...DEFAULT_RETENTION }, dedupWindowMs: DEFAULT_DEDUP_WINDOW_MS });
+  const fanout = new FakeFanout();
+  const hub = new Hub(store, new CursorReader(store, DEFAULT_READ_POLICY), fanout, metrics, { ...DEFAULT_HUB_CONFIG, maxCredit });
+  const conn = () => {
+    const c = new FakeConn();
+    fanout.conns.add(c);
+    return c;
+  };
+  const append = (topic: string, n: number, from = 0) =>
+    store.append(topic, Array.from({ length: n }, (_, i) => ({ data: encodeValue(from + i) })));
+  return { store, hub, conn, append, close: () => { hub.close(); return store.close(); } };
+}
+
+/** Turns the event loop until `cond` holds (the hub's work is promises and immediates). */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 10_000; i++) {
+    if (cond()) return;
+    await new Promise((r) => setImmediate(r));
+  }
+  throw new Error(`never happened: ${what}`);
+}
+
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+const stateOf = (v: SubscriptionView) => v.state;
+
+describe('hub', () => {
+  it('credit is exact: a grant of n delivers n, then nothing until the next grant', async () => {
+    const { hub, conn, append, close } = setup();
+    const c = conn();
+    await append('t', 20);
+    const { view, opened } = hub.subscribe(c, { id: 1, topic: 't', clientId: 'a', credit: 5, from: 1 });
+    await opened;
+    await until(() => stateOf(view) === 'paused', 'paused after 5');
+    assert.deepEqual(c.offsets('t'), range(1, 5));
+    assert.deepEqual(hub.position(view), { credit: 0, cursor: 5 });
+    hub.grant(view, 3);
+    await until(() => stateOf(view) === 'paused' && c.offsets('t').length === 8, 'paused after 8');
+    assert.deepEqual(c.offsets('t'), range(1, 8));
+    hub.grant(view, 100);
+    await until(() => stateOf(view) === 'live', 'live');
+    await append('t', 10, 20);
+    assert.deepEqual(c.offsets('t'), range(1, 30), 'caught up, then the live tail, each once and in order');
+    assert.equal(hub.delivered(view), 30);
+    assert.deepEqual(hub.position(view), { credit: 100 - 12 - 10, cursor: 30 });
+    await close();
+  });
+
+  it('a live subscription leaves the native topic exactly at its limit, mid-batch; others keep it', async () => {
+    const { hub, conn, append, close } = setup();
+    const small = conn();
+    const big = conn();
+    const a = hub.subscribe(small, { id: 1, topic: 'h', clientId: 'a', credit: 7 });
+    const b = hub.subscribe(big, { id: 1, topic: 'h', clientId: 'b', credit: 1000 });
+    await Promise.all([a.opened, b.opened]);
+    await until(() => stateOf(a.view) === 'live' && stateOf(b.view) === 'live', 'both live');
+    await append('h', 25); // one batch: the hub must split it for `small`
+    assert.deepEqual(small.offsets('h'), range(1, 7));
+    assert.equal(stateOf(a.view), 'paused');
+    assert.equal(small.joined.has('h'), false, 'off the native topic');
+    assert.deepEqual(big.offsets('h'), range(1, 25));
+    assert.equal(stateOf(b.view), 'live');
+    await append('h', 5, 25);
+    assert.deepEqual(small.offsets('h'), range(1, 7), 'nothing beyond the credit');
+    hub.grant(a.view, 100);
+    await until(() => stateOf(a.view) === 'live', 'back to live');
+    assert.deepEqual(small.offsets('h'), range(1, 30), 'the rest from the log, then live');
+    await close();
+  });
+
+  it('catch-up joins the live tail with no duplicate and no skip while publishes keep coming', async () => {
+    const { hub, conn, append, close } = setup();
+    const c = conn();
+    await append('j', 2000);
+    const { view, opened } = hub.subscribe(c, { id: 1, topic: 'j', clientId: 'a', credit: 4096, from: 1 });
+    await opened;
+    // Appends land between catch-up reads: every step of the join races them.
+    let n = 2000;
+    while (stateOf(view) !== 'live') {
+      await append('j', 7, n);
+      n += 7;
+    }
+    await append('j', 50, n);
+    n += 50;
+    assert.deepEqual(c.offsets('j'), range(1, n));
+    assert.deepEqual(c.frames.filter((f) => f.type === FrameType.GAP), []);
+    await close();
+  });
+
+  it('starts where resolveStart says, and announces a trimmed start with GAP after SUBSCRIBED', async () => {
+    const store = new MemoryLog({ retention: { ...DEFAULT_RETENTION, maxCount: 10 }, dedupWindowMs: DEFAULT_DEDUP_WINDOW_MS });
+    const fanout = new FakeFanout();
+    const hub = new Hub(store, new CursorReader(store, DEFAULT_READ_POLICY), fanout, metrics, { ...DEFAULT_HUB_CONFIG, cacheEntries: 10, maxCredit: 4096 });
+    await store.append('g', Array.from({ length: 25 }, (_, i) => ({ data: encodeValue(i) })));
+    const c = new FakeConn();
+    fanout.conns.add(c);
+    const { view, opened } = hub.subscribe(c, { id: 9, topic: 'g', clientId: 'a', credit: 100, from: 3 });
+    await opened;
+    await until(() => stateOf(view) === 'live', 'live');
+    const [subscribed, gap] = c.frames;
+    assert.deepEqual(subscribed && { ...subscribed, epoch: undefined }, { type: FrameType.SUBSCRIBED, subId: 9, epoch: undefined, head: 25, from: 16, recovered: false });
+    assert.deepEqual(gap, { type: FrameType.GAP, topic: 'g', from: 3, to: 15 });
+    assert.deepEqual(c.offsets('g'), range(16, 25));
+    hub.close();
+    await store.close();
+  });
+
+  it('zero credit sends nothing and holds nothing; a grant resumes from the log', async () => {
+    const { hub, conn, append, close } = setup();
+    const c = conn();
+    const { view, opened } = hub.subscribe(c, { id: 1, topic: 'z', clientId: 'a', credit: 0 });
+    await opened;
+    assert.equal(stateOf(view), 'paused');
+    await append('z', 300);
+    assert.deepEqual(c.offsets('z'), []);
+    assert.equal(c.joined.has('z'), false);
+    hub.grant(view, 1000);
+    await until(() => stateOf(view) === 'live', 'live');
+    assert.deepEqual(c.offsets('z'), range(1, 300));
+    await close();
+  });
+
+  it('unsubscribing during catch-up stops delivery at once and forgets the topic', async () => {
+    const { hub, conn, append, close } = setup();
+    const c = conn();
+    await append('u', 3000);
+    const { view, opened } = hub.subscribe(c, { id: 1, topic: 'u', clientId: 'a', credit: 4096, from: 1 });
+    await opened;
+    await until(() => c.offsets('u').length > 0, 'the first catch-up frame');
+    const got = c.offsets('u').length;
+    assert.ok(got < 3000, 'still catching up');
+    hub.unsubscribe(view);
+    assert.equal(stateOf(view), 'closed');
+    await append('u', 10, 3000);
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    assert.equal(c.offsets('u').length, got, 'nothing after UNSUB');
+    assert.deepEqual(hub.activeTopics(), []);
+    assert.deepEqual(hub.stateCounts(), { opening: 0, catchup: 0, paused: 0, live: 0, closed: 1 });
+    await close();
+  });
+});
