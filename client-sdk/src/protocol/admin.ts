@@ -15,7 +15,9 @@ export interface Stats {
   version: string;
   authMode: 'dev' | 'jwt';
   uptimeMs: number;
+  /** WebSocket connections (SSE streams and long-polls are counted in `http`). */
   connections: number;
+  /** WebSocket subscriptions by state. */
   subscriptions: { live: number; paused: number; catchup: number };
   rates: Rates;
   storeBytes: number;
