@@ -84,11 +84,23 @@ export interface ReadPolicy {
   bytes: number;
 }
 
+/** Cluster mode: several gateways on one Redis (see server/src/log/redis.ts). */
+export interface RedisConfig {
+  /** redis://, rediss://, redis+sentinel://h:p,h:p/master, or redis+cluster://h:p,h:p */
+  url: string;
+  /** Replicas that must have a publish before its ACK (Redis WAIT). */
+  minReplicas: number;
+  /** How long a Redis command (and WAIT) may take before the publish fails as unavailable (ms). */
+  commandTimeoutMs: number;
+}
+
 export interface Config {
   host: string;
   port: number;
-  store: 'disk' | 'memory';
+  store: 'disk' | 'memory' | 'redis';
   dataDir: string;
+  /** The Redis store (cluster mode). */
+  redis: RedisConfig;
   durability: Durability;
   retention: Retention;
   dedupWindowMs: number;
@@ -150,6 +162,7 @@ export function defaultConfig(): Config {
     rates: { perConnection: 0, perClient: 0 },
     hub: { ...DEFAULT_HUB_CONFIG },
     read: { ...DEFAULT_READ_POLICY },
+    redis: { url: 'redis://127.0.0.1:6379', minReplicas: 0, commandTimeoutMs: 2000 },
     consoleDir: undefined,
     quiet: false,
   };
@@ -236,12 +249,19 @@ export const OPTIONS: Option[] = [
   { flag: 'host', env: 'HOST', help: 'address to listen on (default 127.0.0.1)', set: (c, v) => { c.host = v; } },
   { flag: 'port', env: 'PORT', help: 'port (default 9400; 0 picks a free one)', set: (c, v, n) => { c.port = int(n, v); } },
   {
-    flag: 'store', env: 'SLUICE_STORE', help: 'disk (default) or memory',
+    flag: 'store', env: 'SLUICE_STORE', help: 'disk (default), memory, or redis (cluster mode: several gateways on one Redis)',
     set: (c, v, n) => {
-      if (v !== 'disk' && v !== 'memory') throw new ConfigError(`${n} must be disk or memory, got "${v}"`);
+      if (v !== 'disk' && v !== 'memory' && v !== 'redis') throw new ConfigError(`${n} must be disk, memory or redis, got "${v}"`);
       c.store = v;
     },
   },
+  {
+    flag: 'redis-url', env: 'SLUICE_REDIS_URL',
+    help: 'the Redis of --store redis: redis://[:pass@]host:port[/db], rediss://, redis+sentinel://h:p,h:p/master, redis+cluster://h:p,h:p (default redis://127.0.0.1:6379)',
+    set: (c, v) => { c.redis.url = v; },
+  },
+  { flag: 'redis-min-replicas', env: 'SLUICE_REDIS_MIN_REPLICAS', help: 'replicas that must have a publish before its ACK (WAIT; default 0)', set: (c, v, n) => { c.redis.minReplicas = int(n, v); } },
+  { flag: 'redis-timeout', env: 'SLUICE_REDIS_TIMEOUT_MS', help: 'how long a Redis command may take before a publish fails as unavailable (default 2s; bare number: ms)', set: (c, v, n) => { c.redis.commandTimeoutMs = parseDuration(n, v, 'ms', 100); } },
   { flag: 'data', env: 'SLUICE_DATA_DIR', help: 'data directory of the disk store (default ./data)', set: (c, v) => { c.dataDir = v; } },
   {
     flag: 'durability', env: 'SLUICE_DURABILITY', help: 'flush (default: ack after fsync) or commit (ack after write; survives a crash, not a power loss)',

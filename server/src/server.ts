@@ -19,6 +19,7 @@ import { Hub } from './hub/hub.js';
 import { DiskLog } from './log/disk.js';
 import type { TopicLog } from './log/log.js';
 import { MemoryLog } from './log/memory.js';
+import { RedisLog } from './log/redis.js';
 import { Metrics } from './metrics.js';
 import { RateLimiter } from './ratelimit.js';
 import type { Session } from './session/session.js';
@@ -45,11 +46,13 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export function openStore(config: Config): TopicLog {
+export async function openStore(config: Config): Promise<TopicLog> {
   const options = { retention: config.retention, dedupWindowMs: config.dedupWindowMs };
-  return config.store === 'memory'
-    ? new MemoryLog(options)
-    : DiskLog.open({ ...options, dir: config.dataDir, durability: config.durability });
+  if (config.store === 'memory') return new MemoryLog(options);
+  if (config.store === 'redis') {
+    return RedisLog.open({ ...options, url: config.redis.url, minReplicas: config.redis.minReplicas, commandTimeoutMs: config.redis.commandTimeoutMs });
+  }
+  return DiskLog.open({ ...options, dir: config.dataDir, durability: config.durability });
 }
 
 /** The authenticator a configuration asks for: JWT when a secret or public key is set, else dev mode. */
@@ -62,7 +65,7 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
   const origins = OriginPolicy.from(config.allowedOrigins, auth.mode === 'dev');
   const rates = new RateLimiter(config.rates);
   const metrics = new Metrics();
-  const store = openStore(config);
+  const store = await openStore(config);
   const app = App();
   const reader = new CursorReader(store, config.read);
   const hub = new Hub(store, reader, { publish: (topic, frame) => app.publish(topic, frame, true) }, metrics, {

@@ -35,7 +35,7 @@ describe('sluice serve', () => {
     assert.deepEqual([f.port, f.host, f.dataDir, f.store], [99, '::1', 'd', 'disk']);
     const d = loadConfig([], {});
     assert.deepEqual([d.port, d.host, d.dataDir, d.store], [9400, '127.0.0.1', './data', 'disk']);
-    assert.throws(() => loadConfig(['--store', 'mongo'], {}), /store must be disk or memory/);
+    assert.throws(() => loadConfig(['--store', 'mongo'], {}), /store must be disk, memory or redis/);
     assert.throws(() => loadConfig(['--nope'], {}), /unknown option --nope/);
   });
 
@@ -106,7 +106,7 @@ describe('sluice serve', () => {
 
   it('refuses bad configuration with a clear message and exit code 2', async () => {
     const cases: [string[], RegExp][] = [
-      [['serve', '--store', 'mongo'], /--store must be disk or memory/],
+      [['serve', '--store', 'mongo'], /--store must be disk, memory or redis/],
       [['serve', '--retention-age', 'forever'], /--retention-age must be a duration/],
       [['serve', '--nope'], /unknown option --nope for sluice serve/],
       [['token', '--sub', 'x', '--secret', 's', '--ttl', '1y'], /--ttl must be a duration/],

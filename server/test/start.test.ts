@@ -24,6 +24,10 @@ describe('resolveStart', () => {
     assert.deepEqual(resolveStart(log, { from: 20, epoch: 'e0' }), { epoch: 'e1', head: 25, from: 26, recovered: false });
     assert.deepEqual(resolveStart(log, { from: 40 }), { epoch: 'e1', head: 25, from: 26, recovered: false });
     assert.deepEqual(resolveStart({ epoch: 'e', head: 0, first: 1 }, { from: 1 }), { epoch: 'e', head: 0, from: 1, recovered: true });
+    // An earlier epoch of the same log: valid up to the last offset it holds here.
+    const renamed = { ...log, history: [{ epoch: 'e0', last: 21 }] };
+    assert.deepEqual(resolveStart(renamed, { from: 22, epoch: 'e0' }), { epoch: 'e1', head: 25, from: 22, recovered: true });
+    assert.deepEqual(resolveStart(renamed, { from: 23, epoch: 'e0' }), { epoch: 'e1', head: 25, from: 26, recovered: false }, 'it saw offsets the log no longer has in that epoch');
   });
 });
 

@@ -21,7 +21,7 @@
 import { topicError } from '@sluice/client/protocol';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { resolveStart, type CursorReader, type Position } from '../core/start.js';
-import type { TopicLog } from '../log/log.js';
+import type { Following, TopicLog } from '../log/log.js';
 import type { Metrics } from '../metrics.js';
 import { authenticate, begin, guard, streamsFull, tokenOf, uintParam, type HttpContext } from './context.js';
 import type { Exchange } from './exchange.js';
@@ -48,6 +48,8 @@ interface Waiter {
   /** Deadline bucket (ms since epoch, a multiple of TICK_MS). */
   bucket: number;
   done: boolean;
+  /** Interest in batches other gateways store (a shared store). */
+  following: Following | undefined;
 }
 
 /** The JSON body of a pull answer; `recovered` is given when the request named a `from`. */
@@ -107,13 +109,13 @@ export class LongPolls {
   size = 0;
 
   constructor(store: TopicLog, private readonly reader: CursorReader, private readonly metrics: Metrics) {
-    this.unwatch = store.watch((topic, first, entries) => this.onAppend(topic, first, entries));
+    this.unwatch = store.watch((topic, first, entries, epoch) => this.onAppend(topic, first, entries, epoch));
   }
 
   /** Parks a request whose page at `p.start` was empty. */
-  park(ex: Exchange, topic: string, p: Page, limit: number, waitMs: number): void {
+  park(ex: Exchange, topic: string, p: Page, limit: number, waitMs: number, following: Following | undefined): void {
     const bucket = Math.ceil((Date.now() + waitMs) / TICK_MS) * TICK_MS;
-    const w: Waiter = { ex, topic, from: p.start, limit, recovered: p.recovered, epoch: p.epoch, head: p.head, bucket, done: false };
+    const w: Waiter = { ex, topic, from: p.start, limit, recovered: p.recovered, epoch: p.epoch, head: p.head, bucket, done: false, following };
     let set = this.byTopic.get(topic);
     if (!set) this.byTopic.set(topic, (set = new Set()));
     set.add(w);
@@ -136,6 +138,7 @@ export class LongPolls {
   private remove(w: Waiter): void {
     if (w.done) return;
     w.done = true;
+    w.following?.drop();
     this.size--;
     const set = this.byTopic.get(w.topic);
     if (set) {
@@ -176,7 +179,7 @@ export class LongPolls {
   }
 
   /** A batch became durable: answer every waiter it satisfies. */
-  private onAppend(topic: string, first: number, entries: readonly Uint8Array[]): void {
+  private onAppend(topic: string, first: number, entries: readonly Uint8Array[], epoch: string): void {
     const set = this.byTopic.get(topic);
     if (!set) return;
     const last = first + entries.length - 1;
@@ -187,8 +190,9 @@ export class LongPolls {
         continue;
       }
       this.remove(w);
-      if (w.from < first) {
-        // Older than this batch (a gap, or a notification this waiter missed): read the store.
+      if (w.from < first || epoch !== w.epoch) {
+        // Older than this batch (a gap, or a notification this waiter missed), or another epoch
+        // (resolveStart decides what the position still means): read the store.
         void this.reread(w);
         continue;
       }
@@ -270,15 +274,24 @@ export function pull(res: HttpResponse, req: HttpRequest, topic: string, ctx: Ht
     const invalid = topicError(topic, { allowReserved: principal.admin });
     if (invalid) return ex.error('invalid-topic', invalid);
     if (!principal.can('history', topic)) return ex.error('forbidden', `not allowed to read the history of ${topic}`);
-    const page = await readPage(ctx.reader, topic, want, limit);
-    if (!ex.open) return;
-    if (page.entries.length > 0 || wait === 0 || limit === 0) {
-      const { body, count } = renderPage(page);
-      ctx.metrics.messagesOut.inc(count);
-      ctx.metrics.bytesOut.inc(body.length);
-      return ex.send(200, 'application/json', body);
+    // A pull that may wait follows the topic first: nothing stored after its read can be missed.
+    const following = wait > 0 && limit > 0 ? ctx.store.follow?.(topic) : undefined;
+    let parked = false;
+    try {
+      if (following) await following.ready;
+      const page = await readPage(ctx.reader, topic, want, limit);
+      if (!ex.open) return;
+      if (page.entries.length > 0 || wait === 0 || limit === 0) {
+        const { body, count } = renderPage(page);
+        ctx.metrics.messagesOut.inc(count);
+        ctx.metrics.bytesOut.inc(body.length);
+        return ex.send(200, 'application/json', body);
+      }
+      if (streamsFull(ex, ctx, streamsOpen)) return;
+      polls.park(ex, topic, page, limit, wait, following);
+      parked = true;
+    } finally {
+      if (!parked) following?.drop();
     }
-    if (streamsFull(ex, ctx, streamsOpen)) return;
-    polls.park(ex, topic, page, limit, wait);
   });
 }

@@ -25,8 +25,8 @@ import { topicError } from '@sluice/client/protocol';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import type { Principal } from '../auth/auth.js';
 import { atExpiry } from '../core/expiry.js';
-import { resolveStart, type CursorReader, type Position } from '../core/start.js';
-import type { TopicLog } from '../log/log.js';
+import { rebase, resolveStart, type CursorReader, type Position } from '../core/start.js';
+import type { Following, TopicLog } from '../log/log.js';
 import type { Metrics } from '../metrics.js';
 import { randomId } from '../util/id.js';
 import { authenticate, begin, guard, remoteAddress, streamsFull, tokenOf, uintParam, type HttpContext } from './context.js';
@@ -100,8 +100,13 @@ export function eventOf(offset: number, entry: Uint8Array): string {
 export class TopicStream {
   readonly id = `sse-${randomId(12)}`;
   readonly since = Date.now();
-  /** Next offset to send. */
+  /** Next offset to send, and the epoch it belongs to. */
   cursor = 0;
+  epoch = '';
+  /** Re-reading the topic after an epoch change. */
+  resync = false;
+  /** Interest in batches other gateways store (a shared store). */
+  following: Following | undefined;
   delivered = 0;
   /** A store read is in flight; notifications only mark `dirty`. */
   pumping = false;
@@ -130,7 +135,7 @@ export class TopicStreams {
     private readonly metrics: Metrics,
     heartbeatMs: number,
   ) {
-    this.unwatch = store.watch((topic, first, entries) => this.onAppend(topic, first, entries));
+    this.unwatch = store.watch((topic, first, entries, epoch) => this.onAppend(topic, first, entries, epoch));
     this.heartbeat = setInterval(() => {
       for (const s of this.all) {
         try {
@@ -155,12 +160,15 @@ export class TopicStreams {
 
   /** Starts a stream on an exchange whose principal may subscribe to the topic. */
   async open(ex: Exchange, s: TopicStream, principal: Principal, want: Position): Promise<void> {
+    s.following = this.store.follow?.(s.topic);
+    ex.onAbort(() => this.remove(s));
+    if (s.following) await s.following.ready;
     const info = await this.store.info(s.topic);
-    if (!ex.open) return;
+    if (!ex.open) return this.remove(s);
     const start = resolveStart(info, want);
     s.cursor = start.from;
+    s.epoch = start.epoch;
     s.writer = new SseWriter(ex, () => void this.pump(s));
-    ex.onAbort(() => this.remove(s));
     const subscribed = { epoch: start.epoch, head: start.head, from: start.from, recovered: start.recovered };
     let first = `retry: 2000\nevent: subscribed\ndata: ${JSON.stringify(subscribed)}\n\n`;
     if (start.gap) first += gapEvent(start.gap);
@@ -192,6 +200,7 @@ export class TopicStreams {
     if (s.closed) return;
     s.closed = true;
     s.cancelExpiry?.();
+    s.following?.drop();
     this.all.delete(s);
     const set = this.byTopic.get(s.topic);
     if (set) {
@@ -200,11 +209,13 @@ export class TopicStreams {
     }
   }
 
-  private onAppend(topic: string, first: number, entries: readonly Uint8Array[]): void {
+  private onAppend(topic: string, first: number, entries: readonly Uint8Array[], epoch: string): void {
     const set = this.byTopic.get(topic);
     if (!set) return;
     let chunk: string | undefined;
     for (const s of set) {
+      if (s.resync) continue;
+      if (epoch !== s.epoch) { this.epochChanged(s); continue; }
       if (s.pumping) { s.dirty = true; continue; }
       if (s.writer.blocked) continue; // resumes from its cursor when writable
       try {
@@ -224,6 +235,31 @@ export class TopicStreams {
     }
   }
 
+  /**
+   * The log changed epoch (a shared store after a failover or a loss): the stream stops, the topic
+   * is read again, and `event: subscribed` says where it goes on — `recovered: true` when the new
+   * log holds everything sent so far, else `recovered: false` from where the new epoch begins
+   * (see `rebase`), as SUBSCRIBED does on the WebSocket.
+   */
+  private epochChanged(s: TopicStream): void {
+    if (s.resync) return;
+    const was = s.epoch;
+    s.resync = true;
+    this.store.info(s.topic).then((info) => {
+      s.resync = false;
+      if (s.closed || !s.writer.open) return;
+      const at = rebase(was, s.cursor - 1, info);
+      s.cursor = at.from;
+      s.epoch = info.epoch;
+      s.writer.send(`event: subscribed\ndata: ${JSON.stringify({ epoch: info.epoch, head: info.head, from: at.from, recovered: at.recovered })}\n\n`);
+      void this.pump(s);
+    }, (err: unknown) => {
+      this.metrics.handlerFailures.inc();
+      console.error(`sluice: re-reading ${s.topic} after an epoch change failed`, err);
+      this.end(s, 'internal', 'the topic changed epoch; reconnect');
+    });
+  }
+
   private deliver(s: TopicStream, chunk: string, count: number): void {
     s.writer.send(chunk);
     s.delivered += count;
@@ -239,8 +275,10 @@ export class TopicStreams {
       for (;;) {
         if (s.closed || !s.writer.open || s.writer.blocked) return;
         s.dirty = false;
+        if (s.resync) return;
         const r = await this.reader.read(s.topic, s.cursor);
         if (s.closed || !s.writer.open) return;
+        if (r.epoch !== s.epoch) return this.epochChanged(s);
         let chunk = '';
         if (r.gap) {
           chunk += gapEvent(r.gap);

@@ -25,8 +25,8 @@
  */
 import { CloseCode, encode, encodeDelivery, encodeStr, FrameType } from '@sluice/client/protocol';
 import type { HubConfig } from '../config.js';
-import { resolveStart, type CursorReader, type Position } from '../core/start.js';
-import type { TopicLog } from '../log/log.js';
+import { rebase, resolveStart, type CursorReader, type Position } from '../core/start.js';
+import type { Following, TopicLog } from '../log/log.js';
 import type { Metrics } from '../metrics.js';
 import { MinHeap } from './heap.js';
 import type { Conn, Fanout } from './conn.js';
@@ -52,6 +52,12 @@ interface TopicState {
   name: Uint8Array;
   /** Last offset published natively; -1 until the store told us the head. */
   tail: number;
+  /** The epoch `tail` belongs to (undefined until the store told us). */
+  epoch: string | undefined;
+  /** This node's interest in the topic's batches stored by other gateways (a shared store). */
+  following: Following | undefined;
+  /** Set while the topic is re-read after an epoch change. */
+  resync: Promise<void> | undefined;
   /** Highest offset notified before `tail` was known. */
   seen: number;
   subs: Set<Subscription>;
@@ -89,7 +95,7 @@ export class Hub {
     private readonly metrics: Metrics,
     private readonly options: HubOptions,
   ) {
-    this.unwatch = store.watch((topic, first, entries) => this.onAppend(topic, first, entries));
+    this.unwatch = store.watch((topic, first, entries, epoch) => this.onAppend(topic, first, entries, epoch));
   }
 
   close(): void {
@@ -118,13 +124,15 @@ export class Hub {
   }
 
   private async open(t: TopicState, sub: Subscription, want: Position): Promise<void> {
+    if (t.following) await t.following.ready;
     const info = await this.store.info(sub.topic);
     if (t.tail < 0) {
       t.tail = Math.max(info.head, t.seen);
+      t.epoch = info.epoch;
       t.cacheFirst = t.tail + 1; // the cache starts with what is published from now on
     }
     if (sub.state === 'closed') return;
-    const start = resolveStart({ epoch: info.epoch, head: t.tail, first: info.first }, want);
+    const start = resolveStart({ ...info, head: t.tail }, want);
     sub.cursor = start.from;
     sub.conn.send(encode({
       type: FrameType.SUBSCRIBED, subId: sub.id, epoch: start.epoch, head: start.head, from: start.from, recovered: start.recovered,
@@ -165,6 +173,7 @@ export class Hub {
       t.subs.delete(sub);
       if (t.subs.size === 0) {
         this.cacheTotal -= t.cacheSize;
+        t.following?.drop();
         this.topics.delete(sub.topic);
       }
     }
@@ -234,6 +243,11 @@ export class Hub {
         }
         const r = await this.reader.read(sub.topic, sub.cursor, Math.min(sub.credit, t.tail - sub.cursor + 1));
         if (sub.state !== 'catchup' || sub.conn.closed) return;
+        if (r.epoch !== t.epoch) {
+          // Read from a log under another epoch: resync the topic (which restarts this pump).
+          this.epochChanged(t);
+          return;
+        }
         if (r.gap) {
           // Retention removed what this subscription still needed: say so, then go on.
           sub.conn.send(encode({ type: FrameType.GAP, topic: sub.topic, from: r.gap.from, to: r.gap.to }));
@@ -338,12 +352,17 @@ export class Hub {
   }
 
   /** A batch became durable in the store. */
-  private onAppend(topic: string, first: number, entries: readonly Uint8Array[]): void {
+  private onAppend(topic: string, first: number, entries: readonly Uint8Array[], epoch: string): void {
     const t = this.topics.get(topic);
     if (!t) return;
     const last = first + entries.length - 1;
     if (t.tail < 0) {
       t.seen = Math.max(t.seen, last);
+      return;
+    }
+    if (t.resync) return; // re-reading the topic: what is stored meanwhile is read from the store
+    if (epoch !== t.epoch) {
+      this.epochChanged(t);
       return;
     }
     if (last <= t.tail) return;
@@ -395,6 +414,42 @@ export class Hub {
     this.cacheBatch(t, entries, start);
   }
 
+  /**
+   * The topic's log changed epoch (a shared store after a failover or a loss). Delivery stops, the
+   * topic's state is read again, and every subscription gets SUBSCRIBED again with the new epoch:
+   * `recovered: true` when the new log still holds everything it was delivered (it goes on
+   * seamlessly), else `recovered: false` and delivery restarts where the new epoch begins (see
+   * `rebase`). Batches notified meanwhile are read from the store.
+   */
+  private epochChanged(t: TopicState): void {
+    if (t.resync) return;
+    const was = t.epoch ?? '';
+    this.demoteAll(t);
+    t.resync = this.store.info(t.topic).then((info) => {
+      t.resync = undefined;
+      if (this.topics.get(t.topic) !== t) return;
+      t.epoch = info.epoch;
+      for (const sub of t.subs) {
+        if (sub.state === 'opening' || sub.state === 'closed') continue;
+        const at = rebase(was, sub.cursor - 1, info);
+        sub.cursor = at.from;
+        sub.conn.send(encode({ type: FrameType.SUBSCRIBED, subId: sub.id, epoch: info.epoch, head: info.head, from: at.from, recovered: at.recovered }));
+      }
+      this.cacheTotal -= t.cacheSize;
+      t.cache = NO_ENTRIES;
+      t.cacheSize = 0;
+      t.frames = NO_FRAMES;
+      t.tail = info.head;
+      t.cacheFirst = t.tail + 1;
+      for (const sub of t.subs) if (sub.state === 'catchup') void this.pump(sub);
+    }, (err: unknown) => {
+      t.resync = undefined;
+      this.metrics.handlerFailures.inc();
+      console.error(`sluice: re-reading ${t.topic} after an epoch change failed; its subscribers reconnect`, err);
+      for (const sub of t.subs) sub.conn.close(CloseCode.INTERNAL, 'the topic changed epoch; reconnect and resume');
+    });
+  }
+
   private demoteAll(t: TopicState): Subscription[] {
     const demoted: Subscription[] = [];
     for (const sub of t.subs) {
@@ -412,7 +467,7 @@ export class Hub {
     let t = this.topics.get(topic);
     if (!t) {
       t = {
-        topic, name: encodeStr(topic), tail: -1, seen: 0, subs: new Set(), live: 0, heap: undefined, bytes: 0,
+        topic, name: encodeStr(topic), tail: -1, epoch: undefined, following: this.store.follow?.(topic), resync: undefined, seen: 0, subs: new Set(), live: 0, heap: undefined, bytes: 0,
         cache: NO_ENTRIES, cacheFirst: Number.POSITIVE_INFINITY, cacheSize: 0, frames: NO_FRAMES,
       };
       this.topics.set(topic, t);

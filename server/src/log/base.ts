@@ -434,7 +434,7 @@ export abstract class BaseLog implements TopicLog {
       }
       for (const listener of this.listeners) {
         try {
-          listener(topic, t.first, t.entries);
+          listener(topic, t.first, t.entries, s.epoch);
         } catch (err) {
           console.error('sluice: append listener failed', err);
         }

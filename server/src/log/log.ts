@@ -5,10 +5,14 @@
  * Contract (checked for every store by test/log.contract.ts):
  * - Offsets: each topic is a log; the first message has offset 1 and every stored message adds
  *   exactly 1. Offsets are assigned by the store, never by the caller.
- * - Epoch: every topic has an epoch (opaque string). It MUST stay the same for as long as the
- *   topic's data survives (restarts included) and MUST change when the data is lost or reset
- *   (the memory store gets a new epoch per process). Offsets compare only within one epoch.
- *   A topic that was never written still has an epoch, and keeps it when first written.
+ * - Epoch: every topic has an epoch (opaque string). It MUST change whenever the topic's data may
+ *   have been lost or reset (the memory store gets a new epoch per process), so that no offset is
+ *   ever served with two different contents in one epoch; offsets compare only within one epoch.
+ *   A store whose history can lose a tail (a Redis failover) MAY also change it while keeping the
+ *   data: `history` then names the earlier epochs and the last offset each one holds on this log,
+ *   and a position in one of them up to that offset is still valid. A topic that was never written
+ *   still has an epoch; its first write keeps it, or records it in `history` (the same thing for
+ *   a reader: every position in it is 0).
  * - Atomicity: `append` stores all its messages or none; a message and its idempotency key are
  *   stored in the same commit.
  * - Durability: `append` resolves only once its messages are durable at the configured level.
@@ -17,8 +21,11 @@
  *   topic is not stored again; its result is the original offset with `duplicate: true`. This
  *   holds across restarts for durable stores, and for duplicates inside one `append` call.
  * - Notification: every listener given to `watch` is called once per stored batch per topic, after
- *   the batch is durable, with consecutive offsets, in offset order per topic, never twice for
- *   the same offset. Duplicates are not notified.
+ *   the batch is durable, with consecutive offsets, in offset order per topic, with the epoch the
+ *   batch was stored in. Duplicates are not notified. A store shared by several gateways notifies
+ *   the batches of other gateways only for topics someone `follow`s, at most once each: a
+ *   listener MUST treat an offset beyond the next one it expects as a hole to read, and one it
+ *   has passed as already seen.
  * - Reads: `read` returns only durable messages, in order, starting at max(from, first retained).
  * - Retention: messages beyond the topic's retention (count, age, bytes) may be trimmed at any
  *   time, oldest first; `first` then moves forward. Offsets are never reused.
@@ -57,6 +64,8 @@ export interface TopicInfo {
   bytes: number;
   /** Timestamp of the last stored message, 0 when none. */
   lastTs: number;
+  /** Earlier epochs still valid on this log, oldest first (stores that change epochs keeping data). */
+  history?: EpochRecord[];
 }
 
 export interface ReadOptions {
@@ -72,11 +81,24 @@ export interface ReadResult {
   first: number;
   /** Offset of entries[0]: max(from, first). */
   start: number;
+  /** As in TopicInfo. */
+  history?: EpochRecord[];
   /** Stored entries: MessagePack `[data, ts, headers?]`, one MSGS element each. */
   entries: Uint8Array[];
 }
 
-export type AppendListener = (topic: string, first: number, entries: readonly Uint8Array[]) => void;
+export type AppendListener = (topic: string, first: number, entries: readonly Uint8Array[], epoch: string) => void;
+
+export interface Following {
+  ready: Promise<void>;
+  drop(): void;
+}
+
+/** An earlier epoch of a topic and the last offset it holds on this log (see the contract). */
+export interface EpochRecord {
+  epoch: string;
+  last: number;
+}
 
 export interface Retention {
   /** Keep at most this many messages per topic. */
@@ -103,6 +125,12 @@ export interface TopicLog {
   topics(): Promise<TopicInfo[]>;
   /** Registers a listener for stored batches; returns a function that removes it. */
   watch(listener: AppendListener): () => void;
+  /**
+   * Asks for the batches other gateways store on `topic` (a store shared by several gateways;
+   * others need not implement it). Counted: each call's `drop` ends one interest. Batches stored
+   * after `ready` resolved are notified; a reader MUST await it before reading where it starts.
+   */
+  follow?(topic: string): Following;
   /** Bytes the store occupies (on disk or in memory). */
   size(): number;
   /** Whether appends can succeed now (readiness, metrics). */

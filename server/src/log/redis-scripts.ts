@@ -1,0 +1,167 @@
+/**
+ * The Redis store's server-side scripts. Each runs atomically on the primary that owns the topic:
+ * every key of a topic shares the hash tag `{<topic>}`, so in Redis Cluster they live in one slot
+ * (topic names cannot contain braces).
+ *
+ * Keys of a topic T:
+ *   sl:{T}:m        hash   epoch, head, first, bytes, lastTs, firstTs, replid, history
+ *   sl:{T}:s        stream entry ID `0-<offset>`, fields e (the stored entry), t (its ts, ms)
+ *   sl:{T}:k:<key>  string `<offset>:<ts>:<epoch>`, expiring after the dedup window
+ *   sl:{T}:n        shard channel: the batches stored on T, for the gateways that follow it
+ *
+ * Epochs and failover. `replid` is the replication ID of the primary that last wrote the topic.
+ * A primary that was promoted (INFO's master_replid2 is not all zeros) may lack the newest writes
+ * of the primary before it, and no one can know which: its first append to a topic written under
+ * another replid starts a new epoch, and `history` records the old epoch and the last offset it
+ * holds here (`epoch:last,` pairs, the last 8). A position in the old epoch up to that offset is
+ * still valid (core/start.ts); one beyond it saw writes this primary lacks, and is told so. So no
+ * offset is ever served with two contents in one epoch. A primary restarted from its own
+ * persistence (replid2 all zeros) keeps the epoch: with AOF `appendfsync always` it lost nothing.
+ */
+
+/**
+ * APPEND — KEYS: meta, stream, channel, then one key per keyed message. ARGV: now, dedupMs,
+ * maxCount, maxBytes, maxAgeMs, newEpoch, placeholder epoch, publish (1: SPUBLISH the batch here),
+ * nodeId, n, then per message: key index into KEYS (0: none), entry.
+ * Returns {epoch, head, first, history, created, then per message: offset, ts, duplicate, epoch}.
+ */
+export const APPEND = `
+local meta, stream, channel = KEYS[1], KEYS[2], KEYS[3]
+local now, dedupMs = tonumber(ARGV[1]), tonumber(ARGV[2])
+local maxCount, maxBytes, maxAgeMs = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local newEpoch, placeholder, publish, nodeId, n = ARGV[6], ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10])
+
+local repl = redis.call('INFO', 'replication')
+local replid = string.match(repl, 'master_replid:(%x+)') or ''
+local replid2 = string.match(repl, 'master_replid2:(%x+)') or ''
+
+local m = redis.call('HMGET', meta, 'epoch', 'head', 'first', 'bytes', 'firstTs', 'replid', 'history')
+local epoch = m[1]
+local head = tonumber(m[2] or '0')
+local first = tonumber(m[3] or '1')
+local bytes = tonumber(m[4] or '0')
+local firstTs = tonumber(m[5] or '0')
+local history = m[7] or ''
+local created = 0
+if not epoch then
+  -- First write: a reader may have seen the placeholder epoch of unwritten topics at offset 0.
+  epoch = newEpoch
+  history = placeholder .. ':0,'
+  created = 1
+elseif m[6] ~= replid and string.find(replid2, '[^0]') then
+  history = history .. epoch .. ':' .. head .. ','
+  local count = 0
+  for _ in string.gmatch(history, ',') do count = count + 1 end
+  while count > 8 do
+    history = string.sub(history, string.find(history, ',') + 1)
+    count = count - 1
+  end
+  epoch = newEpoch
+end
+
+local out = {}
+local firstNew = head + 1
+local parts = {}
+local stored = 0
+for i = 1, n do
+  local keyIndex = tonumber(ARGV[9 + 2 * i])
+  local entry = ARGV[10 + 2 * i]
+  local hit = false
+  if keyIndex > 0 then
+    local v = redis.call('GET', KEYS[keyIndex])
+    if v then
+      local o, t, e = string.match(v, '^(%d+):(%d+):(.*)$')
+      out[#out + 1] = tonumber(o); out[#out + 1] = tonumber(t); out[#out + 1] = 1; out[#out + 1] = e
+      hit = true
+    end
+  end
+  if not hit then
+    head = head + 1
+    redis.call('XADD', stream, '0-' .. head, 'e', entry, 't', now)
+    bytes = bytes + #entry
+    if head == first then firstTs = now end
+    if keyIndex > 0 then
+      redis.call('SET', KEYS[keyIndex], head .. ':' .. now .. ':' .. epoch, 'PX', dedupMs)
+    end
+    out[#out + 1] = head; out[#out + 1] = now; out[#out + 1] = 0; out[#out + 1] = epoch
+    stored = stored + 1
+    parts[#parts + 1] = #entry .. '\\n' .. entry
+  end
+end
+
+-- Retention: oldest first, while over the count, over the bytes, or older than the age.
+local len = head - first + 1
+local cutoff = now - maxAgeMs
+if len > maxCount or bytes > maxBytes or (len > 0 and firstTs < cutoff) then
+  local removeTo = first - 1
+  local cursor = '0-' .. first
+  local done = false
+  while not done do
+    local batch = redis.call('XRANGE', stream, cursor, '+', 'COUNT', 64)
+    if #batch == 0 then break end
+    for _, item in ipairs(batch) do
+      local offset = tonumber(string.match(item[1], '^0%-(%d+)$'))
+      local fields = item[2]
+      local e, t
+      for j = 1, #fields, 2 do
+        if fields[j] == 'e' then e = fields[j + 1] elseif fields[j] == 't' then t = tonumber(fields[j + 1]) end
+      end
+      if len > maxCount or bytes > maxBytes or t < cutoff then
+        removeTo = offset
+        bytes = bytes - #e
+        len = len - 1
+      else
+        firstTs = t
+        done = true
+        break
+      end
+      cursor = '0-' .. (offset + 1)
+    end
+  end
+  if removeTo >= first then
+    redis.call('XTRIM', stream, 'MINID', '0-' .. (removeTo + 1))
+    first = removeTo + 1
+    if len == 0 then firstTs = 0 end
+  end
+end
+
+redis.call('HSET', meta, 'epoch', epoch, 'head', head, 'first', first, 'bytes', bytes, 'lastTs', now,
+  'firstTs', firstTs, 'replid', replid, 'history', history)
+
+if publish == '1' and stored > 0 then
+  redis.call('SPUBLISH', channel, 'S1\\n' .. epoch .. '\\n' .. nodeId .. '\\n' .. firstNew .. '\\n' .. stored .. '\\n' .. table.concat(parts))
+end
+
+local result = { epoch, head, first, history, created }
+for i = 1, #out do result[#result + 1] = out[i] end
+return result
+`;
+
+/**
+ * READ — KEYS: meta, stream. ARGV: from, limit, maxBytes.
+ * Returns {epoch|false, head, first, history, start, entry...}.
+ */
+export const READ = `
+local m = redis.call('HMGET', KEYS[1], 'epoch', 'head', 'first', 'history')
+if not m[1] then return { false } end
+local head, first = tonumber(m[2]), tonumber(m[3])
+local start = math.max(tonumber(ARGV[1]), first)
+local limit, maxBytes = tonumber(ARGV[2]), tonumber(ARGV[3])
+local result = { m[1], head, first, m[4] or '', start }
+if start > head or limit <= 0 then return result end
+local batch = redis.call('XRANGE', KEYS[2], '0-' .. start, '0-' .. head, 'COUNT', limit)
+local bytes = 0
+local expected = start
+for _, item in ipairs(batch) do
+  -- Offsets are dense; a hole means retention removed it meanwhile: stop there.
+  if tonumber(string.match(item[1], '^0%-(%d+)$')) ~= expected then break end
+  local fields = item[2]
+  local e
+  for j = 1, #fields, 2 do if fields[j] == 'e' then e = fields[j + 1] end end
+  if #result > 5 and bytes + #e > maxBytes then break end
+  bytes = bytes + #e
+  result[#result + 1] = e
+  expected = expected + 1
+end
+return result
+`;

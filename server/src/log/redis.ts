@@ -1,0 +1,598 @@
+/**
+ * The Redis store: several gateway nodes share one log per topic in Redis 7 — a single instance,
+ * Sentinel, or Redis Cluster (through ioredis, which speaks all three, routes by slot, fails over
+ * with Sentinel and subscribes to shard channels per shard).
+ *
+ * Layout and epochs: see redis-scripts.ts. Every append of a topic is one script run (dedup,
+ * offsets, XADD, retention, meta), so offsets are dense and idempotency keys hold across nodes.
+ *
+ * Group commit: appends to one topic made in one event-loop turn go in one script run; runs of
+ * different topics are pipelined (ioredis auto-pipelining), so a burst costs a few round trips.
+ *
+ * Durability: an append resolves once Redis has it — and with `minReplicas` N > 0, once WAIT says
+ * N replicas have it. Only then is the batch notified, here and to other nodes, so no subscriber
+ * is ever shown a message a failover could take back. With N = 0 the script itself publishes the
+ * batch on the topic's shard channel (atomic with the append); with N > 0 the node publishes it
+ * after WAIT.
+ *
+ * Notifications between nodes are at most once (pub/sub): a node follows (SSUBSCRIBE) only the
+ * topics someone on it reads — fan-out by interest, one message per interested node — and orders
+ * what it receives per topic. A batch that arrives ahead of a missing one waits briefly for it; a
+ * hole that stays is read from the stream. Every second, and after a reconnect, the head of every
+ * followed topic is checked against what was delivered, so a lost notification never becomes a
+ * silent gap.
+ *
+ * Unreachable Redis: commands fail at once (no offline queue) or after `commandTimeoutMs`, and an
+ * append then rejects with StoreUnavailableError('unavailable'): retryable, with the same key.
+ * ioredis reconnects by itself; `health()` is not writable meanwhile.
+ */
+import { Redis, Cluster, type RedisOptions, type ClusterOptions } from 'ioredis';
+import { randomId } from '../util/id.js';
+import {
+  StoreUnavailableError,
+  type AppendInput,
+  type AppendListener,
+  type AppendResult,
+  type EpochRecord,
+  type Following,
+  type ReadOptions,
+  type ReadResult,
+  type StoreHealth,
+  type StoreOptions,
+  type TopicInfo,
+  type TopicLog,
+} from './log.js';
+import { APPEND, READ } from './redis-scripts.js';
+import { encodeEntry } from '@sluice/client/protocol';
+
+export interface RedisLogOptions extends StoreOptions {
+  /**
+   * `redis://[:password@]host:port[/db]`, `rediss://…` (TLS), `redis+sentinel://[:password@]h1:p1,h2:p2/<master>[/db]`,
+   * or `redis+cluster://[:password@]h1:p1,h2:p2` (seed nodes).
+   */
+  url: string;
+  /** Replicas that must have an append before it is acknowledged (WAIT). */
+  minReplicas?: number;
+  /** How long WAIT and any command may take before the append fails as unavailable (ms). */
+  commandTimeoutMs?: number;
+  /** This gateway's id (its own notifications are recognised by it). */
+  nodeId?: string;
+}
+
+type Client = Redis | Cluster;
+
+/** What a parsed URL asks for. */
+export interface RedisTarget {
+  mode: 'single' | 'sentinel' | 'cluster';
+  nodes: { host: string; port: number }[];
+  password?: string;
+  username?: string;
+  db: number;
+  tls: boolean;
+  masterName?: string;
+}
+
+export function parseRedisUrl(url: string): RedisTarget {
+  const m = /^(redis|rediss|redis\+sentinel|redis\+cluster):\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/?#]+)(?:\/([^?#]*))?$/.exec(url);
+  if (!m) throw new Error(`not a Redis URL: ${url} (redis://host:port[/db], rediss://, redis+sentinel://h:p,h:p/master, redis+cluster://h:p,h:p)`);
+  const [, scheme, user, pass, hosts, path] = m;
+  const nodes = hosts!.split(',').map((hp) => {
+    const i = hp.lastIndexOf(':');
+    const host = i > 0 ? hp.slice(0, i) : hp;
+    const port = i > 0 ? Number(hp.slice(i + 1)) : scheme === 'redis+sentinel' ? 26379 : 6379;
+    if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new Error(`bad port in Redis URL: ${hp}`);
+    return { host: host.replace(/^\[|\]$/g, ''), port };
+  });
+  const target: RedisTarget = {
+    mode: scheme === 'redis+sentinel' ? 'sentinel' : scheme === 'redis+cluster' ? 'cluster' : 'single',
+    nodes,
+    db: 0,
+    tls: scheme === 'rediss',
+  };
+  if (pass) target.password = decodeURIComponent(pass);
+  if (user) target.username = decodeURIComponent(user);
+  const segs = (path ?? '').split('/').filter(Boolean);
+  if (target.mode === 'sentinel') {
+    if (!segs[0]) throw new Error('a redis+sentinel:// URL names its master: redis+sentinel://h1:26379,h2:26379/mymaster');
+    target.masterName = decodeURIComponent(segs[0]);
+    if (segs[1]) target.db = Number(segs[1]);
+  } else if (segs[0]) {
+    target.db = Number(segs[0]);
+  }
+  if (!Number.isInteger(target.db) || target.db < 0) throw new Error(`bad database number in Redis URL: ${url}`);
+  if (target.mode === 'single' && nodes.length !== 1) throw new Error('redis:// takes one host; use redis+sentinel:// or redis+cluster:// for several');
+  return target;
+}
+
+/** Opens one connection (or cluster client) to the target. */
+function connect(target: RedisTarget, commandTimeoutMs: number, extra: Partial<RedisOptions> = {}): Client {
+  const base: RedisOptions = {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: commandTimeoutMs,
+    connectTimeout: Math.max(1000, commandTimeoutMs),
+    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
+    lazyConnect: true,
+    ...extra,
+  };
+  if (target.password !== undefined) base.password = target.password;
+  if (target.username !== undefined) base.username = target.username;
+  if (target.tls) base.tls = {};
+  if (target.mode === 'cluster') {
+    const opts: ClusterOptions = {
+      enableOfflineQueue: false,
+      lazyConnect: true,
+      shardedSubscribers: true,
+      clusterRetryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
+      redisOptions: { ...base, lazyConnect: false },
+    };
+    return new Cluster(target.nodes, opts);
+  }
+  if (target.mode === 'sentinel') {
+    return new Redis({ ...base, sentinels: target.nodes, name: target.masterName!, db: target.db });
+  }
+  return new Redis({ ...base, host: target.nodes[0]!.host, port: target.nodes[0]!.port, db: target.db });
+}
+
+const key = (topic: string, part: string) => `sl:{${topic}}:${part}`;
+const INCARNATION_KEY = 'sl:inc';
+const TOPICS_KEY = 'sl:topics';
+/** How long a batch that arrived ahead of a missing one waits before the hole is read (ms). */
+const HOLE_WAIT_MS = 50;
+const TAIL_CHECK_MS = 1000;
+
+function parseHistory(s: string | null | undefined): EpochRecord[] | undefined {
+  if (!s) return undefined;
+  const out: EpochRecord[] = [];
+  for (const part of s.split(',')) {
+    const i = part.lastIndexOf(':');
+    if (i > 0) out.push({ epoch: part.slice(0, i), last: Number(part.slice(i + 1)) });
+  }
+  return out.length > 0 ? out : undefined;
+}
+
+/** A notification: `S1\n<epoch>\n<node>\n<first>\n<n>\n` then n × `<len>\n<entry>`. */
+export function encodeBatch(epoch: string, nodeId: string, first: number, entries: readonly Uint8Array[]): Buffer {
+  const parts: Buffer[] = [Buffer.from(`S1\n${epoch}\n${nodeId}\n${first}\n${entries.length}\n`)];
+  for (const e of entries) parts.push(Buffer.from(`${e.length}\n`), Buffer.from(e.buffer, e.byteOffset, e.byteLength));
+  return Buffer.concat(parts);
+}
+
+export function decodeBatch(b: Buffer): { epoch: string; nodeId: string; first: number; entries: Uint8Array[] } | undefined {
+  let p = 0;
+  const line = () => {
+    const nl = b.indexOf(10, p);
+    if (nl < 0) throw new Error('truncated');
+    const s = b.toString('latin1', p, nl);
+    p = nl + 1;
+    return s;
+  };
+  try {
+    if (line() !== 'S1') return undefined;
+    const epoch = line();
+    const nodeId = line();
+    const first = Number(line());
+    const n = Number(line());
+    const entries: Uint8Array[] = [];
+    for (let i = 0; i < n; i++) {
+      const len = Number(line());
+      if (!(len >= 0) || p + len > b.length) return undefined;
+      entries.push(new Uint8Array(b.buffer, b.byteOffset + p, len));
+      p += len;
+    }
+    return { epoch, nodeId, first, entries };
+  } catch {
+    return undefined;
+  }
+}
+
+interface Pending {
+  topic: string;
+  inputs: AppendInput[];
+  waiters: { at: number; count: number; resolve: (r: AppendResult[]) => void; reject: (e: Error) => void }[];
+}
+
+/** A followed topic: the interest count and the order of what was delivered to listeners. */
+interface Followed {
+  refs: number;
+  /** Next offset expected (0: nothing delivered yet). */
+  next: number;
+  epoch: string | undefined;
+  /** Batches that arrived ahead of a missing one, by first offset. */
+  ahead: Map<number, { epoch: string; entries: Uint8Array[] }>;
+  holeTimer: ReturnType<typeof setTimeout> | undefined;
+  lastSeen: number;
+  /** Resolves once the shard channel is subscribed. */
+  ready: Promise<void>;
+}
+
+export class RedisLog implements TopicLog {
+  readonly kind = 'redis';
+  readonly nodeId: string;
+  private readonly listeners = new Set<AppendListener>();
+  private readonly followed = new Map<string, Followed>();
+  private pending = new Map<string, Pending>();
+  private scheduled = false;
+  private placeholder = '';
+  private closed = false;
+  private readonly minReplicas: number;
+  private readonly timer: ReturnType<typeof setInterval>;
+  private lastError: string | undefined;
+
+  static async open(options: RedisLogOptions): Promise<RedisLog> {
+    const target = parseRedisUrl(options.url);
+    const timeout = options.commandTimeoutMs ?? 2000;
+    const client = connect(target, timeout, { enableAutoPipelining: true });
+    const sub = connect(target, timeout);
+    const log = new RedisLog(options, target, client, sub);
+    try {
+      await Promise.all([client.connect(), sub.connect()]);
+      await log.refreshPlaceholder();
+    } catch (err) {
+      client.disconnect();
+      sub.disconnect();
+      throw new Error(`cannot reach Redis at ${options.url}: ${(err as Error).message}`);
+    }
+    return log;
+  }
+
+  private constructor(
+    private readonly options: RedisLogOptions,
+    readonly target: RedisTarget,
+    private readonly client: Client,
+    private readonly sub: Client,
+  ) {
+    this.nodeId = options.nodeId ?? randomId(12);
+    this.minReplicas = options.minReplicas ?? 0;
+    client.defineCommand('slAppend', { lua: APPEND });
+    client.defineCommand('slRead', { numberOfKeys: 2, lua: READ });
+    const onError = (err: Error) => {
+      // ioredis reconnects by itself; remember why for health().
+      this.lastError = err.message;
+    };
+    client.on('error', onError);
+    sub.on('error', onError);
+    const onMessage = (channel: string | Buffer, message: Buffer) => this.onNotification(String(channel), message);
+    sub.on('smessageBuffer', onMessage);
+    // After a reconnect, notifications may have been missed: check every followed head.
+    sub.on('ready', () => void this.checkTails(true));
+    client.on('ready', () => { this.lastError = undefined; });
+    this.timer = setInterval(() => void this.checkTails(false), TAIL_CHECK_MS);
+    this.timer.unref();
+  }
+
+  // ---- TopicLog ---------------------------------------------------------------------------------
+
+  append(topic: string, messages: readonly AppendInput[]): Promise<AppendResult[]> {
+    if (this.closed) return Promise.reject(new StoreUnavailableError('unavailable', 'the store is closed'));
+    if (!this.writable()) return Promise.reject(this.unavailable());
+    let p = this.pending.get(topic);
+    if (!p) this.pending.set(topic, (p = { topic, inputs: [], waiters: [] }));
+    const at = p.inputs.length;
+    for (const m of messages) p.inputs.push(m);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+    return new Promise((resolve, reject) => p.waiters.push({ at, count: messages.length, resolve, reject }));
+  }
+
+  async read(topic: string, from: number, opts: ReadOptions): Promise<ReadResult> {
+    const r = await this.call(() => (this.client as unknown as ScriptClient).slReadBuffer(
+      key(topic, 'm'), key(topic, 's'), from, opts.limit, opts.maxBytes ?? 1 << 30,
+    ));
+    if (!r[0]) return { epoch: this.placeholder, head: 0, first: 1, start: Math.max(from, 1), entries: [] };
+    const result: ReadResult = {
+      epoch: r[0].toString(),
+      head: Number(r[1]),
+      first: Number(r[2]),
+      start: Number(r[4]),
+      entries: (r.slice(5) as Buffer[]).map((b) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)),
+    };
+    const history = parseHistory(String(r[3]));
+    if (history) result.history = history;
+    return result;
+  }
+
+  async info(topic: string): Promise<TopicInfo> {
+    const m = await this.call(() => this.client.hmget(key(topic, 'm'), 'epoch', 'head', 'first', 'bytes', 'lastTs', 'history'));
+    return this.infoOf(topic, m);
+  }
+
+  async topics(): Promise<TopicInfo[]> {
+    const names = await this.call(() => this.client.smembers(TOPICS_KEY));
+    const metas = await Promise.all(names.map((t) => this.call(() => this.client.hmget(key(t, 'm'), 'epoch', 'head', 'first', 'bytes', 'lastTs', 'history'))));
+    return names.map((t, i) => this.infoOf(t, metas[i]!)).filter((i) => i.head > 0);
+  }
+
+  watch(listener: AppendListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  follow(topic: string): Following {
+    let f = this.followed.get(topic);
+    if (!f) {
+      const ready = this.sub.ssubscribe(key(topic, 'n')).then(() => undefined, (err: Error) => { this.lastError = err.message; });
+      f = { refs: 0, next: 0, epoch: undefined, ahead: new Map(), holeTimer: undefined, lastSeen: Date.now(), ready };
+      this.followed.set(topic, f);
+    }
+    f.refs++;
+    let dropped = false;
+    return {
+      ready: f.ready,
+      drop: () => {
+        if (dropped) return;
+        dropped = true;
+        const g = this.followed.get(topic);
+        if (!g || --g.refs > 0) return;
+        if (g.holeTimer) clearTimeout(g.holeTimer);
+        this.followed.delete(topic);
+        this.sub.sunsubscribe(key(topic, 'n')).catch(() => undefined);
+      },
+    };
+  }
+
+  size(): number {
+    return 0;
+  }
+
+  health(): StoreHealth {
+    if (this.writable()) return { writable: true };
+    return { writable: false, code: 'unavailable', reason: `Redis unreachable${this.lastError ? `: ${this.lastError}` : ''}` };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timer);
+    for (const f of this.followed.values()) if (f.holeTimer) clearTimeout(f.holeTimer);
+    if (this.pending.size > 0) await this.flush();
+    await Promise.allSettled([this.client.quit(), this.sub.quit()]);
+  }
+
+  // ---- appending --------------------------------------------------------------------------------
+
+  private writable(): boolean {
+    return this.client.status === 'ready';
+  }
+
+  private unavailable(): StoreUnavailableError {
+    return new StoreUnavailableError('unavailable', `Redis is unreachable${this.lastError ? ` (${this.lastError})` : ''}; nothing was stored, retry later`);
+  }
+
+  /** One script run per topic for everything appended in this loop turn. */
+  private async flush(): Promise<void> {
+    this.scheduled = false;
+    const batches = [...this.pending.values()];
+    this.pending = new Map();
+    await Promise.all(batches.map((b) => this.appendBatch(b)));
+  }
+
+  private async appendBatch(p: Pending): Promise<void> {
+    const { topic } = p;
+    const { dedupWindowMs, retention } = this.options;
+    const keys = [key(topic, 'm'), key(topic, 's'), key(topic, 'n')];
+    const now = Date.now();
+    const entries = p.inputs.map((m) => encodeEntry(m.data, now, m.headers));
+    const args: (string | number | Buffer)[] = [
+      now, dedupWindowMs, retention.maxCount, retention.maxBytes, retention.maxAgeMs,
+      randomId(16), this.placeholder, this.minReplicas === 0 ? 1 : 0, this.nodeId, p.inputs.length,
+    ];
+    p.inputs.forEach((m, i) => {
+      if (m.key !== undefined) {
+        keys.push(key(topic, `k:${m.key}`));
+        args.push(keys.length);
+      } else {
+        args.push(0);
+      }
+      const e = entries[i]!;
+      args.push(Buffer.from(e.buffer, e.byteOffset, e.byteLength));
+    });
+    let r: unknown[];
+    try {
+      r = await this.call(() => (this.client as unknown as ScriptClient).slAppend(keys.length, ...keys, ...args));
+      if (this.minReplicas > 0) await this.waitReplicas(topic);
+    } catch (err) {
+      const e = err instanceof StoreUnavailableError ? err : this.unavailable();
+      for (const w of p.waiters) w.reject(e);
+      return;
+    }
+    const epoch = String(r[0]);
+    if (Number(r[4]) === 1) this.client.sadd(TOPICS_KEY, topic).catch(() => undefined);
+    const results: AppendResult[] = [];
+    const stored: Uint8Array[] = [];
+    let firstNew = 0;
+    for (let i = 0; i < p.inputs.length; i++) {
+      const at = 5 + i * 4;
+      const res = { offset: Number(r[at]), ts: Number(r[at + 1]), duplicate: Number(r[at + 2]) === 1, epoch: String(r[at + 3]) };
+      results.push(res);
+      if (!res.duplicate) {
+        if (firstNew === 0) firstNew = res.offset;
+        stored.push(entries[i]!);
+      }
+    }
+    if (stored.length > 0) {
+      if (this.minReplicas > 0) {
+        this.client.spublish(key(topic, 'n'), encodeBatch(epoch, this.nodeId, firstNew, stored)).catch(() => undefined);
+      }
+      this.deliver(topic, epoch, firstNew, stored);
+    }
+    for (const w of p.waiters) w.resolve(results.slice(w.at, w.at + w.count));
+  }
+
+  /** WAIT on the connection that ran the topic's script: in a cluster, the primary of its slot. */
+  private async waitReplicas(topic: string): Promise<void> {
+    const timeout = this.options.commandTimeoutMs ?? 2000;
+    let acked: number;
+    if (this.client instanceof Cluster) {
+      const [[err, n]] = (await this.client.pipeline().hget(key(topic, 'm'), 'head').wait(this.minReplicas, timeout).exec().then((rs) => [rs![1]!])) as [[Error | null, number]];
+      if (err) throw err;
+      acked = n;
+    } else {
+      acked = await this.client.wait(this.minReplicas, timeout);
+    }
+    if (acked < this.minReplicas) {
+      throw new StoreUnavailableError('unavailable', `only ${acked} of ${this.minReplicas} Redis replicas confirmed the write in ${timeout} ms; retry with the same key`);
+    }
+  }
+
+  /** Runs a command; connection failures become StoreUnavailableError. */
+  private async call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      const msg = (err as Error).message ?? String(err);
+      if (/ERR|WRONGTYPE|NOSCRIPT/.test(msg) && !/LOADING|READONLY|CLUSTERDOWN|TRYAGAIN|MASTERDOWN/.test(msg)) throw err;
+      this.lastError = msg;
+      throw this.unavailable();
+    }
+  }
+
+  private async refreshPlaceholder(): Promise<void> {
+    await this.client.set(INCARNATION_KEY, randomId(16), 'NX');
+    this.placeholder = (await this.client.get(INCARNATION_KEY)) ?? this.placeholder;
+  }
+
+  private infoOf(topic: string, m: (string | null)[]): TopicInfo {
+    if (!m[0]) return { topic, epoch: this.placeholder, head: 0, first: 1, count: 0, bytes: 0, lastTs: 0 };
+    const head = Number(m[1]);
+    const first = Number(m[2]);
+    const info: TopicInfo = { topic, epoch: m[0], head, first, count: head - first + 1, bytes: Number(m[3] ?? 0), lastTs: Number(m[4] ?? 0) };
+    const history = parseHistory(m[5]);
+    if (history) info.history = history;
+    return info;
+  }
+
+  // ---- notifications ----------------------------------------------------------------------------
+
+  private onNotification(channel: string, message: Buffer): void {
+    const m = /^sl:\{(.*)\}:n$/.exec(channel);
+    if (!m) return;
+    const batch = decodeBatch(message);
+    if (!batch || batch.nodeId === this.nodeId) return; // ours were delivered when stored
+    this.deliver(m[1]!, batch.epoch, batch.first, batch.entries);
+  }
+
+  /**
+   * Hands a batch to the listeners in offset order per followed topic (unfollowed topics: as is).
+   * A batch ahead of the next expected offset waits HOLE_WAIT_MS for the missing one, then the
+   * hole is read from the stream.
+   */
+  private deliver(topic: string, epoch: string, first: number, entries: readonly Uint8Array[]): void {
+    const f = this.followed.get(topic);
+    if (!f) return this.emit(topic, first, entries, epoch);
+    f.lastSeen = Date.now();
+    const last = first + entries.length - 1;
+    if (f.next === 0 || epoch !== f.epoch || first === f.next) {
+      // Nothing delivered yet, an epoch change (the listeners decide what it means), or in order.
+      this.emitFollowed(f, topic, first, entries, epoch);
+      this.drainAhead(f, topic);
+      return;
+    }
+    if (last < f.next) return; // seen
+    if (first < f.next) {
+      const skip = f.next - first;
+      this.emitFollowed(f, topic, f.next, entries.slice(skip), epoch);
+      this.drainAhead(f, topic);
+      return;
+    }
+    f.ahead.set(first, { epoch, entries: [...entries] });
+    f.holeTimer ??= setTimeout(() => {
+      f.holeTimer = undefined;
+      void this.fillHole(topic);
+    }, HOLE_WAIT_MS);
+  }
+
+  private emitFollowed(f: Followed, topic: string, first: number, entries: readonly Uint8Array[], epoch: string): void {
+    if (entries.length === 0) return;
+    f.next = first + entries.length;
+    f.epoch = epoch;
+    this.emit(topic, first, entries, epoch);
+  }
+
+  private drainAhead(f: Followed, topic: string): void {
+    for (;;) {
+      let progressed = false;
+      for (const [first, b] of f.ahead) {
+        const last = first + b.entries.length - 1;
+        if (last < f.next) { f.ahead.delete(first); progressed = true; continue; }
+        if (first <= f.next) {
+          f.ahead.delete(first);
+          this.emitFollowed(f, topic, f.next, b.entries.slice(f.next - first), b.epoch);
+          progressed = true;
+        }
+      }
+      if (!progressed) break;
+    }
+    if (f.ahead.size === 0 && f.holeTimer) {
+      clearTimeout(f.holeTimer);
+      f.holeTimer = undefined;
+    }
+  }
+
+  /** Reads what is missing between the last delivered offset and the head. */
+  private async fillHole(topic: string): Promise<void> {
+    const f = this.followed.get(topic);
+    if (!f || this.closed) return;
+    try {
+      for (let guard = 0; guard < 1000; guard++) {
+        const r = await this.read(topic, f.next, { limit: 512, maxBytes: 512 * 1024 });
+        if (this.followed.get(topic) !== f) return;
+        if (r.epoch !== f.epoch && f.next > 0) {
+          // A new epoch: hand over from where it stands; listeners compare with their own state.
+          if (r.entries.length > 0) this.emitFollowed(f, topic, r.start, r.entries, r.epoch);
+          else f.epoch = r.epoch;
+        } else if (r.entries.length > 0) {
+          this.emitFollowed(f, topic, r.start, r.entries, r.epoch);
+        }
+        this.drainAhead(f, topic);
+        if (r.entries.length === 0 || f.next > r.head) break;
+      }
+      f.ahead.clear();
+    } catch {
+      // Redis unreachable: the tail check tries again.
+    }
+  }
+
+  /** Compares each followed topic's head with what was delivered; reads any hole. */
+  private async checkTails(all: boolean): Promise<void> {
+    if (this.closed || this.followed.size === 0) return;
+    try {
+      await this.refreshPlaceholder();
+    } catch {
+      return;
+    }
+    const quietFor = Date.now() - TAIL_CHECK_MS;
+    const topics = [...this.followed].filter(([, f]) => all || f.lastSeen < quietFor).map(([t]) => t);
+    await Promise.all(topics.map(async (topic) => {
+      try {
+        const m = await this.client.hmget(key(topic, 'm'), 'epoch', 'head');
+        const f = this.followed.get(topic);
+        if (!f) return;
+        f.lastSeen = Date.now();
+        const head = Number(m[1] ?? 0);
+        if (f.next === 0) { f.next = head + 1; f.epoch = m[0] ?? this.placeholder; return; }
+        if (head >= f.next || (m[0] ?? this.placeholder) !== f.epoch) await this.fillHole(topic);
+      } catch {
+        // unreachable: next time
+      }
+    }));
+  }
+
+  private emit(topic: string, first: number, entries: readonly Uint8Array[], epoch: string): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(topic, first, entries, epoch);
+      } catch (err) {
+        console.error('sluice: append listener failed', err);
+      }
+    }
+  }
+}
+
+/** The commands defined with defineCommand. */
+interface ScriptClient {
+  slAppend(numKeys: number, ...args: (string | number | Buffer)[]): Promise<unknown[]>;
+  slReadBuffer(meta: string, stream: string, from: number, limit: number, maxBytes: number): Promise<[Buffer | null, ...unknown[]]>;
+}
