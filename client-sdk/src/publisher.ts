@@ -20,7 +20,7 @@ export interface PublisherOptions {
   attempts?: number;
   /** Delay before retry n (default: full jitter from 100 ms to 5 s). */
   backoff?: Backoff;
-  /** Body encoding for non-binary data: `json` (default) or `msgpack` (keeps binary inside objects, dates...). */
+  /** Body encoding for non-binary data: `json` (default) or `msgpack` (keeps binary inside objects). */
   encoding?: 'json' | 'msgpack';
 }
 

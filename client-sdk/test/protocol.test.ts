@@ -16,6 +16,8 @@ import {
   isValidTopic,
   matchTopic,
   patternError,
+  payloadError,
+  skipValue,
   MAX_PAYLOAD_DEPTH,
   type Frame,
 } from '../src/protocol/index.js';
@@ -151,6 +153,61 @@ describe('codec: guarded decoding of untrusted frames', () => {
       assert.equal(err.code, 'too-large');
       assert.equal(err.id, 5);
     }
+  });
+});
+
+describe('the payload rule', () => {
+  const hex = (h: string) => Uint8Array.from(Buffer.from(h.replace(/ /g, ''), 'hex'));
+
+  it('accepts nil, bool, int, float, str, bin, array and maps with string keys', () => {
+    const ok = [
+      'c0', 'c2', 'c3', '00', '7f', 'ff', 'cc ff', 'cd ffff', 'ce ffffffff', 'cf 0000000000000001',
+      'd0 80', 'd1 8000', 'd2 80000000', 'd3 8000000000000000', 'ca 3fc00000', 'cb 3ff8000000000000',
+      'a0', 'a3 616263', 'd9 01 61', 'da 0001 61', 'db 00000001 61', 'c4 00', 'c4 02 00ff', 'c5 0001 00', 'c6 00000001 00',
+      '90', '93 01 a1 61 c0', 'dc 0001 01', 'dd 00000001 01', '80', '81 a1 61 01', 'de 0001 a1 61 01', 'df 00000001 a1 61 01',
+      // values (not keys) of any allowed type, maps nested in maps and arrays
+      '82 a1 61 91 01 a1 62 81 a1 63 c4 01 00', '92 81 a0 80 81 a1 78 90',
+    ];
+    for (const h of ok) assert.equal(payloadError(hex(h)), null, h);
+    assert.equal(payloadError(encodeValue({ text: 'héllo', n: [1, 2.5, -3, 2 ** 40], bin: new Uint8Array([0, 255]), none: null })), null);
+  });
+
+  it('refuses extension types anywhere, msgpack timestamps included', () => {
+    const ext = ['d4 01 00', 'd5 01 0000', 'd6 ff 00000000', 'd7 ff 0000000000000000', 'd8 01 ' + '00'.repeat(16),
+      'c7 00 01', 'c7 0c ff ' + '00'.repeat(12), 'c8 0001 01 00', 'c9 00000001 01 00'];
+    for (const h of ext) {
+      for (const wrapped of [h, `91 ${h}`, `81 a1 61 ${h}`, `92 01 81 a1 61 91 ${h}`]) {
+        assert.equal(payloadError(hex(wrapped)), 'payload rejected: extension types are not allowed', wrapped);
+      }
+    }
+    assert.equal(payloadError(encodeValue({ at: new Date(0) })), 'payload rejected: extension types are not allowed');
+    // Frames in general may carry them (option maps ignore what they do not know).
+    assert.equal(skipValue(hex('d6 ff 00000000'), 0, 1), 6);
+  });
+
+  it('refuses maps whose keys are not all strings, at any depth', () => {
+    const bad = ['81 01 01', '81 c0 01', '81 c4 01 61 01', '81 90 01', '81 80 01', '81 cb 3ff8000000000000 01',
+      '82 a1 61 01 02 01', '82 a1 61 81 a1 62 01 02 01', '91 81 01 01', '81 a1 61 81 d4 01 00 01', 'de 0001 01 01'];
+    for (const h of bad) assert.equal(payloadError(hex(h)), 'payload rejected: map keys must be strings', h);
+    assert.equal(payloadError(encodeValue(new Map([[1, 'a']]))), 'payload rejected: map keys must be strings');
+  });
+
+  it('refuses what is not exactly one well-formed value', () => {
+    assert.match(payloadError(hex('01 02'))!, /trailing bytes/);
+    assert.match(payloadError(hex('92 01'))!, /declared length exceeds/);
+    assert.match(payloadError(hex('92 01 cd 00'))!, /exceeds/);
+    assert.match(payloadError(hex('c1'))!, /0xc1/);
+    assert.match(payloadError(hex(''))!, /truncated/);
+  });
+
+  it('a PUB breaking it gets a non-fatal bad-frame naming the request', () => {
+    for (const data of ['d6 ff 00000000', '81 01 01', '91 c7 00 05']) {
+      const err = decodeError(hex(`94 08 05 a1 74 ${data}`));
+      assert.deepEqual([err.code, err.fatal, err.id], ['bad-frame', false, 5], data);
+      assert.match(err.message, /^payload rejected: /);
+    }
+    // Headers and options are not payloads: their own rules apply.
+    assert.equal(decodeClientFrame(hex('95 08 05 a1 74 01 81 a3 6b6579 a1 6b')).type, 8);
   });
 });
 

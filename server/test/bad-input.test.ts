@@ -26,6 +26,8 @@ const recoverable: { name: string; bytes: Uint8Array; id: number; code: string }
   { name: 'PUB without data', bytes: pack([8, 5, 'a']), id: 5, code: 'bad-frame' },
   { name: 'PUB with a 129-byte key', bytes: pack([8, 5, 'a', 1, { key: 'k'.repeat(129) }]), id: 5, code: 'too-large' },
   { name: 'PUB with a numeric key', bytes: pack([8, 5, 'a', 1, { key: 7 }]), id: 5, code: 'bad-frame' },
+  { name: 'PUB with a timestamp (extension type) in its data', bytes: pack([8, 5, 'a', { at: new Date(0) }]), id: 5, code: 'bad-frame' },
+  { name: 'PUB with a non-string map key in its data', bytes: pack([8, 5, 'a', new Map([[1, 'x']])]), id: 5, code: 'bad-frame' },
   { name: 'PUB with non-string headers', bytes: pack([8, 5, 'a', 1, { headers: { h: 1 } }]), id: 5, code: 'bad-frame' },
   { name: 'a frame over maxFrame', bytes: encode({ type: 8, reqId: 5, topic: 'a', data: 'x'.repeat(70 * 1024) }), id: 5, code: 'too-large' },
   { name: 'CREDIT for an unknown subscription', bytes: pack([7, 5, 10]), id: 5, code: 'not-subscribed' },

@@ -29,6 +29,7 @@ import {
 } from './limits.js';
 import {
   arrayHeaderSize,
+  checkPayload,
   isMap,
   isNil,
   MsgpackError,
@@ -392,14 +393,20 @@ export function decodeClientFrame(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAM
   }
 }
 
-/** Null when an encoded payload can be delivered in every frame, else why not (too deep). */
+/**
+ * Null when `data` is one encoded payload that obeys the payload rule, else why not. The rule
+ * (PROTOCOL.md, "What data may contain"): nil, bool, int, float, str, bin, array, and maps whose
+ * keys are all str; no extension types; at most MAX_PAYLOAD_DEPTH containers deep, so that every
+ * frame that carries it stays within MAX_DEPTH. One pass over the bytes, nothing decoded.
+ */
 export function payloadError(data: Uint8Array): string | null {
+  let end: number;
   try {
-    skipValue(data, 0, MAX_PAYLOAD_DEPTH);
-    return null;
+    end = checkPayload(data, 0, MAX_PAYLOAD_DEPTH);
   } catch (err) {
     return `payload rejected: ${(err as Error).message}`;
   }
+  return end === data.length ? null : 'payload rejected: trailing bytes after the value';
 }
 
 /** Validates headers; returns a null-prototype copy, or a reason string. */
