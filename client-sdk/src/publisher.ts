@@ -6,7 +6,7 @@
 import { fullJitter, type Backoff } from './backoff.js';
 import { NetworkError, ServerError, SluiceError } from './errors.js';
 import { randomKey } from './id.js';
-import { encodeValue } from './protocol/codec.js';
+import { encodeValue } from './protocol/value.js';
 
 export interface PublisherOptions {
   /** Gateway base URL, e.g. `https://sluice.example.com`. */

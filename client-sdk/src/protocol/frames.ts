@@ -3,7 +3,8 @@
  *
  * On the wire every frame is one binary WebSocket message holding one MessagePack array whose first
  * element is the frame type (see PROTOCOL.md). In code every frame is an object of this union, keyed
- * on `type`; only `codec.ts` turns one into the other.
+ * on `type`; only this module turns one into the other: `encode.ts` (and the gateway's fast paths in
+ * `entry.ts`) one way, `decode-client.ts` (gateway) and `decode-server.ts` (SDK) the other.
  */
 
 export const PROTOCOL_VERSION = '1';

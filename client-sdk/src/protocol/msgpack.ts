@@ -145,6 +145,28 @@ export function readArrayHeader(b: Uint8Array, pos: number): [number, number] | 
 }
 
 /**
+ * Splits the array that must span all of `b` (a frame) into its elements, walking each one with
+ * skipValue at `maxDepth` (levels below the array itself). Returns the start of every element and,
+ * last, `b.length`. Throws MsgpackError unless `b` is exactly one well-formed, non-empty array.
+ */
+export function arrayElements(b: Uint8Array, maxDepth: number): number[] {
+  const head = readArrayHeader(b, 0);
+  if (!head) throw new MsgpackError('frame is not a MessagePack array');
+  const [count, first] = head;
+  if (count === 0) throw new MsgpackError('frame is empty');
+  if (count > b.length) throw new MsgpackError('declared length exceeds frame');
+  const starts: number[] = [];
+  let pos = first;
+  for (let i = 0; i < count; i++) {
+    starts.push(pos);
+    pos = skipValue(b, pos, maxDepth);
+  }
+  if (pos !== b.length) throw new MsgpackError('trailing bytes after frame');
+  starts.push(pos); // sentinel: end of the last element
+  return starts;
+}
+
+/**
  * Reads a non-negative integer at `pos`. Accepts any integer encoding and integral floats (other
  * encoders write large integers as float64). Returns -1 if the value is not a safe non-negative integer.
  */

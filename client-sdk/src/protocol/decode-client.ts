@@ -1,0 +1,143 @@
+/**
+ * The gateway's decoder of client frames: strict, for untrusted input. PUB payloads and headers stay
+ * MessagePack-encoded so they are stored and forwarded byte for byte.
+ */
+import { FrameError } from './errors.js';
+import { FrameType, type EncodedClientFrame } from './frames.js';
+import { DEFAULT_MAX_FRAME, MAX_DEPTH, MAX_KEY_BYTES, MAX_UINT } from './limits.js';
+import { arrayElements, isMap, isNil, readArrayHeader, readStr, readUint, skipValue, utf8Length } from './msgpack.js';
+import { checkHeaders, isHugeUint, isUint, own, packr, payloadError, unpack } from './value.js';
+
+/** Splits a frame into its top-level elements after validating the whole frame with the scanner. */
+function elements(bytes: Uint8Array): number[] {
+  try {
+    return arrayElements(bytes, MAX_DEPTH - 1);
+  } catch (err) {
+    throw new FrameError('bad-frame', (err as Error).message, 0, true);
+  }
+}
+
+/**
+ * Decodes a frame from a client. Never trusts the input: size, depth, lengths and types are checked
+ * before anything is allocated or interpreted. Throws FrameError.
+ */
+export function decodeClientFrame(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAME): EncodedClientFrame {
+  if (bytes.length > maxFrame) {
+    throw new FrameError('too-large', `frame of ${bytes.length} bytes exceeds maxFrame ${maxFrame}`, peekId(bytes));
+  }
+  const at = elements(bytes);
+  const n = at.length - 1;
+  const type = readUint(bytes, at[0]!);
+  if (type < 0) throw new FrameError('bad-frame', 'frame type must be an unsigned integer', 0, true);
+
+  const id = n > 1 ? Math.max(readUint(bytes, at[1]!), 0) : 0;
+  const fail = (message: string): never => { throw new FrameError('bad-frame', message, id); };
+  const uintAt = (i: number, what: string): number => {
+    if (i >= n) fail(`${what} missing`);
+    const v = readUint(bytes, at[i]!);
+    if (v < 0) fail(`${what} must be an unsigned integer`);
+    return v;
+  };
+  const strAt = (i: number, what: string): string => {
+    if (i >= n) fail(`${what} missing`);
+    const v = readStr(bytes, at[i]!);
+    if (v === undefined) fail(`${what} must be a string`);
+    return v as string;
+  };
+  /** Option map at element i: absent or nil gives an empty null-prototype object. */
+  const optsAt = (i: number): Record<string, unknown> => {
+    const out = Object.create(null) as Record<string, unknown>;
+    if (i >= n || isNil(bytes, at[i]!)) return out;
+    if (!isMap(bytes, at[i]!)) fail('options must be a map');
+    const decoded = unpack(bytes.subarray(at[i]!, at[i + 1]!), id) as Record<string, unknown>;
+    for (const k of Object.keys(decoded)) out[k] = decoded[k];
+    return out;
+  };
+
+  switch (type) {
+    case FrameType.HELLO: {
+      const o = optsAt(1);
+      const token = own(o, 'token');
+      const client = own(o, 'client');
+      if (token !== undefined && typeof token !== 'string') fail('token must be a string');
+      if (client !== undefined && typeof client !== 'string') fail('client must be a string');
+      return { type: 1, token: token as string | undefined, client: client as string | undefined };
+    }
+    case FrameType.SUB: {
+      const subId = uintAt(1, 'subId');
+      const topic = strAt(2, 'topic');
+      const o = optsAt(3);
+      const from = own(o, 'from');
+      const epoch = own(o, 'epoch');
+      const credit = own(o, 'credit');
+      if (from !== undefined && from !== null && !isUint(from)) fail('from must be an unsigned integer');
+      if (epoch !== undefined && epoch !== null && typeof epoch !== 'string') fail('epoch must be a string');
+      if (credit !== undefined && credit !== null && !isUint(credit) && !isHugeUint(credit)) {
+        fail('credit must be an unsigned integer');
+      }
+      const frame: EncodedClientFrame = { type: 3, subId, topic };
+      if (isUint(from)) frame.from = from;
+      if (typeof epoch === 'string') frame.epoch = epoch;
+      if (isUint(credit)) frame.credit = credit;
+      else if (isHugeUint(credit)) frame.credit = MAX_UINT;
+      return frame;
+    }
+    case FrameType.UNSUB:
+      return { type: 5, subId: uintAt(1, 'subId') };
+    case FrameType.CREDIT: {
+      const subId = uintAt(1, 'subId');
+      if (n < 3) fail('credit missing');
+      let credit = readUint(bytes, at[2]!);
+      // A grant too large to represent is still a grant: it is clamped later, like any other.
+      if (credit < 0 && isHugeUint(unpack(bytes.subarray(at[2]!, at[3]!), subId))) credit = MAX_UINT;
+      if (credit < 0) fail('credit must be an unsigned integer');
+      return { type: 7, subId, n: credit };
+    }
+    case FrameType.PUB: {
+      const reqId = uintAt(1, 'reqId');
+      const topic = strAt(2, 'topic');
+      if (n < 4) fail('data missing');
+      const data = bytes.subarray(at[3]!, at[4]!);
+      const deep = payloadError(data);
+      if (deep) fail(deep);
+      const frame: EncodedClientFrame = { type: 8, reqId, topic, data };
+      if (n > 4 && !isNil(bytes, at[4]!)) {
+        const o = optsAt(4);
+        const key = own(o, 'key');
+        if (key !== undefined && key !== null) {
+          if (typeof key !== 'string') fail('key must be a string');
+          if (utf8Length(key as string) > MAX_KEY_BYTES) {
+            throw new FrameError('too-large', `key longer than ${MAX_KEY_BYTES} bytes`, id);
+          }
+          if ((key as string).length > 0) frame.key = key as string;
+        }
+        const headers = own(o, 'headers');
+        if (headers !== undefined && headers !== null) {
+          const h = checkHeaders(headers);
+          if (typeof h === 'string') fail(h);
+          if (Object.keys(h).length > 0) frame.headers = packr.pack(h) as Uint8Array;
+        }
+      }
+      return frame;
+    }
+    case FrameType.PING:
+      return { type: 12, n: n > 1 ? uintAt(1, 'n') : 0 };
+    case FrameType.PONG:
+      return { type: 13, n: n > 1 ? uintAt(1, 'n') : 0 };
+    default:
+      if (type >= 2 && type <= 15) fail(`frame type ${type} is sent by servers only`);
+      return fail(`unknown frame type ${type}`);
+  }
+}
+
+/** Best effort: the id (second element) of a frame too large to decode, so ERROR can name it. */
+function peekId(bytes: Uint8Array): number {
+  const head = readArrayHeader(bytes, 0);
+  if (!head || head[0] < 2) return 0;
+  try {
+    const second = skipValue(bytes, head[1], 1);
+    return Math.max(readUint(bytes, second), 0);
+  } catch {
+    return 0;
+  }
+}
