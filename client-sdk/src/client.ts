@@ -23,7 +23,7 @@ import { closePolicy, CloseCode } from './protocol/codes.js';
 import { decodeServerFrame } from './protocol/decode-server.js';
 import { encode } from './protocol/encode.js';
 import { FrameError } from './protocol/errors.js';
-import type { Headers, ServerFrame, WelcomeFrame } from './protocol/frames.js';
+import { FrameType, type ErrorFrame, type Headers, type ServerFrame, type WelcomeFrame } from './protocol/frames.js';
 import { DEFAULT_CREDIT, MAX_KEY_BYTES } from './protocol/limits.js';
 import { topicError } from './protocol/topics.js';
 import { utf8Length } from './protocol/msgpack.js';
@@ -150,9 +150,9 @@ export class Client extends Emitter<ClientEvents> {
     this.host = {
       get ready() { return self.state === 'connected'; },
       get maxCredit() { return self.welcome?.maxCredit ?? Number.MAX_SAFE_INTEGER; },
-      sendSub: (subId, topic, o) => this.send(encode({ type: 3, subId, topic, ...o })),
-      sendCredit: (subId, n) => this.send(encode({ type: 7, subId, n })),
-      sendUnsub: (subId) => this.send(encode({ type: 5, subId })),
+      sendSub: (subId, topic, o) => this.send(encode({ type: FrameType.SUB, subId, topic, ...o })),
+      sendCredit: (subId, n) => this.send(encode({ type: FrameType.CREDIT, subId, n })),
+      sendUnsub: (subId) => this.send(encode({ type: FrameType.UNSUB, subId })),
       forget: (sub) => {
         this.subs.delete(sub.id);
         if (this.byTopic.get(sub.topic) === sub) this.byTopic.delete(sub.topic);
@@ -208,7 +208,7 @@ export class Client extends Emitter<ClientEvents> {
     if (utf8Length(key) > MAX_KEY_BYTES) return Promise.reject(new SluiceError('too-large', `key longer than ${MAX_KEY_BYTES} bytes`));
     if (this.pending.size >= this.maxQueued) return Promise.reject(new QueueFullError(this.maxQueued));
     const id = this.nextId++;
-    const frame = encode(options.headers ? { type: 8, reqId: id, topic, data, key, headers: options.headers } : { type: 8, reqId: id, topic, data, key });
+    const frame = encode(options.headers ? { type: FrameType.PUB, reqId: id, topic, data, key, headers: options.headers } : { type: FrameType.PUB, reqId: id, topic, data, key });
     if (this.welcome && frame.length > this.welcome.maxFrame) {
       return Promise.reject(new SluiceError('too-large', `publish of ${frame.length} bytes exceeds maxFrame ${this.welcome.maxFrame}`));
     }
@@ -245,7 +245,7 @@ export class Client extends Emitter<ClientEvents> {
         this.transport = this.factory(this.url, {
           open: () => {
             if (seq !== this.connSeq) return;
-            this.send(encode(token === undefined ? { type: 1, client: this.options.client } : { type: 1, token, client: this.options.client }));
+            this.send(encode(token === undefined ? { type: FrameType.HELLO, client: this.options.client } : { type: FrameType.HELLO, token, client: this.options.client }));
           },
           message: (bytes) => { if (seq === this.connSeq) this.receive(bytes); },
           close: (code, reason) => { if (seq === this.connSeq) this.dropped(code, reason); },
@@ -338,22 +338,22 @@ export class Client extends Emitter<ClientEvents> {
       return;
     }
     switch (f.type) {
-      case 2: return this.welcomed(f);
-      case 4: return this.subs.get(f.subId)?.onSubscribed(f);
-      case 6: return;
-      case 9: {
+      case FrameType.WELCOME: return this.welcomed(f);
+      case FrameType.SUBSCRIBED: return this.subs.get(f.subId)?.onSubscribed(f);
+      case FrameType.UNSUBSCRIBED: return;
+      case FrameType.ACK: {
         const p = this.pending.get(f.reqId);
         if (!p) return;
         this.pending.delete(f.reqId);
         p.resolve({ offset: f.offset, duplicate: f.duplicate });
         return;
       }
-      case 10: return this.byTopic.get(f.topic)?.onMessages(f.offset, [f]);
-      case 15: return this.byTopic.get(f.topic)?.onMessages(f.first, f.messages);
-      case 14: return this.byTopic.get(f.topic)?.onGap(f.from, f.to);
-      case 11: return this.serverError(f);
-      case 12: return this.send(encode({ type: 13, n: f.n }));
-      case 13: return;
+      case FrameType.MSG: return this.byTopic.get(f.topic)?.onMessages(f.offset, [f]);
+      case FrameType.MSGS: return this.byTopic.get(f.topic)?.onMessages(f.first, f.messages);
+      case FrameType.GAP: return this.byTopic.get(f.topic)?.onGap(f.from, f.to);
+      case FrameType.ERROR: return this.serverError(f);
+      case FrameType.PING: return this.send(encode({ type: FrameType.PONG, n: f.n }));
+      case FrameType.PONG: return;
       default: {
         const never: never = f;
         return void never;
@@ -371,7 +371,7 @@ export class Client extends Emitter<ClientEvents> {
     for (const p of this.pending.values()) if (p.sentOn !== this.connSeq) this.sendPublish(p);
   }
 
-  private serverError(f: Extract<ServerFrame, { type: 11 }>): void {
+  private serverError(f: ErrorFrame): void {
     const err = fromErrorFrame(f);
     const p = this.pending.get(f.id);
     if (p) {
@@ -410,7 +410,7 @@ export class Client extends Emitter<ClientEvents> {
       }
       if (this.pingSentAt === 0 && now - this.lastRx >= hb) {
         this.pingSentAt = now;
-        this.send(encode({ type: 12, n: ++this.pingSeq }));
+        this.send(encode({ type: FrameType.PING, n: ++this.pingSeq }));
         this.timers.heartbeat = this.clock.setTimeout(check, grace);
         return;
       }

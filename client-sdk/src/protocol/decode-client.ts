@@ -61,7 +61,7 @@ export function decodeClientFrame(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAM
       const client = own(o, 'client');
       if (token !== undefined && typeof token !== 'string') fail('token must be a string');
       if (client !== undefined && typeof client !== 'string') fail('client must be a string');
-      return { type: 1, token: token as string | undefined, client: client as string | undefined };
+      return { type: FrameType.HELLO, token: token as string | undefined, client: client as string | undefined };
     }
     case FrameType.SUB: {
       const subId = uintAt(1, 'subId');
@@ -75,7 +75,7 @@ export function decodeClientFrame(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAM
       if (credit !== undefined && credit !== null && !isUint(credit) && !isHugeUint(credit)) {
         fail('credit must be an unsigned integer');
       }
-      const frame: EncodedClientFrame = { type: 3, subId, topic };
+      const frame: EncodedClientFrame = { type: FrameType.SUB, subId, topic };
       if (isUint(from)) frame.from = from;
       if (typeof epoch === 'string') frame.epoch = epoch;
       if (isUint(credit)) frame.credit = credit;
@@ -83,7 +83,7 @@ export function decodeClientFrame(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAM
       return frame;
     }
     case FrameType.UNSUB:
-      return { type: 5, subId: uintAt(1, 'subId') };
+      return { type: FrameType.UNSUB, subId: uintAt(1, 'subId') };
     case FrameType.CREDIT: {
       const subId = uintAt(1, 'subId');
       if (n < 3) fail('credit missing');
@@ -91,7 +91,7 @@ export function decodeClientFrame(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAM
       // A grant too large to represent is still a grant: it is clamped later, like any other.
       if (credit < 0 && isHugeUint(unpack(bytes.subarray(at[2]!, at[3]!), subId))) credit = MAX_UINT;
       if (credit < 0) fail('credit must be an unsigned integer');
-      return { type: 7, subId, n: credit };
+      return { type: FrameType.CREDIT, subId, n: credit };
     }
     case FrameType.PUB: {
       const reqId = uintAt(1, 'reqId');
@@ -100,7 +100,7 @@ export function decodeClientFrame(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAM
       const data = bytes.subarray(at[3]!, at[4]!);
       const deep = payloadError(data);
       if (deep) fail(deep);
-      const frame: EncodedClientFrame = { type: 8, reqId, topic, data };
+      const frame: EncodedClientFrame = { type: FrameType.PUB, reqId, topic, data };
       if (n > 4 && !isNil(bytes, at[4]!)) {
         const o = optsAt(4);
         const key = own(o, 'key');
@@ -121,9 +121,9 @@ export function decodeClientFrame(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAM
       return frame;
     }
     case FrameType.PING:
-      return { type: 12, n: n > 1 ? uintAt(1, 'n') : 0 };
+      return { type: FrameType.PING, n: n > 1 ? uintAt(1, 'n') : 0 };
     case FrameType.PONG:
-      return { type: 13, n: n > 1 ? uintAt(1, 'n') : 0 };
+      return { type: FrameType.PONG, n: n > 1 ? uintAt(1, 'n') : 0 };
     default:
       if (type >= 2 && type <= 15) fail(`frame type ${type} is sent by servers only`);
       return fail(`unknown frame type ${type}`);

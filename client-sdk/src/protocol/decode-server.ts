@@ -30,7 +30,7 @@ export function decodeServerFrame(bytes: Uint8Array): ServerFrame {
     case FrameType.WELCOME: {
       const o = m(1);
       const w: ServerFrame = {
-        type: 2,
+        type: FrameType.WELCOME,
         session: String(o.session),
         version: String(o.version),
         maxFrame: Number(o.maxFrame),
@@ -43,27 +43,27 @@ export function decodeServerFrame(bytes: Uint8Array): ServerFrame {
     case FrameType.SUBSCRIBED: {
       const o = m(2);
       return {
-        type: 4, subId: u(1), epoch: String(o.epoch), head: Number(o.head), from: Number(o.from),
+        type: FrameType.SUBSCRIBED, subId: u(1), epoch: String(o.epoch), head: Number(o.head), from: Number(o.from),
         recovered: o.recovered === true,
       };
     }
     case FrameType.UNSUBSCRIBED:
-      return { type: 6, subId: u(1) };
+      return { type: FrameType.UNSUBSCRIBED, subId: u(1) };
     case FrameType.ACK:
-      return { type: 9, reqId: u(1), offset: u(2), duplicate: a[3] === true };
+      return { type: FrameType.ACK, reqId: u(1), offset: u(2), duplicate: a[3] === true };
     case FrameType.MSG: {
-      const f: ServerFrame = { type: 10, topic: s(1), offset: u(2), data: a[3], ts: u(4) };
+      const f: ServerFrame = { type: FrameType.MSG, topic: s(1), offset: u(2), data: a[3], ts: u(4) };
       if (a[5] && typeof a[5] === 'object') f.headers = a[5] as Headers;
       return f;
     }
     case FrameType.ERROR:
-      return { type: 11, id: u(1), code: s(2), message: typeof a[3] === 'string' ? a[3] : '' };
+      return { type: FrameType.ERROR, id: u(1), code: s(2), message: typeof a[3] === 'string' ? a[3] : '' };
     case FrameType.PING:
-      return { type: 12, n: u(1) };
+      return { type: FrameType.PING, n: u(1) };
     case FrameType.PONG:
-      return { type: 13, n: u(1) };
+      return { type: FrameType.PONG, n: u(1) };
     case FrameType.GAP:
-      return { type: 14, topic: s(1), from: u(2), to: u(3) };
+      return { type: FrameType.GAP, topic: s(1), from: u(2), to: u(3) };
     case FrameType.MSGS: {
       const list = a[3];
       if (!Array.isArray(list)) return fail('MSGS messages must be an array');
@@ -73,7 +73,7 @@ export function decodeServerFrame(bytes: Uint8Array): ServerFrame {
         if (e[2] && typeof e[2] === 'object') item.headers = e[2] as Headers;
         return item;
       });
-      return { type: 15, topic: s(1), first: u(2), messages };
+      return { type: FrameType.MSGS, topic: s(1), first: u(2), messages };
     }
     default:
       return fail(`unexpected frame type ${String(a[0])}`);

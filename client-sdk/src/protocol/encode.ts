@@ -19,50 +19,50 @@ export function encode(frame: Frame): Uint8Array {
   switch (frame.type) {
     case FrameType.HELLO: {
       const o = opts({ token: frame.token, client: frame.client });
-      return packr.pack(o ? [1, o] : [1]);
+      return packr.pack(o ? [FrameType.HELLO, o] : [FrameType.HELLO]);
     }
     case FrameType.WELCOME:
-      return packr.pack([2, opts({
+      return packr.pack([FrameType.WELCOME, opts({
         session: frame.session, version: frame.version, maxFrame: frame.maxFrame,
         maxCredit: frame.maxCredit, heartbeat: frame.heartbeat, maxSubscriptions: frame.maxSubscriptions,
       })]);
     case FrameType.SUB: {
       const o = opts({ from: frame.from, epoch: frame.epoch, credit: frame.credit });
-      return packr.pack(o ? [3, frame.subId, frame.topic, o] : [3, frame.subId, frame.topic]);
+      return packr.pack(o ? [FrameType.SUB, frame.subId, frame.topic, o] : [FrameType.SUB, frame.subId, frame.topic]);
     }
     case FrameType.SUBSCRIBED:
-      return packr.pack([4, frame.subId, {
+      return packr.pack([FrameType.SUBSCRIBED, frame.subId, {
         epoch: frame.epoch, head: frame.head, from: frame.from, recovered: frame.recovered,
       }]);
     case FrameType.UNSUB:
-      return packr.pack([5, frame.subId]);
+      return packr.pack([FrameType.UNSUB, frame.subId]);
     case FrameType.UNSUBSCRIBED:
-      return packr.pack([6, frame.subId]);
+      return packr.pack([FrameType.UNSUBSCRIBED, frame.subId]);
     case FrameType.CREDIT:
-      return packr.pack([7, frame.subId, frame.n]);
+      return packr.pack([FrameType.CREDIT, frame.subId, frame.n]);
     case FrameType.PUB: {
       const o = opts({ key: frame.key, headers: frame.headers });
-      const arr: unknown[] = [8, frame.reqId, frame.topic, frame.data];
+      const arr: unknown[] = [FrameType.PUB, frame.reqId, frame.topic, frame.data];
       if (o) arr.push(o);
       return packr.pack(arr);
     }
     case FrameType.ACK:
-      return packr.pack([9, frame.reqId, frame.offset, frame.duplicate]);
+      return packr.pack([FrameType.ACK, frame.reqId, frame.offset, frame.duplicate]);
     case FrameType.MSG: {
-      const arr: unknown[] = [10, frame.topic, frame.offset, frame.data, frame.ts];
+      const arr: unknown[] = [FrameType.MSG, frame.topic, frame.offset, frame.data, frame.ts];
       if (frame.headers) arr.push(frame.headers);
       return packr.pack(arr);
     }
     case FrameType.ERROR:
-      return packr.pack([11, frame.id, frame.code, frame.message]);
+      return packr.pack([FrameType.ERROR, frame.id, frame.code, frame.message]);
     case FrameType.PING:
-      return packr.pack([12, frame.n]);
+      return packr.pack([FrameType.PING, frame.n]);
     case FrameType.PONG:
-      return packr.pack([13, frame.n]);
+      return packr.pack([FrameType.PONG, frame.n]);
     case FrameType.GAP:
-      return packr.pack([14, frame.topic, frame.from, frame.to]);
+      return packr.pack([FrameType.GAP, frame.topic, frame.from, frame.to]);
     case FrameType.MSGS:
-      return packr.pack([15, frame.topic, frame.first, frame.messages.map((m) =>
+      return packr.pack([FrameType.MSGS, frame.topic, frame.first, frame.messages.map((m) =>
         m.headers ? [m.data, m.ts, m.headers] : [m.data, m.ts])]);
     default: {
       const never: never = frame;

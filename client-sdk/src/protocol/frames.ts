@@ -33,14 +33,14 @@ export type Headers = Record<string, string>;
 
 /** c→s, must be the first frame. */
 export interface HelloFrame {
-  type: 1;
+  type: typeof FrameType.HELLO;
   token?: string;
   client?: string;
 }
 
 /** s→c, answers HELLO and announces the session's limits. */
 export interface WelcomeFrame {
-  type: 2;
+  type: typeof FrameType.WELCOME;
   session: string;
   version: string;
   maxFrame: number;
@@ -52,7 +52,7 @@ export interface WelcomeFrame {
 
 /** c→s. `from` omitted: live only. `credit` omitted: the default credit. */
 export interface SubFrame {
-  type: 3;
+  type: typeof FrameType.SUB;
   subId: number;
   topic: string;
   from?: number;
@@ -62,7 +62,7 @@ export interface SubFrame {
 
 /** s→c. `from` is the first offset the gateway will deliver. */
 export interface SubscribedFrame {
-  type: 4;
+  type: typeof FrameType.SUBSCRIBED;
   subId: number;
   epoch: string;
   head: number;
@@ -71,18 +71,18 @@ export interface SubscribedFrame {
 }
 
 export interface UnsubFrame {
-  type: 5;
+  type: typeof FrameType.UNSUB;
   subId: number;
 }
 
 export interface UnsubscribedFrame {
-  type: 6;
+  type: typeof FrameType.UNSUBSCRIBED;
   subId: number;
 }
 
 /** c→s, adds `n` to the subscription's credit (clamped to maxCredit outstanding). */
 export interface CreditFrame {
-  type: 7;
+  type: typeof FrameType.CREDIT;
   subId: number;
   n: number;
 }
@@ -92,7 +92,7 @@ export interface CreditFrame {
  * stays MessagePack-encoded (`Uint8Array`) from receipt to storage so it is never re-interpreted.
  */
 export interface PubFrame<D = unknown, H = Headers> {
-  type: 8;
+  type: typeof FrameType.PUB;
   reqId: number;
   topic: string;
   data: D;
@@ -104,14 +104,14 @@ export interface PubFrame<D = unknown, H = Headers> {
 export type EncodedPubFrame = PubFrame<Uint8Array, Uint8Array>;
 
 export interface AckFrame {
-  type: 9;
+  type: typeof FrameType.ACK;
   reqId: number;
   offset: number;
   duplicate: boolean;
 }
 
 export interface MsgFrame {
-  type: 10;
+  type: typeof FrameType.MSG;
   topic: string;
   offset: number;
   data: unknown;
@@ -120,7 +120,7 @@ export interface MsgFrame {
 }
 
 export interface ErrorFrame {
-  type: 11;
+  type: typeof FrameType.ERROR;
   /** reqId or subId the error refers to, 0 if none. */
   id: number;
   code: string;
@@ -128,18 +128,18 @@ export interface ErrorFrame {
 }
 
 export interface PingFrame {
-  type: 12;
+  type: typeof FrameType.PING;
   n: number;
 }
 
 export interface PongFrame {
-  type: 13;
+  type: typeof FrameType.PONG;
   n: number;
 }
 
 /** s→c, offsets `from..to` (inclusive) of `topic` are gone (trimmed by retention). */
 export interface GapFrame {
-  type: 14;
+  type: typeof FrameType.GAP;
   topic: string;
   from: number;
   to: number;
@@ -154,7 +154,7 @@ export interface MsgsItem {
 
 /** s→c, consecutive messages from offset `first`; each counts 1 against credit. */
 export interface MsgsFrame {
-  type: 15;
+  type: typeof FrameType.MSGS;
   topic: string;
   first: number;
   messages: MsgsItem[];
