@@ -332,10 +332,8 @@ export class Client extends Emitter<ClientEvents> {
     try {
       f = decodeServerFrame(bytes);
     } catch (err) {
-      const message = err instanceof FrameError ? err.message : String(err);
-      this.emit('error', new SluiceError('bad-frame', `undecodable frame from the gateway: ${message}`, { cause: err }));
-      this.transport?.close(CloseCode.BAD_FRAME, 'bad frame from gateway');
-      return;
+      if (!(err instanceof FrameError)) throw err;
+      return this.protocolError(`malformed frame from the gateway: ${err.message}`, err);
     }
     switch (f.type) {
       case FrameType.WELCOME: return this.welcomed(f);
@@ -359,6 +357,17 @@ export class Client extends Emitter<ClientEvents> {
         return void never;
       }
     }
+  }
+
+  /**
+   * The gateway broke the protocol: nothing of the frame is used. Reported as an `error` event and as
+   * the reason of the state change; the socket is closed with PROTOCOL_ERROR and the client
+   * reconnects with backoff (subscriptions resume from what was delivered before).
+   */
+  private protocolError(reason: string, cause: unknown): void {
+    this.emit('error', new SluiceError('protocol-error', reason, { cause, retryable: true }));
+    // A close reason is at most 123 bytes of UTF-8: keep it short and ASCII.
+    this.transport?.close(CloseCode.PROTOCOL_ERROR, reason.replace(/[^\x20-\x7e]/g, '?').slice(0, 120));
   }
 
   private welcomed(f: WelcomeFrame): void {

@@ -6,7 +6,7 @@
 import { isRetryable } from './protocol/codes.js';
 
 /** Codes the SDK itself produces, besides the protocol's. */
-export type ClientErrorCode = 'closed' | 'queue-full' | 'timeout' | 'network' | 'disconnected';
+export type ClientErrorCode = 'closed' | 'queue-full' | 'timeout' | 'network' | 'disconnected' | 'protocol-error';
 
 export class SluiceError extends Error {
   override name = 'SluiceError';

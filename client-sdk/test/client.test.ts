@@ -4,7 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { pack } from 'msgpackr';
 import { createClient, type ClientOptions, type StateChange } from '../src/client.js';
+import { CloseCode } from '../src/protocol/codes.js';
 import { ClosedError, QueueFullError, SluiceError } from '../src/errors.js';
 import { webStorageResume, type StorageLike } from '../src/resume.js';
 import type { GapEvent, Message } from '../src/subscription.js';
@@ -157,6 +159,87 @@ describe('client state machine', () => {
     assert.equal(sub.state, 'closed');
     await assert.rejects(env.client.publish('t', 2), ClosedError);
     assert.equal(env.clock.pending, 0, 'no timers left behind');
+  });
+});
+
+describe('malformed frames from the gateway', () => {
+  function watch(env: ReturnType<typeof setup>) {
+    const errors: SluiceError[] = [];
+    env.client.on('error', (e) => errors.push(e));
+    return errors;
+  }
+
+  it('a WELCOME without its limits is a protocol error: reported, closed with 4292, then a reconnect', async () => {
+    const env = setup();
+    const errors = watch(env);
+    const published = env.client.publish('t', 1);
+    await flush();
+    const c1 = env.server.last;
+    c1.take(1);
+    c1.replyRaw(pack([2, { session: 's', version: 'v', heartbeat: 20_000 }]));
+    assert.equal(errors.length, 1);
+    assert.equal(errors[0]!.code, 'protocol-error');
+    assert.match(errors[0]!.message, /WELCOME maxFrame must be/);
+    assert.equal(c1.closed?.code, CloseCode.PROTOCOL_ERROR);
+    assert.equal(env.client.state, 'reconnecting');
+    const welcome = () => env.client.welcome;
+    assert.equal(welcome(), undefined, 'nothing of the frame is kept');
+    const change = env.states.at(-1)!;
+    assert.equal(change.code, 4292);
+    assert.match(change.reason ?? '', /malformed frame from the gateway: WELCOME maxFrame/);
+    assert.equal(env.client.lastDisconnect?.code, 4292);
+    // The next connection is healthy: the queued publish goes out there.
+    env.clock.advance(100);
+    const c2 = await connected(env);
+    c2.reply({ type: 9, reqId: c2.take(8).reqId, offset: 1, duplicate: false });
+    assert.deepEqual(await published, { offset: 1, duplicate: false });
+    assert.equal(welcome()?.maxFrame, 1 << 20);
+  });
+
+  it('a SUBSCRIBED without an epoch never becomes a resume epoch', async () => {
+    const env = setup();
+    const errors = watch(env);
+    const sub = env.client.subscribe('t', { from: 1 });
+    const c1 = await connected(env);
+    const s1 = c1.take(3);
+    c1.replyRaw(pack([4, s1.subId, { head: 3, from: 1, recovered: true }]));
+    assert.match(errors[0]!.message, /SUBSCRIBED epoch must be a string/);
+    assert.equal(c1.closed?.code, CloseCode.PROTOCOL_ERROR);
+    assert.equal(sub.state, 'subscribing');
+    assert.equal(sub.position, undefined);
+    env.clock.advance(100);
+    const c2 = await connected(env);
+    assert.deepEqual(c2.take(3), { type: 3, subId: s1.subId, topic: 't', from: 1, credit: 64 });
+  });
+
+  it('refuses every kind of malformed frame the same way', async () => {
+    const cases: [string, Uint8Array][] = [
+      ['not MessagePack', new Uint8Array([0xc1])],
+      ['not an array', pack({ type: 9 })],
+      ['trailing bytes', new Uint8Array([0x92, 13, 1, 0])],
+      ['unknown type', pack([99, 1])],
+      ['a client-only type', pack([8, 1, 't', 1])],
+      ['ACK without duplicate', pack([9, 1, 1])],
+      ['ACK with a string offset', pack([9, 1, '1', false])],
+      ['ACK with an offset beyond 2^53 - 1', new Uint8Array([0x94, 9, 1, 0xcf, 0, 0x20, 0, 0, 0, 0, 0, 0, 0xc2])],
+      ['MSG with a negative offset', pack([10, 't', -1, 'x', 0])],
+      ['MSG with numeric headers', pack([10, 't', 1, 'x', 0, { h: 1 }])],
+      ['MSGS with an item that is not an array', pack([15, 't', 1, ['x']])],
+      ['GAP without to', pack([14, 't', 1])],
+      ['ERROR without a message', pack([11, 1, 'forbidden'])],
+      ['WELCOME with maxCredit NaN', pack([2, { session: 's', version: 'v', maxFrame: 10, maxCredit: NaN, heartbeat: 1 }])],
+      ['PING without n', pack([12])],
+    ];
+    for (const [what, bytes] of cases) {
+      const env = setup();
+      const errors = watch(env);
+      void env.client.connect();
+      const c = await connected(env);
+      c.replyRaw(bytes);
+      assert.deepEqual(errors.map((e) => e.code), ['protocol-error'], what);
+      assert.equal(c.closed?.code, CloseCode.PROTOCOL_ERROR, what);
+      assert.equal(env.client.state, 'reconnecting', what);
+    }
   });
 });
 
