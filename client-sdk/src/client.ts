@@ -23,7 +23,15 @@ import { closePolicy, CloseCode } from './protocol/codes.js';
 import { decodeServerFrame } from './protocol/decode-server.js';
 import { encode } from './protocol/encode.js';
 import { FrameError } from './protocol/errors.js';
-import { FrameType, type ErrorFrame, type Headers, type ServerFrame, type WelcomeFrame } from './protocol/frames.js';
+import {
+  FrameType,
+  PROTOCOL_VERSION,
+  protocolCompatible,
+  type ErrorFrame,
+  type Headers,
+  type ServerFrame,
+  type WelcomeFrame,
+} from './protocol/frames.js';
 import { DEFAULT_CREDIT, MAX_KEY_BYTES } from './protocol/limits.js';
 import { topicError } from './protocol/topics.js';
 import { utf8Length } from './protocol/msgpack.js';
@@ -81,6 +89,23 @@ export interface ClientOptions {
   eager?: boolean;
   /** @internal Timers and time, for tests. */
   clock?: Clock;
+}
+
+/** What the gateway announced for the current connection (its WELCOME). */
+export interface ServerInfo {
+  /** The protocol version the gateway speaks, e.g. '1.1'; '1.0' for gateways that do not announce one. */
+  protocol: string;
+  /** The gateway's software version (e.g. '0.1.0'): for logs, not a protocol version. */
+  version: string;
+  session: string;
+  /** Largest frame the gateway accepts (bytes); larger publishes are refused locally. */
+  maxFrame: number;
+  /** Most credit outstanding on one subscription. */
+  maxCredit: number;
+  /** Heartbeat (ms): the client pings after this long without a frame. */
+  heartbeat: number;
+  /** Most subscriptions on one connection, when announced. */
+  maxSubscriptions: number | undefined;
 }
 
 export interface PublishOptions {
@@ -220,6 +245,21 @@ export class Client extends Emitter<ClientEvents> {
     });
   }
 
+  /** The gateway of the current connection: protocol and software versions, limits. Undefined while not connected. */
+  get serverInfo(): ServerInfo | undefined {
+    const w = this.welcome;
+    if (!w) return undefined;
+    return {
+      protocol: w.protocol ?? '1.0',
+      version: w.version,
+      session: w.session,
+      maxFrame: w.maxFrame,
+      maxCredit: w.maxCredit,
+      heartbeat: w.heartbeat,
+      maxSubscriptions: w.maxSubscriptions,
+    };
+  }
+
   /** Publishes waiting for an ACK (queued or in flight). */
   get queuedPublishes(): number {
     return this.pending.size;
@@ -245,7 +285,7 @@ export class Client extends Emitter<ClientEvents> {
         this.transport = this.factory(this.url, {
           open: () => {
             if (seq !== this.connSeq) return;
-            this.send(encode(token === undefined ? { type: FrameType.HELLO, client: this.options.client } : { type: FrameType.HELLO, token, client: this.options.client }));
+            this.send(encode({ type: FrameType.HELLO, token, client: this.options.client, protocol: PROTOCOL_VERSION }));
           },
           message: (bytes) => { if (seq === this.connSeq) this.receive(bytes); },
           close: (code, reason) => { if (seq === this.connSeq) this.dropped(code, reason); },
@@ -371,6 +411,9 @@ export class Client extends Emitter<ClientEvents> {
   }
 
   private welcomed(f: WelcomeFrame): void {
+    if (!protocolCompatible(f.protocol)) {
+      return this.protocolError(`the gateway speaks protocol ${f.protocol}; this client speaks ${PROTOCOL_VERSION}`, undefined);
+    }
     this.clearTimer('connect');
     this.welcome = f;
     this.attempt = 0;

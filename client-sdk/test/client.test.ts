@@ -162,6 +162,41 @@ describe('client state machine', () => {
   });
 });
 
+describe('protocol version', () => {
+  it('HELLO announces the protocol; serverInfo tells the gateway\'s protocol from its software version', async () => {
+    const env = setup();
+    void env.client.connect();
+    assert.equal(env.client.serverInfo, undefined);
+    await flush();
+    assert.equal(env.server.last.welcome({ protocol: '1.1', version: '0.2.0', maxSubscriptions: 5 }).protocol, '1.1');
+    await flush();
+    assert.deepEqual(env.client.serverInfo, {
+      protocol: '1.1', version: '0.2.0', session: 's', maxFrame: 1 << 20, maxCredit: 4096, heartbeat: 20_000, maxSubscriptions: 5,
+    });
+    env.server.last.drop();
+    assert.equal(env.client.serverInfo, undefined);
+  });
+
+  it('a gateway that does not announce one speaks 1.0', async () => {
+    const env = setup();
+    void env.client.connect();
+    await connected(env);
+    assert.equal(env.client.serverInfo?.protocol, '1.0');
+  });
+
+  it('a WELCOME for another major is a protocol error', async () => {
+    const env = setup();
+    const errors: SluiceError[] = [];
+    env.client.on('error', (e) => errors.push(e));
+    void env.client.connect();
+    await flush();
+    env.server.last.welcome({ protocol: '2.0' });
+    assert.equal(env.client.state, 'reconnecting');
+    assert.equal(env.server.last.closed?.code, CloseCode.PROTOCOL_ERROR);
+    assert.match(errors[0]!.message, /gateway speaks protocol 2.0/);
+  });
+});
+
 describe('malformed frames from the gateway', () => {
   function watch(env: ReturnType<typeof setup>) {
     const errors: SluiceError[] = [];

@@ -19,6 +19,8 @@ import {
   payloadError,
   skipValue,
   MAX_PAYLOAD_DEPTH,
+  PROTOCOL_VERSION,
+  protocolCompatible,
   type Frame,
 } from '../src/protocol/index.js';
 
@@ -35,7 +37,8 @@ function decodeError(bytes: Uint8Array): FrameError {
 describe('codec: client frames round trip through the gateway decoder', () => {
   it('HELLO, SUB, UNSUB, CREDIT, PING, PONG', () => {
     assert.deepEqual(decodeClientFrame(encode({ type: 1, token: 't', client: 'c' })), { type: 1, token: 't', client: 'c' });
-    assert.deepEqual(decodeClientFrame(encode({ type: 1 })), { type: 1, token: undefined, client: undefined });
+    assert.deepEqual(decodeClientFrame(encode({ type: 1 })), { type: 1 });
+    assert.deepEqual(decodeClientFrame(encode({ type: 1, protocol: '1.1' })), { type: 1, protocol: '1.1' });
     assert.deepEqual(
       decodeClientFrame(encode({ type: 3, subId: 7, topic: 'a.b', from: 5, epoch: 'e', credit: 10 })),
       { type: 3, subId: 7, topic: 'a.b', from: 5, epoch: 'e', credit: 10 },
@@ -257,6 +260,26 @@ describe('codec: server frames', () => {
       { type: 15, topic: 'room.1', first: 2 ** 33, messages: [{ data: { a: 1 }, ts: 1000 }, { data: 'b', ts: 2 ** 41, headers: { h: 'v' } }] },
     );
     assert.equal(entryTs(entries[1]!), 2 ** 41);
+  });
+});
+
+describe('protocol version', () => {
+  it('is 1.1, announced in HELLO and WELCOME', () => {
+    assert.equal(PROTOCOL_VERSION, '1.1');
+    const hello = pack([1, { protocol: '1.1', client: 'c' }]);
+    assert.deepEqual(decodeClientFrame(hello), { type: 1, protocol: '1.1', client: 'c' });
+    const err = decodeError(pack([1, { protocol: 1.1 }]));
+    assert.deepEqual([err.code, err.fatal], ['bad-frame', false]);
+    assert.match(err.message, /protocol must be a string/);
+    const welcome = { type: 2, session: 's', protocol: '1.1', version: '0.1.0', maxFrame: 10, maxCredit: 20, heartbeat: 30 } as const;
+    assert.deepEqual(decodeServerFrame(encode(welcome)), welcome);
+    // A 1.0 gateway's WELCOME has no protocol.
+    assert.equal((decodeServerFrame(pack([2, { session: 's', version: 'v', maxFrame: 1, maxCredit: 1, heartbeat: 1 }])) as { protocol?: string }).protocol, undefined);
+  });
+
+  it('protocolCompatible: major 1 only; no version at all is a 1.0 peer', () => {
+    for (const v of [undefined, '1', '1.0', '1.1', '1.99']) assert.equal(protocolCompatible(v), true, String(v));
+    for (const v of ['2', '2.0', '0.9', '', 'x', '1.', '1.1.1', ' 1.1', '01.1', '1.-1']) assert.equal(protocolCompatible(v), false, v);
   });
 });
 

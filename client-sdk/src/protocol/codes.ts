@@ -55,6 +55,8 @@ export const CloseCode = {
   POLICY: 1008,
   TOO_LARGE: 1009,
   INTERNAL: 1011,
+  /** HELLO announced a protocol version the gateway does not speak (another major). Since 1.1. */
+  UNSUPPORTED_PROTOCOL: 4002,
   FORBIDDEN: 4003,
   UNAUTHORIZED: 4101,
   SLOW_CONSUMER: 4201,

@@ -57,11 +57,14 @@ export function decodeClientFrame(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAM
   switch (type) {
     case FrameType.HELLO: {
       const o = optsAt(1);
-      const token = own(o, 'token');
-      const client = own(o, 'client');
-      if (token !== undefined && typeof token !== 'string') fail('token must be a string');
-      if (client !== undefined && typeof client !== 'string') fail('client must be a string');
-      return { type: FrameType.HELLO, token: token as string | undefined, client: client as string | undefined };
+      const frame: EncodedClientFrame = { type: FrameType.HELLO };
+      for (const field of ['token', 'client', 'protocol'] as const) {
+        const v = own(o, field);
+        if (v === undefined) continue;
+        if (typeof v !== 'string') fail(`${field} must be a string`);
+        frame[field] = v as string;
+      }
+      return frame;
     }
     case FrameType.SUB: {
       const subId = uintAt(1, 'subId');

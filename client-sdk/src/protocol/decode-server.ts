@@ -88,6 +88,8 @@ export function decodeServerFrame(bytes: Uint8Array): ServerFrame {
         maxCredit: f.positive(own(o, 'maxCredit'), 'maxCredit'),
         heartbeat: f.positive(own(o, 'heartbeat'), 'heartbeat'),
       };
+      const protocol = own(o, 'protocol');
+      if (protocol !== undefined && protocol !== null) w.protocol = f.str(protocol, 'protocol');
       const maxSubscriptions = own(o, 'maxSubscriptions');
       if (maxSubscriptions !== undefined && maxSubscriptions !== null) w.maxSubscriptions = f.uint(maxSubscriptions, 'maxSubscriptions');
       return w;

@@ -18,12 +18,12 @@ function opts<T extends object>(o: T): Partial<T> | undefined {
 export function encode(frame: Frame): Uint8Array {
   switch (frame.type) {
     case FrameType.HELLO: {
-      const o = opts({ token: frame.token, client: frame.client });
+      const o = opts({ token: frame.token, client: frame.client, protocol: frame.protocol });
       return packr.pack(o ? [FrameType.HELLO, o] : [FrameType.HELLO]);
     }
     case FrameType.WELCOME:
       return packr.pack([FrameType.WELCOME, opts({
-        session: frame.session, version: frame.version, maxFrame: frame.maxFrame,
+        session: frame.session, protocol: frame.protocol, version: frame.version, maxFrame: frame.maxFrame,
         maxCredit: frame.maxCredit, heartbeat: frame.heartbeat, maxSubscriptions: frame.maxSubscriptions,
       })]);
     case FrameType.SUB: {

@@ -7,7 +7,26 @@
  * `entry.ts`) one way, `decode-client.ts` (gateway) and `decode-server.ts` (SDK) the other.
  */
 
-export const PROTOCOL_VERSION = '1';
+/**
+ * The protocol version this module speaks: `major.minor`. A minor adds to the wire (new optional
+ * fields, trailing elements, codes) and is announced in HELLO and WELCOME, never required of a peer
+ * that did not announce it; a new major is a different protocol. History in PROTOCOL.md.
+ */
+export const PROTOCOL_VERSION = '1.1';
+
+const PROTOCOL_MAJOR = 1;
+const VERSION_SYNTAX = /^(0|[1-9][0-9]{0,8})(?:\.(0|[1-9][0-9]{0,8}))?$/;
+
+/**
+ * Whether a peer announcing protocol `v` can talk to this module: its major is 1 (any minor; each
+ * side uses what both announced). `undefined` is a peer from before versions were announced (1.0):
+ * compatible. A gateway refuses a HELLO for which this is false (ERROR bad-frame, then close 4002).
+ */
+export function protocolCompatible(v: string | undefined): boolean {
+  if (v === undefined) return true;
+  const m = VERSION_SYNTAX.exec(v);
+  return m !== null && Number(m[1]) === PROTOCOL_MAJOR;
+}
 
 export const FrameType = {
   HELLO: 1,
@@ -36,12 +55,17 @@ export interface HelloFrame {
   type: typeof FrameType.HELLO;
   token?: string;
   client?: string;
+  /** The protocol version the client speaks (e.g. '1.1'); absent from 1.0 clients. Since 1.1. */
+  protocol?: string;
 }
 
 /** s→c, answers HELLO and announces the session's limits. */
 export interface WelcomeFrame {
   type: typeof FrameType.WELCOME;
   session: string;
+  /** The protocol version the gateway speaks (e.g. '1.1'); absent from 1.0 gateways. Since 1.1. */
+  protocol?: string;
+  /** The gateway's software version (e.g. '0.1.0'), for humans and logs; not a protocol version. */
   version: string;
   maxFrame: number;
   maxCredit: number;
