@@ -13,7 +13,8 @@
  *   reconnect, so a publish whose ACK was lost is stored once. Unacknowledged publishes wait in a
  *   bounded queue and are resent in order after reconnecting.
  * - Every subscription resubscribes after a reconnect from its next offset with its epoch.
- * - Request and subscription ids share one counter, so an ERROR's id names exactly one of them.
+ * - Request and subscription ids share one counter, so an ERROR's id names exactly one of them even
+ *   from a gateway that does not say what the ERROR answers (`re`, protocol 1.1).
  */
 import { fullJitter, systemClock, type Backoff, type Clock } from './backoff.js';
 import { Emitter } from './emitter.js';
@@ -423,26 +424,34 @@ export class Client extends Emitter<ClientEvents> {
     for (const p of this.pending.values()) if (p.sentOn !== this.connSeq) this.sendPublish(p);
   }
 
+  /**
+   * ERROR goes to what it answers. `re` (1.1) names the kind of request, so a reqId and a subId with
+   * the same number cannot be mistaken for each other; from a 1.0 gateway (`re` 0) the id is looked
+   * up among publishes, then subscriptions. Anything unmatched is a connection-level `error` event.
+   */
   private serverError(f: ErrorFrame): void {
     const err = fromErrorFrame(f);
-    const p = this.pending.get(f.id);
-    if (p) {
-      if (err.retryable && this.state === 'connected') {
-        // The same key makes the retry safe; back off so a struggling gateway is not hammered.
-        const seq = this.connSeq;
-        p.sentOn = -1;
-        this.clock.setTimeout(() => {
-          if (this.pending.has(p.id) && seq === this.connSeq && this.state === 'connected') this.sendPublish(p);
-        }, this.backoff(p.attempts));
-        return;
-      }
-      this.pending.delete(f.id);
-      p.reject(err);
-      return;
-    }
-    const sub = this.subs.get(f.id);
+    const re = f.re ?? 0;
+    const p = re === 0 || re === FrameType.PUB ? this.pending.get(f.id) : undefined;
+    if (p) return this.publishRefused(p, err);
+    const bySub = re === 0 || re === FrameType.SUB || re === FrameType.UNSUB || re === FrameType.CREDIT;
+    const sub = bySub ? this.subs.get(f.id) : undefined;
     if (sub) return sub.onError(err);
     this.emit('error', err);
+  }
+
+  private publishRefused(p: PendingPublish, err: SluiceError): void {
+    if (err.retryable && this.state === 'connected') {
+      // The same key makes the retry safe; back off so a struggling gateway is not hammered.
+      const seq = this.connSeq;
+      p.sentOn = -1;
+      this.clock.setTimeout(() => {
+        if (this.pending.has(p.id) && seq === this.connSeq && this.state === 'connected') this.sendPublish(p);
+      }, this.backoff(p.attempts));
+      return;
+    }
+    this.pending.delete(p.id);
+    p.reject(err);
   }
 
   // ---- heartbeat -------------------------------------------------------------------------------

@@ -338,6 +338,41 @@ describe('publish', () => {
     assert.deepEqual(await retried, { offset: 1, duplicate: false });
   });
 
+  it('routes an ERROR by re: a reqId and a subId with the same number are never confused', async () => {
+    const env = setup();
+    const errors: SluiceError[] = [];
+    env.client.on('error', (e) => errors.push(e));
+    const sub = env.client.subscribe('t');
+    const published = env.client.publish('t', 1);
+    const c = await connected(env);
+    const subId = c.take(3).subId;
+    const reqId = c.take(8).reqId;
+    // An answer to a PUB with the subscription's number, and one to a SUB with the publish's.
+    c.reply({ type: 11, id: subId, code: 'forbidden', message: 'pub', re: 8 });
+    c.reply({ type: 11, id: reqId, code: 'forbidden', message: 'sub', re: 3 });
+    await flush();
+    assert.deepEqual(errors.map((e) => e.message), ['pub', 'sub'], 'unmatched: connection-level errors');
+    assert.equal(sub.state, 'subscribing');
+    assert.equal(env.client.queuedPublishes, 1);
+    c.reply({ type: 11, id: reqId, code: 'forbidden', message: 'no pub', re: 8 });
+    await assert.rejects(published, (e: SluiceError) => e.code === 'forbidden' && e.message === 'no pub');
+    c.reply({ type: 11, id: subId, code: 'forbidden', message: 'no sub', re: 3 });
+    await assert.rejects(sub.ready, (e: SluiceError) => e.message === 'no sub');
+  });
+
+  it('without re (a 1.0 gateway) an ERROR goes to the publish or subscription with its id', async () => {
+    const env = setup();
+    const sub = env.client.subscribe('t');
+    const published = env.client.publish('t', 1);
+    const c = await connected(env);
+    const subId = c.take(3).subId;
+    const reqId = c.take(8).reqId;
+    c.replyRaw(pack([11, reqId, 'forbidden', 'no pub']));
+    await assert.rejects(published, (e: SluiceError) => e.message === 'no pub');
+    c.replyRaw(pack([11, subId, 'forbidden', 'no sub']));
+    await assert.rejects(sub.ready, (e: SluiceError) => e.message === 'no sub');
+  });
+
   it('validates topics and keys before sending', async () => {
     const env = setup();
     await assert.rejects(env.client.publish('bad topic', 1), (e: SluiceError) => e.code === 'invalid-topic');

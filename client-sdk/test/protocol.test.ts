@@ -25,8 +25,12 @@ import {
 } from '../src/protocol/index.js';
 
 function decodeError(bytes: Uint8Array): FrameError {
+  return decodeErrorWith(bytes);
+}
+
+function decodeErrorWith(bytes: Uint8Array, maxFrame?: number): FrameError {
   try {
-    decodeClientFrame(bytes);
+    decodeClientFrame(bytes, maxFrame);
   } catch (err) {
     assert.ok(err instanceof FrameError, `expected FrameError, got ${String(err)}`);
     return err;
@@ -221,7 +225,7 @@ describe('codec: server frames', () => {
     { type: 6, subId: 1 },
     { type: 9, reqId: 2, offset: 2 ** 40, duplicate: true },
     { type: 10, topic: 't', offset: 1, data: { a: 1 }, ts: 5 },
-    { type: 11, id: 3, code: 'forbidden', message: 'no' },
+    { type: 11, id: 3, code: 'forbidden', message: 'no', re: 8 },
     { type: 14, topic: 't', from: 1, to: 4 },
     { type: 15, topic: 't', first: 3, messages: [{ data: 1, ts: 2 }, { data: 'x', ts: 3, headers: { h: 'v' } }] },
   ];
@@ -260,6 +264,39 @@ describe('codec: server frames', () => {
       { type: 15, topic: 'room.1', first: 2 ** 33, messages: [{ data: { a: 1 }, ts: 1000 }, { data: 'b', ts: 2 ** 41, headers: { h: 'v' } }] },
     );
     assert.equal(entryTs(entries[1]!), 2 ** 41);
+  });
+});
+
+describe('ERROR re: what an error answers', () => {
+  it('is the fifth element: encoded always (0 when none), decoded as 0 from 1.0 gateways', () => {
+    assert.deepEqual([...encode({ type: 11, id: 3, code: 'x', message: '' })], [0x95, 11, 3, 0xa1, 0x78, 0xa0, 0]);
+    assert.deepEqual(decodeServerFrame(pack([11, 3, 'forbidden', 'no'])), { type: 11, id: 3, code: 'forbidden', message: 'no', re: 0 });
+    assert.deepEqual(decodeServerFrame(pack([11, 3, 'forbidden', 'no', 3, 'later'])), { type: 11, id: 3, code: 'forbidden', message: 'no', re: 3 });
+    assert.throws(() => decodeServerFrame(pack([11, 3, 'forbidden', 'no', 'SUB'])), /ERROR re must be/);
+  });
+
+  it('every FrameError of the client decoder carries the frame type as re, and the id when readable', () => {
+    const cases: [Uint8Array, { code: string; fatal: boolean; id: number; re: number }][] = [
+      [pack([8, 5, 42, 1]), { code: 'bad-frame', fatal: false, id: 5, re: 8 }],
+      [pack([3, 6, 'a', { credit: 'x' }]), { code: 'bad-frame', fatal: false, id: 6, re: 3 }],
+      [pack([7, 7, -1]), { code: 'bad-frame', fatal: false, id: 7, re: 7 }],
+      [pack([5, 'x']), { code: 'bad-frame', fatal: false, id: 0, re: 5 }],
+      [pack([1, { token: 1 }]), { code: 'bad-frame', fatal: false, id: 0, re: 1 }],
+      [pack([12, 'x']), { code: 'bad-frame', fatal: false, id: 0, re: 12 }],
+      [pack([99, 9]), { code: 'bad-frame', fatal: false, id: 9, re: 99 }],
+      [pack([8, 5, 't', 1, { key: 'k'.repeat(129) }]), { code: 'too-large', fatal: false, id: 5, re: 8 }],
+      // Fatal: the frame cannot be parsed, but its first two elements could be read.
+      [new Uint8Array([0x94, 8, 5, 0xa1, 0x61, ...new Array<number>(100).fill(0x91), 0xc0]), { code: 'bad-frame', fatal: true, id: 5, re: 8 }],
+      [new Uint8Array([0x94, 8, 5, 0xa1, 0x61, 0xc1]), { code: 'bad-frame', fatal: true, id: 5, re: 8 }],
+      [new Uint8Array([0x94, 3, 0xcd, 0x01]), { code: 'bad-frame', fatal: true, id: 0, re: 3 }],
+      [new Uint8Array([0x94, 0xa1, 0x78, 5, 0xc1]), { code: 'bad-frame', fatal: true, id: 0, re: 0 }],
+    ];
+    for (const [bytes, want] of cases) {
+      const err = decodeError(bytes);
+      assert.deepEqual({ code: err.code, fatal: err.fatal, id: err.id, re: err.re }, want, Buffer.from(bytes).toString('hex'));
+    }
+    const big = decodeErrorWith(encode({ type: 8, reqId: 5, topic: 't', data: 'x'.repeat(2000) }), 1024);
+    assert.deepEqual([big.code, big.id, big.re], ['too-large', 5, 8]);
   });
 });
 

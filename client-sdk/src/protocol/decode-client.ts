@@ -8,30 +8,29 @@ import { DEFAULT_MAX_FRAME, MAX_DEPTH, MAX_KEY_BYTES, MAX_UINT } from './limits.
 import { arrayElements, isMap, isNil, readArrayHeader, readStr, readUint, skipValue, utf8Length } from './msgpack.js';
 import { checkHeaders, isHugeUint, isUint, own, packr, payloadError, unpack } from './value.js';
 
-/** Splits a frame into its top-level elements after validating the whole frame with the scanner. */
-function elements(bytes: Uint8Array): number[] {
-  try {
-    return arrayElements(bytes, MAX_DEPTH - 1);
-  } catch (err) {
-    throw new FrameError('bad-frame', (err as Error).message, 0, true);
-  }
-}
-
 /**
  * Decodes a frame from a client. Never trusts the input: size, depth, lengths and types are checked
  * before anything is allocated or interpreted. Throws FrameError.
  */
 export function decodeClientFrame(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAME): EncodedClientFrame {
   if (bytes.length > maxFrame) {
-    throw new FrameError('too-large', `frame of ${bytes.length} bytes exceeds maxFrame ${maxFrame}`, peekId(bytes));
+    const { id, re } = peek(bytes);
+    throw new FrameError('too-large', `frame of ${bytes.length} bytes exceeds maxFrame ${maxFrame}`, id, false, re);
   }
-  const at = elements(bytes);
+  let at: number[];
+  try {
+    at = arrayElements(bytes, MAX_DEPTH - 1);
+  } catch (err) {
+    const { id, re } = peek(bytes);
+    throw new FrameError('bad-frame', (err as Error).message, id, true, re);
+  }
   const n = at.length - 1;
   const type = readUint(bytes, at[0]!);
   if (type < 0) throw new FrameError('bad-frame', 'frame type must be an unsigned integer', 0, true);
 
-  const id = n > 1 ? Math.max(readUint(bytes, at[1]!), 0) : 0;
-  const fail = (message: string): never => { throw new FrameError('bad-frame', message, id); };
+  // From here on every failure names the request: its id when readable, and its type.
+  const id = n > 1 && carriesId(type) ? Math.max(readUint(bytes, at[1]!), 0) : 0;
+  const fail = (message: string): never => { throw new FrameError('bad-frame', message, id, false, type); };
   const uintAt = (i: number, what: string): number => {
     if (i >= n) fail(`${what} missing`);
     const v = readUint(bytes, at[i]!);
@@ -49,7 +48,7 @@ export function decodeClientFrame(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAM
     const out = Object.create(null) as Record<string, unknown>;
     if (i >= n || isNil(bytes, at[i]!)) return out;
     if (!isMap(bytes, at[i]!)) fail('options must be a map');
-    const decoded = unpack(bytes.subarray(at[i]!, at[i + 1]!), id) as Record<string, unknown>;
+    const decoded = unpack(bytes.subarray(at[i]!, at[i + 1]!), id, false, type) as Record<string, unknown>;
     for (const k of Object.keys(decoded)) out[k] = decoded[k];
     return out;
   };
@@ -92,7 +91,7 @@ export function decodeClientFrame(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAM
       if (n < 3) fail('credit missing');
       let credit = readUint(bytes, at[2]!);
       // A grant too large to represent is still a grant: it is clamped later, like any other.
-      if (credit < 0 && isHugeUint(unpack(bytes.subarray(at[2]!, at[3]!), subId))) credit = MAX_UINT;
+      if (credit < 0 && isHugeUint(unpack(bytes.subarray(at[2]!, at[3]!), subId, false, type))) credit = MAX_UINT;
       if (credit < 0) fail('credit must be an unsigned integer');
       return { type: FrameType.CREDIT, subId, n: credit };
     }
@@ -110,7 +109,7 @@ export function decodeClientFrame(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAM
         if (key !== undefined && key !== null) {
           if (typeof key !== 'string') fail('key must be a string');
           if (utf8Length(key as string) > MAX_KEY_BYTES) {
-            throw new FrameError('too-large', `key longer than ${MAX_KEY_BYTES} bytes`, id);
+            throw new FrameError('too-large', `key longer than ${MAX_KEY_BYTES} bytes`, id, false, type);
           }
           if ((key as string).length > 0) frame.key = key as string;
         }
@@ -133,14 +132,30 @@ export function decodeClientFrame(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAM
   }
 }
 
-/** Best effort: the id (second element) of a frame too large to decode, so ERROR can name it. */
-function peekId(bytes: Uint8Array): number {
+/** Whether the second element of a frame of this type is a reqId or subId (all but HELLO, PING, PONG). */
+function carriesId(type: number): boolean {
+  return type !== FrameType.HELLO && type !== FrameType.PING && type !== FrameType.PONG;
+}
+
+/**
+ * Best effort, for a frame that cannot be decoded whole (too large, or malformed further on): its
+ * type and id when the first two elements are complete unsigned integers, so ERROR can name them.
+ */
+function peek(bytes: Uint8Array): { id: number; re: number } {
   const head = readArrayHeader(bytes, 0);
-  if (!head || head[0] < 2) return 0;
+  if (!head || head[0] === 0) return { id: 0, re: 0 };
+  const second = complete(bytes, head[1]);
+  const re = second < 0 ? -1 : readUint(bytes, head[1]);
+  if (re < 0) return { id: 0, re: 0 };
+  if (head[0] < 2 || !carriesId(re) || complete(bytes, second) < 0) return { id: 0, re };
+  return { id: Math.max(readUint(bytes, second), 0), re };
+}
+
+/** The end of the scalar at `pos`, or -1 when it is truncated or not a scalar. */
+function complete(bytes: Uint8Array, pos: number): number {
   try {
-    const second = skipValue(bytes, head[1], 1);
-    return Math.max(readUint(bytes, second), 0);
+    return skipValue(bytes, pos, 0);
   } catch {
-    return 0;
+    return -1;
   }
 }

@@ -126,6 +126,8 @@ export function decodeServerFrame(bytes: Uint8Array): ServerFrame {
     case FrameType.ERROR:
       return {
         type: FrameType.ERROR, id: f.uint(a[1], 'id'), code: f.str(a[2], 'code'), message: f.str(a[3], 'message'),
+        // 1.0 gateways do not send `re`.
+        re: a[4] === undefined || a[4] === null ? 0 : f.uint(a[4], 're'),
       };
     case FrameType.PING:
       return { type: FrameType.PING, n: f.uint(a[1], 'n') };

@@ -54,7 +54,7 @@ export function encode(frame: Frame): Uint8Array {
       return packr.pack(arr);
     }
     case FrameType.ERROR:
-      return packr.pack([FrameType.ERROR, frame.id, frame.code, frame.message]);
+      return packr.pack([FrameType.ERROR, frame.id, frame.code, frame.message, frame.re ?? 0]);
     case FrameType.PING:
       return packr.pack([FrameType.PING, frame.n]);
     case FrameType.PONG:

@@ -4,8 +4,9 @@
 
 /**
  * A frame that cannot be accepted. `fatal` means it could not be parsed at all (the gateway then
- * closes the socket with 1007); otherwise the connection stays usable and ERROR `code` is sent for
- * request `id` (0 when unknown).
+ * closes the socket with 1007); otherwise the connection stays usable. Either way the gateway
+ * answers ERROR `[11, id, code, message, re]`: `id` is the request's reqId or subId and `re` the
+ * type of the frame, each 0 when it could not be read.
  */
 export class FrameError extends Error {
   override name = 'FrameError';
@@ -14,6 +15,7 @@ export class FrameError extends Error {
     message: string,
     readonly id = 0,
     readonly fatal = false,
+    readonly re = 0,
   ) {
     super(message);
   }

@@ -143,12 +143,21 @@ export interface MsgFrame {
   headers?: Headers;
 }
 
+/**
+ * s→c, `[11, id, code, message, re]`. `id` is shared by reqIds and subIds: `re` says which one it is.
+ */
 export interface ErrorFrame {
   type: typeof FrameType.ERROR;
   /** reqId or subId the error refers to, 0 if none. */
   id: number;
   code: string;
   message: string;
+  /**
+   * The type of the frame this error answers (PUB 8: `id` is a reqId; SUB 3, UNSUB 5, CREDIT 7: a
+   * subId; HELLO 1), 0 when none or unknown. Since 1.1: always encoded (0 when absent here);
+   * decoded as 0 from 1.0 gateways, which do not send it.
+   */
+  re?: number;
 }
 
 export interface PingFrame {

@@ -16,11 +16,11 @@ const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsTyp
  * @internal msgpackr on bytes the scanner already accepted. It can still refuse some (a map whose
  * keys are not strings, an unknown extension): that is a bad frame, never an exception that escapes.
  */
-export function unpack(bytes: Uint8Array, id = 0, fatal = false): unknown {
+export function unpack(bytes: Uint8Array, id = 0, fatal = false, re = 0): unknown {
   try {
     return unpackr.unpack(bytes);
   } catch (err) {
-    throw new FrameError('bad-frame', `undecodable value: ${(err as Error).message}`, id, fatal);
+    throw new FrameError('bad-frame', `undecodable value: ${(err as Error).message}`, id, fatal, re);
   }
 }
 
