@@ -231,6 +231,8 @@ export class Client extends Emitter<ClientEvents> {
     const reason = topicError(topic);
     if (reason) return Promise.reject(new SluiceError('invalid-topic', reason));
     const key = options.key ?? randomKey();
+    // The gateway's rules, checked before anything is queued: an empty key would be refused.
+    if (key.length === 0) return Promise.reject(new SluiceError('bad-frame', `key must be 1-${MAX_KEY_BYTES} bytes`));
     if (utf8Length(key) > MAX_KEY_BYTES) return Promise.reject(new SluiceError('too-large', `key longer than ${MAX_KEY_BYTES} bytes`));
     if (this.pending.size >= this.maxQueued) return Promise.reject(new QueueFullError(this.maxQueued));
     const id = this.nextId++;

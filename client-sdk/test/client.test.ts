@@ -377,6 +377,8 @@ describe('publish', () => {
     const env = setup();
     await assert.rejects(env.client.publish('bad topic', 1), (e: SluiceError) => e.code === 'invalid-topic');
     await assert.rejects(env.client.publish('t', 1, { key: 'k'.repeat(129) }), (e: SluiceError) => e.code === 'too-large');
+    await assert.rejects(env.client.publish('t', 1, { key: '' }), (e: SluiceError) => e.code === 'bad-frame' && /1-128 bytes/.test(e.message));
+    assert.equal(env.client.queuedPublishes, 0);
   });
 });
 

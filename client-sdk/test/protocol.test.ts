@@ -150,6 +150,30 @@ describe('codec: guarded decoding of untrusted frames', () => {
     assert.equal(decodeError(pack([3, 1, 'a', { from: 'x' }])).code, 'bad-frame');
   });
 
+  it('ids, offsets and credit are unsigned integers up to 2^53 - 1; later fields fail with the id', () => {
+    const beyond = new Uint8Array([0xcf, 0x00, 0x20, 0, 0, 0, 0, 0, 0]); // 2^53
+    const sub = new Uint8Array([0x93, 3, ...beyond, 0xa1, 0x61]);
+    const e1 = decodeError(sub);
+    assert.deepEqual([e1.id, e1.re], [0, 3]);
+    assert.match(e1.message, /subId must be an unsigned integer \(at most 2\^53 - 1\)/);
+    assert.match(decodeError(pack([3, 1, 'a', { from: 2 ** 53 }])).message, /from must be an unsigned integer/);
+    assert.match(decodeError(pack([3, 1, 'a', { from: 1.5 }])).message, /from must be/);
+    assert.deepEqual(decodeClientFrame(pack([3, 2 ** 53 - 1, 'a', { from: 2 ** 53 - 1 }])), { type: 3, subId: 2 ** 53 - 1, topic: 'a', from: 2 ** 53 - 1 });
+    // Generous credit is clamped, never refused.
+    assert.deepEqual(decodeClientFrame(pack([3, 1, 'a', { credit: 2 ** 64 }])), { type: 3, subId: 1, topic: 'a', credit: 2 ** 53 - 1 });
+    for (const bad of [pack([8, 4, 't', 1, 5]), pack([8, 4, 't', 1, { headers: [] }]), pack([8, 4, 't', 1, { key: 1 }]), pack([8, 4, 't'])]) {
+      const err = decodeError(bad);
+      assert.deepEqual([err.code, err.id, err.re, err.fatal], ['bad-frame', 4, 8, false], err.message);
+    }
+  });
+
+  it('refuses an empty idempotency key instead of reading it as none', () => {
+    const err = decodeError(pack([8, 4, 't', 1, { key: '' }]));
+    assert.deepEqual([err.code, err.id, err.re, err.fatal, err.message], ['bad-frame', 4, 8, false, 'key must be 1-128 bytes']);
+    assert.equal((decodeClientFrame(pack([8, 4, 't', 1, { key: null }])) as { key?: string }).key, undefined);
+    assert.equal((decodeClientFrame(pack([8, 4, 't', 1, { key: 'k'.repeat(128) }])) as { key?: string }).key, 'k'.repeat(128));
+  });
+
   it('reports a frame over maxFrame as too-large with its id', () => {
     const bytes = encode({ type: 8, reqId: 5, topic: 't', data: 'x'.repeat(2000) });
     try {

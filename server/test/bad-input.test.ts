@@ -25,6 +25,7 @@ const recoverable: { name: string; bytes: Uint8Array; id: number; code: string }
   { name: 'PUB to a 256-byte topic', bytes: pack([8, 5, 'a'.repeat(256), 1]), id: 5, code: 'invalid-topic' },
   { name: 'PUB without data', bytes: pack([8, 5, 'a']), id: 5, code: 'bad-frame' },
   { name: 'PUB with a 129-byte key', bytes: pack([8, 5, 'a', 1, { key: 'k'.repeat(129) }]), id: 5, code: 'too-large' },
+  { name: 'PUB with an empty key', bytes: pack([8, 5, 'a', 1, { key: '' }]), id: 5, code: 'bad-frame' },
   { name: 'PUB with a numeric key', bytes: pack([8, 5, 'a', 1, { key: 7 }]), id: 5, code: 'bad-frame' },
   { name: 'PUB with a timestamp (extension type) in its data', bytes: pack([8, 5, 'a', { at: new Date(0) }]), id: 5, code: 'bad-frame' },
   { name: 'PUB with a non-string map key in its data', bytes: pack([8, 5, 'a', new Map([[1, 'x']])]), id: 5, code: 'bad-frame' },

@@ -8,9 +8,14 @@ import { DEFAULT_MAX_FRAME, MAX_DEPTH, MAX_KEY_BYTES, MAX_UINT } from './limits.
 import { arrayElements, isMap, isNil, readArrayHeader, readStr, readUint, skipValue, utf8Length } from './msgpack.js';
 import { checkHeaders, isHugeUint, isUint, own, packr, payloadError, unpack } from './value.js';
 
+const UINT = 'an unsigned integer (at most 2^53 - 1)';
+
 /**
  * Decodes a frame from a client. Never trusts the input: size, depth, lengths and types are checked
- * before anything is allocated or interpreted. Throws FrameError.
+ * before anything is allocated or interpreted. Ids, offsets and credit are unsigned integers
+ * ≤ 2^53 - 1 (a larger credit is clamped to that: a grant is never refused for being generous).
+ * Throws FrameError; every failure carries the frame's type as `re` and, when it could be read, its
+ * reqId or subId as `id`.
  */
 export function decodeClientFrame(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAME): EncodedClientFrame {
   if (bytes.length > maxFrame) {
@@ -34,7 +39,7 @@ export function decodeClientFrame(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAM
   const uintAt = (i: number, what: string): number => {
     if (i >= n) fail(`${what} missing`);
     const v = readUint(bytes, at[i]!);
-    if (v < 0) fail(`${what} must be an unsigned integer`);
+    if (v < 0) fail(`${what} must be ${UINT}`);
     return v;
   };
   const strAt = (i: number, what: string): string => {
@@ -72,7 +77,7 @@ export function decodeClientFrame(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAM
       const from = own(o, 'from');
       const epoch = own(o, 'epoch');
       const credit = own(o, 'credit');
-      if (from !== undefined && from !== null && !isUint(from)) fail('from must be an unsigned integer');
+      if (from !== undefined && from !== null && !isUint(from)) fail(`from must be ${UINT}`);
       if (epoch !== undefined && epoch !== null && typeof epoch !== 'string') fail('epoch must be a string');
       if (credit !== undefined && credit !== null && !isUint(credit) && !isHugeUint(credit)) {
         fail('credit must be an unsigned integer');
@@ -108,10 +113,12 @@ export function decodeClientFrame(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAM
         const key = own(o, 'key');
         if (key !== undefined && key !== null) {
           if (typeof key !== 'string') fail('key must be a string');
+          // An empty key is refused, not read as "no key": a client that meant one would lose dedup.
+          if ((key as string).length === 0) fail(`key must be 1-${MAX_KEY_BYTES} bytes`);
           if (utf8Length(key as string) > MAX_KEY_BYTES) {
             throw new FrameError('too-large', `key longer than ${MAX_KEY_BYTES} bytes`, id, false, type);
           }
-          if ((key as string).length > 0) frame.key = key as string;
+          frame.key = key as string;
         }
         const headers = own(o, 'headers');
         if (headers !== undefined && headers !== null) {
