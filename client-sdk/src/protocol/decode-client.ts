@@ -64,7 +64,7 @@ export function decodeClientFrame(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAM
       const frame: EncodedClientFrame = { type: FrameType.HELLO };
       for (const field of ['token', 'client', 'protocol'] as const) {
         const v = own(o, field);
-        if (v === undefined) continue;
+        if (v === undefined || v === null) continue;
         if (typeof v !== 'string') fail(`${field} must be a string`);
         frame[field] = v as string;
       }
