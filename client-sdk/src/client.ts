@@ -22,8 +22,7 @@ import { ClosedError, fromErrorFrame, QueueFullError, SluiceError } from './erro
 import { randomKey } from './id.js';
 import { closePolicy, CloseCode } from './protocol/codes.js';
 import { decodeServerFrame } from './protocol/decode-server.js';
-import { encode } from './protocol/encode.js';
-import { FrameError } from './protocol/errors.js';
+import { encodeClientFrame } from './protocol/encode.js';
 import {
   FrameType,
   PROTOCOL_VERSION,
@@ -92,22 +91,12 @@ export interface ClientOptions {
   clock?: Clock;
 }
 
-/** What the gateway announced for the current connection (its WELCOME). */
-export interface ServerInfo {
-  /** The protocol version the gateway speaks, e.g. '1.1'; '1.0' for gateways that do not announce one. */
-  protocol: string;
-  /** The gateway's software version (e.g. '0.1.0'): for logs, not a protocol version. */
-  version: string;
-  session: string;
-  /** Largest frame the gateway accepts (bytes); larger publishes are refused locally. */
-  maxFrame: number;
-  /** Most credit outstanding on one subscription. */
-  maxCredit: number;
-  /** Heartbeat (ms): the client pings after this long without a frame. */
-  heartbeat: number;
-  /** Most subscriptions on one connection, when announced. */
-  maxSubscriptions: number | undefined;
-}
+/**
+ * What the gateway announced for the current connection (its WELCOME): `protocol` is the version
+ * of the wire protocol it speaks ('1.0' for gateways that do not announce one); `version` is its
+ * software version (e.g. '0.1.0'), for logs, not a protocol version; then its limits.
+ */
+export type ServerInfo = Omit<WelcomeFrame, 'type' | 'protocol'> & { protocol: string };
 
 export interface PublishOptions {
   /** Idempotency key (≤ 128 bytes). Generated when omitted; reused for every retry. */
@@ -176,9 +165,9 @@ export class Client extends Emitter<ClientEvents> {
     this.host = {
       get ready() { return self.state === 'connected'; },
       get maxCredit() { return self.welcome?.maxCredit ?? Number.MAX_SAFE_INTEGER; },
-      sendSub: (subId, topic, o) => this.send(encode({ type: FrameType.SUB, subId, topic, ...o })),
-      sendCredit: (subId, n) => this.send(encode({ type: FrameType.CREDIT, subId, n })),
-      sendUnsub: (subId) => this.send(encode({ type: FrameType.UNSUB, subId })),
+      sendSub: (subId, topic, o) => this.send(encodeClientFrame({ type: FrameType.SUB, subId, topic, ...o })),
+      sendCredit: (subId, n) => this.send(encodeClientFrame({ type: FrameType.CREDIT, subId, n })),
+      sendUnsub: (subId) => this.send(encodeClientFrame({ type: FrameType.UNSUB, subId })),
       forget: (sub) => {
         this.subs.delete(sub.id);
         if (this.byTopic.get(sub.topic) === sub) this.byTopic.delete(sub.topic);
@@ -236,7 +225,7 @@ export class Client extends Emitter<ClientEvents> {
     if (utf8Length(key) > MAX_KEY_BYTES) return Promise.reject(new SluiceError('too-large', `key longer than ${MAX_KEY_BYTES} bytes`));
     if (this.pending.size >= this.maxQueued) return Promise.reject(new QueueFullError(this.maxQueued));
     const id = this.nextId++;
-    const frame = encode(options.headers ? { type: FrameType.PUB, reqId: id, topic, data, key, headers: options.headers } : { type: FrameType.PUB, reqId: id, topic, data, key });
+    const frame = encodeClientFrame(options.headers ? { type: FrameType.PUB, reqId: id, topic, data, key, headers: options.headers } : { type: FrameType.PUB, reqId: id, topic, data, key });
     if (this.welcome && frame.length > this.welcome.maxFrame) {
       return Promise.reject(new SluiceError('too-large', `publish of ${frame.length} bytes exceeds maxFrame ${this.welcome.maxFrame}`));
     }
@@ -250,17 +239,9 @@ export class Client extends Emitter<ClientEvents> {
 
   /** The gateway of the current connection: protocol and software versions, limits. Undefined while not connected. */
   get serverInfo(): ServerInfo | undefined {
-    const w = this.welcome;
-    if (!w) return undefined;
-    return {
-      protocol: w.protocol ?? '1.0',
-      version: w.version,
-      session: w.session,
-      maxFrame: w.maxFrame,
-      maxCredit: w.maxCredit,
-      heartbeat: w.heartbeat,
-      maxSubscriptions: w.maxSubscriptions,
-    };
+    if (!this.welcome) return undefined;
+    const { type: _, ...info } = this.welcome;
+    return { ...info, protocol: info.protocol ?? '1.0' };
   }
 
   /** Publishes waiting for an ACK (queued or in flight). */
@@ -288,7 +269,7 @@ export class Client extends Emitter<ClientEvents> {
         this.transport = this.factory(this.url, {
           open: () => {
             if (seq !== this.connSeq) return;
-            this.send(encode({ type: FrameType.HELLO, token, client: this.options.client, protocol: PROTOCOL_VERSION }));
+            this.send(encodeClientFrame({ type: FrameType.HELLO, token, client: this.options.client, protocol: PROTOCOL_VERSION }));
           },
           message: (bytes) => { if (seq === this.connSeq) this.receive(bytes); },
           close: (code, reason) => { if (seq === this.connSeq) this.dropped(code, reason); },
@@ -375,8 +356,8 @@ export class Client extends Emitter<ClientEvents> {
     try {
       f = decodeServerFrame(bytes);
     } catch (err) {
-      if (!(err instanceof FrameError)) throw err;
-      return this.protocolError(`malformed frame from the gateway: ${err.message}`, err);
+      // FrameError: nothing of the frame is used.
+      return this.protocolError(`malformed frame from the gateway: ${(err as Error).message}`, err);
     }
     switch (f.type) {
       case FrameType.WELCOME: return this.welcomed(f);
@@ -393,7 +374,7 @@ export class Client extends Emitter<ClientEvents> {
       case FrameType.MSGS: return this.byTopic.get(f.topic)?.onMessages(f.first, f.messages);
       case FrameType.GAP: return this.byTopic.get(f.topic)?.onGap(f.from, f.to);
       case FrameType.ERROR: return this.serverError(f);
-      case FrameType.PING: return this.send(encode({ type: FrameType.PONG, n: f.n }));
+      case FrameType.PING: return this.send(encodeClientFrame({ type: FrameType.PONG, n: f.n }));
       case FrameType.PONG: return;
       default: {
         const never: never = f;
@@ -435,25 +416,24 @@ export class Client extends Emitter<ClientEvents> {
     const err = fromErrorFrame(f);
     const re = f.re ?? 0;
     const p = re === 0 || re === FrameType.PUB ? this.pending.get(f.id) : undefined;
-    if (p) return this.publishRefused(p, err);
+    if (p) {
+      if (err.retryable && this.state === 'connected') {
+        // The same key makes the retry safe; back off so a struggling gateway is not hammered.
+        const seq = this.connSeq;
+        p.sentOn = -1;
+        this.clock.setTimeout(() => {
+          if (this.pending.has(p.id) && seq === this.connSeq && this.state === 'connected') this.sendPublish(p);
+        }, this.backoff(p.attempts));
+        return;
+      }
+      this.pending.delete(f.id);
+      p.reject(err);
+      return;
+    }
     const bySub = re === 0 || re === FrameType.SUB || re === FrameType.UNSUB || re === FrameType.CREDIT;
     const sub = bySub ? this.subs.get(f.id) : undefined;
     if (sub) return sub.onError(err);
     this.emit('error', err);
-  }
-
-  private publishRefused(p: PendingPublish, err: SluiceError): void {
-    if (err.retryable && this.state === 'connected') {
-      // The same key makes the retry safe; back off so a struggling gateway is not hammered.
-      const seq = this.connSeq;
-      p.sentOn = -1;
-      this.clock.setTimeout(() => {
-        if (this.pending.has(p.id) && seq === this.connSeq && this.state === 'connected') this.sendPublish(p);
-      }, this.backoff(p.attempts));
-      return;
-    }
-    this.pending.delete(p.id);
-    p.reject(err);
   }
 
   // ---- heartbeat -------------------------------------------------------------------------------
@@ -473,7 +453,7 @@ export class Client extends Emitter<ClientEvents> {
       }
       if (this.pingSentAt === 0 && now - this.lastRx >= hb) {
         this.pingSentAt = now;
-        this.send(encode({ type: FrameType.PING, n: ++this.pingSeq }));
+        this.send(encodeClientFrame({ type: FrameType.PING, n: ++this.pingSeq }));
         this.timers.heartbeat = this.clock.setTimeout(check, grace);
         return;
       }

@@ -260,16 +260,17 @@ describe('codec: server frames', () => {
   it('checks every field: a missing or mistyped one throws instead of becoming NaN or "undefined"', () => {
     const bad: [unknown[], RegExp][] = [
       [[2, { session: 's', version: 'v', maxCredit: 1, heartbeat: 1 }], /WELCOME maxFrame must be/],
-      [[2, { session: 's', version: 'v', maxFrame: 1, maxCredit: 1, heartbeat: 0 }], /WELCOME heartbeat must be an integer from 1/],
+      [[2, { session: 's', version: 'v', maxFrame: 1, maxCredit: 1, heartbeat: 0 }], /WELCOME heartbeat must be a positive integer/],
       [[2, { session: 1, version: 'v', maxFrame: 1, maxCredit: 1, heartbeat: 1 }], /WELCOME session must be a string/],
       [[4, 1, { head: 1, from: 1, recovered: true }], /SUBSCRIBED epoch must be a string/],
       [[4, 1, { epoch: 'e', head: 1, from: 1, recovered: 1 }], /SUBSCRIBED recovered must be a boolean/],
       [[9, 1, 2.5, false], /ACK offset must be an unsigned integer/],
-      [[10, 't', 1], /MSG data must be present/],
+      [[10, 't', 1], /MSG ts must be/],
       [[11, 1, 'forbidden'], /ERROR message must be a string/],
-      [[15, 't', 1, [[1]]], /MSGS message must be an array/],
-      [[3, 1, 't'], /SUB is sent by clients only/],
-      [[0], /unknown frame type 0/],
+      [[15, 't', 1, [1]], /MSGS message must be an array/],
+      [[15, 't', 1, [[1]]], /MSGS ts must be/],
+      [[3, 1, 't'], /SUB is not a frame gateways send/],
+      [[0], /frame type 0 is not a frame gateways send/],
     ];
     for (const [frame, message] of bad) {
       assert.throws(() => decodeServerFrame(pack(frame)), (e: unknown) => e instanceof FrameError && message.test(e.message), JSON.stringify(frame));

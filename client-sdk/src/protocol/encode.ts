@@ -1,8 +1,11 @@
 /**
  * The encoder: any frame object → its bytes. Pure; every frame the SDK or the gateway sends goes
  * through here or through the gateway's fast paths in entry.ts.
+ *
+ * `encode` takes any frame. The SDK imports `encodeClientFrame` directly so that its browser bundle
+ * leaves out the encoding of frames only a gateway sends.
  */
-import { FrameType, type Frame } from './frames.js';
+import { FrameType, type ClientFrame, type Frame, type ServerFrame } from './frames.js';
 import { packr } from './value.js';
 
 /** Drops undefined fields so option maps carry only what was given. */
@@ -17,27 +20,32 @@ function opts<T extends object>(o: T): Partial<T> | undefined {
 /** Encodes any frame. */
 export function encode(frame: Frame): Uint8Array {
   switch (frame.type) {
+    case FrameType.HELLO:
+    case FrameType.SUB:
+    case FrameType.UNSUB:
+    case FrameType.CREDIT:
+    case FrameType.PUB:
+    case FrameType.PING:
+    case FrameType.PONG:
+      return encodeClientFrame(frame);
+    default:
+      return encodeServerFrame(frame);
+  }
+}
+
+/** @internal Encodes a frame a client sends (PING and PONG go both ways). */
+export function encodeClientFrame(frame: ClientFrame): Uint8Array {
+  switch (frame.type) {
     case FrameType.HELLO: {
       const o = opts({ token: frame.token, client: frame.client, protocol: frame.protocol });
       return packr.pack(o ? [FrameType.HELLO, o] : [FrameType.HELLO]);
     }
-    case FrameType.WELCOME:
-      return packr.pack([FrameType.WELCOME, opts({
-        session: frame.session, protocol: frame.protocol, version: frame.version, maxFrame: frame.maxFrame,
-        maxCredit: frame.maxCredit, heartbeat: frame.heartbeat, maxSubscriptions: frame.maxSubscriptions,
-      })]);
     case FrameType.SUB: {
       const o = opts({ from: frame.from, epoch: frame.epoch, credit: frame.credit });
       return packr.pack(o ? [FrameType.SUB, frame.subId, frame.topic, o] : [FrameType.SUB, frame.subId, frame.topic]);
     }
-    case FrameType.SUBSCRIBED:
-      return packr.pack([FrameType.SUBSCRIBED, frame.subId, {
-        epoch: frame.epoch, head: frame.head, from: frame.from, recovered: frame.recovered,
-      }]);
     case FrameType.UNSUB:
       return packr.pack([FrameType.UNSUB, frame.subId]);
-    case FrameType.UNSUBSCRIBED:
-      return packr.pack([FrameType.UNSUBSCRIBED, frame.subId]);
     case FrameType.CREDIT:
       return packr.pack([FrameType.CREDIT, frame.subId, frame.n]);
     case FrameType.PUB: {
@@ -46,6 +54,30 @@ export function encode(frame: Frame): Uint8Array {
       if (o) arr.push(o);
       return packr.pack(arr);
     }
+    case FrameType.PING:
+    case FrameType.PONG:
+      return packr.pack([frame.type, frame.n]);
+    default: {
+      const never: never = frame;
+      throw new TypeError(`unknown frame ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+/** @internal Encodes a frame a gateway sends (PING and PONG go both ways). */
+export function encodeServerFrame(frame: ServerFrame): Uint8Array {
+  switch (frame.type) {
+    case FrameType.WELCOME:
+      return packr.pack([FrameType.WELCOME, opts({
+        session: frame.session, protocol: frame.protocol, version: frame.version, maxFrame: frame.maxFrame,
+        maxCredit: frame.maxCredit, heartbeat: frame.heartbeat, maxSubscriptions: frame.maxSubscriptions,
+      })]);
+    case FrameType.SUBSCRIBED:
+      return packr.pack([FrameType.SUBSCRIBED, frame.subId, {
+        epoch: frame.epoch, head: frame.head, from: frame.from, recovered: frame.recovered,
+      }]);
+    case FrameType.UNSUBSCRIBED:
+      return packr.pack([FrameType.UNSUBSCRIBED, frame.subId]);
     case FrameType.ACK:
       return packr.pack([FrameType.ACK, frame.reqId, frame.offset, frame.duplicate]);
     case FrameType.MSG: {
@@ -56,9 +88,8 @@ export function encode(frame: Frame): Uint8Array {
     case FrameType.ERROR:
       return packr.pack([FrameType.ERROR, frame.id, frame.code, frame.message, frame.re ?? 0]);
     case FrameType.PING:
-      return packr.pack([FrameType.PING, frame.n]);
     case FrameType.PONG:
-      return packr.pack([FrameType.PONG, frame.n]);
+      return packr.pack([frame.type, frame.n]);
     case FrameType.GAP:
       return packr.pack([FrameType.GAP, frame.topic, frame.from, frame.to]);
     case FrameType.MSGS:

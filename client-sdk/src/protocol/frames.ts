@@ -14,8 +14,8 @@
  */
 export const PROTOCOL_VERSION = '1.1';
 
-const PROTOCOL_MAJOR = 1;
-const VERSION_SYNTAX = /^(0|[1-9][0-9]{0,8})(?:\.(0|[1-9][0-9]{0,8}))?$/;
+/** The versions this module can talk to: major 1, any minor (`1`, `1.0`, `1.1`, `1.12`, ...). */
+const COMPATIBLE = /^1(?:\.(?:0|[1-9][0-9]{0,8}))?$/;
 
 /**
  * Whether a peer announcing protocol `v` can talk to this module: its major is 1 (any minor; each
@@ -23,9 +23,7 @@ const VERSION_SYNTAX = /^(0|[1-9][0-9]{0,8})(?:\.(0|[1-9][0-9]{0,8}))?$/;
  * compatible. A gateway refuses a HELLO for which this is false (ERROR bad-frame, then close 4002).
  */
 export function protocolCompatible(v: string | undefined): boolean {
-  if (v === undefined) return true;
-  const m = VERSION_SYNTAX.exec(v);
-  return m !== null && Number(m[1]) === PROTOCOL_MAJOR;
+  return v === undefined || COMPATIBLE.test(v);
 }
 
 export const FrameType = {

@@ -70,7 +70,10 @@ function scan(b: Uint8Array, pos: number, maxDepth: number, payload: boolean): n
     }
     if (pos >= len) throw new MsgpackError('truncated value');
     const t = b[pos++]!;
-    if (payload && inMap && pending % 2 === 0 && !isStrByte(t)) throw new MsgpackError('map keys must be strings');
+    if (payload) {
+      if (inMap && pending % 2 === 0 && !isStrByte(t)) throw new MsgpackError('map keys must be strings');
+      if ((t >= 0xc7 && t <= 0xc9) || (t >= 0xd4 && t <= 0xd8)) throw new MsgpackError('extension types are not allowed');
+    }
     pending--;
     let skip = 0; // payload bytes after the header
     let children = 0; // values contained (maps count keys and values)
@@ -91,20 +94,20 @@ function scan(b: Uint8Array, pos: number, maxDepth: number, payload: boolean): n
         case 0xc4: case 0xd9: need(b, pos, 1); skip = b[pos]!; pos += 1; break;
         case 0xc5: case 0xda: need(b, pos, 2); skip = u16(b, pos); pos += 2; break;
         case 0xc6: case 0xdb: need(b, pos, 4); skip = u32(b, pos); pos += 4; break;
-        case 0xc7: noExt(payload); need(b, pos, 1); skip = b[pos]! + 1; pos += 1; break;
-        case 0xc8: noExt(payload); need(b, pos, 2); skip = u16(b, pos) + 1; pos += 2; break;
-        case 0xc9: noExt(payload); need(b, pos, 4); skip = u32(b, pos) + 1; pos += 4; break;
+        case 0xc7: need(b, pos, 1); skip = b[pos]! + 1; pos += 1; break;
+        case 0xc8: need(b, pos, 2); skip = u16(b, pos) + 1; pos += 2; break;
+        case 0xc9: need(b, pos, 4); skip = u32(b, pos) + 1; pos += 4; break;
         case 0xca: skip = 4; break;
         case 0xcb: skip = 8; break;
         case 0xcc: case 0xd0: skip = 1; break;
         case 0xcd: case 0xd1: skip = 2; break;
         case 0xce: case 0xd2: skip = 4; break;
         case 0xcf: case 0xd3: skip = 8; break;
-        case 0xd4: noExt(payload); skip = 2; break;
-        case 0xd5: noExt(payload); skip = 3; break;
-        case 0xd6: noExt(payload); skip = 5; break;
-        case 0xd7: noExt(payload); skip = 9; break;
-        case 0xd8: noExt(payload); skip = 17; break;
+        case 0xd4: skip = 2; break;
+        case 0xd5: skip = 3; break;
+        case 0xd6: skip = 5; break;
+        case 0xd7: skip = 9; break;
+        case 0xd8: skip = 17; break;
         case 0xdc: need(b, pos, 2); children = u16(b, pos); pos += 2; break;
         case 0xdd: need(b, pos, 4); children = u32(b, pos); pos += 4; break;
         case 0xde: need(b, pos, 2); children = u16(b, pos) * 2; pos += 2; map = true; break;
@@ -124,10 +127,6 @@ function scan(b: Uint8Array, pos: number, maxDepth: number, payload: boolean): n
       inMap = map;
     }
   }
-}
-
-function noExt(payload: boolean): void {
-  if (payload) throw new MsgpackError('extension types are not allowed');
 }
 
 function need(b: Uint8Array, pos: number, n: number): void {
