@@ -13,15 +13,25 @@
  *   reconnect, so a publish whose ACK was lost is stored once. Unacknowledged publishes wait in a
  *   bounded queue and are resent in order after reconnecting.
  * - Every subscription resubscribes after a reconnect from its next offset with its epoch.
- * - Request and subscription ids share one counter, so an ERROR's id names exactly one of them.
+ * - Request and subscription ids share one counter, so an ERROR's id names exactly one of them even
+ *   from a gateway that does not say what the ERROR answers (`re`, protocol 1.1).
  */
 import { fullJitter, systemClock, type Backoff, type Clock } from './backoff.js';
 import { Emitter } from './emitter.js';
 import { ClosedError, fromErrorFrame, QueueFullError, SluiceError } from './errors.js';
 import { randomKey } from './id.js';
 import { closePolicy, CloseCode } from './protocol/codes.js';
-import { decodeServerFrame, encode, FrameError } from './protocol/codec.js';
-import type { Headers, ServerFrame, WelcomeFrame } from './protocol/frames.js';
+import { decodeServerFrame } from './protocol/decode-server.js';
+import { encodeClientFrame } from './protocol/encode.js';
+import {
+  FrameType,
+  PROTOCOL_VERSION,
+  protocolCompatible,
+  type ErrorFrame,
+  type Headers,
+  type ServerFrame,
+  type WelcomeFrame,
+} from './protocol/frames.js';
 import { DEFAULT_CREDIT, MAX_KEY_BYTES } from './protocol/limits.js';
 import { topicError } from './protocol/topics.js';
 import { utf8Length } from './protocol/msgpack.js';
@@ -80,6 +90,13 @@ export interface ClientOptions {
   /** @internal Timers and time, for tests. */
   clock?: Clock;
 }
+
+/**
+ * What the gateway announced for the current connection (its WELCOME): `protocol` is the version
+ * of the wire protocol it speaks ('1.0' for gateways that do not announce one); `version` is its
+ * software version (e.g. '0.1.0'), for logs, not a protocol version; then its limits.
+ */
+export type ServerInfo = Omit<WelcomeFrame, 'type' | 'protocol'> & { protocol: string };
 
 export interface PublishOptions {
   /** Idempotency key (≤ 128 bytes). Generated when omitted; reused for every retry. */
@@ -150,9 +167,9 @@ export class Client extends Emitter<ClientEvents> {
     this.host = {
       get ready() { return self.state === 'connected'; },
       get maxCredit() { return self.welcome?.maxCredit ?? Number.MAX_SAFE_INTEGER; },
-      sendSub: (subId, topic, o) => this.send(encode({ type: 3, subId, topic, ...o })),
-      sendCredit: (subId, n) => this.send(encode({ type: 7, subId, n })),
-      sendUnsub: (subId) => this.send(encode({ type: 5, subId })),
+      sendSub: (subId, topic, o) => this.send(encodeClientFrame({ type: FrameType.SUB, subId, topic, ...o })),
+      sendCredit: (subId, n) => this.send(encodeClientFrame({ type: FrameType.CREDIT, subId, n })),
+      sendUnsub: (subId) => this.send(encodeClientFrame({ type: FrameType.UNSUB, subId })),
       forget: (sub) => {
         this.subs.delete(sub.id);
         if (this.byTopic.get(sub.topic) === sub) this.byTopic.delete(sub.topic);
@@ -205,10 +222,18 @@ export class Client extends Emitter<ClientEvents> {
     const reason = topicError(topic);
     if (reason) return Promise.reject(new SluiceError('invalid-topic', reason));
     const key = options.key ?? randomKey();
+    // The gateway's rules, checked before anything is queued: an empty key would be refused.
+    if (key.length === 0) return Promise.reject(new SluiceError('bad-frame', `key must be 1-${MAX_KEY_BYTES} bytes`));
     if (utf8Length(key) > MAX_KEY_BYTES) return Promise.reject(new SluiceError('too-large', `key longer than ${MAX_KEY_BYTES} bytes`));
     if (this.pending.size >= this.maxQueued) return Promise.reject(new QueueFullError(this.maxQueued));
     const id = this.nextId++;
-    const frame = encode(options.headers ? { type: 8, reqId: id, topic, data, key, headers: options.headers } : { type: 8, reqId: id, topic, data, key });
+    let frame: Uint8Array;
+    try {
+      frame = encodeClientFrame(options.headers ? { type: FrameType.PUB, reqId: id, topic, data, key, headers: options.headers } : { type: FrameType.PUB, reqId: id, topic, data, key });
+    } catch (err) {
+      // Data the protocol cannot carry (a Date, a typed array, a cycle): refused before it leaves.
+      return Promise.reject(new SluiceError('bad-request', (err as Error).message));
+    }
     if (this.welcome && frame.length > this.welcome.maxFrame) {
       return Promise.reject(new SluiceError('too-large', `publish of ${frame.length} bytes exceeds maxFrame ${this.welcome.maxFrame}`));
     }
@@ -218,6 +243,13 @@ export class Client extends Emitter<ClientEvents> {
       if (this.state === 'idle') this.open();
       else if (this.state === 'connected') this.sendPublish(p);
     });
+  }
+
+  /** The gateway of the current connection: protocol and software versions, limits. Undefined while not connected. */
+  get serverInfo(): ServerInfo | undefined {
+    if (!this.welcome) return undefined;
+    const { type: _, ...info } = this.welcome;
+    return { ...info, protocol: info.protocol ?? '1.0' };
   }
 
   /** Publishes waiting for an ACK (queued or in flight). */
@@ -245,7 +277,7 @@ export class Client extends Emitter<ClientEvents> {
         this.transport = this.factory(this.url, {
           open: () => {
             if (seq !== this.connSeq) return;
-            this.send(encode(token === undefined ? { type: 1, client: this.options.client } : { type: 1, token, client: this.options.client }));
+            this.send(encodeClientFrame({ type: FrameType.HELLO, token, client: this.options.client, protocol: PROTOCOL_VERSION }));
           },
           message: (bytes) => { if (seq === this.connSeq) this.receive(bytes); },
           close: (code, reason) => { if (seq === this.connSeq) this.dropped(code, reason); },
@@ -344,16 +376,14 @@ export class Client extends Emitter<ClientEvents> {
     try {
       f = decodeServerFrame(bytes);
     } catch (err) {
-      const message = err instanceof FrameError ? err.message : String(err);
-      this.emit('error', new SluiceError('bad-frame', `undecodable frame from the gateway: ${message}`, { cause: err }));
-      this.transport?.close(CloseCode.BAD_FRAME, 'bad frame from gateway');
-      return;
+      // FrameError: nothing of the frame is used.
+      return this.protocolError(`malformed frame from the gateway: ${(err as Error).message}`, err);
     }
     switch (f.type) {
-      case 2: return this.welcomed(f);
-      case 4: return this.subs.get(f.subId)?.onSubscribed(f);
-      case 6: return;
-      case 9: {
+      case FrameType.WELCOME: return this.welcomed(f);
+      case FrameType.SUBSCRIBED: return this.subs.get(f.subId)?.onSubscribed(f);
+      case FrameType.UNSUBSCRIBED: return;
+      case FrameType.ACK: {
         const p = this.pending.get(f.reqId);
         if (!p) return;
         this.pending.delete(f.reqId);
@@ -361,12 +391,12 @@ export class Client extends Emitter<ClientEvents> {
         p.resolve({ offset: f.offset, duplicate: f.duplicate });
         return;
       }
-      case 10: return this.byTopic.get(f.topic)?.onMessages(f.offset, [f]);
-      case 15: return this.byTopic.get(f.topic)?.onMessages(f.first, f.messages);
-      case 14: return this.byTopic.get(f.topic)?.onGap(f.from, f.to);
-      case 11: return this.serverError(f);
-      case 12: return this.send(encode({ type: 13, n: f.n }));
-      case 13: return;
+      case FrameType.MSG: return this.byTopic.get(f.topic)?.onMessages(f.offset, [f]);
+      case FrameType.MSGS: return this.byTopic.get(f.topic)?.onMessages(f.first, f.messages);
+      case FrameType.GAP: return this.byTopic.get(f.topic)?.onGap(f.from, f.to);
+      case FrameType.ERROR: return this.serverError(f);
+      case FrameType.PING: return this.send(encodeClientFrame({ type: FrameType.PONG, n: f.n }));
+      case FrameType.PONG: return;
       default: {
         const never: never = f;
         return void never;
@@ -374,7 +404,21 @@ export class Client extends Emitter<ClientEvents> {
     }
   }
 
+  /**
+   * The gateway broke the protocol: nothing of the frame is used. Reported as an `error` event and as
+   * the reason of the state change; the socket is closed with PROTOCOL_ERROR and the client
+   * reconnects with backoff (subscriptions resume from what was delivered before).
+   */
+  private protocolError(reason: string, cause: unknown): void {
+    this.emit('error', new SluiceError('protocol-error', reason, { cause, retryable: true }));
+    // A close reason is at most 123 bytes of UTF-8: keep it short and ASCII.
+    this.transport?.close(CloseCode.PROTOCOL_ERROR, reason.replace(/[^\x20-\x7e]/g, '?').slice(0, 120));
+  }
+
   private welcomed(f: WelcomeFrame): void {
+    if (!protocolCompatible(f.protocol)) {
+      return this.protocolError(`the gateway speaks protocol ${f.protocol}; this client speaks ${PROTOCOL_VERSION}`, undefined);
+    }
     this.clearTimer('connect');
     this.welcome = f;
     this.attempt = 0;
@@ -384,9 +428,15 @@ export class Client extends Emitter<ClientEvents> {
     for (const p of this.pending.values()) if (p.sentOn !== this.connSeq) this.sendPublish(p);
   }
 
-  private serverError(f: Extract<ServerFrame, { type: 11 }>): void {
+  /**
+   * ERROR goes to what it answers. `re` (1.1) names the kind of request, so a reqId and a subId with
+   * the same number cannot be mistaken for each other; from a 1.0 gateway (`re` 0) the id is looked
+   * up among publishes, then subscriptions. Anything unmatched is a connection-level `error` event.
+   */
+  private serverError(f: ErrorFrame): void {
     const err = fromErrorFrame(f);
-    const p = this.pending.get(f.id);
+    const re = f.re ?? 0;
+    const p = re === 0 || re === FrameType.PUB ? this.pending.get(f.id) : undefined;
     if (p) {
       if (err.retryable && this.state === 'connected') {
         // The same key makes the retry safe; back off so a struggling gateway is not hammered.
@@ -405,7 +455,8 @@ export class Client extends Emitter<ClientEvents> {
       p.reject(err);
       return;
     }
-    const sub = this.subs.get(f.id);
+    const bySub = re === 0 || re === FrameType.SUB || re === FrameType.UNSUB || re === FrameType.CREDIT;
+    const sub = bySub ? this.subs.get(f.id) : undefined;
     if (sub) return sub.onError(err);
     this.emit('error', err);
   }
@@ -427,7 +478,7 @@ export class Client extends Emitter<ClientEvents> {
       }
       if (this.pingSentAt === 0 && now - this.lastRx >= hb) {
         this.pingSentAt = now;
-        this.send(encode({ type: 12, n: ++this.pingSeq }));
+        this.send(encodeClientFrame({ type: FrameType.PING, n: ++this.pingSeq }));
         this.timers.heartbeat = this.clock.setTimeout(check, grace);
         return;
       }

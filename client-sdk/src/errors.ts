@@ -12,13 +12,15 @@ import { isRetryable, type ErrorCode } from './protocol/codes.js';
  * locally: `bad-request` (misuse: no WebSocket in the runtime, iterating a subscription that has a
  * handler), `invalid-topic`, `too-large` and `already-subscribed` (checked before sending),
  * `unauthorized` (getToken failed, or a token was refused and there is no getToken), `forbidden`
- * (close 4003), `bad-frame` (the gateway sent an undecodable frame).
+ * (close 4003). And `protocol-error`: the gateway sent a frame that breaks the protocol (the
+ * connection is closed with 4292 and reconnects).
  */
 export type ClientErrorCode =
   | 'closed'
   | 'queue-full'
   | 'network'
   | 'handler'
+  | 'protocol-error'
   | Extract<ErrorCode, 'bad-request' | 'invalid-topic' | 'too-large' | 'already-subscribed' | 'unauthorized' | 'forbidden' | 'bad-frame'>;
 
 export class SluiceError extends Error {

@@ -4,7 +4,7 @@
  * separate entry point `@sluice/client/protocol`.
  */
 export { createClient, Client, wsUrl } from './client.js';
-export type { ClientOptions, ClientState, ClientEvents, StateChange, PublishOptions, PublishResult } from './client.js';
+export type { ClientOptions, ClientState, ClientEvents, StateChange, PublishOptions, PublishResult, ServerInfo } from './client.js';
 export { Subscription } from './subscription.js';
 export type {
   Message,

@@ -6,7 +6,8 @@
 import { fullJitter, type Backoff } from './backoff.js';
 import { NetworkError, ServerError, SluiceError } from './errors.js';
 import { randomKey } from './id.js';
-import { encodeValue } from './protocol/codec.js';
+import { MAX_KEY_BYTES } from './protocol/limits.js';
+import { encodeValue } from './protocol/value.js';
 
 export interface PublisherOptions {
   /** Gateway base URL, e.g. `https://sluice.example.com`. */
@@ -20,7 +21,7 @@ export interface PublisherOptions {
   attempts?: number;
   /** Delay before retry n (default: full jitter from 100 ms to 5 s). */
   backoff?: Backoff;
-  /** Body encoding for non-binary data: `json` (default) or `msgpack` (keeps binary inside objects, dates...). */
+  /** Body encoding for non-binary data: `json` (default) or `msgpack` (keeps binary inside objects). */
   encoding?: 'json' | 'msgpack';
 }
 
@@ -88,12 +89,12 @@ export function createPublisher(options: PublisherOptions): Publisher {
       const b = body(data);
       const r = await request(`/v1/topics/${encodeURIComponent(topic)}/messages`, {
         body: b.body,
-        headers: { 'content-type': b.type, 'idempotency-key': opts.key ?? randomKey() },
+        headers: { 'content-type': b.type, 'idempotency-key': keyOf(opts.key) },
       });
       return r as HttpPublishResult;
     },
     async publishBatch(messages) {
-      const withKeys = messages.map((m) => ({ topic: m.topic, data: m.data, key: m.key ?? randomKey() }));
+      const withKeys = messages.map((m) => ({ topic: m.topic, data: m.data, key: keyOf(m.key) }));
       const r = await request('/v1/publish', {
         body: JSON.stringify({ messages: withKeys }),
         headers: { 'content-type': 'application/json' },
@@ -101,6 +102,16 @@ export function createPublisher(options: PublisherOptions): Publisher {
       return (r as { results: BatchResult[] }).results;
     },
   };
+}
+
+/**
+ * The key to send: the one given, or a generated one. An empty key is refused rather than sent: the
+ * gateway would read it as no key at all, and retries would no longer be deduplicated.
+ */
+function keyOf(key: string | undefined): string {
+  if (key === undefined) return randomKey();
+  if (key.length === 0) throw new SluiceError('bad-request', `key must be 1-${MAX_KEY_BYTES} bytes`);
+  return key;
 }
 
 /** A retryable error that told us how long to wait. */

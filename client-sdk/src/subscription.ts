@@ -201,6 +201,15 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents> imple
   /** @internal */
   onSubscribed(f: SubscribedFrame): void {
     if (this.state === 'closed') return;
+    if (this.state === 'subscribed') {
+      // Unasked: the topic's log changed epoch under this subscription (a shared store after a
+      // failover or a loss). Not recovered: what we had since `next` may differ; say so.
+      if (!f.recovered) this.emit('gap', { topic: this.topic, reason: 'epoch', from: this.next ?? f.from, to: null, epoch: f.epoch });
+      this.epoch = f.epoch;
+      this.next = f.from;
+      this.emit('subscribed', { epoch: f.epoch, head: f.head, from: f.from, recovered: f.recovered });
+      return;
+    }
     const requested = this.requested;
     if (requested !== undefined && !f.recovered) {
       if (this.epoch !== undefined && this.epoch !== f.epoch) {

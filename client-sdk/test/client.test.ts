@@ -4,7 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { pack } from 'msgpackr';
 import { createClient, type ClientOptions, type StateChange } from '../src/client.js';
+import { CloseCode } from '../src/protocol/codes.js';
 import { ClosedError, QueueFullError, SluiceError } from '../src/errors.js';
 import { webStorageResume, type StorageLike } from '../src/resume.js';
 import type { GapEvent, Message } from '../src/subscription.js';
@@ -160,6 +162,122 @@ describe('client state machine', () => {
   });
 });
 
+describe('protocol version', () => {
+  it('HELLO announces the protocol; serverInfo tells the gateway\'s protocol from its software version', async () => {
+    const env = setup();
+    void env.client.connect();
+    assert.equal(env.client.serverInfo, undefined);
+    await flush();
+    assert.equal(env.server.last.welcome({ protocol: '1.1', version: '0.2.0', maxSubscriptions: 5 }).protocol, '1.1');
+    await flush();
+    assert.deepEqual(env.client.serverInfo, {
+      protocol: '1.1', version: '0.2.0', session: 's', maxFrame: 1 << 20, maxCredit: 4096, heartbeat: 20_000, maxSubscriptions: 5,
+    });
+    env.server.last.drop();
+    assert.equal(env.client.serverInfo, undefined);
+  });
+
+  it('a gateway that does not announce one speaks 1.0', async () => {
+    const env = setup();
+    void env.client.connect();
+    await connected(env);
+    assert.equal(env.client.serverInfo?.protocol, '1.0');
+  });
+
+  it('a WELCOME for another major is a protocol error', async () => {
+    const env = setup();
+    const errors: SluiceError[] = [];
+    env.client.on('error', (e) => errors.push(e));
+    void env.client.connect();
+    await flush();
+    env.server.last.welcome({ protocol: '2.0' });
+    assert.equal(env.client.state, 'reconnecting');
+    assert.equal(env.server.last.closed?.code, CloseCode.PROTOCOL_ERROR);
+    assert.match(errors[0]!.message, /gateway speaks protocol 2.0/);
+  });
+});
+
+describe('malformed frames from the gateway', () => {
+  function watch(env: ReturnType<typeof setup>) {
+    const errors: SluiceError[] = [];
+    env.client.on('error', (e) => errors.push(e));
+    return errors;
+  }
+
+  it('a WELCOME without its limits is a protocol error: reported, closed with 4292, then a reconnect', async () => {
+    const env = setup();
+    const errors = watch(env);
+    const published = env.client.publish('t', 1);
+    await flush();
+    const c1 = env.server.last;
+    c1.take(1);
+    c1.replyRaw(pack([2, { session: 's', version: 'v', heartbeat: 20_000 }]));
+    assert.equal(errors.length, 1);
+    assert.equal(errors[0]!.code, 'protocol-error');
+    assert.match(errors[0]!.message, /WELCOME maxFrame must be/);
+    assert.equal(c1.closed?.code, CloseCode.PROTOCOL_ERROR);
+    assert.equal(env.client.state, 'reconnecting');
+    const welcome = () => env.client.welcome;
+    assert.equal(welcome(), undefined, 'nothing of the frame is kept');
+    const change = env.states.at(-1)!;
+    assert.equal(change.code, 4292);
+    assert.match(change.reason ?? '', /malformed frame from the gateway: WELCOME maxFrame/);
+    assert.equal(env.client.lastDisconnect?.code, 4292);
+    // The next connection is healthy: the queued publish goes out there.
+    env.clock.advance(100);
+    const c2 = await connected(env);
+    c2.reply({ type: 9, reqId: c2.take(8).reqId, offset: 1, duplicate: false });
+    assert.deepEqual(await published, { offset: 1, duplicate: false });
+    assert.equal(welcome()?.maxFrame, 1 << 20);
+  });
+
+  it('a SUBSCRIBED without an epoch never becomes a resume epoch', async () => {
+    const env = setup();
+    const errors = watch(env);
+    const sub = env.client.subscribe('t', { from: 1 });
+    const c1 = await connected(env);
+    const s1 = c1.take(3);
+    c1.replyRaw(pack([4, s1.subId, { head: 3, from: 1, recovered: true }]));
+    assert.match(errors[0]!.message, /SUBSCRIBED epoch must be a string/);
+    assert.equal(c1.closed?.code, CloseCode.PROTOCOL_ERROR);
+    assert.equal(sub.state, 'subscribing');
+    assert.equal(sub.position, undefined);
+    env.clock.advance(100);
+    const c2 = await connected(env);
+    assert.deepEqual(c2.take(3), { type: 3, subId: s1.subId, topic: 't', from: 1, credit: 64 });
+  });
+
+  it('refuses every kind of malformed frame the same way', async () => {
+    const cases: [string, Uint8Array][] = [
+      ['not MessagePack', new Uint8Array([0xc1])],
+      ['not an array', pack({ type: 9 })],
+      ['trailing bytes', new Uint8Array([0x92, 13, 1, 0])],
+      ['unknown type', pack([99, 1])],
+      ['a client-only type', pack([8, 1, 't', 1])],
+      ['ACK without duplicate', pack([9, 1, 1])],
+      ['ACK with a string offset', pack([9, 1, '1', false])],
+      ['ACK with an offset beyond 2^53 - 1', new Uint8Array([0x94, 9, 1, 0xcf, 0, 0x20, 0, 0, 0, 0, 0, 0, 0xc2])],
+      ['MSG with a negative offset', pack([10, 't', -1, 'x', 0])],
+      ['MSG with numeric headers', pack([10, 't', 1, 'x', 0, { h: 1 }])],
+      ['MSGS with an item that is not an array', pack([15, 't', 1, ['x']])],
+      ['GAP without to', pack([14, 't', 1])],
+      ['ERROR without a message', pack([11, 1, 'forbidden'])],
+      ['WELCOME with maxCredit NaN', pack([2, { session: 's', version: 'v', maxFrame: 10, maxCredit: NaN, heartbeat: 1 }])],
+      ['PING without n', pack([12])],
+    ];
+    for (const [what, bytes] of cases) {
+      const env = setup();
+      const errors = watch(env);
+      void env.client.connect();
+      const c = await connected(env);
+      c.replyRaw(bytes);
+      assert.deepEqual(errors.map((e) => e.code), ['protocol-error'], what);
+      assert.equal(c.closed?.code, CloseCode.PROTOCOL_ERROR, what);
+      assert.equal(env.client.state, 'reconnecting', what);
+    }
+  });
+});
+
 describe('publish', () => {
   it('queues while disconnected and sends in order once connected, each with a key', async () => {
     const env = setup();
@@ -254,10 +372,51 @@ describe('publish', () => {
     assert.equal(timeouts(), before, 'close() cleared both');
   });
 
+  it('routes an ERROR by re: a reqId and a subId with the same number are never confused', async () => {
+    const env = setup();
+    const errors: SluiceError[] = [];
+    env.client.on('error', (e) => errors.push(e));
+    const sub = env.client.subscribe('t');
+    const published = env.client.publish('t', 1);
+    const c = await connected(env);
+    const subId = c.take(3).subId;
+    const reqId = c.take(8).reqId;
+    // An answer to a PUB with the subscription's number, and one to a SUB with the publish's.
+    c.reply({ type: 11, id: subId, code: 'forbidden', message: 'pub', re: 8 });
+    c.reply({ type: 11, id: reqId, code: 'forbidden', message: 'sub', re: 3 });
+    await flush();
+    assert.deepEqual(errors.map((e) => e.message), ['pub', 'sub'], 'unmatched: connection-level errors');
+    assert.equal(sub.state, 'subscribing');
+    assert.equal(env.client.queuedPublishes, 1);
+    c.reply({ type: 11, id: reqId, code: 'forbidden', message: 'no pub', re: 8 });
+    await assert.rejects(published, (e: SluiceError) => e.code === 'forbidden' && e.message === 'no pub');
+    c.reply({ type: 11, id: subId, code: 'forbidden', message: 'no sub', re: 3 });
+    await assert.rejects(sub.ready, (e: SluiceError) => e.message === 'no sub');
+  });
+
+  it('without re (a 1.0 gateway) an ERROR goes to the publish or subscription with its id', async () => {
+    const env = setup();
+    const sub = env.client.subscribe('t');
+    const published = env.client.publish('t', 1);
+    const c = await connected(env);
+    const subId = c.take(3).subId;
+    const reqId = c.take(8).reqId;
+    c.replyRaw(pack([11, reqId, 'forbidden', 'no pub']));
+    await assert.rejects(published, (e: SluiceError) => e.message === 'no pub');
+    c.replyRaw(pack([11, subId, 'forbidden', 'no sub']));
+    await assert.rejects(sub.ready, (e: SluiceError) => e.message === 'no sub');
+  });
+
   it('validates topics and keys before sending', async () => {
     const env = setup();
     await assert.rejects(env.client.publish('bad topic', 1), (e: SluiceError) => e.code === 'invalid-topic');
     await assert.rejects(env.client.publish('t', 1, { key: 'k'.repeat(129) }), (e: SluiceError) => e.code === 'too-large');
+    await assert.rejects(env.client.publish('t', 1, { key: '' }), (e: SluiceError) => e.code === 'bad-frame' && /1-128 bytes/.test(e.message));
+    await assert.rejects(env.client.publish('t', { at: new Date() }), (e: SluiceError) => e.code === 'bad-request' && /Date/.test(e.message));
+    const cycle: Record<string, unknown> = {};
+    cycle.self = cycle;
+    await assert.rejects(env.client.publish('t', cycle), (e: SluiceError) => e.code === 'bad-request');
+    assert.equal(env.client.queuedPublishes, 0);
   });
 });
 
@@ -355,6 +514,33 @@ describe('subscribe', () => {
     assert.deepEqual(c2.take(3), { type: 3, subId: 1, topic: 't', from: 16, epoch: 'e1', credit: 64 });
     c2.reply({ type: 4, subId: 1, epoch: 'e2', head: 3, from: 4, recovered: false });
     assert.deepEqual(gaps[2], { topic: 't', reason: 'epoch', from: 16, to: null, epoch: 'e2' });
+  });
+
+  it('a SUBSCRIBED for an open subscription is an epoch change: recovered goes on, not recovered is a gap', async () => {
+    const env = setup();
+    const sub = env.client.subscribe('t', { from: 1 });
+    const gaps: GapEvent[] = [];
+    sub.on('gap', (g) => gaps.push(g));
+    const c1 = await connected(env);
+    c1.take(3);
+    c1.reply({ type: 4, subId: 1, epoch: 'e1', head: 2, from: 1, recovered: true });
+    c1.reply({ type: 15, topic: 't', first: 1, messages: [{ data: 'a', ts: 1 }, { data: 'b', ts: 2 }] });
+    // The same log under a new name: nothing lost, later messages carry the new epoch.
+    c1.reply({ type: 4, subId: 1, epoch: 'e2', head: 2, from: 3, recovered: true });
+    c1.reply({ type: 10, topic: 't', offset: 3, data: 'c', ts: 3 });
+    assert.deepEqual(gaps, []);
+    // Offsets reused with other contents: told, and delivery restarts where the gateway says.
+    c1.reply({ type: 4, subId: 1, epoch: 'e3', head: 3, from: 3, recovered: false });
+    c1.reply({ type: 10, topic: 't', offset: 3, data: 'c2', ts: 4 });
+    assert.deepEqual(gaps, [{ topic: 't', reason: 'epoch', from: 4, to: null, epoch: 'e3' }]);
+    const got: [number, string, unknown][] = [];
+    const it = sub[Symbol.asyncIterator]();
+    for (let i = 0; i < 4; i++) {
+      const m = (await it.next()).value!;
+      got.push([m.offset, m.epoch, m.data]);
+    }
+    assert.deepEqual(got, [[1, 'e1', 'a'], [2, 'e1', 'b'], [3, 'e2', 'c'], [3, 'e3', 'c2']]);
+    env.client.close();
   });
 
   it('a refused subscription rejects ready and ends its iterator', async () => {

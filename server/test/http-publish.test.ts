@@ -71,6 +71,8 @@ describe('POST /v1/topics/{topic}/messages', () => {
     const cases: [string, Promise<{ status: number; body: any; headers: Headers }>, number, string][] = [
       ['invalid JSON', api(gw.url, topic, { raw: '{nope', headers: { 'content-type': 'application/json' } }), 400, 'bad-request'],
       ['invalid MessagePack', api(gw.url, topic, { raw: new Uint8Array([0xc1]), headers: { 'content-type': 'application/msgpack' } }), 400, 'bad-request'],
+      ['MessagePack with an extension type', api(gw.url, topic, { raw: new Uint8Array([0xd6, 0xff, 0, 0, 0, 0]), headers: { 'content-type': 'application/msgpack' } }), 400, 'bad-request'],
+      ['MessagePack with a non-string map key', api(gw.url, topic, { raw: new Uint8Array([0x81, 0x01, 0x01]), headers: { 'content-type': 'application/msgpack' } }), 400, 'bad-request'],
       ['too deep', api(gw.url, topic, { raw: '['.repeat(100) + ']'.repeat(100), headers: { 'content-type': 'application/json' } }), 400, 'bad-request'],
       ['invalid topic', api(gw.url, '/v1/topics/a..b/messages', { json: 1 }), 400, 'invalid-topic'],
       ['reserved topic', api(gw.url, '/v1/topics/$sys.x/messages', { json: 1 }), 400, 'invalid-topic'],

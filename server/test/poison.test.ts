@@ -7,10 +7,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { EventSource } from 'eventsource';
-import { encodeValue } from '@sluice/client/protocol';
+import { encodeValue, FrameType, RawData } from '@sluice/client/protocol';
 import type { RunningServer } from '../src/server.js';
 import { startGateway } from './helpers/gateway.js';
 import { api } from './helpers/http.js';
+import { RawClient } from './helpers/raw-client.js';
 
 const TOPIC = 'poison.t';
 const hex = (h: string) => new Uint8Array(Buffer.from(h, 'hex'));
@@ -75,5 +76,34 @@ describe('messages JSON cannot carry', () => {
     assert.deepEqual(ended, [], 'the stream was never ended');
     assert.deepEqual(got.map((m) => m.offset), [1, 2, 3, 4, 5, 6, 7, 8]);
     assert.deepEqual(got.map(view), [...EXPECTED, 'live']);
+  });
+  it('the same values are refused on every publish path (one rule)', async () => {
+    for (const [name, bytes] of Object.entries({ ext: POISON.ext!, timestamp: POISON.timestamp!, arrayKey: POISON.arrayKey! })) {
+      const r = await api(gw.url, '/v1/topics/poison.refused/messages', { raw: Buffer.from(bytes), headers: { 'content-type': 'application/msgpack' } });
+      assert.equal(r.status, 400, name);
+      assert.equal(r.body.error.code, 'bad-request', name);
+    }
+    // Over the WebSocket: ERROR bad-frame naming the PUB, and the connection goes on.
+    const c = await RawClient.connect(gw.url);
+    for (const [i, bytes] of [POISON.ext!, POISON.timestamp!, POISON.arrayKey!].entries()) {
+      c.sendRaw(Buffer.concat([Buffer.from([0x94, 0x08, i + 1, 0xae]), Buffer.from('poison.refused'), Buffer.from(bytes)]));
+      const f = await c.next((x) => x.type === FrameType.ERROR || x.type === FrameType.ACK);
+      assert.deepEqual(f.type === FrameType.ERROR && [f.id, f.code, f.re], [i + 1, 'bad-frame', FrameType.PUB]);
+    }
+    await c.publish(9, 'poison.refused', 'fine');
+    c.close();
+    assert.equal((await gw.store.info('poison.refused')).head, 1, 'only the valid one was stored');
+  });
+
+  it('a WebSocket subscriber gets past them too, byte for byte', async () => {
+    const c = await RawClient.connect(gw.url);
+    await c.subscribe(1, TOPIC, { from: 1, credit: 100 });
+    const got = (await c.waitDelivered(TOPIC, 7)).slice(0, 7);
+    assert.deepEqual(got.map((d) => d.offset), [1, 2, 3, 4, 5, 6, 7]);
+    // What no JS value represents arrives as its stored bytes; the rest as values.
+    const raw = got.map((d) => (d.data instanceof RawData ? Buffer.from(d.data.bytes).toString('hex') : null));
+    assert.deepEqual(raw, [null, Buffer.from(POISON.ext!).toString('hex'), null, Buffer.from(POISON.arrayKey!).toString('hex'), null, null, null]);
+    assert.ok(Number.isNaN(got[5]!.data));
+    c.close();
   });
 });

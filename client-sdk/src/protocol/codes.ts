@@ -46,7 +46,9 @@ export function isRetryable(code: string): boolean {
  * - 4100–4199: reconnect with a fresh token;
  * - everything else (1001, 1006, 1011, 42xx, ...): reconnect with backoff.
  * 1007/1008/1009 mean the client sent something the gateway could not accept; the SDK treats them
- * as reconnectable (a bug must not leave a page dead) but reports the reason.
+ * as reconnectable (a bug must not leave a page dead) but reports the reason. 4290–4299 are never
+ * sent by a gateway: a client closes its own socket with them (browsers allow a client only 1000
+ * and 3000–4999), so the reason shows up in its state changes.
  */
 export const CloseCode = {
   NORMAL: 1000,
@@ -55,6 +57,8 @@ export const CloseCode = {
   POLICY: 1008,
   TOO_LARGE: 1009,
   INTERNAL: 1011,
+  /** HELLO announced a protocol version the gateway does not speak (another major). Since 1.1. */
+  UNSUPPORTED_PROTOCOL: 4002,
   FORBIDDEN: 4003,
   UNAUTHORIZED: 4101,
   SLOW_CONSUMER: 4201,
@@ -64,6 +68,8 @@ export const CloseCode = {
   CONNECT_TIMEOUT: 4290,
   /** Client-side: no frame within the heartbeat grace after a PING. */
   HEARTBEAT_TIMEOUT: 4291,
+  /** Client-side: the gateway sent a malformed frame (or broke the protocol); reconnect with backoff. */
+  PROTOCOL_ERROR: 4292,
   /** Client-side: getToken failed; retried with a fresh call. */
   TOKEN_FAILED: 4190,
 } as const;

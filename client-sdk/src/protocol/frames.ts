@@ -3,10 +3,28 @@
  *
  * On the wire every frame is one binary WebSocket message holding one MessagePack array whose first
  * element is the frame type (see PROTOCOL.md). In code every frame is an object of this union, keyed
- * on `type`; only `codec.ts` turns one into the other.
+ * on `type`; only this module turns one into the other: `encode.ts` (and the gateway's fast paths in
+ * `entry.ts`) one way, `decode-client.ts` (gateway) and `decode-server.ts` (SDK) the other.
  */
 
-export const PROTOCOL_VERSION = '1';
+/**
+ * The protocol version this module speaks: `major.minor`. A minor adds to the wire (new optional
+ * fields, trailing elements, codes) and is announced in HELLO and WELCOME, never required of a peer
+ * that did not announce it; a new major is a different protocol. History in PROTOCOL.md.
+ */
+export const PROTOCOL_VERSION = '1.1';
+
+/** The versions this module can talk to: major 1, any minor (`1`, `1.0`, `1.1`, `1.12`, ...). */
+const COMPATIBLE = /^1(?:\.(?:0|[1-9][0-9]{0,8}))?$/;
+
+/**
+ * Whether a peer announcing protocol `v` can talk to this module: its major is 1 (any minor; each
+ * side uses what both announced). `undefined` is a peer from before versions were announced (1.0):
+ * compatible. A gateway refuses a HELLO for which this is false (ERROR bad-frame, then close 4002).
+ */
+export function protocolCompatible(v: string | undefined): boolean {
+  return v === undefined || COMPATIBLE.test(v);
+}
 
 export const FrameType = {
   HELLO: 1,
@@ -27,20 +45,34 @@ export const FrameType = {
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
+/**
+ * A message's data that no JS value here represents: an unknown MessagePack extension or a map with
+ * non-string keys, which a gateway before protocol 1.1 accepted and stored. Its bytes, as stored,
+ * so that a reader gets past it (the SDK delivers it as the message's data).
+ */
+export class RawData {
+  constructor(readonly bytes: Uint8Array, readonly reason: string) {}
+}
+
 /** Message headers: string keys to string values. */
 export type Headers = Record<string, string>;
 
 /** c→s, must be the first frame. */
 export interface HelloFrame {
-  type: 1;
+  type: typeof FrameType.HELLO;
   token?: string;
   client?: string;
+  /** The protocol version the client speaks (e.g. '1.1'); absent from 1.0 clients. Since 1.1. */
+  protocol?: string;
 }
 
 /** s→c, answers HELLO and announces the session's limits. */
 export interface WelcomeFrame {
-  type: 2;
+  type: typeof FrameType.WELCOME;
   session: string;
+  /** The protocol version the gateway speaks (e.g. '1.1'); absent from 1.0 gateways. Since 1.1. */
+  protocol?: string;
+  /** The gateway's software version (e.g. '0.1.0'), for humans and logs; not a protocol version. */
   version: string;
   maxFrame: number;
   maxCredit: number;
@@ -51,7 +83,7 @@ export interface WelcomeFrame {
 
 /** c→s. `from` omitted: live only. `credit` omitted: the default credit. */
 export interface SubFrame {
-  type: 3;
+  type: typeof FrameType.SUB;
   subId: number;
   topic: string;
   from?: number;
@@ -61,7 +93,7 @@ export interface SubFrame {
 
 /** s→c. `from` is the first offset the gateway will deliver. */
 export interface SubscribedFrame {
-  type: 4;
+  type: typeof FrameType.SUBSCRIBED;
   subId: number;
   epoch: string;
   head: number;
@@ -70,18 +102,18 @@ export interface SubscribedFrame {
 }
 
 export interface UnsubFrame {
-  type: 5;
+  type: typeof FrameType.UNSUB;
   subId: number;
 }
 
 export interface UnsubscribedFrame {
-  type: 6;
+  type: typeof FrameType.UNSUBSCRIBED;
   subId: number;
 }
 
 /** c→s, adds `n` to the subscription's credit (clamped to maxCredit outstanding). */
 export interface CreditFrame {
-  type: 7;
+  type: typeof FrameType.CREDIT;
   subId: number;
   n: number;
 }
@@ -91,7 +123,7 @@ export interface CreditFrame {
  * stays MessagePack-encoded (`Uint8Array`) from receipt to storage so it is never re-interpreted.
  */
 export interface PubFrame<D = unknown, H = Headers> {
-  type: 8;
+  type: typeof FrameType.PUB;
   reqId: number;
   topic: string;
   data: D;
@@ -101,14 +133,14 @@ export interface PubFrame<D = unknown, H = Headers> {
 
 
 export interface AckFrame {
-  type: 9;
+  type: typeof FrameType.ACK;
   reqId: number;
   offset: number;
   duplicate: boolean;
 }
 
 export interface MsgFrame {
-  type: 10;
+  type: typeof FrameType.MSG;
   topic: string;
   offset: number;
   data: unknown;
@@ -116,27 +148,36 @@ export interface MsgFrame {
   headers?: Headers;
 }
 
+/**
+ * s→c, `[11, id, code, message, re]`. `id` is shared by reqIds and subIds: `re` says which one it is.
+ */
 export interface ErrorFrame {
-  type: 11;
+  type: typeof FrameType.ERROR;
   /** reqId or subId the error refers to, 0 if none. */
   id: number;
   code: string;
   message: string;
+  /**
+   * The type of the frame this error answers (PUB 8: `id` is a reqId; SUB 3, UNSUB 5, CREDIT 7: a
+   * subId; HELLO 1), 0 when none or unknown. Since 1.1: always encoded (0 when absent here);
+   * decoded as 0 from 1.0 gateways, which do not send it.
+   */
+  re?: number;
 }
 
 export interface PingFrame {
-  type: 12;
+  type: typeof FrameType.PING;
   n: number;
 }
 
 export interface PongFrame {
-  type: 13;
+  type: typeof FrameType.PONG;
   n: number;
 }
 
 /** s→c, offsets `from..to` (inclusive) of `topic` are gone (trimmed by retention). */
 export interface GapFrame {
-  type: 14;
+  type: typeof FrameType.GAP;
   topic: string;
   from: number;
   to: number;
@@ -151,7 +192,7 @@ export interface MsgsItem {
 
 /** s→c, consecutive messages from offset `first`; each counts 1 against credit. */
 export interface MsgsFrame {
-  type: 15;
+  type: typeof FrameType.MSGS;
   topic: string;
   first: number;
   messages: MsgsItem[];

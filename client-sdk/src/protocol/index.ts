@@ -7,21 +7,10 @@ export * from './codes.js';
 export * from './limits.js';
 export * from './topics.js';
 export type * as Admin from './admin.js';
-export {
-  FrameError,
-  encode,
-  encodeValue,
-  decodeValue,
-  decodeClientFrame,
-  decodeServerFrame,
-  checkHeaders,
-  payloadError,
-  encodeEntry,
-  decodeEntry,
-  entryTs,
-  splitEntry,
-  encodeMsg,
-  encodeMsgs,
-  encodeDelivery,
-} from './codec.js';
+export { FrameError } from './errors.js';
+export { encode } from './encode.js';
+export { encodeValue, decodeValue, checkHeaders, payloadError, checkMessage, MessageFault } from './value.js';
+export { decodeClientFrame } from './decode-client.js';
+export { decodeServerFrame } from './decode-server.js';
+export { encodeEntry, decodeEntry, entryTs, splitEntry, encodeMsg, encodeMsgs, encodeDelivery } from './entry.js';
 export { encodeStr, utf8Length, skipValue, MsgpackError } from './msgpack.js';

@@ -6,7 +6,7 @@
  * KB of `0x91` bytes overflow the stack), returns an object for the reserved byte 0xC1 instead of
  * failing, and allocates by declared lengths. `skipValue` walks a value iteratively, bounds its depth,
  * checks every declared length against the bytes actually present, and rejects 0xC1. Only bytes it
- * accepted are ever handed to msgpackr.
+ * accepted are ever handed to msgpackr. `checkPayload` is the same walk with the payload rule added.
  *
  * This module is pure: no sockets, no timers, no platform APIs beyond TextEncoder/TextDecoder.
  */
@@ -32,25 +32,57 @@ function u32(b: Uint8Array, p: number): number {
  * more elements than bytes remain, or uses the reserved byte 0xC1.
  */
 export function skipValue(b: Uint8Array, pos: number, maxDepth: number): number {
+  return scan(b, pos, maxDepth, false);
+}
+
+/**
+ * `skipValue` for a message payload: the same walk, and also the payload rule (PROTOCOL.md, "What
+ * data may contain"): only nil, bool, int, float, str, bin, array and maps whose keys are all str.
+ * Extension types (msgpack timestamps included) and other map keys throw MsgpackError.
+ */
+export function checkPayload(b: Uint8Array, pos: number, maxDepth: number): number {
+  return scan(b, pos, maxDepth, true);
+}
+
+function isStrByte(t: number): boolean {
+  return (t >= 0xa0 && t <= 0xbf) || t === 0xd9 || t === 0xda || t === 0xdb;
+}
+
+/**
+ * The one walk behind skipValue and checkPayload: iterative, bounded by `maxDepth`, allocating
+ * nothing per value (one small stack per container level).
+ */
+function scan(b: Uint8Array, pos: number, maxDepth: number, payload: boolean): number {
   const len = b.length;
-  // Values still to read at each open container level; `pending` is the innermost one.
+  // Per open container level: values still to read there, times 2, plus 1 when it is a map.
   const stack: number[] = [];
+  // Values still to read in the innermost container; in a map, keys and values alternate, and
+  // a key is read whenever `pending` is even (a map of n entries starts at 2n).
   let pending = 1;
+  let inMap = false;
   for (;;) {
     if (pending === 0) {
       if (stack.length === 0) return pos;
-      pending = stack.pop()!;
+      const top = stack.pop()!;
+      inMap = top % 2 === 1;
+      pending = (top - (inMap ? 1 : 0)) / 2;
       continue;
     }
-    pending--;
     if (pos >= len) throw new MsgpackError('truncated value');
     const t = b[pos++]!;
+    if (payload) {
+      if (inMap && pending % 2 === 0 && !isStrByte(t)) throw new MsgpackError('map keys must be strings');
+      if ((t >= 0xc7 && t <= 0xc9) || (t >= 0xd4 && t <= 0xd8)) throw new MsgpackError('extension types are not allowed');
+    }
+    pending--;
     let skip = 0; // payload bytes after the header
     let children = 0; // values contained (maps count keys and values)
+    let map = false;
     if (t <= 0x7f || t >= 0xe0) {
       // positive or negative fixint
     } else if (t <= 0x8f) {
       children = (t & 0x0f) * 2;
+      map = true;
     } else if (t <= 0x9f) {
       children = t & 0x0f;
     } else if (t <= 0xbf) {
@@ -78,8 +110,8 @@ export function skipValue(b: Uint8Array, pos: number, maxDepth: number): number 
         case 0xd8: skip = 17; break;
         case 0xdc: need(b, pos, 2); children = u16(b, pos); pos += 2; break;
         case 0xdd: need(b, pos, 4); children = u32(b, pos); pos += 4; break;
-        case 0xde: need(b, pos, 2); children = u16(b, pos) * 2; pos += 2; break;
-        case 0xdf: need(b, pos, 4); children = u32(b, pos) * 2; pos += 4; break;
+        case 0xde: need(b, pos, 2); children = u16(b, pos) * 2; pos += 2; map = true; break;
+        case 0xdf: need(b, pos, 4); children = u32(b, pos) * 2; pos += 4; map = true; break;
       }
     }
     if (skip > 0) {
@@ -90,8 +122,9 @@ export function skipValue(b: Uint8Array, pos: number, maxDepth: number): number 
       // Every value takes at least one byte: a larger count is a lie, refuse before allocating.
       if (children > len - pos) throw new MsgpackError('declared length exceeds frame');
       if (stack.length + 1 > maxDepth) throw new MsgpackError(`nesting deeper than ${maxDepth}`);
-      stack.push(pending);
+      stack.push(pending * 2 + (inMap ? 1 : 0));
       pending = children;
+      inMap = map;
     }
   }
 }
@@ -108,6 +141,28 @@ export function readArrayHeader(b: Uint8Array, pos: number): [number, number] | 
   if (t === 0xdc && pos + 3 <= b.length) return [u16(b, pos + 1), pos + 3];
   if (t === 0xdd && pos + 5 <= b.length) return [u32(b, pos + 1), pos + 5];
   return null;
+}
+
+/**
+ * Splits the array that must span all of `b` (a frame) into its elements, walking each one with
+ * skipValue at `maxDepth` (levels below the array itself). Returns the start of every element and,
+ * last, `b.length`. Throws MsgpackError unless `b` is exactly one well-formed, non-empty array.
+ */
+export function arrayElements(b: Uint8Array, maxDepth: number): number[] {
+  const head = readArrayHeader(b, 0);
+  if (!head) throw new MsgpackError('frame is not a MessagePack array');
+  const [count, first] = head;
+  if (count === 0) throw new MsgpackError('frame is empty');
+  if (count > b.length) throw new MsgpackError('declared length exceeds frame');
+  const starts: number[] = [];
+  let pos = first;
+  for (let i = 0; i < count; i++) {
+    starts.push(pos);
+    pos = skipValue(b, pos, maxDepth);
+  }
+  if (pos !== b.length) throw new MsgpackError('trailing bytes after frame');
+  starts.push(pos); // sentinel: end of the last element
+  return starts;
 }
 
 /**

@@ -56,6 +56,11 @@ export class FakeConnection implements Transport {
     this.handlers.message(encode(frame));
   }
 
+  /** Sends bytes as they are: for frames the encoder would never produce (malformed, from old gateways). */
+  replyRaw(bytes: Uint8Array): void {
+    this.handlers.message(bytes);
+  }
+
   /** The gateway drops the connection. */
   drop(code = 1006, reason = 'dropped'): void {
     if (this.closed) return;

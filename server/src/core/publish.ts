@@ -4,21 +4,14 @@
  * and render the outcome.
  *
  * Every publish is checked in this order, and the first failure is its answer (stable codes):
- *   topic name (invalid-topic) → capability `pub` (forbidden) → idempotency key, 1–128 bytes
- *   (bad-request / too-large) → payload: size ≤ maxFrame (too-large), content and depth
- *   (bad-request) → headers (bad-request) → rate limits (rate-limited, retry after) → append
- *   (unavailable / insufficient-storage when the store cannot write) → metrics.
+ *   topic name (invalid-topic) → capability `pub` (forbidden) → payload size ≤ maxFrame
+ *   (too-large) → the message rules of the protocol module's `checkMessage`: idempotency key 1–128
+ *   bytes, payload content and depth, headers (bad-request / too-large) → rate limits
+ *   (rate-limited, retry after) → append (unavailable / insufficient-storage when the store cannot
+ *   write) → metrics.
  * Its outcome is `{offset, epoch, duplicate}`, taken from the store's append (no second round trip).
  */
-import {
-  checkHeaders,
-  encodeValue,
-  MAX_KEY_BYTES,
-  payloadError,
-  topicError,
-  utf8Length,
-  type ErrorCode,
-} from '@sluice/client/protocol';
+import { checkMessage, MessageFault, topicError, type ErrorCode } from '@sluice/client/protocol';
 import type { Principal } from '../auth/auth.js';
 import type { AppendInput, TopicLog } from '../log/log.js';
 import { StoreUnavailableError } from '../log/log.js';
@@ -124,21 +117,13 @@ export class PublishService {
     const invalid = topicError(req.topic);
     if (invalid) return new PublishError('invalid-topic', invalid);
     if (!principal.can('pub', req.topic)) return new PublishError('forbidden', `not allowed to publish to ${req.topic}`);
-    const input: AppendInput = { data: req.data };
-    if (req.key !== undefined) {
-      if (req.key.length === 0) return new PublishError('bad-request', 'an idempotency key must be 1-128 bytes (omit it for none)');
-      if (utf8Length(req.key) > MAX_KEY_BYTES) return new PublishError('too-large', `idempotency key longer than ${MAX_KEY_BYTES} bytes`);
-      input.key = req.key;
-    }
     const { maxPayload } = this.deps;
     if (req.data.length > maxPayload) return new PublishError('too-large', `payload of ${req.data.length} bytes exceeds ${maxPayload}`);
-    const content = payloadError(req.data);
-    if (content) return new PublishError('bad-request', content);
-    if (req.headers !== undefined && req.headers !== null) {
-      const h = checkHeaders(req.headers);
-      if (typeof h === 'string') return new PublishError('bad-request', h);
-      if (Object.keys(h).length > 0) input.headers = encodeValue(h);
-    }
+    const checked = checkMessage(req.data, req.key, req.headers);
+    if (checked instanceof MessageFault) return new PublishError(checked.code, checked.message);
+    const input: AppendInput = { data: req.data };
+    if (req.key !== undefined) input.key = req.key;
+    if (checked.headers) input.headers = checked.headers;
     return input;
   }
 

@@ -274,7 +274,7 @@ export class Hub {
     } catch (err) {
       this.metrics.handlerFailures.inc();
       console.error(`sluice: catch-up failed for ${sub.topic}`, err);
-      sub.conn.send(encode({ type: FrameType.ERROR, id: sub.id, code: 'internal', message: 'reading the topic log failed' }));
+      sub.conn.send(encode({ type: FrameType.ERROR, id: sub.id, code: 'internal', message: 'reading the topic log failed', re: FrameType.SUB }));
       this.metrics.error('internal');
     } finally {
       sub.pumping = false;

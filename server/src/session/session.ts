@@ -18,6 +18,8 @@ import {
   FrameError,
   FrameType,
   isPattern,
+  PROTOCOL_VERSION,
+  protocolCompatible,
   topicError,
   type EncodedClientFrame,
   type ErrorCode,
@@ -160,20 +162,24 @@ export class Session {
       frame = decodeClientFrame(bytes, this.ctx.limits.maxFrame);
     } catch (err) {
       if (!(err instanceof FrameError)) throw err;
-      if (err.fatal) this.fatal(0, err.code, err.message, CloseCode.BAD_FRAME);
-      else this.error(err.id, err.code, err.message);
+      if (err.fatal) this.fatal(err.id, err.code, err.message, CloseCode.BAD_FRAME, err.re);
+      else this.error(err.id, err.code, err.message, err.re);
       return;
     }
     if (this.state === 'hello') {
       if (frame.type !== FrameType.HELLO) {
-        this.fatal(0, 'bad-frame', 'HELLO must be the first frame', CloseCode.POLICY);
+        this.fatal(0, 'bad-frame', 'HELLO must be the first frame', CloseCode.POLICY, frame.type);
+        return;
+      }
+      if (!protocolCompatible(frame.protocol)) {
+        this.fatal(0, 'bad-frame', `protocol ${String(frame.protocol).slice(0, 20)} is not supported (this gateway speaks ${PROTOCOL_VERSION})`, CloseCode.UNSUPPORTED_PROTOCOL, FrameType.HELLO);
         return;
       }
       this.hello(frame.token, frame.client);
       return;
     }
     switch (frame.type) {
-      case FrameType.HELLO: return this.error(0, 'bad-frame', 'HELLO was already received');
+      case FrameType.HELLO: return this.error(0, 'bad-frame', 'HELLO was already received', FrameType.HELLO);
       case FrameType.SUB: return this.subscribe(frame);
       case FrameType.UNSUB: return this.unsubscribe(frame.subId);
       case FrameType.CREDIT: return this.credit(frame.subId, frame.n);
@@ -201,7 +207,7 @@ export class Session {
       (err: unknown) => {
         if (this.state !== 'auth') return;
         const message = err instanceof AuthError ? err.message : 'authentication failed';
-        this.fatal(0, 'unauthorized', message, CloseCode.UNAUTHORIZED);
+        this.fatal(0, 'unauthorized', message, CloseCode.UNAUTHORIZED, FrameType.HELLO);
       },
     );
   }
@@ -217,6 +223,7 @@ export class Session {
     this.conn.send(encode({
       type: FrameType.WELCOME,
       session: this.id,
+      protocol: PROTOCOL_VERSION,
       version: this.ctx.version,
       maxFrame: limits.maxFrame,
       maxCredit: limits.maxCredit,
@@ -244,12 +251,13 @@ export class Session {
     const reason = isPattern(f.topic)
       ? 'wildcard subscriptions are not supported yet'
       : topicError(f.topic, { allowReserved: this.principal!.admin });
-    if (reason) return this.error(f.subId, 'invalid-topic', reason);
-    if (!this.principal!.can('sub', f.topic)) return this.error(f.subId, 'forbidden', `not allowed to subscribe to ${f.topic}`);
-    if (this.subs.has(f.subId)) return this.error(f.subId, 'already-subscribed', `subscription id ${f.subId} is in use`);
-    if (this.byTopic?.has(f.topic)) return this.error(f.subId, 'already-subscribed', `already subscribed to ${f.topic}`);
+    const SUB = FrameType.SUB;
+    if (reason) return this.error(f.subId, 'invalid-topic', reason, SUB);
+    if (!this.principal!.can('sub', f.topic)) return this.error(f.subId, 'forbidden', `not allowed to subscribe to ${f.topic}`, SUB);
+    if (this.subs.has(f.subId)) return this.error(f.subId, 'already-subscribed', `subscription id ${f.subId} is in use`, SUB);
+    if (this.byTopic?.has(f.topic)) return this.error(f.subId, 'already-subscribed', `already subscribed to ${f.topic}`, SUB);
     if (this.subs.size >= limits.maxSubscriptions) {
-      return this.error(f.subId, 'limit-exceeded', `at most ${limits.maxSubscriptions} subscriptions per connection`);
+      return this.error(f.subId, 'limit-exceeded', `at most ${limits.maxSubscriptions} subscriptions per connection`, SUB);
     }
     const { view, opened } = hub.subscribe(this.conn, {
       id: f.subId, topic: f.topic, clientId: this.clientId, credit: f.credit ?? limits.defaultCredit, from: f.from, epoch: f.epoch,
@@ -259,13 +267,13 @@ export class Session {
     (this.byTopic ??= new Map()).set(f.topic, view);
     opened.catch((err: unknown) => {
       this.forget(view);
-      this.failed(err, f.subId);
+      this.failed(err, f.subId, FrameType.SUB);
     });
   }
 
   private unsubscribe(subId: number): void {
     const sub = this.subs.get(subId);
-    if (!sub) return this.error(subId, 'not-subscribed', `no subscription ${subId}`);
+    if (!sub) return this.error(subId, 'not-subscribed', `no subscription ${subId}`, FrameType.UNSUB);
     this.forget(sub);
     this.conn.send(encode({ type: FrameType.UNSUBSCRIBED, subId }));
   }
@@ -278,14 +286,14 @@ export class Session {
 
   private credit(subId: number, n: number): void {
     const sub = this.subs.get(subId);
-    if (!sub) return this.error(subId, 'not-subscribed', `no subscription ${subId}`);
+    if (!sub) return this.error(subId, 'not-subscribed', `no subscription ${subId}`, FrameType.CREDIT);
     this.ctx.hub.grant(sub, n);
   }
 
   private publish(f: PubFrame<Uint8Array, unknown>): void {
     const { limits } = this.ctx;
     if (this.inflight >= limits.maxInflightPublishes) {
-      return this.error(f.reqId, 'limit-exceeded', `at most ${limits.maxInflightPublishes} publishes awaiting ACK`);
+      return this.error(f.reqId, 'limit-exceeded', `at most ${limits.maxInflightPublishes} publishes awaiting ACK`, FrameType.PUB);
     }
     this.inflight++;
     this.ctx.publisher.publish(this.who!, { topic: f.topic, data: f.data, key: f.key, headers: f.headers }).then(
@@ -296,31 +304,32 @@ export class Session {
       (err: unknown) => {
         this.inflight--;
         // On the WebSocket, a malformed publish is a bad frame (bad-request is HTTP's name for it).
-        if (err instanceof PublishError) this.error(f.reqId, err.code === 'bad-request' ? 'bad-frame' : err.code, err.message);
-        else this.failed(err, f.reqId);
+        if (err instanceof PublishError) this.error(f.reqId, err.code === 'bad-request' ? 'bad-frame' : err.code, err.message, FrameType.PUB);
+        else this.failed(err, f.reqId, FrameType.PUB);
       },
     );
   }
 
   // ---- errors -------------------------------------------------------------------------------
 
-  private error(id: number, code: ErrorCode, message: string): void {
+  /** ERROR for request `id` of frame type `re` (0: none; see PROTOCOL.md, ERROR). */
+  private error(id: number, code: ErrorCode, message: string, re = 0): void {
     this.ctx.metrics.error(code);
-    this.conn.send(encode({ type: FrameType.ERROR, id, code, message }));
+    this.conn.send(encode({ type: FrameType.ERROR, id, code, message, re }));
   }
 
-  private fatal(id: number, code: ErrorCode, message: string, closeCode: number): void {
+  private fatal(id: number, code: ErrorCode, message: string, closeCode: number, re = 0): void {
     if (this.state === 'closed') return;
-    this.error(id, code, message);
+    this.error(id, code, message, re);
     this.conn.close(closeCode, message.slice(0, 120));
     this.closed();
   }
 
   /** An unexpected failure in a handler: counted, logged, answered with `internal`; the process goes on. */
-  private failed(err: unknown, id = 0): void {
+  private failed(err: unknown, id = 0, re = 0): void {
     this.ctx.metrics.handlerFailures.inc();
     console.error(`sluice: session ${this.id} handler failed`, err);
-    if (this.state !== 'closed') this.error(id, 'internal', 'the gateway failed to handle this request');
+    if (this.state !== 'closed') this.error(id, 'internal', 'the gateway failed to handle this request', re);
   }
 }
 

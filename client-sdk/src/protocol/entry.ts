@@ -1,0 +1,97 @@
+/**
+ * Stored entries and the gateway's fast paths. A stored message is the MessagePack of
+ * `[data, ts, headers?]` — exactly one element of MSGS — so catch-up and fan-out frames are
+ * assembled from stored bytes without decoding any payload.
+ */
+import { FrameType, type Headers, type MsgsItem } from './frames.js';
+import { MAX_DEPTH } from './limits.js';
+import { arrayHeaderSize, readUint, skipValue, uintSize, writeArrayHeader, writeUint } from './msgpack.js';
+import { unpack } from './value.js';
+
+/**
+ * A stored message: MessagePack `[data, ts]` or `[data, ts, headers]`, with `data` and `headers`
+ * already encoded. This is byte for byte one element of a MSGS frame.
+ */
+export function encodeEntry(data: Uint8Array, ts: number, headers?: Uint8Array): Uint8Array {
+  const size = 1 + data.length + uintSize(ts) + (headers ? headers.length : 0);
+  const out = new Uint8Array(size);
+  out[0] = headers ? 0x93 : 0x92;
+  out.set(data, 1);
+  let p = writeUint(out, 1 + data.length, ts);
+  if (headers) { out.set(headers, p); p += headers.length; }
+  return out;
+}
+
+/** The timestamp of a stored entry. */
+export function entryTs(entry: Uint8Array): number {
+  return readUint(entry, skipValue(entry, 1, MAX_DEPTH));
+}
+
+/** A stored entry's parts, still encoded: the data's MessagePack bytes, ts, and the headers' bytes. */
+export function splitEntry(entry: Uint8Array): { data: Uint8Array; ts: number; headers?: Uint8Array } {
+  const dataEnd = skipValue(entry, 1, MAX_DEPTH);
+  const tsEnd = skipValue(entry, dataEnd, 1);
+  const out: { data: Uint8Array; ts: number; headers?: Uint8Array } = { data: entry.subarray(1, dataEnd), ts: readUint(entry, dataEnd) };
+  if ((entry[0]! & 0x0f) === 3) out.headers = entry.subarray(tsEnd, skipValue(entry, tsEnd, MAX_DEPTH));
+  return out;
+}
+
+/** A stored entry as JS values. */
+export function decodeEntry(entry: Uint8Array): MsgsItem {
+  const [data, ts, headers] = unpack(entry) as [unknown, number, Headers | undefined];
+  return headers ? { data, ts, headers } : { data, ts };
+}
+
+/** MSG `[10, topic, offset, data, ts, headers?]` built from a stored entry. `topic` is an encoded string. */
+export function encodeMsg(topic: Uint8Array, offset: number, entry: Uint8Array): Uint8Array {
+  // entry is a fixarray of 2 or 3: MSG adds type, topic and offset in front of its elements.
+  const count = (entry[0]! & 0x0f) + 3;
+  const out = new Uint8Array(2 + topic.length + uintSize(offset) + entry.length - 1);
+  out[0] = 0x90 | count;
+  out[1] = FrameType.MSG;
+  out.set(topic, 2);
+  const p = writeUint(out, 2 + topic.length, offset);
+  out.set(entry.subarray(1), p);
+  return out;
+}
+
+/**
+ * MSGS `[15, topic, first, [entry, ...]]` from `entries[start..end)`, offsets `first...`.
+ * One allocation, payload bytes copied once.
+ */
+export function encodeMsgs(
+  topic: Uint8Array,
+  first: number,
+  entries: readonly Uint8Array[],
+  start = 0,
+  end = entries.length,
+): Uint8Array {
+  const count = end - start;
+  let size = 2 + topic.length + uintSize(first) + arrayHeaderSize(count);
+  for (let i = start; i < end; i++) size += entries[i]!.length;
+  const out = new Uint8Array(size);
+  out[0] = 0x94;
+  out[1] = FrameType.MSGS;
+  out.set(topic, 2);
+  let p = writeUint(out, 2 + topic.length, first);
+  p = writeArrayHeader(out, p, count);
+  for (let i = start; i < end; i++) {
+    const e = entries[i]!;
+    out.set(e, p);
+    p += e.length;
+  }
+  return out;
+}
+
+/** MSG for one entry, MSGS for several: what the gateway sends for `entries[start..end)`. */
+export function encodeDelivery(
+  topic: Uint8Array,
+  first: number,
+  entries: readonly Uint8Array[],
+  start = 0,
+  end = entries.length,
+): Uint8Array {
+  return end - start === 1
+    ? encodeMsg(topic, first, entries[start]!)
+    : encodeMsgs(topic, first, entries, start, end);
+}
