@@ -44,7 +44,9 @@ async function serve(argv: string[]): Promise<void> {
   }
   const server = await startServer(config, { auth });
   if (!config.quiet) {
-    const where = config.store === 'disk' ? `disk store at ${config.dataDir} (durability: ${config.durability})` : 'memory store (nothing survives a restart)';
+    const where = config.store === 'disk' ? `disk store at ${config.dataDir} (durability: ${config.durability})`
+      : config.store === 'redis' ? `Redis store at ${config.redis.url.replace(/\/\/[^@/]*@/, '//***@')} (cluster mode; ACK after ${config.redis.minReplicas} replica(s))`
+      : 'memory store (nothing survives a restart)';
     console.log(`sluice: ${where}`);
     if (auth instanceof JwtAuthenticator) console.log(`sluice: tokens required (${auth.algorithms.join(', ')})`);
     console.log(server.consoleDir ? `sluice: console at ${server.url}/console/ (from ${server.consoleDir})` : 'sluice: no console build found; /console is not served');

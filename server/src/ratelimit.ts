@@ -47,10 +47,23 @@ export class TokenBucket {
 /** Client buckets beyond this many trigger a sweep of the idle ones. */
 const SWEEP_AT = 10_000;
 
+/**
+ * Per-client buckets kept where every gateway of a cluster sees them (Redis): `take` asks for `n`
+ * messages of a bucket of `rate`/s holding `capacity`; resolves 0 when they pass (and takes them),
+ * else the ms to wait (and takes nothing).
+ */
+export type SharedBuckets = (client: string, n: number, rate: number, capacity: number) => Promise<number>;
+
 export class RateLimiter {
   private readonly clients = new Map<string, TokenBucket>();
+  private shared: SharedBuckets | undefined;
 
   constructor(readonly limits: RateLimits) {}
+
+  /** Keeps per-client buckets in a store shared by every gateway (cluster mode). */
+  share(buckets: SharedBuckets): void {
+    this.shared = buckets;
+  }
 
   get enabled(): boolean {
     return this.limits.perConnection > 0 || this.limits.perClient > 0;
@@ -65,7 +78,17 @@ export class RateLimiter {
    * Asks to publish `n` messages for `client` (and on `conn`, if given). Returns 0 and takes the
    * tokens when allowed, else the milliseconds to wait (and takes nothing).
    */
-  take(client: string, n: number, conn?: TokenBucket): number {
+  take(client: string, n: number, conn?: TokenBucket): number | Promise<number> {
+    const shared = this.shared;
+    if (shared && this.limits.perClient > 0) {
+      // The connection's own bucket first (local); the client's, shared, only if that passes.
+      const local = conn?.wait(n) ?? 0;
+      if (local > 0) return local;
+      return shared(client, n, this.limits.perClient, Math.max(1, this.limits.perClient)).then((wait) => {
+        if (wait === 0) conn?.take(n);
+        return wait;
+      });
+    }
     const now = Date.now();
     let bucket: TokenBucket | undefined;
     if (this.limits.perClient > 0) {

@@ -75,6 +75,8 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
     cacheEntries: Math.min(config.hub.cacheEntries, config.retention.maxCount),
     cacheBytes: Math.min(config.hub.cacheBytes, config.retention.maxBytes),
   });
+  // In cluster mode a client's publish rate is counted across every gateway.
+  if (store instanceof RedisLog) rates.share((client, n, rate, capacity) => store.takeRate(client, n, rate, capacity));
   const publisher = new PublishService({ store, metrics, rates, maxPayload: config.limits.maxFrame });
   const sessions = new Set<Session>();
   let draining = false;

@@ -52,6 +52,10 @@ export class PublishError extends Error {
 
 export type PublishOutcome = Published | PublishError;
 
+function refuseIfWaiting(wait: number): void {
+  if (wait > 0) throw new PublishError('rate-limited', `publish rate limit reached; retry in ${wait} ms`, wait);
+}
+
 /** The per-client rate-limit key: the token's `sub`, or the remote address in dev mode. */
 export function clientKey(devMode: boolean, principal: Principal, remoteAddress: string): string {
   return devMode ? `addr:${remoteAddress}` : `sub:${principal.id}`;
@@ -72,7 +76,7 @@ export class PublishService {
   async publish(who: Publisher, req: PublishRequest): Promise<Published> {
     const input = this.check(who.principal, req);
     if (input instanceof PublishError) throw input;
-    this.admit(who, 1);
+    await this.admit(who, 1);
     const [r] = await this.append(req.topic, [input]);
     return r!;
   }
@@ -98,7 +102,7 @@ export class PublishService {
       g.push({ index, input });
       valid++;
     });
-    if (valid > 0) this.admit(who, valid);
+    if (valid > 0) await this.admit(who, valid);
     await Promise.all([...groups].map(async ([topic, group]) => {
       try {
         const results = await this.append(topic, group.map((g) => g.input));
@@ -127,12 +131,15 @@ export class PublishService {
     return input;
   }
 
-  /** Takes `n` publishes from the rate limits or throws `rate-limited`. */
-  private admit(who: Publisher, n: number): void {
+  /** Takes `n` publishes from the rate limits or throws `rate-limited` (shared limits: async). */
+  private admit(who: Publisher, n: number): void | Promise<void> {
     const { rates } = this.deps;
     if (!rates.enabled) return;
     const wait = rates.take(who.client, n, who.bucket);
-    if (wait > 0) throw new PublishError('rate-limited', `publish rate limit reached; retry in ${wait} ms`, wait);
+    if (typeof wait === 'number') return refuseIfWaiting(wait);
+    return wait.then(refuseIfWaiting, (err: unknown) => {
+      throw err instanceof StoreUnavailableError ? new PublishError(err.code, err.message, err.retryAfterS * 1000) : err;
+    });
   }
 
   private async append(topic: string, inputs: AppendInput[]): Promise<Published[]> {

@@ -19,11 +19,55 @@
  * persistence (replid2 all zeros) keeps the epoch: with AOF `appendfsync always` it lost nothing.
  */
 
+/** The retention step both APPEND and TRIM run (a Lua fragment; see its first comment). */
+const RETAIN = `-- Retention: oldest first, while over the count, over the bytes, or older than the age.
+-- Uses the locals stream, head, first, bytes, firstTs, now, maxCount, maxBytes, maxAgeMs; sets
+-- first, bytes, firstTs and trimmed.
+local trimmed = 0
+local len = head - first + 1
+local cutoff = now - maxAgeMs
+if len > maxCount or bytes > maxBytes or (len > 0 and firstTs < cutoff) then
+  local removeTo = first - 1
+  local cursor = '0-' .. first
+  local done = false
+  while not done do
+    local batch = redis.call('XRANGE', stream, cursor, '+', 'COUNT', 64)
+    if #batch == 0 then break end
+    for _, item in ipairs(batch) do
+      local offset = tonumber(string.match(item[1], '^0%-(%d+)$'))
+      local fields = item[2]
+      local e, t
+      for j = 1, #fields, 2 do
+        if fields[j] == 'e' then e = fields[j + 1] elseif fields[j] == 't' then t = tonumber(fields[j + 1]) end
+      end
+      if len > maxCount or bytes > maxBytes or t < cutoff then
+        removeTo = offset
+        bytes = bytes - #e
+        len = len - 1
+      else
+        firstTs = t
+        done = true
+        break
+      end
+      cursor = '0-' .. (offset + 1)
+    end
+  end
+  if removeTo >= first then
+    redis.call('XTRIM', stream, 'MINID', '0-' .. (removeTo + 1))
+    first = removeTo + 1
+    trimmed = 1
+    if len == 0 then firstTs = 0 end
+  end
+end
+
+`;
+
 /**
  * APPEND — KEYS: meta, stream, channel, then one key per keyed message. ARGV: now, dedupMs,
  * maxCount, maxBytes, maxAgeMs, newEpoch, placeholder epoch, publish (1: SPUBLISH the batch here),
  * nodeId, n, then per message: key index into KEYS (0: none), entry.
- * Returns {epoch, head, first, history, created, then per message: offset, ts, duplicate, epoch}.
+ * Returns {epoch, head, first, history, created, firstTs (0: empty), trimmed, then per message:
+ * offset, ts, duplicate, epoch}.
  */
 export const APPEND = `
 local meta, stream, channel = KEYS[1], KEYS[2], KEYS[3]
@@ -89,42 +133,7 @@ for i = 1, n do
   end
 end
 
--- Retention: oldest first, while over the count, over the bytes, or older than the age.
-local len = head - first + 1
-local cutoff = now - maxAgeMs
-if len > maxCount or bytes > maxBytes or (len > 0 and firstTs < cutoff) then
-  local removeTo = first - 1
-  local cursor = '0-' .. first
-  local done = false
-  while not done do
-    local batch = redis.call('XRANGE', stream, cursor, '+', 'COUNT', 64)
-    if #batch == 0 then break end
-    for _, item in ipairs(batch) do
-      local offset = tonumber(string.match(item[1], '^0%-(%d+)$'))
-      local fields = item[2]
-      local e, t
-      for j = 1, #fields, 2 do
-        if fields[j] == 'e' then e = fields[j + 1] elseif fields[j] == 't' then t = tonumber(fields[j + 1]) end
-      end
-      if len > maxCount or bytes > maxBytes or t < cutoff then
-        removeTo = offset
-        bytes = bytes - #e
-        len = len - 1
-      else
-        firstTs = t
-        done = true
-        break
-      end
-      cursor = '0-' .. (offset + 1)
-    end
-  end
-  if removeTo >= first then
-    redis.call('XTRIM', stream, 'MINID', '0-' .. (removeTo + 1))
-    first = removeTo + 1
-    if len == 0 then firstTs = 0 end
-  end
-end
-
+${RETAIN}
 redis.call('HSET', meta, 'epoch', epoch, 'head', head, 'first', first, 'bytes', bytes, 'lastTs', now,
   'firstTs', firstTs, 'replid', replid, 'history', history)
 
@@ -132,7 +141,7 @@ if publish == '1' and stored > 0 then
   redis.call('SPUBLISH', channel, 'S1\\n' .. epoch .. '\\n' .. nodeId .. '\\n' .. firstNew .. '\\n' .. stored .. '\\n' .. table.concat(parts))
 end
 
-local result = { epoch, head, first, history, created }
+local result = { epoch, head, first, history, created, firstTs, trimmed }
 for i = 1, #out do result[#result + 1] = out[i] end
 return result
 `;
@@ -164,4 +173,37 @@ for _, item in ipairs(batch) do
   expected = expected + 1
 end
 return result
+`;
+
+/**
+ * TRIM — KEYS: meta, stream. ARGV: now, maxCount, maxBytes, maxAgeMs. Applies retention (age, for
+ * topics nobody writes) and returns the oldest retained message's ts (0: none left).
+ */
+export const TRIM = `
+local meta, stream = KEYS[1], KEYS[2]
+local now, maxCount, maxBytes, maxAgeMs = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local m = redis.call('HMGET', meta, 'head', 'first', 'bytes', 'firstTs')
+if not m[1] then return 0 end
+local head, first, bytes, firstTs = tonumber(m[1]), tonumber(m[2]), tonumber(m[3] or '0'), tonumber(m[4] or '0')
+${RETAIN}
+if trimmed == 1 then redis.call('HSET', meta, 'first', first, 'bytes', bytes, 'firstTs', firstTs) end
+return firstTs
+`;
+
+/**
+ * RATE — a per-client token bucket every gateway shares, as GCRA: KEYS: the bucket (its
+ * theoretical arrival time, ms). ARGV: now, rate per second, capacity, n. Passes (0) when the
+ * bucket holds min(n, capacity) tokens and takes n (a large batch leaves it in debt), else returns
+ * the ms to wait and takes nothing — the local TokenBucket's rule, in one key.
+ */
+export const RATE = `
+local now, rate, capacity, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local interval = 1000 / rate
+local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
+local available = (now + capacity * interval - tat) / interval
+local want = math.min(n, capacity)
+if available + 1e-9 < want then return math.ceil((want - available) * interval) end
+tat = tat + n * interval
+redis.call('SET', KEYS[1], tostring(tat), 'PX', math.ceil(tat - now) + 1000)
+return 0
 `;

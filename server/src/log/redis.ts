@@ -42,7 +42,7 @@ import {
   type TopicInfo,
   type TopicLog,
 } from './log.js';
-import { APPEND, READ } from './redis-scripts.js';
+import { APPEND, RATE, READ, TRIM } from './redis-scripts.js';
 import { encodeEntry } from '@sluice/client/protocol';
 
 export interface RedisLogOptions extends StoreOptions {
@@ -135,8 +135,14 @@ function connect(target: RedisTarget, commandTimeoutMs: number, extra: Partial<R
 }
 
 const key = (topic: string, part: string) => `sl:{${topic}}:${part}`;
+const EMPTY = new Uint8Array(0);
 const INCARNATION_KEY = 'sl:inc';
 const TOPICS_KEY = 'sl:topics';
+/** Topics by the ts of their oldest retained message: what the age sweep looks at. */
+const AGES_KEY = 'sl:ages';
+/** Held by the node that sweeps this period. */
+const SWEEP_LOCK = 'sl:sweep';
+const SWEEP_MS = 10_000;
 /** How long a batch that arrived ahead of a missing one waits before the hole is read (ms). */
 const HOLE_WAIT_MS = 50;
 const TAIL_CHECK_MS = 1000;
@@ -188,7 +194,11 @@ export function decodeBatch(b: Buffer): { epoch: string; nodeId: string; first: 
 
 interface Pending {
   topic: string;
+  /** The store timestamp of every message of the batch. */
+  ts: number;
   inputs: AppendInput[];
+  /** Encoded at once: an input's bytes may be a view of a socket buffer valid only now. */
+  entries: Uint8Array[];
   waiters: { at: number; count: number; resolve: (r: AppendResult[]) => void; reject: (e: Error) => void }[];
 }
 
@@ -246,6 +256,8 @@ export class RedisLog implements TopicLog {
     this.minReplicas = options.minReplicas ?? 0;
     client.defineCommand('slAppend', { lua: APPEND });
     client.defineCommand('slRead', { numberOfKeys: 2, lua: READ });
+    client.defineCommand('slTrim', { numberOfKeys: 2, lua: TRIM });
+    client.defineCommand('slRate', { numberOfKeys: 1, lua: RATE });
     const onError = (err: Error) => {
       // ioredis reconnects by itself; remember why for health().
       this.lastError = err.message;
@@ -257,7 +269,11 @@ export class RedisLog implements TopicLog {
     // After a reconnect, notifications may have been missed: check every followed head.
     sub.on('ready', () => void this.checkTails(true));
     client.on('ready', () => { this.lastError = undefined; });
-    this.timer = setInterval(() => void this.checkTails(false), TAIL_CHECK_MS);
+    let ticks = 0;
+    this.timer = setInterval(() => {
+      void this.checkTails(false);
+      if (++ticks % (SWEEP_MS / TAIL_CHECK_MS) === 0) void this.periodicSweep();
+    }, TAIL_CHECK_MS);
     this.timer.unref();
   }
 
@@ -267,9 +283,12 @@ export class RedisLog implements TopicLog {
     if (this.closed) return Promise.reject(new StoreUnavailableError('unavailable', 'the store is closed'));
     if (!this.writable()) return Promise.reject(this.unavailable());
     let p = this.pending.get(topic);
-    if (!p) this.pending.set(topic, (p = { topic, inputs: [], waiters: [] }));
+    if (!p) this.pending.set(topic, (p = { topic, ts: Date.now(), inputs: [], entries: [], waiters: [] }));
     const at = p.inputs.length;
-    for (const m of messages) p.inputs.push(m);
+    for (const m of messages) {
+      p.inputs.push(m.key === undefined ? { data: EMPTY } : { data: EMPTY, key: m.key });
+      p.entries.push(encodeEntry(m.data, p.ts, m.headers));
+    }
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => this.flush());
@@ -366,17 +385,19 @@ export class RedisLog implements TopicLog {
     this.scheduled = false;
     const batches = [...this.pending.values()];
     this.pending = new Map();
-    await Promise.all(batches.map((b) => this.appendBatch(b)));
+    await Promise.all(batches.map((b) => this.appendBatch(b).catch((err: unknown) => {
+      console.error(`sluice: append to ${b.topic} failed`, err);
+      for (const w of b.waiters) w.reject(err instanceof Error ? err : new Error(String(err)));
+    })));
   }
 
   private async appendBatch(p: Pending): Promise<void> {
     const { topic } = p;
     const { dedupWindowMs, retention } = this.options;
     const keys = [key(topic, 'm'), key(topic, 's'), key(topic, 'n')];
-    const now = Date.now();
-    const entries = p.inputs.map((m) => encodeEntry(m.data, now, m.headers));
+    const entries = p.entries;
     const args: (string | number | Buffer)[] = [
-      now, dedupWindowMs, retention.maxCount, retention.maxBytes, retention.maxAgeMs,
+      p.ts, dedupWindowMs, retention.maxCount, retention.maxBytes, retention.maxAgeMs,
       randomId(16), this.placeholder, this.minReplicas === 0 ? 1 : 0, this.nodeId, p.inputs.length,
     ];
     p.inputs.forEach((m, i) => {
@@ -400,11 +421,12 @@ export class RedisLog implements TopicLog {
     }
     const epoch = String(r[0]);
     if (Number(r[4]) === 1) this.client.sadd(TOPICS_KEY, topic).catch(() => undefined);
+    if (Number(r[4]) === 1 || Number(r[6]) === 1) this.noteAge(topic, Number(r[5]));
     const results: AppendResult[] = [];
     const stored: Uint8Array[] = [];
     let firstNew = 0;
     for (let i = 0; i < p.inputs.length; i++) {
-      const at = 5 + i * 4;
+      const at = 7 + i * 4;
       const res = { offset: Number(r[at]), ts: Number(r[at + 1]), duplicate: Number(r[at + 2]) === 1, epoch: String(r[at + 3]) };
       results.push(res);
       if (!res.duplicate) {
@@ -462,6 +484,48 @@ export class RedisLog implements TopicLog {
     const history = parseHistory(m[5]);
     if (history) info.history = history;
     return info;
+  }
+
+  /** A per-client rate-limit bucket every gateway shares (see RATE); `SharedBuckets`. */
+  takeRate(client: string, n: number, rate: number, capacity: number): Promise<number> {
+    return this.call(() => (this.client as unknown as ScriptClient).slRate(`sl:rl:{${client}}`, Date.now(), rate, capacity, n)).then(Number);
+  }
+
+  // ---- age retention ----------------------------------------------------------------------------
+
+  /** Records when a topic's oldest retained message was stored (0: it has none). */
+  private noteAge(topic: string, firstTs: number): void {
+    const op = firstTs > 0 ? this.client.zadd(AGES_KEY, firstTs, topic) : this.client.zrem(AGES_KEY, topic);
+    op.catch(() => undefined);
+  }
+
+  /**
+   * Trims what is older than the retention age in topics nobody writes (a write trims its own
+   * topic). Looks only at topics whose oldest message is that old (a sorted set by age).
+   */
+  async sweep(now: number): Promise<void> {
+    const cutoff = now - this.options.retention.maxAgeMs;
+    const { retention } = this.options;
+    for (let round = 0; round < 10; round++) {
+      const due = await this.client.zrangebyscore(AGES_KEY, '-inf', `(${cutoff}`, 'LIMIT', 0, 500);
+      if (due.length === 0) return;
+      await Promise.all(due.map(async (topic) => {
+        const firstTs = Number(await (this.client as unknown as ScriptClient).slTrim(key(topic, 'm'), key(topic, 's'), now, retention.maxCount, retention.maxBytes, retention.maxAgeMs));
+        this.noteAge(topic, firstTs);
+        if (firstTs > 0 && firstTs < cutoff) throw new Error(`topic ${topic} still holds messages older than its age after a trim`);
+      }));
+    }
+  }
+
+  /** Every SWEEP_MS one node (holding a short lock) sweeps for everyone. */
+  private async periodicSweep(): Promise<void> {
+    if (this.closed || !this.writable()) return;
+    try {
+      const got = await this.client.set(SWEEP_LOCK, this.nodeId, 'PX', SWEEP_MS - 500, 'NX');
+      if (got === 'OK') await this.sweep(Date.now());
+    } catch (err) {
+      this.lastError = (err as Error).message;
+    }
   }
 
   // ---- notifications ----------------------------------------------------------------------------
@@ -595,4 +659,6 @@ export class RedisLog implements TopicLog {
 interface ScriptClient {
   slAppend(numKeys: number, ...args: (string | number | Buffer)[]): Promise<unknown[]>;
   slReadBuffer(meta: string, stream: string, from: number, limit: number, maxBytes: number): Promise<[Buffer | null, ...unknown[]]>;
+  slTrim(meta: string, stream: string, now: number, maxCount: number, maxBytes: number, maxAgeMs: number): Promise<number>;
+  slRate(key: string, now: number, rate: number, capacity: number, n: number): Promise<number>;
 }
