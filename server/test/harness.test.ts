@@ -1,13 +1,13 @@
 /**
  * The real-process harness (helpers/redis.ts) does what cluster-mode tests will rely on: a
- * crash-safe single Redis.
+ * crash-safe single Redis and a converged Redis Cluster that fails over.
  * Each suite's tests run concurrently: they wait on the servers' own clocks (gossip, down-after,
  * health-check intervals), not on the CPU, so the file takes as long as its slowest test.
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { startRedis } from './helpers/redis.js';
+import { startRedis, startRedisCluster } from './helpers/redis.js';
 
 /** True while a process with this PID exists (signal 0 only checks). */
 function alive(pid: number): boolean {
@@ -40,5 +40,38 @@ describe('redis harness', { concurrency: true }, () => {
 
   it('a server that cannot start fails fast with its log tail', { timeout: 15_000 }, async () => {
     await assert.rejects(startRedis({ args: ['--no-such-directive', 'x'] }), /redis-server exited[\s\S]*no-such-directive/);
+  });
+
+  it('cluster of 3 masters + replicas: keys land on every master and survive a master\'s kill -9', { timeout: 30_000 }, async () => {
+    const cluster = await startRedisCluster({ masters: 3, replicasPerMaster: 1 });
+    try {
+      const masters = await cluster.masters();
+      assert.equal(masters.length, 3);
+      // One key per master: a key whose slot that master serves, written through redirects.
+      const ranges = (await masters[0]!.call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
+      const keys = new Map<number, string>(); // master port → its key
+      for (let i = 0; keys.size < 3; i++) {
+        const key = `key:${i}`;
+        const slot = Number(await masters[0]!.call('CLUSTER', 'KEYSLOT', key));
+        const owner = ranges.find(([from, to]) => slot >= from && slot <= to)![2][1];
+        if (keys.has(owner)) continue;
+        assert.equal(await cluster.cli('SET', key, `on ${owner}`), 'OK');
+        keys.set(owner, key);
+      }
+      for (const m of masters) {
+        assert.equal(await m.call('GET', keys.get(m.port)!), `on ${m.port}`, `master :${m.port} holds its key itself`);
+        assert.equal(await m.call('WAIT', 1, 2000), 1, `master :${m.port}'s replica has the key`);
+      }
+
+      const victim = masters[0]!;
+      await victim.kill();
+      const promoted = await cluster.failover(victim.port);
+      assert.notEqual(promoted.port, victim.port);
+      assert.equal(await promoted.call('GET', keys.get(victim.port)!), `on ${victim.port}`);
+      assert.equal(await cluster.cli('GET', keys.get(victim.port)!), `on ${victim.port}`);
+      assert.deepEqual((await cluster.masters()).map((m) => m.port).sort(), [promoted.port, masters[1]!.port, masters[2]!.port].sort());
+    } finally {
+      await cluster.stop();
+    }
   });
 });
