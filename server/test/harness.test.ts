@@ -1,13 +1,14 @@
 /**
  * The real-process harness (helpers/redis.ts) does what cluster-mode tests will rely on: a
- * crash-safe single Redis and a converged Redis Cluster that fails over.
+ * crash-safe single Redis, a converged Redis Cluster that fails over, and a Sentinel failover
+ * that keeps replicated data.
  * Each suite's tests run concurrently: they wait on the servers' own clocks (gossip, down-after,
  * health-check intervals), not on the CPU, so the file takes as long as its slowest test.
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { startRedis, startRedisCluster } from './helpers/redis.js';
+import { startRedis, startRedisCluster, startSentinelSetup, waitForReplicas } from './helpers/redis.js';
 
 /** True while a process with this PID exists (signal 0 only checks). */
 function alive(pid: number): boolean {
@@ -72,6 +73,36 @@ describe('redis harness', { concurrency: true }, () => {
       assert.deepEqual((await cluster.masters()).map((m) => m.port).sort(), [promoted.port, masters[1]!.port, masters[2]!.port].sort());
     } finally {
       await cluster.stop();
+    }
+  });
+
+  it('sentinel: SENTINEL FAILOVER swaps master and replica', { timeout: 30_000 }, async () => {
+    const setup = await startSentinelSetup({ replicas: 1 });
+    try {
+      const fresh = await setup.failover({ how: 'command' });
+      assert.equal(fresh.port, setup.replicas[0]!.port);
+      assert.equal(setup.master.isRunning(), true, 'the old master is not killed');
+    } finally {
+      await setup.stop();
+    }
+  });
+
+  it('sentinel: kill -9 of the master promotes the replica, which has the data', { timeout: 30_000 }, async () => {
+    const setup = await startSentinelSetup({ replicas: 1, sentinels: 3, masterName: 'sluice' });
+    try {
+      const old = await setup.currentMaster();
+      assert.equal(old.port, setup.master.port);
+      await setup.master.call('SET', 'before', 'failover');
+      await waitForReplicas(setup.master, setup.replicas);
+
+      const fresh = await setup.failover();
+      assert.notEqual(fresh.port, old.port);
+      assert.deepEqual(await setup.currentMaster(), fresh);
+      const server = setup.serverAt(fresh)!;
+      assert.equal(await server.call('GET', 'before'), 'failover');
+      assert.equal(await server.call('SET', 'after', 'writable'), 'OK');
+    } finally {
+      await setup.stop();
     }
   });
 });

@@ -83,6 +83,11 @@ export interface LaunchSpec {
   argv(ports: { port: number; busPort: number | undefined }, dir: string): string[];
   /** Allocate a second free port for the cluster bus. */
   needsBusPort?: boolean;
+  /**
+   * A port the caller chose (because other config files name it) instead of a fresh free one.
+   * Such a start cannot retry on another port if it loses the race for this one.
+   */
+  port?: number;
   password?: string | undefined;
   readyTimeoutMs?: number | undefined;
   /** Called with the fresh dir before the first start, e.g. to write a config file into it. */
@@ -124,7 +129,8 @@ export async function launchRedis(spec: LaunchSpec): Promise<RedisServer> {
   try {
     spec.prepare?.(dir);
     const server = new RedisProcess(spec, dir);
-    await server.start(false);
+    if (spec.port !== undefined) server.port = spec.port;
+    await server.start(spec.port !== undefined);
     return server;
   } catch (err) {
     removeOwnedDir(dir);
