@@ -1,13 +1,16 @@
 /**
- * The real-process harness (helpers/redis.ts) does what cluster-mode tests will rely on: a
- * crash-safe single Redis, a converged Redis Cluster that fails over, and a Sentinel failover
- * that keeps replicated data.
+ * The real-process harness (helpers/redis.ts, helpers/haproxy.ts) does what cluster-mode tests
+ * will rely on: a crash-safe single Redis, a converged Redis Cluster that fails over, a Sentinel
+ * failover that keeps replicated data, and an HAProxy that balances and drops unready backends.
  * Each suite's tests run concurrently: they wait on the servers' own clocks (gossip, down-after,
  * health-check intervals), not on the CPU, so the file takes as long as its slowest test.
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import { describe, it } from 'node:test';
+import { spawnGateway } from './helpers/gateway.js';
+import { startHaproxy } from './helpers/haproxy.js';
 import { startRedis, startRedisCluster, startSentinelSetup, waitForReplicas } from './helpers/redis.js';
 
 /** True while a process with this PID exists (signal 0 only checks). */
@@ -103,6 +106,78 @@ describe('redis harness', { concurrency: true }, () => {
       assert.equal(await server.call('SET', 'after', 'writable'), 'OK');
     } finally {
       await setup.stop();
+    }
+  });
+});
+
+/** A stand-in gateway: /readyz answers 200 or 503 as told, every other path answers its name. */
+interface FakeNode {
+  name: string;
+  port: number;
+  ready: boolean;
+  close(): Promise<void>;
+}
+
+async function fakeNode(name: string): Promise<FakeNode> {
+  const node = { name, port: 0, ready: true } as FakeNode;
+  const server: Server = createServer((req, res) => {
+    if (req.url === '/readyz') res.writeHead(node.ready ? 200 : 503).end();
+    else res.writeHead(200, { 'content-type': 'text/plain' }).end(name);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  node.port = (server.address() as { port: number }).port;
+  node.close = () => new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections(); // HAProxy's idle keep-alive connections too: closed means gone
+  });
+  return node;
+}
+
+/** Which node answered each of `n` sequential requests through the balancer. */
+async function hits(url: string, n: number): Promise<Map<string, number>> {
+  const count = new Map<string, number>();
+  for (let i = 0; i < n; i++) {
+    const res = await fetch(`${url}/who`);
+    assert.equal(res.status, 200);
+    const name = await res.text();
+    count.set(name, (count.get(name) ?? 0) + 1);
+  }
+  return count;
+}
+
+describe('haproxy harness (deploy/haproxy.cfg)', { concurrency: true }, () => {
+  it('balances without stickiness and stops routing to a node that is not ready or is gone', { timeout: 20_000 }, async () => {
+    const nodes = await Promise.all(['a', 'b', 'c'].map(fakeNode));
+    const lb = await startHaproxy(nodes, { waitForUp: 3 });
+    try {
+      assert.equal(await lb.backendsUp(), 3);
+      assert.deepEqual([...(await hits(lb.url, 9)).keys()].sort(), ['a', 'b', 'c'], 'every node gets requests');
+
+      nodes[1]!.ready = false; // b: /readyz 503, as while draining
+      await lb.waitForBackendsUp(2);
+      assert.deepEqual([...(await hits(lb.url, 6)).keys()].sort(), ['a', 'c']);
+
+      await nodes[2]!.close(); // c: gone, connections refused
+      await lb.waitForBackendsUp(1);
+      assert.deepEqual([...(await hits(lb.url, 4)).keys()], ['a']);
+    } finally {
+      await lb.stop();
+      await Promise.all([nodes[0]!.close(), nodes[1]!.close()]);
+    }
+  });
+
+  it('real gateways pass its /readyz check, and one that drains (SIGTERM) leaves the pool', { timeout: 20_000 }, async () => {
+    const gateways = await Promise.all([spawnGateway(['--store', 'memory']), spawnGateway(['--store', 'memory'])]);
+    const lb = await startHaproxy(gateways, { waitForUp: 2 });
+    try {
+      const res = await fetch(`${lb.url}/readyz`);
+      assert.deepEqual([res.status, await res.json()], [200, { status: 'ready' }]);
+      await gateways[0]!.kill('SIGTERM');
+      await lb.waitForBackendsUp(1);
+      assert.equal((await fetch(`${lb.url}/healthz`)).status, 200, 'the other gateway serves');
+    } finally {
+      await lb.stop();
+      await Promise.all(gateways.map((g) => g.kill()));
     }
   });
 });
