@@ -119,12 +119,21 @@ function connect(target: RedisTarget, commandTimeoutMs: number, extra: Partial<R
   if (target.username !== undefined) base.username = target.username;
   if (target.tls) base.tls = {};
   if (target.mode === 'cluster') {
+    // The cluster client manages its node connections (their queues and retries) itself: give
+    // them only how to authenticate and how long a command may take.
+    const node: ClusterOptions['redisOptions'] = { maxRetriesPerRequest: 0, commandTimeout: commandTimeoutMs, connectTimeout: base.connectTimeout! };
+    if (base.password !== undefined) node.password = base.password;
+    if (base.username !== undefined) node.username = base.username;
+    if (base.tls) node.tls = base.tls;
     const opts: ClusterOptions = {
       enableOfflineQueue: false,
       lazyConnect: true,
       shardedSubscribers: true,
+      // Auto-pipelining mixes slots in one pipeline, which a cluster refuses: commands are still
+      // written back to back without waiting, one write each.
+      enableAutoPipelining: false,
       clusterRetryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
-      redisOptions: { ...base, lazyConnect: false },
+      redisOptions: node,
     };
     return new Cluster(target.nodes, opts);
   }
