@@ -14,7 +14,7 @@ import { spawnGateway, type GatewayProcess } from '../src/testing.js';
 import { api } from './helpers/http.js';
 import { notYet, pollUntil } from './helpers/poll.js';
 import { RawClient } from './helpers/raw-client.js';
-import { startRedis, type RedisServer } from './helpers/redis.js';
+import { startRedis, startRedisCluster, type RedisServer } from './helpers/redis.js';
 
 let redis: RedisServer;
 let gws: GatewayProcess[] = [];
@@ -38,20 +38,20 @@ async function untilListed(gw: GatewayProcess, n: number, timeoutMs: number): Pr
   return { nodes, ms: Date.now() - started };
 }
 
-before(async () => {
-  redis = await startRedis();
-  gws = await Promise.all([0, 1, 2].map(() => spawnGateway({ store: 'redis', redisUrl: redis.url })));
-  ids = await Promise.all(gws.map(async (gw) => (await nodesSeenBy(gw)).find((n) => n.self)!.id));
-});
-
-after(async () => {
-  for (const c of clients) c.close();
-  for (const gw of gws) gw.proc.kill('SIGCONT');
-  await Promise.all(gws.map((gw) => gw.kill('SIGKILL')));
-  await redis?.stop();
-});
-
 describe('cluster admin: three gateways on one Redis', () => {
+  before(async () => {
+    redis = await startRedis();
+    gws = await Promise.all([0, 1, 2].map(() => spawnGateway({ store: 'redis', redisUrl: redis.url })));
+    ids = await Promise.all(gws.map(async (gw) => (await nodesSeenBy(gw)).find((n) => n.self)!.id));
+  });
+
+  after(async () => {
+    for (const c of clients) c.close();
+    for (const gw of gws) gw.proc.kill('SIGCONT');
+    await Promise.all(gws.map((gw) => gw.kill('SIGKILL')));
+    await redis?.stop();
+  });
+
   it('GET /v1/admin/nodes on any node lists all three, with their ids, addresses and figures', async () => {
     assert.equal(new Set(ids).size, 3, 'three distinct node ids');
     for (const [i, gw] of gws.entries()) {
@@ -172,5 +172,37 @@ describe('cluster admin: three gateways on one Redis', () => {
       const n = (await api<Admin.Stats>(gws[1]!.url, '/v1/admin/stats')).body.nodes;
       return n === 2 ? n : notYet(String(n));
     }, { timeoutMs: 3000, intervalMs: 50 });
+  });
+});
+
+describe('cluster admin: two gateways on a Redis Cluster (classic pub/sub across shards)', () => {
+  it('each lists both, and a connection on one is listed and closed through the other', { timeout: 60_000 }, async () => {
+    const cluster = await startRedisCluster({ masters: 3 });
+    const pair: GatewayProcess[] = [];
+    const url = `redis+cluster://${cluster.startupNodes.map((n) => `${n.host}:${n.port}`).join(',')}`;
+    const victims: RawClient[] = [];
+    try {
+      pair.push(...(await Promise.all([0, 1].map(() => spawnGateway({ store: 'redis', redisUrl: url })))));
+      const [a, b] = [pair[0]!, pair[1]!];
+      const { nodes } = await untilListed(a, 2, 5000);
+      await untilListed(b, 2, 5000);
+      const idOfB = nodes.find((n) => !n.self)!.id;
+      assert.equal(nodes.find((n) => !n.self)!.address, b.url);
+
+      const victim = await RawClient.connect(b.url, { headers: { 'user-agent': 'on-b' } });
+      victims.push(victim);
+      await victim.subscribe(1, 'clc.room', {});
+      const detail = await api<Admin.TopicDetail>(a.url, '/v1/admin/topics/clc.room');
+      assert.deepEqual([detail.status, detail.body.unanswered, detail.body.subscribers.map((s) => [s.node, s.userAgent])], [200, [], [[idOfB, 'on-b']]]);
+      const row = (await api<Admin.ConnectionRow[]>(a.url, '/v1/admin/connections')).body.find((c) => c.userAgent === 'on-b')!;
+      assert.equal(row.node, idOfB);
+      const kicked = await api(a.url, `/v1/admin/connections/${row.id}`, { method: 'DELETE' });
+      assert.deepEqual([kicked.status, kicked.body], [200, { id: row.id, closed: true, node: idOfB }]);
+      assert.equal((await victim.closed).code, 4202);
+    } finally {
+      for (const v of victims) v.close();
+      await Promise.all(pair.map((gw) => gw.kill('SIGKILL')));
+      await cluster.stop();
+    }
   });
 });
