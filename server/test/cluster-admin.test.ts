@@ -153,6 +153,8 @@ describe('cluster admin: three gateways on one Redis', () => {
       const kick = await api(gws[0]!.url, '/v1/admin/connections/no-such-connection', { method: 'DELETE' });
       assert.deepEqual([kick.status, kick.body.error.code], [503, 'unavailable'], 'the hung node might have it');
       assert.match(kick.body.error.message, new RegExp(hungId));
+      const direct = await api(gws[0]!.url, `/v1/admin/connections/no-such-connection?node=${hungId}`, { method: 'DELETE' });
+      assert.deepEqual([direct.status, direct.body.error.code], [503, 'unavailable']);
     } finally {
       hung.proc.kill('SIGCONT');
     }

@@ -364,11 +364,13 @@ export class Admin {
   /**
    * Closes a connection or stream on the node that holds it (`node`: only that one is asked).
    * `closedOn` is that node's id, undefined when no node that answered has it; `unanswered`
-   * names the nodes that did not answer in time (one of them may hold it).
+   * names the nodes that did not answer in time (one of them may hold it). A `node` that is not
+   * listed is not asked: nothing is closed, and nobody is unanswered.
    */
   async kick(id: string, node?: string): Promise<{ closedOn: string | undefined; unanswered: string[] }> {
     const { nodes } = this.ctx;
     if (node !== undefined) {
+      if (!(await nodes.list()).some((n) => n.id === node)) return { closedOn: undefined, unanswered: [] };
       try {
         return { closedOn: (await nodes.ask<boolean>(node, 'kick', { id })) ? node : undefined, unanswered: [] };
       } catch {
