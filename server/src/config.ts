@@ -117,6 +117,8 @@ export interface Config {
   read: ReadPolicy;
   /** Directory of the built console, served at /console when present. */
   consoleDir: string | undefined;
+  /** The URL this node is reached at, as the admin API lists it (undefined: the one it listens on). */
+  publicUrl: string | undefined;
   /** Print nothing but the listening line and errors. */
   quiet: boolean;
 }
@@ -164,6 +166,7 @@ export function defaultConfig(): Config {
     read: { ...DEFAULT_READ_POLICY },
     redis: { url: 'redis://127.0.0.1:6379', minReplicas: 0, commandTimeoutMs: 2000 },
     consoleDir: undefined,
+    publicUrl: undefined,
     quiet: false,
   };
 }
@@ -294,6 +297,14 @@ export const OPTIONS: Option[] = [
   { flag: 'max-http-streams', env: 'SLUICE_MAX_HTTP_STREAMS', help: 'long-polls plus SSE streams open at once (default 100000)', set: (c, v, n) => { c.http.maxStreams = int(n, v, 1); } },
   { flag: 'rate-limit', env: 'SLUICE_RATE_LIMIT', help: 'publishes/s per WebSocket connection, 0 = off (default off)', set: (c, v, n) => { c.rates.perConnection = num(n, v); } },
   { flag: 'rate-limit-client', env: 'SLUICE_RATE_LIMIT_CLIENT', help: 'publishes/s per client over all connections and HTTP, 0 = off (default off)', set: (c, v, n) => { c.rates.perClient = num(n, v); } },
+  {
+    flag: 'public-url', env: 'SLUICE_PUBLIC_URL',
+    help: 'the URL this node is reached at, as the console\'s Nodes view shows it (default: the listening URL)',
+    set: (c, v, n) => {
+      if (v && !URL.canParse(v)) throw new ConfigError(`${n} must be a URL like https://gw1.example.com, got "${v}"`);
+      c.publicUrl = v || undefined;
+    },
+  },
   { flag: 'console-dir', env: 'SLUICE_CONSOLE_DIR', help: 'directory of the built console (default: console/dist of this repository, when built)', set: (c, v) => { c.consoleDir = v; } },
 ];
 

@@ -8,4 +8,5 @@ export type { TopicLog, TopicInfo, AppendInput, AppendResult, ReadResult, Retent
 export { MemoryLog } from './log/memory.js';
 export { DiskLog } from './log/disk.js';
 export type { Authenticator, Principal, Action } from './auth/auth.js';
+export type { Nodes, NodeRow, NodeFigures } from './cluster/nodes.js';
 export { JwtAuthenticator } from './auth/jwt.js';

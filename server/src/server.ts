@@ -7,6 +7,8 @@ import { CloseCode } from '@sluice/client/protocol';
 import { App, us_listen_socket_close, us_socket_local_port, type us_listen_socket } from 'uWebSockets.js';
 import { DevAuthenticator, type Authenticator } from './auth/auth.js';
 import { jwtFromConfig } from './auth/jwt.js';
+import { SoloNode, type Nodes, type SelfInfo } from './cluster/nodes.js';
+import { RedisNodes } from './cluster/redis-nodes.js';
 import type { Config } from './config.js';
 import { mountBasics, mountNotFound } from './gateway/http.js';
 import { mountWebSocket } from './gateway/ws.js';
@@ -23,6 +25,7 @@ import { RedisLog } from './log/redis.js';
 import { Metrics } from './metrics.js';
 import { RateLimiter } from './ratelimit.js';
 import type { Session } from './session/session.js';
+import { randomId } from './util/id.js';
 
 export const VERSION: string = (JSON.parse(
   readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
@@ -40,6 +43,8 @@ export interface RunningServer {
   readonly auth: Authenticator;
   readonly origins: OriginPolicy;
   readonly http: HttpApi;
+  /** This node and, in cluster mode, the others (the admin API's view of the cluster). */
+  readonly nodes: Nodes;
   /** Directory of the console build served at /console, if any. */
   readonly consoleDir: string | undefined;
   /** Stops accepting, closes every connection (1001), waits for pending appends, closes the store. */
@@ -80,6 +85,25 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
   const publisher = new PublishService({ store, metrics, rates, maxPayload: config.limits.maxFrame });
   const sessions = new Set<Session>();
   let draining = false;
+  const self: SelfInfo = {
+    id: store instanceof RedisLog ? store.nodeId : randomId(12),
+    version: VERSION,
+    startedAt: Date.now(),
+    figures: () => {
+      const c = hub.stateCounts();
+      return { connections: sessions.size, subscriptions: c.live + c.paused + c.catchup + c.opening };
+    },
+  };
+  let nodes: Nodes;
+  try {
+    nodes = store instanceof RedisLog
+      ? await RedisNodes.open({ target: store.target, commandTimeoutMs: config.redis.commandTimeoutMs, self })
+      : new SoloNode(self);
+  } catch (err) {
+    hub.close();
+    await store.close();
+    throw err;
+  }
 
   metrics.gauge('sluice_connections', 'Open WebSocket connections.', () => sessions.size);
   metrics.gauge('sluice_subscriptions', 'Subscriptions by state (paused = no credit).', () => {
@@ -95,7 +119,7 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
     http: { origins, metrics },
   });
   const http = new HttpApi(app, {
-    store, publisher, reader, hub, auth, metrics, limits: config.limits, http: config.http, origins, rates, sessions, version: VERSION,
+    store, publisher, reader, hub, auth, metrics, limits: config.limits, http: config.http, origins, rates, sessions, version: VERSION, nodes,
   });
   const consoleDir = mountConsole(app, metrics, config.consoleDir);
   mountBasics(app, { origins, metrics }, () => !draining, () => {
@@ -110,9 +134,11 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
   });
   const port = us_socket_local_port(listenSocket);
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `http://${host}:${port}`;
+  await nodes.announce(config.publicUrl ?? url);
 
   return {
-    url: `http://${host}:${port}`,
+    url,
     port,
     store,
     hub,
@@ -123,6 +149,7 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
     auth,
     origins,
     http,
+    nodes,
     consoleDir,
     async close() {
       if (draining) return;
@@ -131,6 +158,7 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
       for (const s of [...sessions]) s.disconnect(CloseCode.GOING_AWAY, 'gateway shutting down');
       http.close();
       hub.close();
+      await nodes.close();
       await store.close();
       metrics.stop();
       app.close();

@@ -16,8 +16,10 @@ import { fileURLToPath } from 'node:url';
 export const CLI_PATH = fileURLToPath(new URL('./cli.js', import.meta.url));
 
 export interface SpawnOptions {
-  store?: 'disk' | 'memory';
+  store?: 'disk' | 'memory' | 'redis';
   dataDir?: string;
+  /** `--redis-url` (cluster mode, with `store: 'redis'`). */
+  redisUrl?: string;
   /** Fixed port (default: a free one). Use the previous port to restart "the same" gateway. */
   port?: number;
   /** Extra `sluice serve` flags. */
@@ -57,6 +59,7 @@ export async function spawnGateway(options: SpawnOptions = {}): Promise<GatewayP
   const args = [CLI_PATH, 'serve', '--host', '127.0.0.1', '--port', String(port), '--quiet'];
   if (options.store) args.push('--store', options.store);
   if (options.dataDir) args.push('--data', options.dataDir);
+  if (options.redisUrl) args.push('--redis-url', options.redisUrl);
   args.push(...(options.args ?? []));
   const proc = spawn(process.execPath, args, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';

@@ -36,13 +36,23 @@ describe('admin API', () => {
     const r = await api(gw.url, '/v1/admin/stats');
     assert.equal(r.status, 200);
     const s = r.body;
-    assert.deepEqual(Object.keys(s).sort(), ['authMode', 'connections', 'errors', 'http', 'rates', 'storeBytes', 'subscriptions', 'topics', 'uptimeMs', 'version']);
-    assert.deepEqual([s.version, s.authMode, s.connections, s.topics], [VERSION, 'dev', 2, 1]);
+    assert.deepEqual(Object.keys(s).sort(), ['authMode', 'connections', 'errors', 'http', 'nodes', 'rates', 'storeBytes', 'subscriptions', 'topics', 'uptimeMs', 'version']);
+    assert.deepEqual([s.version, s.authMode, s.connections, s.topics, s.nodes], [VERSION, 'dev', 2, 1, 1]);
     assert.deepEqual(s.subscriptions, { live: 1, paused: 1, catchup: 0 });
     assert.deepEqual(Object.keys(s.rates).sort(), ['bytesInPerSec', 'bytesOutPerSec', 'messagesInPerSec', 'messagesOutPerSec']);
     assert.ok(s.storeBytes > 0 && s.uptimeMs >= 0);
     assert.equal(s.errors['invalid-topic'], 1);
     assert.deepEqual(s.http, { longPolls: 0, eventStreams: 1, adminStreams: 0 });
+  });
+
+  it('GET /v1/admin/nodes: without cluster mode, the node itself', async () => {
+    const r = await api(gw.url, '/v1/admin/nodes');
+    assert.equal(r.status, 200);
+    assert.equal(r.body.length, 1);
+    const n = r.body[0];
+    assert.deepEqual(Object.keys(n).sort(), ['address', 'connections', 'id', 'lastSeen', 'self', 'startedAt', 'subscriptions', 'uptimeMs', 'version']);
+    assert.deepEqual([n.id, n.address, n.connections, n.subscriptions, n.version, n.self], [gw.nodes.id, gw.url, 2, 2, VERSION, true]);
+    assert.ok(n.startedAt <= Date.now() && n.uptimeMs >= 0 && Math.abs(n.lastSeen - Date.now()) < 5000);
   });
 
   it('GET /v1/admin/topics: one row per topic, with subscriber states and a per-topic rate', async () => {
@@ -78,8 +88,9 @@ describe('admin API', () => {
     assert.ok(typeof l.since === 'number' && l.since > 0 && l.since <= Date.now());
     assert.deepEqual({ ...l, since: 0 }, {
       transport: 'ws', connection: liveSession.id, clientId: 'anonymous', client: 'raw-test', remoteAddress: '127.0.0.1',
-      userAgent: 'live-agent/1', subId: 1, state: 'live', credit: 64 - 5, cursor: 5, lag: 0, delivered: 5, since: 0,
+      userAgent: 'live-agent/1', subId: 1, state: 'live', credit: 64 - 5, cursor: 5, lag: 0, delivered: 5, since: 0, node: gw.nodes.id,
     });
+    assert.deepEqual([r.body.live, r.body.paused, r.body.unanswered], [2, 1, []]);
     assert.deepEqual([p.subId, p.state, p.credit, p.cursor, p.lag, p.delivered], [7, 'paused', 0, 0, 5, 0]);
     assert.deepEqual([e.transport, e.state, e.credit, e.cursor, e.lag, e.delivered], ['sse', 'live', null, 5, 0, 5]);
 
@@ -96,8 +107,9 @@ describe('admin API', () => {
     const l = rows.find((c) => c.userAgent === 'live-agent/1')!;
     const p = rows.find((c) => c.userAgent === 'paused-agent/1')!;
     const e = rows.find((c) => c.userAgent === 'sse-agent/1')!;
-    assert.deepEqual(Object.keys(l).sort(), ['bytesIn', 'bytesOut', 'client', 'clientId', 'connectedAt', 'id', 'remoteAddress', 'subscriptions', 'transport', 'userAgent']);
-    assert.deepEqual([l.transport, l.client, l.clientId, l.remoteAddress, l.subscriptions], ['ws', 'raw-test', 'anonymous', '127.0.0.1', 1]);
+    assert.deepEqual(Object.keys(l).sort(), ['bytesIn', 'bytesOut', 'client', 'clientId', 'connectedAt', 'id', 'node', 'remoteAddress', 'subscriptions', 'transport', 'userAgent']);
+    assert.deepEqual([l.transport, l.client, l.clientId, l.remoteAddress, l.subscriptions, l.node], ['ws', 'raw-test', 'anonymous', '127.0.0.1', 1, gw.nodes.id]);
+    assert.equal(r.headers.get('sluice-unanswered-nodes'), null, 'every node answered');
     assert.ok(l.bytesIn > 0);
     // The live one got five messages through the native fan-out on top of its control frames.
     assert.ok(l.bytesOut > p.bytesOut + 5 * 8, `live ${l.bytesOut} vs paused ${p.bytesOut}`);
@@ -109,7 +121,7 @@ describe('admin API', () => {
     const victim = await RawClient.connect(gw.url);
     const id = [...gw.sessions].find((s) => s.clientName === 'raw-test' && s.subs.size === 0)!.id;
     const r = await api(gw.url, `/v1/admin/connections/${id}`, { method: 'DELETE' });
-    assert.deepEqual([r.status, r.body], [200, { id, closed: true }]);
+    assert.deepEqual([r.status, r.body], [200, { id, closed: true, node: gw.nodes.id }]);
     assert.equal((await victim.closed).code, 4202);
 
     const stream = await SseReader.open(`${gw.url}/v1/topics/adm.kick/events`);
@@ -122,13 +134,16 @@ describe('admin API', () => {
 
     const missing = await api(gw.url, '/v1/admin/connections/nope', { method: 'DELETE' });
     assert.deepEqual([missing.status, missing.body.error.code], [404, 'bad-request']);
+    const elsewhere = await api(gw.url, `/v1/admin/connections/${id}?node=not-a-node`, { method: 'DELETE' });
+    assert.deepEqual([elsewhere.status, elsewhere.body.error.message], [404, `no connection ${id} on node not-a-node`]);
   });
 
-  it('GET /v1/admin/stream: {stats, topics} every second; connections and a topic\'s detail on request', async () => {
+  it('GET /v1/admin/stream: {stats, topics, nodes, unanswered} every second; connections and a topic\'s detail on request', async () => {
     const s = await SseReader.open(`${gw.url}/v1/admin/stream`);
     assert.equal(s.status, 200);
     const first = JSON.parse((await s.next((e) => e.event === 'stats')).data);
-    assert.deepEqual(Object.keys(first).sort(), ['stats', 'topics']);
+    assert.deepEqual(Object.keys(first).sort(), ['nodes', 'stats', 'topics', 'unanswered']);
+    assert.deepEqual([first.nodes.length, first.nodes[0].self, first.unanswered], [1, true, []]);
     assert.equal(first.stats.version, VERSION);
     assert.ok(first.topics.some((t: { topic: string }) => t.topic === T));
     const second = JSON.parse((await s.next((e) => e.event === 'stats', 3000)).data);

@@ -2,18 +2,26 @@
  * The admin API, for the console. Every route needs a token with `admin: true` (dev mode: open);
  * GET routes also take the token as `?token=` because EventSource cannot set headers.
  *
- * - `GET /v1/admin/stats`                 gateway totals and rates
- * - `GET /v1/admin/topics`                one row per topic (stored, or with subscribers)
- * - `GET /v1/admin/topics/{topic}`        a topic and each of its subscribers
- * - `GET /v1/admin/connections`           WebSocket connections and SSE streams
- * - `DELETE /v1/admin/connections/{id}`   closes one (WebSocket: close 4202, the SDK reconnects;
+ * - `GET /v1/admin/stats`                 this node's totals and rates, and how many nodes there are
+ * - `GET /v1/admin/nodes`                 the gateway nodes (cluster mode: every live one; else this one)
+ * - `GET /v1/admin/topics`                one row per topic (stored, or with subscribers on this node)
+ * - `GET /v1/admin/topics/{topic}`        a topic and each of its subscribers, on every node
+ * - `GET /v1/admin/connections`           WebSocket connections and SSE streams, on every node
+ * - `DELETE /v1/admin/connections/{id}`   closes one, on whichever node holds it (`?node=<id>`: ask
+ *                                         only that one) (WebSocket: close 4202, the SDK reconnects;
  *                                         SSE: `event: end` {code: "kicked"}, EventSource reconnects)
- * - `GET /v1/admin/stream`                SSE every second: `event: stats` {stats, topics}; with
- *                                         `?connections=1` also `event: connections` (the list), with
- *                                         `?topic=<name>` also `event: topic` (its detail)
+ * - `GET /v1/admin/stream`                SSE every second: `event: stats` {stats, topics, nodes,
+ *                                         unanswered}; with `?connections=1` also `event: connections`
+ *                                         (the list), with `?topic=<name>` also `event: topic` (its detail)
  *
- * Subscribers and connections list both transports; `transport` says which. Per-topic rates come
- * from a counter per topic fed by the store's `watch`, sampled once a second.
+ * Subscribers and connections list both transports; `transport` says which, `node` where it is.
+ * Per-topic rates come from a counter per topic fed by the store's `watch`, sampled once a second.
+ *
+ * Across nodes (cluster mode, see cluster/): what only a node knows — its connections, a topic's
+ * subscribers on it, closing one of its connections — is asked of every node with a time limit
+ * (~500 ms). A node that does not answer in time is named, never waited for: `unanswered` in a
+ * topic's detail and in the stream's stats event, the `sluice-unanswered-nodes` header of
+ * `GET /v1/admin/connections` (its body stays a plain list).
  */
 import { CloseCode, topicError, type Admin as Wire } from '@sluice/client/protocol';
 
@@ -25,6 +33,7 @@ type ConnectionRow = Wire.ConnectionRow;
 type SubState = SubscriberRow['state'];
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { Principal } from '../auth/auth.js';
+import type { NodeRow } from '../cluster/nodes.js';
 import { atExpiry } from '../core/expiry.js';
 import type { SubscriptionView } from '../hub/subscription.js';
 import type { TopicInfo, TopicLog } from '../log/log.js';
@@ -168,6 +177,18 @@ export class Admin {
   ) {
     this.rates = new TopicRates(ctx.store);
     this.feed = new AdminFeed((wanted) => this.renderFeed(wanted));
+    // What other nodes ask of this one (cluster/nodes.ts); params come from a peer through Redis.
+    ctx.nodes.handle('connections', () => this.localConnections());
+    ctx.nodes.handle('subscribers', (p) => {
+      const { topic, head } = p as { topic: unknown; head: unknown };
+      if (typeof topic !== 'string' || typeof head !== 'number') throw new Error('subscribers: bad params');
+      return this.subscriberRows(topic, head);
+    });
+    ctx.nodes.handle('kick', (p) => {
+      const { id } = p as { id: unknown };
+      if (typeof id !== 'string') throw new Error('kick: bad params');
+      return this.localKick(id);
+    });
   }
 
   close(): void {
@@ -191,7 +212,12 @@ export class Admin {
       topics: (await ctx.store.topics()).length,
       errors: ctx.metrics.errorCounts(),
       http: { longPolls: this.polls.size, eventStreams: this.streams.size, adminStreams: this.feed.size },
+      nodes: ctx.nodes.count,
     };
+  }
+
+  nodes(): Promise<NodeRow[]> {
+    return this.ctx.nodes.list();
   }
 
   async topics(): Promise<TopicRow[]> {
@@ -238,14 +264,15 @@ export class Admin {
     const { hub, sessions } = this.ctx;
     const subs = hub.subscribers(topic);
     const rows: SubscriberRow[] = [];
+    const node = this.ctx.nodes.id;
     const byConn = new Map<unknown, Session>();
     if (subs.length > 0) for (const s of sessions) byConn.set(s.conn, s);
-    for (const sub of subs) rows.push(this.wsSubscriber(sub, head, byConn.get(sub.conn)));
-    for (const s of this.streams.of(topic)) rows.push(sseSubscriber(s, head));
+    for (const sub of subs) rows.push(this.wsSubscriber(sub, head, byConn.get(sub.conn), node));
+    for (const s of this.streams.of(topic)) rows.push(sseSubscriber(s, head, node));
     return rows;
   }
 
-  private wsSubscriber(sub: SubscriptionView, head: number, session: Session | undefined): SubscriberRow {
+  private wsSubscriber(sub: SubscriptionView, head: number, session: Session | undefined, node: string): SubscriberRow {
     const { hub } = this.ctx;
     const { credit, cursor } = hub.position(sub);
     const state: SubState = sub.state === 'live' || sub.state === 'paused' ? sub.state : 'catchup';
@@ -263,6 +290,7 @@ export class Admin {
       lag: Math.max(0, head - cursor),
       delivered: hub.delivered(sub),
       since: sub.createdAt,
+      node,
     };
   }
 
@@ -272,14 +300,34 @@ export class Admin {
     return detail.head === 0 && detail.subscribers.length === 0 ? undefined : detail;
   }
 
-  /** A topic and its subscribers, also when it has none yet (a live page waiting for its topic). */
+  /**
+   * A topic and its subscribers on every node, also when it has none yet (a live page waiting for
+   * its topic). Every node measures lag against the same head, read here.
+   */
   async topicDetail(topic: string): Promise<TopicDetail> {
     const info = await this.ctx.store.info(topic);
-    return { ...this.row(info), subscribers: this.subscriberRows(topic, info.head) };
+    const { answers, unanswered } = await this.ctx.nodes.gather<SubscriberRow[]>('subscribers', { topic, head: info.head });
+    const subscribers = answers.flatMap((a) => a.value);
+    const { subscribers: _local, ...row } = this.row(info);
+    return {
+      ...row,
+      live: subscribers.filter((s) => s.state === 'live').length,
+      paused: subscribers.filter((s) => s.state === 'paused').length,
+      subscribers,
+      unanswered,
+    };
   }
 
-  connections(): ConnectionRow[] {
+  /** The connections of every node, and the nodes that did not answer in time. */
+  async connections(): Promise<{ rows: ConnectionRow[]; unanswered: string[] }> {
+    const { answers, unanswered } = await this.ctx.nodes.gather<ConnectionRow[]>('connections', {});
+    return { rows: answers.flatMap((a) => a.value), unanswered };
+  }
+
+  /** This node's connections. */
+  private localConnections(): ConnectionRow[] {
     const rows: ConnectionRow[] = [];
+    const node = this.ctx.nodes.id;
     for (const s of this.ctx.sessions) {
       rows.push({
         transport: 'ws',
@@ -292,6 +340,7 @@ export class Admin {
         subscriptions: s.subs.size,
         bytesIn: s.bytesIn,
         bytesOut: s.bytesOut,
+        node,
       });
     }
     for (const s of this.streams.all) {
@@ -306,13 +355,34 @@ export class Admin {
         subscriptions: 1,
         bytesIn: 0,
         bytesOut: s.writer.bytesOut,
+        node,
       });
     }
     return rows;
   }
 
-  /** Closes a connection or stream; false when there is none with this id. */
-  kick(id: string): boolean {
+  /**
+   * Closes a connection or stream on the node that holds it (`node`: only that one is asked).
+   * `closedOn` is that node's id, undefined when no node that answered has it; `unanswered`
+   * names the nodes that did not answer in time (one of them may hold it). A `node` that is not
+   * listed is not asked: nothing is closed, and nobody is unanswered.
+   */
+  async kick(id: string, node?: string): Promise<{ closedOn: string | undefined; unanswered: string[] }> {
+    const { nodes } = this.ctx;
+    if (node !== undefined) {
+      if (!(await nodes.list()).some((n) => n.id === node)) return { closedOn: undefined, unanswered: [] };
+      try {
+        return { closedOn: (await nodes.ask<boolean>(node, 'kick', { id })) ? node : undefined, unanswered: [] };
+      } catch {
+        return { closedOn: undefined, unanswered: [node] };
+      }
+    }
+    const { answers, unanswered } = await nodes.gather<boolean>('kick', { id });
+    return { closedOn: answers.find((a) => a.value)?.node, unanswered };
+  }
+
+  /** Closes a connection or stream of this node; false when there is none with this id. */
+  private localKick(id: string): boolean {
     for (const s of this.ctx.sessions) {
       if (s.id === id) {
         s.disconnect(CloseCode.KICKED, 'disconnected by an administrator');
@@ -333,15 +403,24 @@ export class Admin {
    * function that assembles a stream's chunk from them.
    */
   private async renderFeed(wanted: readonly FeedWants[]): Promise<(wants: FeedWants) => string> {
-    const [stats, topics] = await Promise.all([this.stats(), this.topics()]);
-    const base = `event: stats\ndata: ${JSON.stringify({ stats, topics })}\n\n`;
-    const connections = wanted.some((w) => w.connections) ? `event: connections\ndata: ${JSON.stringify(this.connections())}\n\n` : '';
-    const details = new Map<string, string>();
-    for (const w of wanted) {
-      if (w.topic === undefined || details.has(w.topic)) continue;
-      details.set(w.topic, `event: topic\ndata: ${JSON.stringify(await this.topicDetail(w.topic))}\n\n`);
-    }
-    return (w) => base + (w.connections ? connections : '') + (w.topic === undefined ? '' : details.get(w.topic) ?? '');
+    const topicNames = [...new Set(wanted.flatMap((w) => (w.topic === undefined ? [] : [w.topic])))];
+    const [stats, topics, nodes, connections, details] = await Promise.all([
+      this.stats(),
+      this.topics(),
+      this.nodes(),
+      wanted.some((w) => w.connections) ? this.connections() : undefined,
+      Promise.all(topicNames.map((t) => this.topicDetail(t))),
+    ]);
+    // The snapshot is the same for every stream but for `unanswered`, which names the nodes missing
+    // from the parts that stream asked for: serialised once, closed per stream.
+    const head = `event: stats\ndata: ${JSON.stringify({ stats, topics, nodes }).slice(0, -1)},"unanswered":`;
+    const connectionsChunk = connections ? `event: connections\ndata: ${JSON.stringify(connections.rows)}\n\n` : '';
+    const detailChunks = new Map(details.map((d, i) => [topicNames[i]!, { chunk: `event: topic\ndata: ${JSON.stringify(d)}\n\n`, unanswered: d.unanswered }]));
+    return (w) => {
+      const detail = w.topic === undefined ? undefined : detailChunks.get(w.topic);
+      const unanswered = new Set([...(w.connections ? connections?.unanswered ?? [] : []), ...(detail?.unanswered ?? [])]);
+      return `${head}${JSON.stringify([...unanswered])}}\n\n${w.connections ? connectionsChunk : ''}${detail?.chunk ?? ''}`;
+    };
   }
 
   // ---- routes -------------------------------------------------------------------------------------
@@ -372,18 +451,34 @@ export class Admin {
 
   mount(app: TemplatedApp, streamsOpen: () => number): void {
     this.getJson(app, '/v1/admin/stats', () => this.stats());
+    this.getJson(app, '/v1/admin/nodes', () => this.nodes());
     this.getJson(app, '/v1/admin/topics', () => this.topics());
     app.get('/v1/admin/topics/*', (res, req) => this.topicRoute(res, req));
-    this.getJson(app, '/v1/admin/connections', async () => this.connections());
+    app.get('/v1/admin/connections', (res, req) => {
+      const ex = begin(res, req, 'admin', this.ctx);
+      if (!ex) return;
+      const token = tokenOf(req, true);
+      guard(ex, this.ctx, async () => {
+        if (!(await this.principal(ex, token))) return;
+        const { rows, unanswered } = await this.connections();
+        ex.json(200, rows, unanswered.length > 0 ? { 'sluice-unanswered-nodes': unanswered.join(',') } : undefined);
+      });
+    });
     app.del('/v1/admin/connections/:id', (res, req) => {
       const ex = begin(res, req, 'admin', this.ctx);
       if (!ex) return;
       const token = tokenOf(req, false);
       const id = decodeURIComponent(req.getParameter(0) ?? '');
+      const node = req.getQuery('node') || undefined;
       guard(ex, this.ctx, async () => {
         if (!(await this.principal(ex, token))) return;
-        if (!this.kick(id)) return ex.error('bad-request', `no connection ${id.slice(0, 64)}`, 404);
-        ex.json(200, { id, closed: true });
+        const { closedOn, unanswered } = await this.kick(id, node);
+        if (closedOn !== undefined) return ex.json(200, { id, closed: true, node: closedOn } satisfies Wire.Kicked);
+        const shown = id.slice(0, 64);
+        if (unanswered.length > 0) {
+          return ex.error('unavailable', `no node that answered has connection ${shown}; node(s) ${unanswered.join(', ')} did not answer in time: retry`);
+        }
+        ex.error('bad-request', node === undefined ? `no connection ${shown}` : `no connection ${shown} on node ${node.slice(0, 64)}`, 404);
       });
     });
     app.get('/v1/admin/stream', (res, req) => {
@@ -425,7 +520,7 @@ function sseState(s: TopicStream, head: number): SubState {
   return s.writer.blocked ? 'paused' : s.cursor - 1 < head ? 'catchup' : 'live';
 }
 
-function sseSubscriber(s: TopicStream, head: number): SubscriberRow {
+function sseSubscriber(s: TopicStream, head: number, node: string): SubscriberRow {
   const cursor = s.cursor - 1;
   return {
     transport: 'sse',
@@ -441,5 +536,6 @@ function sseSubscriber(s: TopicStream, head: number): SubscriberRow {
     lag: Math.max(0, head - cursor),
     delivered: s.delivered,
     since: s.since,
+    node,
   };
 }

@@ -5,6 +5,7 @@
  */
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { AuthError, type Authenticator, type Principal } from '../auth/auth.js';
+import type { Nodes } from '../cluster/nodes.js';
 import type { HttpLimits, Limits } from '../config.js';
 import type { PublishError, PublishService } from '../core/publish.js';
 import type { CursorReader } from '../core/start.js';
@@ -29,6 +30,8 @@ export interface HttpContext {
   rates: RateLimiter;
   sessions: ReadonlySet<Session>;
   version: string;
+  /** This node and the others of its cluster (one node without cluster mode). */
+  nodes: Nodes;
 }
 
 /** What every route needs to answer: the origin policy and the metrics. */

@@ -34,7 +34,7 @@ export type ResponseHeaders = Record<string, string>;
 type ExchangeState = 'open' | 'streaming' | 'done' | 'aborted';
 
 /** Response headers a browser may read besides the CORS-safelisted ones. */
-const EXPOSED = 'Retry-After, WWW-Authenticate';
+const EXPOSED = 'Retry-After, WWW-Authenticate, Sluice-Unanswered-Nodes';
 
 export class Exchange {
   private state: ExchangeState = 'open';

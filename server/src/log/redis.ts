@@ -105,7 +105,7 @@ export function parseRedisUrl(url: string): RedisTarget {
 }
 
 /** Opens one connection (or cluster client) to the target. */
-function connect(target: RedisTarget, commandTimeoutMs: number, extra: Partial<RedisOptions> = {}): Client {
+export function connect(target: RedisTarget, commandTimeoutMs: number, extra: Partial<RedisOptions> = {}): Client {
   const base: RedisOptions = {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,

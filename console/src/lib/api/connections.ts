@@ -8,7 +8,11 @@ export function listConnections(): Promise<ConnectionRow[]> {
   return request<ConnectionRow[]>('GET', '/v1/admin/connections');
 }
 
-/** Closes it (WebSocket close 4202): an SDK client reconnects and resumes. */
-export function disconnect(id: string): Promise<unknown> {
-  return request('DELETE', `/v1/admin/connections/${encodeURIComponent(id)}`);
+/**
+ * Closes it (WebSocket close 4202): an SDK client reconnects and resumes. `node`, the row's node,
+ * sends the request straight to the node that holds it.
+ */
+export function disconnect(id: string, node?: string): Promise<Admin.Kicked> {
+  const query = node ? `?node=${encodeURIComponent(node)}` : '';
+  return request<Admin.Kicked>('DELETE', `/v1/admin/connections/${encodeURIComponent(id)}${query}`);
 }

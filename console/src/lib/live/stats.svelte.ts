@@ -5,6 +5,7 @@
 import { auth } from '../auth.svelte.js';
 import { getStats, type Snapshot, type Stats } from '../api/stats.js';
 import type { TopicRow } from '../api/topics.js';
+import type { NodeRow } from '../api/nodes.js';
 import { streamUrl, ApiError } from '../api/http.js';
 
 export interface Sample {
@@ -24,6 +25,8 @@ const HISTORY_SECONDS = 300;
 export class LiveStats {
   stats = $state<Stats | undefined>();
   topics = $state<TopicRow[]>([]);
+  /** The cluster's nodes (one without cluster mode), refreshed with every snapshot. */
+  nodes = $state<NodeRow[]>([]);
   samples = $state<Sample[]>([]);
   status = $state<'connecting' | 'live' | 'reconnecting' | 'error'>('connecting');
   error = $state('');
@@ -62,6 +65,7 @@ export class LiveStats {
     this.status = 'live';
     this.stats = s.stats;
     this.topics = s.topics;
+    this.nodes = s.nodes;
     const sample: Sample = {
       t: Date.now() / 1000,
       msgsIn: s.stats.rates.messagesInPerSec,
