@@ -429,7 +429,8 @@ export class RedisLog implements TopicLog {
       return;
     }
     const epoch = String(r[0]);
-    if (Number(r[4]) === 1) this.client.sadd(TOPICS_KEY, topic).catch(() => undefined);
+    // A new topic is listed before its first append is acknowledged (another slot: not in the script).
+    if (Number(r[4]) === 1) await this.client.sadd(TOPICS_KEY, topic).catch(() => undefined);
     if (Number(r[4]) === 1 || Number(r[6]) === 1) this.noteAge(topic, Number(r[5]));
     const results: AppendResult[] = [];
     const stored: Uint8Array[] = [];
