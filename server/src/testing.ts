@@ -90,3 +90,33 @@ export async function spawnGateway(options: SpawnOptions = {}): Promise<GatewayP
     void exited.then((code) => reject(new Error(`gateway exited (${code}) before listening: ${err}`)));
   });
 }
+
+/**
+ * The shipped load-balancer config (deploy/haproxy.cfg) for a test: its frontend bound to `port`,
+ * its stats page to `statsPort`, and its servers replaced by `backends` — everything else exactly as
+ * users get it, so tests run the config they ship.
+ */
+export function renderHaproxyConfig(template: string, ports: { port: number; statsPort: number }, backends: { port: number }[]): string {
+  const out: string[] = [];
+  const done = { frontend: 0, stats: 0, servers: 0 };
+  let section = '';
+  for (const line of template.split('\n')) {
+    if (/^\S/.test(line) && !line.startsWith('#')) section = line.trim().split(/\s+/).slice(0, 2).join(' ');
+    const keyword = line.trim().split(/\s+/)[0];
+    if (section === 'frontend sluice' && keyword === 'bind') {
+      out.push(`    bind 127.0.0.1:${ports.port}`);
+      done.frontend++;
+    } else if (section === 'listen stats' && keyword === 'bind') {
+      out.push(`    bind 127.0.0.1:${ports.statsPort}`);
+      done.stats++;
+    } else if (section === 'backend gateways' && keyword === 'server') {
+      if (done.servers++ === 0) backends.forEach((b, i) => out.push(`    server node${i + 1} 127.0.0.1:${b.port}`));
+    } else {
+      out.push(line);
+    }
+  }
+  if (done.frontend !== 1 || done.stats !== 1 || done.servers === 0) {
+    throw new Error(`haproxy template: expected one bind in 'frontend sluice', one in 'listen stats' and server lines in 'backend gateways'; found ${JSON.stringify(done)}`);
+  }
+  return out.join('\n');
+}

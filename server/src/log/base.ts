@@ -102,8 +102,9 @@ export abstract class BaseLog implements TopicLog {
   private open: Batch | undefined;
   /** Settles once the last sealed batch finished or failed; never rejects. */
   private tail: Promise<void> = RESOLVED;
-  /** Resolves true once the last sealed batch's writes committed, false if they did not. */
-  private written: Promise<boolean> = Promise.resolve(true);
+  /** Sealed batches waiting for the commit in flight (`writing`) to be written as one group. */
+  private sealed: Batch[] = [];
+  private writing = false;
   /** The last sealed batch's `done` (rejects if it failed): duplicates of its keys wait for it. */
   private lastDone: Promise<void> = RESOLVED;
   private failure: Failure | undefined;
@@ -236,7 +237,8 @@ export abstract class BaseLog implements TopicLog {
     if (this.sweeper) clearInterval(this.sweeper);
     if (this.prober) clearInterval(this.prober);
     if (this.open) this.seal();
-    await this.tail;
+    // Groups written as earlier ones commit extend `tail`: wait until none is left.
+    do await this.tail; while (this.writing || this.sealed.length > 0);
     this.flushMeta();
     await this.commit().durable.catch(() => undefined);
     await this.release();
@@ -386,36 +388,62 @@ export abstract class BaseLog implements TopicLog {
   }
 
   /**
-   * Closes the open batch. Its writes are issued once the previous batch's writes committed (never
-   * ahead of a batch that may still fail), and it completes after the previous batch completed and
-   * its own commit is durable. Topic meta for appends is written lazily (each second, and on close):
-   * a store MUST therefore never trust a persisted head below its stored messages (see DiskLog).
-   * Meta for trims is written with the removals, in their commit, so `first` is always exact.
+   * Closes the open batch. Batches are written in groups: while a commit is in flight, sealed
+   * batches wait, and when it has committed every one of them is written at once, in one commit of
+   * the store (group commit: a burst costs one commit, not one per loop turn). A group is never
+   * written ahead of a commit that may still fail, so a failure leaves no later offset behind a
+   * hole. Batches complete in order, each once its group is durable. Topic meta for appends is
+   * written lazily (each second, and on close): a store MUST therefore never trust a persisted head
+   * below its stored messages (see DiskLog). Meta for trims is written with the removals, in their
+   * commit, so `first` is always exact.
    */
   private seal(): void {
     const b = this.open;
     if (!b) return;
     this.open = undefined;
-    const previousWritten = this.written;
-    const previousDone = this.tail;
-    let written!: (ok: boolean) => void;
-    this.written = new Promise<boolean>((resolve) => { written = resolve; });
-    const durable = previousWritten.then((ok) => {
-      if (!ok || this.failure) throw this.refusal() ?? new StoreUnavailableError('unavailable', 'an earlier write failed');
-      for (const t of b.topics.values()) {
-        const topic = t.state.topic;
-        for (let i = 0; i < t.entries.length; i++) this.putEntry(topic, t.first + i, t.entries[i]!);
-        for (const k of t.keys) this.putKey(topic, k.key, k.hit);
-      }
-      const c = this.commit();
-      c.written.then(() => written(true), () => written(false));
-      return c.durable;
-    });
-    durable.catch(() => written(false));
     this.lastDone = b.done;
-    this.tail = previousDone.then(() => durable).then(
-      () => (this.failure ? this.fail(b, undefined) : this.finish(b)),
-      (err: unknown) => this.fail(b, err instanceof Error ? err : new Error(String(err))),
+    this.sealed.push(b);
+    if (!this.writing) this.writeSealed();
+  }
+
+  /** Writes every sealed batch as one group (see `seal`). */
+  private writeSealed(): void {
+    const group = this.sealed;
+    if (group.length === 0) return;
+    this.sealed = [];
+    let durable: Promise<unknown>;
+    if (this.failure) {
+      durable = Promise.reject(this.refusal());
+    } else {
+      this.writing = true;
+      try {
+        for (const b of group) {
+          for (const t of b.topics.values()) {
+            const topic = t.state.topic;
+            for (let i = 0; i < t.entries.length; i++) this.putEntry(topic, t.first + i, t.entries[i]!);
+            for (const k of t.keys) this.putKey(topic, k.key, k.hit);
+          }
+        }
+        const c = this.commit();
+        c.written.then(
+          () => { this.writing = false; this.writeSealed(); },
+          (err: unknown) => {
+            // Before anything else is written: the groups behind this one must not land past it.
+            this.markFailed(err instanceof Error ? err : new Error(String(err)));
+            this.writing = false;
+            this.writeSealed();
+          },
+        );
+        durable = c.durable;
+      } catch (err) {
+        this.writing = false;
+        durable = Promise.reject(err);
+      }
+    }
+    durable.catch(() => undefined); // failures reach callers through `tail` below
+    this.tail = this.tail.then(() => durable).then(
+      () => { for (const b of group) if (this.failure) this.fail(b, undefined); else this.finish(b); },
+      (err: unknown) => { for (const b of group) this.fail(b, err instanceof Error ? err : new Error(String(err))); },
     );
   }
 
@@ -488,7 +516,6 @@ export abstract class BaseLog implements TopicLog {
       this.states.clear();
       this.dirtyMeta.clear();
       this.allLoaded = false;
-      this.written = Promise.resolve(true);
       const was = this.failure;
       this.failure = undefined;
       if (this.prober) clearInterval(this.prober);

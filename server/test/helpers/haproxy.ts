@@ -24,7 +24,9 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
-import { freePort } from '../../src/testing.js';
+import { freePort, renderHaproxyConfig as renderConfig } from '../../src/testing.js';
+
+export { renderConfig };
 import { notYet, pollUntil } from './poll.js';
 import { isRunning, ownedTempDir, removeOwnedDir, spawnOwned, stopProcess, tail } from './processes.js';
 
@@ -75,30 +77,6 @@ export interface Haproxy {
  * servers replaced by `backends` (named node1…); throws if the template does not have exactly
  * the `frontend sluice` and `listen stats` binds and the `backend gateways` this expects.
  */
-export function renderConfig(template: string, ports: { port: number; statsPort: number }, backends: { port: number }[]): string {
-  const out: string[] = [];
-  const done = { frontend: 0, stats: 0, servers: 0 };
-  let section = '';
-  for (const line of template.split('\n')) {
-    if (/^\S/.test(line) && !line.startsWith('#')) section = line.trim().split(/\s+/).slice(0, 2).join(' ');
-    const keyword = line.trim().split(/\s+/)[0];
-    if (section === 'frontend sluice' && keyword === 'bind') {
-      out.push(`    bind ${HOST}:${ports.port}`);
-      done.frontend++;
-    } else if (section === 'listen stats' && keyword === 'bind') {
-      out.push(`    bind ${HOST}:${ports.statsPort}`);
-      done.stats++;
-    } else if (section === 'backend gateways' && keyword === 'server') {
-      if (done.servers++ === 0) backends.forEach((b, i) => out.push(`    server node${i + 1} ${HOST}:${b.port}`));
-    } else {
-      out.push(line);
-    }
-  }
-  if (done.frontend !== 1 || done.stats !== 1 || done.servers === 0) {
-    throw new Error(`haproxy template: expected one bind in 'frontend sluice', one in 'listen stats' and server lines in 'backend gateways'; found ${JSON.stringify(done)}`);
-  }
-  return out.join('\n');
-}
 
 export async function startHaproxy(backends: { port: number }[], opts: HaproxyOptions = {}): Promise<Haproxy> {
   if (backends.length === 0) throw new Error('startHaproxy needs at least one backend');
