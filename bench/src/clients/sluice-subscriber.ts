@@ -70,7 +70,8 @@ export class SluiceSubscriber implements Subscriber {
 
   private async connect(resume: { from: number; epoch: string | undefined } | undefined): Promise<Record<string, unknown>> {
     this.tally.closed = false;
-    const ws = await openSocket(`${this.spec.url}/v1/ws`, (data) => this.onFrame(data));
+    const base = resume && this.spec.resumeUrl ? this.spec.resumeUrl : this.spec.url;
+    const ws = await openSocket(`${base}/v1/ws`, (data) => this.onFrame(data));
     this.ws = ws;
     this.owed = 0;
     ws.on('close', (code) => {
@@ -156,6 +157,5 @@ export class SluiceSubscriber implements Subscriber {
           }
         }
     }
-
   }
 }
