@@ -32,7 +32,7 @@ import { slowConsumers } from './scenarios/slow-consumer.js';
 import { summariseProfiles } from './profile.js';
 import { cluster } from './scenarios/cluster.js';
 import { ALL_TARGETS, CLUSTER_TARGETS, defaultTargetIds } from './targets/registry.js';
-import { OLD_CLI_ENV } from './targets/sluice.js';
+import { DURABILITY_ENV, OLD_CLI_ENV } from './targets/sluice.js';
 import type { Target } from './targets/target.js';
 import type { TargetId } from './targets/target.js';
 
@@ -61,6 +61,14 @@ function targetsFor(name: ScenarioName, ids: TargetId[]): Target[] {
   return ALL_TARGETS.filter((t) => ids.includes(t.id)
     && (t.id !== 'sluice-auth' || AUTH_SCENARIOS.includes(name))
     && (t.id !== 'sluice-old' || OLD_BUILD_SCENARIOS.includes(name)));
+}
+
+/**
+ * `--targets` order, when given, is the run order (an A/B can run the old build first); the
+ * default is the table's order, Sluice first.
+ */
+function inOrder(targets: Target[], ids: TargetId[], given: boolean): Target[] {
+  return given ? [...targets].sort((a, b) => ids.indexOf(a.id) - ids.indexOf(b.id)) : targets;
 }
 
 function arg(name: string): string | undefined {
@@ -121,10 +129,14 @@ async function main(): Promise<void> {
     publish: {},
     cluster: { fanout: {}, publish: {}, resume: {} },
     goals: [],
-    notes: [...m.notes, ...(ids.includes('sluice-old') ? [`sluice-old runs ${oldCli ?? '(not set)'}; sluice runs this checkout's build`] : [])],
+    notes: [
+      ...m.notes,
+      ...(ids.includes('sluice-old') ? [`sluice-old runs ${oldCli ?? '(not set)'}; sluice runs this checkout's build`] : []),
+      ...(process.env[DURABILITY_ENV] ? [`disk-store gateways run with --durability ${process.env[DURABILITY_ENV]} (${DURABILITY_ENV})`] : []),
+    ],
   };
   for (const name of only) {
-    const ctx: Context = { profile, targets: targetsFor(name, ids), results, profileDir, log };
+    const ctx: Context = { profile, targets: inOrder(targetsFor(name, ids), ids, arg('targets') !== undefined), results, profileDir, log };
     await SCENARIOS[name](ctx);
   }
   results.finishedAt = new Date().toISOString();

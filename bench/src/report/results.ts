@@ -44,6 +44,8 @@ export interface LoadCpu {
 export interface RedisCost {
   messages: number;
   calls: Record<string, number>;
+  /** Microseconds per command (a script's include the commands it ran). */
+  usec: Record<string, number>;
   reads: number;
   cpuSeconds: number;
   seconds: number;
@@ -148,7 +150,8 @@ export interface PublishFigures {
   msgsPerSec: number;
   failures: number;
   firstFailure: string;
-  cpu: { server: number; client: number };
+  /** `server`: the gateway published to; `all`: every process of a cluster target (its nodes and Redis). */
+  cpu: { server: number; client: number; all?: number };
   /** Sluice: mean wait from publish to durable commit (ms), from its /metrics. */
   commitMs?: number;
   /** Cluster targets: what the measured stretch cost Redis. */

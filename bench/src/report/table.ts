@@ -73,7 +73,8 @@ function fanoutGrid(r: Results): Grid | undefined {
   const sizes = Object.keys(r.fanout);
   if (sizes.length === 0) return undefined;
   const ids = [...new Set(sizes.flatMap((n) => columnsOf(r.fanout[n]!)))];
-  const refs = FANOUT_REFS.filter((ref) => ref.id !== 'sluice-old' || ids.includes('sluice-old'));
+  // Ratio columns for the peers in this run (the three peers always in a default run).
+  const refs = FANOUT_REFS.filter((ref) => ids.includes(ref.id));
   const blank = refs.map(() => '');
   const notes = new Set<string>();
   const rows: string[][] = [];
@@ -341,22 +342,24 @@ function clusterPublishGrid(r: Results): Grid | undefined {
     }
     if (c.failures) notes.push(`${k}: ${c.failures} failures, first: ${c.firstFailure}`);
     const x = c.redis;
-    return [k, rate(c.msgsPerSec), c.commitMs !== undefined ? c.commitMs.toFixed(1) : '', `${c.cpu.server.toFixed(0)}%`,
+    return [k, rate(c.msgsPerSec), c.commitMs !== undefined ? c.commitMs.toFixed(1) : '',
+      `${c.cpu.server.toFixed(0)}% (${(c.cpu.server * 1e4 / c.msgsPerSec).toFixed(1)} µs)`, c.cpu.all !== undefined ? `${c.cpu.all.toFixed(0)}%` : '',
       x ? redisCpuPer1000(x) : '', x ? perMsg(x, x.reads) : '', x ? perMsg(x, x.calls.evalsha ?? 0) : '', x ? perMsg(x, commandsOf(x)) : ''];
   });
   return {
     title: 'Cluster publish: durable, acknowledged, WebSocket PUB/ACK ≤ 1,000 in flight, on node 1 (disk store: one gateway)',
-    columns: ['', 'msgs/s', 'publish → commit ms', 'gateway CPU', 'Redis CPU ms / 1000 msgs', 'Redis requests read / msg', 'evalsha / msg', 'Redis commands / msg'],
+    columns: ['', 'msgs/s', 'publish → commit ms', 'gateway CPU (per msg)', 'server core: nodes + Redis', 'Redis CPU ms / 1000 msgs', 'Redis requests read / msg', 'evalsha / msg', 'Redis commands / msg'],
     rows,
     notes: [
+      'The two nodes and Redis share the server core: when "server core" nears 100%, the core is the limit, not the gateway.',
       '"Redis requests read" is INFO stats total_reads_processed: socket reads with at least one command (a pipelined burst is one read); "commands" counts what scripts run too.',
       ...notes,
     ],
   };
 }
 
-/** Calls per published message of every command, for each run that measured Redis. */
-function redisCommandsGrid(r: Results): Grid | undefined {
+/** Calls (or µs) per published message of every command, for each run that measured Redis. */
+function redisCommandsGrid(r: Results, what: 'calls' | 'usec' = 'calls'): Grid | undefined {
   const runs: { label: string; cost: RedisCost }[] = [];
   for (const [k, c] of Object.entries(r.cluster?.publish ?? {})) if (isFigures<PublishFigures>(c) && c.redis) runs.push({ label: `publish: ${k}`, cost: c.redis });
   for (const [n, row] of Object.entries(r.cluster?.fanout ?? {})) {
@@ -367,6 +370,14 @@ function redisCommandsGrid(r: Results): Grid | undefined {
   }
   if (runs.length === 0) return undefined;
   const commands = [...new Set(runs.flatMap((run) => Object.keys(run.cost.calls)))].sort();
+  if (what === 'usec') {
+    return {
+      title: 'Redis time per published message by command, µs (INFO commandstats usec deltas ÷ messages)',
+      columns: ['', ...commands, 'Redis CPU'],
+      rows: runs.map((run) => [run.label, ...commands.map((cmd) => ((run.cost.usec[cmd] ?? 0) / run.cost.messages).toFixed(2)), ((1e6 * run.cost.cpuSeconds) / run.cost.messages).toFixed(2)]),
+      notes: ['evalsha\'s time includes the commands its script ran (each also under its own name): the script\'s own overhead is evalsha minus those. "Redis CPU" is the process\'s user + system CPU, network included.'],
+    };
+  }
   return {
     title: 'Redis commands per published message (INFO commandstats deltas ÷ messages)',
     columns: ['', ...commands, 'requests read'],
@@ -394,7 +405,7 @@ function goalsGrid(r: Results): Grid {
 function grids(r: Results): Grid[] {
   return [
     fanoutGrid(r), manyGrid(r), memoryGrid(r), slowGrid(r), resumeGrid(r), publishGrid(r), abGrid(r),
-    clusterFanoutGrid(r), clusterPublishGrid(r), redisCommandsGrid(r), clusterResumeGrid(r), goalsGrid(r),
+    clusterFanoutGrid(r), clusterPublishGrid(r), redisCommandsGrid(r), redisCommandsGrid(r, 'usec'), clusterResumeGrid(r), goalsGrid(r),
   ].filter((g): g is Grid => g !== undefined);
 }
 

@@ -29,8 +29,9 @@ export async function fanout(ctx: Context): Promise<void> {
     for (const target of ctx.targets) {
       const cell = await withTarget(ctx, target, {}, async (t) => {
         const f = await measureFanout(ctx, t, n, { specs: [t.subscriber({ credit: 64 })], probe: t.subscriber({ credit: 64 }), latencyRate });
-        // Every target is measured at the same rate: a share of what Sluice sustained.
-        if (target.id === 'sluice') latencyRate = f.latency?.rate;
+        // Every target is measured at the same rate: a share of what Sluice sustained (the first
+        // Sluice build measured, when an A/B runs two).
+        if (target.id === 'sluice' || target.id === 'sluice-old') latencyRate ??= f.latency?.rate;
         return f;
       }, `fan-out ${n}`);
       row[target.id] = cell;

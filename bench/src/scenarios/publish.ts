@@ -34,6 +34,7 @@ export async function wsPublish(ctx: Context, t: RunningTarget, mode: string, ke
     await feed.publishCount(Math.min(20_000, p.window * 10)); // warm-up
     await o.around?.start();
     const server = cpuMeter(t.pid);
+    const all = t.pids ? cpuMeter(t.pids) : undefined;
     const self = new SelfCpu();
     const metrics = t.httpUrl ? new GatewayMetrics(t.httpUrl) : undefined;
     metrics?.start();
@@ -55,7 +56,7 @@ export async function wsPublish(ctx: Context, t: RunningTarget, mode: string, ke
       msgsPerSec: messages / seconds,
       failures: publisher.failures - failures0,
       firstFailure: publisher.firstFailure,
-      cpu: { server: server.percent(), client: self.percent() },
+      cpu: { server: server.percent(), client: self.percent(), ...(all ? { all: all.percent() } : {}) },
       ...(commitMs !== undefined ? { commitMs } : {}),
     };
     publisher.close();

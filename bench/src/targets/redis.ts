@@ -25,6 +25,11 @@ export type Aof = NonNullable<StartOptions['aof']>;
 export interface RedisStats {
   /** Calls per command name (lower case), since the server started. */
   calls: Record<string, number>;
+  /**
+   * Microseconds spent per command name. A script's time (evalsha) includes the commands it ran,
+   * which also count their own time under their names.
+   */
+  usec: Record<string, number>;
   reads: number;
   cpuSeconds: number;
 }
@@ -63,10 +68,15 @@ function freePort(): Promise<number> {
 
 export function parseStats(commandstats: string, stats: string, cpu: string): RedisStats {
   const calls: Record<string, number> = {};
-  for (const m of commandstats.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls[m[1]!] = Number(m[2]);
+  const usec: Record<string, number> = {};
+  for (const m of commandstats.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) {
+    calls[m[1]!] = Number(m[2]);
+    usec[m[1]!] = Number(m[3]);
+  }
   const num = (text: string, name: string) => Number(new RegExp(`^${name}:(\\S+)`, 'm').exec(text)?.[1] ?? Number.NaN);
   return {
     calls,
+    usec,
     reads: num(stats, 'total_reads_processed'),
     cpuSeconds: num(cpu, 'used_cpu_user') + num(cpu, 'used_cpu_sys'),
   };
@@ -75,11 +85,14 @@ export function parseStats(commandstats: string, stats: string, cpu: string): Re
 /** What `b` adds to `a`: per-command call deltas (zeros left out), reads, CPU. */
 export function statsDelta(a: RedisStats, b: RedisStats): RedisStats {
   const calls: Record<string, number> = {};
+  const usec: Record<string, number> = {};
   for (const [name, n] of Object.entries(b.calls)) {
     const d = n - (a.calls[name] ?? 0);
-    if (d > 0) calls[name] = d;
+    if (d <= 0) continue;
+    calls[name] = d;
+    usec[name] = (b.usec[name] ?? 0) - (a.usec[name] ?? 0);
   }
-  return { calls, reads: b.reads - a.reads, cpuSeconds: b.cpuSeconds - a.cpuSeconds };
+  return { calls, usec, reads: b.reads - a.reads, cpuSeconds: b.cpuSeconds - a.cpuSeconds };
 }
 
 export async function startRedis(o: { aof?: Aof } = {}): Promise<RedisServer> {

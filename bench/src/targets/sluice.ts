@@ -41,6 +41,18 @@ function oldCli(): { cli: string } | { missing: string } {
   return { cli };
 }
 
+/**
+ * Diagnostic knob: BENCH_SLUICE_DURABILITY=commit starts every disk-store gateway (both builds of
+ * an A/B alike) with `--durability commit` (ACK once the commit is written, without waiting for the
+ * device sync), to take the VM's fsync latency out of a comparison. Unset: the default, `flush`.
+ */
+export const DURABILITY_ENV = 'BENCH_SLUICE_DURABILITY';
+
+function durabilityArgs(): string[] {
+  const d = process.env[DURABILITY_ENV];
+  return d ? ['--durability', d] : [];
+}
+
 /** True when `sluice-old` can run: it joins the default targets only then. */
 export function oldBuildConfigured(): boolean {
   return 'cli' in oldCli();
@@ -114,7 +126,7 @@ class SluiceTarget implements Target {
     try {
       started = await launchGateway({
         cli: b.cli,
-        storeArgs: ['--store', 'disk', '--data', dir],
+        storeArgs: ['--store', 'disk', '--data', dir, ...durabilityArgs()],
         ...(this.auth ? { env: { SLUICE_AUTH_SECRET: AUTH_SECRET } } : {}),
         ...(opts.profileDir ? { profileDir: opts.profileDir } : {}),
         ...(opts.profileName ? { profileName: opts.profileName } : {}),
