@@ -7,6 +7,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { createRequire } from 'node:module';
+import { redisVersion } from './targets/redis.js';
 
 export interface Machine {
   cores: number;
@@ -94,6 +95,10 @@ export function machine(): Machine {
       ws: packageVersion('ws'),
       'nats-server': natsVersion,
       lmdb: packageVersion('lmdb'),
+      'redis-server': redisVersion() ?? 'not installed',
+      '@socket.io/redis-adapter': packageVersion('@socket.io/redis-adapter'),
+      '@socket.io/redis-streams-adapter': packageVersion('@socket.io/redis-streams-adapter'),
+      ioredis: packageVersion('ioredis'),
     },
     taskset,
     serverCpu: 0,

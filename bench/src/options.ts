@@ -24,6 +24,11 @@ export interface Profile {
   slow: { subscribers: number; slow: number; baselineMs: number; slowMs: number };
   resume: { offline: number; liveRate: number };
   publish: { durationMs: number; window: number; httpConcurrency: number; httpBatch: number };
+  /**
+   * Cluster scenario: fan-out sizes over the nodes (phases as in `fanout`), and the topics the
+   * spread load of the hot-topic comparison goes to (publish and resume take their sizes above).
+   */
+  cluster: { sizes: number[]; spreadTopics: number };
 }
 
 export const QUICK: Profile = {
@@ -35,6 +40,7 @@ export const QUICK: Profile = {
   slow: { subscribers: 300, slow: 10, baselineMs: 4000, slowMs: 10_000 },
   resume: { offline: 20_000, liveRate: 1000 },
   publish: { durationMs: 3000, window: 1000, httpConcurrency: 32, httpBatch: 100 },
+  cluster: { sizes: [1000], spreadTopics: 100 },
 };
 
 export const FULL: Profile = {
@@ -46,4 +52,5 @@ export const FULL: Profile = {
   slow: { subscribers: 1000, slow: 10, baselineMs: 10_000, slowMs: 60_000 },
   resume: { offline: 100_000, liveRate: 1000 },
   publish: { durationMs: 10_000, window: 1000, httpConcurrency: 64, httpBatch: 100 },
+  cluster: { sizes: [1000], spreadTopics: 100 },
 };

@@ -98,14 +98,19 @@ export function threadCpuMeter(pid: number): { percent(): ThreadCpu } {
   };
 }
 
-/** Measures a process's CPU share over an interval: `const m = cpuMeter(pid); ...; m.percent()`. */
-export function cpuMeter(pid: number): { percent(): number } {
-  const c0 = cpuSeconds(pid);
+/**
+ * Measures a process's CPU share over an interval: `const m = cpuMeter(pid); ...; m.percent()`.
+ * Given several processes (a cluster's nodes and its Redis), their sum.
+ */
+export function cpuMeter(pids: number | readonly number[]): { percent(): number } {
+  const list = typeof pids === 'number' ? [pids] : pids;
+  const total = () => list.reduce((a, pid) => a + cpuSeconds(pid), 0);
+  const c0 = total();
   const t0 = performance.now();
   return {
     percent() {
       const secs = (performance.now() - t0) / 1000;
-      return secs > 0 ? (100 * (cpuSeconds(pid) - c0)) / secs : Number.NaN;
+      return secs > 0 ? (100 * (total() - c0)) / secs : Number.NaN;
     },
   };
 }

@@ -3,12 +3,14 @@
  * `npm run bench` — measures Sluice and the alternatives in the same run on the same machine and
  * prints a table of figures and ratios; writes bench/results/latest.json and latest.md.
  *
- *   node bench/dist/src/run.js [--full] [--only fanout,many,memory,slow,resume,publish]
- *                              [--targets sluice,uws,socketio,ws,nats,sluice-auth]
- *                              [--workers N] [--profile] [--out DIR]
+ *   node bench/dist/src/run.js [--full] [--only fanout,many,memory,slow,resume,publish,cluster]
+ *                              [--targets sluice,uws,socketio,ws,nats,sluice-auth,sluice-old,
+ *                                         sluice-cluster,socketio-cluster,socketio-streams-cluster]
+ *                              [--sizes N,N] [--workers N] [--profile] [--out DIR]
  *
  * The bench pins itself (and so its load workers) to the client core and every server to the
- * other core when `taskset` exists.
+ * other core when `taskset` exists. `sluice-old` is another gateway build (BENCH_SLUICE_OLD_CLI),
+ * for an A/B in one run; `--sizes` replaces the fan-out sizes of the profile.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -28,7 +30,10 @@ import { resume } from './scenarios/resume.js';
 import type { Context } from './scenarios/session.js';
 import { slowConsumers } from './scenarios/slow-consumer.js';
 import { summariseProfiles } from './profile.js';
-import { ALL_TARGETS } from './targets/registry.js';
+import { cluster } from './scenarios/cluster.js';
+import { ALL_TARGETS, CLUSTER_TARGETS, defaultTargetIds } from './targets/registry.js';
+import { DURABILITY_ENV, OLD_CLI_ENV } from './targets/sluice.js';
+import type { Target } from './targets/target.js';
 import type { TargetId } from './targets/target.js';
 
 const SCENARIOS = {
@@ -38,11 +43,33 @@ const SCENARIOS = {
   slow: slowConsumers,
   resume,
   publish,
+  cluster,
 } as const;
 type ScenarioName = keyof typeof SCENARIOS;
 
 /** Scenarios the auth-on variant runs in (where auth adds a cost: connecting, publishing). */
 const AUTH_SCENARIOS: ScenarioName[] = ['fanout', 'publish'];
+/** Scenarios the old build runs in: the A/B of a gateway change (delivery, catch-up, publishing). */
+const OLD_BUILD_SCENARIOS: ScenarioName[] = ['fanout', 'resume', 'publish'];
+
+/**
+ * The targets a scenario runs, of those selected. The cluster scenario runs the cluster targets and
+ * the disk-store gateway (`sluice`) as its reference; no other scenario runs a cluster.
+ */
+function targetsFor(name: ScenarioName, ids: TargetId[]): Target[] {
+  if (name === 'cluster') return [...ALL_TARGETS.filter((t) => t.id === 'sluice'), ...CLUSTER_TARGETS].filter((t) => ids.includes(t.id));
+  return ALL_TARGETS.filter((t) => ids.includes(t.id)
+    && (t.id !== 'sluice-auth' || AUTH_SCENARIOS.includes(name))
+    && (t.id !== 'sluice-old' || OLD_BUILD_SCENARIOS.includes(name)));
+}
+
+/**
+ * `--targets` order, when given, is the run order (an A/B can run the old build first); the
+ * default is the table's order, Sluice first.
+ */
+function inOrder(targets: Target[], ids: TargetId[], given: boolean): Target[] {
+  return given ? [...targets].sort((a, b) => ids.indexOf(a.id) - ids.indexOf(b.id)) : targets;
+}
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -64,9 +91,15 @@ function pinSelf(): void {
 async function main(): Promise<void> {
   installCleanup();
   const base: Profile = process.argv.includes('--full') ? FULL : QUICK;
-  const profile: Profile = { ...base, workers: Number(arg('workers') ?? base.workers) };
+  const sizes = arg('sizes')?.split(',').map(Number);
+  const profile: Profile = {
+    ...base,
+    workers: Number(arg('workers') ?? base.workers),
+    ...(sizes ? { fanout: { ...base.fanout, sizes } } : {}),
+  };
   const only = (arg('only')?.split(',') ?? Object.keys(SCENARIOS)) as ScenarioName[];
-  const ids = (arg('targets')?.split(',') ?? ALL_TARGETS.map((t) => t.id)) as TargetId[];
+  for (const name of only) if (!(name in SCENARIOS)) throw new Error(`unknown scenario ${name} (${Object.keys(SCENARIOS).join(', ')})`);
+  const ids = (arg('targets')?.split(',') ?? defaultTargetIds()) as TargetId[];
   const outDir = arg('out') ?? fileURLToPath(new URL('../../results', import.meta.url));
   const profileDir = process.argv.includes('--profile') ? join(outDir, 'profiles') : undefined;
   if (profileDir) mkdirSync(profileDir, { recursive: true });
@@ -79,6 +112,8 @@ async function main(): Promise<void> {
   log(`peers: ${Object.entries(m.versions).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   log(m.taskset ? `pinning: servers on CPU ${m.serverCpu}, bench + ${profile.workers} load workers on CPU ${m.clientCpu}` : `pinning: none (${m.notes.join('; ')})`);
   log(`syscall counts: ${m.perf ? 'perf stat' : m.strace ? 'strace -c -f' : 'not available'}`);
+  const oldCli = process.env[OLD_CLI_ENV];
+  if (ids.includes('sluice-old')) log(`old build (sluice-old): ${oldCli ?? 'not set'}`);
 
   const results: Results = {
     startedAt: new Date().toISOString(),
@@ -92,12 +127,16 @@ async function main(): Promise<void> {
     slow: {},
     resume: {},
     publish: {},
+    cluster: { fanout: {}, publish: {}, resume: {} },
     goals: [],
-    notes: [...m.notes],
+    notes: [
+      ...m.notes,
+      ...(ids.includes('sluice-old') ? [`sluice-old runs ${oldCli ?? '(not set)'}; sluice runs this checkout's build`] : []),
+      ...(process.env[DURABILITY_ENV] ? [`disk-store gateways run with --durability ${process.env[DURABILITY_ENV]} (${DURABILITY_ENV})`] : []),
+    ],
   };
   for (const name of only) {
-    const targets = ALL_TARGETS.filter((t) => ids.includes(t.id) && (t.id !== 'sluice-auth' || AUTH_SCENARIOS.includes(name)));
-    const ctx: Context = { profile, targets, results, profileDir, log };
+    const ctx: Context = { profile, targets: inOrder(targetsFor(name, ids), ids, arg('targets') !== undefined), results, profileDir, log };
     await SCENARIOS[name](ctx);
   }
   results.finishedAt = new Date().toISOString();

@@ -22,8 +22,10 @@ export class SluiceSubscriber implements Subscriber {
   private stalled = false;
   private epoch: string | undefined;
   private waiting: { type: number; d: ReturnType<typeof deferred<Record<string, unknown>>> } | undefined;
-  /** The last ERROR frame, for diagnostics. */
+  /** The last ERROR frame (or unrecovered epoch change), for diagnostics. */
   lastError = '';
+  /** SUBSCRIBED frames received unasked: epoch changes of the topic's log. */
+  epochChanges = 0;
 
   constructor(
     private readonly spec: SubscriberSpec,
@@ -68,7 +70,8 @@ export class SluiceSubscriber implements Subscriber {
 
   private async connect(resume: { from: number; epoch: string | undefined } | undefined): Promise<Record<string, unknown>> {
     this.tally.closed = false;
-    const ws = await openSocket(`${this.spec.url}/v1/ws`, (data) => this.onFrame(data));
+    const base = resume && this.spec.resumeUrl ? this.spec.resumeUrl : this.spec.url;
+    const ws = await openSocket(`${base}/v1/ws`, (data) => this.onFrame(data));
     this.ws = ws;
     this.owed = 0;
     ws.on('close', (code) => {
@@ -140,6 +143,18 @@ export class SluiceSubscriber implements Subscriber {
           const w = this.waiting;
           this.waiting = undefined;
           w.d.resolve(f as unknown as Record<string, unknown>);
+          return;
+        }
+        if (f.type === 4) {
+          // Unasked SUBSCRIBED (protocol 1.1): the topic's log changed epoch under this
+          // subscription — on a shared store, also at the topic's first write. Later messages
+          // belong to the new epoch, and a resume MUST name it. Not recovered: counted as an error.
+          this.epoch = f.epoch;
+          this.epochChanges++;
+          if (!f.recovered) {
+            this.tally.errors++;
+            this.lastError = `epoch changed to ${f.epoch} without recovery (from ${f.from})`;
+          }
         }
     }
   }

@@ -11,6 +11,8 @@ export interface SubscriberSpec {
   kind: SubscriberKind;
   /** Base URL of the WebSocket endpoint (ws://127.0.0.1:PORT). */
   url: string;
+  /** Sluice: `reconnect` goes there instead (resuming on another node of a cluster). */
+  resumeUrl?: string;
   /** Sluice: HELLO token (auth on). */
   token?: string;
   /** Sluice topic / NATS subject / Socket.IO room of topic i is `${prefix}${i}`. */

@@ -33,6 +33,13 @@ export function evaluateGoals(r: Results): Goal[] {
     goals.push(ratioGoal(`fan-out ${size} subscribers: Sluice vs Socket.IO`, '≥ 10×', ours, get('socketio')?.deliveredPerSec, 10, get('socketio')?.bound));
     goals.push(ratioGoal(`fan-out ${size} subscribers: Sluice vs NATS ws`, '≥ 2×', ours, get('nats')?.deliveredPerSec, 2, get('nats')?.bound));
   }
+  for (const [size, row] of Object.entries(r.cluster?.fanout ?? {})) {
+    const s = row['sluice-cluster'];
+    const io = row['socketio-cluster'];
+    const ours = isFigures<FanoutFigures>(s) ? s.deliveredPerSec : undefined;
+    const theirs = isFigures<FanoutFigures>(io) ? io : undefined;
+    goals.push(ratioGoal(`cluster fan-out ${size} subscribers on 2 nodes: Sluice (Redis store) vs Socket.IO + redis-adapter`, '≥ 3×', ours, theirs?.deliveredPerSec, 3, theirs?.bound));
+  }
   const mt = r.manyTopics;
   if (mt.sluice || mt.uws) {
     const s = isFigures<ManyTopicsFigures>(mt.sluice) ? mt.sluice : undefined;

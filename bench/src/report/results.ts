@@ -35,6 +35,22 @@ export interface LoadCpu {
   publisher: number;
 }
 
+/**
+ * What a stretch of a run cost the bench's Redis (cluster targets), from INFO deltas: `messages`
+ * published in it, calls per command (commands a script runs count under their own names, the
+ * script itself as evalsha; the bench's own INFO calls are left out), requests read from clients
+ * (a pipelined burst is one), and Redis CPU seconds over `seconds` of wall time.
+ */
+export interface RedisCost {
+  messages: number;
+  calls: Record<string, number>;
+  /** Microseconds per command (a script's include the commands it ran). */
+  usec: Record<string, number>;
+  reads: number;
+  cpuSeconds: number;
+  seconds: number;
+}
+
 export interface FanoutFigures {
   subscribers: number;
   /** The in-flight window (rounds) of the measured run: the best of the sweep. */
@@ -56,6 +72,8 @@ export interface FanoutFigures {
   serverRssMB: number;
   /** Sluice: subscription states (shares) and mean commit wait over the run, from its /metrics. */
   gateway?: GatewaySample;
+  /** Cluster targets: what the max-throughput run cost Redis. */
+  redis?: RedisCost;
 }
 
 export interface ManyTopicsFigures {
@@ -132,9 +150,14 @@ export interface PublishFigures {
   msgsPerSec: number;
   failures: number;
   firstFailure: string;
-  cpu: { server: number; client: number };
+  /** `server`: the gateway published to; `all`: every process of a cluster target (its nodes and Redis). */
+  cpu: { server: number; client: number; all?: number };
   /** Sluice: mean wait from publish to durable commit (ms), from its /metrics. */
   commitMs?: number;
+  /** Cluster targets: what the measured stretch cost Redis. */
+  redis?: RedisCost;
+  /** Topics the messages went to, round-robin (absent: 1). */
+  topics?: number;
 }
 
 export interface Goal {
@@ -157,6 +180,12 @@ export interface Results {
   slow: Partial<Record<TargetId, Cell<SlowFigures>>>;
   resume: Record<string, Cell<ResumeFigures>>;
   publish: Record<string, Cell<PublishFigures>>;
+  /** Cluster scenario: several nodes on one Redis (scenarios/cluster.ts). */
+  cluster: {
+    fanout: Record<string, Partial<Record<TargetId, Cell<FanoutFigures>>>>;
+    publish: Record<string, Cell<PublishFigures>>;
+    resume: Record<string, Cell<ResumeFigures>>;
+  };
   goals: Goal[];
   notes: string[];
 }

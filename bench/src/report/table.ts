@@ -4,7 +4,7 @@
  * peers as extra columns, then the goals with their verdicts. Cells a target cannot fill show
  * "n/a" with the reason in a note under the table.
  */
-import { isFigures, type Cell, type FanoutFigures, type LoadCpu, type ManyTopicsFigures, type MemoryFigures, type PublishFigures, type Results, type ResumeFigures, type SlowFigures } from './results.js';
+import { isFigures, type Cell, type FanoutFigures, type LoadCpu, type ManyTopicsFigures, type MemoryFigures, type PublishFigures, type RedisCost, type Results, type ResumeFigures, type SlowFigures } from './results.js';
 import type { TargetId } from '../targets/target.js';
 import type { GatewaySample } from '../gateway-metrics.js';
 
@@ -18,12 +18,16 @@ interface Grid {
 const LABELS: Record<TargetId, string> = {
   sluice: 'Sluice',
   'sluice-auth': 'Sluice auth on',
+  'sluice-old': 'Sluice old build',
   uws: 'raw uWS',
   socketio: 'Socket.IO',
   ws: 'ws',
   nats: 'NATS ws',
+  'sluice-cluster': 'Sluice, 2 nodes',
+  'socketio-cluster': 'Socket.IO + redis-adapter',
+  'socketio-streams-cluster': 'Socket.IO + streams-adapter',
 };
-const ORDER: TargetId[] = ['sluice', 'sluice-auth', 'uws', 'socketio', 'ws', 'nats'];
+const ORDER: TargetId[] = ['sluice', 'sluice-auth', 'sluice-old', 'uws', 'socketio', 'ws', 'nats', 'sluice-cluster', 'socketio-cluster', 'socketio-streams-cluster'];
 
 function rate(v: number): string {
   if (!Number.isFinite(v)) return 'n/a';
@@ -57,38 +61,45 @@ function cellOf<T>(c: Cell<T> | undefined, f: (v: T) => string): string {
   return 'na' in (c as object) ? 'n/a' : 'failed';
 }
 
+/** Peers whose delivered msgs/s Sluice's is divided by, in the fan-out table. */
+const FANOUT_REFS: { id: TargetId; label: string }[] = [
+  { id: 'uws', label: 'Sluice÷uWS' },
+  { id: 'socketio', label: 'Sluice÷Socket.IO' },
+  { id: 'nats', label: 'Sluice÷NATS' },
+  { id: 'sluice-old', label: 'Sluice÷old build' },
+];
+
 function fanoutGrid(r: Results): Grid | undefined {
   const sizes = Object.keys(r.fanout);
   if (sizes.length === 0) return undefined;
   const ids = [...new Set(sizes.flatMap((n) => columnsOf(r.fanout[n]!)))];
+  // Ratio columns for the peers in this run (the three peers always in a default run).
+  const refs = FANOUT_REFS.filter((ref) => ids.includes(ref.id));
+  const blank = refs.map(() => '');
   const notes = new Set<string>();
   const rows: string[][] = [];
   const fig = (n: string, id: TargetId) => {
     const c = r.fanout[n]![id];
     return isFigures<FanoutFigures>(c) ? c : undefined;
   };
+  const cost = (f: FanoutFigures | undefined) => (f ? f.cpu.server / f.deliveredPerSec : undefined);
   for (const n of sizes) {
     const row = r.fanout[n]!;
     naNotes(row, notes);
     const s = fig(n, 'sluice')?.deliveredPerSec;
     rows.push([`${n} subscribers: delivered msgs/s`, ...ids.map((id) => cellOf<FanoutFigures>(row[id], (f) => rate(f.deliveredPerSec))),
-      ratio(s, fig(n, 'uws')?.deliveredPerSec), ratio(s, fig(n, 'socketio')?.deliveredPerSec), ratio(s, fig(n, 'nats')?.deliveredPerSec)]);
-    rows.push(['  limited by (server core CPU)', ...ids.map((id) => cellOf<FanoutFigures>(row[id], (f) => `${f.bound} (${f.cpu.server.toFixed(0)}%)`)), '', '', '']);
-    rows.push(['  server threads: main / others %', ...ids.map((id) => cellOf<FanoutFigures>(row[id], (f) => threadsOf(f.cpu))), '', '', '']);
+      ...refs.map((ref) => ratio(s, fig(n, ref.id)?.deliveredPerSec))]);
+    rows.push(['  limited by (server core CPU)', ...ids.map((id) => cellOf<FanoutFigures>(row[id], (f) => `${f.bound} (${f.cpu.server.toFixed(0)}%)`)), ...blank]);
+    rows.push(['  server threads: main / others %', ...ids.map((id) => cellOf<FanoutFigures>(row[id], (f) => threadsOf(f.cpu))), ...blank]);
     rows.push(['  server CPU µs per delivery', ...ids.map((id) => cellOf<FanoutFigures>(row[id], (f) => (f.cpu.server * 1e4 / f.deliveredPerSec).toFixed(2))),
-      ratio(fig(n, 'uws') && fig(n, 'sluice') ? fig(n, 'uws')!.cpu.server / fig(n, 'uws')!.deliveredPerSec : undefined,
-        fig(n, 'sluice') ? fig(n, 'sluice')!.cpu.server / fig(n, 'sluice')!.deliveredPerSec : undefined), '', '']);
-    rows.push(['  syscalls per delivery', ...ids.map((id) => cellOf<FanoutFigures>(row[id], (f) => (f.syscalls ? f.syscalls.perDelivery.toFixed(3) : 'n/a'))), '', '', '']);
+      ...refs.map((ref) => (ref.id === 'uws' || ref.id === 'sluice-old' ? ratio(cost(fig(n, ref.id)), cost(fig(n, 'sluice'))) : ''))]);
+    rows.push(['  syscalls per delivery', ...ids.map((id) => cellOf<FanoutFigures>(row[id], (f) => (f.syscalls ? f.syscalls.perDelivery.toFixed(3) : 'n/a'))), ...blank]);
     if (fig(n, 'sluice')?.gateway) {
-      rows.push(['  Sluice subscriptions live / catch-up / paused', ...ids.map((id) => cellOf<FanoutFigures>(row[id], (f) => statesOf(f.gateway))), '', '', '']);
-      rows.push(['  Sluice publish → commit ms (mean)', ...ids.map((id) => cellOf<FanoutFigures>(row[id], (f) => (f.gateway ? f.gateway.appendMs.toFixed(1) : ''))), '', '', '']);
+      rows.push(['  Sluice subscriptions live / catch-up / paused', ...ids.map((id) => cellOf<FanoutFigures>(row[id], (f) => statesOf(f.gateway))), ...blank]);
+      rows.push(['  Sluice publish → commit ms (mean)', ...ids.map((id) => cellOf<FanoutFigures>(row[id], (f) => (f.gateway ? f.gateway.appendMs.toFixed(1) : ''))), ...blank]);
     }
     const l = fig(n, 'sluice')?.latency ?? fig(n, 'uws')?.latency;
-    rows.push([`  latency p50/p99/p99.9 ms @ ${l ? rate(l.rate) : '?'} pub/s`, ...ids.map((id) => cellOf<FanoutFigures>(row[id], (f) => {
-      if (!f.latency) return 'n/a';
-      const short = f.latency.achieved < 0.95 * f.latency.rate ? ` (only ${rate(f.latency.achieved)}/s)` : '';
-      return `${ms(f.latency.p50)}/${ms(f.latency.p99)}/${ms(f.latency.p999)}${short}`;
-    })), '', '', '']);
+    rows.push([`  latency p50/p99/p99.9 ms @ ${l ? rate(l.rate) : '?'} pub/s`, ...ids.map((id) => cellOf<FanoutFigures>(row[id], latencyOf)), ...blank]);
     for (const id of ids) {
       const f = fig(n, id);
       if (f && (f.gaps || f.dups || !f.drained)) notes.add(`${LABELS[id]} at ${n}: ${f.gaps} gaps, ${f.dups} duplicates${f.drained ? '' : ', not every message arrived'}`);
@@ -96,14 +107,20 @@ function fanoutGrid(r: Results): Grid | undefined {
   }
   return {
     title: 'Fan-out: 1 topic, 200-byte messages (Sluice with credit windows of 64; raw uWS one frame per message)',
-    columns: ['', ...ids.map((id) => LABELS[id]), 'Sluice÷uWS', 'Sluice÷Socket.IO', 'Sluice÷NATS'],
+    columns: ['', ...ids.map((id) => LABELS[id]), ...refs.map((ref) => ref.label)],
     rows,
     notes: [
       'limited by: "server" = the server core was ≥ 90% busy; "clients" = the load generator\'s core was; "window" = neither (the publisher\'s in-flight window).',
-      'Sluice÷uWS on the CPU row compares server CPU per delivery (uWS cost ÷ Sluice cost): what the ratio would be with both servers saturated.',
+      'Sluice÷uWS (and ÷old build) on the CPU row compares server CPU per delivery (their cost ÷ Sluice\'s): what the ratio would be with both servers saturated.',
       ...notes,
     ],
   };
+}
+
+function latencyOf(f: FanoutFigures): string {
+  if (!f.latency) return 'n/a';
+  const short = f.latency.achieved < 0.95 * f.latency.rate ? ` (only ${rate(f.latency.achieved)}/s)` : '';
+  return `${ms(f.latency.p50)}/${ms(f.latency.p99)}/${ms(f.latency.p999)}${short}`;
 }
 
 function manyGrid(r: Results): Grid | undefined {
@@ -176,20 +193,24 @@ function slowGrid(r: Results): Grid | undefined {
 }
 
 function resumeGrid(r: Results): Grid | undefined {
-  const keys = Object.keys(r.resume);
+  return resumeTable(r.resume, (offline) => `Resume: a subscriber offline for ${offline} messages reconnects (the publisher goes on live)`);
+}
+
+function resumeTable(cells: Record<string, Cell<ResumeFigures>>, title: (offline: number | string) => string): Grid | undefined {
+  const keys = Object.keys(cells);
   if (keys.length === 0) return undefined;
   const notes: string[] = [];
   const rows = keys.map((k) => {
-    const c = r.resume[k]!;
+    const c = cells[k]!;
     if (!isFigures<ResumeFigures>(c)) {
       notes.push(`${k}: ${'na' in c ? `n/a — ${c.na}` : `failed — ${c.error}`}`);
       return [k, 'n/a', '', '', '', ''];
     }
     return [k, c.recovered ? 'yes' : 'NO', c.resubscribeMs.toFixed(1), c.liveMs.toFixed(0), rate(c.catchupPerSec), c.gaps || c.dups ? `${c.gaps} gaps, ${c.dups} dups` : 'none'];
   });
-  const any = keys.map((k) => r.resume[k]).find((c) => isFigures<ResumeFigures>(c)) as ResumeFigures | undefined;
+  const any = keys.map((k) => cells[k]).find((c) => isFigures<ResumeFigures>(c)) as ResumeFigures | undefined;
   return {
-    title: `Resume: a subscriber offline for ${any?.offline ?? '?'} messages reconnects (the publisher goes on live)`,
+    title: title(any?.offline ?? '?'),
     columns: ['', 'resumed', 'resubscribed ms', 'live tail ms', 'catch-up msgs/s', 'loss / duplicates'],
     rows,
     notes,
@@ -217,6 +238,161 @@ function publishGrid(r: Results): Grid | undefined {
   };
 }
 
+/**
+ * The A/B of a gateway change: this checkout's build (`sluice`) against another (`sluice-old`) in
+ * the same run — each figure of both, new ÷ old, and whether the new one is within 5% or better.
+ */
+function abGrid(r: Results): Grid | undefined {
+  const rows: string[][] = [];
+  const verdict = (n: number | undefined, o: number | undefined, higherIsBetter: boolean) => {
+    if (n === undefined || o === undefined || !(o > 0)) return '';
+    const worse = higherIsBetter ? 1 - n / o : n / o - 1;
+    return worse > 0.05 ? `new ${(worse * 100).toFixed(1)}% worse` : 'within 5% or better';
+  };
+  const add = (what: string, n: number | undefined, o: number | undefined, show: (v: number) => string, higherIsBetter: boolean) => {
+    rows.push([what, n === undefined ? 'n/a' : show(n), o === undefined ? 'n/a' : show(o), ratio(n, o), higherIsBetter ? 'higher' : 'lower', verdict(n, o, higherIsBetter)]);
+  };
+  for (const [size, row] of Object.entries(r.fanout)) {
+    const n = isFigures<FanoutFigures>(row.sluice) ? row.sluice : undefined;
+    const o = isFigures<FanoutFigures>(row['sluice-old']) ? row['sluice-old'] : undefined;
+    if (row['sluice-old'] === undefined) continue;
+    add(`fan-out ${size}: delivered msgs/s`, n?.deliveredPerSec, o?.deliveredPerSec, rate, true);
+    add(`fan-out ${size}: server CPU µs per delivery`, n && n.cpu.server * 1e4 / n.deliveredPerSec, o && o.cpu.server * 1e4 / o.deliveredPerSec, (v) => v.toFixed(3), false);
+    add(`fan-out ${size}: latency p50 ms`, n?.latency?.p50, o?.latency?.p50, ms, false);
+    add(`fan-out ${size}: latency p99 ms`, n?.latency?.p99, o?.latency?.p99, ms, false);
+  }
+  for (const credit of [64, 4096]) {
+    const n = r.resume[`Sluice (window ${credit})`];
+    const o = r.resume[`Sluice old build (window ${credit})`];
+    if (o === undefined) continue;
+    const nf = isFigures<ResumeFigures>(n) ? n : undefined;
+    const of = isFigures<ResumeFigures>(o) ? o : undefined;
+    add(`resume, window ${credit}: catch-up msgs/s`, nf?.catchupPerSec, of?.catchupPerSec, rate, true);
+    add(`resume, window ${credit}: live tail ms`, nf?.liveMs, of?.liveMs, (v) => v.toFixed(0), false);
+  }
+  for (const key of Object.keys(r.publish)) {
+    if (!key.startsWith('Sluice (old build): ')) continue;
+    const mode = key.slice('Sluice (old build): '.length);
+    const n = r.publish[`Sluice: ${mode}`];
+    const o = r.publish[key];
+    add(`publish, ${mode}: msgs/s`, isFigures<PublishFigures>(n) ? n.msgsPerSec : undefined, isFigures<PublishFigures>(o) ? o.msgsPerSec : undefined, rate, true);
+  }
+  if (rows.length === 0) return undefined;
+  return {
+    title: 'A/B: this build (new) against the old build, same run, same clients',
+    columns: ['', 'new', 'old', 'new÷old', 'better when', 'verdict'],
+    rows,
+    notes: [
+      'Each figure comes from a fresh server; quick runs move ±10–30% between runs on this VM, so a single run decides nothing near 5%: repeat it.',
+      'A delivered-msgs/s figure limited by the clients\' core (see the fan-out table) says little about the server; compare its CPU per delivery.',
+    ],
+  };
+}
+
+// ---- cluster --------------------------------------------------------------------------------
+
+const perMsg = (c: RedisCost | undefined, n: number | undefined) => (c && n !== undefined ? (n / c.messages).toFixed(3) : '');
+const commandsOf = (c: RedisCost) => Object.values(c.calls).reduce((a, b) => a + b, 0);
+const redisCpuPer1000 = (c: RedisCost | undefined) => (c ? ((1e6 * c.cpuSeconds) / c.messages).toFixed(1) : '');
+
+function clusterFanoutGrid(r: Results): Grid | undefined {
+  const sizes = Object.keys(r.cluster?.fanout ?? {});
+  if (sizes.length === 0) return undefined;
+  const ids: TargetId[] = [...new Set(sizes.flatMap((n) => columnsOf(r.cluster.fanout[n]!)))];
+  const refs = (['socketio-cluster', 'socketio-streams-cluster'] as const).filter((id) => ids.includes(id));
+  const blank = refs.map(() => '');
+  const notes = new Set<string>();
+  const rows: string[][] = [];
+  for (const n of sizes) {
+    const row = r.cluster.fanout[n]!;
+    naNotes(row, notes);
+    const fig = (id: TargetId) => (isFigures<FanoutFigures>(row[id]) ? (row[id] as FanoutFigures) : undefined);
+    const cells = (f: (v: FanoutFigures) => string) => ids.map((id) => cellOf<FanoutFigures>(row[id], f));
+    rows.push([`${n} subscribers (${Number(n) / 2} per node): delivered msgs/s`, ...cells((v) => rate(v.deliveredPerSec)),
+      ...refs.map((id) => ratio(fig('sluice-cluster')?.deliveredPerSec, fig(id)?.deliveredPerSec))]);
+    rows.push(['  limited by (server core CPU: both nodes + Redis)', ...cells((v) => `${v.bound} (${v.cpu.server.toFixed(0)}%)`), ...blank]);
+    rows.push(['  server CPU µs per delivery (nodes + Redis)', ...cells((v) => (v.cpu.server * 1e4 / v.deliveredPerSec).toFixed(2)), ...blank]);
+    rows.push(['  published msgs/s', ...cells((v) => rate(v.publishedPerSec)), ...blank]);
+    rows.push(['  Redis CPU ms per 1000 published', ...cells((v) => redisCpuPer1000(v.redis)), ...blank]);
+    rows.push(['  Redis requests read / commands per published msg', ...cells((v) => (v.redis ? `${perMsg(v.redis, v.redis.reads)} / ${perMsg(v.redis, commandsOf(v.redis))}` : 'n/a')), ...blank]);
+    const l = fig('sluice-cluster')?.latency;
+    rows.push([`  latency p50/p99/p99.9 ms @ ${l ? rate(l.rate) : '?'} pub/s`, ...cells(latencyOf), ...blank]);
+    for (const id of ids) {
+      const f = fig(id);
+      if (f && (f.gaps || f.dups || !f.drained)) notes.add(`${LABELS[id]} at ${n}: ${f.gaps} gaps, ${f.dups} duplicates${f.drained ? '' : ', not every message arrived'}`);
+    }
+  }
+  return {
+    title: 'Cluster fan-out: 1 topic, 2 nodes on one Redis (all three processes on the server core), publisher on node 1',
+    columns: ['', ...ids.map((id) => LABELS[id]), ...refs.map((id) => `Sluice÷${LABELS[id]}`)],
+    rows,
+    notes: ['Redis figures cover the max-throughput run: its commands and CPU ÷ the messages published in it.', ...notes],
+  };
+}
+
+function clusterPublishGrid(r: Results): Grid | undefined {
+  const keys = Object.keys(r.cluster?.publish ?? {});
+  if (keys.length === 0) return undefined;
+  const notes: string[] = [];
+  const rows = keys.map((k) => {
+    const c = r.cluster.publish[k]!;
+    if (!isFigures<PublishFigures>(c)) {
+      notes.push(`${k}: ${'na' in c ? `n/a — ${c.na}` : `failed — ${c.error}`}`);
+      return [k, 'n/a', '', '', '', '', '', ''];
+    }
+    if (c.failures) notes.push(`${k}: ${c.failures} failures, first: ${c.firstFailure}`);
+    const x = c.redis;
+    return [k, rate(c.msgsPerSec), c.commitMs !== undefined ? c.commitMs.toFixed(1) : '',
+      `${c.cpu.server.toFixed(0)}% (${(c.cpu.server * 1e4 / c.msgsPerSec).toFixed(1)} µs)`, c.cpu.all !== undefined ? `${c.cpu.all.toFixed(0)}%` : '',
+      x ? redisCpuPer1000(x) : '', x ? perMsg(x, x.reads) : '', x ? perMsg(x, x.calls.evalsha ?? 0) : '', x ? perMsg(x, commandsOf(x)) : ''];
+  });
+  return {
+    title: 'Cluster publish: durable, acknowledged, WebSocket PUB/ACK ≤ 1,000 in flight, on node 1 (disk store: one gateway)',
+    columns: ['', 'msgs/s', 'publish → commit ms', 'gateway CPU (per msg)', 'server core: nodes + Redis', 'Redis CPU ms / 1000 msgs', 'Redis requests read / msg', 'evalsha / msg', 'Redis commands / msg'],
+    rows,
+    notes: [
+      'The two nodes and Redis share the server core: when "server core" nears 100%, the core is the limit, not the gateway.',
+      '"Redis requests read" is INFO stats total_reads_processed: socket reads with at least one command (a pipelined burst is one read); "commands" counts what scripts run too.',
+      ...notes,
+    ],
+  };
+}
+
+/** Calls (or µs) per published message of every command, for each run that measured Redis. */
+function redisCommandsGrid(r: Results, what: 'calls' | 'usec' = 'calls'): Grid | undefined {
+  const runs: { label: string; cost: RedisCost }[] = [];
+  for (const [k, c] of Object.entries(r.cluster?.publish ?? {})) if (isFigures<PublishFigures>(c) && c.redis) runs.push({ label: `publish: ${k}`, cost: c.redis });
+  for (const [n, row] of Object.entries(r.cluster?.fanout ?? {})) {
+    for (const id of ORDER) {
+      const c = row[id];
+      if (isFigures<FanoutFigures>(c) && c.redis) runs.push({ label: `fan-out ${n}: ${LABELS[id]}`, cost: c.redis });
+    }
+  }
+  if (runs.length === 0) return undefined;
+  const commands = [...new Set(runs.flatMap((run) => Object.keys(run.cost.calls)))].sort();
+  if (what === 'usec') {
+    return {
+      title: 'Redis time per published message by command, µs (INFO commandstats usec deltas ÷ messages)',
+      columns: ['', ...commands, 'Redis CPU'],
+      rows: runs.map((run) => [run.label, ...commands.map((cmd) => ((run.cost.usec[cmd] ?? 0) / run.cost.messages).toFixed(2)), ((1e6 * run.cost.cpuSeconds) / run.cost.messages).toFixed(2)]),
+      notes: ['evalsha\'s time includes the commands its script ran (each also under its own name): the script\'s own overhead is evalsha minus those. "Redis CPU" is the process\'s user + system CPU, network included.'],
+    };
+  }
+  return {
+    title: 'Redis commands per published message (INFO commandstats deltas ÷ messages)',
+    columns: ['', ...commands, 'requests read'],
+    rows: runs.map((run) => [run.label, ...commands.map((cmd) => perMsg(run.cost, run.cost.calls[cmd] ?? 0)), perMsg(run.cost, run.cost.reads)]),
+    notes: [
+      'Commands a Lua script runs count under their own names (the APPEND script: info, hmget, xadd, get/set per key, hset, spublish); the script call itself is evalsha.',
+      'Background commands of the nodes (each second: set + get of the incarnation key, hmget per quiet followed topic) are in the counts; the bench\'s own INFO calls are not.',
+    ],
+  };
+}
+
+function clusterResumeGrid(r: Results): Grid | undefined {
+  return resumeTable(r.cluster?.resume ?? {}, (offline) => `Cluster resume: a subscriber on node 1 offline for ${offline} messages published on node 1 resumes from its offset`);
+}
+
 function goalsGrid(r: Results): Grid {
   return {
     title: 'Goals',
@@ -227,7 +403,10 @@ function goalsGrid(r: Results): Grid {
 }
 
 function grids(r: Results): Grid[] {
-  return [fanoutGrid(r), manyGrid(r), memoryGrid(r), slowGrid(r), resumeGrid(r), publishGrid(r), goalsGrid(r)].filter((g): g is Grid => g !== undefined);
+  return [
+    fanoutGrid(r), manyGrid(r), memoryGrid(r), slowGrid(r), resumeGrid(r), publishGrid(r), abGrid(r),
+    clusterFanoutGrid(r), clusterPublishGrid(r), redisCommandsGrid(r), redisCommandsGrid(r, 'usec'), clusterResumeGrid(r), goalsGrid(r),
+  ].filter((g): g is Grid => g !== undefined);
 }
 
 function text(g: Grid): string {

@@ -62,7 +62,7 @@ export async function sweep(t: RunningTarget, fleet: Fleet, feed: Feed, windows:
   const points: SweepPoint[] = [];
   for (const window of windows) {
     await fleet.phase(false);
-    const server = cpuMeter(t.pid);
+    const server = cpuMeter(t.pids ?? t.pid);
     const run = await checkDrained(fleet, await feed.run({ durationMs: probeMs, windowRounds: window, subscriberWindow: subscriberWindowFor(window, perRound) }));
     const report = await fleet.report();
     points.push({ window, deliveredPerSec: report.received / (run.elapsedMs / 1000), serverCpu: server.percent() });
@@ -104,7 +104,7 @@ export async function maxThroughput(
   o: { durationMs: number; windowRounds: number; subscriberWindow: number; syscallSeconds?: number },
 ): Promise<ThroughputRun> {
   await fleet.phase(false);
-  const server = cpuMeter(t.pid);
+  const server = cpuMeter(t.pids ?? t.pid);
   const threads = threadCpuMeter(t.pid);
   const self = new SelfCpu();
   const metrics = t.id.startsWith('sluice') && t.httpUrl ? new GatewayMetrics(t.httpUrl) : undefined;

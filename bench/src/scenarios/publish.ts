@@ -17,14 +17,24 @@ import type { RunningTarget } from '../targets/target.js';
 import { withTarget, type Context } from './session.js';
 import { GatewayMetrics } from '../gateway-metrics.js';
 
-async function wsPublish(ctx: Context, t: RunningTarget, mode: string, keys: boolean, jetstream: boolean): Promise<PublishFigures> {
+/** Extras of a WebSocket publish run (the cluster scenario's). */
+export interface WsPublishOptions {
+  /** Topics the messages go to, round-robin (default 1). */
+  topics?: number;
+  /** Awaited right before and right after the measured stretch, when nothing is in flight. */
+  around?: { start(): Promise<void>; stop(): Promise<void> };
+}
+
+export async function wsPublish(ctx: Context, t: RunningTarget, mode: string, keys: boolean, jetstream: boolean, o: WsPublishOptions = {}): Promise<PublishFigures> {
   const p = ctx.profile.publish;
   const fleet = new Fleet(1); // no subscribers: the feed needs one only for its window
   try {
     const publisher = await t.publisher({ window: p.window, keys, jetstream });
-    const feed = new Feed(publisher, fleet, 1);
+    const feed = new Feed(publisher, fleet, o.topics ?? 1);
     await feed.publishCount(Math.min(20_000, p.window * 10)); // warm-up
+    await o.around?.start();
     const server = cpuMeter(t.pid);
+    const all = t.pids ? cpuMeter(t.pids) : undefined;
     const self = new SelfCpu();
     const metrics = t.httpUrl ? new GatewayMetrics(t.httpUrl) : undefined;
     metrics?.start();
@@ -35,6 +45,7 @@ async function wsPublish(ctx: Context, t: RunningTarget, mode: string, keys: boo
     while (performance.now() < deadline && publisher.failures === failures0) await feed.publishCount(p.window * 5);
     const seconds = (performance.now() - t0) / 1000;
     const commitMs = metrics?.stop().appendMs;
+    await o.around?.stop();
     const messages = publisher.acked - acked0;
     const figures: PublishFigures = {
       mode,
@@ -45,7 +56,7 @@ async function wsPublish(ctx: Context, t: RunningTarget, mode: string, keys: boo
       msgsPerSec: messages / seconds,
       failures: publisher.failures - failures0,
       firstFailure: publisher.firstFailure,
-      cpu: { server: server.percent(), client: self.percent() },
+      cpu: { server: server.percent(), client: self.percent(), ...(all ? { all: all.percent() } : {}) },
       ...(commitMs !== undefined ? { commitMs } : {}),
     };
     publisher.close();
@@ -83,17 +94,22 @@ async function http(ctx: Context, t: RunningTarget, mode: string, batch: number)
   };
 }
 
+/** The line the bench prints for a publish cell. */
+export function describePublish(cell: Cell<PublishFigures>): string {
+  return isFigures<PublishFigures>(cell)
+    ? `${(cell.msgsPerSec / 1000).toFixed(1)}k msgs/s${cell.reqPerSec !== cell.msgsPerSec ? ` (${(cell.reqPerSec / 1000).toFixed(1)}k req/s)` : ''}${cell.commitMs !== undefined ? `, publish → commit ${cell.commitMs.toFixed(1)} ms` : ''}, cpu server ${cell.cpu.server.toFixed(0)}% client ${cell.cpu.client.toFixed(0)}%${cell.failures ? `, ${cell.failures} failures: ${cell.firstFailure}` : ''}`
+    : JSON.stringify(cell);
+}
+
 export async function publish(ctx: Context): Promise<void> {
   const p = ctx.profile.publish;
   ctx.log(`\npublish: durable, acknowledged (WebSocket window ${p.window}; HTTP ${p.httpConcurrency} in flight, batches of ${p.httpBatch})`);
   const put = (key: string, cell: Cell<PublishFigures>) => {
     ctx.results.publish[key] = cell;
-    ctx.log(`  ${key.padEnd(40)} ${isFigures<PublishFigures>(cell)
-      ? `${(cell.msgsPerSec / 1000).toFixed(1)}k msgs/s${cell.reqPerSec !== cell.msgsPerSec ? ` (${(cell.reqPerSec / 1000).toFixed(1)}k req/s)` : ''}${cell.commitMs !== undefined ? `, publish → commit ${cell.commitMs.toFixed(1)} ms` : ''}, cpu server ${cell.cpu.server.toFixed(0)}% client ${cell.cpu.client.toFixed(0)}%${cell.failures ? `, ${cell.failures} failures: ${cell.firstFailure}` : ''}`
-      : JSON.stringify(cell)}`);
+    ctx.log(`  ${key.padEnd(40)} ${describePublish(cell)}`);
   };
   for (const target of ctx.targets) {
-    if (target.id === 'sluice' || target.id === 'sluice-auth') {
+    if (target.id === 'sluice' || target.id === 'sluice-auth' || target.id === 'sluice-old') {
       const label = target.label;
       const first = await withTarget(ctx, target, {}, async (t) => {
         put(`${label}: WebSocket PUB/ACK`, await wsPublish(ctx, t, 'ws', false, false));

@@ -13,17 +13,22 @@
  */
 import { Feed } from '../load/feed.js';
 import { Fleet } from '../load/fleet.js';
+import type { SubscriberSpec } from '../clients/subscriber.js';
 import { isFigures, type Cell, type ResumeFigures } from '../report/results.js';
 import type { RunningTarget, Target } from '../targets/target.js';
 import { withTarget, type Context } from './session.js';
 
 const FIRST_STRETCH = 1000;
 
-async function measure(ctx: Context, t: RunningTarget, credit: number | undefined): Promise<ResumeFigures> {
+/**
+ * One resume measurement. `spec`: where the subscriber connects (default: the target's own; the
+ * cluster scenario gives one whose `resumeUrl` is another node).
+ */
+export async function measureResume(ctx: Context, t: RunningTarget, credit: number | undefined, spec: SubscriberSpec = t.subscriber(credit ? { credit } : {})): Promise<ResumeFigures> {
   const { offline, liveRate } = ctx.profile.resume;
   const fleet = new Fleet(1);
   try {
-    const opened = await fleet.open(t.subscriber(credit ? { credit } : {}), [0]);
+    const opened = await fleet.open(spec, [0]);
     if (opened.failed) throw new Error(`subscriber failed: ${opened.firstError}`);
     const feed = new Feed(await t.publisher({ window: 1000, jetstream: true }), fleet, 1);
     // First stretch, live.
@@ -62,17 +67,22 @@ async function measure(ctx: Context, t: RunningTarget, credit: number | undefine
   }
 }
 
+/** The line the bench prints for a resume cell. */
+export function describeResume(cell: Cell<ResumeFigures>): string {
+  return isFigures<ResumeFigures>(cell)
+    ? `recovered ${cell.recovered}, resubscribed in ${cell.resubscribeMs.toFixed(1)} ms, live tail after ${cell.liveMs.toFixed(0)} ms, catch-up ${(cell.catchupPerSec / 1000).toFixed(0)}k msgs/s${cell.gaps || cell.dups ? `, gaps ${cell.gaps} dups ${cell.dups}` : ''}`
+    : JSON.stringify(cell);
+}
+
 export async function resume(ctx: Context): Promise<void> {
   const { offline } = ctx.profile.resume;
   ctx.log(`\nresume: a subscriber offline for ${offline} messages reconnects`);
   const put = (key: string, cell: Cell<ResumeFigures>) => {
     ctx.results.resume[key] = cell;
-    ctx.log(`  ${key.padEnd(30)} ${isFigures<ResumeFigures>(cell)
-      ? `recovered ${cell.recovered}, resubscribed in ${cell.resubscribeMs.toFixed(1)} ms, live tail after ${cell.liveMs.toFixed(0)} ms, catch-up ${(cell.catchupPerSec / 1000).toFixed(0)}k msgs/s${cell.gaps || cell.dups ? `, gaps ${cell.gaps} dups ${cell.dups}` : ''}`
-      : JSON.stringify(cell)}`);
+    ctx.log(`  ${key.padEnd(30)} ${describeResume(cell)}`);
   };
-  const variants: Record<string, (number | undefined)[]> = { sluice: [64, 4096], nats: [64, 4096], socketio: [undefined] };
-  const labels: Record<string, string> = { sluice: 'Sluice', nats: 'NATS JetStream', socketio: 'Socket.IO recovery' };
+  const variants: Record<string, (number | undefined)[]> = { sluice: [64, 4096], 'sluice-old': [64, 4096], nats: [64, 4096], socketio: [undefined] };
+  const labels: Record<string, string> = { sluice: 'Sluice', 'sluice-old': 'Sluice old build', nats: 'NATS JetStream', socketio: 'Socket.IO recovery' };
   for (const target of ctx.targets) {
     const credits = variants[target.id];
     if (!credits) {
@@ -81,7 +91,7 @@ export async function resume(ctx: Context): Promise<void> {
     }
     for (const credit of credits) {
       const key = credit ? `${labels[target.id]} (window ${credit})` : labels[target.id]!;
-      put(key, await withTarget(ctx, target as Target, { resume: true }, (t) => measure(ctx, t, credit), `resume ${key}`));
+      put(key, await withTarget(ctx, target as Target, { resume: true }, (t) => measureResume(ctx, t, credit), `resume ${key}`));
     }
   }
 }

@@ -8,7 +8,7 @@ import { SocketIoPublisher } from '../clients/socketio-publisher.js';
 import { launch } from './server-process.js';
 import type { RunningTarget, StartOptions, Target, TargetId } from './target.js';
 
-function program(name: string): string {
+export function program(name: string): string {
   return fileURLToPath(new URL(`../servers/${name}.js`, import.meta.url));
 }
 

@@ -1,11 +1,22 @@
-/** Every target, in the order the table prints them. Sluice runs first: its figures set shared rates. */
+/**
+ * Every target, in the order the table prints them. Sluice runs first: its figures set shared rates.
+ * The cluster targets (several processes on one Redis) are run by the cluster scenario only.
+ */
+import { socketIoClusterTarget, socketIoStreamsClusterTarget, sluiceClusterTarget } from './cluster.js';
 import { natsTarget } from './nats.js';
 import { socketIoTarget, uwsTarget, wsTarget } from './node-peer.js';
-import { sluiceAuthTarget, sluiceTarget } from './sluice.js';
+import { oldBuildConfigured, sluiceAuthTarget, sluiceOldTarget, sluiceTarget } from './sluice.js';
 import type { Target, TargetId } from './target.js';
 
-export const ALL_TARGETS: Target[] = [sluiceTarget, sluiceAuthTarget, uwsTarget, socketIoTarget, wsTarget, natsTarget];
+export const ALL_TARGETS: Target[] = [sluiceTarget, sluiceAuthTarget, sluiceOldTarget, uwsTarget, socketIoTarget, wsTarget, natsTarget];
+
+export const CLUSTER_TARGETS: Target[] = [sluiceClusterTarget, socketIoClusterTarget, socketIoStreamsClusterTarget];
+
+/** What runs without `--targets`: everything but the old build unless BENCH_SLUICE_OLD_CLI names one. */
+export function defaultTargetIds(): TargetId[] {
+  return [...ALL_TARGETS, ...CLUSTER_TARGETS].map((t) => t.id).filter((id) => id !== 'sluice-old' || oldBuildConfigured());
+}
 
 export function targetById(id: TargetId): Target {
-  return ALL_TARGETS.find((t) => t.id === id)!;
+  return [...ALL_TARGETS, ...CLUSTER_TARGETS].find((t) => t.id === id)!;
 }

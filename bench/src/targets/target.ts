@@ -6,11 +6,16 @@
 import type { Publisher } from '../clients/publisher.js';
 import type { SubscriberSpec } from '../clients/subscriber.js';
 
-export type TargetId = 'sluice' | 'sluice-auth' | 'uws' | 'socketio' | 'ws' | 'nats';
+export type TargetId =
+  | 'sluice' | 'sluice-auth' | 'sluice-old' | 'uws' | 'socketio' | 'ws' | 'nats'
+  // cluster scenario (targets/cluster.ts): several server processes on one Redis
+  | 'sluice-cluster' | 'socketio-cluster' | 'socketio-streams-cluster';
 
 export interface StartOptions {
   /** Socket.IO: connection state recovery on. NATS: JetStream on. */
   resume?: boolean;
+  /** Cluster targets: Redis persistence, AOF with this fsync policy (default: none). */
+  aof?: 'always' | 'everysec';
   /** Sluice: write a V8 CPU profile of the gateway into this directory, under this name. */
   profileDir?: string;
   profileName?: string;
@@ -29,6 +34,11 @@ export interface RunningTarget {
   readonly id: TargetId;
   /** The server process (for RSS, CPU and syscall counts). */
   readonly pid: number;
+  /**
+   * Every process of the system under test when it is more than one (a cluster's nodes and its
+   * Redis): server CPU is their sum. Absent: `[pid]`.
+   */
+  readonly pids?: readonly number[];
   /** HTTP base URL (Sluice only: the HTTP publish API). */
   readonly httpUrl?: string;
   /** Sluice auth-on: the bearer token clients present. */
