@@ -13,7 +13,7 @@ import type { GatewayProcess } from '../src/testing.js';
 import { orderedOnce, Recorder, startNodes } from './helpers/cluster.js';
 import { startHaproxy } from './helpers/haproxy.js';
 import { api } from './helpers/http.js';
-import { startRedis } from './helpers/redis.js';
+import { startRedis, startRedisCluster } from './helpers/redis.js';
 
 const nodes: GatewayProcess[] = [];
 after(async () => { await Promise.all(nodes.map((n) => n.kill('SIGKILL'))); });
@@ -156,5 +156,44 @@ describe('cluster mode on one Redis', () => {
     pub.close();
     await Promise.all([a!, b!].map((n) => n.kill('SIGTERM')));
     await redis.stop();
+  });
+
+  it('per-client rate limits count across nodes', async () => {
+    const redis = await startRedis();
+    const [a, b] = await startNodes(2, redis.url, ['--rate-limit-client', '4']);
+    nodes.push(a!, b!);
+    const statuses: number[] = [];
+    for (let i = 0; i < 8; i++) statuses.push((await api([a!, b!][i % 2]!.url, '/v1/topics/c.rl/messages', { json: i })).status);
+    assert.deepEqual(statuses.filter((x) => x === 201).length, 4, `one bucket of 4 for both nodes: ${statuses.join(',')}`);
+    assert.ok(statuses.slice(4).every((x) => x === 429));
+    await Promise.all([a!, b!].map((n) => n.kill('SIGTERM')));
+    await redis.stop();
+  });
+});
+
+describe('cluster mode on a Redis Cluster', () => {
+  it('topics spread over the shards: publishes on one node reach subscribers on another through each shard', async () => {
+    const cluster = await startRedisCluster({ masters: 3 });
+    const url = `redis+cluster://${cluster.startupNodes.map((n) => `${n.host}:${n.port}`).join(',')}`;
+    const [a, b] = await startNodes(2, url);
+    nodes.push(a!, b!);
+    // Enough topics that every shard holds some (the slot of sl:{topic}:… decides).
+    const topics = Array.from({ length: 12 }, (_, i) => `rc.t${i}`);
+    const subs = topics.map((t) => new Recorder(b!.url, t, { from: 1 }));
+    await Promise.all(subs.map((s) => s.sub.ready));
+    const pub = publisher(a!.url);
+    await Promise.all(topics.flatMap((t) => Array.from({ length: 20 }, (_, i) => pub.publish(t, `${t}-${i}`, { key: `${t}-${i}` }))));
+    for (const [i, s] of subs.entries()) {
+      await s.waitFor(20);
+      assert.equal(orderedOnce(s), undefined);
+      assert.deepEqual(s.got.map((d) => d.data), Array.from({ length: 20 }, (_, j) => `${topics[i]}-${j}`));
+      s.close();
+    }
+    const shards = new Set<number>();
+    for (const m of await cluster.masters()) if (Number(await m.call('DBSIZE')) > 0) shards.add(m.port);
+    assert.equal(shards.size, 3, 'every shard holds topics');
+    pub.close();
+    await Promise.all([a!, b!].map((n) => n.kill('SIGTERM')));
+    await cluster.stop();
   });
 });
