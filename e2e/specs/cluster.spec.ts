@@ -8,16 +8,9 @@ import WebSocket from 'ws';
 import { createClient } from '@sluice/client';
 import { startCluster } from '../fixtures/cluster.js';
 import { startLoadBalancer } from '../fixtures/haproxy.js';
+import '../fixtures/harness.js';
 import { expect, publishRange, test } from '../fixtures/index.js';
 
-interface Harness {
-  received: { offset: number; data: unknown }[];
-  gaps: unknown[];
-  start(o: { topic: string; from?: number }): Promise<{ recovered: boolean; from: number }>;
-}
-declare global {
-  interface Window { harness: Harness }
-}
 
 /** Which gateway the page's WebSocket landed on: the cluster-wide connection list says which node. */
 async function nodeOfPage(nodes: { url: string }[], ua: string): Promise<number> {

@@ -3,18 +3,9 @@
  */
 import type { Page } from '@playwright/test';
 import { createPublisher } from '@sluice/client';
+import '../fixtures/harness.js';
 import { expect, publishRange, test } from '../fixtures/index.js';
 
-interface Harness {
-  received: { offset: number; data: unknown }[];
-  gaps: unknown[];
-  maxHeld: number;
-  state: string;
-  start(o: { topic: string; from?: number; window?: number; delayMs?: number; persist?: boolean }): Promise<{ recovered: boolean; from: number }>;
-}
-declare global {
-  interface Window { harness: Harness }
-}
 
 async function openPage(page: Page, site: string, gateway: string): Promise<void> {
   await page.goto(`${site}/sdk.html?gateway=${encodeURIComponent(gateway)}`);
