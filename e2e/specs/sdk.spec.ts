@@ -77,14 +77,15 @@ test('SIGKILL and restart while a page is subscribed: every acknowledged message
   expect(after.map((m) => m.offset)).toEqual(range(601, 650));
 });
 
-test('a slow page (20 ms per message) receives 2,000 messages in order and never holds more than its window', async ({ page, site, gateway, publisher }) => {
+test('a slow page (20 ms per message) receives 500 messages in order and never holds more than its window', async ({ page, site, gateway, publisher }) => {
   test.setTimeout(240_000);
   await openPage(page, site.url, gateway.url);
   await page.evaluate(() => window.harness.start({ topic: 'e2e.slow', window: 32, delayMs: 20 }));
-  await publishRange(publisher, 'e2e.slow', 1, 2000, 500);
-  await waitReceived(page, 2000, 200_000);
+  // 500 published at once is 15 windows behind the page: the gateway holds them back by credit.
+  await publishRange(publisher, 'e2e.slow', 1, 500, 500);
+  await waitReceived(page, 500, 60_000);
   const got = await received(page);
-  expect(got.map((m) => m.offset)).toEqual(range(1, 2000));
+  expect(got.map((m) => m.offset)).toEqual(range(1, 500));
   const maxHeld = await page.evaluate(() => window.harness.maxHeld);
   console.log(`slow page: max in flight ${maxHeld} (window 32)`);
   expect(maxHeld).toBeLessThanOrEqual(32);
