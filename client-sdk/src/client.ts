@@ -397,6 +397,7 @@ export class Client extends Emitter<ClientEvents> {
       case FrameType.ERROR: return this.serverError(f);
       case FrameType.PING: return this.send(encodeClientFrame({ type: FrameType.PONG, n: f.n }));
       case FrameType.PONG: return;
+      case FrameType.LEASE: return; // consumer groups: not joined by this client yet
       default: {
         const never: never = f;
         return void never;

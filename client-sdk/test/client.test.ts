@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import { pack } from 'msgpackr';
 import { createClient, type ClientOptions, type StateChange } from '../src/client.js';
 import { CloseCode } from '../src/protocol/codes.js';
+import { PROTOCOL_VERSION } from '../src/protocol/frames.js';
 import { ClosedError, QueueFullError, SluiceError } from '../src/errors.js';
 import { webStorageResume, type StorageLike } from '../src/resume.js';
 import type { GapEvent, Message } from '../src/subscription.js';
@@ -168,7 +169,7 @@ describe('protocol version', () => {
     void env.client.connect();
     assert.equal(env.client.serverInfo, undefined);
     await flush();
-    assert.equal(env.server.last.welcome({ protocol: '1.1', version: '0.2.0', maxSubscriptions: 5 }).protocol, '1.1');
+    assert.equal(env.server.last.welcome({ protocol: '1.1', version: '0.2.0', maxSubscriptions: 5 }).protocol, PROTOCOL_VERSION, 'HELLO says what the client speaks');
     await flush();
     assert.deepEqual(env.client.serverInfo, {
       protocol: '1.1', version: '0.2.0', session: 's', maxFrame: 1 << 20, maxCredit: 4096, heartbeat: 20_000, maxSubscriptions: 5,

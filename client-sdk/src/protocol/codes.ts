@@ -27,6 +27,8 @@ export const ErrorCodes = {
   internal: { status: 500, retryable: true },
   'insufficient-storage': { status: 507, retryable: true },
   unavailable: { status: 503, retryable: true },
+  'not-leased': { status: 409, retryable: false },
+  'invalid-group': { status: 400, retryable: false },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
 export type ErrorCode = keyof typeof ErrorCodes;

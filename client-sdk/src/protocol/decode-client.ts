@@ -77,7 +77,9 @@ export function decodeClientFrame(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAM
       const from = own(o, 'from');
       const epoch = own(o, 'epoch');
       const credit = own(o, 'credit');
+      const group = own(o, 'group');
       if (from !== undefined && from !== null && !isUint(from)) fail(`from must be ${UINT}`);
+      if (group !== undefined && group !== null && typeof group !== 'string') fail('group must be a string');
       if (epoch !== undefined && epoch !== null && typeof epoch !== 'string') fail('epoch must be a string');
       if (credit !== undefined && credit !== null && !isUint(credit) && !isHugeUint(credit)) {
         fail('credit must be an unsigned integer');
@@ -87,6 +89,7 @@ export function decodeClientFrame(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAM
       if (typeof epoch === 'string') frame.epoch = epoch;
       if (isUint(credit)) frame.credit = credit;
       else if (isHugeUint(credit)) frame.credit = MAX_UINT;
+      if (typeof group === 'string') frame.group = group;
       return frame;
     }
     case FrameType.UNSUB:
@@ -117,7 +120,36 @@ export function decodeClientFrame(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAM
         }
         const headers = own(o, 'headers');
         if (headers !== undefined && headers !== null) frame.headers = headers;
+        const orderingKey = own(o, 'orderingKey');
+        if (orderingKey !== undefined && orderingKey !== null) {
+          if (typeof orderingKey !== 'string') fail('orderingKey must be a string');
+          frame.orderingKey = orderingKey as string;
+        }
       }
+      return frame;
+    }
+    case FrameType.GROUP_ACK: {
+      const subId = uintAt(1, 'subId');
+      if (n < 3) fail('offsets missing');
+      const one = readUint(bytes, at[2]!);
+      if (one >= 0) return { type: FrameType.GROUP_ACK, subId, offsets: [one] };
+      const list = unpack(bytes.subarray(at[2]!, at[3]!), subId, false, type);
+      if (!Array.isArray(list) || list.length === 0 || list.length > MAX_ACK_BATCH || !list.every(isUint)) {
+        fail(`offsets must be ${UINT}, or an array of 1-${MAX_ACK_BATCH} of them`);
+      }
+      return { type: FrameType.GROUP_ACK, subId, offsets: list as number[] };
+    }
+    case FrameType.GROUP_NACK: {
+      const subId = uintAt(1, 'subId');
+      const offset = uintAt(2, 'offset');
+      const o = optsAt(3);
+      const delay = own(o, 'delay');
+      const reason = own(o, 'reason');
+      if (delay !== undefined && delay !== null && !isUint(delay)) fail(`delay must be ${UINT} (ms)`);
+      if (reason !== undefined && reason !== null && typeof reason !== 'string') fail('reason must be a string');
+      const frame: EncodedClientFrame = { type: FrameType.GROUP_NACK, subId, offset };
+      if (isUint(delay)) frame.delay = delay;
+      if (typeof reason === 'string') frame.reason = reason.slice(0, 256);
       return frame;
     }
     case FrameType.PING:
@@ -125,10 +157,13 @@ export function decodeClientFrame(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAM
     case FrameType.PONG:
       return { type: FrameType.PONG, n: n > 1 ? uintAt(1, 'n') : 0 };
     default:
-      if (type >= 2 && type <= 15) fail(`frame type ${type} is sent by servers only`);
+      if ((type >= 2 && type <= 15) || type === FrameType.LEASE) fail(`frame type ${type} is sent by servers only`);
       return fail(`unknown frame type ${type}`);
   }
 }
+
+/** Most offsets one GROUP_ACK may carry. */
+export const MAX_ACK_BATCH = 1000;
 
 /** Whether the second element of a frame of this type is a reqId or subId (all but HELLO, PING, PONG). */
 function carriesId(type: number): boolean {

@@ -102,6 +102,21 @@ export function decodeServerFrame(bytes: Uint8Array): ServerFrame {
     if (!isMap(v) || Object.values(v).some((x) => typeof x !== 'string')) fail('headers', 'a map of strings');
     return v as Headers;
   };
+  /** A stored message's meta (since 1.2: `{k: orderingKey, p: priority}`): its ordering key. */
+  const orderingKey = (v: unknown): string | undefined => {
+    if (v === undefined || v === null) return undefined;
+    const k = map(v).k;
+    return k === undefined || k === null ? undefined : str(k, 'orderingKey');
+  };
+  /** `[data, ts, headers?, meta?]`, a stored message as MSGS and LEASE carry it. */
+  const item = (e: unknown[]): MsgsItem => {
+    const m: MsgsItem = { data: e[0], ts: uint(e[1], 'ts') };
+    const h = opt(e[2], headers);
+    if (h) m.headers = h;
+    const k = orderingKey(e[3]);
+    if (k !== undefined) m.orderingKey = k;
+    return m;
+  };
 
   switch (type) {
     case FrameType.WELCOME: {
@@ -141,7 +156,13 @@ export function decodeServerFrame(bytes: Uint8Array): ServerFrame {
       const msg: ServerFrame = { type, topic: str(a[1], 'topic'), offset: uint(a[2], 'offset'), data: a[3], ts: uint(a[4], 'ts') };
       const h = opt(a[5], headers);
       if (h) msg.headers = h;
+      const k = orderingKey(a[6]);
+      if (k !== undefined) msg.orderingKey = k;
       return msg;
+    }
+    case FrameType.LEASE: {
+      const e = Array.isArray(a[4]) ? (a[4] as unknown[]) : fail('message', 'an array');
+      return { type, topic: str(a[1], 'topic'), offset: uint(a[2], 'offset'), attempt: uint(a[3], 'attempt'), message: item(e) };
     }
     case FrameType.ERROR:
       return {
@@ -158,13 +179,7 @@ export function decodeServerFrame(bytes: Uint8Array): ServerFrame {
       const topic = str(a[1], 'topic');
       const first = uint(a[2], 'first');
       const list = Array.isArray(a[3]) ? (a[3] as unknown[]) : fail('messages', 'an array');
-      const messages = list.map((e: unknown): MsgsItem => {
-        if (!Array.isArray(e)) fail('message', 'an array');
-        const item: MsgsItem = { data: (e as unknown[])[0], ts: uint((e as unknown[])[1], 'ts') };
-        const h = opt((e as unknown[])[2], headers);
-        if (h) item.headers = h;
-        return item;
-      });
+      const messages = list.map((e: unknown): MsgsItem => (Array.isArray(e) ? item(e) : fail('message', 'an array')));
       return { type, topic, first, messages };
     }
     default:

@@ -27,6 +27,8 @@ export function encode(frame: Frame): Uint8Array {
     case FrameType.PUB:
     case FrameType.PING:
     case FrameType.PONG:
+    case FrameType.GROUP_ACK:
+    case FrameType.GROUP_NACK:
       return encodeClientFrame(frame);
     default:
       return encodeServerFrame(frame);
@@ -41,7 +43,7 @@ export function encodeClientFrame(frame: ClientFrame): Uint8Array {
       return pack(o ? [FrameType.HELLO, o] : [FrameType.HELLO]);
     }
     case FrameType.SUB: {
-      const o = opts({ from: frame.from, epoch: frame.epoch, credit: frame.credit });
+      const o = opts({ from: frame.from, epoch: frame.epoch, credit: frame.credit, group: frame.group });
       return pack(o ? [FrameType.SUB, frame.subId, frame.topic, o] : [FrameType.SUB, frame.subId, frame.topic]);
     }
     case FrameType.UNSUB:
@@ -49,7 +51,7 @@ export function encodeClientFrame(frame: ClientFrame): Uint8Array {
     case FrameType.CREDIT:
       return pack([FrameType.CREDIT, frame.subId, frame.n]);
     case FrameType.PUB: {
-      const o = opts({ key: frame.key, headers: frame.headers });
+      const o = opts({ key: frame.key, headers: frame.headers, orderingKey: frame.orderingKey });
       const arr: unknown[] = [FrameType.PUB, frame.reqId, frame.topic, frame.data];
       if (o) arr.push(o);
       return pack(arr);
@@ -57,11 +59,23 @@ export function encodeClientFrame(frame: ClientFrame): Uint8Array {
     case FrameType.PING:
     case FrameType.PONG:
       return pack([frame.type, frame.n]);
+    case FrameType.GROUP_ACK:
+      return pack([FrameType.GROUP_ACK, frame.subId, frame.offsets.length === 1 ? frame.offsets[0] : frame.offsets]);
+    case FrameType.GROUP_NACK: {
+      const o = opts({ delay: frame.delay, reason: frame.reason });
+      return pack(o ? [FrameType.GROUP_NACK, frame.subId, frame.offset, o] : [FrameType.GROUP_NACK, frame.subId, frame.offset]);
+    }
     default: {
       const never: never = frame;
       throw new TypeError(`unknown frame ${JSON.stringify(never)}`);
     }
   }
+}
+
+/** A message as the elements of a stored entry: `[data, ts, headers|nil, meta]`, trailing ones left out. */
+function entryElements(m: { data: unknown; ts: number; headers?: unknown; orderingKey?: string }): unknown[] {
+  if (m.orderingKey !== undefined) return [m.data, m.ts, m.headers ?? null, { k: m.orderingKey }];
+  return m.headers ? [m.data, m.ts, m.headers] : [m.data, m.ts];
 }
 
 /** @internal Encodes a frame a gateway sends (PING and PONG go both ways). */
@@ -80,11 +94,8 @@ export function encodeServerFrame(frame: ServerFrame): Uint8Array {
       return pack([FrameType.UNSUBSCRIBED, frame.subId]);
     case FrameType.ACK:
       return pack([FrameType.ACK, frame.reqId, frame.offset, frame.duplicate]);
-    case FrameType.MSG: {
-      const arr: unknown[] = [FrameType.MSG, frame.topic, frame.offset, frame.data, frame.ts];
-      if (frame.headers) arr.push(frame.headers);
-      return pack(arr);
-    }
+    case FrameType.MSG:
+      return pack([FrameType.MSG, frame.topic, frame.offset, ...entryElements(frame)]);
     case FrameType.ERROR:
       return pack([FrameType.ERROR, frame.id, frame.code, frame.message, frame.re ?? 0]);
     case FrameType.PING:
@@ -93,8 +104,9 @@ export function encodeServerFrame(frame: ServerFrame): Uint8Array {
     case FrameType.GAP:
       return pack([FrameType.GAP, frame.topic, frame.from, frame.to]);
     case FrameType.MSGS:
-      return pack([FrameType.MSGS, frame.topic, frame.first, frame.messages.map((m) =>
-        m.headers ? [m.data, m.ts, m.headers] : [m.data, m.ts])]);
+      return pack([FrameType.MSGS, frame.topic, frame.first, frame.messages.map(entryElements)]);
+    case FrameType.LEASE:
+      return pack([FrameType.LEASE, frame.topic, frame.offset, frame.attempt, entryElements(frame.message)]);
     default: {
       const never: never = frame;
       throw new TypeError(`unknown frame ${JSON.stringify(never)}`);

@@ -1,7 +1,9 @@
 /**
  * Stored entries and the gateway's fast paths. A stored message is the MessagePack of
- * `[data, ts, headers?]` — exactly one element of MSGS — so catch-up and fan-out frames are
- * assembled from stored bytes without decoding any payload.
+ * `[data, ts, headers?, meta?]` — exactly one element of MSGS — so catch-up and fan-out frames are
+ * assembled from stored bytes without decoding any payload. `meta` (since 1.2) is a map of what
+ * the gateway needs to know about a message besides its data: `k` its ordering key; a message
+ * with meta but no headers has nil in their place.
  */
 import { FrameType, type Headers, type MsgsItem } from './frames.js';
 import { MAX_DEPTH } from './limits.js';
@@ -9,17 +11,32 @@ import { arrayHeaderSize, readUint, skipValue, uintSize, writeArrayHeader, write
 import { unpack } from './value.js';
 
 /**
- * A stored message: MessagePack `[data, ts]` or `[data, ts, headers]`, with `data` and `headers`
- * already encoded. This is byte for byte one element of a MSGS frame.
+ * A stored message: MessagePack `[data, ts]`, `[data, ts, headers]` or `[data, ts, headers|nil,
+ * meta]`, with `data`, `headers` and `meta` already encoded. This is byte for byte one element of
+ * a MSGS frame.
  */
-export function encodeEntry(data: Uint8Array, ts: number, headers?: Uint8Array): Uint8Array {
-  const size = 1 + data.length + uintSize(ts) + (headers ? headers.length : 0);
+export function encodeEntry(data: Uint8Array, ts: number, headers?: Uint8Array, meta?: Uint8Array): Uint8Array {
+  const h = headers ?? (meta ? NIL : undefined);
+  const size = 1 + data.length + uintSize(ts) + (h ? h.length : 0) + (meta ? meta.length : 0);
   const out = new Uint8Array(size);
-  out[0] = headers ? 0x93 : 0x92;
+  out[0] = meta ? 0x94 : h ? 0x93 : 0x92;
   out.set(data, 1);
   let p = writeUint(out, 1 + data.length, ts);
-  if (headers) { out.set(headers, p); p += headers.length; }
+  if (h) { out.set(h, p); p += h.length; }
+  if (meta) out.set(meta, p);
   return out;
+}
+
+const NIL = new Uint8Array([0xc0]);
+
+/** The meta of a stored entry (its 4th element) as a value, or undefined when it has none. */
+export function entryMeta(entry: Uint8Array): { k?: string } | undefined {
+  if ((entry[0]! & 0x0f) < 4) return undefined;
+  let p = skipValue(entry, 1, MAX_DEPTH);
+  p = skipValue(entry, p, 1);
+  p = skipValue(entry, p, MAX_DEPTH);
+  const meta = unpack(entry.subarray(p)) as { k?: unknown } | null;
+  return meta && typeof meta === 'object' && typeof meta.k === 'string' ? { k: meta.k } : undefined;
 }
 
 /** The timestamp of a stored entry. */
@@ -32,19 +49,22 @@ export function splitEntry(entry: Uint8Array): { data: Uint8Array; ts: number; h
   const dataEnd = skipValue(entry, 1, MAX_DEPTH);
   const tsEnd = skipValue(entry, dataEnd, 1);
   const out: { data: Uint8Array; ts: number; headers?: Uint8Array } = { data: entry.subarray(1, dataEnd), ts: readUint(entry, dataEnd) };
-  if ((entry[0]! & 0x0f) === 3) out.headers = entry.subarray(tsEnd, skipValue(entry, tsEnd, MAX_DEPTH));
+  if ((entry[0]! & 0x0f) >= 3 && entry[tsEnd] !== 0xc0) out.headers = entry.subarray(tsEnd, skipValue(entry, tsEnd, MAX_DEPTH));
   return out;
 }
 
 /** A stored entry as JS values. */
 export function decodeEntry(entry: Uint8Array): MsgsItem {
-  const [data, ts, headers] = unpack(entry) as [unknown, number, Headers | undefined];
-  return headers ? { data, ts, headers } : { data, ts };
+  const [data, ts, headers, meta] = unpack(entry) as [unknown, number, Headers | null | undefined, { k?: unknown } | undefined];
+  const item: MsgsItem = { data, ts };
+  if (headers) item.headers = headers;
+  if (meta && typeof meta.k === 'string') item.orderingKey = meta.k;
+  return item;
 }
 
 /** MSG `[10, topic, offset, data, ts, headers?]` built from a stored entry. `topic` is an encoded string. */
 export function encodeMsg(topic: Uint8Array, offset: number, entry: Uint8Array): Uint8Array {
-  // entry is a fixarray of 2 or 3: MSG adds type, topic and offset in front of its elements.
+  // entry is a fixarray of 2, 3 or 4: MSG adds type, topic and offset in front of its elements.
   const count = (entry[0]! & 0x0f) + 3;
   const out = new Uint8Array(2 + topic.length + uintSize(offset) + entry.length - 1);
   out[0] = 0x90 | count;

@@ -12,7 +12,7 @@
  * fields, trailing elements, codes) and is announced in HELLO and WELCOME, never required of a peer
  * that did not announce it; a new major is a different protocol. History in PROTOCOL.md.
  */
-export const PROTOCOL_VERSION = '1.1';
+export const PROTOCOL_VERSION = '1.2';
 
 /** The versions this module can talk to: major 1, any minor (`1`, `1.0`, `1.1`, `1.12`, ...). */
 const COMPATIBLE = /^1(?:\.(?:0|[1-9][0-9]{0,8}))?$/;
@@ -42,6 +42,12 @@ export const FrameType = {
   PONG: 13,
   GAP: 14,
   MSGS: 15,
+  /** c→s, since 1.2: a consumer-group member acknowledges offsets it holds (not the publish ACK, 9). */
+  GROUP_ACK: 16,
+  /** c→s, since 1.2: a member gives an offset back, to be delivered again (after a delay). */
+  GROUP_NACK: 17,
+  /** s→c, since 1.2: one message leased to a consumer-group member, with its attempt number. */
+  LEASE: 18,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
@@ -81,7 +87,12 @@ export interface WelcomeFrame {
   maxSubscriptions?: number;
 }
 
-/** c→s. `from` omitted: live only. `credit` omitted: the default credit. */
+/**
+ * c→s. `from` omitted: live only. `credit` omitted: the default credit. With `group` (since 1.2)
+ * the subscription joins that consumer group of the topic: messages come as LEASE, each to one
+ * member, `credit` is how many unacknowledged leases it may hold, and `from` applies only when the
+ * group is created (omitted: the head + 1).
+ */
 export interface SubFrame {
   type: typeof FrameType.SUB;
   subId: number;
@@ -89,6 +100,7 @@ export interface SubFrame {
   from?: number;
   epoch?: string;
   credit?: number;
+  group?: string;
 }
 
 /** s→c. `from` is the first offset the gateway will deliver. */
@@ -129,6 +141,8 @@ export interface PubFrame<D = unknown, H = Headers> {
   data: D;
   key?: string;
   headers?: H;
+  /** Since 1.2: a consumer group hands out messages of one ordering key one at a time, in order. */
+  orderingKey?: string;
 }
 
 
@@ -146,6 +160,8 @@ export interface MsgFrame {
   data: unknown;
   ts: number;
   headers?: Headers;
+  /** Since 1.2: the message's ordering key, when it was published with one. */
+  orderingKey?: string;
 }
 
 /**
@@ -188,6 +204,36 @@ export interface MsgsItem {
   data: unknown;
   ts: number;
   headers?: Headers;
+  /** Since 1.2: its ordering key, when it was published with one. */
+  orderingKey?: string;
+}
+
+/** c→s since 1.2, `[16, subId, offsets]`: acknowledges leased offsets (one, or an array). */
+export interface GroupAckFrame {
+  type: typeof FrameType.GROUP_ACK;
+  subId: number;
+  offsets: number[];
+}
+
+/** c→s since 1.2, `[17, subId, offset, {delay?, reason?}]`: gives a leased offset back. */
+export interface GroupNackFrame {
+  type: typeof FrameType.GROUP_NACK;
+  subId: number;
+  offset: number;
+  /** Deliver again after this many ms at the earliest (absent: the group's backoff for this attempt). */
+  delay?: number;
+  /** Why (kept in the dead letter's headers if it ends there); at most 256 bytes. */
+  reason?: string;
+}
+
+/** s→c since 1.2, `[18, topic, offset, attempt, [data, ts, headers?, meta?]]`: a message leased to this member. */
+export interface LeaseFrame {
+  type: typeof FrameType.LEASE;
+  topic: string;
+  offset: number;
+  /** 1 for the first delivery, 2 for the first redelivery, ... */
+  attempt: number;
+  message: MsgsItem;
 }
 
 /** s→c, consecutive messages from offset `first`; each counts 1 against credit. */
@@ -206,7 +252,9 @@ export type ClientFrame<D = unknown, H = Headers> =
   | CreditFrame
   | PubFrame<D, H>
   | PingFrame
-  | PongFrame;
+  | PongFrame
+  | GroupAckFrame
+  | GroupNackFrame;
 
 /**
  * Client frames as the gateway decodes them: the PUB payload kept encoded, its headers as sent
@@ -225,6 +273,7 @@ export type ServerFrame =
   | PingFrame
   | PongFrame
   | GapFrame
-  | MsgsFrame;
+  | MsgsFrame
+  | LeaseFrame;
 
 export type Frame = ClientFrame | ServerFrame;

@@ -67,19 +67,32 @@ export class MessageFault {
  * gateway's publish service applies them after the topic and capability checks. The idempotency
  * key is 1–MAX_KEY_BYTES bytes (an empty one is refused: a client that meant one would lose
  * dedup); the data obeys the payload rule; headers are a map of at most MAX_HEADERS string →
- * string entries. Returns the headers encoded for storage (undefined when none), or the fault.
+ * string entries; an ordering key (since 1.2) is 1–MAX_KEY_BYTES bytes. Returns the headers and
+ * the entry's meta encoded for storage (undefined when none), or the fault.
  */
-export function checkMessage(data: Uint8Array, key: string | undefined, headers: unknown): { headers: Uint8Array | undefined } | MessageFault {
+export function checkMessage(
+  data: Uint8Array,
+  key: string | undefined,
+  headers: unknown,
+  orderingKey?: string,
+): { headers: Uint8Array | undefined; meta: Uint8Array | undefined } | MessageFault {
   if (key !== undefined) {
     if (key.length === 0) return new MessageFault('bad-request', `key must be 1-${MAX_KEY_BYTES} bytes`);
     if (utf8Length(key) > MAX_KEY_BYTES) return new MessageFault('too-large', `key longer than ${MAX_KEY_BYTES} bytes`);
   }
+  let meta: Uint8Array | undefined;
+  if (orderingKey !== undefined) {
+    if (orderingKey.length === 0 || utf8Length(orderingKey) > MAX_KEY_BYTES) {
+      return new MessageFault('bad-request', `orderingKey must be 1-${MAX_KEY_BYTES} bytes`);
+    }
+    meta = pack({ k: orderingKey });
+  }
   const content = payloadError(data);
   if (content) return new MessageFault('bad-request', content);
-  if (headers === undefined || headers === null) return { headers: undefined };
+  if (headers === undefined || headers === null) return { headers: undefined, meta };
   const h = checkHeaders(headers);
   if (typeof h === 'string') return new MessageFault('bad-request', h);
-  return { headers: Object.keys(h).length > 0 ? pack(h) : undefined };
+  return { headers: Object.keys(h).length > 0 ? pack(h) : undefined, meta };
 }
 
 /** Validates headers; returns a null-prototype copy, or a reason string. */

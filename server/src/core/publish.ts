@@ -26,6 +26,8 @@ export interface PublishRequest {
   key?: string;
   /** Headers as sent (checked here: a map of at most 32 string → string entries). */
   headers?: unknown;
+  /** Consumer groups hand out messages of one ordering key one at a time, in order. */
+  orderingKey?: string;
 }
 
 /** Who publishes: the principal, its rate-limit key and, on a WebSocket, its connection's bucket. */
@@ -123,11 +125,12 @@ export class PublishService {
     if (!principal.can('pub', req.topic)) return new PublishError('forbidden', `not allowed to publish to ${req.topic}`);
     const { maxPayload } = this.deps;
     if (req.data.length > maxPayload) return new PublishError('too-large', `payload of ${req.data.length} bytes exceeds ${maxPayload}`);
-    const checked = checkMessage(req.data, req.key, req.headers);
+    const checked = checkMessage(req.data, req.key, req.headers, req.orderingKey);
     if (checked instanceof MessageFault) return new PublishError(checked.code, checked.message);
     const input: AppendInput = { data: req.data };
     if (req.key !== undefined) input.key = req.key;
     if (checked.headers) input.headers = checked.headers;
+    if (checked.meta) input.meta = checked.meta;
     return input;
   }
 

@@ -142,6 +142,7 @@ export function messageJson(offset: number, entry: Uint8Array): string {
       msg.data = data === undefined ? null : data;
     }
     if (headers) msg.headers = headers;
+    if (decoded.orderingKey !== undefined) msg.orderingKey = decoded.orderingKey;
     inexact = false;
     const text = JSON.stringify(msg, replacer);
     if (!inexact) return text;

@@ -177,7 +177,7 @@ export abstract class BaseLog implements TopicLog {
         }
       }
       const offset = ++s.head;
-      const entry = encodeEntry(m.data, now, m.headers);
+      const entry = encodeEntry(m.data, now, m.headers, m.meta);
       batch ??= this.batchFor(s, offset);
       batch.entries.push(entry);
       batch.bytes += entry.length;

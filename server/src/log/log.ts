@@ -41,6 +41,8 @@ export interface AppendInput {
   data: Uint8Array;
   key?: string;
   headers?: Uint8Array;
+  /** The entry's meta (its ordering key), MessagePack-encoded; see the protocol's entry.ts. */
+  meta?: Uint8Array;
 }
 
 export interface AppendResult {

@@ -296,7 +296,7 @@ export class RedisLog implements TopicLog {
     const at = p.inputs.length;
     for (const m of messages) {
       p.inputs.push(m.key === undefined ? { data: EMPTY } : { data: EMPTY, key: m.key });
-      p.entries.push(encodeEntry(m.data, p.ts, m.headers));
+      p.entries.push(encodeEntry(m.data, p.ts, m.headers, m.meta));
     }
     if (!this.scheduled) {
       this.scheduled = true;

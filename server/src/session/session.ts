@@ -186,6 +186,9 @@ export class Session {
       case FrameType.PUB: return this.publish(frame);
       case FrameType.PING: return this.conn.send(encode({ type: FrameType.PONG, n: frame.n }));
       case FrameType.PONG: return;
+      case FrameType.GROUP_ACK:
+      case FrameType.GROUP_NACK:
+        return this.error(frame.subId, 'not-subscribed', `no group subscription ${frame.subId}`, frame.type);
       default: {
         const never: never = frame;
         return this.error(0, 'bad-frame', `unhandled frame ${JSON.stringify(never)}`);
@@ -296,7 +299,7 @@ export class Session {
       return this.error(f.reqId, 'limit-exceeded', `at most ${limits.maxInflightPublishes} publishes awaiting ACK`, FrameType.PUB);
     }
     this.inflight++;
-    this.ctx.publisher.publish(this.who!, { topic: f.topic, data: f.data, key: f.key, headers: f.headers }).then(
+    this.ctx.publisher.publish(this.who!, { topic: f.topic, data: f.data, key: f.key, headers: f.headers, orderingKey: f.orderingKey }).then(
       (r) => {
         this.inflight--;
         this.conn.send(encode({ type: FrameType.ACK, reqId: f.reqId, offset: r.offset, duplicate: r.duplicate }));
