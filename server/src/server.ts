@@ -122,7 +122,7 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
     http: { origins, metrics },
   });
   const http = new HttpApi(app, {
-    store, publisher, reader, hub, auth, metrics, limits: config.limits, http: config.http, origins, rates, sessions, version: VERSION, nodes,
+    store, groups, publisher, reader, hub, auth, metrics, limits: config.limits, http: config.http, origins, rates, sessions, version: VERSION, nodes,
   });
   const consoleDir = mountConsole(app, metrics, config.consoleDir);
   mountBasics(app, { origins, metrics }, () => !draining, () => {

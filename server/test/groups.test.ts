@@ -9,6 +9,7 @@ import { FrameType, type ServerFrame } from '@sluice/client/protocol';
 import { mintToken } from '@sluice/client/token';
 import type { RunningServer } from '../src/server.js';
 import { startGateway } from './helpers/gateway.js';
+import { api } from './helpers/http.js';
 import { RawClient } from './helpers/raw-client.js';
 
 let gw: RunningServer;
@@ -237,5 +238,27 @@ describe('consumer groups (WebSocket)', () => {
     } finally {
       await secured.close();
     }
+  });
+
+  it('over HTTP: an edge consumer leases with a long-poll, acknowledges, and a WebSocket member shares the group', async () => {
+    const ws = await member('g.http', 'w', 1);
+    const waiting = api(gw.url, '/v1/topics/g.http/groups/w/lease?max=5&wait=5&consumer=edge-1', { method: 'POST' });
+    await until(() => gw.http.consumers.waiting === 1, 'the lease request waits');
+    const pub = await RawClient.connect(gw.url);
+    for (let i = 1; i <= 6; i++) await pub.publish(i, 'g.http', { n: i });
+    const got = await waiting;
+    assert.equal(got.status, 200);
+    assert.ok(got.body.messages.length >= 1 && got.body.messages.length <= 5);
+    assert.equal(got.body.messages[0].attempt, 1);
+    assert.equal(typeof got.body.ackWaitMs, 'number');
+    const httpOffsets = got.body.messages.map((m: { offset: number }) => m.offset);
+    // The rest goes to the WebSocket member (credit 1) and later leases.
+    const ack = await api(gw.url, '/v1/topics/g.http/groups/w/ack', { json: { offsets: [...httpOffsets, 999], consumer: 'edge-1' } });
+    assert.deepEqual(ack.body.results.map((r: { ok?: boolean; error?: { code: string } }) => r.ok ?? r.error!.code), [...httpOffsets.map(() => true), 'not-leased']);
+    const other = await api(gw.url, '/v1/topics/g.http/groups/w/ack', { json: { offsets: httpOffsets, consumer: 'edge-2' } });
+    assert.ok(other.body.results.every((r: { error?: { code: string } }) => r.error?.code === 'not-leased'), 'another consumer cannot acknowledge them');
+    assert.equal((await api(gw.url, '/v1/topics/g.http/groups/not a group/lease', { method: 'POST' })).status, 400);
+    ws.close();
+    pub.close();
   });
 });
