@@ -23,6 +23,12 @@ export interface Limits {
   maxInflightPublishes: number;
   /** Send buffer above which a connection is closed as a slow consumer (bytes). */
   maxBackpressure: number;
+  /** Time allowed from the upgrade to HELLO; beyond it the socket is closed with 4204 (ms). */
+  helloTimeoutMs: number;
+  /** Open WebSockets; beyond it upgrades get 503 `limit-exceeded`. */
+  maxConnections: number;
+  /** WebSockets from one address that have not said HELLO yet; beyond it upgrades get 429. */
+  maxPendingPerAddress: number;
 }
 
 /** Token verification. Neither `secret` nor `publicKey` set: dev mode (no authentication). */
@@ -142,6 +148,9 @@ export const DEFAULT_LIMITS: Limits = {
   heartbeatMs: DEFAULT_HEARTBEAT_MS,
   maxInflightPublishes: 10_000,
   maxBackpressure: 16 * 1024 * 1024,
+  helloTimeoutMs: 5000,
+  maxConnections: 100_000,
+  maxPendingPerAddress: 64,
 };
 
 export const DEFAULT_HTTP_LIMITS: HttpLimits = {
@@ -275,6 +284,9 @@ export const OPTIONS: Option[] = [
     help: 'the Redis of --store redis: redis://[:pass@]host:port[/db], rediss://, redis+sentinel://h:p,h:p/master, redis+cluster://h:p,h:p (default redis://127.0.0.1:6379)',
     set: (c, v) => { c.redis.url = v; },
   },
+  { flag: 'hello-timeout', env: 'SLUICE_HELLO_TIMEOUT_MS', help: 'time from the WebSocket upgrade to HELLO before the socket is closed with 4204 (default 5s; bare number: ms)', set: (c, v, n) => { c.limits.helloTimeoutMs = parseDuration(n, v, 'ms', 100); } },
+  { flag: 'max-connections', env: 'SLUICE_MAX_CONNECTIONS', help: 'open WebSockets at most; beyond, upgrades get 503 limit-exceeded (default 100000)', set: (c, v, n) => { c.limits.maxConnections = int(n, v, 1); } },
+  { flag: 'max-pending-per-address', env: 'SLUICE_MAX_PENDING_PER_ADDRESS', help: 'WebSockets from one address still waiting for HELLO; beyond, upgrades get 429 (default 64)', set: (c, v, n) => { c.limits.maxPendingPerAddress = int(n, v, 1); } },
   { flag: 'group-ack-wait', env: 'SLUICE_GROUP_ACK_WAIT_MS', help: 'consumer groups: how long a lease may go unacknowledged (default 30s; bare number: ms)', set: (c, v, n) => { c.groups.ackWaitMs = parseDuration(n, v, 'ms', 1); } },
   { flag: 'group-max-deliveries', env: 'SLUICE_GROUP_MAX_DELIVERIES', help: 'consumer groups: deliveries before a message is dead-lettered (default 5)', set: (c, v, n) => { c.groups.maxDeliveries = int(n, v, 1); } },
   {

@@ -84,7 +84,7 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
   });
   // In cluster mode a client's publish rate is counted across every gateway.
   if (store instanceof RedisLog) rates.share((client, n, rate, capacity) => store.takeRate(client, n, rate, capacity));
-  const publisher = new PublishService({ store, metrics, rates, maxPayload: config.limits.maxFrame });
+  const publisher = new PublishService({ store, metrics, rates, maxPayload: config.limits.maxFrame, draining: () => draining });
   const groups = new Groups({ store, reader, metrics, defaults: config.groups });
   const sessions = new Set<Session>();
   let draining = false;
@@ -160,6 +160,10 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
       draining = true;
       us_listen_socket_close(listenSocket);
       for (const s of [...sessions]) s.disconnect(CloseCode.GOING_AWAY, 'gateway shutting down');
+      // Let the close frames go out and the handshakes finish (bounded): closing the app at once
+      // would cut them, and clients would see 1006 instead of 1001.
+      const until = Date.now() + 2000;
+      do await new Promise((r) => setTimeout(r, 20)); while (sessions.size > 0 && Date.now() < until);
       http.close();
       hub.close();
       groups.close();

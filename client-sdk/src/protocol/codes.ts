@@ -29,6 +29,7 @@ export const ErrorCodes = {
   unavailable: { status: 503, retryable: true },
   'not-leased': { status: 409, retryable: false },
   'invalid-group': { status: 400, retryable: false },
+  'shutting-down': { status: 503, retryable: true },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
 export type ErrorCode = keyof typeof ErrorCodes;
@@ -66,6 +67,8 @@ export const CloseCode = {
   SLOW_CONSUMER: 4201,
   KICKED: 4202,
   SHUTTING_DOWN: 4203,
+  /** No HELLO within the gateway's deadline after the upgrade (`--hello-timeout`). */
+  HELLO_TIMEOUT: 4204,
   /** Client-side: no WELCOME within the connect timeout. */
   CONNECT_TIMEOUT: 4290,
   /** Client-side: no frame within the heartbeat grace after a PING. */

@@ -69,6 +69,8 @@ export interface PublishDeps {
   rates: RateLimiter;
   /** Largest payload (bytes), the gateway's maxFrame. */
   maxPayload: number;
+  /** True once the gateway drains (SIGTERM): publishes get `shutting-down`. */
+  draining?: () => boolean;
 }
 
 export class PublishService {
@@ -120,6 +122,7 @@ export class PublishService {
 
   /** The checks every publish passes, in the documented order; the input to append, or why not. */
   private check(principal: Principal, req: PublishRequest): AppendInput | PublishError {
+    if (this.deps.draining?.()) return new PublishError('shutting-down', 'the gateway is shutting down; nothing was stored, publish again (elsewhere)', 1000);
     const invalid = topicError(req.topic);
     if (invalid) return new PublishError('invalid-topic', invalid);
     if (!principal.can('pub', req.topic)) return new PublishError('forbidden', `not allowed to publish to ${req.topic}`);

@@ -59,6 +59,9 @@ export class UwsConn implements Conn {
   closed = false;
   bytesSent = 0;
   session: Session | undefined;
+  /** Set while the connection has not said HELLO (see `Greeting`). */
+  waiting: Greeting | undefined;
+  readonly openedAt = Date.now();
   private queue: Uint8Array[] | undefined;
   private drainWaiters: (() => void)[] | undefined;
 
@@ -116,6 +119,10 @@ export class UwsConn implements Conn {
     return new Promise((resolve) => (this.drainWaiters ??= []).push(resolve));
   }
 
+  greeted(): void {
+    this.waiting?.done(this);
+  }
+
   close(code: number, reason: string): void {
     if (this.closed) return;
     this.flush();
@@ -131,6 +138,7 @@ export class UwsConn implements Conn {
 
   /** uWS `close` (or our own end()). */
   markClosed(): void {
+    this.waiting?.done(this);
     this.closed = true;
     this.queue = undefined;
     this.wake();
@@ -152,6 +160,53 @@ export class UwsConn implements Conn {
     const waiters = this.drainWaiters;
     this.drainWaiters = undefined;
     if (waiters) for (const w of waiters) w();
+  }
+}
+
+/**
+ * Connections that have not said HELLO yet: counted per remote address (an upgrade beyond
+ * `maxPendingPerAddress` is refused) and closed with 4204 once `helloTimeoutMs` passed — one sweep
+ * a fraction of the deadline, over a set in opening order, so a connection costs no timer.
+ */
+class Greeting {
+  private readonly conns = new Set<UwsConn>();
+  private readonly perAddress = new Map<string, number>();
+  private timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(private readonly timeoutMs: number) {}
+
+  pending(address: string): number {
+    return this.perAddress.get(address) ?? 0;
+  }
+
+  add(conn: UwsConn): void {
+    conn.waiting = this;
+    this.conns.add(conn);
+    this.perAddress.set(conn.remoteAddress, this.pending(conn.remoteAddress) + 1);
+    this.timer ??= setInterval(() => this.sweep(), Math.max(50, Math.min(1000, this.timeoutMs / 4)));
+    this.timer.unref();
+  }
+
+  done(conn: UwsConn): void {
+    if (conn.waiting !== this) return;
+    conn.waiting = undefined;
+    this.conns.delete(conn);
+    const n = this.pending(conn.remoteAddress) - 1;
+    if (n > 0) this.perAddress.set(conn.remoteAddress, n);
+    else this.perAddress.delete(conn.remoteAddress);
+    if (this.conns.size === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  private sweep(): void {
+    const late = Date.now() - this.timeoutMs;
+    for (const conn of this.conns) {
+      if (conn.openedAt > late) break; // in opening order: the rest are younger
+      this.done(conn);
+      conn.close(CloseCode.HELLO_TIMEOUT, `no HELLO within ${this.timeoutMs} ms`);
+    }
   }
 }
 
@@ -178,6 +233,7 @@ export function mountWebSocket(app: TemplatedApp, opts: WsOptions): void {
   const { ctx, sessions } = opts;
   const { limits, metrics } = ctx;
   const outbox = new Outbox(metrics);
+  const greeting = new Greeting(limits.helloTimeoutMs);
   // uWS closes the socket itself (1006 for the client) above maxPayloadLength; between maxFrame
   // and that, the session answers ERROR too-large and the connection survives.
   const hardLimit = limits.maxFrame + 64 * 1024;
@@ -197,9 +253,16 @@ export function mountWebSocket(app: TemplatedApp, opts: WsOptions): void {
       const userAgent = req.getHeader('user-agent');
       const ex = begin(res, req, 'upgrade', opts.http); // answers 403 for a refused origin
       if (!ex) return;
+      if (sessions.size >= limits.maxConnections) {
+        return ex.error('limit-exceeded', `at most ${limits.maxConnections} connections`, 503, { 'retry-after': '1' });
+      }
+      const address = remoteAddressOf(res);
+      if (greeting.pending(address) >= limits.maxPendingPerAddress) {
+        return ex.error('limit-exceeded', `at most ${limits.maxPendingPerAddress} connections per address waiting for HELLO`, 429, { 'retry-after': '1' });
+      }
       ex.handedOver(101);
       res.upgrade<UserData>(
-        { conn: { remoteAddress: remoteAddressOf(res), userAgent } },
+        { conn: { remoteAddress: address, userAgent } },
         key, protocol, extensions, context,
       );
     },
@@ -209,6 +272,7 @@ export function mountWebSocket(app: TemplatedApp, opts: WsOptions): void {
       const session = new Session(conn, ctx);
       conn.session = session;
       data.conn = conn;
+      greeting.add(conn);
       sessions.add(session);
       metrics.connectionsTotal.inc();
     },

@@ -15,6 +15,7 @@ import {
   decodeEntry,
   decodeValue,
   encodeValue,
+  MAX_DEPTH,
   splitEntry,
   type ErrorCode,
 } from '@sluice/client/protocol';
@@ -40,8 +41,28 @@ export function isMsgpackType(type: string): boolean {
   return type === 'application/msgpack' || type === 'application/x-msgpack' || type === 'application/vnd.msgpack';
 }
 
-/** Parses a JSON body; a BadPayload when it is not UTF-8 JSON. */
+/** Nesting a JSON body may have: a payload's limit plus a batch's wrapping. */
+const MAX_JSON_DEPTH = MAX_DEPTH + 4;
+
+/** True when brackets nest deeper than `max` outside strings: checked before JSON.parse recurses. */
+function tooDeep(body: Uint8Array, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i]!;
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped byte
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) { if (++depth > max) return true; }
+    else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
+}
+
+/** Parses a JSON body; a BadPayload when it is not UTF-8 JSON or nests too deep. */
 export function parseJson(body: Uint8Array): unknown | BadPayload {
+  if (tooDeep(body, MAX_JSON_DEPTH)) return bad('bad-request', `the body is nested deeper than ${MAX_JSON_DEPTH}`);
   try {
     return JSON.parse(utf8.decode(body)) as unknown;
   } catch {

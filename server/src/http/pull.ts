@@ -246,11 +246,12 @@ export class LongPolls {
   }
 }
 
-/** Parses `wait` (seconds, fractions allowed) into ms, capped; NaN when malformed. */
+/** Parses `wait` (seconds, fractions and exponents allowed) into ms, capped at `maxS`; NaN when malformed. */
 function waitMs(v: string | undefined, maxS: number): number {
   if (v === undefined || v === '') return 0;
-  if (!/^\d{1,9}(\.\d{1,6})?$/.test(v)) return Number.NaN;
-  return Math.round(Math.min(Number(v), maxS) * 1000);
+  const s = /^[0-9.eE+]{1,24}$/.test(v) ? Number(v) : Number.NaN;
+  if (!(s >= 0)) return Number.NaN;
+  return Math.round(Math.min(s, maxS) * 1000);
 }
 
 /** `GET /v1/topics/{topic}/messages`. Called in the synchronous top of the route. */

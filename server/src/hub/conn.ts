@@ -27,6 +27,8 @@ export interface Conn {
   drained(): Promise<void>;
   /** Flushes, then closes with a WebSocket close code. */
   close(code: number, reason: string): void;
+  /** The session said WELCOME: the connection no longer counts as waiting for HELLO. */
+  greeted?(): void;
 }
 
 /** Publishes one encoded frame to every connection joined to a native topic. */

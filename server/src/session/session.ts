@@ -246,6 +246,7 @@ export class Session {
     if (this.state !== 'auth') return;
     this.principal = principal;
     this.state = 'open';
+    this.conn.greeted?.();
     const { limits, auth, rates } = this.ctx;
     this.who = { principal, client: clientKey(auth.mode === 'dev', principal, this.conn.remoteAddress) };
     const bucket = rates.connectionBucket();
