@@ -65,6 +65,8 @@ export class Metrics {
   readonly connectionsTotal = new Counter();
   /** Connections closed because their send buffer passed the backpressure limit. */
   readonly slowConsumerCloses = new Counter();
+  /** Live subscriptions taken off the native topic because their connection's send buffer was full. */
+  readonly backpressured = new Counter();
   /** Handler failures caught (each also counted as an `internal` error). */
   readonly handlerFailures = new Counter();
   readonly errors = new Map<string, Counter>();
@@ -143,6 +145,7 @@ export class Metrics {
     counter('sluice_bytes_out_total', 'Bytes of messages delivered.', this.bytesOut.value);
     counter('sluice_connections_total', 'WebSocket connections accepted.', this.connectionsTotal.value);
     counter('sluice_slow_consumer_closes_total', 'Connections closed at the backpressure limit.', this.slowConsumerCloses.value);
+    counter('sluice_backpressure_pauses_total', 'Live subscriptions moved to reading the log because their send buffer passed the high-water mark.', this.backpressured.value);
     counter('sluice_handler_failures_total', 'Handler failures caught.', this.handlerFailures.value);
     lines.push('# HELP sluice_errors_total Errors answered, by code.', '# TYPE sluice_errors_total counter');
     for (const [code, c] of this.errors) lines.push(`sluice_errors_total{code="${code}"} ${c.value}`);

@@ -113,6 +113,11 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
     const c = hub.stateCounts();
     return { live: c.live, catchup: c.catchup, paused: c.paused, opening: c.opening };
   }, 'state');
+  metrics.gauge('sluice_send_buffered_bytes', 'Bytes written to WebSockets and not yet taken by the kernel, all connections.', () => {
+    let n = 0;
+    for (const s of sessions) n += s.conn.bufferedAmount();
+    return n;
+  });
   metrics.gauge('sluice_store_bytes', 'Bytes the store occupies.', () => store.size());
   metrics.gauge('sluice_store_writable', 'Whether the store takes writes (0: disk full or failed; publishes are refused).', () => (store.health().writable ? 1 : 0));
 

@@ -107,7 +107,7 @@ describe('admin API', () => {
     const l = rows.find((c) => c.userAgent === 'live-agent/1')!;
     const p = rows.find((c) => c.userAgent === 'paused-agent/1')!;
     const e = rows.find((c) => c.userAgent === 'sse-agent/1')!;
-    assert.deepEqual(Object.keys(l).sort(), ['bytesIn', 'bytesOut', 'client', 'clientId', 'connectedAt', 'id', 'node', 'remoteAddress', 'subscriptions', 'transport', 'userAgent']);
+    assert.deepEqual(Object.keys(l).sort(), ['buffered', 'bytesIn', 'bytesOut', 'client', 'clientId', 'connectedAt', 'id', 'node', 'remoteAddress', 'subscriptions', 'transport', 'userAgent']);
     assert.deepEqual([l.transport, l.client, l.clientId, l.remoteAddress, l.subscriptions, l.node], ['ws', 'raw-test', 'anonymous', '127.0.0.1', 1, gw.nodes.id]);
     assert.equal(r.headers.get('sluice-unanswered-nodes'), null, 'every node answered');
     assert.ok(l.bytesIn > 0);

@@ -106,6 +106,12 @@ export interface ConnectionRow {
   subscriptions: number;
   bytesIn: number;
   bytesOut: number;
+  /**
+   * WebSocket: bytes the gateway holds for it, written but not yet taken by the kernel (bounded by
+   * the high-water mark plus one delivery; see README "Slow and stuck readers"). Absent for event
+   * streams, which stop writing at the first write the socket does not take.
+   */
+  buffered?: number;
   /** The id of the node it is connected to (see `NodeRow`). */
   node: string;
 }

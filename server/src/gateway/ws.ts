@@ -63,6 +63,8 @@ export class UwsConn implements Conn {
   waiting: Greeting | undefined;
   readonly openedAt = Date.now();
   private queue: Uint8Array[] | undefined;
+  /** Bytes in `queue`. */
+  private queued = 0;
   private drainWaiters: (() => void)[] | undefined;
 
   constructor(
@@ -78,6 +80,7 @@ export class UwsConn implements Conn {
 
   send(frame: Uint8Array): void {
     if (this.closed) return;
+    this.queued += frame.length;
     if (this.queue) {
       this.queue.push(frame);
       return;
@@ -90,6 +93,7 @@ export class UwsConn implements Conn {
     if (this.closed || !this.queue) return;
     const frames = this.queue;
     this.queue = undefined;
+    this.queued = 0;
     let dropped = false;
     this.ws.cork(() => {
       for (const f of frames) {
@@ -100,6 +104,7 @@ export class UwsConn implements Conn {
       }
     });
     if (dropped) this.slow();
+    else this.onDrain(); // the kernel may have taken it all: no uWS drain event would follow
   }
 
   join(topic: string): void {
@@ -111,11 +116,11 @@ export class UwsConn implements Conn {
   }
 
   bufferedAmount(): number {
-    return this.closed ? 0 : this.ws.getBufferedAmount();
+    return this.closed ? 0 : this.queued + this.ws.getBufferedAmount();
   }
 
   drained(): Promise<void> {
-    if (this.closed || this.ws.getBufferedAmount() < LOW_WATER) return Promise.resolve();
+    if (this.bufferedAmount() < LOW_WATER) return Promise.resolve();
     return new Promise((resolve) => (this.drainWaiters ??= []).push(resolve));
   }
 
@@ -133,7 +138,7 @@ export class UwsConn implements Conn {
 
   /** uWS `drain`. */
   onDrain(): void {
-    if (this.drainWaiters && this.ws.getBufferedAmount() < LOW_WATER) this.wake();
+    if (this.drainWaiters && this.bufferedAmount() < LOW_WATER) this.wake();
   }
 
   /** uWS `close` (or our own end()). */
@@ -141,6 +146,7 @@ export class UwsConn implements Conn {
     this.waiting?.done(this);
     this.closed = true;
     this.queue = undefined;
+    this.queued = 0;
     this.wake();
   }
 

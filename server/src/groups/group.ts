@@ -43,8 +43,13 @@ export interface Member {
   window: number;
   /** Leases it holds now (kept by the group). */
   leased: number;
-  /** Hands it a lease; false when it can take no more now (then `window` is its limit). */
+  /** Hands it a lease. */
   deliver(offset: number, attempt: number, entry: Uint8Array): void;
+  /**
+   * True while it cannot take more now whatever its window (its socket does not drain); it pokes
+   * the group when that ends.
+   */
+  blocked?(): boolean;
 }
 
 interface Lease {
@@ -189,7 +194,7 @@ export class Group {
     const count = this.members.length;
     for (let i = 0; i < count; i++) {
       const m = this.members[(this.turn + i) % count]!;
-      if (m.leased < m.window) {
+      if (m.leased < m.window && !m.blocked?.()) {
         this.turn = (this.turn + i + 1) % count;
         return m;
       }

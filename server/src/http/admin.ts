@@ -340,6 +340,7 @@ export class Admin {
         subscriptions: s.subs.size,
         bytesIn: s.bytesIn,
         bytesOut: s.bytesOut,
+        buffered: s.conn.bufferedAmount(),
         node,
       });
     }

@@ -21,7 +21,7 @@ export interface Conn {
   /** Joins the native (uWS) topic: from now on the connection receives every frame published to it. */
   join(topic: string): void;
   leave(topic: string): void;
-  /** Bytes written but not yet taken by the kernel. */
+  /** Bytes queued or written but not yet taken by the kernel. */
   bufferedAmount(): number;
   /** Resolves when the buffered amount fell below the low-water mark (or the socket closed). */
   drained(): Promise<void>;

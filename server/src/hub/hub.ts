@@ -16,6 +16,13 @@
  *   newest entries from a small per-topic cache (bounded per topic, in total, and by retention)
  *   instead of the store, synchronously.
  *
+ * A live subscription whose connection does not read keeps its socket's send buffer growing. So
+ * the connections of live subscriptions are swept every `SWEEP_MS` while their topics publish;
+ * one holding more than the high-water mark leaves the native topic and continues as a catch-up,
+ * which waits for the socket to drain and then reads the log from where it left. What one
+ * connection pins in the gateway is thereby bounded by the high-water mark plus what is published
+ * between two sweeps (plus one catch-up batch), whatever its credit.
+ *
  * Invariant: `tail` is the last offset published natively for the topic. Catch-up reads stop at
  * it, and a subscription joins the native topic only when its cursor is exactly tail + 1, in the
  * same synchronous step, so no offset is ever delivered twice or skipped.
@@ -78,6 +85,8 @@ interface TopicState {
 }
 
 const FRAME_MEMO = 4;
+/** How often the send buffers of live subscriptions are checked while their topics publish (ms). */
+const SWEEP_MS = 20;
 // Shared empty arrays for topics that have not published yet; replaced, never written.
 const NO_ENTRIES: Uint8Array[] = [];
 const NO_FRAMES: TopicState['frames'] = [];
@@ -87,6 +96,9 @@ export class Hub {
   private readonly unwatch: () => void;
   private cacheTotal = 0;
   private counts: Record<SubState, number> = { opening: 0, catchup: 0, paused: 0, live: 0, closed: 0 };
+  /** Topics that published natively since the last sweep. */
+  private readonly published = new Set<TopicState>();
+  private sweepTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly store: TopicLog,
@@ -98,8 +110,14 @@ export class Hub {
     this.unwatch = store.watch((topic, first, entries, epoch) => this.onAppend(topic, first, entries, epoch));
   }
 
+  /** Catch-up and group leases wait while a connection has more than this many bytes unsent. */
+  get highWater(): number {
+    return this.options.highWater;
+  }
+
   close(): void {
     this.unwatch();
+    clearTimeout(this.sweepTimer);
   }
 
   // ---- subscription lifecycle ---------------------------------------------------------------
@@ -232,8 +250,8 @@ export class Hub {
         if (!t || (sub.state !== 'catchup' && sub.state !== 'paused')) return;
         if (sub.credit === 0) { this.setState(sub, 'paused'); return; }
         this.setState(sub, 'catchup');
-        if (sub.cursor > t.tail) { this.joinLive(t, sub); return; }
         if (sub.conn.bufferedAmount() > highWater) { await sub.conn.drained(); continue; }
+        if (sub.cursor > t.tail) { this.joinLive(t, sub); return; }
 
         if (sub.cursor >= t.cacheFirst) {
           // The newest entries are cached: no store read, no await.
@@ -409,9 +427,31 @@ export class Hub {
       t.bytes += frame.length;
       this.metrics.messagesOut.inc(k * t.live);
       this.metrics.bytesOut.inc(frame.length * t.live);
+      this.published.add(t);
+      this.sweepTimer ??= setTimeout(() => this.sweep(), SWEEP_MS);
     }
     t.tail = b;
     this.cacheBatch(t, entries, start);
+  }
+
+  /**
+   * Live subscriptions of the topics that published since the last sweep whose connection holds
+   * more than the high-water mark unsent leave the native topic: they catch up from the log once
+   * the socket drained (the log is the buffer, not the gateway's memory).
+   */
+  private sweep(): void {
+    this.sweepTimer = undefined;
+    const { highWater } = this.options;
+    for (const t of this.published) {
+      if (t.live === 0 || this.topics.get(t.topic) !== t) continue;
+      for (const sub of t.subs) {
+        if (sub.state !== 'live' || sub.conn.bufferedAmount() <= highWater) continue;
+        this.leaveLive(t, sub, t.tail + 1);
+        this.metrics.backpressured.inc();
+        void this.pump(sub);
+      }
+    }
+    this.published.clear();
   }
 
   /**

@@ -72,6 +72,7 @@ function intern(name: string): string {
 class WsMember implements Member {
   leased = 0;
   window = 0;
+  private waiting = false;
   constructor(
     readonly id: string,
     readonly subId: number,
@@ -80,10 +81,25 @@ class WsMember implements Member {
     readonly clientId: string,
     private readonly conn: Conn,
     private readonly name: Uint8Array,
+    private readonly highWater: number,
+    private readonly wake: () => void,
   ) {}
 
   deliver(offset: number, attempt: number, entry: Uint8Array): void {
     this.conn.send(encodeLease(this.name, offset, attempt, entry));
+  }
+
+  /** The socket holds more than the high-water mark unsent: no leases until it drained. */
+  blocked(): boolean {
+    if (this.conn.closed || this.conn.bufferedAmount() <= this.highWater) return false;
+    if (!this.waiting) {
+      this.waiting = true;
+      void this.conn.drained().then(() => {
+        this.waiting = false;
+        this.wake();
+      });
+    }
+    return true;
   }
 }
 
@@ -314,7 +330,8 @@ export class Session {
    */
   private consume(f: SubFrame, group: string): void {
     const { groups, limits } = this.ctx;
-    const member = new WsMember(`${this.id}:${f.subId}`, f.subId, f.topic, group, this.clientId, this.conn, encodeStr(f.topic));
+    const member = new WsMember(`${this.id}:${f.subId}`, f.subId, f.topic, group, this.clientId, this.conn, encodeStr(f.topic),
+      this.ctx.hub.highWater, () => groups.poke(f.topic, group));
     (this.members ??= new Map()).set(f.subId, member);
     (this.byTopic ??= new Map()).set(f.topic, member);
     groups.join(f.topic, group, member, f.from).then(
