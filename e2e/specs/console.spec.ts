@@ -6,6 +6,7 @@
 import WebSocket from 'ws';
 import { createClient } from '@sluice/client';
 import type { Page } from '@playwright/test';
+import { GroupMember } from '../fixtures/group-member.js';
 import { expect, test } from '../fixtures/index.js';
 
 const shot = (page: Page, name: string) => page.screenshot({ path: `artifacts/console-${name}.png`, fullPage: true });
@@ -120,5 +121,56 @@ test('disconnecting a connection from the console makes that client reconnect', 
     await expect(page.getByRole('row').filter({ hasText: 'kick-me-client' })).toHaveCount(1); // back again
   } finally {
     client.close();
+  }
+});
+
+test('the Groups tab shows a group with its member and backlog; replaying its dead letters and resetting it work', async ({ page, secured }) => {
+  const topic = 'console.jobs';
+  const admin = await secured.token('e2e-ops', { admin: true });
+  const worker = await secured.token('worker-1', { caps: { 'console.>': ['consume', 'pub'] } });
+  const member = await GroupMember.join(secured.url, worker, topic, 'billing', 2);
+  try {
+    // One delivery per message, so a nack dead-letters it at once.
+    const put = await fetch(`${secured.url}/v1/admin/topics/${topic}/groups/billing`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ maxDeliveries: 1 }),
+    });
+    expect(put.status).toBe(200);
+    for (let i = 1; i <= 5; i++) await publish(secured.url, worker, topic, { job: i });
+    await expect.poll(() => member.leases.map((l) => l.offset)).toEqual([1, 2]);
+    member.nack(1, 'card declined');
+    member.ack(2);
+    await expect.poll(() => member.leases.map((l) => l.offset)).toEqual([1, 2, 3, 4]);
+
+    await page.goto(`${secured.url}/console/#/topics/${topic}`);
+    await page.getByRole('tab', { name: 'Groups' }).click();
+    const group = page.getByRole('region', { name: 'billing' });
+    const fact = (label: string) => group.locator('dl > div').filter({ has: page.getByRole('term').filter({ hasText: label }) }).getByRole('definition');
+    await expect(fact('Ack floor')).toHaveText('3'); // 1 dead-lettered, 2 acknowledged
+    await expect(fact('Leased')).toHaveText('2'); // 3 and 4
+    await expect(fact('Ready backlog')).toHaveText('1'); // 5
+    await expect(fact('Dead-lettered')).toHaveText('1');
+    await expect(fact('Acknowledged')).toHaveText('1');
+    const row = group.getByRole('table', { name: 'Members of billing' }).getByRole('row').filter({ hasText: 'worker-1' });
+    await expect(row.getByRole('cell')).toHaveText([/:1$/, 'worker-1', 'WebSocket', '2', '2']);
+    await shot(page, 'groups');
+
+    page.once('dialog', (d) => void d.accept());
+    await group.getByRole('button', { name: 'Replay the dead letters of billing' }).click();
+    await expect(page.getByRole('status').filter({ hasText: `Replayed 1 dead letter of billing from ${topic}.dlq.` })).toBeVisible();
+    await expect(fact('Ready backlog')).toHaveText('2'); // 5, and the replayed message at 6
+
+    await group.getByRole('button', { name: 'Reset the position of billing' }).click();
+    const form = page.getByRole('form', { name: 'Reset billing' });
+    await form.getByRole('spinbutton', { name: 'Offset' }).fill('7');
+    page.once('dialog', (d) => void d.accept());
+    await form.getByRole('button', { name: 'Reset' }).click();
+    await expect(page.getByRole('status').filter({ hasText: 'Reset billing to offset 7.' })).toBeVisible();
+    await expect(fact('Ack floor')).toHaveText('7');
+    await expect(fact('Leased')).toHaveText('0');
+    await expect(fact('Ready backlog')).toHaveText('0');
+  } finally {
+    member.close();
   }
 });

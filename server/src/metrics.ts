@@ -30,10 +30,29 @@ export class Histogram {
   }
 }
 
-interface Gauge {
+/** One series of a metric read on demand: its labels (name → value; none: the bare name) and its value. */
+export interface Series {
+  labels?: Readonly<Record<string, string>>;
+  value: number;
+}
+
+/** A metric computed when /metrics is read: gauges, and counters kept elsewhere (the groups' counts). */
+interface Collected {
+  type: 'gauge' | 'counter';
   help: string;
-  read: () => number | Record<string, number>;
-  label?: string;
+  read: () => Iterable<Series>;
+}
+
+/** A label value in the text format: backslash, double quote and line feed escaped. */
+function labelValue(v: string): string {
+  return v.replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`));
+}
+
+/** `{a="x",b="y"}`, or nothing for a series without labels. Label names are the code's, never input. */
+function labelSet(labels: Readonly<Record<string, string>> | undefined): string {
+  if (!labels) return '';
+  const parts = Object.entries(labels).map(([k, v]) => `${k}="${labelValue(v)}"`);
+  return parts.length === 0 ? '' : `{${parts.join(',')}}`;
 }
 
 const HTTP_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -75,7 +94,7 @@ export class Metrics {
   readonly httpRequests = new Map<string, Counter>();
   /** Time to the response (SSE: to the stream's start; long-polls include their wait), by route. */
   readonly httpSeconds = new Map<string, Histogram>();
-  private readonly gauges = new Map<string, Gauge>();
+  private readonly collected = new Map<string, Collected>();
   private last = { at: Date.now(), in: 0, out: 0, bin: 0, bout: 0 };
   rates: Rates = { messagesInPerSec: 0, messagesOutPerSec: 0, bytesInPerSec: 0, bytesOutPerSec: 0 };
   private sampler: ReturnType<typeof setInterval>;
@@ -109,10 +128,20 @@ export class Metrics {
   }
 
   /** A gauge computed when read; `label` names the label of a keyed result. */
-  gauge(name: string, help: string, read: Gauge['read'], label?: string): void {
-    const g: Gauge = { help, read };
-    if (label) g.label = label;
-    this.gauges.set(name, g);
+  gauge(name: string, help: string, read: () => number | Record<string, number>, label = 'key'): void {
+    this.collect(name, 'gauge', help, () => {
+      const v = read();
+      if (typeof v === 'number') return [{ value: v }];
+      return Object.entries(v).map(([k, n]) => ({ labels: { [label]: k }, value: n }));
+    });
+  }
+
+  /**
+   * A metric computed when read, any number of labels per series. A counter's values MUST only
+   * grow while its series exists (a series that disappears and comes back from 0 reads as a reset).
+   */
+  collect(name: string, type: Collected['type'], help: string, read: () => Iterable<Series>): void {
+    this.collected.set(name, { type, help, read });
   }
 
   stop(): void {
@@ -158,11 +187,9 @@ export class Metrics {
     }
     lines.push('# HELP sluice_http_request_seconds Time to the HTTP response (long-polls include their wait; SSE until the stream starts).', '# TYPE sluice_http_request_seconds histogram');
     for (const [route, h] of this.httpSeconds) histogram(lines, 'sluice_http_request_seconds', `route="${route}",`, h);
-    for (const [name, g] of this.gauges) {
-      lines.push(`# HELP ${name} ${g.help}`, `# TYPE ${name} gauge`);
-      const v = g.read();
-      if (typeof v === 'number') lines.push(`${name} ${v}`);
-      else for (const [k, n] of Object.entries(v)) lines.push(`${name}{${g.label ?? 'key'}="${k}"} ${n}`);
+    for (const [name, c] of this.collected) {
+      lines.push(`# HELP ${name} ${c.help}`, `# TYPE ${name} ${c.type}`);
+      for (const s of c.read()) lines.push(`${name}${labelSet(s.labels)} ${s.value}`);
     }
     return lines.join('\n') + '\n';
   }

@@ -90,9 +90,75 @@ export interface SubscriberRow {
 /**
  * `GET /v1/admin/topics/{topic}`: the row with its subscribers listed, from every node; `live` and
  * `paused` count those rows. `unanswered`: nodes that did not answer in time, whose subscribers are
- * missing from the list (empty when every node answered).
+ * missing from the list (empty when every node answered). `groups`: the names of the topic's
+ * consumer groups (saved in the store, or held by this node), sorted; their rows are
+ * `GET /v1/admin/topics/{topic}/groups`.
  */
-export type TopicDetail = Omit<TopicRow, 'subscribers'> & { subscribers: SubscriberRow[]; unanswered: string[] };
+export type TopicDetail = Omit<TopicRow, 'subscribers'> & { subscribers: SubscriberRow[]; unanswered: string[]; groups: string[] };
+
+/** A consumer group's settings; `PUT /v1/admin/topics/{topic}/groups/{group}` changes any of them. */
+export interface GroupSettings {
+  /** How long a lease may go unacknowledged before the message is delivered again (ms). */
+  ackWaitMs: number;
+  /** Deliveries after which an unacknowledged message is dead-lettered. */
+  maxDeliveries: number;
+  /** Delay before delivery n + 1 after delivery n failed (ms): entry n - 1, the last repeats; empty: none. */
+  backoffMs: number[];
+  /** Where its dead letters are appended (default `<topic>.dlq`). */
+  deadLetterTopic: string;
+}
+
+/** A member of a group: a WebSocket subscription, or an HTTP consumer (named by `consumer`). */
+export interface GroupMemberRow {
+  /** WebSocket: `<connection id>:<subId>`; HTTP: `http:<consumer>`. */
+  id: string;
+  clientId: string;
+  transport: 'ws' | 'http';
+  /** Leases it may hold at once (its credit; HTTP: while a lease request waits). */
+  window: number;
+  /** Leases it holds now. */
+  leased: number;
+}
+
+/**
+ * One row of `GET /v1/admin/topics/{topic}/groups`: a consumer group as the node answering holds
+ * it. Offsets below `floor` are done; `backlog + leased` are the messages up to `head` that are not.
+ */
+export interface GroupRow {
+  group: string;
+  /** The ack floor: every offset below it is acknowledged or dead-lettered, durably. */
+  floor: number;
+  /** The next offset the group reads from the topic. */
+  next: number;
+  /** The topic's last offset. */
+  head: number;
+  /** Messages up to `head` neither done nor leased: ready, waiting for a retry or their ordering key, or not read yet. */
+  backlog: number;
+  /** Leases out now (in flight). */
+  leased: number;
+  /** Redeliveries (attempt 2 and later) per second, sampled every second. */
+  redeliveriesPerSec: number;
+  /** Messages dead-lettered, since this node loaded the group. */
+  deadLettered: number;
+  /** Messages acknowledged, since this node loaded the group. */
+  acked: number;
+  members: GroupMemberRow[];
+  settings: GroupSettings;
+}
+
+/** The body of `PUT /v1/admin/topics/{topic}/groups/{group}`: the settings to change. */
+export type GroupSettingsUpdate = Partial<GroupSettings>;
+
+/**
+ * The body of `POST /v1/admin/topics/{topic}/groups/{group}/reset`: the offset to move to (1 to
+ * head + 1), or a time (ms since the epoch): the first message stored at or after it.
+ */
+export type GroupReset = { offset: number } | { at: number };
+
+/** `POST /v1/admin/topics/{topic}/groups/{group}/replay`: dead letters appended back to the topic. */
+export interface Replayed {
+  replayed: number;
+}
 
 /** One row of `GET /v1/admin/connections`. */
 export interface ConnectionRow {
@@ -124,7 +190,10 @@ export interface Kicked {
   node: string;
 }
 
-/** `event: stats` of `GET /v1/admin/stream`. */
+/**
+ * `event: stats` of `GET /v1/admin/stream`. With `?topic=<name>` a stream also gets `event: topic`
+ * (a TopicDetail), and with `?topic=<name>&groups=1` also `event: groups` (its GroupRow list).
+ */
 export interface Snapshot {
   stats: Stats;
   topics: TopicRow[];

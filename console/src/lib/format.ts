@@ -58,3 +58,12 @@ export function preview(data: unknown, max = 160): { kind: 'json' | 'binary' | '
 function clip(s: string, max: number): string {
   return s.length > max ? `${s.slice(0, max - 1)}…` : s;
 }
+
+/** A configured delay, shortest form: `250 ms`, `30s`, `2m`, `1m 30s`, `1.5s`. */
+export function delay(ms: number): string {
+  if (ms < 1000) return `${ms} ms`;
+  if (ms % 1000 !== 0 || ms < 60_000) return `${ms / 1000}s`;
+  const s = ms / 1000;
+  const [h, m, rest] = [Math.floor(s / 3600), Math.floor((s % 3600) / 60), s % 60];
+  return [h ? `${h}h` : '', m ? `${m}m` : '', rest ? `${rest}s` : ''].filter(Boolean).join(' ');
+}

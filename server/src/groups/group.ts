@@ -39,6 +39,8 @@ export interface Member {
   readonly id: string;
   /** The token's `sub` (admin API). */
   readonly clientId: string;
+  /** How it is connected (admin API); absent: an HTTP consumer. */
+  readonly transport?: 'ws' | 'http';
   /** Leases it may hold at once (its credit). */
   window: number;
   /** Leases it holds now (kept by the group). */

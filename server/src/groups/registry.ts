@@ -132,10 +132,16 @@ export class Groups {
     if (e) this.pump(e);
   }
 
-  /** The groups of a topic known here (loaded), with what the admin API shows. */
-  loaded(topic: string): { group: Group; savedFloor: number }[] {
-    const out: { group: Group; savedFloor: number }[] = [];
-    for (const e of this.entries.values()) if (e.group.topic === topic) out.push({ group: e.group, savedFloor: e.savedFloor });
+  /**
+   * The groups known here (loaded) — of one topic, or (no topic) of every topic — with what the
+   * admin API and the metrics show: the durable ack floor, and the last offset the topic is known
+   * to hold (no store read).
+   */
+  loaded(topic?: string): { group: Group; savedFloor: number; head: number }[] {
+    const out: { group: Group; savedFloor: number; head: number }[] = [];
+    for (const e of this.entries.values()) {
+      if (topic === undefined || e.group.topic === topic) out.push({ group: e.group, savedFloor: e.savedFloor, head: e.head });
+    }
     return out;
   }
 

@@ -5,14 +5,21 @@
  * - `GET /v1/admin/stats`                 this node's totals and rates, and how many nodes there are
  * - `GET /v1/admin/nodes`                 the gateway nodes (cluster mode: every live one; else this one)
  * - `GET /v1/admin/topics`                one row per topic (stored, or with subscribers on this node)
- * - `GET /v1/admin/topics/{topic}`        a topic and each of its subscribers, on every node
+ * - `GET /v1/admin/topics/{topic}`        a topic and each of its subscribers, on every node, and
+ *                                         the names of its consumer groups
+ * - `GET /v1/admin/topics/{topic}/groups` its consumer groups, a row each (admin-groups.ts)
+ * - `PUT /v1/admin/topics/{topic}/groups/{group}`          changes a group's settings → its row
+ * - `POST /v1/admin/topics/{topic}/groups/{group}/reset`   moves its position ({offset} | {at}) → its row
+ * - `POST /v1/admin/topics/{topic}/groups/{group}/replay`  appends its dead letters to the topic again
+ *                                         → {replayed}
  * - `GET /v1/admin/connections`           WebSocket connections and SSE streams, on every node
  * - `DELETE /v1/admin/connections/{id}`   closes one, on whichever node holds it (`?node=<id>`: ask
  *                                         only that one) (WebSocket: close 4202, the SDK reconnects;
  *                                         SSE: `event: end` {code: "kicked"}, EventSource reconnects)
  * - `GET /v1/admin/stream`                SSE every second: `event: stats` {stats, topics, nodes,
  *                                         unanswered}; with `?connections=1` also `event: connections`
- *                                         (the list), with `?topic=<name>` also `event: topic` (its detail)
+ *                                         (the list), with `?topic=<name>` also `event: topic` (its detail),
+ *                                         and with `?topic=<name>&groups=1` also `event: groups` (its rows)
  *
  * Subscribers and connections list both transports; `transport` says which, `node` where it is.
  * Per-topic rates come from a counter per topic fed by the store's `watch`, sampled once a second.
@@ -21,7 +28,8 @@
  * subscribers on it, closing one of its connections — is asked of every node with a time limit
  * (~500 ms). A node that does not answer in time is named, never waited for: `unanswered` in a
  * topic's detail and in the stream's stats event, the `sluice-unanswered-nodes` header of
- * `GET /v1/admin/connections` (its body stays a plain list).
+ * `GET /v1/admin/connections` (its body stays a plain list). Consumer groups are shown as the node
+ * answering holds them (admin-groups.ts).
  */
 import { CloseCode, topicError, type Admin as Wire } from '@sluice/client/protocol';
 
@@ -35,11 +43,14 @@ import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { Principal } from '../auth/auth.js';
 import type { NodeRow } from '../cluster/nodes.js';
 import { atExpiry } from '../core/expiry.js';
+import { groupError } from '../groups/registry.js';
 import type { SubscriptionView } from '../hub/subscription.js';
-import type { TopicInfo, TopicLog } from '../log/log.js';
+import { StoreUnavailableError, type TopicInfo, type TopicLog } from '../log/log.js';
 import type { Session } from '../session/session.js';
-import { authenticate, begin, guard, streamsFull, tokenOf, topicPath, type HttpContext } from './context.js';
+import { AdminGroups, resetTarget, settingsUpdate } from './admin-groups.js';
+import { authenticate, begin, guard, notFound, readBody, streamsFull, tokenOf, topicPath, type HttpContext } from './context.js';
 import type { Exchange } from './exchange.js';
+import { isBad, parseJson } from './messages.js';
 import type { LongPolls } from './pull.js';
 import { SseWriter, type TopicStream, type TopicStreams } from './sse.js';
 
@@ -83,10 +94,12 @@ export class TopicRates {
   }
 }
 
-/** What one admin stream asked for besides the stats (`?connections=1`, `?topic=<name>`). */
+/** What one admin stream asked for besides the stats (`?connections=1`, `?topic=<name>`, `&groups=1`). */
 export interface FeedWants {
   connections: boolean;
   topic: string | undefined;
+  /** The topic's consumer groups too (only with `topic`). */
+  groups: boolean;
 }
 
 interface FeedReader {
@@ -168,6 +181,7 @@ class AdminFeed {
 export class Admin {
   readonly rates: TopicRates;
   readonly feed: AdminFeed;
+  readonly groups: AdminGroups;
 
   constructor(
     private readonly ctx: HttpContext,
@@ -176,6 +190,7 @@ export class Admin {
     private readonly startedAt = Date.now(),
   ) {
     this.rates = new TopicRates(ctx.store);
+    this.groups = new AdminGroups(ctx.groups, ctx.store, ctx.metrics);
     this.feed = new AdminFeed((wanted) => this.renderFeed(wanted));
     // What other nodes ask of this one (cluster/nodes.ts); params come from a peer through Redis.
     ctx.nodes.handle('connections', () => this.localConnections());
@@ -194,6 +209,7 @@ export class Admin {
   close(): void {
     this.feed.close();
     this.rates.close();
+    this.groups.close();
   }
 
   // ---- data ---------------------------------------------------------------------------------------
@@ -294,10 +310,10 @@ export class Admin {
     };
   }
 
-  /** A topic and its subscribers; undefined when it has neither messages nor subscribers. */
+  /** A topic and its subscribers; undefined when it has no messages, no subscribers and no groups. */
   async topic(topic: string): Promise<TopicDetail | undefined> {
     const detail = await this.topicDetail(topic);
-    return detail.head === 0 && detail.subscribers.length === 0 ? undefined : detail;
+    return detail.head === 0 && detail.subscribers.length === 0 && detail.groups.length === 0 ? undefined : detail;
   }
 
   /**
@@ -305,7 +321,7 @@ export class Admin {
    * its topic). Every node measures lag against the same head, read here.
    */
   async topicDetail(topic: string): Promise<TopicDetail> {
-    const info = await this.ctx.store.info(topic);
+    const [info, groups] = await Promise.all([this.ctx.store.info(topic), this.groups.names(topic)]);
     const { answers, unanswered } = await this.ctx.nodes.gather<SubscriberRow[]>('subscribers', { topic, head: info.head });
     const subscribers = answers.flatMap((a) => a.value);
     const { subscribers: _local, ...row } = this.row(info);
@@ -315,6 +331,7 @@ export class Admin {
       paused: subscribers.filter((s) => s.state === 'paused').length,
       subscribers,
       unanswered,
+      groups,
     };
   }
 
@@ -405,22 +422,26 @@ export class Admin {
    */
   private async renderFeed(wanted: readonly FeedWants[]): Promise<(wants: FeedWants) => string> {
     const topicNames = [...new Set(wanted.flatMap((w) => (w.topic === undefined ? [] : [w.topic])))];
-    const [stats, topics, nodes, connections, details] = await Promise.all([
+    const groupTopics = [...new Set(wanted.flatMap((w) => (w.topic !== undefined && w.groups ? [w.topic] : [])))];
+    const [stats, topics, nodes, connections, details, groupRows] = await Promise.all([
       this.stats(),
       this.topics(),
       this.nodes(),
       wanted.some((w) => w.connections) ? this.connections() : undefined,
       Promise.all(topicNames.map((t) => this.topicDetail(t))),
+      Promise.all(groupTopics.map((t) => this.groups.rows(t))),
     ]);
     // The snapshot is the same for every stream but for `unanswered`, which names the nodes missing
     // from the parts that stream asked for: serialised once, closed per stream.
     const head = `event: stats\ndata: ${JSON.stringify({ stats, topics, nodes }).slice(0, -1)},"unanswered":`;
     const connectionsChunk = connections ? `event: connections\ndata: ${JSON.stringify(connections.rows)}\n\n` : '';
     const detailChunks = new Map(details.map((d, i) => [topicNames[i]!, { chunk: `event: topic\ndata: ${JSON.stringify(d)}\n\n`, unanswered: d.unanswered }]));
+    const groupChunks = new Map(groupRows.map((rows, i) => [groupTopics[i]!, `event: groups\ndata: ${JSON.stringify(rows)}\n\n`]));
     return (w) => {
       const detail = w.topic === undefined ? undefined : detailChunks.get(w.topic);
+      const groups = w.topic !== undefined && w.groups ? groupChunks.get(w.topic) ?? '' : '';
       const unanswered = new Set([...(w.connections ? connections?.unanswered ?? [] : []), ...(detail?.unanswered ?? [])]);
-      return `${head}${JSON.stringify([...unanswered])}}\n\n${w.connections ? connectionsChunk : ''}${detail?.chunk ?? ''}`;
+      return `${head}${JSON.stringify([...unanswered])}}\n\n${w.connections ? connectionsChunk : ''}${detail?.chunk ?? ''}${groups}`;
     };
   }
 
@@ -455,6 +476,8 @@ export class Admin {
     this.getJson(app, '/v1/admin/nodes', () => this.nodes());
     this.getJson(app, '/v1/admin/topics', () => this.topics());
     app.get('/v1/admin/topics/*', (res, req) => this.topicRoute(res, req));
+    app.put('/v1/admin/topics/*', (res, req) => this.groupRoute(res, req));
+    app.post('/v1/admin/topics/*', (res, req) => this.groupRoute(res, req));
     app.get('/v1/admin/connections', (res, req) => {
       const ex = begin(res, req, 'admin', this.ctx);
       if (!ex) return;
@@ -488,13 +511,14 @@ export class Admin {
       const token = tokenOf(req, true);
       const connections = ['1', 'true'].includes(req.getQuery('connections') ?? '');
       const topic = req.getQuery('topic') || undefined;
+      const groups = ['1', 'true'].includes(req.getQuery('groups') ?? '');
       guard(ex, this.ctx, async () => {
         const p = await this.principal(ex, token);
         if (!p) return;
         const invalid = topic === undefined ? null : topicError(topic, { allowReserved: true });
         if (invalid) return ex.error('invalid-topic', invalid);
         if (streamsFull(ex, this.ctx, streamsOpen)) return;
-        await this.feed.add(ex, p, { connections, topic });
+        await this.feed.add(ex, p, { connections, topic, groups });
       });
     });
   }
@@ -503,16 +527,81 @@ export class Admin {
     const ex = begin(res, req, 'admin', this.ctx);
     if (!ex) return;
     const token = tokenOf(req, true);
-    const path = topicPath(req.getUrl(), '/v1/admin/topics/', ['']);
+    // `…/{topic}/groups` lists its groups (a topic that itself ends in `/groups` is sent encoded).
+    const path = topicPath(req.getUrl(), '/v1/admin/topics/', ['groups', '']);
     guard(ex, this.ctx, async () => {
       if (!(await this.principal(ex, token))) return;
       if (!path) return ex.error('bad-request', 'the topic in the path is not decodable');
       const invalid = topicError(path.topic, { allowReserved: true });
       if (invalid) return ex.error('invalid-topic', invalid);
+      if (path.action === 'groups') return ex.json(200, await this.groups.rows(path.topic));
       const out = await this.topic(path.topic);
       if (!out) return ex.error('bad-request', `no topic ${path.topic}`, 404);
       ex.json(200, out);
     });
+  }
+
+  /** PUT (settings) and POST (reset, replay) on one group. Called in the synchronous top. */
+  private groupRoute(res: HttpResponse, req: HttpRequest): void {
+    const ex = begin(res, req, 'admin', this.ctx);
+    if (!ex) return;
+    const method = req.getMethod().toUpperCase();
+    const url = req.getUrl();
+    const token = tokenOf(req, false);
+    const body = readBody(ex, req.getHeader('content-length'), this.ctx.http.maxBody);
+    guard(ex, this.ctx, async () => {
+      if (!(await this.principal(ex, token))) return;
+      const path = groupActionPath(url);
+      if (path === undefined) return notFound(ex, method, url);
+      if (path === null) return ex.error('bad-request', 'the topic or group in the path is not decodable');
+      const allow = path.action === undefined ? 'PUT' : 'POST';
+      if (method !== allow) return ex.error('bad-request', `${method} is not allowed here (allowed: ${allow})`, 405, { allow });
+      const { topic, group, action } = path;
+      const invalid = topicError(topic, { allowReserved: true });
+      if (invalid) return ex.error('invalid-topic', invalid);
+      const badGroup = groupError(group);
+      if (badGroup) return ex.error('invalid-group', badGroup);
+      const bytes = await body;
+      if (!bytes || !ex.open) return;
+      const doc = bytes.length > 0 ? parseJson(bytes) : {};
+      if (isBad(doc) || typeof doc !== 'object' || doc === null || Array.isArray(doc)) return ex.error('bad-request', 'the body must be a JSON object');
+      const fields = doc as Record<string, unknown>;
+      // Only groups that exist: a PUT never creates one (it would start where no member asked).
+      if (!(await this.groups.exists(topic, group))) return ex.error('bad-request', `no group ${group} of topic ${topic}`, 404);
+      try {
+        if (action === undefined) {
+          const update = settingsUpdate(topic, fields);
+          if (typeof update === 'string') return ex.error('bad-request', update);
+          if (Object.keys(update).length > 0) await this.ctx.groups.configure(topic, group, update);
+          return ex.json(200, await this.groups.rowOf(topic, group));
+        }
+        if (action === 'reset') {
+          const target = resetTarget(fields, (await this.ctx.store.info(topic)).head);
+          if (typeof target === 'string') return ex.error('bad-request', target);
+          await this.ctx.groups.reset(topic, group, target);
+          return ex.json(200, await this.groups.rowOf(topic, group));
+        }
+        if (Object.keys(fields).length > 0) return ex.error('bad-request', 'replay takes no parameters');
+        ex.json(200, { replayed: await this.ctx.groups.replay(topic, group) } satisfies Wire.Replayed);
+      } catch (err) {
+        if (!(err instanceof StoreUnavailableError)) throw err;
+        ex.error(err.code, err.message, undefined, { 'retry-after': String(err.retryAfterS) });
+      }
+    });
+  }
+}
+
+/**
+ * `/v1/admin/topics/<topic>/groups/<group>[/reset|/replay]`, both percent-decoded (the topic may
+ * contain `/`): undefined when the path is not a group's, null when it does not decode.
+ */
+function groupActionPath(url: string): { topic: string; group: string; action: 'reset' | 'replay' | undefined } | null | undefined {
+  const m = /^\/v1\/admin\/topics\/(.+)\/groups\/([^/]+?)(?:\/(reset|replay))?$/.exec(url);
+  if (!m) return undefined;
+  try {
+    return { topic: decodeURIComponent(m[1]!), group: decodeURIComponent(m[2]!), action: m[3] as 'reset' | 'replay' | undefined };
+  } catch {
+    return null;
   }
 }
 

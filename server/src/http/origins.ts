@@ -14,7 +14,7 @@ import type { HttpResponse } from 'uWebSockets.js';
 
 /** Request headers a browser may send (preflight answer). */
 const ALLOWED_HEADERS = 'Authorization, Content-Type, Idempotency-Key, Last-Event-ID';
-const ALLOWED_METHODS = 'GET, POST, DELETE, OPTIONS';
+const ALLOWED_METHODS = 'GET, POST, PUT, DELETE, OPTIONS';
 
 export class OriginPolicy {
   private readonly any: boolean;

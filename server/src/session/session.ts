@@ -70,6 +70,7 @@ function intern(name: string): string {
 
 /** A consumer-group subscription: a member whose leases go out on this connection as LEASE frames. */
 class WsMember implements Member {
+  readonly transport = 'ws';
   leased = 0;
   window = 0;
   private waiting = false;
