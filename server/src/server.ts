@@ -107,6 +107,7 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
     await store.close();
     throw err;
   }
+  groups.attach(nodes);
 
   metrics.gauge('sluice_connections', 'Open WebSocket connections.', () => sessions.size);
   metrics.gauge('sluice_subscriptions', 'Subscriptions by state (paused = no credit).', () => {
@@ -171,7 +172,7 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
       do await new Promise((r) => setTimeout(r, 20)); while (sessions.size > 0 && Date.now() < until);
       http.close();
       hub.close();
-      groups.close();
+      await groups.close();
       await nodes.close();
       await store.close();
       metrics.stop();

@@ -10,11 +10,14 @@
  */
 import { decodeValue, encodeValue, splitEntry, decodeEntry } from '@sluice/client/protocol';
 import type { CursorReader } from '../core/start.js';
-import type { Following, TopicLog } from '../log/log.js';
+import type { Nodes } from '../cluster/nodes.js';
+import { GroupNotOwned, type Following, type TopicLog } from '../log/log.js';
 import type { Metrics } from '../metrics.js';
+import { GroupCluster, type AdminOp, type GroupHost, type Joined, type Locks } from './cluster.js';
 import { Group, NotLeased, type Death, type GroupSettings, type GroupSnapshot, type Member } from './group.js';
 
 export { NotLeased, type GroupSettings, type Member } from './group.js';
+export type { Joined } from './cluster.js';
 
 /** Group defaults from Config; the dead-letter topic defaults to `<topic>.dlq`. */
 export type GroupDefaults = Omit<GroupSettings, 'deadLetterTopic'>;
@@ -49,8 +52,11 @@ interface Entry {
 
 const key = (topic: string, name: string) => `${topic}\0${name}`;
 
-export class Groups {
+export class Groups implements GroupHost {
   private readonly entries = new Map<string, Entry>();
+  /** Cluster mode: members shared with other nodes (see cluster.ts); absent with one gateway. */
+  private cluster: GroupCluster | undefined;
+  nodeId = '';
   private readonly loading = new Map<string, Promise<Entry>>();
   private readonly unwatch: () => void;
   private dirty = new Set<Entry>();
@@ -60,13 +66,44 @@ export class Groups {
     this.unwatch = deps.store.watch((topic, first, entries) => this.onAppend(topic, first, entries));
   }
 
-  close(): void {
+  /**
+   * Cluster mode: with a store that has group locks, each group runs on the node holding its lock
+   * and members elsewhere are relayed to it over `nodes`. Call before the node is announced.
+   */
+  attach(nodes: Nodes): void {
+    const store = this.deps.store;
+    this.nodeId = nodes.id;
+    if (!store.claimGroup) return;
+    const locks: Locks = { claimGroup: (t, g, ttl) => store.claimGroup!(t, g, ttl) };
+    if (store.releaseGroup) locks.releaseGroup = (t, g) => store.releaseGroup!(t, g);
+    this.cluster = new GroupCluster(this, locks, nodes, () => [...this.entries.values()].map((e) => ({ topic: e.group.topic, name: e.group.name })));
+  }
+
+  /**
+   * Stops: unsaved changes are saved, and in cluster mode the groups run here are let go at once,
+   * so another node takes them without waiting for the lock to expire.
+   */
+  async close(): Promise<void> {
+    this.cluster?.close();
     this.unwatch();
-    for (const e of this.entries.values()) {
+    const entries = [...this.entries.values()];
+    for (const e of entries) {
       if (e.timer) clearTimeout(e.timer);
       e.following?.drop();
     }
+    await Promise.all(entries.filter((e) => e.group.dirty).map((e) => this.saveNow(e)));
     this.entries.clear();
+    const release = this.deps.store.releaseGroup?.bind(this.deps.store);
+    if (release) await Promise.all(entries.map((e) => release(e.group.topic, e.group.name).catch(() => undefined)));
+  }
+
+  /**
+   * The node that runs the group: this one (also when it just took it, being free), or another
+   * node's id in cluster mode.
+   */
+  async ownerOf(topic: string, name: string): Promise<string> {
+    if (!this.cluster || this.owns(topic, name)) return this.nodeId;
+    return this.cluster.owner(topic, name);
   }
 
   /** The group, loaded or created (`from`: where a new group starts; default the head + 1). */
@@ -74,44 +111,85 @@ export class Groups {
     return (await this.entry(topic, name, from)).group;
   }
 
-  /** Adds a member; the group starts handing it leases. */
-  async join(topic: string, name: string, member: Member, from?: number): Promise<{ group: Group; epoch: string; head: number }> {
+  /**
+   * Adds a member; the group starts handing it leases. In cluster mode the group may run on another
+   * node: the member is then relayed to it.
+   */
+  async join(topic: string, name: string, member: Member, from?: number): Promise<Joined> {
+    if (!this.cluster || this.owns(topic, name)) return this.joinLocal(topic, name, member, from);
+    return this.cluster.join(topic, name, member, await this.cluster.owner(topic, name), from);
+  }
+
+  leave(topic: string, name: string, member: Member): void {
+    if (this.cluster?.relays(topic, name, member)) return this.cluster.leave(topic, name, member);
+    this.leaveLocal(topic, name, member);
+  }
+
+  /** Acknowledges offsets; resolves with the ones refused (not leased to this member). */
+  async ack(topic: string, name: string, member: Member, offsets: readonly number[]): Promise<number[]> {
+    if (this.cluster?.relays(topic, name, member)) return this.cluster.ack(topic, name, member, offsets);
+    return this.ackLocal(topic, name, member, offsets);
+  }
+
+  /** Gives an offset back (delivered again after `delayMs` or the backoff). Rejects with NotLeased. */
+  async nack(topic: string, name: string, member: Member, offset: number, delayMs?: number, reason?: string): Promise<void> {
+    if (this.cluster?.relays(topic, name, member)) return this.cluster.nack(topic, name, member, offset, delayMs, reason);
+    this.nackLocal(topic, name, member, offset, delayMs, reason);
+  }
+
+  /** More credit for a member. */
+  grant(topic: string, name: string, member: Member, n: number, max: number): void {
+    member.window = Math.min(member.window + n, max);
+    this.poke(topic, name);
+  }
+
+  /** Hands out what is ready (after a member's credit, window or blocked state changed). */
+  poke(topic: string, name: string): void {
+    if (this.owns(topic, name)) this.pokeLocal(topic, name);
+    else this.cluster?.poke(topic, name);
+  }
+
+  // ---- the engine on this node (GroupHost) ---------------------------------------------------------
+
+  owns(topic: string, name: string): boolean {
+    return this.entries.has(key(topic, name));
+  }
+
+  async joinLocal(topic: string, name: string, member: Member, from?: number): Promise<Joined> {
     const e = await this.entry(topic, name, from);
     e.users++;
     e.group.join(member);
     const info = await this.deps.store.info(topic);
     e.head = Math.max(e.head, info.head);
     this.pump(e);
-    return { group: e.group, epoch: info.epoch, head: info.head };
+    return { position: e.group.position(), epoch: info.epoch, head: info.head, settings: e.group.settings };
   }
 
-  leave(topic: string, name: string, member: Member): void {
+  leaveLocal(topic: string, name: string, member: Member): void {
     const e = this.entries.get(key(topic, name));
-    if (!e) return;
+    if (!e || !e.group.members.includes(member)) return;
     e.group.leave(member);
     e.users--;
     this.pump(e);
   }
 
-  /** Acknowledges offsets; returns the ones refused (not leased to this member). */
-  ack(topic: string, name: string, member: Member, offsets: readonly number[]): NotLeased[] {
+  ackLocal(topic: string, name: string, member: Member, offsets: readonly number[]): number[] {
     const e = this.entries.get(key(topic, name));
-    const refused: NotLeased[] = [];
+    const refused: number[] = [];
     for (const o of offsets) {
       try {
         if (!e) throw new NotLeased(o);
         e.group.ack(member, o);
       } catch (err) {
         if (!(err instanceof NotLeased)) throw err;
-        refused.push(err);
+        refused.push(o);
       }
     }
     if (e) this.pump(e);
     return refused;
   }
 
-  /** Gives an offset back (delivered again after `delayMs` or the backoff). Throws NotLeased. */
-  nack(topic: string, name: string, member: Member, offset: number, delayMs?: number, reason?: string): void {
+  nackLocal(topic: string, name: string, member: Member, offset: number, delayMs?: number, reason?: string): void {
     const e = this.entries.get(key(topic, name));
     if (!e) throw new NotLeased(offset);
     const death = e.group.nack(member, offset, Date.now(), delayMs, reason);
@@ -119,17 +197,26 @@ export class Groups {
     this.pump(e);
   }
 
-  /** More credit for a member. */
-  grant(topic: string, name: string, member: Member, n: number, max: number): void {
-    member.window = Math.min(member.window + n, max);
+  pokeLocal(topic: string, name: string): void {
     const e = this.entries.get(key(topic, name));
     if (e) this.pump(e);
   }
 
-  /** Hands out what is ready (after a member's credit or window changed). */
-  poke(topic: string, name: string): void {
+  /** Stops running a group another node now holds; returns its members (they are relinked). */
+  drop(topic: string, name: string): Member[] {
     const e = this.entries.get(key(topic, name));
-    if (e) this.pump(e);
+    if (!e) return [];
+    this.entries.delete(key(topic, name));
+    this.dirty.delete(e);
+    if (e.timer) clearTimeout(e.timer);
+    e.following?.drop();
+    return [...e.group.members];
+  }
+
+  async adminLocal(topic: string, name: string, op: AdminOp): Promise<unknown> {
+    if (op.op === 'configure') return void (await this.configureHere(topic, name, op.settings));
+    if (op.op === 'reset') return void (await this.resetHere(topic, name, op.to));
+    return this.replayHere(topic, name);
   }
 
   /**
@@ -145,8 +232,28 @@ export class Groups {
     return out;
   }
 
-  /** Changes a group's settings (admin), saved at once. */
-  async configure(topic: string, name: string, settings: Partial<GroupSettings>): Promise<Group> {
+  /** Changes a group's settings (admin), saved at once — on the node that runs the group. */
+  async configure(topic: string, name: string, settings: Partial<GroupSettings>): Promise<void> {
+    if (this.cluster) await this.cluster.admin(topic, name, { op: 'configure', settings });
+    else await this.configureHere(topic, name, settings);
+  }
+
+  /** Moves a group's position (admin): to an offset, or to the first message stored at or after a time. */
+  async reset(topic: string, name: string, to: { offset?: number; at?: number }): Promise<void> {
+    if (this.cluster) await this.cluster.admin(topic, name, { op: 'reset', to });
+    else await this.resetHere(topic, name, to);
+  }
+
+  /**
+   * Appends a group's dead letters back to their origin topic (admin replay): each as a new message
+   * with its data and original headers; returns how many.
+   */
+  async replay(topic: string, name: string): Promise<number> {
+    if (this.cluster) return (await this.cluster.admin(topic, name, { op: 'replay' })) as number;
+    return this.replayHere(topic, name);
+  }
+
+  private async configureHere(topic: string, name: string, settings: Partial<GroupSettings>): Promise<Group> {
     const e = await this.entry(topic, name);
     e.group.settings = { ...e.group.settings, ...settings };
     e.group.dirty = true;
@@ -154,8 +261,7 @@ export class Groups {
     return e.group;
   }
 
-  /** Moves a group's position (admin): to an offset, or to the first message stored at or after a time. */
-  async reset(topic: string, name: string, to: { offset?: number; at?: number }): Promise<Group> {
+  private async resetHere(topic: string, name: string, to: { offset?: number; at?: number }): Promise<Group> {
     const e = await this.entry(topic, name);
     let offset = to.offset;
     if (offset === undefined) offset = await this.offsetAt(topic, to.at ?? Date.now());
@@ -165,11 +271,7 @@ export class Groups {
     return e.group;
   }
 
-  /**
-   * Appends a group's dead letters back to their origin topic (admin replay): each as a new message
-   * with its data and original headers; returns how many.
-   */
-  async replay(topic: string, name: string): Promise<number> {
+  private async replayHere(topic: string, name: string): Promise<number> {
     const e = await this.entry(topic, name);
     const dlq = e.group.settings.deadLetterTopic;
     let from = 1;
@@ -210,6 +312,11 @@ export class Groups {
 
   private async load(topic: string, name: string, from?: number): Promise<Entry> {
     const { store, defaults } = this.deps;
+    if (this.cluster) {
+      // Never two engines for one group: only the lock's holder runs it.
+      const owner = await this.cluster.owner(topic, name);
+      if (owner !== this.nodeId) throw new Error(`group ${name} of ${topic} runs on node ${owner}`);
+    }
     const following = store.follow?.(topic);
     if (following) await following.ready;
     const [saved, info] = await Promise.all([store.loadGroup(topic, name), store.info(topic)]);
@@ -230,7 +337,8 @@ export class Groups {
     for (const e of this.entries.values()) {
       if (e.group.topic !== topic) continue;
       e.head = Math.max(e.head, first + entries.length - 1);
-      if (!e.reading && e.group.next === first) e.group.offer(first, entries);
+      // A group without members holds nothing in memory: it reads the log when one joins.
+      if (!e.reading && e.group.next === first && e.group.members.length > 0) e.group.offer(first, entries);
       this.pump(e);
     }
   }
@@ -328,6 +436,13 @@ export class Groups {
       await this.deps.store.saveGroup(g.topic, g.name, encodeValue(snapshot));
       e.savedFloor = snapshot.floor;
     } catch (err) {
+      if (err instanceof GroupNotOwned) {
+        // Another node took the group (this one could not renew in time): it runs it from now on.
+        e.saving = false;
+        const owner = await this.cluster?.owner(g.topic, g.name).catch(() => '') ?? '';
+        this.cluster?.lost(g.topic, g.name, owner);
+        return;
+      }
       g.dirty = true;
       console.error(`sluice: saving group ${g.name} of ${g.topic} failed; retrying with the next change`, err);
     } finally {

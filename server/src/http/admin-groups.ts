@@ -11,6 +11,7 @@ import { topicError, type Admin as Wire } from '@sluice/client/protocol';
 import type { Group } from '../groups/group.js';
 import type { Groups, GroupSettings } from '../groups/registry.js';
 import type { TopicLog } from '../log/log.js';
+import type { Nodes } from '../cluster/nodes.js';
 import type { Metrics, Series } from '../metrics.js';
 
 type GroupRow = Wire.GroupRow;
@@ -115,7 +116,12 @@ class RedeliveryRates {
 export class AdminGroups {
   private readonly rates: RedeliveryRates;
 
-  constructor(private readonly groups: Groups, private readonly store: TopicLog, metrics: Metrics) {
+  constructor(private readonly groups: Groups, private readonly store: TopicLog, metrics: Metrics, private readonly nodes: Nodes) {
+    // Cluster mode: a group's row comes from the node that runs it.
+    nodes.handle('groups.row', (p) => {
+      const { topic, group } = p as { topic: string; group: string };
+      return this.localRow(topic, group);
+    });
     this.rates = new RedeliveryRates(groups);
     const series = (value: (g: Group, head: number) => number) => (): Series[] =>
       groups.loaded().map(({ group, head }) => ({ labels: { topic: group.topic, group: group.name }, value: value(group, head) }));
@@ -144,18 +150,23 @@ export class AdminGroups {
     return this.groups.loaded(topic).some((l) => l.group.name === name) || (await this.store.groupsOf(topic)).includes(name);
   }
 
-  /** A row per group of the topic, by name; groups saved but not held here are loaded first. */
+  /**
+   * A row per group of the topic, by name, each from the node that runs the group (groups saved but
+   * run nowhere are loaded here first).
+   */
   async rows(topic: string): Promise<GroupRow[]> {
-    const [names, info] = await Promise.all([this.names(topic), this.store.info(topic)]);
-    const held = new Set(this.groups.loaded(topic).map((l) => l.group.name));
-    await Promise.all(names.filter((n) => !held.has(n)).map((n) => this.groups.open(topic, n)));
-    return this.groups.loaded(topic)
-      .map((l) => this.row(l, info.head))
-      .sort((a, b) => (a.group < b.group ? -1 : a.group > b.group ? 1 : 0));
+    const names = await this.names(topic);
+    return Promise.all(names.map((n) => this.rowOf(topic, n)));
   }
 
-  /** One group's row (loading it when it is not held here). */
+  /** One group's row, from the node that runs it (this one, loading it when nobody runs it). */
   async rowOf(topic: string, name: string): Promise<GroupRow> {
+    const owner = await this.groups.ownerOf(topic, name);
+    if (owner !== this.groups.nodeId) return this.nodes.ask<GroupRow>(owner, 'groups.row', { topic, group: name });
+    return this.localRow(topic, name);
+  }
+
+  private async localRow(topic: string, name: string): Promise<GroupRow> {
     await this.groups.open(topic, name);
     const info = await this.store.info(topic);
     const l = this.groups.loaded(topic).find((x) => x.group.name === name);

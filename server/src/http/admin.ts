@@ -190,7 +190,7 @@ export class Admin {
     private readonly startedAt = Date.now(),
   ) {
     this.rates = new TopicRates(ctx.store);
-    this.groups = new AdminGroups(ctx.groups, ctx.store, ctx.metrics);
+    this.groups = new AdminGroups(ctx.groups, ctx.store, ctx.metrics, ctx.nodes);
     this.feed = new AdminFeed((wanted) => this.renderFeed(wanted));
     // What other nodes ask of this one (cluster/nodes.ts); params come from a peer through Redis.
     ctx.nodes.handle('connections', () => this.localConnections());

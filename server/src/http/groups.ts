@@ -40,7 +40,9 @@ class HttpMember implements Member {
   window = 0;
   lastUsed = Date.now();
   pending: { ex: Exchange; got: string[]; max: number; timer: ReturnType<typeof setTimeout> | undefined } | undefined;
-  constructor(readonly id: string, readonly clientId: string, readonly topic: string, readonly group: string, private readonly ackWaitMs: () => number) {}
+  /** The group's ack wait, as the group said when this consumer joined. */
+  ackWaitMs = 0;
+  constructor(readonly id: string, readonly clientId: string, readonly topic: string, readonly group: string, private readonly groups: Groups) {}
 
   deliver(offset: number, attempt: number, entry: Uint8Array): void {
     const p = this.pending;
@@ -57,7 +59,8 @@ class HttpMember implements Member {
     if (p.timer) clearTimeout(p.timer);
     this.window = this.leased;
     this.lastUsed = Date.now();
-    p.ex.send(200, 'application/json', `{"messages":[${p.got.join(',')}],"ackWaitMs":${this.ackWaitMs()}}`);
+    this.groups.poke(this.topic, this.group); // a group on another node learns the smaller window
+    p.ex.send(200, 'application/json', `{"messages":[${p.got.join(',')}],"ackWaitMs":${this.ackWaitMs}}`);
   }
 }
 
@@ -90,12 +93,15 @@ export class HttpConsumers {
     const k = `${topic}\0${group}\0${consumer}`;
     let m = this.members.get(k);
     if (!m) {
-      const g = await this.groups.open(topic, group);
-      m = this.members.get(k);
-      if (m) return m;
-      m = new HttpMember(`http:${consumer}`, clientId, topic, group, () => g.settings.ackWaitMs);
-      this.members.set(k, m);
-      await this.groups.join(topic, group, m);
+      const created = new HttpMember(`http:${consumer}`, clientId, topic, group, this.groups);
+      this.members.set(k, created);
+      try {
+        created.ackWaitMs = (await this.groups.join(topic, group, created)).settings.ackWaitMs;
+      } catch (err) {
+        this.members.delete(k);
+        throw err;
+      }
+      m = created;
     }
     m.lastUsed = Date.now();
     return m;
@@ -167,22 +173,22 @@ export function groupRoute(res: HttpResponse, req: HttpRequest, path: { topic: s
     const m = consumers.existing(path.topic, path.group, consumer);
     const notLeased = (offset: number) => ({ offset, error: { code: 'not-leased', message: new NotLeased(offset).message } });
     if (path.action === 'ack') {
-      const refused = new Set(m ? ctx.groups.ack(path.topic, path.group, m, offsets as number[]).map((r) => r.offset) : offsets);
+      const refused = new Set(m ? await ctx.groups.ack(path.topic, path.group, m, offsets as number[]) : offsets);
       return ex.json(200, { results: (offsets as number[]).map((offset) => (refused.has(offset) ? notLeased(offset) : { offset, ok: true })) });
     }
     const delay = o.delay;
     if (delay !== undefined && (!Number.isSafeInteger(delay) || (delay as number) < 0)) return ex.error('bad-request', 'delay must be a number of ms');
     const reason = typeof o.reason === 'string' ? o.reason.slice(0, 256) : undefined;
-    const results = (offsets as number[]).map((offset) => {
+    const results = await Promise.all((offsets as number[]).map(async (offset) => {
       try {
         if (!m) throw new NotLeased(offset);
-        ctx.groups.nack(path.topic, path.group, m, offset, delay as number | undefined, reason);
+        await ctx.groups.nack(path.topic, path.group, m, offset, delay as number | undefined, reason);
         return { offset, ok: true };
       } catch (err) {
         if (!(err instanceof NotLeased)) throw err;
         return notLeased(offset);
       }
-    });
+    }));
     ex.json(200, { results });
   });
 }

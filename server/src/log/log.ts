@@ -143,6 +143,16 @@ export interface TopicLog {
   loadGroup(topic: string, group: string): Promise<Uint8Array | undefined>;
   /** The groups of a topic that have saved state. */
   groupsOf(topic: string): Promise<string[]>;
+  /**
+   * Cluster mode (a store shared by several gateways; others need not implement it): which node
+   * runs a consumer group's engine. Takes the group for this node when nobody holds it, renews it
+   * when this node does, and returns the holder's node id. A holder that stops renewing loses it
+   * after `ttlMs`. While a store implements it, `saveGroup` saves only for the holder (else rejects
+   * with GroupNotOwned), so a node that lost a group never overwrites the new holder's state.
+   */
+  claimGroup?(topic: string, group: string, ttlMs: number): Promise<string>;
+  /** Lets go of a group this node holds (another may claim it at once). */
+  releaseGroup?(topic: string, group: string): Promise<void>;
   /** Whether appends can succeed now (readiness, metrics). */
   health(): StoreHealth;
   /** Waits for pending appends, then releases resources. */
@@ -177,5 +187,13 @@ export class StoreUnavailableError extends Error {
   override name = 'StoreUnavailableError';
   constructor(readonly code: UnavailableCode, message: string, readonly retryAfterS = 1) {
     super(message);
+  }
+}
+
+/** A group's state was not saved: another node holds the group now (cluster mode). */
+export class GroupNotOwned extends Error {
+  override name = 'GroupNotOwned';
+  constructor(readonly topic: string, readonly group: string) {
+    super(`group ${group} of ${topic} is held by another node`);
   }
 }

@@ -207,3 +207,35 @@ tat = tat + n * interval
 redis.call('SET', KEYS[1], tostring(tat), 'PX', math.ceil(tat - now) + 1000)
 return 0
 `;
+
+/**
+ * Consumer-group ownership (cluster mode): one node runs a group's engine at a time. KEYS[1] is
+ * the lock `sl:{topic}:gl:<group>` (the topic's slot). ARGV: node id, ttl ms. Takes the lock when
+ * free, renews it when held by this node; returns the holder either way.
+ */
+export const GROUP_CLAIM = `
+local holder = redis.call('GET', KEYS[1])
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return ARGV[1]
+end
+if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return holder
+`;
+
+/**
+ * Saves a group's state only while this node holds its lock (a node that lost ownership must not
+ * overwrite the new owner's state). KEYS: lock, the topic's group hash. ARGV: node id, group, state.
+ * Returns 1 when saved, 0 when the lock is another's or gone.
+ */
+export const GROUP_SAVE = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+return 1
+`;
+
+/** Lets go of a group's lock if this node holds it. KEYS[1]: lock. ARGV[1]: node id. */
+export const GROUP_RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;

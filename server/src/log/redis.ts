@@ -29,6 +29,7 @@
 import { Redis, Cluster, type RedisOptions, type ClusterOptions } from 'ioredis';
 import { randomId } from '../util/id.js';
 import {
+  GroupNotOwned,
   StoreUnavailableError,
   type AppendInput,
   type AppendListener,
@@ -42,7 +43,7 @@ import {
   type TopicInfo,
   type TopicLog,
 } from './log.js';
-import { APPEND, RATE, READ, TRIM } from './redis-scripts.js';
+import { APPEND, GROUP_CLAIM, GROUP_RELEASE, GROUP_SAVE, RATE, READ, TRIM } from './redis-scripts.js';
 import { encodeEntry } from '@sluice/client/protocol';
 
 export interface RedisLogOptions extends StoreOptions {
@@ -144,6 +145,8 @@ export function connect(target: RedisTarget, commandTimeoutMs: number, extra: Pa
 }
 
 const key = (topic: string, part: string) => `sl:{${topic}}:${part}`;
+/** A consumer group's owner lock, in the topic's slot. */
+const groupLock = (topic: string, group: string) => key(topic, `gl:${group}`);
 const EMPTY = new Uint8Array(0);
 const INCARNATION_KEY = 'sl:inc';
 const TOPICS_KEY = 'sl:topics';
@@ -267,6 +270,9 @@ export class RedisLog implements TopicLog {
     client.defineCommand('slRead', { numberOfKeys: 2, lua: READ });
     client.defineCommand('slTrim', { numberOfKeys: 2, lua: TRIM });
     client.defineCommand('slRate', { numberOfKeys: 1, lua: RATE });
+    client.defineCommand('slGroupClaim', { numberOfKeys: 1, lua: GROUP_CLAIM });
+    client.defineCommand('slGroupSave', { numberOfKeys: 2, lua: GROUP_SAVE });
+    client.defineCommand('slGroupRelease', { numberOfKeys: 1, lua: GROUP_RELEASE });
     const onError = (err: Error) => {
       // ioredis reconnects by itself; remember why for health().
       this.lastError = err.message;
@@ -365,10 +371,21 @@ export class RedisLog implements TopicLog {
     return 0;
   }
 
+  /** Saved only while this node holds the group (`claimGroup`); else rejects with GroupNotOwned. */
   async saveGroup(topic: string, group: string, state: Uint8Array): Promise<void> {
     if (!this.writable()) throw this.unavailable();
-    await this.call(() => this.client.hset(key(topic, 'g'), group, Buffer.from(state.buffer, state.byteOffset, state.byteLength)));
+    const bytes = Buffer.from(state.buffer, state.byteOffset, state.byteLength);
+    const saved = await this.call(() => (this.client as unknown as ScriptClient).slGroupSave(groupLock(topic, group), key(topic, 'g'), this.nodeId, group, bytes));
+    if (Number(saved) !== 1) throw new GroupNotOwned(topic, group);
     if (this.minReplicas > 0) await this.waitReplicas(topic);
+  }
+
+  claimGroup(topic: string, group: string, ttlMs: number): Promise<string> {
+    return this.call(() => (this.client as unknown as ScriptClient).slGroupClaim(groupLock(topic, group), this.nodeId, ttlMs));
+  }
+
+  async releaseGroup(topic: string, group: string): Promise<void> {
+    await this.call(() => (this.client as unknown as ScriptClient).slGroupRelease(groupLock(topic, group), this.nodeId));
   }
 
   async loadGroup(topic: string, group: string): Promise<Uint8Array | undefined> {
@@ -686,4 +703,7 @@ interface ScriptClient {
   slReadBuffer(meta: string, stream: string, from: number, limit: number, maxBytes: number): Promise<[Buffer | null, ...unknown[]]>;
   slTrim(meta: string, stream: string, now: number, maxCount: number, maxBytes: number, maxAgeMs: number): Promise<number>;
   slRate(key: string, now: number, rate: number, capacity: number, n: number): Promise<number>;
+  slGroupClaim(lock: string, node: string, ttlMs: number): Promise<string>;
+  slGroupSave(lock: string, hash: string, node: string, group: string, state: Buffer): Promise<number>;
+  slGroupRelease(lock: string, node: string): Promise<number>;
 }

@@ -336,9 +336,9 @@ export class Session {
     (this.members ??= new Map()).set(f.subId, member);
     (this.byTopic ??= new Map()).set(f.topic, member);
     groups.join(f.topic, group, member, f.from).then(
-      ({ group: g, epoch, head }) => {
+      ({ position, epoch, head }) => {
         if (this.members?.get(f.subId) !== member) return groups.leave(f.topic, group, member);
-        this.conn.send(encode({ type: FrameType.SUBSCRIBED, subId: f.subId, epoch, head, from: g.position(), recovered: true }));
+        this.conn.send(encode({ type: FrameType.SUBSCRIBED, subId: f.subId, epoch, head, from: position, recovered: true }));
         member.window = Math.min(f.credit ?? limits.defaultCredit, limits.maxCredit);
         groups.poke(f.topic, group);
       },
@@ -353,22 +353,20 @@ export class Session {
   private groupAck(subId: number, offsets: readonly number[]): void {
     const m = this.members?.get(subId);
     if (!m) return this.error(subId, 'not-subscribed', `no group subscription ${subId}`, FrameType.GROUP_ACK);
-    const refused = this.ctx.groups.ack(m.topic, m.group, m, offsets);
-    if (refused.length > 0) {
-      const list = refused.slice(0, 10).map((r) => r.offset).join(', ') + (refused.length > 10 ? ', …' : '');
+    this.ctx.groups.ack(m.topic, m.group, m, offsets).then((refused) => {
+      if (refused.length === 0) return;
+      const list = refused.slice(0, 10).join(', ') + (refused.length > 10 ? ', …' : '');
       this.error(subId, 'not-leased', `offsets ${list} are not leased to this member (never, to another, expired, or already acknowledged)`, FrameType.GROUP_ACK);
-    }
+    }, (err: unknown) => this.failed(err, subId, FrameType.GROUP_ACK));
   }
 
   private groupNack(subId: number, offset: number, delay: number | undefined, reason: string | undefined): void {
     const m = this.members?.get(subId);
     if (!m) return this.error(subId, 'not-subscribed', `no group subscription ${subId}`, FrameType.GROUP_NACK);
-    try {
-      this.ctx.groups.nack(m.topic, m.group, m, offset, delay, reason);
-    } catch (err) {
-      if (!(err instanceof NotLeased)) throw err;
-      this.error(subId, 'not-leased', err.message, FrameType.GROUP_NACK);
-    }
+    this.ctx.groups.nack(m.topic, m.group, m, offset, delay, reason).catch((err: unknown) => {
+      if (err instanceof NotLeased) this.error(subId, 'not-leased', err.message, FrameType.GROUP_NACK);
+      else this.failed(err, subId, FrameType.GROUP_NACK);
+    });
   }
 
   private unsubscribe(subId: number): void {
