@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { createClient, type Client, type Consumer, type LostEvent, type SluiceError } from '@sluice/client';
+import { createConsumer } from '@sluice/client/consumer';
 import type { RunningServer } from '../src/server.js';
 import { startGateway } from './helpers/gateway.js';
 import { api, waitFor } from './helpers/http.js';
@@ -129,6 +130,30 @@ describe('consumer groups through the SDK', () => {
     assert.deepEqual(attempts, [1, 2]);
     assert.deepEqual(seen.errors.map((e) => e.code), ['handler']);
     await c.unsubscribe();
+  });
+
+  it('HTTP (createConsumer): acks between lease requests open no room that no request receives; a WebSocket member shares the group', async () => {
+    const topic = 'sdk.http';
+    const http = createConsumer<number>({ url: gw.url, topic, group: 'mixed', consumer: 'edge-1' });
+    assert.deepEqual(await http.lease(), [], 'creates the group at the head');
+    await publishAll(client('http-publisher'), topic, Array.from({ length: 20 }, (_, i) => i + 1));
+    const first = await http.lease({ max: 10 });
+    assert.deepEqual(first.map((m) => [m.offset, m.attempt, m.data]), Array.from({ length: 10 }, (_, i) => [i + 1, 1, i + 1]));
+    assert.deepEqual((await http.ack(first.map((m) => m.offset))).filter((r) => !('ok' in r)), []);
+    // No request waits now: the acks must not let the group lease the next ten to nobody.
+    const second = await http.lease({ max: 10 });
+    assert.deepEqual(second.map((m) => [m.offset, m.attempt]), Array.from({ length: 10 }, (_, i) => [i + 11, 1]));
+    assert.equal(await second[0]!.nack({ delay: 0 }), true);
+    for (const m of second.slice(1)) assert.equal(await m.ack(), true);
+    // Offset 11, given back, goes to whoever asks next: here a WebSocket member.
+    const got: [number, number][] = [];
+    const ws = client('http-ws-member').consume(topic, 'mixed', (msg) => { got.push([msg.offset, msg.attempt]); });
+    await waitFor(() => got.length === 1, 'the nacked message on the WebSocket');
+    assert.deepEqual(got, [[11, 2]]);
+    await waitFor(() => floorOf(topic) === 21, 'all done');
+    const late = await http.ack([11]);
+    assert.deepEqual(late.map((r) => ('error' in r ? r.error.code : 'ok')), ['not-leased'], 'it was no longer edge-1\'s');
+    await ws.unsubscribe();
   });
 
   it('a member kicked mid-stream rejoins; its old leases come back after the ack wait; nothing is acked that it no longer holds', async () => {
