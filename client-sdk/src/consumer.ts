@@ -142,6 +142,7 @@ export class Consumer<T = unknown> extends Emitter<ConsumerEvents> implements As
   private failure: SluiceError | undefined;
   /** Called when the last handler settles while closing. */
   private idle: (() => void) | undefined;
+  private leaving: Promise<void> | undefined;
 
   /** @internal */
   constructor(
@@ -171,8 +172,12 @@ export class Consumer<T = unknown> extends Emitter<ConsumerEvents> implements As
    * Iterator form: leaves at once; messages lent and not settled are released (their `ack()`
    * returns false).
    */
-  async unsubscribe(): Promise<void> {
-    if (this.state === 'closed' || this.state === 'closing') return;
+  unsubscribe(): Promise<void> {
+    if (this.state === 'closed') return Promise.resolve();
+    return (this.leaving ??= this.leave());
+  }
+
+  private async leave(): Promise<void> {
     const onWire = this.host.ready; // SUB sent on this connection (answered or not): leave on it
     this.setState('closing');
     for (const h of this.queue) this.leases.delete(h.msg.offset);

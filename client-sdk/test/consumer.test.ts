@@ -237,6 +237,7 @@ describe('consume', () => {
     c.reply(lease(2));
     const done = consumer.unsubscribe();
     assert.equal(consumer.state, 'closing');
+    assert.equal(consumer.unsubscribe(), done, 'a second call waits for the same leave');
     c.reply(lease(3)); // arrives while closing: not handed out
     await flush();
     assert.equal(c.all(5).length, 0, 'still handling offset 1');
