@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { createClient, type Client, type Consumer, type LostEvent, type SluiceError } from '@sluice/client';
 import { createConsumer } from '@sluice/client/consumer';
+import { decodeClientFrame, decodeServerFrame, FrameType } from '@sluice/client/protocol';
 import type { RunningServer } from '../src/server.js';
 import { startGateway } from './helpers/gateway.js';
 import { api, waitFor } from './helpers/http.js';
@@ -39,6 +40,31 @@ async function publishAll(c: Client, topic: string, values: unknown[], orderingK
   }
   await Promise.all(window);
   return offsets.sort((a, b) => a - b);
+}
+
+/** What one WebSocket of a client carried: offsets leased to it, offsets it acked or nacked. */
+interface SocketLog { leased: Set<number>; settled: number[] }
+
+/** A `ws` WebSocket class that logs, per socket, the LEASE frames it receives and the GROUP_ACK / GROUP_NACK it sends. */
+function recording(logs: SocketLog[]): never {
+  class RecordingWebSocket extends WebSocket {
+    private readonly log: SocketLog = { leased: new Set(), settled: [] };
+    constructor(url: string, protocols?: string | string[]) {
+      super(url, protocols);
+      logs.push(this.log);
+      this.on('message', (data: Buffer) => {
+        const f = decodeServerFrame(new Uint8Array(data));
+        if (f.type === FrameType.LEASE) this.log.leased.add(f.offset);
+      });
+    }
+    override send(data: Uint8Array): void {
+      const f = decodeClientFrame(data);
+      if (f.type === FrameType.GROUP_ACK) this.log.settled.push(...f.offsets);
+      if (f.type === FrameType.GROUP_NACK) this.log.settled.push(f.offset);
+      super.send(data);
+    }
+  }
+  return RecordingWebSocket as never;
 }
 
 const floorOf = (topic: string) => gw.groups.loaded(topic)[0]?.group.floor ?? 0;
@@ -156,15 +182,18 @@ describe('consumer groups through the SDK', () => {
     await ws.unsubscribe();
   });
 
-  it('a member kicked mid-stream rejoins; its old leases come back after the ack wait; nothing is acked that it no longer holds', async () => {
+  it('a member kicked mid-stream rejoins; its old leases come back after the ack wait; nothing is acked on a socket that was not leased it', async () => {
     const topic = 'sdk.kick';
-    await gw.groups.configure(topic, 'w', { ackWaitMs: 300 });
+    await gw.groups.configure(topic, 'w', { ackWaitMs: 500, backoffMs: [50] });
     const N = 2000;
     const handled = new Map<number, number>();
     let release: (() => void) | undefined;
     const gate = new Promise<void>((r) => { release = r; });
-    const victim = client('victim');
-    const members = [victim, client('steady')].map((cl, i) => {
+    const sockets: SocketLog[] = [];
+    const victim = createClient({ url: gw.url, WebSocket: recording(sockets), client: 'victim', backoff: () => 20 });
+    const steady = createClient({ url: gw.url, WebSocket: recording(sockets), client: 'steady', backoff: () => 20 });
+    clients.push(victim, steady);
+    const members = [victim, steady].map((cl, i) => {
       const c = cl.consume<number>(topic, 'w', async (msg) => {
         handled.set(msg.offset, (handled.get(msg.offset) ?? 0) + 1);
         // The victim's handlers hang until it has been kicked: they finish on a dead connection.
@@ -186,14 +215,19 @@ describe('consumer groups through the SDK', () => {
     await published;
     await waitFor(() => floorOf(topic) === N + 1, 'everything acknowledged', 20_000);
     assert.equal(handled.size, N, 'every message handled');
-    const twice = [...handled.values()].filter((n) => n > 1).length;
     const [v, s] = members;
-    assert.ok(v!.seen.lost.length > 0 && v!.seen.lost.every((e) => e.reason === 'connection'), 'the hung handlers settled after the kick: lost, not acked');
-    assert.ok(twice >= v!.seen.lost.length, `the lost ones were handled again (${twice} twice)`);
-    for (const m of [v!, s!]) {
-      assert.deepEqual(m.seen.lost.filter((e) => e.reason === 'not-leased'), [], 'the SDK never acked a lease it no longer held');
-      assert.deepEqual(m.seen.errors, []);
+    const lostOnDrop = v!.seen.lost.filter((e) => e.reason === 'connection');
+    assert.ok(lostOnDrop.length > 0, 'the hung handlers settled after the kick: lost, not acked');
+    for (const e of lostOnDrop) assert.ok(e.reason === 'connection' && handled.get(e.offset)! >= 2, `offset ${e.reason === 'connection' && e.offset} was handled again`);
+    // The property itself, per socket: every offset acked or nacked on it was leased on it. (A
+    // not-leased answer may still come when the machine is so slow that a lease outlives the
+    // 500 ms ack wait: that lease was the socket's, and it is reported as lost, not an error.)
+    assert.equal(sockets.length, 3, 'victim, its reconnection, steady');
+    for (const [i, log] of sockets.entries()) {
+      const foreign = log.settled.filter((o) => !log.leased.has(o));
+      assert.deepEqual(foreign, [], `socket ${i} settled only offsets leased on it`);
     }
+    for (const m of [v!, s!]) assert.deepEqual(m.seen.errors, []);
     assert.equal(v!.c.state, 'subscribed', 'the victim rejoined');
     await Promise.all(members.map((m) => m.c.unsubscribe()));
   });
