@@ -29,11 +29,10 @@ test('two pages share a group; closing one tab hands its leases to the other aft
   const N = 40;
   await publishRange(publisher, 'e2e.group', 1, N);
   await holder.waitForFunction(() => window.harness.consumed.length === 1);
-  await worker.waitForFunction((n) => window.harness.consumed.length === n, N - 5);
+  await worker.waitForFunction((n) => window.harness.consumed.length >= n, N - 5);
   const held = await consumed(holder);
   expect(held.map((m) => m.attempt)).toEqual([1]); // the one it is handling; four more wait in its queue
-  const firstRound = await consumed(worker);
-  expect(firstRound.every((m) => m.attempt === 1)).toBe(true);
+  const firstRound = (await consumed(worker)).filter((m) => m.attempt === 1);
   const missing = Array.from({ length: N }, (_, i) => i + 1).filter((o) => !firstRound.some((m) => m.offset === o));
   expect(missing).toHaveLength(5);
   expect(missing).toContain(held[0]!.offset);
@@ -41,13 +40,13 @@ test('two pages share a group; closing one tab hands its leases to the other aft
   // Close the holder's tab: its socket goes, its five leases stay with the group until they expire.
   const closedAt = Date.now();
   await holder.close();
-  await worker.waitForFunction((n) => window.harness.consumed.length === n, N, { timeout: 15_000 });
+  await worker.waitForFunction((n) => new Set(window.harness.consumed.map((m) => m.offset)).size >= n, N, { timeout: 15_000 });
   const elapsed = Date.now() - closedAt;
   const all = await consumed(worker);
-  const again = all.slice(N - 5);
+  const again = all.filter((m) => m.attempt > 1);
   expect(again.map((m) => m.offset).sort((a, b) => a - b)).toEqual(missing);
   expect(again.every((m) => m.attempt === 2)).toBe(true);
   expect(again.map((m) => m.data).sort((a, b) => Number(a) - Number(b))).toEqual(missing);
-  expect(new Set(all.map((m) => m.offset)).size).toBe(N);
+  expect(all).toHaveLength(N); // the worker handled each message once
   console.log(`group: the closed tab's 5 leases reached the other page ${elapsed} ms after the close (ack wait 1 s + backoff 1 s from the lease)`);
 });
