@@ -3,6 +3,7 @@
  * Builds the browser bundles (ESM, minified) in dist/browser/:
  * - sluice.min.js: the SDK + msgpackr. Browsers, Workers and Deno load this one file.
  * - token.min.js: `mintToken` alone, for edge workers that sign tokens (a page never should).
+ * - consumer.min.js: `createConsumer` alone, the HTTP consumer-group member for edge workers (no msgpackr).
  * `--report` prints the sizes. esbuild bundles; terser minifies (about 4% smaller than esbuild's
  * minifier here, which keeps the SDK inside its 20 KB gzip budget).
  */
@@ -43,3 +44,4 @@ async function bundle(entry, name) {
 
 await bundle('index.ts', 'sluice');
 await bundle('token.ts', 'token');
+await bundle('http-consumer.ts', 'consumer');

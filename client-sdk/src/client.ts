@@ -12,12 +12,14 @@
  * - Every publish carries an idempotency key, generated once and reused for every retry and
  *   reconnect, so a publish whose ACK was lost is stored once. Unacknowledged publishes wait in a
  *   bounded queue and are resent in order after reconnecting.
- * - Every subscription resubscribes after a reconnect from its next offset with its epoch.
+ * - Every subscription resubscribes after a reconnect from its next offset with its epoch; every
+ *   consumer rejoins its group (its old connection's leases come back from the group later).
  * - Request and subscription ids share one counter, so an ERROR's id names exactly one of them even
  *   from a gateway that does not say what the ERROR answers (`re`, protocol 1.1).
  */
 import { fullJitter, systemClock, type Backoff, type Clock } from './backoff.js';
 import { Emitter } from './emitter.js';
+import { Consumer, type ConsumeHandler, type ConsumeOptions, type ConsumerHost } from './consumer.js';
 import { ClosedError, fromErrorFrame, QueueFullError, SluiceError } from './errors.js';
 import { randomKey } from './id.js';
 import { closePolicy, CloseCode } from './protocol/codes.js';
@@ -29,6 +31,7 @@ import {
   protocolCompatible,
   type ErrorFrame,
   type Headers,
+  type PubFrame,
   type ServerFrame,
   type WelcomeFrame,
 } from './protocol/frames.js';
@@ -36,7 +39,7 @@ import { DEFAULT_CREDIT, MAX_KEY_BYTES } from './protocol/limits.js';
 import { topicError } from './protocol/topics.js';
 import { utf8Length } from './protocol/msgpack.js';
 import { memoryResume, type ResumeStore } from './resume.js';
-import { Subscription, type MessageHandler, type SubscribeOptions, type SubscriptionHost } from './subscription.js';
+import { Subscription, type MessageHandler, type SubscribeOptions } from './subscription.js';
 import {
   globalWebSocket,
   webSocketTransport,
@@ -45,8 +48,8 @@ import {
   type WebSocketConstructor,
 } from './transport.js';
 
-// The client routes frames to subscriptions of any payload type.
-type AnySubscription = Subscription<any>;
+// The client routes frames to subscriptions and consumers of any payload type.
+type AnySubscription = Subscription<any> | Consumer<any>;
 
 export type ClientState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
 
@@ -102,6 +105,11 @@ export interface PublishOptions {
   /** Idempotency key (≤ 128 bytes). Generated when omitted; reused for every retry. */
   key?: string;
   headers?: Headers;
+  /**
+   * Ordering key (1–128 bytes, protocol 1.2): a consumer group hands out the messages of one key one
+   * at a time, in offset order. Every reader sees it as the message's `orderingKey`.
+   */
+  orderingKey?: string;
 }
 
 export interface PublishResult {
@@ -148,7 +156,7 @@ export class Client extends Emitter<ClientEvents> {
   private lastRx = 0;
   private pingSentAt = 0;
   private pingSeq = 0;
-  private readonly host: SubscriptionHost;
+  private readonly host: ConsumerHost;
 
   constructor(private readonly options: ClientOptions) {
     super();
@@ -167,9 +175,12 @@ export class Client extends Emitter<ClientEvents> {
     this.host = {
       get ready() { return self.state === 'connected'; },
       get maxCredit() { return self.welcome?.maxCredit ?? Number.MAX_SAFE_INTEGER; },
+      get groups() { return Number((self.welcome?.protocol ?? '1.0').split('.')[1]) >= 2; },
       sendSub: (subId, topic, o) => this.send(encodeClientFrame({ type: FrameType.SUB, subId, topic, ...o })),
       sendCredit: (subId, n) => this.send(encodeClientFrame({ type: FrameType.CREDIT, subId, n })),
       sendUnsub: (subId) => this.send(encodeClientFrame({ type: FrameType.UNSUB, subId })),
+      sendAck: (subId, offsets) => this.send(encodeClientFrame({ type: FrameType.GROUP_ACK, subId, offsets })),
+      sendNack: (subId, offset, o) => this.send(encodeClientFrame({ type: FrameType.GROUP_NACK, subId, offset, ...o })),
       forget: (sub) => {
         this.subs.delete(sub.id);
         if (this.byTopic.get(sub.topic) === sub) this.byTopic.delete(sub.topic);
@@ -202,13 +213,35 @@ export class Client extends Emitter<ClientEvents> {
    */
   subscribe<T = unknown>(topic: string, onMessage?: MessageHandler<T> | SubscribeOptions, options: SubscribeOptions = {}): Subscription<T> {
     if (typeof onMessage === 'object') { options = onMessage; onMessage = undefined; }
+    this.checkTopic(topic);
+    return this.add(new Subscription<T>(this.host, this.nextId++, topic, onMessage, { window: DEFAULT_CREDIT, ...options }, this.defaultResume));
+  }
+
+  /**
+   * Joins consumer group `group` of `topic` (protocol 1.2): the group's messages are shared among
+   * its members, each to one member at a time. With `handler`, up to `concurrency` run at once; a
+   * message is acknowledged when its handler resolves and given back (nack: the group's backoff)
+   * when it throws. Without, iterate the consumer with `for await` and call `msg.ack()` or
+   * `msg.nack()` on each message. One subscription or consumer per topic per client.
+   */
+  consume<T = unknown>(topic: string, group: string, handler?: ConsumeHandler<T> | ConsumeOptions, options: ConsumeOptions = {}): Consumer<T> {
+    if (typeof handler === 'object') { options = handler; handler = undefined; }
+    this.checkTopic(topic);
+    const consumer = this.add(new Consumer<T>(this.host, this.nextId++, topic, group, handler, options));
+    if (this.state === 'connected') consumer.subscribeOnWire();
+    return consumer;
+  }
+
+  private checkTopic(topic: string): void {
     if (this.state === 'closed') throw new ClosedError();
     const reason = topicError(topic);
     if (reason) throw new SluiceError('invalid-topic', reason);
     if (this.byTopic.has(topic)) throw new SluiceError('already-subscribed', `this client already subscribes to ${topic}`);
-    const sub = new Subscription<T>(this.host, this.nextId++, topic, onMessage, { window: DEFAULT_CREDIT, ...options }, this.defaultResume);
-    this.subs.set(sub.id, sub as AnySubscription);
-    this.byTopic.set(topic, sub as AnySubscription);
+  }
+
+  private add<S extends AnySubscription>(sub: S): S {
+    this.subs.set(sub.id, sub);
+    this.byTopic.set(sub.topic, sub);
     if (this.state === 'idle') this.open();
     return sub;
   }
@@ -225,11 +258,18 @@ export class Client extends Emitter<ClientEvents> {
     // The gateway's rules, checked before anything is queued: an empty key would be refused.
     if (key.length === 0) return Promise.reject(new SluiceError('bad-frame', `key must be 1-${MAX_KEY_BYTES} bytes`));
     if (utf8Length(key) > MAX_KEY_BYTES) return Promise.reject(new SluiceError('too-large', `key longer than ${MAX_KEY_BYTES} bytes`));
+    const orderingKey = options.orderingKey;
+    if (orderingKey !== undefined && (orderingKey.length === 0 || utf8Length(orderingKey) > MAX_KEY_BYTES)) {
+      return Promise.reject(new SluiceError('bad-frame', `orderingKey must be 1-${MAX_KEY_BYTES} bytes`));
+    }
     if (this.pending.size >= this.maxQueued) return Promise.reject(new QueueFullError(this.maxQueued));
     const id = this.nextId++;
     let frame: Uint8Array;
+    const pub: PubFrame = { type: FrameType.PUB, reqId: id, topic, data, key };
+    if (options.headers) pub.headers = options.headers;
+    if (orderingKey !== undefined) pub.orderingKey = orderingKey;
     try {
-      frame = encodeClientFrame(options.headers ? { type: FrameType.PUB, reqId: id, topic, data, key, headers: options.headers } : { type: FrameType.PUB, reqId: id, topic, data, key });
+      frame = encodeClientFrame(pub);
     } catch (err) {
       // Data the protocol cannot carry (a Date, a typed array, a cycle): refused before it leaves.
       return Promise.reject(new SluiceError('bad-request', (err as Error).message));
@@ -391,18 +431,26 @@ export class Client extends Emitter<ClientEvents> {
         p.resolve({ offset: f.offset, duplicate: f.duplicate });
         return;
       }
-      case FrameType.MSG: return this.byTopic.get(f.topic)?.onMessages(f.offset, [f]);
-      case FrameType.MSGS: return this.byTopic.get(f.topic)?.onMessages(f.first, f.messages);
-      case FrameType.GAP: return this.byTopic.get(f.topic)?.onGap(f.from, f.to);
+      case FrameType.MSG: return this.subscription(f.topic)?.onMessages(f.offset, [f]);
+      case FrameType.MSGS: return this.subscription(f.topic)?.onMessages(f.first, f.messages);
+      case FrameType.GAP: return this.subscription(f.topic)?.onGap(f.from, f.to);
       case FrameType.ERROR: return this.serverError(f);
       case FrameType.PING: return this.send(encodeClientFrame({ type: FrameType.PONG, n: f.n }));
       case FrameType.PONG: return;
-      case FrameType.LEASE: return; // consumer groups: not joined by this client yet
+      case FrameType.LEASE: {
+        const c = this.byTopic.get(f.topic);
+        return c instanceof Consumer ? c.onLease(f) : undefined;
+      }
       default: {
         const never: never = f;
         return void never;
       }
     }
+  }
+
+  private subscription(topic: string): Subscription<unknown> | undefined {
+    const s = this.byTopic.get(topic);
+    return s instanceof Subscription ? s : undefined;
   }
 
   /**
@@ -456,9 +504,9 @@ export class Client extends Emitter<ClientEvents> {
       p.reject(err);
       return;
     }
-    const bySub = re === 0 || re === FrameType.SUB || re === FrameType.UNSUB || re === FrameType.CREDIT;
+    const bySub = re === 0 || re === FrameType.SUB || re === FrameType.UNSUB || re === FrameType.CREDIT || re === FrameType.GROUP_ACK || re === FrameType.GROUP_NACK;
     const sub = bySub ? this.subs.get(f.id) : undefined;
-    if (sub) return sub.onError(err);
+    if (sub) return sub.onError(err, re);
     this.emit('error', err);
   }
 

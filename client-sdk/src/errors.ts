@@ -8,15 +8,18 @@ import { isRetryable, type ErrorCode } from './protocol/codes.js';
 /**
  * Every code of an error the SDK raises itself (a ServerError carries the gateway's code instead).
  * Its own: `closed` (closed by `close()` or for good by the gateway), `queue-full`, `network` (a
- * request failed below HTTP), `handler` (a message handler threw). Protocol codes it applies
- * locally: `bad-request` (misuse: no WebSocket in the runtime, iterating a subscription that has a
- * handler), `invalid-topic`, `too-large` and `already-subscribed` (checked before sending),
+ * request failed below HTTP), `handler` (a message or consumer handler threw). Protocol codes it
+ * applies locally: `bad-request` (misuse: no WebSocket in the runtime, iterating a subscription
+ * that has a handler, a bad nack delay), `invalid-topic`, `too-large` and `already-subscribed`
+ * (checked before sending), `bad-frame` (an empty key or ordering key),
  * `unauthorized` (getToken failed, or a token was refused and there is no getToken), `forbidden`
  * (close 4003). And `protocol-error`: the gateway sent a frame that breaks the protocol (the
- * connection is closed with 4292 and reconnects).
+ * connection is closed with 4292 and reconnects); `unsupported`: the gateway does not speak what
+ * was asked of it (consumer groups need protocol 1.2).
  */
 export type ClientErrorCode =
   | 'closed'
+  | 'unsupported'
   | 'queue-full'
   | 'network'
   | 'handler'

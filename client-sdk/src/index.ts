@@ -16,6 +16,17 @@ export type {
   SubscribedEvent,
   GapEvent,
 } from './subscription.js';
+export { Consumer } from './consumer.js';
+export type {
+  ConsumerMessage,
+  ConsumeHandler,
+  ConsumeOptions,
+  NackOptions,
+  ConsumerState,
+  ConsumerStateChange,
+  ConsumerEvents,
+  LostEvent,
+} from './consumer.js';
 export { createPublisher } from './publisher.js';
 export type { Publisher, PublisherOptions, HttpPublishResult, BatchMessage, BatchResult } from './publisher.js';
 export { memoryResume, webStorageResume } from './resume.js';

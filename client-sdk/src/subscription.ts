@@ -29,6 +29,8 @@ export interface Message<T = unknown> {
   /** Gateway timestamp (ms since epoch) of when the message was stored. */
   ts: number;
   headers: Headers | undefined;
+  /** The ordering key it was published with (protocol 1.2), if any. */
+  orderingKey: string | undefined;
 }
 
 /**
@@ -82,11 +84,11 @@ export type SubscriptionState = 'resolving' | 'subscribing' | 'subscribed' | 'cl
 export interface SubscriptionHost {
   readonly ready: boolean;
   readonly maxCredit: number;
-  sendSub(subId: number, topic: string, opts: { from?: number; epoch?: string; credit: number }): void;
+  sendSub(subId: number, topic: string, opts: { from?: number; epoch?: string; credit: number; group?: string }): void;
   sendCredit(subId: number, n: number): void;
   sendUnsub(subId: number): void;
-  /** Any payload type. */
-  forget(sub: Subscription<any>): void;
+  /** The subscription (or consumer) ended: the client stops routing to it. */
+  forget(sub: { readonly id: number; readonly topic: string }): void;
 }
 
 interface Pull<T> {
@@ -247,7 +249,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents> imple
       const m = items[i]!;
       this.serverCredit--;
       this.next = offset + 1;
-      this.queue.push({ topic: this.topic, offset, epoch: this.epoch, data: m.data as T, ts: m.ts, headers: m.headers });
+      this.queue.push({ topic: this.topic, offset, epoch: this.epoch, data: m.data as T, ts: m.ts, headers: m.headers, orderingKey: m.orderingKey });
     }
     this.drain();
   }
@@ -261,8 +263,8 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents> imple
     this.emit('gap', { topic: this.topic, reason: 'trimmed', from: start, to });
   }
 
-  /** @internal ERROR for this subscription. */
-  onError(err: SluiceError): void {
+  /** @internal ERROR for this subscription (`re`: the type of the frame it answers; unused here). */
+  onError(err: SluiceError, _re?: number): void {
     if (this.state === 'subscribing' || this.state === 'resolving') {
       // Refused (forbidden, invalid-topic, ...): the subscription cannot go on.
       this.failure = err;

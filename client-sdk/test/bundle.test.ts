@@ -1,6 +1,7 @@
 /**
  * The browser bundles: their size budgets (printed), no Node built-ins, and that this exact file —
- * the one browsers, Workers and Deno load — works against a real gateway.
+ * the one browsers, Workers and Deno load — works against a real gateway (the consumer bundle is
+ * run against one in workerd by edge.test.ts).
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -13,6 +14,8 @@ const BUNDLE = new URL('../browser/sluice.min.js', import.meta.url);
 const BUDGET = 20 * 1024;
 const TOKEN_BUNDLE = new URL('../browser/token.min.js', import.meta.url);
 const TOKEN_BUDGET = 1536;
+const CONSUMER_BUNDLE = new URL('../browser/consumer.min.js', import.meta.url);
+const CONSUMER_BUDGET = 3072;
 
 describe('browser bundle', () => {
   it(`is at most ${BUDGET} bytes gzipped and uses no Node API`, () => {
@@ -30,6 +33,14 @@ describe('browser bundle', () => {
     console.log(`# bundle size: dist/browser/token.min.js ${code.length} bytes minified, ${gz} bytes gzip (budget ${TOKEN_BUDGET})`);
     assert.ok(gz < TOKEN_BUDGET, `${gz} bytes gzip >= ${TOKEN_BUDGET}`);
     assert.doesNotMatch(code.toString(), /\brequire\(|from\s*["']node:|import\(["'](?:node:|fs|net|crypto)["']\)/);
+  });
+
+  it(`consumer.min.js (createConsumer, for edge workers) is at most ${CONSUMER_BUDGET} bytes gzipped and uses no Node API`, () => {
+    const code = readFileSync(CONSUMER_BUNDLE);
+    const gz = gzipSync(code, { level: 9 }).length;
+    console.log(`# bundle size: dist/browser/consumer.min.js ${code.length} bytes minified, ${gz} bytes gzip (budget ${CONSUMER_BUDGET})`);
+    assert.ok(gz <= CONSUMER_BUDGET, `${gz} bytes gzip > ${CONSUMER_BUDGET}`);
+    assert.doesNotMatch(code.toString(), /\brequire\(|from\s*["']node:|import\(["'](?:node:|fs|net|crypto)["']\)|msgpackr/);
   });
 
   it('works against a real gateway', async () => {

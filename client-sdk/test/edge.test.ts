@@ -2,6 +2,7 @@
  * The SDK's browser bundles in real edge runtimes: Cloudflare's workerd and Deno (both from npm,
  * binaries included). In each, a worker mints a token with the SDK and publishes with
  * createPublisher to a real gateway that holds only the public key; the test checks what arrived.
+ * In workerd, a worker also consumes a topic as a consumer-group member with createConsumer.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -13,6 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { spawnGateway, type GatewayProcess } from '@sluice/server/testing';
+import { createPublisher } from '../src/publisher.js';
 import { mintToken } from '../src/token.js';
 
 const require = createRequire(import.meta.url);
@@ -28,12 +30,14 @@ const PRIVATE_PEM = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString
 let gw: GatewayProcess;
 let dir: string;
 before(async () => {
-  gw = await spawnGateway({ store: 'memory', env: { SLUICE_AUTH_PUBLIC_KEY: PUBLIC_PEM } });
+  // A short ack wait, so that a lease the consumer failed to acknowledge would show up again quickly.
+  gw = await spawnGateway({ store: 'memory', args: ['--group-ack-wait', '1s'], env: { SLUICE_AUTH_PUBLIC_KEY: PUBLIC_PEM } });
   // The worker's files: the shared routine, its entry points, and the SDK bundles as shipped.
   dir = mkdtempSync(join(tmpdir(), 'sluice-edge-'));
-  for (const f of ['run.js', 'worker.js', 'deno-main.js']) copyFileSync(join(EDGE_SRC, f), join(dir, f));
+  for (const f of ['run.js', 'worker.js', 'deno-main.js', 'consumer-worker.js']) copyFileSync(join(EDGE_SRC, f), join(dir, f));
   copyFileSync(join(BUNDLES, 'sluice.min.js'), join(dir, 'sluice.js'));
   copyFileSync(join(BUNDLES, 'token.min.js'), join(dir, 'token.js'));
+  copyFileSync(join(BUNDLES, 'consumer.min.js'), join(dir, 'consumer.js'));
 });
 after(async () => {
   await gw.kill();
@@ -66,11 +70,13 @@ function output(proc: ReturnType<typeof spawn>): { out: () => string; err: () =>
   return { out: () => out, err: () => err };
 }
 
-describe('SDK in edge runtimes', () => {
-  it('Cloudflare workerd: mintToken + createPublisher publish once, in order, retries deduplicated', async () => {
-    const topic = 'edge.workerd';
-    const capnp = (s: string) => JSON.stringify(s);
-    writeFileSync(join(dir, 'config.capnp'), `using Workerd = import "/workerd/workerd.capnp";
+/**
+ * Runs `main` (with the given extra modules) in workerd with the gateway, topic and private key as
+ * bindings, sends it one request, and returns the answer's status and body.
+ */
+async function inWorkerd(config: string, main: string, modules: string[], topic: string, path = '/'): Promise<{ status: number; body: string }> {
+  const capnp = (s: string) => JSON.stringify(s);
+  writeFileSync(join(dir, config), `using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
   services = [
     (name = "main", worker = .worker),
@@ -81,10 +87,7 @@ const config :Workerd.Config = (
 );
 const worker :Workerd.Worker = (
   modules = [
-    (name = "worker.js", esModule = embed "worker.js"),
-    (name = "run.js", esModule = embed "run.js"),
-    (name = "sluice.js", esModule = embed "sluice.js"),
-    (name = "token.js", esModule = embed "token.js"),
+${[main, ...modules].map((m) => `    (name = "${m}", esModule = embed "${m}"),`).join('\n')}
   ],
   compatibilityDate = "2024-09-23",
   globalOutbound = "net",
@@ -95,29 +98,64 @@ const worker :Workerd.Worker = (
   ],
 );
 `);
-    const proc = spawn(WORKERD, ['serve', join(dir, 'config.capnp'), '--control-fd=3'], {
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-      env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false' },
-    });
-    const logs = output(proc);
-    try {
-      // workerd reports each socket it listens on through the control fd.
-      const port = await new Promise<number>((resolve, reject) => {
-        let buf = '';
-        (proc.stdio[3] as NodeJS.ReadableStream).on('data', (d: Buffer) => {
-          buf += d.toString();
-          const m = /"event":"listen","socket":"http","port":(\d+)/.exec(buf);
-          if (m) resolve(Number(m[1]));
-        });
-        proc.once('exit', (code) => reject(new Error(`workerd exited ${code}: ${logs.err()}`)));
+  const proc = spawn(WORKERD, ['serve', join(dir, config), '--control-fd=3'], {
+    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+    env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false' },
+  });
+  const logs = output(proc);
+  try {
+    // workerd reports each socket it listens on through the control fd.
+    const port = await new Promise<number>((resolve, reject) => {
+      let buf = '';
+      (proc.stdio[3] as NodeJS.ReadableStream).on('data', (d: Buffer) => {
+        buf += d.toString();
+        const m = /"event":"listen","socket":"http","port":(\d+)/.exec(buf);
+        if (m) resolve(Number(m[1]));
       });
-      const res = await fetch(`http://127.0.0.1:${port}/`);
-      const body = await res.text();
-      assert.equal(res.status, 200, body);
-      await verify('workerd', topic, JSON.parse(body) as EdgeResult);
-    } finally {
-      proc.kill();
-    }
+      proc.once('exit', (code) => reject(new Error(`workerd exited ${code}: ${logs.err()}`)));
+    });
+    const res = await fetch(`http://127.0.0.1:${port}${path}`);
+    return { status: res.status, body: await res.text() };
+  } finally {
+    proc.kill();
+  }
+}
+
+describe('SDK in edge runtimes', () => {
+  it('Cloudflare workerd: mintToken + createPublisher publish once, in order, retries deduplicated', async () => {
+    const topic = 'edge.workerd';
+    const res = await inWorkerd('config.capnp', 'worker.js', ['run.js', 'sluice.js', 'token.js'], topic);
+    assert.equal(res.status, 200, res.body);
+    await verify('workerd', topic, JSON.parse(res.body) as EdgeResult);
+  });
+
+  it('Cloudflare workerd: createConsumer leases and acknowledges 200 messages, each exactly once', async () => {
+    const topic = 'edge.consume';
+    const N = 200;
+    const key = PRIVATE_PEM;
+    const lease = async (consumer: string) => {
+      const token = await mintToken({ key, sub: consumer, caps: { 'edge.>': ['consume'] } });
+      const res = await fetch(`${gw.url}/v1/topics/${topic}/groups/edge-workers/lease?wait=0`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+      assert.equal(res.status, 200);
+      return ((await res.json()) as { messages: unknown[] }).messages;
+    };
+    // The group starts where its first member finds the topic: create it, then publish.
+    assert.deepEqual(await lease('edge-consumer'), []);
+    const publisher = createPublisher({ url: gw.url, token: await mintToken({ key, sub: 'edge-test', caps: { 'edge.>': ['pub'] } }) });
+    const batch = await publisher.publishBatch(Array.from({ length: N }, (_, i) => ({ topic, data: { i: i + 1 } })));
+    assert.ok(batch.every((r) => 'offset' in r));
+
+    const started = Date.now();
+    const res = await inWorkerd('consumer.capnp', 'consumer-worker.js', ['consumer.js', 'token.js'], topic, `/?expected=${N}`);
+    assert.equal(res.status, 200, res.body);
+    const { handled, ackWaitMs } = JSON.parse(res.body) as { handled: { offset: number; attempt: number; data: { i: number } }[]; ackWaitMs: number };
+    console.log(`# workerd consumer: ${handled.length} messages in ${Date.now() - started} ms (workerd start included)`);
+    assert.equal(ackWaitMs, 1000);
+    assert.deepEqual(handled.map((m) => m.offset).sort((a, b) => a - b), Array.from({ length: N }, (_, i) => i + 1), 'each once');
+    assert.ok(handled.every((m) => m.attempt === 1 && m.data.i === m.offset));
+    // Every one was acknowledged: after the ack wait, nothing comes back to another member.
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.deepEqual(await lease('edge-checker'), []);
   });
 
   it('Deno: mintToken + createPublisher publish once, in order, retries deduplicated', async () => {

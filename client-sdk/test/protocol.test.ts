@@ -11,6 +11,7 @@ import {
   encode,
   encodeDelivery,
   encodeEntry,
+  encodeLease,
   encodeStr,
   encodeValue,
   entryTs,
@@ -24,6 +25,7 @@ import {
   MAX_PAYLOAD_DEPTH,
   PROTOCOL_VERSION,
   protocolCompatible,
+  RawData,
   type Frame,
 } from '../src/protocol/index.js';
 
@@ -265,6 +267,7 @@ describe('codec: server frames', () => {
     { type: 11, id: 3, code: 'forbidden', message: 'no', re: 8 },
     { type: 14, topic: 't', from: 1, to: 4 },
     { type: 15, topic: 't', first: 3, messages: [{ data: 1, ts: 2 }, { data: 'x', ts: 3, headers: { h: 'v' } }] },
+    { type: 18, topic: 't', offset: 4, attempt: 2, message: { data: [1], ts: 6, headers: { h: 'v' }, orderingKey: 'k' } },
   ];
   for (const f of frames) {
     it(`round trips type ${f.type}`, () => assert.deepEqual(decodeServerFrame(encode(f)), f));
@@ -302,6 +305,27 @@ describe('codec: server frames', () => {
       { type: 15, topic: 'room.1', first: 2 ** 33, messages: [{ data: { a: 1 }, ts: 1000 }, { data: 'b', ts: 2 ** 41, headers: { h: 'v' } }] },
     );
     assert.equal(entryTs(entries[1]!), 2 ** 41);
+  });
+
+  it('fast-path LEASE equals the general encoder, meta and all', () => {
+    const entry = encodeEntry(encodeValue({ job: 1 }), 1000, undefined, encodeValue({ k: 'customer-7' }));
+    assert.deepEqual(
+      decodeServerFrame(encodeLease(encodeStr('jobs'), 2 ** 35, 3, entry)),
+      { type: 18, topic: 'jobs', offset: 2 ** 35, attempt: 3, message: { data: { job: 1 }, ts: 1000, orderingKey: 'customer-7' } },
+    );
+  });
+
+  it('data stored before 1.1 that no JS value represents arrives as RawData in MSG, MSGS and LEASE', () => {
+    const ext = Buffer.from('d40501', 'hex'); // fixext1, type 5: msgpackr cannot decode it
+    const topic = encodeStr('t');
+    const entry = encodeEntry(ext, 7, encodeValue({ h: 'v' }), encodeValue({ k: 'a' }));
+    const msg = decodeServerFrame(encodeDelivery(topic, 1, [entry], 0, 1));
+    const msgs = decodeServerFrame(encodeDelivery(topic, 1, [entry, encodeEntry(encodeValue('ok'), 8)]));
+    const lease = decodeServerFrame(encodeLease(topic, 1, 1, entry));
+    assert.ok(msg.type === 10 && msg.data instanceof RawData && Buffer.from(msg.data.bytes).equals(ext));
+    assert.ok(msgs.type === 15 && msgs.messages[0]!.data instanceof RawData && msgs.messages[1]!.data === 'ok');
+    assert.ok(lease.type === 18 && lease.message.data instanceof RawData && Buffer.from(lease.message.data.bytes).equals(ext));
+    assert.deepEqual(lease.type === 18 && [lease.message.ts, lease.message.headers, lease.message.orderingKey, lease.attempt], [7, { h: 'v' }, 'a', 1]);
   });
 });
 

@@ -83,7 +83,7 @@ function sendable(frame: Record<string, unknown>): Frame {
 /** A client frame as the gateway takes it: a PUB also meets the message rules (see the header). */
 function asGateway(f: EncodedClientFrame): EncodedClientFrame {
   if (f.type !== FrameType.PUB) return f;
-  const checked = checkMessage(f.data, f.key, f.headers);
+  const checked = checkMessage(f.data, f.key, f.headers, f.orderingKey);
   if (checked instanceof MessageFault) {
     throw new FrameError(checked.code === 'bad-request' ? 'bad-frame' : checked.code, checked.message, f.reqId, false, FrameType.PUB);
   }
@@ -111,8 +111,8 @@ describe('golden vectors', () => {
     }
     const all = [...vectors.client, ...vectors.server];
     const types = (list: Vector[]) => new Set(list.filter((v) => v.frame).map((v) => v.frame!.type));
-    assert.deepEqual([...types(vectors.client)].sort((a, b) => Number(a) - Number(b)), [1, 3, 5, 7, 8, 12, 13]);
-    assert.deepEqual([...types(vectors.server)].sort((a, b) => Number(a) - Number(b)), [2, 4, 6, 9, 10, 11, 12, 13, 14, 15]);
+    assert.deepEqual([...types(vectors.client)].sort((a, b) => Number(a) - Number(b)), [1, 3, 5, 7, 8, 12, 13, 16, 17]);
+    assert.deepEqual([...types(vectors.server)].sort((a, b) => Number(a) - Number(b)), [2, 4, 6, 9, 10, 11, 12, 13, 14, 15, 18]);
     for (const v of all) assert.ok((v.frame === undefined) !== (v.error === undefined), `${v.name}: a frame or an error`);
   });
 

@@ -4,7 +4,7 @@
  */
 import { FrameError } from './errors.js';
 import { FrameType, type EncodedClientFrame } from './frames.js';
-import { DEFAULT_MAX_FRAME, MAX_DEPTH, MAX_KEY_BYTES, MAX_UINT } from './limits.js';
+import { DEFAULT_MAX_FRAME, MAX_ACK_BATCH, MAX_DEPTH, MAX_KEY_BYTES, MAX_UINT } from './limits.js';
 import { arrayElements, isMap, isNil, readArrayHeader, readStr, readUint, skipValue, utf8Length } from './msgpack.js';
 import { isHugeUint, isUint, own, unpack } from './value.js';
 
@@ -161,9 +161,6 @@ export function decodeClientFrame(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAM
       return fail(`unknown frame type ${type}`);
   }
 }
-
-/** Most offsets one GROUP_ACK may carry. */
-export const MAX_ACK_BATCH = 1000;
 
 /** Whether the second element of a frame of this type is a reqId or subId (all but HELLO, PING, PONG). */
 function carriesId(type: number): boolean {

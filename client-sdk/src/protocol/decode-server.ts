@@ -33,16 +33,36 @@ function payload(b: Uint8Array, start: number, end: number): unknown {
 }
 
 /**
- * A MSG or MSGS whose whole-frame decode failed, decoded part by part: a payload a gateway stored
- * before protocol 1.1 refused such values (an unknown extension, a map with non-string keys)
- * arrives as RawData, so no stored message can stop a subscription. Any other frame: `err`.
+ * A MSG, MSGS or LEASE whose whole-frame decode failed, decoded part by part: a payload a gateway
+ * stored before protocol 1.1 refused such values (an unknown extension, a map with non-string keys)
+ * arrives as RawData, so no stored message can stop a subscription or a consumer. Any other frame:
+ * `err`.
  */
 function lenient(b: Uint8Array, starts: number[], err: FrameError): unknown[] {
   const type = b[starts[0]!];
-  if (type !== FrameType.MSG && type !== FrameType.MSGS) throw err;
-  const a = starts.slice(0, -1).map((s, i) => (i === 3 ? undefined : unpack(b.subarray(s, starts[i + 1]), 0, true)));
+  if (type !== FrameType.MSG && type !== FrameType.MSGS && type !== FrameType.LEASE) throw err;
+  // The element holding the message(s): MSG's data, MSGS's list, LEASE's stored message.
+  const at = type === FrameType.LEASE ? 4 : 3;
+  const a = starts.slice(0, -1).map((s, i) => (i === at ? undefined : unpack(b.subarray(s, starts[i + 1]), 0, true)));
   if (type === FrameType.MSG) {
     a[3] = payload(b, starts[3]!, starts[4]!);
+    return a;
+  }
+  /** `[data, ts, headers?, meta?]` at pos: the data as payload, the rest as values. */
+  const item = (pos: number): [unknown[], number] => {
+    const head = readArrayHeader(b, pos);
+    if (!head) throw err;
+    const parts: unknown[] = [];
+    let p = head[1];
+    for (let j = 0; j < head[0]; j++) {
+      const end = skipValue(b, p, MAX_DEPTH);
+      parts.push(j === 0 ? payload(b, p, end) : unpack(b.subarray(p, end), 0, true));
+      p = end;
+    }
+    return [parts, p];
+  };
+  if (type === FrameType.LEASE) {
+    a[4] = item(starts[4]!)[0];
     return a;
   }
   const list = readArrayHeader(b, starts[3]!);
@@ -50,17 +70,9 @@ function lenient(b: Uint8Array, starts: number[], err: FrameError): unknown[] {
   const items: unknown[] = [];
   let pos = list[1];
   for (let i = 0; i < list[0]; i++) {
-    const item = readArrayHeader(b, pos);
-    if (!item) throw err;
-    const parts: unknown[] = [];
-    let p = item[1];
-    for (let j = 0; j < item[0]; j++) {
-      const end = skipValue(b, p, MAX_DEPTH);
-      parts.push(j === 0 ? payload(b, p, end) : unpack(b.subarray(p, end), 0, true));
-      p = end;
-    }
+    const [parts, end] = item(pos);
     items.push(parts);
-    pos = p;
+    pos = end;
   }
   a[3] = items;
   return a;

@@ -12,6 +12,9 @@ export const DEFAULT_CREDIT = 64;
 /** Default cap on the credit outstanding on one subscription. Announced as `maxCredit`. */
 export const DEFAULT_MAX_CREDIT = 4096;
 
+/** Most offsets one GROUP_ACK may carry (since 1.2). */
+export const MAX_ACK_BATCH = 1000;
+
 /** Default cap on subscriptions per connection. Announced as `maxSubscriptions`. */
 export const DEFAULT_MAX_SUBSCRIPTIONS = 1000;
 

@@ -17,7 +17,7 @@ import {
 import type { Clock } from '../../src/backoff.js';
 import type { Transport, TransportFactory, TransportHandlers } from '../../src/transport.js';
 
-/** A client frame with its PUB payload decoded. */
+/** A client frame with its PUB payload (and headers) decoded. */
 export type Received = ClientFrame;
 
 export class FakeConnection implements Transport {
@@ -34,6 +34,8 @@ export class FakeConnection implements Transport {
     if (f.type === 8) {
       const out: ClientFrame = { type: 8, reqId: f.reqId, topic: f.topic, data: decodeValue(f.data) };
       if (f.key !== undefined) out.key = f.key;
+      if (f.headers !== undefined) out.headers = f.headers as Record<string, string>;
+      if (f.orderingKey !== undefined) out.orderingKey = f.orderingKey;
       this.received.push(out);
     } else {
       this.received.push(f as ClientFrame);

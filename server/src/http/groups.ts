@@ -37,16 +37,25 @@ export function groupPath(url: string): { topic: string; group: string; action: 
 /** An HTTP consumer: a member that takes leases only while one of its requests is waiting for them. */
 class HttpMember implements Member {
   leased = 0;
-  window = 0;
   lastUsed = Date.now();
   pending: { ex: Exchange; got: string[]; max: number; timer: ReturnType<typeof setTimeout> | undefined } | undefined;
   /** The group's ack wait, as the group said when this consumer joined. */
   ackWaitMs = 0;
   constructor(readonly id: string, readonly clientId: string, readonly topic: string, readonly group: string, private readonly groups: Groups) {}
 
+  /**
+   * Leases it may hold: while a request waits, what it holds plus the room left in that request;
+   * else what it holds. Computed, not stored: an ack or nack between requests lowers `leased` and
+   * must not open room that no request would receive (the group would lease into the void).
+   */
+  get window(): number {
+    const p = this.pending;
+    return p ? this.leased + Math.max(0, p.max - p.got.length) : this.leased;
+  }
+
   deliver(offset: number, attempt: number, entry: Uint8Array): void {
     const p = this.pending;
-    if (!p) return; // cannot happen: the window is the leases held when no request waits
+    if (!p) return; // only a lease relayed from another node while the answer went out (cluster mode): it expires and goes again
     p.got.push(messageJson(offset, entry).replace(/^\{/, `{"attempt":${attempt},`));
     if (p.got.length === 1) setImmediate(() => this.answer());
   }
@@ -57,7 +66,6 @@ class HttpMember implements Member {
     if (!p) return;
     this.pending = undefined;
     if (p.timer) clearTimeout(p.timer);
-    this.window = this.leased;
     this.lastUsed = Date.now();
     this.groups.poke(this.topic, this.group); // a group on another node learns the smaller window
     p.ex.send(200, 'application/json', `{"messages":[${p.got.join(',')}],"ackWaitMs":${this.ackWaitMs}}`);
@@ -156,8 +164,7 @@ export function groupRoute(res: HttpResponse, req: HttpRequest, path: { topic: s
       const m = await consumers.member(path.topic, path.group, consumer, principal.id);
       m.pending?.ex.error('bad-request', 'another lease request of this consumer replaced this one', 409);
       m.pending = { ex, got: [], max, timer: undefined };
-      ex.onAbort(() => { if (m.pending?.ex === ex) { m.pending = undefined; m.window = m.leased; } });
-      m.window = m.leased + max;
+      ex.onAbort(() => { if (m.pending?.ex === ex) m.pending = undefined; });
       ctx.groups.poke(path.topic, path.group);
       if (m.pending && m.pending.got.length === 0) {
         if (waitMs === 0) m.answer();
