@@ -4,8 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { FrameType, type ServerFrame } from '@sluice/client/protocol';
 import { RawClient } from './helpers/raw-client.js';
 import { removeDir, spawnGateway, tempDir } from './helpers/gateway.js';
+import { api, waitFor } from './helpers/http.js';
+
+type Lease = Extract<ServerFrame, { type: 18 }>;
 
 const dirs: string[] = [];
 after(() => dirs.forEach(removeDir));
@@ -70,6 +74,60 @@ describe('durability (kill -9)', () => {
       const fresh = await p2.publish(2, 'dur.keys', 'new', 'order-43');
       assert.deepEqual([fresh.offset, fresh.duplicate], [3, false]);
       p2.close();
+    } finally {
+      await again.kill('SIGKILL');
+    }
+  });
+});
+
+describe('consumer groups survive kill -9', () => {
+  it('after SIGKILL and a restart: no acknowledged message is delivered again, every leased one is, none is lost', async () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const gw = await spawnGateway(['--data', dir]);
+    const topic = 'dur.group';
+    const join = async (url: string) => {
+      const c = await RawClient.connect(url);
+      c.send({ type: FrameType.SUB, subId: 1, topic, group: 'w', credit: 20, from: 1 });
+      await c.next((f) => f.type === FrameType.SUBSCRIBED);
+      return c;
+    };
+    const leases = (c: RawClient) => c.frames.filter((f): f is Lease => f.type === FrameType.LEASE);
+    const pub = await RawClient.connect(gw.url);
+    for (let i = 1; i <= 100; i++) await pub.publish(i, topic, i);
+    const a = await join(gw.url);
+    const b = await join(gw.url);
+    // a acknowledges the first 20 it is given; b holds its 20 without acknowledging.
+    await waitFor(() => leases(a).length === 20 && leases(b).length === 20, '20 leases each');
+    const acked = leases(a).map((l) => l.offset);
+    a.send({ type: FrameType.GROUP_ACK, subId: 1, offsets: acked });
+    const held = leases(b).map((l) => l.offset);
+    // The admin API's floor is the saved one: the acknowledgements are durable once it moved.
+    assert.deepEqual(acked, Array.from({ length: 20 }, (_, i) => i + 1), 'the first member took the first 20');
+    await waitFor(async () => {
+      const r = await api<{ group: string; floor: number }[]>(gw.url, `/v1/admin/topics/${topic}/groups`);
+      return r.body.find((g) => g.group === 'w')?.floor === 21;
+    }, 'the acknowledgements saved');
+    await gw.kill('SIGKILL');
+
+    const again = await spawnGateway(['--data', dir]);
+    try {
+      const c = await join(again.url);
+      const got = new Map<number, number>(); // offset → attempt
+      let seen = 0;
+      await waitFor(() => {
+        const ls = leases(c);
+        const fresh = ls.slice(seen);
+        seen = ls.length;
+        for (const l of fresh) got.set(l.offset, l.attempt);
+        if (fresh.length > 0) c.send({ type: FrameType.GROUP_ACK, subId: 1, offsets: fresh.map((l) => l.offset) });
+        return got.size >= 80;
+      }, 'the 80 unacknowledged messages', 10_000);
+      for (const o of acked) assert.ok(!got.has(o), `acknowledged offset ${o} delivered again`);
+      for (const o of held) assert.ok(got.has(o), `leased offset ${o} delivered again`);
+      const expected = Array.from({ length: 100 }, (_, i) => i + 1).filter((o) => !acked.includes(o));
+      assert.deepEqual([...got.keys()].sort((x, y) => x - y), expected, 'none lost, none twice');
+      c.close();
     } finally {
       await again.kill('SIGKILL');
     }
