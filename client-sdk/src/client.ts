@@ -35,7 +35,7 @@ import {
   type ServerFrame,
   type WelcomeFrame,
 } from './protocol/frames.js';
-import { DEFAULT_CREDIT, MAX_KEY_BYTES } from './protocol/limits.js';
+import { DEFAULT_CREDIT, MAX_KEY_BYTES, MAX_PRIORITY } from './protocol/limits.js';
 import { topicError } from './protocol/topics.js';
 import { utf8Length } from './protocol/msgpack.js';
 import { memoryResume, type ResumeStore } from './resume.js';
@@ -110,6 +110,11 @@ export interface PublishOptions {
    * at a time, in offset order. Every reader sees it as the message's `orderingKey`.
    */
   orderingKey?: string;
+  /**
+   * Priority 0–9 (default 0; protocol 1.3): a consumer group hands out its ready messages highest
+   * priority first. Subscribers still receive offset order.
+   */
+  priority?: number;
 }
 
 export interface PublishResult {
@@ -262,12 +267,17 @@ export class Client extends Emitter<ClientEvents> {
     if (orderingKey !== undefined && (orderingKey.length === 0 || utf8Length(orderingKey) > MAX_KEY_BYTES)) {
       return Promise.reject(new SluiceError('bad-frame', `orderingKey must be 1-${MAX_KEY_BYTES} bytes`));
     }
+    const priority = options.priority;
+    if (priority !== undefined && !(Number.isInteger(priority) && priority >= 0 && priority <= MAX_PRIORITY)) {
+      return Promise.reject(new SluiceError('bad-frame', `priority must be an integer 0-${MAX_PRIORITY}`));
+    }
     if (this.pending.size >= this.maxQueued) return Promise.reject(new QueueFullError(this.maxQueued));
     const id = this.nextId++;
     let frame: Uint8Array;
     const pub: PubFrame = { type: FrameType.PUB, reqId: id, topic, data, key };
     if (options.headers) pub.headers = options.headers;
     if (orderingKey !== undefined) pub.orderingKey = orderingKey;
+    if (priority) pub.priority = priority;
     try {
       frame = encodeClientFrame(pub);
     } catch (err) {

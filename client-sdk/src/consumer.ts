@@ -43,6 +43,8 @@ export interface ConsumerMessage<T = unknown> {
   headers: Headers | undefined;
   /** The ordering key it was published with: the group hands out one message per key at a time. */
   orderingKey: string | undefined;
+  /** The priority it was published with (0–9): the group hands out higher ones first. */
+  priority: number;
   /**
    * Done with it. True when the ack was sent; false when this member no longer holds the lease (its
    * connection dropped, or it was settled already): nothing is sent, the group delivers it again.
@@ -253,7 +255,7 @@ export class Consumer<T = unknown> extends Emitter<ConsumerEvents> implements As
     const h: Held<T> = { msg: undefined!, settled: false, lost: false };
     h.msg = {
       topic: this.topic, group: this.group, offset: f.offset, epoch: this.epoch, attempt: f.attempt,
-      data: m.data as T, ts: m.ts, headers: m.headers, orderingKey: m.orderingKey,
+      data: m.data as T, ts: m.ts, headers: m.headers, orderingKey: m.orderingKey, priority: m.priority ?? 0,
       ack: () => this.settle(h, true),
       nack: (o = {}) => this.settle(h, false, o),
     };

@@ -46,6 +46,8 @@ export interface HttpConsumerMessage<T = unknown> {
   encoding?: 'msgpack';
   headers: Headers | undefined;
   orderingKey: string | undefined;
+  /** 0–9: the group hands out higher ones first. */
+  priority: number;
   /** Acknowledges it: true when the gateway took the ack, false when the lease is no longer this consumer's (or was settled already). */
   ack(): Promise<boolean>;
   /** Gives it back, to be delivered again after `delay` ms or the group's backoff. Same result as `ack`. */
@@ -105,6 +107,7 @@ interface Wire {
   encoding?: 'base64' | 'msgpack';
   headers?: Headers;
   orderingKey?: string;
+  priority?: number;
 }
 
 const MAX_OFFSETS = 1000;
@@ -139,7 +142,7 @@ export function createConsumer<T = unknown>(options: HttpConsumerOptions): HttpC
     const m: HttpConsumerMessage<T> = {
       topic, group, offset: w.offset, attempt: w.attempt, ts: w.ts,
       data: (w.encoding ? Uint8Array.from(atob(w.data as string), (c) => c.charCodeAt(0)) : w.data) as T,
-      headers: w.headers, orderingKey: w.orderingKey,
+      headers: w.headers, orderingKey: w.orderingKey, priority: w.priority ?? 0,
       ack: () => one(m, 'ack'),
       nack: (o) => one(m, 'nack', o),
     };

@@ -31,6 +31,8 @@ export interface Message<T = unknown> {
   headers: Headers | undefined;
   /** The ordering key it was published with (protocol 1.2), if any. */
   orderingKey: string | undefined;
+  /** The priority it was published with (protocol 1.3; 0 when none). */
+  priority: number;
 }
 
 /**
@@ -249,7 +251,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents> imple
       const m = items[i]!;
       this.serverCredit--;
       this.next = offset + 1;
-      this.queue.push({ topic: this.topic, offset, epoch: this.epoch, data: m.data as T, ts: m.ts, headers: m.headers, orderingKey: m.orderingKey });
+      this.queue.push({ topic: this.topic, offset, epoch: this.epoch, data: m.data as T, ts: m.ts, headers: m.headers, orderingKey: m.orderingKey, priority: m.priority ?? 0 });
     }
     this.drain();
   }

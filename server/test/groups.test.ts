@@ -261,4 +261,42 @@ describe('consumer groups (WebSocket)', () => {
     ws.close();
     pub.close();
   });
+
+  it('priority: a backlog of 1,000 priority-0 messages, then 10 of priority 9 — the 10 are handed out first', async () => {
+    const topic = 'g.priority';
+    const low = await api(gw.url, '/v1/publish', { json: { messages: Array.from({ length: 1000 }, (_, i) => ({ topic, data: `low ${i}` })) } });
+    assert.equal(low.status, 200);
+    const pub = await RawClient.connect(gw.url);
+    for (let i = 0; i < 10; i++) {
+      pub.send({ type: FrameType.PUB, reqId: i + 1, topic, data: `high ${i}`, priority: 9 });
+      await pub.next((f) => f.type === FrameType.ACK && f.reqId === i + 1);
+    }
+    const m = await member(topic, 'w', 10, 1);
+    await until(() => leases(m, topic).length === 10, '10 leases');
+    assert.deepEqual(leases(m, topic).map((l) => l.offset), Array.from({ length: 10 }, (_, i) => 1001 + i), 'the priority-9 messages, in offset order');
+    assert.deepEqual(leases(m, topic).map((l) => l.message.priority), Array(10).fill(9));
+    // Then offset order again among the rest.
+    m.send({ type: FrameType.GROUP_ACK, subId: 1, offsets: leases(m, topic).map((l) => l.offset) });
+    await until(() => leases(m, topic).length === 20, '10 more');
+    assert.deepEqual(leases(m, topic).slice(10).map((l) => l.offset), Array.from({ length: 10 }, (_, i) => i + 1));
+    m.close();
+    pub.close();
+  });
+
+  it('priority outside 0-9 is refused with a stable code, over the WebSocket and HTTP, and nothing is stored', async () => {
+    const topic = 'g.priority.bad';
+    const pub = await RawClient.connect(gw.url);
+    pub.send({ type: FrameType.PUB, reqId: 1, topic, data: 'x', priority: 10 });
+    const e = await pub.next((f) => f.type === FrameType.ERROR);
+    assert.deepEqual(e.type === FrameType.ERROR && [e.code, e.id], ['bad-frame', 1]);
+    const batch = await api(gw.url, '/v1/publish', { json: { messages: [{ topic, data: 'x', priority: 10 }, { topic, data: 'y', priority: 1.5 }] } });
+    assert.deepEqual(batch.body.results.map((r: { error: { code: string } }) => r.error.code), ['bad-request', 'bad-request']);
+    const one = await api(gw.url, `/v1/topics/${topic}/messages`, { json: 'x', headers: { 'sluice-priority': '10' } });
+    assert.deepEqual([one.status, one.body.error.code], [400, 'bad-request']);
+    const ok = await api(gw.url, `/v1/topics/${topic}/messages`, { json: 'z', headers: { 'sluice-priority': '7', 'sluice-ordering-key': 'o-1' } });
+    assert.deepEqual([ok.status, ok.body.offset], [201, 1], 'only the valid one was stored');
+    const pulled = await api(gw.url, `/v1/topics/${topic}/messages?from=1`);
+    assert.deepEqual([pulled.body.messages[0].priority, pulled.body.messages[0].orderingKey], [7, 'o-1']);
+    pub.close();
+  });
 });

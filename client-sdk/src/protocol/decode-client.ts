@@ -125,6 +125,11 @@ export function decodeClientFrame(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAM
           if (typeof orderingKey !== 'string') fail('orderingKey must be a string');
           frame.orderingKey = orderingKey as string;
         }
+        const priority = own(o, 'priority');
+        if (priority !== undefined && priority !== null) {
+          if (!isUint(priority)) fail('priority must be an unsigned integer');
+          frame.priority = priority as number;
+        }
       }
       return frame;
     }

@@ -114,19 +114,22 @@ export function decodeServerFrame(bytes: Uint8Array): ServerFrame {
     if (!isMap(v) || Object.values(v).some((x) => typeof x !== 'string')) fail('headers', 'a map of strings');
     return v as Headers;
   };
-  /** A stored message's meta (since 1.2: `{k: orderingKey, p: priority}`): its ordering key. */
-  const orderingKey = (v: unknown): string | undefined => {
-    if (v === undefined || v === null) return undefined;
-    const k = map(v).k;
-    return k === undefined || k === null ? undefined : str(k, 'orderingKey');
+  /** A stored message's meta (`{k: orderingKey}` since 1.2, `p: priority` since 1.3), copied onto `m`. */
+  const meta = (v: unknown, m: { orderingKey?: string; priority?: number }): void => {
+    if (v === undefined || v === null) return;
+    const { k, p } = map(v);
+    if (k !== undefined && k !== null) m.orderingKey = str(k, 'orderingKey');
+    if (p !== undefined && p !== null) {
+      const n = uint(p, 'priority');
+      if (n > 0) m.priority = n;
+    }
   };
   /** `[data, ts, headers?, meta?]`, a stored message as MSGS and LEASE carry it. */
   const item = (e: unknown[]): MsgsItem => {
     const m: MsgsItem = { data: e[0], ts: uint(e[1], 'ts') };
     const h = opt(e[2], headers);
     if (h) m.headers = h;
-    const k = orderingKey(e[3]);
-    if (k !== undefined) m.orderingKey = k;
+    meta(e[3], m);
     return m;
   };
 
@@ -168,8 +171,7 @@ export function decodeServerFrame(bytes: Uint8Array): ServerFrame {
       const msg: ServerFrame = { type, topic: str(a[1], 'topic'), offset: uint(a[2], 'offset'), data: a[3], ts: uint(a[4], 'ts') };
       const h = opt(a[5], headers);
       if (h) msg.headers = h;
-      const k = orderingKey(a[6]);
-      if (k !== undefined) msg.orderingKey = k;
+      meta(a[6], msg);
       return msg;
     }
     case FrameType.LEASE: {

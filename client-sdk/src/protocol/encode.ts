@@ -51,7 +51,7 @@ export function encodeClientFrame(frame: ClientFrame): Uint8Array {
     case FrameType.CREDIT:
       return pack([FrameType.CREDIT, frame.subId, frame.n]);
     case FrameType.PUB: {
-      const o = opts({ key: frame.key, headers: frame.headers, orderingKey: frame.orderingKey });
+      const o = opts({ key: frame.key, headers: frame.headers, orderingKey: frame.orderingKey, priority: frame.priority });
       const arr: unknown[] = [FrameType.PUB, frame.reqId, frame.topic, frame.data];
       if (o) arr.push(o);
       return pack(arr);
@@ -73,8 +73,13 @@ export function encodeClientFrame(frame: ClientFrame): Uint8Array {
 }
 
 /** A message as the elements of a stored entry: `[data, ts, headers|nil, meta]`, trailing ones left out. */
-function entryElements(m: { data: unknown; ts: number; headers?: unknown; orderingKey?: string }): unknown[] {
-  if (m.orderingKey !== undefined) return [m.data, m.ts, m.headers ?? null, { k: m.orderingKey }];
+function entryElements(m: { data: unknown; ts: number; headers?: unknown; orderingKey?: string; priority?: number }): unknown[] {
+  if (m.orderingKey !== undefined || m.priority) {
+    const meta: { k?: string; p?: number } = {};
+    if (m.orderingKey !== undefined) meta.k = m.orderingKey;
+    if (m.priority) meta.p = m.priority;
+    return [m.data, m.ts, m.headers ?? null, meta];
+  }
   return m.headers ? [m.data, m.ts, m.headers] : [m.data, m.ts];
 }
 

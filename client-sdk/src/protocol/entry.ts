@@ -29,14 +29,28 @@ export function encodeEntry(data: Uint8Array, ts: number, headers?: Uint8Array, 
 
 const NIL = new Uint8Array([0xc0]);
 
+/** A stored entry's meta: its ordering key (since 1.2) and priority (since 1.3), when it has them. */
+export interface EntryMeta {
+  k?: string;
+  p?: number;
+}
+
 /** The meta of a stored entry (its 4th element) as a value, or undefined when it has none. */
-export function entryMeta(entry: Uint8Array): { k?: string } | undefined {
+export function entryMeta(entry: Uint8Array): EntryMeta | undefined {
   if ((entry[0]! & 0x0f) < 4) return undefined;
   let p = skipValue(entry, 1, MAX_DEPTH);
   p = skipValue(entry, p, 1);
   p = skipValue(entry, p, MAX_DEPTH);
-  const meta = unpack(entry.subarray(p)) as { k?: unknown } | null;
-  return meta && typeof meta === 'object' && typeof meta.k === 'string' ? { k: meta.k } : undefined;
+  return metaOf(unpack(entry.subarray(p)));
+}
+
+function metaOf(v: unknown): EntryMeta | undefined {
+  if (!v || typeof v !== 'object') return undefined;
+  const { k, p } = v as { k?: unknown; p?: unknown };
+  const out: EntryMeta = {};
+  if (typeof k === 'string') out.k = k;
+  if (typeof p === 'number' && Number.isInteger(p) && p > 0 && p <= 9) out.p = p;
+  return out.k === undefined && out.p === undefined ? undefined : out;
 }
 
 /** The timestamp of a stored entry. */
@@ -55,10 +69,12 @@ export function splitEntry(entry: Uint8Array): { data: Uint8Array; ts: number; h
 
 /** A stored entry as JS values. */
 export function decodeEntry(entry: Uint8Array): MsgsItem {
-  const [data, ts, headers, meta] = unpack(entry) as [unknown, number, Headers | null | undefined, { k?: unknown } | undefined];
+  const [data, ts, headers, raw] = unpack(entry) as [unknown, number, Headers | null | undefined, unknown];
   const item: MsgsItem = { data, ts };
   if (headers) item.headers = headers;
-  if (meta && typeof meta.k === 'string') item.orderingKey = meta.k;
+  const meta = metaOf(raw);
+  if (meta?.k !== undefined) item.orderingKey = meta.k;
+  if (meta?.p !== undefined) item.priority = meta.p;
   return item;
 }
 

@@ -12,7 +12,7 @@
  * fields, trailing elements, codes) and is announced in HELLO and WELCOME, never required of a peer
  * that did not announce it; a new major is a different protocol. History in PROTOCOL.md.
  */
-export const PROTOCOL_VERSION = '1.2';
+export const PROTOCOL_VERSION = '1.3';
 
 /** The versions this module can talk to: major 1, any minor (`1`, `1.0`, `1.1`, `1.12`, ...). */
 const COMPATIBLE = /^1(?:\.(?:0|[1-9][0-9]{0,8}))?$/;
@@ -143,6 +143,8 @@ export interface PubFrame<D = unknown, H = Headers> {
   headers?: H;
   /** Since 1.2: a consumer group hands out messages of one ordering key one at a time, in order. */
   orderingKey?: string;
+  /** Since 1.3: 0–9 (default 0); a consumer group hands out its ready messages highest first. */
+  priority?: number;
 }
 
 
@@ -162,6 +164,8 @@ export interface MsgFrame {
   headers?: Headers;
   /** Since 1.2: the message's ordering key, when it was published with one. */
   orderingKey?: string;
+  /** Since 1.3: its priority, when it was published with one above 0. */
+  priority?: number;
 }
 
 /**
@@ -206,6 +210,8 @@ export interface MsgsItem {
   headers?: Headers;
   /** Since 1.2: its ordering key, when it was published with one. */
   orderingKey?: string;
+  /** Since 1.3: its priority, when it was published with one above 0. */
+  priority?: number;
 }
 
 /** c→s since 1.2, `[16, subId, offsets]`: acknowledges leased offsets (one, or an array). */

@@ -26,6 +26,8 @@ export const MAX_TOPIC_BYTES = 255;
 
 /** Idempotency keys: at most 128 bytes (UTF-8). */
 export const MAX_KEY_BYTES = 128;
+/** Highest message priority (since 1.3): 0 (the default) to 9. */
+export const MAX_PRIORITY = 9;
 
 /** Headers: at most this many entries, each name ≤ 128 bytes. */
 export const MAX_HEADERS = 32;

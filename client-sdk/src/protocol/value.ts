@@ -5,7 +5,7 @@
 import { Unpackr } from 'msgpackr/unpack';
 import { FrameError } from './errors.js';
 import type { Headers } from './frames.js';
-import { MAX_DEPTH, MAX_HEADER_NAME_BYTES, MAX_HEADERS, MAX_KEY_BYTES, MAX_PAYLOAD_DEPTH, MAX_UINT } from './limits.js';
+import { MAX_DEPTH, MAX_HEADER_NAME_BYTES, MAX_HEADERS, MAX_KEY_BYTES, MAX_PAYLOAD_DEPTH, MAX_PRIORITY, MAX_UINT } from './limits.js';
 import { checkPayload, skipValue, utf8Length } from './msgpack.js';
 import { pack } from './pack.js';
 
@@ -67,7 +67,8 @@ export class MessageFault {
  * gateway's publish service applies them after the topic and capability checks. The idempotency
  * key is 1–MAX_KEY_BYTES bytes (an empty one is refused: a client that meant one would lose
  * dedup); the data obeys the payload rule; headers are a map of at most MAX_HEADERS string →
- * string entries; an ordering key (since 1.2) is 1–MAX_KEY_BYTES bytes. Returns the headers and
+ * string entries; an ordering key (since 1.2) is 1–MAX_KEY_BYTES bytes; a priority (since 1.3) is
+ * an integer 0–MAX_PRIORITY (0, the default, is not stored). Returns the headers and
  * the entry's meta encoded for storage (undefined when none), or the fault.
  */
 export function checkMessage(
@@ -75,17 +76,24 @@ export function checkMessage(
   key: string | undefined,
   headers: unknown,
   orderingKey?: string,
+  priority?: number,
 ): { headers: Uint8Array | undefined; meta: Uint8Array | undefined } | MessageFault {
   if (key !== undefined) {
     if (key.length === 0) return new MessageFault('bad-request', `key must be 1-${MAX_KEY_BYTES} bytes`);
     if (utf8Length(key) > MAX_KEY_BYTES) return new MessageFault('too-large', `key longer than ${MAX_KEY_BYTES} bytes`);
   }
   let meta: Uint8Array | undefined;
-  if (orderingKey !== undefined) {
-    if (orderingKey.length === 0 || utf8Length(orderingKey) > MAX_KEY_BYTES) {
-      return new MessageFault('bad-request', `orderingKey must be 1-${MAX_KEY_BYTES} bytes`);
-    }
-    meta = pack({ k: orderingKey });
+  if (orderingKey !== undefined && (orderingKey.length === 0 || utf8Length(orderingKey) > MAX_KEY_BYTES)) {
+    return new MessageFault('bad-request', `orderingKey must be 1-${MAX_KEY_BYTES} bytes`);
+  }
+  if (priority !== undefined && !(Number.isInteger(priority) && priority >= 0 && priority <= MAX_PRIORITY)) {
+    return new MessageFault('bad-request', `priority must be an integer 0-${MAX_PRIORITY}`);
+  }
+  if (orderingKey !== undefined || priority) {
+    const m: { k?: string; p?: number } = {};
+    if (orderingKey !== undefined) m.k = orderingKey;
+    if (priority) m.p = priority;
+    meta = pack(m);
   }
   const content = payloadError(data);
   if (content) return new MessageFault('bad-request', content);

@@ -28,6 +28,8 @@ export interface PublishRequest {
   headers?: unknown;
   /** Consumer groups hand out messages of one ordering key one at a time, in order. */
   orderingKey?: string;
+  /** 0–9: consumer groups hand out their ready messages highest priority first. */
+  priority?: number;
 }
 
 /** Who publishes: the principal, its rate-limit key and, on a WebSocket, its connection's bucket. */
@@ -128,7 +130,7 @@ export class PublishService {
     if (!principal.can('pub', req.topic)) return new PublishError('forbidden', `not allowed to publish to ${req.topic}`);
     const { maxPayload } = this.deps;
     if (req.data.length > maxPayload) return new PublishError('too-large', `payload of ${req.data.length} bytes exceeds ${maxPayload}`);
-    const checked = checkMessage(req.data, req.key, req.headers, req.orderingKey);
+    const checked = checkMessage(req.data, req.key, req.headers, req.orderingKey, req.priority);
     if (checked instanceof MessageFault) return new PublishError(checked.code, checked.message);
     const input: AppendInput = { data: req.data };
     if (req.key !== undefined) input.key = req.key;

@@ -99,8 +99,8 @@ export class Group {
   readonly leases = new Map<number, Lease>();
   /** Entries of offsets not done between floor and next. */
   readonly entries = new Map<number, Uint8Array>();
-  /** Offsets that may be leased now, lowest first. */
-  private readonly ready = new MinHeap<number>();
+  /** Offsets that may be leased now: highest priority first, then lowest offset. */
+  private readonly ready = new Ready();
   /** Offsets to lease again later, by when. */
   private readonly retries = new MinHeap<number>();
   /** Leases by deadline (lazy: an entry whose lease changed is skipped). */
@@ -285,13 +285,14 @@ export class Group {
   private promoteRetries(now: number): void {
     while (this.retries.size > 0 && this.retries.peekKey() <= now) {
       const o = this.retries.pop()!;
-      this.ready.push(o, o);
+      this.ready.push(o, this.priority(o));
     }
   }
 
   /** A new offset becomes leasable, unless an earlier message of its ordering key holds the key. */
   private enqueue(o: number): void {
-    const k = entryMeta(this.entries.get(o)!)?.k;
+    const meta = entryMeta(this.entries.get(o)!);
+    const k = meta?.k;
     if (k !== undefined) {
       const key = this.keys.get(k);
       if (key) {
@@ -300,7 +301,7 @@ export class Group {
       }
       this.keys.set(k, { holder: o, waiting: [] });
     }
-    this.ready.push(o, o);
+    this.ready.push(o, meta?.p ?? 0);
   }
 
   /** Done: the next message of its key may go, and the floor moves past what is done. */
@@ -317,12 +318,17 @@ export class Group {
         if (next === undefined) this.keys.delete(k);
         else {
           key.holder = next;
-          this.ready.push(next, next);
+          this.ready.push(next, this.priority(next));
         }
       }
     }
     this.advanceFloor();
     this.dirty = true;
+  }
+
+  private priority(o: number): number {
+    const entry = this.entries.get(o);
+    return (entry && entryMeta(entry)?.p) ?? 0;
   }
 
   private advanceFloor(): void {
@@ -359,5 +365,36 @@ export class Group {
     this.floor = offset;
     this.next = offset;
     this.dirty = true;
+  }
+}
+
+/**
+ * The offsets a group may lease now: one min-heap of offsets per priority (0–9). Highest priority
+ * first; within one, the lowest offset. Priority orders what is ready, not what is leased already,
+ * and an ordering key's next message is ready only once the one before it is done.
+ */
+class Ready {
+  private readonly heaps: MinHeap<number>[] = [];
+  size = 0;
+
+  push(offset: number, priority: number): void {
+    (this.heaps[priority] ??= new MinHeap<number>()).push(offset, offset);
+    this.size++;
+  }
+
+  pop(): number | undefined {
+    for (let p = this.heaps.length - 1; p >= 0; p--) {
+      const h = this.heaps[p];
+      if (h && h.size > 0) {
+        this.size--;
+        return h.pop();
+      }
+    }
+    return undefined;
+  }
+
+  clear(): void {
+    this.heaps.length = 0;
+    this.size = 0;
   }
 }

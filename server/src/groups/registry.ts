@@ -48,6 +48,8 @@ interface Entry {
   savedFloor: number;
   /** Members and HTTP consumers that joined and did not leave. */
   users: number;
+  /** After a failed read: no read before this time (ms). */
+  readAfter: number;
 }
 
 const key = (topic: string, name: string) => `${topic}\0${name}`;
@@ -325,7 +327,7 @@ export class Groups implements GroupHost {
     const group = new Group(topic, name, start, { ...defaults, deadLetterTopic: `${topic}.dlq` }, snapshot);
     const e: Entry = {
       group, following, head: info.head, reading: false, timer: undefined, wakeAt: Infinity, saving: false,
-      savedFloor: snapshot ? snapshot.floor : group.floor, users: 0,
+      savedFloor: snapshot ? snapshot.floor : group.floor, users: 0, readAfter: 0,
     };
     this.entries.set(key(topic, name), e);
     if (!snapshot) await this.saveNow(e); // a new group keeps its position across restarts
@@ -348,8 +350,10 @@ export class Groups implements GroupHost {
     const g = e.group;
     const now = Date.now();
     for (const death of g.expire(now)) this.bury(e, death);
-    g.dispatch(now);
-    if (!e.reading && g.next <= e.head && g.room() > 0 && g.members.length > 0) void this.read(e);
+    const behind = g.next <= e.head && g.room() > 0 && g.members.length > 0 && now >= e.readAfter;
+    if (behind && !e.reading) void this.read(e);
+    // Priority orders the ready backlog: hand out once the group has read what it may hold.
+    if (!behind) g.dispatch(now);
     if (g.dirty) this.save(e);
     this.arm(e);
   }
@@ -364,7 +368,9 @@ export class Groups implements GroupHost {
       g.offer(chunk.start, chunk.entries);
     } catch (err) {
       this.deps.metrics.handlerFailures.inc();
-      console.error(`sluice: group ${e.group.name} of ${e.group.topic} could not read its topic`, err);
+      console.error(`sluice: group ${e.group.name} of ${e.group.topic} could not read its topic; trying again in 1 s`, err);
+      e.readAfter = Date.now() + 1000; // meanwhile what was read is handed out
+      setTimeout(() => this.pokeLocal(e.group.topic, e.group.name), 1000).unref();
     } finally {
       e.reading = false;
     }

@@ -164,6 +164,7 @@ export function messageJson(offset: number, entry: Uint8Array): string {
     }
     if (headers) msg.headers = headers;
     if (decoded.orderingKey !== undefined) msg.orderingKey = decoded.orderingKey;
+    if (decoded.priority !== undefined) msg.priority = decoded.priority;
     inexact = false;
     const text = JSON.stringify(msg, replacer);
     if (!inexact) return text;

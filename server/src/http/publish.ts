@@ -4,9 +4,10 @@
  *
  * - `POST /v1/topics/{topic}/messages`: the body is the message (by Content-Type, see messages.ts),
  *   `Idempotency-Key` the optional key, `Sluice-Headers` optional message headers as a JSON object
- *   of string values → 201 `{offset, epoch, duplicate: false}`, or 200 with `duplicate: true` and
+ *   of string values, `Sluice-Ordering-Key` and `Sluice-Priority` (0–9) the optional ordering key
+ *   and priority for consumer groups → 201 `{offset, epoch, duplicate: false}`, or 200 with `duplicate: true` and
  *   the original offset.
- * - `POST /v1/publish`: `{"messages": [{topic, data, key?, headers?, encoding?}]}` (JSON or
+ * - `POST /v1/publish`: `{"messages": [{topic, data, key?, headers?, encoding?, orderingKey?, priority?}]}` (JSON or
  *   MessagePack) → 200 `{"results": [...]}`, one result per message in order: `{offset, epoch,
  *   duplicate}` or `{error: {code, message}}`. Messages are independent: an invalid or forbidden
  *   one fails alone. Every valid message is appended in the same loop turn, so the store writes
@@ -71,6 +72,8 @@ export function publishOne(res: HttpResponse, req: HttpRequest, topic: string, c
   const encoding = req.getHeader('content-encoding');
   const key = req.getHeader('idempotency-key');
   const headers = headersOf(req.getHeader('sluice-headers'));
+  const orderingKey = req.getHeader('sluice-ordering-key');
+  const priority = req.getHeader('sluice-priority');
   const address = remoteAddress(res);
   const body = readBody(ex, req.getHeader('content-length'), ctx.http.maxBody);
 
@@ -86,6 +89,11 @@ export function publishOne(res: HttpResponse, req: HttpRequest, topic: string, c
     if (isBad(data)) return ex.error(data.code, data.message, data.status);
     // uWS gives '' for an absent header: an empty Idempotency-Key means none.
     const request: PublishRequest = { topic, data, key: key || undefined, headers };
+    if (orderingKey) request.orderingKey = orderingKey;
+    if (priority) {
+      if (!/^[0-9]$/.test(priority)) return ex.error('bad-request', 'Sluice-Priority must be an integer 0-9');
+      request.priority = Number(priority);
+    }
     try {
       const r = await ctx.publisher.publish(publisher(ctx, principal, address), request);
       ex.json(r.duplicate ? 200 : 201, r);
@@ -172,5 +180,13 @@ function batchItem(raw: unknown): PublishRequest | BadPayload {
     request.key = m.key;
   }
   if (m.headers !== undefined && m.headers !== null) request.headers = m.headers;
+  if (m.orderingKey !== undefined && m.orderingKey !== null) {
+    if (typeof m.orderingKey !== 'string') return bad('bad-request', 'orderingKey must be a string');
+    request.orderingKey = m.orderingKey;
+  }
+  if (m.priority !== undefined && m.priority !== null) {
+    if (typeof m.priority !== 'number') return bad('bad-request', 'priority must be an integer 0-9');
+    request.priority = m.priority;
+  }
   return request;
 }

@@ -404,7 +404,7 @@ export class Session {
       return this.error(f.reqId, 'limit-exceeded', `at most ${limits.maxInflightPublishes} publishes awaiting ACK`, FrameType.PUB);
     }
     this.inflight++;
-    this.ctx.publisher.publish(this.who!, { topic: f.topic, data: f.data, key: f.key, headers: f.headers, orderingKey: f.orderingKey }).then(
+    this.ctx.publisher.publish(this.who!, { topic: f.topic, data: f.data, key: f.key, headers: f.headers, orderingKey: f.orderingKey, priority: f.priority }).then(
       (r) => {
         this.inflight--;
         this.conn.send(encode({ type: FrameType.ACK, reqId: f.reqId, offset: r.offset, duplicate: r.duplicate }));
