@@ -167,8 +167,9 @@ export class SluiceSubscriber implements Subscriber {
         this.send({ type: 13, n: f.n });
         return;
       case 14:
-        // Retention trimmed what we needed: announced, never silent. Counted as a gap.
+        // Retention trimmed what we needed: announced, never silent. Counted as a gap, and as trimmed.
         this.tally.gaps += f.to - f.from + 1;
+        this.tally.trimmed += f.to - f.from + 1;
         this.tally.last = Math.max(this.tally.last, f.to);
         return;
       default:

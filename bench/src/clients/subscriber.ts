@@ -30,6 +30,8 @@ export class Tally {
   last = 0;
   received = 0;
   gaps = 0;
+  /** Of `gaps`, those the server announced (Sluice GAP: retention trimmed them), not silent losses. */
+  trimmed = 0;
   dups = 0;
   closed = false;
   closeCode = 0;

@@ -166,6 +166,7 @@ export class Fleet {
       received: sum((r) => r.received),
       slowReceived: sum((r) => r.slowReceived),
       gaps: sum((r) => r.gaps),
+      trimmed: sum((r) => r.trimmed),
       dups: sum((r) => r.dups),
       closed: sum((r) => r.closed),
       slowClosed: sum((r) => r.slowClosed),

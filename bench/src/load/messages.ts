@@ -34,6 +34,8 @@ export interface WorkerReport {
   received: number;
   slowReceived: number;
   gaps: number;
+  /** Of the gaps, those the server announced (Sluice GAP: trimmed by retention). */
+  trimmed: number;
   dups: number;
   /** Subscribers whose connection closed (fast, slow). */
   closed: number;

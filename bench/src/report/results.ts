@@ -142,6 +142,8 @@ export interface ReadersPhase {
   dups: number;
   /** The server process's CPU over the phase (100 = one core). */
   serverCpu: number;
+  /** Sluice: subscription states and mean publish → commit wait over the phase, from its /metrics. */
+  gateway?: GatewaySample;
 }
 
 /** Server memory over a phase: at its start, its peak (and when), and at its end (MB, seconds). */
@@ -200,8 +202,10 @@ export interface NonReadingFigures {
   resumedClosed: number;
   resumedComplete: boolean;
   catchUpSeconds: number;
-  /** Messages each resumed one received after reading again (mean), their gaps and duplicates. */
+  /** Messages each resumed one received after reading again (mean), their gaps (trimmed included) and duplicates. */
   resumedReceivedMean: number;
+  /** Messages each of them was told (GAP) retention had trimmed before it read again (mean). */
+  resumedTrimmedMean: number;
   resumedGaps: number;
   resumedDups: number;
   /** Messages published while they were connected (the last sequence each should reach, counted from their first). */

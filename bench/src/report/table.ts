@@ -205,6 +205,8 @@ function growthAt(o: RssOver, s: number): string {
   return at ? growth(o.anonStartMB, at[2]) : '';
 }
 
+const commitOf = (v: ReadersPhase) => (v.gateway && Number.isFinite(v.gateway.appendMs) ? v.gateway.appendMs.toFixed(1) : 'n/a');
+
 function nonReadingGrid(r: Results): Grid | undefined {
   const row = r.nonReading ?? {};
   const ids = columnsOf(row);
@@ -237,14 +239,17 @@ function nonReadingGrid(r: Results): Grid | undefined {
       ['  max ms', ...cells((v) => `${ms(v.before.max)}, ${ms(v.after.max)} → ${ms(v.during.max)}`)],
       ['  delivered msgs/s (all readers)', ...cells((v) => `${rate(v.before.deliveredPerSec)}, ${rate(v.after.deliveredPerSec)} → ${rate(v.during.deliveredPerSec)}${short(v.during, v.rate)}`)],
       ['  server CPU', ...cells((v) => `${v.before.serverCpu.toFixed(0)}%, ${v.after.serverCpu.toFixed(0)}% → ${v.during.serverCpu.toFixed(0)}%`)],
+      ['  Sluice publish → commit ms (mean)', ...cells((v) => (v.during.gateway ? `${commitOf(v.before)}, ${commitOf(v.after)} → ${commitOf(v.during)}` : ''))],
+      ['  Sluice subscriptions live / catch-up / paused (B)', ...cells((v) => statesOf(v.during.gateway))],
       ['non-reading: seen disconnected while not reading', ...cells((v) => (v.closedSeen ? `${v.closedSeen} (first ${v.firstCloseSeenSeconds.toFixed(0)} s)` : 'none'))],
       ['  sample read again: disconnected / rest complete / msgs each / s', ...cells((v) => (v.resumed
         ? `${v.resumedClosed}/${v.resumed} / ${v.resumedClosed === v.resumed ? '-' : v.resumedComplete ? 'yes' : 'NO'} / ${rate(v.resumedReceivedMean)} / ${v.catchUpSeconds.toFixed(1)}`
         : 'none left'))],
+      ['  each trimmed by retention before reading (GAP)', ...cells((v) => (v.resumedTrimmedMean ? rate(v.resumedTrimmedMean) : 'none'))],
     ],
     notes: [
       "Anonymous RSS is what the server holds itself; RSS also counts the pages of the disk store's LMDB map it touched, which grow with the log whoever reads it (see 'readers alone').",
-      '"read again": a sample of the non-reading subscribers still connected at the end reads its socket again and must reach the last message published, without a gap.',
+      '"read again": a sample of the non-reading subscribers still connected at the end reads its socket again and must reach the last message published without a silent gap ("complete"); what retention trimmed meanwhile is announced by GAP and counted apart.',
       ...notes,
     ],
   };

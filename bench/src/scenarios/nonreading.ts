@@ -30,6 +30,7 @@ import { isFigures, type NonReadingFigures, type ReadersPhase, type RssOver } fr
 import type { RunningTarget } from '../targets/target.js';
 import { checkDrained, fixedRate, openProbe } from './measure.js';
 import { withTarget, type Context } from './session.js';
+import { GatewayMetrics } from '../gateway-metrics.js';
 
 const MB = 1024 * 1024;
 /** A server whose RSS passes this ends the phase with the non-reading subscribers early. */
@@ -109,6 +110,8 @@ class RssTrack {
 async function readersAt(t: RunningTarget, fleet: Fleet, feed: Feed, p: Profile, durationMs: number, track: RssTrack): Promise<{ phase: ReadersPhase; rss: RssOver; cappedAt?: number }> {
   const abort = new AbortController();
   const server = cpuMeter(t.pid);
+  const metrics = t.id.startsWith('sluice') && t.httpUrl ? new GatewayMetrics(t.httpUrl) : undefined;
+  metrics?.start();
   let cappedAt: number | undefined;
   const sampler = setInterval(() => {
     track.sample();
@@ -137,12 +140,14 @@ async function readersAt(t: RunningTarget, fleet: Fleet, feed: Feed, p: Profile,
         gaps: l.report.gaps,
         dups: l.report.dups,
         serverCpu: server.percent(),
+        ...(metrics ? { gateway: metrics.stop() } : {}),
       },
       rss: track.figures(),
       ...(cappedAt !== undefined ? { cappedAt } : {}),
     };
   } finally {
     clearInterval(sampler);
+    metrics?.stop();
   }
 }
 
@@ -195,7 +200,7 @@ async function run(ctx: Context, t: RunningTarget): Promise<NonReadingFigures> {
   }
 }
 
-type Fate = Pick<NonReadingFigures, 'closedSeen' | 'firstCloseSeenSeconds' | 'closeCodes' | 'resumed' | 'resumedClosed' | 'resumedComplete' | 'catchUpSeconds' | 'resumedReceivedMean' | 'resumedGaps' | 'resumedDups' | 'behaviour'>;
+type Fate = Pick<NonReadingFigures, 'closedSeen' | 'firstCloseSeenSeconds' | 'closeCodes' | 'resumed' | 'resumedClosed' | 'resumedComplete' | 'catchUpSeconds' | 'resumedReceivedMean' | 'resumedTrimmedMean' | 'resumedGaps' | 'resumedDups' | 'behaviour'>;
 
 /**
  * Tells what the server did with the non-reading subscribers: how many were seen disconnected
@@ -220,6 +225,8 @@ async function fateOfNonReading(fleet: Fleet, lastRound: number, p: Profile, con
   const codes = (c: Record<number, number>) => Object.entries(c).map(([code, n]) => `${n}× ${code}`).join(', ');
   const firstCloseSeenSeconds = before.slowFirstClosedAt >= 0 ? (before.slowFirstClosedAt - connectedAt) / 1000 : -1;
   const receivedMean = open > 0 ? after.slowReceived / open : 0;
+  const trimmedMean = open > 0 ? after.trimmed / open : 0;
+  const silent = after.gaps - after.trimmed;
 
   const parts: string[] = [];
   if (before.slowClosed > 0) parts.push(`${before.slowClosed}/${p.nonReading} seen disconnected while not reading (the first after ${firstCloseSeenSeconds.toFixed(0)} s; close ${codes(before.slowCloseCodes)})`);
@@ -227,9 +234,10 @@ async function fateOfNonReading(fleet: Fleet, lastRound: number, p: Profile, con
   if (resumed === 0) parts.push('none left to read again');
   else {
     const found = after.slowClosed > 0 ? `${after.slowClosed} found disconnected (close ${codes(after.slowCloseCodes)})` : '';
+    const trimmed = after.trimmed > 0 ? ` the log still held (${Math.round(trimmedMean)} each trimmed by retention before, announced by GAP)` : '';
     let got = '';
-    if (open > 0 && after.gaps > 0) got = `${open} still connected lost ${after.gaps} messages`;
-    else if (open > 0 && complete) got = `${open} got every message, ${Math.round(receivedMean)} each in ${catchUpSeconds.toFixed(1)} s`;
+    if (open > 0 && silent > 0) got = `${open} still connected lost ${silent} messages without a GAP`;
+    else if (open > 0 && complete) got = `${open} got every message${trimmed}, ${Math.round(receivedMean)} each in ${catchUpSeconds.toFixed(1)} s`;
     else if (open > 0) got = `${open} still catching up after ${(CATCH_UP_MS / 1000).toFixed(0)} s (at ${Math.min(...after.slowLast)} of ${lastRound})`;
     parts.push(`${sample}: ${[found, got].filter(Boolean).join(', ')}`);
   }
@@ -239,9 +247,10 @@ async function fateOfNonReading(fleet: Fleet, lastRound: number, p: Profile, con
     closeCodes,
     resumed,
     resumedClosed: after.slowClosed,
-    resumedComplete: open > 0 && complete && after.gaps === 0,
+    resumedComplete: open > 0 && complete && silent === 0,
     catchUpSeconds,
     resumedReceivedMean: receivedMean,
+    resumedTrimmedMean: trimmedMean,
     resumedGaps: after.gaps,
     resumedDups: after.dups,
     behaviour: parts.join('; '),
