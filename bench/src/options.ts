@@ -22,6 +22,13 @@ export interface Profile {
   manyTopics: { topics: number; warmupMs: number; probeMs: number; measureMs: number };
   memory: { connections: number };
   slow: { subscribers: number; slow: number; baselineMs: number; slowMs: number };
+  /**
+   * Non-reading subscribers (issue 14.3): `nonReading` subscribers SUB with `credit` (the gateway's
+   * maxCredit) and stop reading their socket, beside `readers` that consume (credit 64), on one
+   * topic fed `rate` messages/s of `payloadBytes`: the readers alone for `baselineMs` before and
+   * after, with the non-reading ones for `durationMs`; then `resumeSample` of them read again.
+   */
+  nonReading: { readers: number; nonReading: number; credit: number; rate: number; payloadBytes: number; baselineMs: number; durationMs: number; resumeSample: number };
   resume: { offline: number; liveRate: number };
   publish: { durationMs: number; window: number; httpConcurrency: number; httpBatch: number };
   /**
@@ -38,6 +45,7 @@ export const QUICK: Profile = {
   manyTopics: { topics: 2000, warmupMs: 1000, probeMs: 1000, measureMs: 4000 },
   memory: { connections: 2000 },
   slow: { subscribers: 300, slow: 10, baselineMs: 4000, slowMs: 10_000 },
+  nonReading: { readers: 10, nonReading: 300, credit: 4096, rate: 5000, payloadBytes: 1024, baselineMs: 5000, durationMs: 20_000, resumeSample: 30 },
   resume: { offline: 20_000, liveRate: 1000 },
   publish: { durationMs: 3000, window: 1000, httpConcurrency: 32, httpBatch: 100 },
   cluster: { sizes: [1000], spreadTopics: 100 },
@@ -50,6 +58,7 @@ export const FULL: Profile = {
   manyTopics: { topics: 10_000, warmupMs: 2000, probeMs: 1500, measureMs: 10_000 },
   memory: { connections: 10_000 },
   slow: { subscribers: 1000, slow: 10, baselineMs: 10_000, slowMs: 60_000 },
+  nonReading: { readers: 10, nonReading: 300, credit: 4096, rate: 5000, payloadBytes: 1024, baselineMs: 10_000, durationMs: 120_000, resumeSample: 10 },
   resume: { offline: 100_000, liveRate: 1000 },
   publish: { durationMs: 10_000, window: 1000, httpConcurrency: 64, httpBatch: 100 },
   cluster: { sizes: [1000], spreadTopics: 100 },

@@ -1,5 +1,6 @@
 /**
- * The benchmark message: 200 bytes of fixed-width ASCII that every target carries unchanged.
+ * The benchmark message: 200 bytes of fixed-width ASCII that every target carries unchanged (a
+ * scenario may ask for longer ones: the same fields, more padding).
  *
  *   [0, 10)   sequence number within its topic (1, 2, ...), zero padded
  *   [11, 27)  send time in microseconds of the system monotonic clock (see `nowUs`)
@@ -41,9 +42,9 @@ function readDigits(b: Uint8Array, at: number, width: number): number {
   return v;
 }
 
-/** A fresh 200-byte message. */
-export function makePayload(seq: number, topicIndex: number, sentUs = nowUs()): Uint8Array {
-  const out = new Uint8Array(SIZE).fill(46); // '.'
+/** A fresh message of `size` bytes (default SIZE; at least the 37 bytes of its fields). */
+export function makePayload(seq: number, topicIndex: number, sentUs = nowUs(), size = SIZE): Uint8Array {
+  const out = new Uint8Array(Math.max(size, TOPIC_AT + TOPIC_WIDTH + 1)).fill(46); // '.'
   writeDigits(out, SEQ_AT, SEQ_WIDTH, seq);
   out[SEQ_AT + SEQ_WIDTH] = 58; // ':'
   writeDigits(out, TS_AT, TS_WIDTH, sentUs);

@@ -4,6 +4,7 @@
  * Why /proc and not the process itself: the same reading works for every target (Node servers,
  * the Sluice gateway run by its CLI, the Go nats-server) without adding code to any of them.
  */
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 
 /** Resident set size in bytes, or NaN if the process is gone. */
@@ -129,4 +130,29 @@ export class SelfCpu {
     this.at = t;
     return wall > 0 ? (100 * used) / wall : Number.NaN;
   }
+}
+
+/**
+ * Bytes the kernel holds on the established TCP connections of a server's port, from `ss`: the
+ * server's send queues (written, not yet taken by the peer) and its peers' receive queues (taken,
+ * not yet read). What a client that does not read leaves in the kernel, not in the server's RSS.
+ * NaN without `ss` (iproute2).
+ */
+export function tcpQueuedBytes(port: number): { send: number; receive: number } {
+  let out: string;
+  try {
+    out = execFileSync('ss', ['-tnH', 'state', 'established', `( sport = :${port} or dport = :${port} )`], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  } catch {
+    return { send: Number.NaN, receive: Number.NaN };
+  }
+  let send = 0;
+  let receive = 0;
+  for (const line of out.split('\n')) {
+    // Recv-Q Send-Q Local:Port Peer:Port
+    const [recvQ, sendQ, local] = line.trim().split(/\s+/);
+    if (!local) continue;
+    if (local.endsWith(`:${port}`)) send += Number(sendQ);
+    else receive += Number(recvQ);
+  }
+  return { send, receive };
 }

@@ -3,7 +3,7 @@
  * `npm run bench` — measures Sluice and the alternatives in the same run on the same machine and
  * prints a table of figures and ratios; writes bench/results/latest.json and latest.md.
  *
- *   node bench/dist/src/run.js [--full] [--only fanout,many,memory,slow,resume,publish,cluster]
+ *   node bench/dist/src/run.js [--full] [--only fanout,many,memory,slow,nonreading,resume,publish,cluster]
  *                              [--targets sluice,uws,socketio,ws,nats,sluice-auth,sluice-old,
  *                                         sluice-cluster,socketio-cluster,socketio-streams-cluster]
  *                              [--sizes N,N] [--workers N] [--profile] [--out DIR]
@@ -29,6 +29,7 @@ import { publish } from './scenarios/publish.js';
 import { resume } from './scenarios/resume.js';
 import type { Context } from './scenarios/session.js';
 import { slowConsumers } from './scenarios/slow-consumer.js';
+import { nonReading } from './scenarios/nonreading.js';
 import { summariseProfiles } from './profile.js';
 import { cluster } from './scenarios/cluster.js';
 import { ALL_TARGETS, CLUSTER_TARGETS, defaultTargetIds } from './targets/registry.js';
@@ -41,6 +42,7 @@ const SCENARIOS = {
   many: manyTopics,
   memory,
   slow: slowConsumers,
+  nonreading: nonReading,
   resume,
   publish,
   cluster,
@@ -49,8 +51,16 @@ type ScenarioName = keyof typeof SCENARIOS;
 
 /** Scenarios the auth-on variant runs in (where auth adds a cost: connecting, publishing). */
 const AUTH_SCENARIOS: ScenarioName[] = ['fanout', 'publish'];
-/** Scenarios the old build runs in: the A/B of a gateway change (delivery, catch-up, publishing). */
-const OLD_BUILD_SCENARIOS: ScenarioName[] = ['fanout', 'resume', 'publish'];
+/**
+ * Scenarios the old build runs in: the A/B of a gateway change (delivery, catch-up, publishing,
+ * what non-reading subscribers cost).
+ */
+const OLD_BUILD_SCENARIOS: ScenarioName[] = ['fanout', 'nonreading', 'resume', 'publish'];
+/**
+ * The non-reading scenario runs Sluice (and its old build) against the two peers of its issue: raw
+ * uWS (closes at its backpressure limit) and Socket.IO (buffers); each run takes minutes in full.
+ */
+const NONREADING_TARGETS: TargetId[] = ['sluice', 'sluice-old', 'uws', 'socketio'];
 
 /**
  * The targets a scenario runs, of those selected. The cluster scenario runs the cluster targets and
@@ -60,7 +70,8 @@ function targetsFor(name: ScenarioName, ids: TargetId[]): Target[] {
   if (name === 'cluster') return [...ALL_TARGETS.filter((t) => t.id === 'sluice'), ...CLUSTER_TARGETS].filter((t) => ids.includes(t.id));
   return ALL_TARGETS.filter((t) => ids.includes(t.id)
     && (t.id !== 'sluice-auth' || AUTH_SCENARIOS.includes(name))
-    && (t.id !== 'sluice-old' || OLD_BUILD_SCENARIOS.includes(name)));
+    && (t.id !== 'sluice-old' || OLD_BUILD_SCENARIOS.includes(name))
+    && (name !== 'nonreading' || NONREADING_TARGETS.includes(t.id)));
 }
 
 /**
@@ -125,6 +136,7 @@ async function main(): Promise<void> {
     manyTopics: {},
     memory: {},
     slow: {},
+    nonReading: {},
     resume: {},
     publish: {},
     cluster: { fanout: {}, publish: {}, resume: {} },

@@ -31,7 +31,11 @@ export class NatsSubscriber implements Subscriber {
     if (this.stalled) c.pause();
   }
 
-  /** Takes effect once subscribed (a subscriber may be told to stall before it opened). */
+  /**
+   * Takes effect once subscribed (a subscriber may be told to stall before it opened). Either way
+   * the socket is paused; no keepalive is needed within a run: nats-server pings every 2 minutes
+   * and gives up after 2 unanswered pings.
+   */
   stall(): void {
     this.stalled = true;
     this.conn?.pause();

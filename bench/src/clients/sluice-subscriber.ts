@@ -1,15 +1,18 @@
 /**
  * A lean Sluice subscriber: HELLO, SUB with a credit window, and CREDIT re-granted as messages are
  * consumed (half the window at a time, like the SDK), counting MSG/MSGS by their headers only
- * (sluice-frames.ts). Rare frames are decoded with the protocol module. A stalled subscriber keeps
- * reading but grants nothing: the gateway must stop sending to it and hold nothing for it.
+ * (sluice-frames.ts). Rare frames are decoded with the protocol module. A subscriber stalled to
+ * `consume` keeps reading but grants nothing: the gateway must stop sending to it and hold nothing
+ * for it. One stalled to `read` keeps the window it asked for and stops reading its socket once
+ * SUBSCRIBED, sending a PING every KEEPALIVE_MS (the gateway closes a connection that says nothing
+ * for two heartbeats): the gateway must not hold a window's worth of frames for it.
  */
 import type WebSocket from 'ws';
 import { decodeServerFrame, encode, type ClientFrame } from '@sluice/client/protocol';
 import { nowUs, readSentUs } from '../payload.js';
 import { delivery, forEachPayload, frameType, MSG, MSGS } from './sluice-frames.js';
-import { openSocket } from './socket.js';
-import { deferred, Tally, type Sink, type Subscriber, type SubscriberSpec } from './subscriber.js';
+import { keepAlive, openSocket, pauseReading, resumeReading } from './socket.js';
+import { deferred, KEEPALIVE_MS, Tally, type Sink, type Stall, type Subscriber, type SubscriberSpec } from './subscriber.js';
 
 const SUB_ID = 1;
 
@@ -20,6 +23,10 @@ export class SluiceSubscriber implements Subscriber {
   private readonly regrant: number;
   private owed = 0;
   private stalled = false;
+  private notReading = false;
+  private stopKeepAlive: (() => void) | undefined;
+  private pings = 0;
+  private subscribed = false;
   private epoch: string | undefined;
   private waiting: { type: number; d: ReturnType<typeof deferred<Record<string, unknown>>> } | undefined;
   /** The last ERROR frame (or unrecovered epoch change), for diagnostics. */
@@ -40,13 +47,31 @@ export class SluiceSubscriber implements Subscriber {
     await this.connect(undefined);
   }
 
-  stall(): void {
+  stall(how: Stall = 'consume'): void {
     this.stalled = true;
+    if (how === 'read') {
+      this.notReading = true;
+      if (this.subscribed) this.stopReading();
+    }
   }
 
   unstall(): void {
     this.stalled = false;
+    if (this.notReading) {
+      this.notReading = false;
+      this.stopKeepAlive?.();
+      this.stopKeepAlive = undefined;
+      if (this.ws) resumeReading(this.ws);
+    }
     this.grant(true);
+  }
+
+  /** Pauses the socket (once subscribed) and keeps the connection alive with PINGs. */
+  private stopReading(): void {
+    const ws = this.ws;
+    if (!ws || this.stopKeepAlive) return;
+    pauseReading(ws);
+    this.stopKeepAlive = keepAlive(ws, () => encode({ type: 12, n: ++this.pings }), KEEPALIVE_MS);
   }
 
   async disconnect(): Promise<void> {
@@ -64,6 +89,8 @@ export class SluiceSubscriber implements Subscriber {
   }
 
   close(): void {
+    this.stopKeepAlive?.();
+    this.stopKeepAlive = undefined;
     this.ws?.terminate();
     this.ws = undefined;
   }
@@ -75,7 +102,11 @@ export class SluiceSubscriber implements Subscriber {
     this.ws = ws;
     this.owed = 0;
     ws.on('close', (code) => {
-      if (this.ws === ws) this.tally.markClosed(code);
+      if (this.ws === ws) {
+        this.tally.markClosed(code);
+        this.stopKeepAlive?.();
+        this.stopKeepAlive = undefined;
+      }
       this.waiting?.d.reject(new Error(`closed (${code}) ${this.lastError}`));
     });
     const welcome = this.expect(2);
@@ -91,6 +122,8 @@ export class SluiceSubscriber implements Subscriber {
     this.send(sub);
     const s = await subscribed;
     this.epoch = s.epoch as string;
+    this.subscribed = true;
+    if (this.notReading) this.stopReading();
     return s;
   }
 
@@ -134,8 +167,9 @@ export class SluiceSubscriber implements Subscriber {
         this.send({ type: 13, n: f.n });
         return;
       case 14:
-        // Retention trimmed what we needed: announced, never silent. Counted as a gap.
+        // Retention trimmed what we needed: announced, never silent. Counted as a gap, and as trimmed.
         this.tally.gaps += f.to - f.from + 1;
+        this.tally.trimmed += f.to - f.from + 1;
         this.tally.last = Math.max(this.tally.last, f.to);
         return;
       default:

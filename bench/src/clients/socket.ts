@@ -61,6 +61,20 @@ export function resumeReading(ws: WebSocket): void {
   resume();
 }
 
+/**
+ * Sends `frame()` every `ms` while the socket is open, for a subscriber that does not read (see
+ * Stall in subscriber.ts): writing needs no reading, and a server that closed the connection
+ * answers the next write with a reset, so the paused client also learns of the close.
+ * Returns the function that stops it.
+ */
+export function keepAlive(ws: WebSocket, frame: () => Uint8Array | string, ms: number): () => void {
+  const timer = setInterval(() => {
+    if (ws.readyState === ws.OPEN) ws.send(frame());
+  }, ms);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
 /** Batches the writes made until `uncork` into one syscall. */
 export function cork(ws: WebSocket): void {
   (ws as unknown as { _socket?: { cork(): void } })._socket?.cork();

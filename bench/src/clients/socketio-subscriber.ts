@@ -2,13 +2,15 @@
  * A lean Socket.IO subscriber: Engine.IO v4 over a raw WebSocket (engineio.ts), joins one room
  * with an acknowledged 'sub' event, answers pings, and reads each 'm' event's payload in place.
  * With recovery on it keeps the session id and the last offset, and `reconnect` asks the server
- * to replay what it missed (connection state recovery).
+ * to replay what it missed (connection state recovery). Stalled, it pauses its socket; stalled to
+ * `read` it also sends a pong every KEEPALIVE_MS, as a client's heartbeat would: it cannot see the
+ * server's pings, and Engine.IO takes a pong unasked as the sign of life it is.
  */
 import type WebSocket from 'ws';
 import { nowUs, readSentUs, readSeq, SIZE } from '../payload.js';
 import { ackId, Byte, connectPacket, eventOffset, eventPacket, isEvent, M_PAYLOAD_AT, PATH } from './engineio.js';
-import { openSocket, pauseReading, resumeReading } from './socket.js';
-import { deferred, Tally, type Sink, type Subscriber, type SubscriberSpec } from './subscriber.js';
+import { keepAlive, openSocket, pauseReading, resumeReading } from './socket.js';
+import { deferred, KEEPALIVE_MS, Tally, type Sink, type Stall, type Subscriber, type SubscriberSpec } from './subscriber.js';
 
 const M = 109; // 'm'
 
@@ -18,7 +20,8 @@ export class SocketIoSubscriber implements Subscriber {
   private pid: string | undefined;
   private offset: string | undefined;
   private recovered = false;
-  private stalled = false;
+  private stalled: Stall | undefined;
+  private stopKeepAlive: (() => void) | undefined;
 
   constructor(
     private readonly spec: SubscriberSpec,
@@ -31,14 +34,21 @@ export class SocketIoSubscriber implements Subscriber {
   }
 
   /** Takes effect once subscribed (a subscriber may be told to stall before it opened). */
-  stall(): void {
-    this.stalled = true;
-    if (this.ws) pauseReading(this.ws);
+  stall(how: Stall = 'consume'): void {
+    this.stalled = how;
+    if (this.ws) this.pause(this.ws, how);
   }
 
   unstall(): void {
-    this.stalled = false;
+    this.stalled = undefined;
+    this.stopKeepAlive?.();
+    this.stopKeepAlive = undefined;
     if (this.ws) resumeReading(this.ws);
+  }
+
+  private pause(ws: WebSocket, how: Stall): void {
+    pauseReading(ws);
+    if (how === 'read' && !this.stopKeepAlive) this.stopKeepAlive = keepAlive(ws, () => '3', KEEPALIVE_MS);
   }
 
   async disconnect(): Promise<void> {
@@ -57,6 +67,7 @@ export class SocketIoSubscriber implements Subscriber {
   }
 
   close(): void {
+    this.stopKeepAlive?.();
     this.ws?.terminate();
   }
 
@@ -90,7 +101,11 @@ export class SocketIoSubscriber implements Subscriber {
     });
     this.ws = ws;
     ws.on('close', (code) => {
-      if (this.ws === ws) this.tally.markClosed(code);
+      if (this.ws === ws) {
+        this.tally.markClosed(code);
+        this.stopKeepAlive?.();
+        this.stopKeepAlive = undefined;
+      }
       connected.reject(new Error(`closed (${code})`));
       subscribed.reject(new Error(`closed (${code})`));
     });
@@ -101,6 +116,6 @@ export class SocketIoSubscriber implements Subscriber {
       ws.send(eventPacket('sub', [`${this.spec.prefix}${this.topicIndex}`], 0));
       await subscribed.promise;
     }
-    if (this.stalled) pauseReading(ws);
+    if (this.stalled) this.pause(ws, this.stalled);
   }
 }

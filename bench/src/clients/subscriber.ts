@@ -30,6 +30,8 @@ export class Tally {
   last = 0;
   received = 0;
   gaps = 0;
+  /** Of `gaps`, those the server announced (Sluice GAP: retention trimmed them), not silent losses. */
+  trimmed = 0;
   dups = 0;
   closed = false;
   closeCode = 0;
@@ -92,6 +94,22 @@ export class Tally {
   }
 }
 
+/**
+ * How a slow subscriber stops consuming:
+ * - `consume`: it stops taking messages. Sluice grants no more credit but keeps reading its socket
+ *   (the gateway must stop sending and hold nothing); the peers, which have no credit, pause their
+ *   socket.
+ * - `read`: once subscribed it stops reading its socket altogether, whatever credit it holds (a
+ *   Sluice subscriber keeps the window it asked for), so the kernel's buffers fill and then the
+ *   server's. The connection stays alive: every KEEPALIVE_MS it sends what its wire lets a client
+ *   send unasked (keepAliveFrame), because a paused socket cannot see, let alone answer, the
+ *   server's pings, and idle timeouts would otherwise close it and end the measurement early.
+ */
+export type Stall = 'consume' | 'read';
+
+/** Well inside every server's idle limit (Sluice: two heartbeats, 40 s; raw uWS 40 s; Engine.IO 25 + 20 s). */
+export const KEEPALIVE_MS = 5000;
+
 /** Where subscribers report latencies; `latency` false means: do not read timestamps at all. */
 export interface Sink {
   latency: boolean;
@@ -102,8 +120,9 @@ export interface Subscriber {
   readonly tally: Tally;
   /** Connects and subscribes (topic index null: connects only). Resolves once subscribed. */
   open(): Promise<void>;
-  /** Stops consuming: stops reading the socket (peers) or granting credit (Sluice). */
-  stall(): void;
+  /** Stops consuming (see Stall); takes effect once subscribed if called before `open`. */
+  stall(how?: Stall): void;
+  /** Consumes again: reads its socket again and, for Sluice, grants what it owes. */
   unstall(): void;
   /** Drops the connection, keeping the position for `reconnect`. */
   disconnect(): Promise<void>;

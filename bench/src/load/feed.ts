@@ -34,6 +34,8 @@ export interface RunOptions {
   drainTimeoutMs?: number;
   /** Stops sending early when aborted (the deadline still applies). */
   signal?: AbortSignal;
+  /** Bytes per message (default: payload.ts SIZE, 200). */
+  payloadBytes?: number;
 }
 
 export interface RunResult {
@@ -140,7 +142,7 @@ export class Feed {
         const seq = Math.floor(k / topics) + 1;
         if (seq - probed > o.windowRounds || seq - reached > subscriberWindow) break;
         const topic = k % topics;
-        publisher.send(topic, makePayload(seq, topic));
+        publisher.send(topic, makePayload(seq, topic, undefined, o.payloadBytes));
         this.sent++;
         budget--;
         if (stopped && this.sent % topics === 0) break;

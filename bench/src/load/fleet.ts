@@ -7,7 +7,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { stop, track } from '../cleanup.js';
 import { Histogram } from '../histogram.js';
-import type { SubscriberSpec } from '../clients/subscriber.js';
+import type { Stall, SubscriberSpec } from '../clients/subscriber.js';
 import type { FromWorker, ResumeReport, ToWorker, WorkerReport } from './messages.js';
 
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
@@ -125,9 +125,10 @@ export class Fleet {
 
   /**
    * Opens subscribers: `topics[i]` for subscriber i, dealt round-robin over the workers; the first
-   * `slow` of them (also dealt round-robin) never consume. `late`: messages are already flowing.
+   * `slow` of them (also dealt round-robin) never consume, stopping as `stall` says. `late`:
+   * messages are already flowing.
    */
-  async open(spec: SubscriberSpec, topics: (number | null)[], slow = 0, late = false, concurrency = 64): Promise<{ ok: number; failed: number; firstError: string }> {
+  async open(spec: SubscriberSpec, topics: (number | null)[], slow = 0, late = false, concurrency = 64, stall: Stall = 'consume'): Promise<{ ok: number; failed: number; firstError: string }> {
     const shares: (number | null)[][] = this.workers.map(() => []);
     const slowShares = this.workers.map(() => 0);
     topics.forEach((t, i) => {
@@ -138,7 +139,7 @@ export class Fleet {
     const results = await Promise.all(this.workers.map((w, k) =>
       shares[k]!.length === 0
         ? Promise.resolve({ ok: 0, failed: 0, firstError: '' })
-        : w.request({ op: 'open', spec, topics: shares[k]!, slow: slowShares[k]!, late, concurrency }, 'opened')));
+        : w.request({ op: 'open', spec, topics: shares[k]!, slow: slowShares[k]!, stall, late, concurrency }, 'opened')));
     return {
       ok: results.reduce((a, r) => a + r.ok, 0),
       failed: results.reduce((a, r) => a + r.failed, 0),
@@ -158,15 +159,19 @@ export class Fleet {
     const sum = (f: (r: WorkerReport) => number) => reports.reduce((a, r) => a + f(r), 0);
     const mins = reports.filter((r) => r.subscribers > 0 && r.min >= 0).map((r) => r.min);
     const slowCloses = reports.map((r) => r.slowFirstClosedAt).filter((s) => s >= 0);
+    const slowCloseCodes: Record<number, number> = {};
+    for (const r of reports) for (const [code, n] of Object.entries(r.slowCloseCodes)) slowCloseCodes[Number(code)] = (slowCloseCodes[Number(code)] ?? 0) + n;
     return {
       subscribers: sum((r) => r.subscribers),
       received: sum((r) => r.received),
       slowReceived: sum((r) => r.slowReceived),
       gaps: sum((r) => r.gaps),
+      trimmed: sum((r) => r.trimmed),
       dups: sum((r) => r.dups),
       closed: sum((r) => r.closed),
       slowClosed: sum((r) => r.slowClosed),
       slowFirstClosedAt: slowCloses.length ? Math.min(...slowCloses) : -1,
+      slowCloseCodes,
       errors: sum((r) => r.errors),
       min: mins.length ? Math.min(...mins) : -1,
       slowLast: reports.flatMap((r) => r.slowLast),
@@ -179,9 +184,13 @@ export class Fleet {
     await Promise.all(this.workers.map((w) => w.request({ op: 'unstall' }, 'unstalled')));
   }
 
-  /** Closes the slow subscribers (they leave the fleet). */
-  async closeSlow(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.request({ op: 'close-slow' }, 'slow-closed')));
+  /**
+   * Closes the slow subscribers (they leave the fleet), all but `keep` of those still open, which
+   * stay slow (spread over the workers as evenly as their open ones allow).
+   */
+  async closeSlow(keep = 0): Promise<void> {
+    const shares = this.workers.map((_, k) => Math.floor(keep / this.workers.length) + (k < keep % this.workers.length ? 1 : 0));
+    await Promise.all(this.workers.map((w, k) => w.request({ op: 'close-slow', keep: shares[k]! }, 'slow-closed')));
   }
 
   /** Resume scenario: the (single) subscriber of worker 0. */

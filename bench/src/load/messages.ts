@@ -3,7 +3,7 @@
  * Plain data only. Each request gets exactly one reply with the same `op` plus `ed`/'report'.
  */
 import type { HistogramData } from '../histogram.js';
-import type { SubscriberSpec } from '../clients/subscriber.js';
+import type { Stall, SubscriberSpec } from '../clients/subscriber.js';
 
 export type ToWorker =
   | {
@@ -13,6 +13,8 @@ export type ToWorker =
     topics: (number | null)[];
     /** How many of them (the first ones) are slow: they never consume. */
     slow: number;
+    /** How the slow ones stop consuming. */
+    stall: Stall;
     /** Messages are already flowing: each subscriber's first message is its start. */
     late: boolean;
     concurrency: number;
@@ -20,7 +22,8 @@ export type ToWorker =
   | { op: 'phase'; latency: boolean }
   | { op: 'report' }
   | { op: 'unstall' }
-  | { op: 'close-slow' }
+  /** Closes the slow subscribers but the first `keep` still open (all: keep 0). */
+  | { op: 'close-slow'; keep: number }
   | { op: 'disconnect' }
   | { op: 'reconnect'; liveAfter: number }
   | { op: 'close' };
@@ -31,12 +34,16 @@ export interface WorkerReport {
   received: number;
   slowReceived: number;
   gaps: number;
+  /** Of the gaps, those the server announced (Sluice GAP: trimmed by retention). */
+  trimmed: number;
   dups: number;
   /** Subscribers whose connection closed (fast, slow). */
   closed: number;
   slowClosed: number;
   /** When the first slow subscriber's connection closed (ms since the Unix epoch), or -1. */
   slowFirstClosedAt: number;
+  /** Close codes of the slow subscribers whose connection closed: code → count. */
+  slowCloseCodes: Record<number, number>;
   errors: number;
   /** Lowest `last` sequence among the open fast subscribers (-1: none), and the highest. */
   min: number;

@@ -7,7 +7,7 @@
 import { Histogram } from '../histogram.js';
 import { SelfCpu } from '../proc-stats.js';
 import { createSubscriber } from '../clients/factory.js';
-import type { Sink, Subscriber, SubscriberSpec } from '../clients/subscriber.js';
+import type { Sink, Stall, Subscriber, SubscriberSpec } from '../clients/subscriber.js';
 import type { FromWorker, ToWorker, WorkerReport } from './messages.js';
 
 const PROGRESS_MS = Number(process.env.BENCH_PROGRESS_MS ?? 1);
@@ -22,16 +22,18 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 
 const histogram = new Histogram();
 const sink: Sink = { latency: false, record: (us) => histogram.record(us) };
+/** Slow subscribers record no latency: the histogram is the consuming subscribers'. */
+const slowSink: Sink = { latency: false, record: () => undefined };
 const subs: Subscriber[] = [];
 let cpu = new SelfCpu();
-let base = { received: 0, slowReceived: 0, gaps: 0, dups: 0 };
+let base = { received: 0, slowReceived: 0, gaps: 0, trimmed: 0, dups: 0 };
 let lastTotal = -1;
 
 function reply(m: FromWorker): void {
   process.send!(m);
 }
 
-async function open(spec: SubscriberSpec, topics: (number | null)[], slow: number, late: boolean, concurrency: number): Promise<void> {
+async function open(spec: SubscriberSpec, topics: (number | null)[], slow: number, stall: Stall, late: boolean, concurrency: number): Promise<void> {
   let ok = 0;
   let failed = 0;
   let firstError = '';
@@ -39,11 +41,11 @@ async function open(spec: SubscriberSpec, topics: (number | null)[], slow: numbe
   const opener = async () => {
     while (next < topics.length) {
       const i = next++;
-      const s = createSubscriber(spec, topics[i]!, sink);
+      const s = createSubscriber(spec, topics[i]!, i < slow ? slowSink : sink);
       s.tally.late = late;
       if (i < slow) {
         s.tally.slow = true;
-        s.stall();
+        s.stall(stall);
       }
       try {
         await within(s.open(), OPEN_TIMEOUT_MS, 'timed out connecting and subscribing');
@@ -61,11 +63,12 @@ async function open(spec: SubscriberSpec, topics: (number | null)[], slow: numbe
 }
 
 function totals() {
-  const t = { received: 0, slowReceived: 0, gaps: 0, dups: 0 };
+  const t = { received: 0, slowReceived: 0, gaps: 0, trimmed: 0, dups: 0 };
   for (const s of subs) {
     if (s.tally.slow) t.slowReceived += s.tally.received;
     else t.received += s.tally.received;
     t.gaps += s.tally.gaps;
+    t.trimmed += s.tally.trimmed;
     t.dups += s.tally.dups;
   }
   return t;
@@ -97,6 +100,7 @@ function report(): WorkerReport {
   let firstSlowClose = Number.POSITIVE_INFINITY;
   let errors = 0;
   const slowLast: number[] = [];
+  const slowCloseCodes: Record<number, number> = {};
   for (const s of subs) {
     errors += s.tally.errors;
     if (s.tally.slow) slowLast.push(s.tally.last);
@@ -104,6 +108,7 @@ function report(): WorkerReport {
     if (s.tally.slow) {
       slowClosed++;
       firstSlowClose = Math.min(firstSlowClose, s.tally.closedAtMs);
+      slowCloseCodes[s.tally.closeCode] = (slowCloseCodes[s.tally.closeCode] ?? 0) + 1;
     } else closed++;
   }
   const { min, max } = range();
@@ -112,10 +117,12 @@ function report(): WorkerReport {
     received: t.received - base.received,
     slowReceived: t.slowReceived - base.slowReceived,
     gaps: t.gaps - base.gaps,
+    trimmed: t.trimmed - base.trimmed,
     dups: t.dups - base.dups,
     closed,
     slowClosed,
     slowFirstClosedAt: firstSlowClose === Number.POSITIVE_INFINITY ? -1 : performance.timeOrigin + firstSlowClose,
+    slowCloseCodes,
     errors,
     min,
     max,
@@ -167,7 +174,7 @@ process.on('message', (m: ToWorker) => {
   const run = async () => {
     switch (m.op) {
       case 'open':
-        await open(m.spec, m.topics, m.slow, m.late, m.concurrency);
+        await open(m.spec, m.topics, m.slow, m.stall, m.late, m.concurrency);
         return;
       case 'phase':
         histogram.reset();
@@ -183,15 +190,18 @@ process.on('message', (m: ToWorker) => {
         for (const s of subs) if (s.tally.slow) s.unstall();
         reply({ op: 'unstalled' });
         return;
-      case 'close-slow':
+      case 'close-slow': {
+        let kept = 0;
+        const keep = new Set(subs.filter((s) => s.tally.slow && !s.tally.closed && kept++ < m.keep));
         for (let i = subs.length - 1; i >= 0; i--) {
-          if (!subs[i]!.tally.slow) continue;
+          if (!subs[i]!.tally.slow || keep.has(subs[i]!)) continue;
           subs[i]!.close();
           subs.splice(i, 1);
         }
         base = totals();
         reply({ op: 'slow-closed' });
         return;
+      }
       case 'disconnect':
         await Promise.all(subs.map((s) => s.disconnect()));
         reply({ op: 'disconnected' });

@@ -4,7 +4,7 @@
  * generator rather than its server (then its true capacity, and so the ratio, is unknown);
  * "n/a" when a figure is missing. Nothing here tunes or adjusts a number.
  */
-import { isFigures, type FanoutFigures, type Goal, type ManyTopicsFigures, type MemoryFigures, type PublishFigures, type Results, type SlowFigures } from './results.js';
+import { isFigures, type FanoutFigures, type Goal, type ManyTopicsFigures, type MemoryFigures, type NonReadingFigures, type PublishFigures, type Results, type SlowFigures } from './results.js';
 
 const x = (v: number) => `${v.toFixed(2)}×`;
 
@@ -73,6 +73,8 @@ export function evaluateGoals(r: Results): Goal[] {
       });
     } else goals.push({ name: 'slow consumers', target: '< 5% throughput, < 64 MB', measured: 'n/a', verdict: 'n/a', note: JSON.stringify(slow) });
   }
+  const nr = r.nonReading?.sluice;
+  if (nr !== undefined) goals.push(nonReadingGoal(nr));
   const pub = r.publish['Sluice: WebSocket PUB/ACK + idempotency keys'];
   if (pub !== undefined) {
     const ok = isFigures<PublishFigures>(pub);
@@ -85,4 +87,31 @@ export function evaluateGoals(r: Results): Goal[] {
     });
   }
   return goals;
+}
+
+/** Issue 14.3's figure: the gateway's memory growth stays small and the readers' p99 moves little. */
+export const NON_READING_MAX_MB = 100;
+export const NON_READING_MAX_P99 = 1.1;
+
+function nonReadingGoal(c: NonReadingFigures | { na: string } | { error: string }): Goal {
+  const target = `< ${NON_READING_MAX_MB} MB, readers' p99 ≤ +${((NON_READING_MAX_P99 - 1) * 100).toFixed(0)}%`;
+  if (!isFigures<NonReadingFigures>(c)) return { name: 'non-reading subscribers', target, measured: 'n/a', verdict: 'n/a', note: JSON.stringify(c) };
+  const anon = c.rss.anonPeakMB - c.rss.anonStartMB;
+  const rss = c.rss.peakMB - c.rss.startMB;
+  const p99 = c.during.p99 / c.baselineP99;
+  const gaps = c.during.gaps + c.during.dups;
+  const kept = c.during.achievedRate >= 0.95 * c.rate;
+  const ok = anon < NON_READING_MAX_MB && p99 <= NON_READING_MAX_P99 && gaps === 0 && kept;
+  const notes = [`memory counted as anonymous RSS (the store's LMDB map is file-backed); with the readers alone it grew +${(c.baselineRss.anonPeakMB - c.baselineRss.anonStartMB).toFixed(1)} MB anonymous / +${(c.baselineRss.peakMB - c.baselineRss.startMB).toFixed(1)} MB RSS over ${c.baselineRss.seconds.toFixed(0)} s`];
+  if (c.rss.seconds < 119) notes.push(`this run: ${c.rss.seconds.toFixed(0)} s, not 120`);
+  if (!kept) notes.push(`the publisher reached only ${c.during.achievedRate.toFixed(0)} of ${c.rate} msgs/s`);
+  if (gaps) notes.push(`readers saw ${c.during.gaps} gaps, ${c.during.dups} duplicates`);
+  if (!c.resumedComplete) notes.push(`non-reading ones read again: ${c.behaviour}`);
+  return {
+    name: `non-reading subscribers (${c.nonReading} at credit ${c.credit}, ${c.payloadBytes}-byte messages at ${c.rate}/s over 120 s): gateway memory and the readers' p99`,
+    target,
+    measured: `+${anon.toFixed(1)} MB anonymous (+${rss.toFixed(1)} MB RSS), p99 ${(c.baselineP99 / 1000).toFixed(1)} → ${(c.during.p99 / 1000).toFixed(1)} ms (${p99 >= 2 ? x(p99) : `${p99 >= 1 ? '+' : ''}${((p99 - 1) * 100).toFixed(0)}%`})`,
+    verdict: ok ? 'goal met' : 'missed',
+    note: notes.join('; '),
+  };
 }

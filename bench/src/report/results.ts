@@ -129,6 +129,91 @@ export interface SlowFigures {
   dups: number;
 }
 
+/** The reading subscribers over one fixed-rate phase (non-reading scenario). */
+export interface ReadersPhase {
+  /** Messages/s delivered to all the readers together, and the publish rate achieved (asked: `rate`). */
+  deliveredPerSec: number;
+  achievedRate: number;
+  /** Publish → delivery latency over the phase, µs. */
+  p50: number;
+  p99: number;
+  max: number;
+  gaps: number;
+  dups: number;
+  /** The server process's CPU over the phase (100 = one core). */
+  serverCpu: number;
+  /** Sluice: subscription states and mean publish → commit wait over the phase, from its /metrics. */
+  gateway?: GatewaySample;
+}
+
+/** Server memory over a phase: at its start, its peak (and when), and at its end (MB, seconds). */
+export interface RssOver {
+  startMB: number;
+  peakMB: number;
+  endMB: number;
+  anonStartMB: number;
+  anonPeakMB: number;
+  anonEndMB: number;
+  /** Seconds from the phase's start to the RSS peak and to the anonymous RSS peak. */
+  peakAtSeconds: number;
+  anonPeakAtSeconds: number;
+  seconds: number;
+  /** Every sample (every 500 ms): [seconds, RSS MB, anonymous RSS MB]. */
+  series: [number, number, number][];
+}
+
+export interface NonReadingFigures {
+  readers: number;
+  nonReading: number;
+  /** Sluice: the window the non-reading ones SUB with (the peers have no credit). */
+  credit: number;
+  rate: number;
+  payloadBytes: number;
+  /** Readers alone before (A) and after (A') the non-reading ones, and with them (B). */
+  before: ReadersPhase;
+  after: ReadersPhase;
+  during: ReadersPhase;
+  /** Mean of A and A' p99 (µs): what B's p99 is compared with. */
+  baselineP99: number;
+  /** Server memory over B, from before the non-reading ones connected; and over A. */
+  rss: RssOver;
+  baselineRss: RssOver;
+  /**
+   * At B's end, MB in the kernel on the server port's connections: the server's send queues and the
+   * clients' receive queues (NaN without `ss`).
+   */
+  kernelSendMB: number;
+  kernelReceiveMB: number;
+  /** B stopped after this many seconds because the server's RSS passed the bench's cap. */
+  cappedAtSeconds?: number;
+  /**
+   * Non-reading subscribers seen disconnected while not reading (a paused client learns of a close
+   * when its keepalive write is refused), and seconds from their connecting to the first (-1: none).
+   */
+  closedSeen: number;
+  firstCloseSeenSeconds: number;
+  /** Close codes of every non-reading subscriber seen closed: code → count. */
+  closeCodes: Record<number, number>;
+  /**
+   * The sample of the others that read again: how many, how many of them turned out disconnected,
+   * whether the rest all reached the last message without a gap, in how long.
+   */
+  resumed: number;
+  resumedClosed: number;
+  resumedComplete: boolean;
+  catchUpSeconds: number;
+  /** Messages each resumed one received after reading again (mean), their gaps (trimmed included) and duplicates. */
+  resumedReceivedMean: number;
+  /** Messages each of them was told (GAP) retention had trimmed before it read again (mean). */
+  resumedTrimmedMean: number;
+  resumedGaps: number;
+  resumedDups: number;
+  /** Messages published while they were connected (the last sequence each should reach, counted from their first). */
+  published: number;
+  /** The above as a sentence: buffered / throttled / dropped / disconnected. */
+  behaviour: string;
+}
+
 export interface ResumeFigures {
   offline: number;
   credit?: number;
@@ -178,6 +263,7 @@ export interface Results {
   manyTopics: Partial<Record<TargetId, Cell<ManyTopicsFigures>>>;
   memory: Partial<Record<TargetId, Cell<MemoryFigures>>>;
   slow: Partial<Record<TargetId, Cell<SlowFigures>>>;
+  nonReading: Partial<Record<TargetId, Cell<NonReadingFigures>>>;
   resume: Record<string, Cell<ResumeFigures>>;
   publish: Record<string, Cell<PublishFigures>>;
   /** Cluster scenario: several nodes on one Redis (scenarios/cluster.ts). */

@@ -4,7 +4,7 @@
  * peers as extra columns, then the goals with their verdicts. Cells a target cannot fill show
  * "n/a" with the reason in a note under the table.
  */
-import { isFigures, type Cell, type FanoutFigures, type LoadCpu, type ManyTopicsFigures, type MemoryFigures, type PublishFigures, type RedisCost, type Results, type ResumeFigures, type SlowFigures } from './results.js';
+import { isFigures, type Cell, type FanoutFigures, type LoadCpu, type ManyTopicsFigures, type MemoryFigures, type NonReadingFigures, type PublishFigures, type ReadersPhase, type RssOver, type RedisCost, type Results, type ResumeFigures, type SlowFigures } from './results.js';
 import type { TargetId } from '../targets/target.js';
 import type { GatewaySample } from '../gateway-metrics.js';
 
@@ -192,6 +192,69 @@ function slowGrid(r: Results): Grid | undefined {
   };
 }
 
+/** A readers' phase that could not publish at the asked rate says so. */
+const short = (v: ReadersPhase, asked: number) => (v.achievedRate < 0.95 * asked ? ` (only ${rate(v.achievedRate)}/s)` : '');
+const growth = (from: number, to: number) => `${to - from >= 0 ? '+' : ''}${(to - from).toFixed(0)}`;
+
+/** Seconds into the run with non-reading subscribers at which the anonymous growth is shown. */
+const MARKS = [1, 2, 5, 10, 20, 60, 120];
+
+/** Anonymous RSS growth at the first sample at or after `s` seconds ('' past the run's end). */
+function growthAt(o: RssOver, s: number): string {
+  const at = o.series.find(([t]) => t >= s);
+  return at ? growth(o.anonStartMB, at[2]) : '';
+}
+
+const commitOf = (v: ReadersPhase) => (v.gateway && Number.isFinite(v.gateway.appendMs) ? v.gateway.appendMs.toFixed(1) : 'n/a');
+
+function nonReadingGrid(r: Results): Grid | undefined {
+  const row = r.nonReading ?? {};
+  const ids = columnsOf(row);
+  if (ids.length === 0) return undefined;
+  const notes = new Set<string>();
+  naNotes(row, notes);
+  const any = ids.map((id) => row[id]).find((c) => isFigures<NonReadingFigures>(c)) as NonReadingFigures | undefined;
+  const cells = (f: (v: NonReadingFigures) => string) => ids.map((id) => cellOf<NonReadingFigures>(row[id], f));
+  const marks = MARKS.filter((m) => m < (any?.rss.seconds ?? 0));
+  for (const id of ids) {
+    const c = row[id];
+    if (!isFigures<NonReadingFigures>(c)) continue;
+    notes.add(`${LABELS[id]}: non-reading subscribers: ${c.behaviour}`);
+    if (c.cappedAtSeconds !== undefined) notes.add(`${LABELS[id]}: the run with non-reading subscribers stopped after ${c.cappedAtSeconds.toFixed(0)} s, its server's RSS past the bench's cap`);
+    const g = c.before.gaps + c.during.gaps + c.after.gaps;
+    const d = c.before.dups + c.during.dups + c.after.dups;
+    if (g || d) notes.add(`${LABELS[id]}: readers saw ${g} gaps and ${d} duplicates`);
+  }
+  return {
+    title: `Non-reading subscribers: ${any?.nonReading ?? '?'} subscribers stop reading their socket (Sluice: after SUB with credit ${any?.credit ?? '?'}) beside ${any?.readers ?? '?'} readers, ${any?.payloadBytes ?? '?'}-byte messages at ${any?.rate ?? '?'}/s, ${any ? any.rss.seconds.toFixed(0) : '?'} s`,
+    columns: ['', ...ids.map((id) => LABELS[id])],
+    rows: [
+      ['server RSS MB: start → peak (at s) → end', ...cells((v) => `${v.rss.startMB.toFixed(0)} → ${v.rss.peakMB.toFixed(0)} (${v.rss.peakAtSeconds.toFixed(0)} s) → ${v.rss.endMB.toFixed(0)}`)],
+      ['  growth: anonymous peak (at s) / RSS peak / anonymous at the end', ...cells((v) => `${growth(v.rss.anonStartMB, v.rss.anonPeakMB)} (${v.rss.anonPeakAtSeconds.toFixed(0)} s) / ${growth(v.rss.startMB, v.rss.peakMB)} / ${growth(v.rss.anonStartMB, v.rss.anonEndMB)} MB`)],
+      [`  anonymous growth at ${marks.join(' / ')} s`, ...cells((v) => marks.map((m) => growthAt(v.rss, m)).join(' / '))],
+      ['  kernel at the end: server send queues / clients\' receive queues', ...cells((v) => (Number.isFinite(v.kernelSendMB) ? `${v.kernelSendMB.toFixed(0)} / ${v.kernelReceiveMB.toFixed(0)} MB` : 'n/a'))],
+      ['  readers alone (A): anonymous / RSS growth', ...cells((v) => `${growth(v.baselineRss.anonStartMB, v.baselineRss.anonPeakMB)} / ${growth(v.baselineRss.startMB, v.baselineRss.peakMB)} MB in ${v.baselineRss.seconds.toFixed(0)} s`)],
+      ["readers p99 ms: alone (A, A') → with non-reading", ...cells((v) => `${ms(v.before.p99)}, ${ms(v.after.p99)} → ${ms(v.during.p99)}`)],
+      ['  p50 ms', ...cells((v) => `${ms(v.before.p50)}, ${ms(v.after.p50)} → ${ms(v.during.p50)}`)],
+      ['  max ms', ...cells((v) => `${ms(v.before.max)}, ${ms(v.after.max)} → ${ms(v.during.max)}`)],
+      ['  delivered msgs/s (all readers)', ...cells((v) => `${rate(v.before.deliveredPerSec)}, ${rate(v.after.deliveredPerSec)} → ${rate(v.during.deliveredPerSec)}${short(v.during, v.rate)}`)],
+      ['  server CPU', ...cells((v) => `${v.before.serverCpu.toFixed(0)}%, ${v.after.serverCpu.toFixed(0)}% → ${v.during.serverCpu.toFixed(0)}%`)],
+      ['  Sluice publish → commit ms (mean)', ...cells((v) => (v.during.gateway ? `${commitOf(v.before)}, ${commitOf(v.after)} → ${commitOf(v.during)}` : ''))],
+      ['  Sluice subscriptions live / catch-up / paused (B)', ...cells((v) => statesOf(v.during.gateway))],
+      ['non-reading: seen disconnected while not reading', ...cells((v) => (v.closedSeen ? `${v.closedSeen} (first ${v.firstCloseSeenSeconds.toFixed(0)} s)` : 'none'))],
+      ['  sample read again: disconnected / rest complete / msgs each / s', ...cells((v) => (v.resumed
+        ? `${v.resumedClosed}/${v.resumed} / ${v.resumedClosed === v.resumed ? '-' : v.resumedComplete ? 'yes' : 'NO'} / ${rate(v.resumedReceivedMean)} / ${v.catchUpSeconds.toFixed(1)}`
+        : 'none left'))],
+      ['  each trimmed by retention before reading (GAP)', ...cells((v) => (v.resumedTrimmedMean ? rate(v.resumedTrimmedMean) : 'none'))],
+    ],
+    notes: [
+      "Anonymous RSS is what the server holds itself; RSS also counts the pages of the disk store's LMDB map it touched, which grow with the log whoever reads it (see 'readers alone').",
+      '"read again": a sample of the non-reading subscribers still connected at the end reads its socket again and must reach the last message published without a silent gap ("complete"); what retention trimmed meanwhile is announced by GAP and counted apart.',
+      ...notes,
+    ],
+  };
+}
+
 function resumeGrid(r: Results): Grid | undefined {
   return resumeTable(r.resume, (offline) => `Resume: a subscriber offline for ${offline} messages reconnects (the publisher goes on live)`);
 }
@@ -260,6 +323,15 @@ function abGrid(r: Results): Grid | undefined {
     add(`fan-out ${size}: server CPU µs per delivery`, n && n.cpu.server * 1e4 / n.deliveredPerSec, o && o.cpu.server * 1e4 / o.deliveredPerSec, (v) => v.toFixed(3), false);
     add(`fan-out ${size}: latency p50 ms`, n?.latency?.p50, o?.latency?.p50, ms, false);
     add(`fan-out ${size}: latency p99 ms`, n?.latency?.p99, o?.latency?.p99, ms, false);
+  }
+  const nr = r.nonReading ?? {};
+  if (nr['sluice-old'] !== undefined) {
+    const n = isFigures<NonReadingFigures>(nr.sluice) ? nr.sluice : undefined;
+    const o = isFigures<NonReadingFigures>(nr['sluice-old']) ? nr['sluice-old'] : undefined;
+    const mb = (v: number) => `+${v.toFixed(0)} MB`;
+    add('non-reading: server anonymous RSS growth (peak)', n && n.rss.anonPeakMB - n.rss.anonStartMB, o && o.rss.anonPeakMB - o.rss.anonStartMB, mb, false);
+    add('non-reading: server RSS growth (peak)', n && n.rss.peakMB - n.rss.startMB, o && o.rss.peakMB - o.rss.startMB, mb, false);
+    add('non-reading: readers p99 ms with them', n?.during.p99, o?.during.p99, ms, false);
   }
   for (const credit of [64, 4096]) {
     const n = r.resume[`Sluice (window ${credit})`];
@@ -404,7 +476,7 @@ function goalsGrid(r: Results): Grid {
 
 function grids(r: Results): Grid[] {
   return [
-    fanoutGrid(r), manyGrid(r), memoryGrid(r), slowGrid(r), resumeGrid(r), publishGrid(r), abGrid(r),
+    fanoutGrid(r), manyGrid(r), memoryGrid(r), slowGrid(r), nonReadingGrid(r), resumeGrid(r), publishGrid(r), abGrid(r),
     clusterFanoutGrid(r), clusterPublishGrid(r), redisCommandsGrid(r), redisCommandsGrid(r, 'usec'), clusterResumeGrid(r), goalsGrid(r),
   ].filter((g): g is Grid => g !== undefined);
 }

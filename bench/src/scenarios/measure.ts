@@ -143,7 +143,7 @@ export async function maxThroughput(
 export async function fixedRate(
   fleet: Fleet,
   feed: Feed,
-  o: { durationMs: number; windowRounds: number; subscriberWindow: number; rate: number },
+  o: { durationMs: number; windowRounds: number; subscriberWindow: number; rate: number; payloadBytes?: number; signal?: AbortSignal; drainTimeoutMs?: number },
 ): Promise<{ latency: Latency; report: FleetReport; run: RunResult }> {
   await fleet.phase(true);
   const run = await feed.run({ ...o, chunk: 1_000_000 });

@@ -67,6 +67,14 @@ export interface GatewayLaunch {
   profileName?: string;
 }
 
+/**
+ * Every bench client connects from 127.0.0.1, and the load workers open up to 64 connections
+ * each at once: more than the gateway's default cap on connections from one address still waiting
+ * for HELLO (64; beyond it an upgrade gets 429). Set through the environment, which builds without
+ * the cap ignore (a flag would stop them).
+ */
+const BENCH_LIMITS_ENV = { SLUICE_MAX_PENDING_PER_ADDRESS: '100000' };
+
 /** Starts one gateway process (pinned like every server) and resolves with it and its port. */
 export async function launchGateway(o: GatewayLaunch): Promise<{ p: ServerProcess; port: string }> {
   const node = o.profileDir
@@ -75,7 +83,7 @@ export async function launchGateway(o: GatewayLaunch): Promise<{ p: ServerProces
   const args = [...node, o.cli, 'serve', '--host', '127.0.0.1', '--port', '0', ...o.storeArgs, '--quiet'];
   const p = await launch(process.execPath, args, {
     readyPattern: /sluice listening on http:\/\/127\.0\.0\.1:(\d+)/,
-    ...(o.env ? { env: o.env } : {}),
+    env: { ...BENCH_LIMITS_ENV, ...o.env },
   });
   return { p, port: p.ready };
 }
