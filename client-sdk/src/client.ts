@@ -115,6 +115,8 @@ export interface PublishOptions {
    * priority first. Subscribers still receive offset order.
    */
   priority?: number;
+  /** Record this message's journey (protocol 1.3): the console's trace view shows it. */
+  trace?: boolean;
 }
 
 export interface PublishResult {
@@ -278,6 +280,7 @@ export class Client extends Emitter<ClientEvents> {
     if (options.headers) pub.headers = options.headers;
     if (orderingKey !== undefined) pub.orderingKey = orderingKey;
     if (priority) pub.priority = priority;
+    if (options.trace) pub.trace = true;
     try {
       frame = encodeClientFrame(pub);
     } catch (err) {

@@ -33,6 +33,8 @@ export interface Message<T = unknown> {
   orderingKey: string | undefined;
   /** The priority it was published with (protocol 1.3; 0 when none). */
   priority: number;
+  /** Its journey is recorded (protocol 1.3): the admin API and the console show it. */
+  traced: boolean;
 }
 
 /**
@@ -251,7 +253,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents> imple
       const m = items[i]!;
       this.serverCredit--;
       this.next = offset + 1;
-      this.queue.push({ topic: this.topic, offset, epoch: this.epoch, data: m.data as T, ts: m.ts, headers: m.headers, orderingKey: m.orderingKey, priority: m.priority ?? 0 });
+      this.queue.push({ topic: this.topic, offset, epoch: this.epoch, data: m.data as T, ts: m.ts, headers: m.headers, orderingKey: m.orderingKey, priority: m.priority ?? 0, traced: m.traced === true });
     }
     this.drain();
   }

@@ -83,7 +83,7 @@ function sendable(frame: Record<string, unknown>): Frame {
 /** A client frame as the gateway takes it: a PUB also meets the message rules (see the header). */
 function asGateway(f: EncodedClientFrame): EncodedClientFrame {
   if (f.type !== FrameType.PUB) return f;
-  const checked = checkMessage(f.data, f.key, f.headers, f.orderingKey);
+  const checked = checkMessage(f.data, f.key, f.headers, { orderingKey: f.orderingKey, priority: f.priority });
   if (checked instanceof MessageFault) {
     throw new FrameError(checked.code === 'bad-request' ? 'bad-frame' : checked.code, checked.message, f.reqId, false, FrameType.PUB);
   }

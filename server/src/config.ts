@@ -100,6 +100,18 @@ export interface GroupConfig {
   backoffMs: number[];
 }
 
+/** Message tracing (see server/src/core/trace.ts). */
+export interface TraceConfig {
+  /** Fraction of publishes traced without asking (0–1). */
+  sample: number;
+  /** Messages whose traces a node keeps (the oldest forgotten first). */
+  maxTraces: number;
+  /** Events kept per message per node (more are counted, not kept). */
+  maxEvents: number;
+  /** How long a trace is kept (ms). */
+  ttlMs: number;
+}
+
 /** Cluster mode: several gateways on one Redis (see server/src/log/redis.ts). */
 export interface RedisConfig {
   /** redis://, rediss://, redis+sentinel://h:p,h:p/master, or redis+cluster://h:p,h:p */
@@ -118,6 +130,7 @@ export interface Config {
   /** The Redis store (cluster mode). */
   redis: RedisConfig;
   groups: GroupConfig;
+  trace: TraceConfig;
   durability: Durability;
   retention: Retention;
   dedupWindowMs: number;
@@ -186,6 +199,7 @@ export function defaultConfig(): Config {
     read: { ...DEFAULT_READ_POLICY },
     redis: { url: 'redis://127.0.0.1:6379', minReplicas: 0, commandTimeoutMs: 2000 },
     groups: { ackWaitMs: 30_000, maxDeliveries: 5, backoffMs: [1000, 5000, 30_000, 120_000] },
+    trace: { sample: 0, maxTraces: 10_000, maxEvents: 100, ttlMs: 60 * 60_000 },
     consoleDir: undefined,
     publicUrl: undefined,
     quiet: false,
@@ -293,6 +307,15 @@ export const OPTIONS: Option[] = [
     flag: 'group-backoff', env: 'SLUICE_GROUP_BACKOFF', help: 'consumer groups: delays before each redelivery, comma-separated, the last repeats (default 1s,5s,30s,2m)',
     set: (c, v, n) => { c.groups.backoffMs = v.split(',').map((d) => parseDuration(n, d.trim(), 'ms')); },
   },
+  {
+    flag: 'trace-sample', env: 'SLUICE_TRACE_SAMPLE', help: 'fraction of publishes traced without asking, 0-1 (default 0: only those that ask)',
+    set: (c, v, n) => {
+      const f = Number(v);
+      if (!(v.trim() !== '' && f >= 0 && f <= 1)) throw new Error(`${n} must be a number from 0 to 1, not ${JSON.stringify(v)}`);
+      c.trace.sample = f;
+    },
+  },
+  { flag: 'trace-max', env: 'SLUICE_TRACE_MAX', help: 'traced messages a node keeps the journey of, oldest forgotten first (default 10000)', set: (c, v, n) => { c.trace.maxTraces = int(n, v, 1); } },
   { flag: 'redis-min-replicas', env: 'SLUICE_REDIS_MIN_REPLICAS', help: 'replicas that must have a publish before its ACK (WAIT; default 0)', set: (c, v, n) => { c.redis.minReplicas = int(n, v); } },
   { flag: 'redis-timeout', env: 'SLUICE_REDIS_TIMEOUT_MS', help: 'how long a Redis command may take before a publish fails as unavailable (default 2s; bare number: ms)', set: (c, v, n) => { c.redis.commandTimeoutMs = parseDuration(n, v, 'ms', 100); } },
   { flag: 'data', env: 'SLUICE_DATA_DIR', help: 'data directory of the disk store (default ./data)', set: (c, v) => { c.dataDir = v; } },

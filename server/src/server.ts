@@ -18,6 +18,7 @@ import { OriginPolicy } from './http/origins.js';
 import { PublishService } from './core/publish.js';
 import { CursorReader } from './core/start.js';
 import { Groups } from './groups/registry.js';
+import { Tracer } from './core/trace.js';
 import { Hub } from './hub/hub.js';
 import { DiskLog } from './log/disk.js';
 import type { TopicLog } from './log/log.js';
@@ -75,21 +76,24 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
   const store = await openStore(config);
   const app = App();
   const reader = new CursorReader(store, config.read);
+  const nodeId = store instanceof RedisLog ? store.nodeId : randomId(12);
+  const tracer = new Tracer({ node: nodeId, ...config.trace });
+  const unwatchCommits = tracer.watch(store); // first: a commit is seen before any delivery of it
   const hub = new Hub(store, reader, { publish: (topic, frame) => app.publish(topic, frame, true) }, metrics, {
     ...config.hub,
     maxCredit: config.limits.maxCredit,
     // The cache holds only what retention keeps, so it never serves a message the log trimmed.
     cacheEntries: Math.min(config.hub.cacheEntries, config.retention.maxCount),
     cacheBytes: Math.min(config.hub.cacheBytes, config.retention.maxBytes),
-  });
+  }, tracer);
   // In cluster mode a client's publish rate is counted across every gateway.
   if (store instanceof RedisLog) rates.share((client, n, rate, capacity) => store.takeRate(client, n, rate, capacity));
-  const publisher = new PublishService({ store, metrics, rates, maxPayload: config.limits.maxFrame, draining: () => draining });
-  const groups = new Groups({ store, reader, metrics, defaults: config.groups });
+  const publisher = new PublishService({ store, metrics, rates, maxPayload: config.limits.maxFrame, draining: () => draining, tracer });
+  const groups = new Groups({ store, reader, metrics, defaults: config.groups, tracer });
   const sessions = new Set<Session>();
   let draining = false;
   const self: SelfInfo = {
-    id: store instanceof RedisLog ? store.nodeId : randomId(12),
+    id: nodeId,
     version: VERSION,
     startedAt: Date.now(),
     figures: () => {
@@ -128,7 +132,7 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
     http: { origins, metrics },
   });
   const http = new HttpApi(app, {
-    store, groups, publisher, reader, hub, auth, metrics, limits: config.limits, http: config.http, origins, rates, sessions, version: VERSION, nodes,
+    store, groups, publisher, reader, hub, auth, metrics, limits: config.limits, http: config.http, origins, rates, sessions, version: VERSION, nodes, tracer,
   });
   const consoleDir = mountConsole(app, metrics, config.consoleDir);
   mountBasics(app, { origins, metrics }, () => !draining, () => {
@@ -172,6 +176,7 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
       do await new Promise((r) => setTimeout(r, 20)); while (sessions.size > 0 && Date.now() < until);
       http.close();
       hub.close();
+      unwatchCommits();
       await groups.close();
       await nodes.close();
       await store.close();

@@ -205,3 +205,40 @@ export interface Snapshot {
    */
   unanswered: string[];
 }
+
+/** One step of a traced message's journey, as a node recorded it. */
+export interface TraceEvent {
+  /** When (ms since the epoch), and on which node. */
+  at: number;
+  node: string;
+  kind: 'received' | 'stored' | 'delivered' | 'pulled' | 'leased' | 'acked' | 'nacked' | 'expired' | 'dead-lettered' | 'check-back';
+  /** received: the publisher's client id and transport (`ws`, `http`, `batch`). */
+  client?: string;
+  transport?: string;
+  /** stored: publish → durable commit. */
+  latencyMs?: number;
+  /** delivered: `live` (one event per fan-out: `subscribers`, and the first few `connections`), `catch-up`, `sse`. */
+  path?: 'live' | 'catch-up' | 'sse';
+  subscribers?: number;
+  connections?: string[];
+  /** The connection (catch-up, SSE, a group member's), or the pulling client. */
+  connection?: string;
+  /** Consumer groups: the group, the member, the delivery attempt; a nack's delay and reason. */
+  group?: string;
+  member?: string;
+  attempt?: number;
+  delayMs?: number;
+  reason?: string;
+}
+
+/** `GET /v1/admin/topics/{topic}/messages/{offset}/trace` */
+export interface Trace {
+  topic: string;
+  offset: number;
+  /** Every node's events, by time. Empty: not traced, or forgotten (see README, "Message tracing"). */
+  events: TraceEvent[];
+  /** Events not kept (a node keeps at most 100 per message), by kind, summed over nodes. */
+  dropped: Record<string, number>;
+  /** Nodes that did not answer in time (their events are missing). */
+  unanswered: string[];
+}

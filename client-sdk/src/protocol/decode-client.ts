@@ -130,6 +130,11 @@ export function decodeClientFrame(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAM
           if (!isUint(priority)) fail('priority must be an unsigned integer');
           frame.priority = priority as number;
         }
+        const trace = own(o, 'trace');
+        if (trace !== undefined && trace !== null) {
+          if (typeof trace !== 'boolean') fail('trace must be a boolean');
+          if (trace) frame.trace = true;
+        }
       }
       return frame;
     }

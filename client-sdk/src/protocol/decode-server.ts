@@ -115,9 +115,10 @@ export function decodeServerFrame(bytes: Uint8Array): ServerFrame {
     return v as Headers;
   };
   /** A stored message's meta (`{k: orderingKey}` since 1.2, `p: priority` since 1.3), copied onto `m`. */
-  const meta = (v: unknown, m: { orderingKey?: string; priority?: number }): void => {
+  const meta = (v: unknown, m: { orderingKey?: string; priority?: number; traced?: boolean }): void => {
     if (v === undefined || v === null) return;
-    const { k, p } = map(v);
+    const { k, p, t } = map(v);
+    if (t === 1) m.traced = true;
     if (k !== undefined && k !== null) m.orderingKey = str(k, 'orderingKey');
     if (p !== undefined && p !== null) {
       const n = uint(p, 'priority');

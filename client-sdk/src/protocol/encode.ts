@@ -51,7 +51,7 @@ export function encodeClientFrame(frame: ClientFrame): Uint8Array {
     case FrameType.CREDIT:
       return pack([FrameType.CREDIT, frame.subId, frame.n]);
     case FrameType.PUB: {
-      const o = opts({ key: frame.key, headers: frame.headers, orderingKey: frame.orderingKey, priority: frame.priority });
+      const o = opts({ key: frame.key, headers: frame.headers, orderingKey: frame.orderingKey, priority: frame.priority, trace: frame.trace || undefined });
       const arr: unknown[] = [FrameType.PUB, frame.reqId, frame.topic, frame.data];
       if (o) arr.push(o);
       return pack(arr);
@@ -73,11 +73,12 @@ export function encodeClientFrame(frame: ClientFrame): Uint8Array {
 }
 
 /** A message as the elements of a stored entry: `[data, ts, headers|nil, meta]`, trailing ones left out. */
-function entryElements(m: { data: unknown; ts: number; headers?: unknown; orderingKey?: string; priority?: number }): unknown[] {
-  if (m.orderingKey !== undefined || m.priority) {
-    const meta: { k?: string; p?: number } = {};
+function entryElements(m: { data: unknown; ts: number; headers?: unknown; orderingKey?: string; priority?: number; traced?: boolean }): unknown[] {
+  if (m.orderingKey !== undefined || m.priority || m.traced) {
+    const meta: { k?: string; p?: number; t?: 1 } = {};
     if (m.orderingKey !== undefined) meta.k = m.orderingKey;
     if (m.priority) meta.p = m.priority;
+    if (m.traced) meta.t = 1;
     return [m.data, m.ts, m.headers ?? null, meta];
   }
   return m.headers ? [m.data, m.ts, m.headers] : [m.data, m.ts];

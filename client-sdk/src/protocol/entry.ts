@@ -29,10 +29,11 @@ export function encodeEntry(data: Uint8Array, ts: number, headers?: Uint8Array, 
 
 const NIL = new Uint8Array([0xc0]);
 
-/** A stored entry's meta: its ordering key (since 1.2) and priority (since 1.3), when it has them. */
+/** A stored entry's meta: its ordering key (since 1.2), priority and trace mark (since 1.3). */
 export interface EntryMeta {
   k?: string;
   p?: number;
+  t?: 1;
 }
 
 /** The meta of a stored entry (its 4th element) as a value, or undefined when it has none. */
@@ -46,11 +47,12 @@ export function entryMeta(entry: Uint8Array): EntryMeta | undefined {
 
 function metaOf(v: unknown): EntryMeta | undefined {
   if (!v || typeof v !== 'object') return undefined;
-  const { k, p } = v as { k?: unknown; p?: unknown };
+  const { k, p, t } = v as { k?: unknown; p?: unknown; t?: unknown };
   const out: EntryMeta = {};
   if (typeof k === 'string') out.k = k;
   if (typeof p === 'number' && Number.isInteger(p) && p > 0 && p <= 9) out.p = p;
-  return out.k === undefined && out.p === undefined ? undefined : out;
+  if (t === 1) out.t = 1;
+  return out.k === undefined && out.p === undefined && out.t === undefined ? undefined : out;
 }
 
 /** The timestamp of a stored entry. */
@@ -75,6 +77,7 @@ export function decodeEntry(entry: Uint8Array): MsgsItem {
   const meta = metaOf(raw);
   if (meta?.k !== undefined) item.orderingKey = meta.k;
   if (meta?.p !== undefined) item.priority = meta.p;
+  if (meta?.t) item.traced = true;
   return item;
 }
 

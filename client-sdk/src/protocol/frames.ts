@@ -145,6 +145,8 @@ export interface PubFrame<D = unknown, H = Headers> {
   orderingKey?: string;
   /** Since 1.3: 0–9 (default 0); a consumer group hands out its ready messages highest first. */
   priority?: number;
+  /** Since 1.3: record the message's journey (admin API, the console's trace view). */
+  trace?: boolean;
 }
 
 
@@ -166,6 +168,8 @@ export interface MsgFrame {
   orderingKey?: string;
   /** Since 1.3: its priority, when it was published with one above 0. */
   priority?: number;
+  /** Since 1.3: its journey is recorded (meta `t`). */
+  traced?: boolean;
 }
 
 /**
@@ -212,6 +216,8 @@ export interface MsgsItem {
   orderingKey?: string;
   /** Since 1.3: its priority, when it was published with one above 0. */
   priority?: number;
+  /** Since 1.3: its journey is recorded (meta `t`). */
+  traced?: boolean;
 }
 
 /** c→s since 1.2, `[16, subId, offsets]`: acknowledges leased offsets (one, or an array). */

@@ -57,6 +57,16 @@ export function payloadError(data: Uint8Array): string | null {
   return end === data.length ? null : 'payload rejected: trailing bytes after the value';
 }
 
+/** What a stored message's meta carries, as a publish asks for it. */
+export interface MessageOptions {
+  /** Since 1.2: consumer groups hand out one message per key at a time. */
+  orderingKey?: string | undefined;
+  /** Since 1.3: 0–9, consumer groups hand out higher first. */
+  priority?: number | undefined;
+  /** Since 1.3: record the message's journey (see README, "Message tracing"). */
+  trace?: boolean | undefined;
+}
+
 /** Why a message breaks a publish rule: `bad-request` (on the WebSocket: `bad-frame`) or `too-large`. */
 export class MessageFault {
   constructor(readonly code: 'bad-request' | 'too-large', readonly message: string) {}
@@ -75,9 +85,9 @@ export function checkMessage(
   data: Uint8Array,
   key: string | undefined,
   headers: unknown,
-  orderingKey?: string,
-  priority?: number,
+  options: MessageOptions = {},
 ): { headers: Uint8Array | undefined; meta: Uint8Array | undefined } | MessageFault {
+  const { orderingKey, priority, trace } = options;
   if (key !== undefined) {
     if (key.length === 0) return new MessageFault('bad-request', `key must be 1-${MAX_KEY_BYTES} bytes`);
     if (utf8Length(key) > MAX_KEY_BYTES) return new MessageFault('too-large', `key longer than ${MAX_KEY_BYTES} bytes`);
@@ -89,10 +99,11 @@ export function checkMessage(
   if (priority !== undefined && !(Number.isInteger(priority) && priority >= 0 && priority <= MAX_PRIORITY)) {
     return new MessageFault('bad-request', `priority must be an integer 0-${MAX_PRIORITY}`);
   }
-  if (orderingKey !== undefined || priority) {
-    const m: { k?: string; p?: number } = {};
+  if (orderingKey !== undefined || priority || trace) {
+    const m: { k?: string; p?: number; t?: 1 } = {};
     if (orderingKey !== undefined) m.k = orderingKey;
     if (priority) m.p = priority;
+    if (trace) m.t = 1;
     meta = pack(m);
   }
   const content = payloadError(data);

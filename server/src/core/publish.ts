@@ -17,6 +17,7 @@ import type { AppendInput, TopicLog } from '../log/log.js';
 import { StoreUnavailableError } from '../log/log.js';
 import type { Metrics } from '../metrics.js';
 import type { RateLimiter, TokenBucket } from '../ratelimit.js';
+import type { Tracer } from './trace.js';
 
 /** One message to publish, as a transport parsed it. */
 export interface PublishRequest {
@@ -30,6 +31,8 @@ export interface PublishRequest {
   orderingKey?: string;
   /** 0–9: consumer groups hand out their ready messages highest priority first. */
   priority?: number;
+  /** Record the message's journey (see trace.ts); absent: sampled at the configured rate. */
+  trace?: boolean;
 }
 
 /** Who publishes: the principal, its rate-limit key and, on a WebSocket, its connection's bucket. */
@@ -38,6 +41,8 @@ export interface Publisher {
   /** Per-client rate-limit key (see `clientKey`). */
   client: string;
   bucket?: TokenBucket;
+  /** How it publishes (`ws`, `http`, `batch`), for traces. */
+  transport?: string;
 }
 
 export interface Published {
@@ -73,14 +78,18 @@ export interface PublishDeps {
   maxPayload: number;
   /** True once the gateway drains (SIGTERM): publishes get `shutting-down`. */
   draining?: () => boolean;
+  tracer?: Tracer;
 }
 
 export class PublishService {
+  /** Inputs of traced publishes, with who sent them and when (their events are recorded once stored). */
+  private readonly traced = new WeakMap<AppendInput, { who: Publisher; at: number }>();
+
   constructor(private readonly deps: PublishDeps) {}
 
   /** Publishes one message; rejects with PublishError. */
   async publish(who: Publisher, req: PublishRequest): Promise<Published> {
-    const input = this.check(who.principal, req);
+    const input = this.check(who, req);
     if (input instanceof PublishError) throw input;
     await this.admit(who, 1);
     const [r] = await this.append(req.topic, [input]);
@@ -98,7 +107,7 @@ export class PublishService {
     const groups = new Map<string, { index: number; input: AppendInput }[]>();
     let valid = 0;
     reqs.forEach((req, index) => {
-      const input = this.check(who.principal, req);
+      const input = this.check(who, req);
       if (input instanceof PublishError) {
         outcomes[index] = input;
         return;
@@ -123,19 +132,22 @@ export class PublishService {
   }
 
   /** The checks every publish passes, in the documented order; the input to append, or why not. */
-  private check(principal: Principal, req: PublishRequest): AppendInput | PublishError {
+  private check(who: Publisher, req: PublishRequest): AppendInput | PublishError {
+    const { principal } = who;
     if (this.deps.draining?.()) return new PublishError('shutting-down', 'the gateway is shutting down; nothing was stored, publish again (elsewhere)', 1000);
     const invalid = topicError(req.topic);
     if (invalid) return new PublishError('invalid-topic', invalid);
     if (!principal.can('pub', req.topic)) return new PublishError('forbidden', `not allowed to publish to ${req.topic}`);
     const { maxPayload } = this.deps;
     if (req.data.length > maxPayload) return new PublishError('too-large', `payload of ${req.data.length} bytes exceeds ${maxPayload}`);
-    const checked = checkMessage(req.data, req.key, req.headers, req.orderingKey, req.priority);
+    const trace = req.trace ?? this.deps.tracer?.sampled() ?? false;
+    const checked = checkMessage(req.data, req.key, req.headers, { orderingKey: req.orderingKey, priority: req.priority, trace });
     if (checked instanceof MessageFault) return new PublishError(checked.code, checked.message);
     const input: AppendInput = { data: req.data };
     if (req.key !== undefined) input.key = req.key;
     if (checked.headers) input.headers = checked.headers;
     if (checked.meta) input.meta = checked.meta;
+    if (trace && this.deps.tracer) this.traced.set(input, { who, at: 0 });
     return input;
   }
 
@@ -151,21 +163,30 @@ export class PublishService {
   }
 
   private async append(topic: string, inputs: AppendInput[]): Promise<Published[]> {
-    const { store, metrics } = this.deps;
+    const { store, metrics, tracer } = this.deps;
+    const traced = tracer ? inputs.map((input) => this.traced.get(input)) : [];
+    for (const t of traced) if (t) t.at = tracer!.publishStarted();
     const started = performance.now();
     let results;
     try {
       results = await store.append(topic, inputs);
     } catch (err) {
+      for (const t of traced) if (t) tracer!.published(topic, undefined, received(t), 0);
       if (err instanceof StoreUnavailableError) throw new PublishError(err.code, err.message, err.retryAfterS * 1000);
       throw err;
     }
     const seconds = (performance.now() - started) / 1000;
-    return results.map((r) => {
+    return results.map((r, i) => {
+      const t = traced[i];
+      if (t) tracer!.published(topic, r.duplicate ? undefined : r.offset, received(t), Math.round(seconds * 10_000) / 10);
       metrics.appendSeconds.observe(seconds);
       if (r.duplicate) metrics.duplicates.inc();
       else metrics.messagesIn.inc();
       return { offset: r.offset, epoch: r.epoch, duplicate: r.duplicate };
     });
   }
+}
+
+function received(t: { who: Publisher; at: number }): { at: number; client: string; transport?: string | undefined } {
+  return { at: t.at, client: t.who.principal.id, transport: t.who.transport };
 }

@@ -21,7 +21,11 @@
  * feeds it the log's entries (`offer`), persists its snapshots and appends its dead letters.
  */
 import { entryMeta } from '@sluice/client/protocol';
+import { isTraced, type TraceEvent } from '../core/trace.js';
 import { MinHeap } from '../hub/heap.js';
+
+/** What a traced message's group events say (the tracer adds when and where). */
+export type GroupTraceEvent = Omit<TraceEvent, 'at' | 'node'>;
 
 export interface GroupSettings {
   /** How long a lease may go unacknowledged before the message is delivered again (ms). */
@@ -115,6 +119,8 @@ export class Group {
   dirty = false;
   /** Counters for the admin API and metrics. */
   readonly counts = { leased: 0, acked: 0, redelivered: 0, deadLettered: 0 };
+  /** Set by the owner to record what happens to traced messages. */
+  trace: ((offset: number, event: GroupTraceEvent) => void) | undefined;
 
   constructor(readonly topic: string, readonly name: string, start: number, settings: GroupSettings, snapshot?: GroupSnapshot) {
     this.settings = settings;
@@ -187,6 +193,7 @@ export class Group {
       this.counts.leased++;
       if (attempt > 1) this.counts.redelivered++;
       member.deliver(o, attempt, entry);
+      if (this.trace && isTraced(entry)) this.trace(o, { kind: 'leased', group: this.name, member: member.id, attempt });
       n++;
     }
     return n;
@@ -208,7 +215,8 @@ export class Group {
 
   /** `member` is done with `offset`. Throws NotLeased when it does not hold it. */
   ack(member: Member, offset: number): void {
-    this.release(member, offset);
+    const lease = this.release(member, offset);
+    this.traceEvent(offset, { kind: 'acked', group: this.name, member: member.id, attempt: lease.attempt });
     this.counts.acked++;
     this.finish(offset);
   }
@@ -219,6 +227,10 @@ export class Group {
    */
   nack(member: Member, offset: number, now: number, delayMs?: number, reason = 'nacked'): Death | undefined {
     const lease = this.release(member, offset);
+    this.traceEvent(offset, {
+      kind: 'nacked', group: this.name, member: member.id, attempt: lease.attempt,
+      ...(delayMs === undefined ? {} : { delayMs }), ...(reason === undefined ? {} : { reason }),
+    });
     return this.again(offset, lease.attempt, now, delayMs, reason);
   }
 
@@ -232,6 +244,7 @@ export class Group {
       if (!lease || lease.deadline !== deadline) continue; // acknowledged, or leased again
       this.leases.delete(o);
       lease.member.leased--;
+      this.traceEvent(o, { kind: 'expired', group: this.name, member: lease.member.id, attempt: lease.attempt });
       const death = this.again(o, lease.attempt, now, undefined, 'ack-wait expired');
       if (death) deaths.push(death);
     }
@@ -245,6 +258,7 @@ export class Group {
 
   /** A dead letter was stored: the message is done for the group. */
   buried(offset: number): void {
+    this.traceEvent(offset, { kind: 'dead-lettered', group: this.name, attempt: this.attempts.get(offset) ?? 0, reason: `to ${this.settings.deadLetterTopic}` });
     this.dying.delete(offset);
     this.counts.deadLettered++;
     this.finish(offset);
@@ -257,6 +271,12 @@ export class Group {
   }
 
   // ---- internals -------------------------------------------------------------------------------
+
+  private traceEvent(offset: number, event: GroupTraceEvent): void {
+    if (!this.trace) return;
+    const entry = this.entries.get(offset);
+    if (entry && isTraced(entry)) this.trace(offset, event);
+  }
 
   private release(member: Member, offset: number): Lease {
     const lease = this.leases.get(offset);

@@ -10,6 +10,7 @@
  */
 import { decodeValue, encodeValue, splitEntry, decodeEntry } from '@sluice/client/protocol';
 import type { CursorReader } from '../core/start.js';
+import type { Tracer } from '../core/trace.js';
 import type { Nodes } from '../cluster/nodes.js';
 import { GroupNotOwned, type Following, type TopicLog } from '../log/log.js';
 import type { Metrics } from '../metrics.js';
@@ -27,6 +28,7 @@ export interface GroupsDeps {
   reader: CursorReader;
   metrics: Metrics;
   defaults: GroupDefaults;
+  tracer?: Tracer;
 }
 
 /** A group name: 1–128 bytes of `A-Z a-z 0-9 _ - . :`. Null when valid, else why not. */
@@ -325,6 +327,8 @@ export class Groups implements GroupHost {
     const snapshot = saved ? (decodeValue(saved) as GroupSnapshot) : undefined;
     const start = from === undefined ? info.head + 1 : Math.min(Math.max(from, info.first), info.head + 1);
     const group = new Group(topic, name, start, { ...defaults, deadLetterTopic: `${topic}.dlq` }, snapshot);
+    const tracer = this.deps.tracer;
+    if (tracer) group.trace = (offset, event) => tracer.record(topic, offset, event);
     const e: Entry = {
       group, following, head: info.head, reading: false, timer: undefined, wakeAt: Infinity, saving: false,
       savedFloor: snapshot ? snapshot.floor : group.floor, users: 0, readAfter: 0,

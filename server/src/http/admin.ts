@@ -11,6 +11,7 @@
  * - `PUT /v1/admin/topics/{topic}/groups/{group}`          changes a group's settings → its row
  * - `POST /v1/admin/topics/{topic}/groups/{group}/reset`   moves its position ({offset} | {at}) → its row
  * - `POST /v1/admin/topics/{topic}/groups/{group}/replay`  appends its dead letters to the topic again
+ * - `GET /v1/admin/topics/{topic}/messages/{offset}/trace` a traced message's journey, from every node
  *                                         → {replayed}
  * - `GET /v1/admin/connections`           WebSocket connections and SSE streams, on every node
  * - `DELETE /v1/admin/connections/{id}`   closes one, on whichever node holds it (`?node=<id>`: ask
@@ -194,6 +195,10 @@ export class Admin {
     this.feed = new AdminFeed((wanted) => this.renderFeed(wanted));
     // What other nodes ask of this one (cluster/nodes.ts); params come from a peer through Redis.
     ctx.nodes.handle('connections', () => this.localConnections());
+    ctx.nodes.handle('trace', (p) => {
+      const { topic, offset } = p as { topic: string; offset: number };
+      return ctx.tracer.get(topic, offset) ?? null;
+    });
     ctx.nodes.handle('subscribers', (p) => {
       const { topic, head } = p as { topic: unknown; head: unknown };
       if (typeof topic !== 'string' || typeof head !== 'number') throw new Error('subscribers: bad params');
@@ -527,10 +532,13 @@ export class Admin {
     const ex = begin(res, req, 'admin', this.ctx);
     if (!ex) return;
     const token = tokenOf(req, true);
+    const url = req.getUrl();
     // `…/{topic}/groups` lists its groups (a topic that itself ends in `/groups` is sent encoded).
-    const path = topicPath(req.getUrl(), '/v1/admin/topics/', ['groups', '']);
+    const path = topicPath(url, '/v1/admin/topics/', ['groups', '']);
+    const traced = /^\/v1\/admin\/topics\/(.+)\/messages\/(\d{1,16})\/trace$/.exec(url);
     guard(ex, this.ctx, async () => {
       if (!(await this.principal(ex, token))) return;
+      if (traced) return this.traceRoute(ex, traced[1]!, Number(traced[2]));
       if (!path) return ex.error('bad-request', 'the topic in the path is not decodable');
       const invalid = topicError(path.topic, { allowReserved: true });
       if (invalid) return ex.error('invalid-topic', invalid);
@@ -539,6 +547,28 @@ export class Admin {
       if (!out) return ex.error('bad-request', `no topic ${path.topic}`, 404);
       ex.json(200, out);
     });
+  }
+
+  /** A message's trace: every node's events merged by time. */
+  private async traceRoute(ex: Exchange, rawTopic: string, offset: number): Promise<void> {
+    let topic: string;
+    try {
+      topic = decodeURIComponent(rawTopic);
+    } catch {
+      return ex.error('bad-request', 'the topic in the path is not decodable');
+    }
+    const invalid = topicError(topic, { allowReserved: true });
+    if (invalid) return ex.error('invalid-topic', invalid);
+    const { answers, unanswered } = await this.ctx.nodes.gather<{ events: Wire.TraceEvent[]; dropped: Record<string, number> } | null>('trace', { topic, offset });
+    const out: Wire.Trace = { topic, offset, events: [], dropped: {}, unanswered };
+    for (const { value } of answers) {
+      if (!value) continue;
+      out.events.push(...value.events);
+      for (const [kind, n] of Object.entries(value.dropped)) out.dropped[kind] = (out.dropped[kind] ?? 0) + n;
+    }
+    // By time; a stable sort keeps a node's own events of the same millisecond in their order.
+    out.events.sort((a, b) => a.at - b.at);
+    ex.json(200, out);
   }
 
   /** PUT (settings) and POST (reset, replay) on one group. Called in the synchronous top. */
@@ -629,3 +659,4 @@ function sseSubscriber(s: TopicStream, head: number, node: string): SubscriberRo
     node,
   };
 }
+

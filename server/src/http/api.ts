@@ -29,7 +29,7 @@ export class HttpApi {
   constructor(app: TemplatedApp, private readonly ctx: HttpContext) {
     const { metrics } = ctx;
     this.polls = new LongPolls(ctx.store, ctx.reader, metrics);
-    this.streams = new TopicStreams(ctx.store, ctx.reader, metrics, ctx.limits.heartbeatMs);
+    this.streams = new TopicStreams(ctx.store, ctx.reader, metrics, ctx.limits.heartbeatMs, ctx.tracer);
     this.admin = new Admin(ctx, this.polls, this.streams);
     this.consumers = new HttpConsumers(ctx.groups);
     const open = () => this.openStreams;

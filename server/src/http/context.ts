@@ -3,6 +3,7 @@
  * origin check, token, authentication, body (size-capped while it streams in), and a guard that
  * turns any failure of a handler into a counted 500 instead of a crash.
  */
+import type { Tracer } from '../core/trace.js';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { AuthError, type Authenticator, type Principal } from '../auth/auth.js';
 import type { Nodes } from '../cluster/nodes.js';
@@ -34,6 +35,7 @@ export interface HttpContext {
   version: string;
   /** This node and the others of its cluster (one node without cluster mode). */
   nodes: Nodes;
+  tracer: Tracer;
 }
 
 /** What every route needs to answer: the origin policy and the metrics. */

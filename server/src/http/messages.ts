@@ -165,6 +165,7 @@ export function messageJson(offset: number, entry: Uint8Array): string {
     if (headers) msg.headers = headers;
     if (decoded.orderingKey !== undefined) msg.orderingKey = decoded.orderingKey;
     if (decoded.priority !== undefined) msg.priority = decoded.priority;
+    if (decoded.traced) msg.traced = true;
     inexact = false;
     const text = JSON.stringify(msg, replacer);
     if (!inexact) return text;

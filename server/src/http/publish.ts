@@ -5,9 +5,9 @@
  * - `POST /v1/topics/{topic}/messages`: the body is the message (by Content-Type, see messages.ts),
  *   `Idempotency-Key` the optional key, `Sluice-Headers` optional message headers as a JSON object
  *   of string values, `Sluice-Ordering-Key` and `Sluice-Priority` (0–9) the optional ordering key
- *   and priority for consumer groups → 201 `{offset, epoch, duplicate: false}`, or 200 with `duplicate: true` and
+ *   and priority for consumer groups, `Sluice-Trace: 1` to trace it → 201 `{offset, epoch, duplicate: false}`, or 200 with `duplicate: true` and
  *   the original offset.
- * - `POST /v1/publish`: `{"messages": [{topic, data, key?, headers?, encoding?, orderingKey?, priority?}]}` (JSON or
+ * - `POST /v1/publish`: `{"messages": [{topic, data, key?, headers?, encoding?, orderingKey?, priority?, trace?}]}` (JSON or
  *   MessagePack) → 200 `{"results": [...]}`, one result per message in order: `{offset, epoch,
  *   duplicate}` or `{error: {code, message}}`. Messages are independent: an invalid or forbidden
  *   one fails alone. Every valid message is appended in the same loop turn, so the store writes
@@ -52,8 +52,8 @@ function encodingRefused(ex: Exchange, encoding: string): boolean {
   return true;
 }
 
-function publisher(ctx: HttpContext, principal: Principal, address: string): Publisher {
-  return { principal, client: clientKey(ctx.auth.mode === 'dev', principal, address) };
+function publisher(ctx: HttpContext, principal: Principal, address: string, transport: 'http' | 'batch'): Publisher {
+  return { principal, client: clientKey(ctx.auth.mode === 'dev', principal, address), transport };
 }
 
 /** The `Sluice-Headers` request header: a JSON object of message headers (undefined when absent). */
@@ -74,6 +74,7 @@ export function publishOne(res: HttpResponse, req: HttpRequest, topic: string, c
   const headers = headersOf(req.getHeader('sluice-headers'));
   const orderingKey = req.getHeader('sluice-ordering-key');
   const priority = req.getHeader('sluice-priority');
+  const trace = req.getHeader('sluice-trace');
   const address = remoteAddress(res);
   const body = readBody(ex, req.getHeader('content-length'), ctx.http.maxBody);
 
@@ -94,8 +95,12 @@ export function publishOne(res: HttpResponse, req: HttpRequest, topic: string, c
       if (!/^[0-9]$/.test(priority)) return ex.error('bad-request', 'Sluice-Priority must be an integer 0-9');
       request.priority = Number(priority);
     }
+    if (trace) {
+      if (trace !== '1' && trace !== '0') return ex.error('bad-request', 'Sluice-Trace must be 1 or 0');
+      request.trace = trace === '1';
+    }
     try {
-      const r = await ctx.publisher.publish(publisher(ctx, principal, address), request);
+      const r = await ctx.publisher.publish(publisher(ctx, principal, address, 'http'), request);
       ex.json(r.duplicate ? 200 : 201, r);
     } catch (err) {
       if (!(err instanceof PublishError)) throw err;
@@ -143,7 +148,7 @@ export function publishBatch(res: HttpResponse, req: HttpRequest, ctx: HttpConte
     });
     let outcomes;
     try {
-      outcomes = await ctx.publisher.publishMany(publisher(ctx, principal, address), requests);
+      outcomes = await ctx.publisher.publishMany(publisher(ctx, principal, address, 'batch'), requests);
     } catch (err) {
       if (!(err instanceof PublishError)) throw err;
       return refused(ex, err); // the batch as a whole (rate limit)
@@ -187,6 +192,10 @@ function batchItem(raw: unknown): PublishRequest | BadPayload {
   if (m.priority !== undefined && m.priority !== null) {
     if (typeof m.priority !== 'number') return bad('bad-request', 'priority must be an integer 0-9');
     request.priority = m.priority;
+  }
+  if (m.trace !== undefined && m.trace !== null) {
+    if (typeof m.trace !== 'boolean') return bad('bad-request', 'trace must be a boolean');
+    request.trace = m.trace;
   }
   return request;
 }

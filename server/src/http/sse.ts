@@ -21,6 +21,7 @@
  * So at most one notified batch or one read sits in the gateway's buffers per stream, whatever the
  * reader's speed.
  */
+import { isTraced, type Tracer } from '../core/trace.js';
 import { topicError } from '@sluice/client/protocol';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import type { Principal } from '../auth/auth.js';
@@ -134,6 +135,7 @@ export class TopicStreams {
     private readonly reader: CursorReader,
     private readonly metrics: Metrics,
     heartbeatMs: number,
+    private readonly tracer?: Tracer,
   ) {
     this.unwatch = store.watch((topic, first, entries, epoch) => this.onAppend(topic, first, entries, epoch));
     this.heartbeat = setInterval(() => {
@@ -221,7 +223,7 @@ export class TopicStreams {
       try {
         if (s.cursor === first && entries.length <= DIRECT_MAX) {
           chunk ??= entries.map((e, i) => eventOf(first + i, e)).join('');
-          this.deliver(s, chunk, entries.length);
+          this.deliver(s, chunk, first, entries);
           s.cursor += entries.length;
         } else if (s.cursor <= first + entries.length - 1) {
           void this.pump(s);
@@ -260,8 +262,15 @@ export class TopicStreams {
     });
   }
 
-  private deliver(s: TopicStream, chunk: string, count: number): void {
+  /** Writes a chunk of events: `entries` from offset `first` (for the counts and traces). */
+  private deliver(s: TopicStream, chunk: string, first: number, entries: readonly Uint8Array[]): void {
+    const count = entries.length;
     s.writer.send(chunk);
+    if (this.tracer) {
+      for (let i = 0; i < count; i++) {
+        if (isTraced(entries[i]!)) this.tracer.record(s.topic, first + i, { kind: 'delivered', path: 'sse', connection: s.id });
+      }
+    }
     s.delivered += count;
     this.metrics.messagesOut.inc(count);
     this.metrics.bytesOut.inc(chunk.length);
@@ -285,7 +294,7 @@ export class TopicStreams {
           s.cursor = r.start;
         }
         for (let i = 0; i < r.entries.length; i++) chunk += eventOf(r.start + i, r.entries[i]!);
-        if (chunk) this.deliver(s, chunk, r.entries.length);
+        if (chunk) this.deliver(s, chunk, r.start, r.entries);
         s.cursor += r.entries.length;
         // Caught up, and nothing was stored meanwhile: live notifications take over.
         if (r.entries.length === 0 && !s.dirty) return;

@@ -35,6 +35,7 @@ import type { HubConfig } from '../config.js';
 import { rebase, resolveStart, type CursorReader, type Position } from '../core/start.js';
 import type { Following, TopicLog } from '../log/log.js';
 import type { Metrics } from '../metrics.js';
+import { isTraced, type Tracer } from '../core/trace.js';
 import { MinHeap } from './heap.js';
 import type { Conn, Fanout } from './conn.js';
 import { Subscription, type SubscriptionView, type SubState } from './subscription.js';
@@ -85,6 +86,8 @@ interface TopicState {
 }
 
 const FRAME_MEMO = 4;
+/** Connections a traced live fan-out names (the count covers all). */
+const TRACE_CONNECTIONS = 10;
 /** How often the send buffers of live subscriptions are checked while their topics publish (ms). */
 const SWEEP_MS = 20;
 // Shared empty arrays for topics that have not published yet; replaced, never written.
@@ -106,6 +109,7 @@ export class Hub {
     private readonly fanout: Fanout,
     private readonly metrics: Metrics,
     private readonly options: HubOptions,
+    private readonly tracer?: Tracer,
   ) {
     this.unwatch = store.watch((topic, first, entries, epoch) => this.onAppend(topic, first, entries, epoch));
   }
@@ -311,11 +315,30 @@ export class Hub {
       t.frames.push({ first: sub.cursor, count: n, bytes: frame });
     }
     sub.conn.send(frame);
+    if (this.tracer) {
+      for (let i = start; i < end; i++) {
+        if (isTraced(entries[i]!)) this.tracer.record(t.topic, sub.cursor + i - start, { kind: 'delivered', path: 'catch-up', connection: sub.conn.id });
+      }
+    }
     this.metrics.messagesOut.inc(n);
     this.metrics.bytesOut.inc(frame.length);
     sub.cursor += n;
     sub.credit -= n;
     sub.delivered += n;
+  }
+
+  /** A fan-out of traced messages: one event each, with the subscriber count and a few connections. */
+  private traceLive(t: TopicState, a: number, entries: readonly Uint8Array[], start: number): void {
+    for (let i = start; i < entries.length; i++) {
+      if (!isTraced(entries[i]!)) continue;
+      const connections: string[] = [];
+      for (const sub of t.subs) {
+        if (sub.state !== 'live') continue;
+        if (connections.length === TRACE_CONNECTIONS) break;
+        connections.push(sub.conn.id);
+      }
+      this.tracer!.record(t.topic, a + i - start, { kind: 'delivered', path: 'live', subscribers: t.live, connections });
+    }
   }
 
   /** Appends a published batch to the topic's cache, then evicts the oldest beyond the bounds. */
@@ -423,6 +446,7 @@ export class Hub {
     if (t.live > 0) {
       const frame = encodeDelivery(t.name, a, entries, start);
       this.fanout.publish(t.topic, frame);
+      if (this.tracer) this.traceLive(t, a, entries, start);
       const k = b - a + 1;
       t.bytes += frame.length;
       this.metrics.messagesOut.inc(k * t.live);

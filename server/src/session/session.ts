@@ -265,7 +265,7 @@ export class Session {
     this.state = 'open';
     this.conn.greeted?.();
     const { limits, auth, rates } = this.ctx;
-    this.who = { principal, client: clientKey(auth.mode === 'dev', principal, this.conn.remoteAddress) };
+    this.who = { principal, client: clientKey(auth.mode === 'dev', principal, this.conn.remoteAddress), transport: 'ws' };
     const bucket = rates.connectionBucket();
     if (bucket) this.who.bucket = bucket;
     this.conn.send(encode({
@@ -404,7 +404,7 @@ export class Session {
       return this.error(f.reqId, 'limit-exceeded', `at most ${limits.maxInflightPublishes} publishes awaiting ACK`, FrameType.PUB);
     }
     this.inflight++;
-    this.ctx.publisher.publish(this.who!, { topic: f.topic, data: f.data, key: f.key, headers: f.headers, orderingKey: f.orderingKey, priority: f.priority }).then(
+    this.ctx.publisher.publish(this.who!, { topic: f.topic, data: f.data, key: f.key, headers: f.headers, orderingKey: f.orderingKey, priority: f.priority, trace: f.trace }).then(
       (r) => {
         this.inflight--;
         this.conn.send(encode({ type: FrameType.ACK, reqId: f.reqId, offset: r.offset, duplicate: r.duplicate }));
