@@ -5,7 +5,9 @@
  * - token.min.js: `mintToken` alone, for edge workers that sign tokens (a page never should).
  * - consumer.min.js: `createConsumer` alone, the HTTP consumer-group member for edge workers (no msgpackr).
  * `--report` prints the sizes. esbuild bundles; terser minifies (about 4% smaller than esbuild's
- * minifier here, which keeps the SDK inside its 20 KB gzip budget).
+ * minifier here, which keeps the SDK inside its 20 KB gzip budget). The source maps carry their
+ * sources (`sourcesContent`): msgpackr's files are not in the published package, so a map that
+ * only named them would not resolve.
  */
 import { build } from 'esbuild';
 import { minify } from 'terser';
@@ -32,7 +34,7 @@ async function bundle(entry, name) {
   const out = await minify(js, {
     module: true,
     compress: { passes: 3 },
-    sourceMap: { content: map, url: `${name}.min.js.map` },
+    sourceMap: { content: map, url: `${name}.min.js.map`, includeSources: true },
   });
   writeFileSync(`${dir}${name}.min.js`, out.code);
   writeFileSync(`${dir}${name}.min.js.map`, out.map);

@@ -74,7 +74,11 @@ export interface ClientOptions {
   token?: string;
   /** Called before every (re)connect for a fresh token; wins over `token`. */
   getToken?: () => string | undefined | Promise<string | undefined>;
-  /** WebSocket constructor (default: the runtime's global; in Node 20 pass `ws`). */
+  /**
+   * WebSocket constructor. Default: the runtime's global one (browsers, Node 22+, Deno, Workers).
+   * Node 20 has none: pass the `ws` package's class (an optional peer dependency). Without either,
+   * `createClient` throws a `SluiceError` with code `bad-request`.
+   */
   WebSocket?: WebSocketConstructor;
   /** Replaces the WebSocket transport entirely (tests, other transports). */
   transport?: TransportFactory;
@@ -170,7 +174,7 @@ export class Client extends Emitter<ClientEvents> {
     this.url = wsUrl(options.url);
     const WS = options.WebSocket ?? globalWebSocket();
     if (!options.transport && !WS) {
-      throw new SluiceError('bad-request', 'no WebSocket in this runtime: pass { WebSocket } (e.g. from the ws package)');
+      throw new SluiceError('bad-request', "no WebSocket in this runtime (Node 20 has none): npm install ws, then createClient({ url, WebSocket }) with import WebSocket from 'ws'");
     }
     this.factory = options.transport ?? webSocketTransport(WS!);
     this.clock = options.clock ?? systemClock;

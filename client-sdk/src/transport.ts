@@ -3,6 +3,13 @@
  * constructor: the global one in browsers, Deno and Workers, or one you pass (e.g. `ws` in Node).
  */
 
+/**
+ * An event handler property, compared bivariantly (as methods are): each implementation types its
+ * handlers' events its own way (`ws` with its own Event classes), and the SDK only reads the fields
+ * named here — so `createClient({ WebSocket })` takes the `ws` class or a global one without a cast.
+ */
+type Handler<E> = { bivarianceHack(ev: E): void }['bivarianceHack'] | null;
+
 /** The part of the WebSocket API the SDK uses (browser, `ws`, Deno and Workers all have it). */
 export interface WebSocketLike {
   binaryType: string;
@@ -10,10 +17,10 @@ export interface WebSocketLike {
   readonly readyState: number;
   send(data: Uint8Array): void;
   close(code?: number, reason?: string): void;
-  onopen: ((ev: unknown) => void) | null;
-  onmessage: ((ev: { data: unknown }) => void) | null;
-  onclose: ((ev: { code: number; reason: string }) => void) | null;
-  onerror: ((ev: unknown) => void) | null;
+  onopen: Handler<unknown>;
+  onmessage: Handler<{ data: unknown }>;
+  onclose: Handler<{ code: number; reason: string }>;
+  onerror: Handler<unknown>;
 }
 
 export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;

@@ -358,7 +358,7 @@ export const OPTIONS: Option[] = [
       c.publicUrl = v || undefined;
     },
   },
-  { flag: 'console-dir', env: 'SLUICE_CONSOLE_DIR', help: 'directory of the built console (default: console/dist of this repository, when built)', set: (c, v) => { c.consoleDir = v; } },
+  { flag: 'console-dir', env: 'SLUICE_CONSOLE_DIR', help: 'directory of the built console (default: console/dist of this repository when built, else the one packed into @sluice/server)', set: (c, v) => { c.consoleDir = v; } },
 ];
 
 /** The flags a command takes, in `parseArgs` form. */

@@ -1,7 +1,7 @@
 /**
  * Serves the built console (a static Vite build) at /console.
  *
- * The directory is `--console-dir`, or `console/dist` of this repository when it exists. Its files
+ * The directory is `--console-dir`, or else the first build found of DEFAULT_CONSOLE_DIRS. Its files
  * are read once at startup into memory (a console build is a few hundred KB): a request is a map
  * lookup, so no request path ever reaches the file system and `..` cannot escape the directory.
  * Restart the gateway to serve a new build.
@@ -39,8 +39,16 @@ interface StaticFile {
   body: Buffer;
 }
 
-/** `console/dist` of this repository (server/dist/src/http → repository root). */
-export const DEFAULT_CONSOLE_DIR = fileURLToPath(new URL('../../../../console/dist/', import.meta.url));
+/**
+ * Where a console build is looked for without `--console-dir`, in this order: `console/dist` of this
+ * repository (server/dist/src/http → repository root), then `console-dist/` of this package — the
+ * copy that `prepack` puts into @sluice/server's tarball (scripts/pack.mjs). The repository's build
+ * comes first so that a copy left behind by an interrupted pack never shadows a newer build.
+ */
+export const DEFAULT_CONSOLE_DIRS = [
+  fileURLToPath(new URL('../../../../console/dist/', import.meta.url)),
+  fileURLToPath(new URL('../../../console-dist/', import.meta.url)),
+];
 
 function load(dir: string): Map<string, StaticFile> {
   const files = new Map<string, StaticFile>();
@@ -62,7 +70,7 @@ function load(dir: string): Map<string, StaticFile> {
 
 /** Mounts /console; returns the directory served, or undefined when there is no build to serve. */
 export function mountConsole(app: TemplatedApp, metrics: Metrics, configured: string | undefined): string | undefined {
-  const dir = configured ?? (existsSync(join(DEFAULT_CONSOLE_DIR, 'index.html')) ? DEFAULT_CONSOLE_DIR : undefined);
+  const dir = configured ?? DEFAULT_CONSOLE_DIRS.find((d) => existsSync(join(d, 'index.html')));
   if (!dir) return undefined;
   if (!existsSync(join(dir, 'index.html'))) {
     console.error(`sluice: no index.html in the console directory ${dir}; /console is not served`);
