@@ -32,12 +32,16 @@ export interface WorkerReport {
   slowReceived: number;
   gaps: number;
   dups: number;
+  /** Queue members: deliveries that were redeliveries, since the phase began. */
+  redelivered: number;
   /** Subscribers whose connection closed (fast, slow). */
   closed: number;
   slowClosed: number;
   /** When the first slow subscriber's connection closed (ms since the Unix epoch), or -1. */
   slowFirstClosedAt: number;
   errors: number;
+  /** The first subscriber's last error (queue members), '' when none. */
+  firstError: string;
   /** Lowest `last` sequence among the open fast subscribers (-1: none), and the highest. */
   min: number;
   max: number;

@@ -24,7 +24,7 @@ const histogram = new Histogram();
 const sink: Sink = { latency: false, record: (us) => histogram.record(us) };
 const subs: Subscriber[] = [];
 let cpu = new SelfCpu();
-let base = { received: 0, slowReceived: 0, gaps: 0, dups: 0 };
+let base = { received: 0, slowReceived: 0, gaps: 0, dups: 0, redelivered: 0 };
 let lastTotal = -1;
 
 function reply(m: FromWorker): void {
@@ -61,12 +61,13 @@ async function open(spec: SubscriberSpec, topics: (number | null)[], slow: numbe
 }
 
 function totals() {
-  const t = { received: 0, slowReceived: 0, gaps: 0, dups: 0 };
+  const t = { received: 0, slowReceived: 0, gaps: 0, dups: 0, redelivered: 0 };
   for (const s of subs) {
     if (s.tally.slow) t.slowReceived += s.tally.received;
     else t.received += s.tally.received;
     t.gaps += s.tally.gaps;
     t.dups += s.tally.dups;
+    t.redelivered += s.tally.redelivered;
   }
   return t;
 }
@@ -113,10 +114,12 @@ function report(): WorkerReport {
     slowReceived: t.slowReceived - base.slowReceived,
     gaps: t.gaps - base.gaps,
     dups: t.dups - base.dups,
+    redelivered: t.redelivered - base.redelivered,
     closed,
     slowClosed,
     slowFirstClosedAt: firstSlowClose === Number.POSITIVE_INFINITY ? -1 : performance.timeOrigin + firstSlowClose,
     errors,
+    firstError: subs.find((s) => s.tally.lastError)?.tally.lastError ?? '',
     min,
     max,
     slowLast,
