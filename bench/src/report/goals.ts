@@ -4,7 +4,7 @@
  * generator rather than its server (then its true capacity, and so the ratio, is unknown);
  * "n/a" when a figure is missing. Nothing here tunes or adjusts a number.
  */
-import { isFigures, type FanoutFigures, type Goal, type ManyTopicsFigures, type MemoryFigures, type PublishFigures, type Results, type SlowFigures } from './results.js';
+import { isFigures, type FanoutFigures, type Goal, type ManyTopicsFigures, type MemoryFigures, type PublishFigures, type QueueFigures, type Results, type SlowFigures } from './results.js';
 
 const x = (v: number) => `${v.toFixed(2)}×`;
 
@@ -72,6 +72,15 @@ export function evaluateGoals(r: Results): Goal[] {
         note: `memory counted as anonymous RSS (the store's LMDB map is file-backed); without slow subscribers it grew +${slow.baselineAnonGrowthMB.toFixed(1)} MB over ${slow.baselineSeconds.toFixed(0)} s${short}`,
       });
     } else goals.push({ name: 'slow consumers', target: '< 5% throughput, < 64 MB', measured: 'n/a', verdict: 'n/a', note: JSON.stringify(slow) });
+  }
+  const q = r.queue?.throughput ?? {};
+  if (Object.keys(q).length > 0) {
+    const fig = (c: unknown) => (isFigures<QueueFigures>(c as QueueFigures) ? (c as QueueFigures) : undefined);
+    const s = fig(q.sluice);
+    const any = s ?? fig(q.rabbitmq) ?? fig(q.nats);
+    const shape = `${any?.members ?? '?'} members, credit ${any?.credit ?? '?'}, durable`;
+    if (q.rabbitmq !== undefined) goals.push(ratioGoal(`queue (${shape}): Sluice vs RabbitMQ, acked msgs/s`, '≥ 1.5×', s?.ackedPerSec, fig(q.rabbitmq)?.ackedPerSec, 1.5, fig(q.rabbitmq)?.bound));
+    if (q.nats !== undefined) goals.push(ratioGoal(`queue (${shape}): Sluice vs NATS JetStream, acked msgs/s`, '≥ 1×', s?.ackedPerSec, fig(q.nats)?.ackedPerSec, 1, fig(q.nats)?.bound));
   }
   const pub = r.publish['Sluice: WebSocket PUB/ACK + idempotency keys'];
   if (pub !== undefined) {
