@@ -18,7 +18,7 @@
  * The actions a token grants on a topic pattern: `sub` (subscribe, SSE), `pub` (publish), `history`
  * (pull). The one list: the gateway checks these, `sluice token --caps` accepts these.
  */
-export const CAPABILITIES = ['sub', 'pub', 'history'] as const;
+export const CAPABILITIES = ['sub', 'pub', 'history', 'consume'] as const;
 
 export type Capability = (typeof CAPABILITIES)[number];
 

@@ -84,6 +84,16 @@ export interface ReadPolicy {
   bytes: number;
 }
 
+/** Defaults of consumer groups (each group may change its own through the admin API). */
+export interface GroupConfig {
+  /** How long a lease may go unacknowledged before the message is delivered again (ms). */
+  ackWaitMs: number;
+  /** Deliveries after which an unacknowledged message is dead-lettered. */
+  maxDeliveries: number;
+  /** Delays before the 2nd, 3rd, ... delivery after a nack without delay or an expiry (ms); the last repeats. */
+  backoffMs: number[];
+}
+
 /** Cluster mode: several gateways on one Redis (see server/src/log/redis.ts). */
 export interface RedisConfig {
   /** redis://, rediss://, redis+sentinel://h:p,h:p/master, or redis+cluster://h:p,h:p */
@@ -101,6 +111,7 @@ export interface Config {
   dataDir: string;
   /** The Redis store (cluster mode). */
   redis: RedisConfig;
+  groups: GroupConfig;
   durability: Durability;
   retention: Retention;
   dedupWindowMs: number;
@@ -165,6 +176,7 @@ export function defaultConfig(): Config {
     hub: { ...DEFAULT_HUB_CONFIG },
     read: { ...DEFAULT_READ_POLICY },
     redis: { url: 'redis://127.0.0.1:6379', minReplicas: 0, commandTimeoutMs: 2000 },
+    groups: { ackWaitMs: 30_000, maxDeliveries: 5, backoffMs: [1000, 5000, 30_000, 120_000] },
     consoleDir: undefined,
     publicUrl: undefined,
     quiet: false,
@@ -262,6 +274,12 @@ export const OPTIONS: Option[] = [
     flag: 'redis-url', env: 'SLUICE_REDIS_URL',
     help: 'the Redis of --store redis: redis://[:pass@]host:port[/db], rediss://, redis+sentinel://h:p,h:p/master, redis+cluster://h:p,h:p (default redis://127.0.0.1:6379)',
     set: (c, v) => { c.redis.url = v; },
+  },
+  { flag: 'group-ack-wait', env: 'SLUICE_GROUP_ACK_WAIT_MS', help: 'consumer groups: how long a lease may go unacknowledged (default 30s; bare number: ms)', set: (c, v, n) => { c.groups.ackWaitMs = parseDuration(n, v, 'ms', 1); } },
+  { flag: 'group-max-deliveries', env: 'SLUICE_GROUP_MAX_DELIVERIES', help: 'consumer groups: deliveries before a message is dead-lettered (default 5)', set: (c, v, n) => { c.groups.maxDeliveries = int(n, v, 1); } },
+  {
+    flag: 'group-backoff', env: 'SLUICE_GROUP_BACKOFF', help: 'consumer groups: delays before each redelivery, comma-separated, the last repeats (default 1s,5s,30s,2m)',
+    set: (c, v, n) => { c.groups.backoffMs = v.split(',').map((d) => parseDuration(n, d.trim(), 'ms')); },
   },
   { flag: 'redis-min-replicas', env: 'SLUICE_REDIS_MIN_REPLICAS', help: 'replicas that must have a publish before its ACK (WAIT; default 0)', set: (c, v, n) => { c.redis.minReplicas = int(n, v); } },
   { flag: 'redis-timeout', env: 'SLUICE_REDIS_TIMEOUT_MS', help: 'how long a Redis command may take before a publish fails as unavailable (default 2s; bare number: ms)', set: (c, v, n) => { c.redis.commandTimeoutMs = parseDuration(n, v, 'ms', 100); } },

@@ -17,6 +17,7 @@ import { mountConsole } from './http/console.js';
 import { OriginPolicy } from './http/origins.js';
 import { PublishService } from './core/publish.js';
 import { CursorReader } from './core/start.js';
+import { Groups } from './groups/registry.js';
 import { Hub } from './hub/hub.js';
 import { DiskLog } from './log/disk.js';
 import type { TopicLog } from './log/log.js';
@@ -37,6 +38,7 @@ export interface RunningServer {
   readonly store: TopicLog;
   readonly hub: Hub;
   readonly publisher: PublishService;
+  readonly groups: Groups;
   readonly rates: RateLimiter;
   readonly metrics: Metrics;
   readonly sessions: ReadonlySet<Session>;
@@ -83,6 +85,7 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
   // In cluster mode a client's publish rate is counted across every gateway.
   if (store instanceof RedisLog) rates.share((client, n, rate, capacity) => store.takeRate(client, n, rate, capacity));
   const publisher = new PublishService({ store, metrics, rates, maxPayload: config.limits.maxFrame });
+  const groups = new Groups({ store, reader, metrics, defaults: config.groups });
   const sessions = new Set<Session>();
   let draining = false;
   const self: SelfInfo = {
@@ -114,12 +117,12 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
   metrics.gauge('sluice_store_writable', 'Whether the store takes writes (0: disk full or failed; publishes are refused).', () => (store.health().writable ? 1 : 0));
 
   mountWebSocket(app, {
-    ctx: { hub, publisher, auth, limits: config.limits, metrics, version: VERSION, rates },
+    ctx: { hub, groups, publisher, auth, limits: config.limits, metrics, version: VERSION, rates },
     sessions,
     http: { origins, metrics },
   });
   const http = new HttpApi(app, {
-    store, publisher, reader, hub, auth, metrics, limits: config.limits, http: config.http, origins, rates, sessions, version: VERSION, nodes,
+    store, groups, publisher, reader, hub, auth, metrics, limits: config.limits, http: config.http, origins, rates, sessions, version: VERSION, nodes,
   });
   const consoleDir = mountConsole(app, metrics, config.consoleDir);
   mountBasics(app, { origins, metrics }, () => !draining, () => {
@@ -143,6 +146,7 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
     store,
     hub,
     publisher,
+    groups,
     rates,
     metrics,
     sessions,
@@ -158,6 +162,7 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
       for (const s of [...sessions]) s.disconnect(CloseCode.GOING_AWAY, 'gateway shutting down');
       http.close();
       hub.close();
+      groups.close();
       await nodes.close();
       await store.close();
       metrics.stop();

@@ -75,6 +75,18 @@ export function encodeMsg(topic: Uint8Array, offset: number, entry: Uint8Array):
   return out;
 }
 
+/** LEASE `[18, topic, offset, attempt, entry]` built from a stored entry. `topic` is an encoded string. */
+export function encodeLease(topic: Uint8Array, offset: number, attempt: number, entry: Uint8Array): Uint8Array {
+  const out = new Uint8Array(2 + topic.length + uintSize(offset) + uintSize(attempt) + entry.length);
+  out[0] = 0x95;
+  out[1] = FrameType.LEASE;
+  out.set(topic, 2);
+  let p = writeUint(out, 2 + topic.length, offset);
+  p = writeUint(out, p, attempt);
+  out.set(entry, p);
+  return out;
+}
+
 /**
  * MSGS `[15, topic, first, [entry, ...]]` from `entries[start..end)`, offsets `first...`.
  * One allocation, payload bytes copied once.

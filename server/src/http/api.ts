@@ -15,6 +15,7 @@
 import type { TemplatedApp } from 'uWebSockets.js';
 import { Admin } from './admin.js';
 import { begin, notFound, topicPath, type HttpContext } from './context.js';
+import { groupPath, groupRoute, HttpConsumers } from './groups.js';
 import { publishBatch, publishOne } from './publish.js';
 import { LongPolls, pull } from './pull.js';
 import { events, TopicStreams } from './sse.js';
@@ -23,12 +24,14 @@ export class HttpApi {
   readonly polls: LongPolls;
   readonly streams: TopicStreams;
   readonly admin: Admin;
+  readonly consumers: HttpConsumers;
 
   constructor(app: TemplatedApp, private readonly ctx: HttpContext) {
     const { metrics } = ctx;
     this.polls = new LongPolls(ctx.store, ctx.reader, metrics);
     this.streams = new TopicStreams(ctx.store, ctx.reader, metrics, ctx.limits.heartbeatMs);
     this.admin = new Admin(ctx, this.polls, this.streams);
+    this.consumers = new HttpConsumers(ctx.groups);
     const open = () => this.openStreams;
 
     metrics.gauge('sluice_http_long_polls', 'Pull requests parked waiting for a message.', () => this.polls.size);
@@ -48,6 +51,8 @@ export class HttpApi {
     app.post('/v1/publish', (res, req) => publishBatch(res, req, ctx));
     app.any('/v1/topics/*', (res, req) => {
       const method = req.getMethod();
+      const grouped = groupPath(req.getUrl());
+      if (grouped && method === 'post') return groupRoute(res, req, grouped, ctx, this.consumers, open);
       const path = topicPath(req.getUrl(), '/v1/topics/', ['messages', 'events']);
       if (path?.action === 'messages' && method === 'post') return publishOne(res, req, path.topic, ctx);
       if (path?.action === 'messages' && method === 'get') return pull(res, req, path.topic, ctx, this.polls, open);
@@ -63,12 +68,13 @@ export class HttpApi {
 
   /** Long-polls and SSE streams held open now (bounded by `maxStreams`). */
   get openStreams(): number {
-    return this.polls.size + this.streams.size + this.admin.feed.size;
+    return this.polls.size + this.streams.size + this.admin.feed.size + this.consumers.waiting;
   }
 
   /** Answers parked long-polls, ends every stream, stops the timers. */
   close(): void {
     this.polls.close();
+    this.consumers.close();
     this.streams.close();
     this.admin.close();
   }

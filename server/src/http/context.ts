@@ -9,6 +9,7 @@ import type { Nodes } from '../cluster/nodes.js';
 import type { HttpLimits, Limits } from '../config.js';
 import type { PublishError, PublishService } from '../core/publish.js';
 import type { CursorReader } from '../core/start.js';
+import type { Groups } from '../groups/registry.js';
 import type { Hub } from '../hub/hub.js';
 import type { TopicLog } from '../log/log.js';
 import type { Metrics } from '../metrics.js';
@@ -19,6 +20,7 @@ import type { OriginPolicy } from './origins.js';
 
 export interface HttpContext {
   store: TopicLog;
+  groups: Groups;
   publisher: PublishService;
   reader: CursorReader;
   hub: Hub;

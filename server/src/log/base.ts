@@ -138,6 +138,9 @@ export abstract class BaseLog implements TopicLog {
   protected abstract expireKeys(before: number, limit: number): number;
   /** Topics with persisted meta that are not loaded yet. */
   protected abstract storedTopics(): Iterable<string>;
+  protected abstract putGroup(topic: string, group: string, state: Uint8Array): void;
+  protected abstract getGroup(topic: string, group: string): Uint8Array | undefined;
+  protected abstract listGroups(topic: string): string[];
   /** Commits everything written so far (a store that writes synchronously returns resolved promises). */
   protected abstract commit(): Commit;
   protected abstract release(): Promise<void>;
@@ -193,6 +196,23 @@ export abstract class BaseLog implements TopicLog {
     // Only duplicates: acknowledge once their originals are durable (and fail if those fail).
     if (waitForPending) return (this.open?.done ?? this.lastDone).then(() => results);
     return Promise.resolve(results);
+  }
+
+  saveGroup(topic: string, group: string, state: Uint8Array): Promise<void> {
+    const refused = this.refusal();
+    if (refused) return Promise.reject(refused);
+    this.putGroup(topic, group, state);
+    return this.commit().durable.then(() => undefined, (err: unknown) => {
+      throw err instanceof StoreUnavailableError ? err : this.refusal() ?? new StoreUnavailableError('unavailable', 'saving a group failed');
+    });
+  }
+
+  async loadGroup(topic: string, group: string): Promise<Uint8Array | undefined> {
+    return this.getGroup(topic, group);
+  }
+
+  async groupsOf(topic: string): Promise<string[]> {
+    return this.listGroups(topic);
   }
 
   health(): StoreHealth {

@@ -89,6 +89,7 @@ export class DiskLog extends BaseLog {
   private readonly expiry: Database<Uint8Array, [number, string, string]>;
   private readonly path: string;
   private readonly sys: Database<string | number, string>;
+  private readonly groups: Database<Uint8Array, [string, string]>;
   private readonly dir: string;
   private readonly durability: Durability;
   private readonly minFree: number;
@@ -129,6 +130,7 @@ export class DiskLog extends BaseLog {
     this.meta = root.openDB('meta', {});
     this.keys = root.openDB('keys', { encoding: 'binary' });
     this.expiry = root.openDB('expiry', { encoding: 'binary' });
+    this.groups = root.openDB('groups', { encoding: 'binary' });
     this.startSweeper();
   }
 
@@ -246,6 +248,19 @@ export class DiskLog extends BaseLog {
       n++;
     }
     return n;
+  }
+
+  protected putGroup(topic: string, group: string, state: Uint8Array): void {
+    this.track(this.groups.put([topic, group], state));
+  }
+
+  protected getGroup(topic: string, group: string): Uint8Array | undefined {
+    const v = this.groups.get([topic, group]);
+    return v ? new Uint8Array(v) : undefined;
+  }
+
+  protected listGroups(topic: string): string[] {
+    return [...this.groups.getKeys({ start: [topic, ''], end: [topic + '\0', ''] })].map((k) => k[1]);
   }
 
   protected storedTopics(): Iterable<string> {

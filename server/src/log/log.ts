@@ -135,6 +135,14 @@ export interface TopicLog {
   follow?(topic: string): Following;
   /** Bytes the store occupies (on disk or in memory). */
   size(): number;
+  /**
+   * Consumer groups' state (opaque bytes to the store), kept with the same durability as messages:
+   * `saveGroup` resolves once it is durable. Rejects with StoreUnavailableError like `append`.
+   */
+  saveGroup(topic: string, group: string, state: Uint8Array): Promise<void>;
+  loadGroup(topic: string, group: string): Promise<Uint8Array | undefined>;
+  /** The groups of a topic that have saved state. */
+  groupsOf(topic: string): Promise<string[]>;
   /** Whether appends can succeed now (readiness, metrics). */
   health(): StoreHealth;
   /** Waits for pending appends, then releases resources. */

@@ -17,6 +17,7 @@ interface MemTopic {
 export class MemoryLog extends BaseLog {
   readonly kind = 'memory';
   private readonly logs = new Map<string, MemTopic>();
+  private readonly groups = new Map<string, Map<string, Uint8Array>>();
   /** Idempotency keys by `topic \0 key`, in insertion order (= time order). */
   private readonly keys = new Map<string, KeyHit>();
   private bytes = 0;
@@ -94,6 +95,20 @@ export class MemoryLog extends BaseLog {
       n++;
     }
     return n;
+  }
+
+  protected putGroup(topic: string, group: string, state: Uint8Array): void {
+    let g = this.groups.get(topic);
+    if (!g) this.groups.set(topic, (g = new Map()));
+    g.set(group, state);
+  }
+
+  protected getGroup(topic: string, group: string): Uint8Array | undefined {
+    return this.groups.get(topic)?.get(group);
+  }
+
+  protected listGroups(topic: string): string[] {
+    return [...(this.groups.get(topic)?.keys() ?? [])];
   }
 
   protected storedTopics(): Iterable<string> {

@@ -365,6 +365,21 @@ export class RedisLog implements TopicLog {
     return 0;
   }
 
+  async saveGroup(topic: string, group: string, state: Uint8Array): Promise<void> {
+    if (!this.writable()) throw this.unavailable();
+    await this.call(() => this.client.hset(key(topic, 'g'), group, Buffer.from(state.buffer, state.byteOffset, state.byteLength)));
+    if (this.minReplicas > 0) await this.waitReplicas(topic);
+  }
+
+  async loadGroup(topic: string, group: string): Promise<Uint8Array | undefined> {
+    const v = await this.call(() => this.client.hgetBuffer(key(topic, 'g'), group));
+    return v ? new Uint8Array(v) : undefined;
+  }
+
+  async groupsOf(topic: string): Promise<string[]> {
+    return this.call(() => this.client.hkeys(key(topic, 'g')));
+  }
+
   health(): StoreHealth {
     if (this.writable()) return { writable: true };
     return { writable: false, code: 'unavailable', reason: `Redis unreachable${this.lastError ? `: ${this.lastError}` : ''}` };

@@ -15,6 +15,8 @@ import {
   CloseCode,
   decodeClientFrame,
   encode,
+  encodeLease,
+  encodeStr,
   FrameError,
   FrameType,
   isPattern,
@@ -31,6 +33,7 @@ import type { Limits } from '../config.js';
 import { atExpiry } from '../core/expiry.js';
 import { clientKey, PublishError, type Publisher, type PublishService } from '../core/publish.js';
 import type { Conn } from '../hub/conn.js';
+import { groupError, NotLeased, type Groups, type Member } from '../groups/registry.js';
 import type { Hub } from '../hub/hub.js';
 import type { SubscriptionView } from '../hub/subscription.js';
 import type { Metrics } from '../metrics.js';
@@ -39,6 +42,7 @@ import { randomId } from '../util/id.js';
 
 export interface SessionContext {
   hub: Hub;
+  groups: Groups;
   publisher: PublishService;
   auth: Authenticator;
   limits: Limits;
@@ -64,6 +68,25 @@ function intern(name: string): string {
   return (lastClientName = name);
 }
 
+/** A consumer-group subscription: a member whose leases go out on this connection as LEASE frames. */
+class WsMember implements Member {
+  leased = 0;
+  window = 0;
+  constructor(
+    readonly id: string,
+    readonly subId: number,
+    readonly topic: string,
+    readonly group: string,
+    readonly clientId: string,
+    private readonly conn: Conn,
+    private readonly name: Uint8Array,
+  ) {}
+
+  deliver(offset: number, attempt: number, entry: Uint8Array): void {
+    this.conn.send(encodeLease(this.name, offset, attempt, entry));
+  }
+}
+
 /** The subscriptions of a connection that has none; never written to. */
 const NO_SUBS: Map<number, SubscriptionView> = new Map();
 
@@ -80,7 +103,9 @@ export class Session {
   bytesIn = 0;
   /** Subscriptions by id (a shared empty map until the first SUB: idle connections stay small). */
   subs: Map<number, SubscriptionView> = NO_SUBS;
-  private byTopic: Map<string, SubscriptionView> | undefined;
+  private byTopic: Map<string, unknown> | undefined;
+  /** Consumer-group subscriptions by id. */
+  private members: Map<number, WsMember> | undefined;
   private queued: Uint8Array[] | undefined;
   private inflight = 0;
   private cancelExpiry: (() => void) | undefined;
@@ -131,6 +156,9 @@ export class Session {
     this.state = 'closed';
     this.cancelExpiry?.();
     for (const sub of this.subs.values()) this.endedNativeBytes += this.ctx.hub.unsubscribe(sub);
+    // Its leases stay with the group until they expire (then another member gets them).
+    for (const m of this.members?.values() ?? []) this.ctx.groups.leave(m.topic, m.group, m);
+    this.members = undefined;
     this.subs = NO_SUBS;
     this.byTopic = undefined;
     this.queued = undefined;
@@ -186,9 +214,8 @@ export class Session {
       case FrameType.PUB: return this.publish(frame);
       case FrameType.PING: return this.conn.send(encode({ type: FrameType.PONG, n: frame.n }));
       case FrameType.PONG: return;
-      case FrameType.GROUP_ACK:
-      case FrameType.GROUP_NACK:
-        return this.error(frame.subId, 'not-subscribed', `no group subscription ${frame.subId}`, frame.type);
+      case FrameType.GROUP_ACK: return this.groupAck(frame.subId, frame.offsets);
+      case FrameType.GROUP_NACK: return this.groupNack(frame.subId, frame.offset, frame.delay, frame.reason);
       default: {
         const never: never = frame;
         return this.error(0, 'bad-frame', `unhandled frame ${JSON.stringify(never)}`);
@@ -256,12 +283,18 @@ export class Session {
       : topicError(f.topic, { allowReserved: this.principal!.admin });
     const SUB = FrameType.SUB;
     if (reason) return this.error(f.subId, 'invalid-topic', reason, SUB);
-    if (!this.principal!.can('sub', f.topic)) return this.error(f.subId, 'forbidden', `not allowed to subscribe to ${f.topic}`, SUB);
-    if (this.subs.has(f.subId)) return this.error(f.subId, 'already-subscribed', `subscription id ${f.subId} is in use`, SUB);
+    if (f.group !== undefined) {
+      const bad = groupError(f.group);
+      if (bad) return this.error(f.subId, 'invalid-group', bad, SUB);
+    }
+    const action = f.group === undefined ? 'sub' : 'consume';
+    if (!this.principal!.can(action, f.topic)) return this.error(f.subId, 'forbidden', `not allowed to ${action === 'sub' ? 'subscribe to' : 'consume'} ${f.topic}`, SUB);
+    if (this.subs.has(f.subId) || this.members?.has(f.subId)) return this.error(f.subId, 'already-subscribed', `subscription id ${f.subId} is in use`, SUB);
     if (this.byTopic?.has(f.topic)) return this.error(f.subId, 'already-subscribed', `already subscribed to ${f.topic}`, SUB);
-    if (this.subs.size >= limits.maxSubscriptions) {
+    if (this.subs.size + (this.members?.size ?? 0) >= limits.maxSubscriptions) {
       return this.error(f.subId, 'limit-exceeded', `at most ${limits.maxSubscriptions} subscriptions per connection`, SUB);
     }
+    if (f.group !== undefined) return this.consume(f, f.group);
     const { view, opened } = hub.subscribe(this.conn, {
       id: f.subId, topic: f.topic, clientId: this.clientId, credit: f.credit ?? limits.defaultCredit, from: f.from, epoch: f.epoch,
     });
@@ -274,7 +307,60 @@ export class Session {
     });
   }
 
+  /**
+   * SUB with a group: joins it as a member. SUBSCRIBED goes out before the first LEASE: the member
+   * gets its credit only after it.
+   */
+  private consume(f: SubFrame, group: string): void {
+    const { groups, limits } = this.ctx;
+    const member = new WsMember(`${this.id}:${f.subId}`, f.subId, f.topic, group, this.clientId, this.conn, encodeStr(f.topic));
+    (this.members ??= new Map()).set(f.subId, member);
+    (this.byTopic ??= new Map()).set(f.topic, member);
+    groups.join(f.topic, group, member, f.from).then(
+      ({ group: g, epoch, head }) => {
+        if (this.members?.get(f.subId) !== member) return groups.leave(f.topic, group, member);
+        this.conn.send(encode({ type: FrameType.SUBSCRIBED, subId: f.subId, epoch, head, from: g.position(), recovered: true }));
+        member.window = Math.min(f.credit ?? limits.defaultCredit, limits.maxCredit);
+        groups.poke(f.topic, group);
+      },
+      (err: unknown) => {
+        this.members?.delete(f.subId);
+        this.byTopic?.delete(f.topic);
+        this.failed(err, f.subId, FrameType.SUB);
+      },
+    );
+  }
+
+  private groupAck(subId: number, offsets: readonly number[]): void {
+    const m = this.members?.get(subId);
+    if (!m) return this.error(subId, 'not-subscribed', `no group subscription ${subId}`, FrameType.GROUP_ACK);
+    const refused = this.ctx.groups.ack(m.topic, m.group, m, offsets);
+    if (refused.length > 0) {
+      const list = refused.slice(0, 10).map((r) => r.offset).join(', ') + (refused.length > 10 ? ', …' : '');
+      this.error(subId, 'not-leased', `offsets ${list} are not leased to this member (never, to another, expired, or already acknowledged)`, FrameType.GROUP_ACK);
+    }
+  }
+
+  private groupNack(subId: number, offset: number, delay: number | undefined, reason: string | undefined): void {
+    const m = this.members?.get(subId);
+    if (!m) return this.error(subId, 'not-subscribed', `no group subscription ${subId}`, FrameType.GROUP_NACK);
+    try {
+      this.ctx.groups.nack(m.topic, m.group, m, offset, delay, reason);
+    } catch (err) {
+      if (!(err instanceof NotLeased)) throw err;
+      this.error(subId, 'not-leased', err.message, FrameType.GROUP_NACK);
+    }
+  }
+
   private unsubscribe(subId: number): void {
+    const m = this.members?.get(subId);
+    if (m) {
+      this.members!.delete(subId);
+      this.byTopic?.delete(m.topic);
+      this.ctx.groups.leave(m.topic, m.group, m);
+      this.conn.send(encode({ type: FrameType.UNSUBSCRIBED, subId }));
+      return;
+    }
     const sub = this.subs.get(subId);
     if (!sub) return this.error(subId, 'not-subscribed', `no subscription ${subId}`, FrameType.UNSUB);
     this.forget(sub);
@@ -288,6 +374,8 @@ export class Session {
   }
 
   private credit(subId: number, n: number): void {
+    const m = this.members?.get(subId);
+    if (m) return this.ctx.groups.grant(m.topic, m.group, m, n, this.ctx.limits.maxCredit);
     const sub = this.subs.get(subId);
     if (!sub) return this.error(subId, 'not-subscribed', `no subscription ${subId}`, FrameType.CREDIT);
     this.ctx.hub.grant(sub, n);
