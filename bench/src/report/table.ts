@@ -357,7 +357,8 @@ function redeliveryGrid(r: Results): Grid | undefined {
     const attempts = c.attempts[0] === c.attempts[1] ? `${c.attempts[0]}` : `${c.attempts[0]}–${c.attempts[1]}`;
     return [k, c.ackWaitMs === null ? `none (${c.ackWaitSetBy})` : `${c.ackWaitMs} ms (${c.ackWaitSetBy})`, c.from,
       `${c.redelivered} / ${c.messages} (${c.toOther} to the other)`, attempts,
-      `${c.delayMs.min.toFixed(0)} / ${c.delayMs.p50.toFixed(0)} / ${c.delayMs.max.toFixed(0)}`];
+      // Math.round, not toFixed: no "-0".
+      `${Math.round(c.delayMs.min)} / ${Math.round(c.delayMs.p50)} / ${Math.round(c.delayMs.max)}`];
   });
   return {
     title: `Redelivery: a member takes ${messages || '?'} deliveries and never acknowledges them; when does another member get them?`,

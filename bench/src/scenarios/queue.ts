@@ -175,12 +175,12 @@ async function measureFixedRate(ctx: Context, t: RunningTarget, rate: number): P
 
 // ---- redelivery -----------------------------------------------------------------------------
 
-/** True when this gateway build takes `--group-ack-wait` (its usage text lists every flag). */
-function gatewayHasAckWaitFlag(): boolean {
+/** The gateway build's usage text (it lists every flag), or '' if it cannot be read. */
+function gatewayUsage(): string {
   try {
-    return execFileSync(process.execPath, [CLI, 'help'], { encoding: 'utf8', timeout: 10_000 }).includes('--group-ack-wait');
+    return execFileSync(process.execPath, [CLI, 'help'], { encoding: 'utf8', timeout: 10_000 });
   } catch {
-    return false;
+    return '';
   }
 }
 
@@ -302,8 +302,9 @@ export function describeQueue(cell: Cell<QueueFigures>): string {
 
 export function describeRedelivery(cell: Cell<RedeliveryFigures>): string {
   if (!isFigures<RedeliveryFigures>(cell)) return JSON.stringify(cell);
+  const d = cell.delayMs;
   return `${cell.redelivered}/${cell.messages} again (${cell.toOther} to the other member), after ${cell.from}: ` +
-    `${cell.delayMs.min.toFixed(0)}/${cell.delayMs.p50.toFixed(0)}/${cell.delayMs.max.toFixed(0)} ms min/p50/max; ack wait ${cell.ackWaitMs ?? 'n/a'} (${cell.ackWaitSetBy})`;
+    `${Math.round(d.min)}/${Math.round(d.p50)}/${Math.round(d.max)} ms min/p50/max; ack wait ${cell.ackWaitMs ?? 'n/a'} (${cell.ackWaitSetBy})`;
 }
 
 export async function queue(ctx: Context): Promise<void> {
@@ -338,19 +339,27 @@ export async function queue(ctx: Context): Promise<void> {
 
   const { messages, ackWaitMs } = q.redelivery;
   ctx.log(`  redelivery: a member holds ${messages} deliveries and never acknowledges them; ack wait ${ackWaitMs} ms where one can be set`);
-  const flag = gatewayHasAckWaitFlag();
+  const usage = gatewayUsage();
+  const flag = usage.includes('--group-ack-wait');
+  const put = (key: string, cell: Cell<RedeliveryFigures>) => {
+    results.redelivery[key] = cell;
+    ctx.log(`    ${key.padEnd(58)} ${describeRedelivery(cell)}`);
+  };
   for (const target of targets) {
     for (const gone of [false, true]) {
       const key = `${LABELS[target.id]}: member ${gone ? 'gone (connection closed)' : 'connected, silent'}`;
-      let cell: Cell<RedeliveryFigures>;
       if (target.id === 'rabbitmq' && !gone) {
-        cell = { na: 'no ack wait per message: a connected consumer keeps its unacknowledged messages until its channel closes or the broker-wide consumer_timeout (30 min by default) closes it' };
-      } else {
-        const opts = target.id === 'nats' ? { resume: true } : target.id === 'sluice' && flag ? { gatewayArgs: ['--group-ack-wait', `${ackWaitMs}ms`] } : {};
-        cell = await withTarget(ctx, target, opts, (t) => measureRedelivery(ctx, t, gone, flag), `queue redelivery ${gone ? 'gone' : 'silent'}`);
+        put(key, { na: 'no ack wait per message: a connected consumer keeps its unacknowledged messages until its channel closes or the broker-wide consumer_timeout (30 min by default) closes it' });
+        continue;
       }
-      results.redelivery[key] = cell;
-      ctx.log(`    ${key.padEnd(50)} ${describeRedelivery(cell)}`);
+      const opts = target.id === 'nats' ? { resume: true } : target.id === 'sluice' && flag ? { gatewayArgs: ['--group-ack-wait', `${ackWaitMs}ms`] } : {};
+      put(key, await withTarget(ctx, target, opts, (t) => measureRedelivery(ctx, t, gone, flag), `queue redelivery ${gone ? 'gone' : 'silent'}`));
+    }
+    // The gateway waits its backoff before any redelivery, an expired lease's too (default 1 s
+    // first): without it, what is left is the expiry itself.
+    if (target.id === 'sluice' && flag && usage.includes('--group-backoff')) {
+      const opts = { gatewayArgs: ['--group-ack-wait', `${ackWaitMs}ms`, '--group-backoff', '0ms'] };
+      put('Sluice --group-backoff 0ms: member connected, silent', await withTarget(ctx, target, opts, (t) => measureRedelivery(ctx, t, false, flag), 'queue redelivery silent no backoff'));
     }
   }
 }
