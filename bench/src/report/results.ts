@@ -193,6 +193,8 @@ export interface QueueFigures {
   closed: number;
   bound: 'server' | 'clients' | 'window';
   cpu: LoadCpu;
+  /** Sluice: mean wait from publish to durable commit in the run (ms), from its /metrics. */
+  commitMs?: number;
   /** Publish → ack in the max-throughput run (bounded by `inFlight`: mostly queueing). */
   maxLatency: AckLatency;
   /** Publish → ack at a fixed rate, the same for every system of the run. */

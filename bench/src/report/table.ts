@@ -329,6 +329,7 @@ function queueGrid(r: Results): Grid | undefined {
       ['  limited by (server CPU)', ...cells((v) => `${v.bound} (${v.cpu.server.toFixed(0)}%)`), ...blank],
       ['  server CPU µs per acked message', ...cells((v) => (v.cpu.server * 1e4 / v.ackedPerSec).toFixed(1)), ...blank],
       ['  client CPU: publisher + members %', ...cells((v) => clients(v.cpu).toFixed(0)), ...blank],
+      ...(s?.commitMs !== undefined ? [['  Sluice publish → commit ms (mean)', ...cells((v) => (v.commitMs !== undefined ? v.commitMs.toFixed(1) : '')), ...blank]] : []),
       [`  publish → ack p50/p99 ms at max (≤ ${any?.inFlight ?? '?'} in flight)`, ...cells((v) => `${ms(v.maxLatency.p50)}/${ms(v.maxLatency.p99)}`), ...blank],
       [`  publish → ack p50/p99/p99.9 ms @ ${fixed ? rate(fixed) : '?'} msgs/s`, ...cells((v) => (v.latency ? latencyOf({ latency: v.latency } as FanoutFigures) : 'n/a')), ...blank],
     ],

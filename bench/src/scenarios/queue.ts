@@ -25,6 +25,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createSubscriber } from '../clients/factory.js';
+import { GatewayMetrics } from '../gateway-metrics.js';
 import { createDurablePull, createWorkQueue } from '../clients/jetstream.js';
 import { NatsConnection } from '../clients/nats-connection.js';
 import { NatsPublisher } from '../clients/nats-publisher.js';
@@ -123,7 +124,10 @@ async function measureMax(ctx: Context, t: RunningTarget): Promise<QueueFigures>
     const server = cpuMeter(t.pids ?? t.pid);
     const threads = threadCpuMeter(t.pid);
     const self = new SelfCpu();
+    const metrics = t.id === 'sluice' && t.httpUrl ? new GatewayMetrics(t.httpUrl) : undefined;
+    metrics?.start();
     const run = await feed.run({ durationMs: q.measureMs, inFlight: q.inFlight });
+    const commitMs = metrics?.stop().appendMs;
     const cpu: LoadCpu = { server: server.percent(), serverThreads: threads.percent(), publisher: self.percent(), workers: [] };
     if (!run.drained) throw await notDrained(fleet, feed, 'measured run');
     const report = await fleet.report();
@@ -148,6 +152,7 @@ async function measureMax(ctx: Context, t: RunningTarget): Promise<QueueFigures>
       bound: boundBy(cpu),
       cpu,
       maxLatency: { count: h.count, p50: h.quantile(0.5), p99: h.quantile(0.99), p999: h.quantile(0.999), max: h.max },
+      ...(commitMs !== undefined && Number.isFinite(commitMs) ? { commitMs } : {}),
     };
   });
 }
@@ -296,7 +301,7 @@ export function describeQueue(cell: Cell<QueueFigures>): string {
   if (!isFigures<QueueFigures>(cell)) return JSON.stringify(cell);
   const l = cell.maxLatency;
   return `${rate(cell.ackedPerSec)} acked msgs/s, publish → ack p50/p99 ${(l.p50 / 1000).toFixed(1)}/${(l.p99 / 1000).toFixed(1)} ms, ` +
-    `cpu server ${cell.cpu.server.toFixed(0)}% clients ${(cell.cpu.publisher + cell.cpu.workers.reduce((a, b) => a + b, 0)).toFixed(0)}% (${cell.bound})` +
+    `${cell.commitMs !== undefined ? `publish → commit ${cell.commitMs.toFixed(1)} ms, ` : ''}cpu server ${cell.cpu.server.toFixed(0)}% clients ${(cell.cpu.publisher + cell.cpu.workers.reduce((a, b) => a + b, 0)).toFixed(0)}% (${cell.bound})` +
     `${cell.redelivered ? `, ${cell.redelivered} redelivered` : ''}`;
 }
 
