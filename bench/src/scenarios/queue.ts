@@ -24,6 +24,7 @@
  * bench's to change: the silent case is n/a there).
  */
 import { execFileSync } from 'node:child_process';
+import { loadavg } from 'node:os';
 import { createSubscriber } from '../clients/factory.js';
 import { GatewayMetrics } from '../gateway-metrics.js';
 import { createDurablePull, createWorkQueue } from '../clients/jetstream.js';
@@ -318,6 +319,8 @@ export async function queue(ctx: Context): Promise<void> {
   const results = { throughput: {}, latencyRate: 0, redelivery: {} } as NonNullable<typeof ctx.results.queue>;
   ctx.results.queue = results;
   ctx.log(`\nqueue: ${q.members} members, credit/prefetch ${q.credit}, manual acks; publisher window ${q.window}, ≤ ${q.inFlight} unacknowledged end to end`);
+  // Other processes on the machine compete for its two cores and its disk: say how busy it was.
+  const load0 = loadavg()[0]!;
   const start = (target: Target, what: string, measure: (t: RunningTarget) => Promise<unknown>) =>
     withTarget(ctx, target, target.id === 'nats' ? { resume: true } : {}, measure, what);
 
@@ -367,4 +370,5 @@ export async function queue(ctx: Context): Promise<void> {
       put('Sluice --group-backoff 0ms: member connected, silent', await withTarget(ctx, target, opts, (t) => measureRedelivery(ctx, t, false, flag), 'queue redelivery silent no backoff'));
     }
   }
+  ctx.results.notes.push(`queue: the machine's 1-minute load average was ${load0.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end (the bench's own processes count in it too: compare runs by it, not with 0)`);
 }
