@@ -9,6 +9,7 @@ import { describe, it } from 'node:test';
 import { encode, encodeDelivery, encodeEntry, encodeStr } from '@sluice/client/protocol';
 import { ack, delivery, forEachPayload, frameType, lease, LEASE, MSG, MSGS } from '../src/clients/sluice-frames.js';
 import { NatsParser } from '../src/clients/nats-parser.js';
+import { deliveryCount, streamSeq } from '../src/clients/jetstream.js';
 import { Histogram } from '../src/histogram.js';
 import { makePayload, readSentUs, readSeq, readTopicIndex, SIZE } from '../src/payload.js';
 import { Tally } from '../src/clients/subscriber.js';
@@ -112,6 +113,17 @@ describe('nats-parser', () => {
       parser.feed(wire.subarray(cut));
       assert.deepEqual(got, ['INFO', '1||1|-', 'PING', '2|$JS.ACK.S.C.1.2.3.4.5|2|12'], `cut at ${cut}`);
     }
+  });
+});
+
+describe('jetstream reply subjects', () => {
+  it('give the stream sequence and the delivery count, in both forms', () => {
+    // $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ts>.<pending>
+    const v1 = '$JS.ACK.QUEUE.workers.3.1207.1300.1764000000000000000.12';
+    assert.deepEqual([deliveryCount(v1), streamSeq(v1)], [3, 1207]);
+    // v2 adds the domain and the account hash after ACK, and a random token at the end
+    const v2 = '$JS.ACK.hub.ACCHASH.QUEUE.workers.1.42.42.1764000000000000000.0.tok';
+    assert.deepEqual([deliveryCount(v2), streamSeq(v2)], [1, 42]);
   });
 });
 
