@@ -254,6 +254,8 @@ export interface Results {
     /** The fixed rate of the latency runs (msgs/s), 0 when none ran. */
     latencyRate: number;
     redelivery: Record<string, Cell<RedeliveryFigures>>;
+    /** The machine's 1-minute load average when the scenario started and ended (other processes count). */
+    load?: [number, number];
   };
   goals: Goal[];
   notes: string[];

@@ -370,5 +370,6 @@ export async function queue(ctx: Context): Promise<void> {
       put('Sluice --group-backoff 0ms: member connected, silent', await withTarget(ctx, target, opts, (t) => measureRedelivery(ctx, t, false, flag), 'queue redelivery silent no backoff'));
     }
   }
+  results.load = [load0, loadavg()[0]!];
   ctx.results.notes.push(`queue: the machine's 1-minute load average was ${load0.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end (the bench's own processes count in it too: compare runs by it, not with 0)`);
 }
