@@ -36,6 +36,25 @@ export interface Profile {
    * spread load of the hot-topic comparison goes to (publish and resume take their sizes above).
    */
   cluster: { sizes: number[]; spreadTopics: number };
+  /**
+   * Queue scenario: members sharing one queue, each with `credit` (prefetch) unacknowledged; the
+   * publisher's window of unacknowledged publishes and the end-to-end bound `inFlight`; phases;
+   * the latency runs' rate as a share of the slowest system's max; the redelivery runs' messages
+   * and ack wait.
+   */
+  queue: QueueProfile;
+}
+
+export interface QueueProfile {
+  members: number;
+  credit: number;
+  window: number;
+  inFlight: number;
+  warmupMs: number;
+  measureMs: number;
+  latencyMs: number;
+  latencyLoad: number;
+  redelivery: { messages: number; ackWaitMs: number };
 }
 
 export const QUICK: Profile = {
@@ -49,6 +68,7 @@ export const QUICK: Profile = {
   resume: { offline: 20_000, liveRate: 1000 },
   publish: { durationMs: 3000, window: 1000, httpConcurrency: 32, httpBatch: 100 },
   cluster: { sizes: [1000], spreadTopics: 100 },
+  queue: { members: 10, credit: 64, window: 1024, inFlight: 4096, warmupMs: 1000, measureMs: 4000, latencyMs: 3000, latencyLoad: 0.5, redelivery: { messages: 64, ackWaitMs: 2000 } },
 };
 
 export const FULL: Profile = {
@@ -62,4 +82,5 @@ export const FULL: Profile = {
   resume: { offline: 100_000, liveRate: 1000 },
   publish: { durationMs: 10_000, window: 1000, httpConcurrency: 64, httpBatch: 100 },
   cluster: { sizes: [1000], spreadTopics: 100 },
+  queue: { members: 10, credit: 64, window: 1024, inFlight: 4096, warmupMs: 2000, measureMs: 10_000, latencyMs: 6000, latencyLoad: 0.5, redelivery: { messages: 64, ackWaitMs: 2000 } },
 };

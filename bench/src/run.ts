@@ -3,14 +3,15 @@
  * `npm run bench` — measures Sluice and the alternatives in the same run on the same machine and
  * prints a table of figures and ratios; writes bench/results/latest.json and latest.md.
  *
- *   node bench/dist/src/run.js [--full] [--only fanout,many,memory,slow,nonreading,resume,publish,cluster]
- *                              [--targets sluice,uws,socketio,ws,nats,sluice-auth,sluice-old,
+ *   node bench/dist/src/run.js [--full] [--only fanout,many,memory,slow,nonreading,resume,publish,cluster,queue]
+ *                              [--targets sluice,uws,socketio,ws,nats,rabbitmq,sluice-auth,sluice-old,
  *                                         sluice-cluster,socketio-cluster,socketio-streams-cluster]
  *                              [--sizes N,N] [--workers N] [--profile] [--out DIR]
  *
  * The bench pins itself (and so its load workers) to the client core and every server to the
  * other core when `taskset` exists. `sluice-old` is another gateway build (BENCH_SLUICE_OLD_CLI),
- * for an A/B in one run; `--sizes` replaces the fan-out sizes of the profile.
+ * for an A/B in one run; `--sizes` replaces the fan-out sizes of the profile. `rabbitmq` (the
+ * machine's broker, not started by the bench) runs in the queue scenario only.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -32,6 +33,7 @@ import { slowConsumers } from './scenarios/slow-consumer.js';
 import { nonReading } from './scenarios/nonreading.js';
 import { summariseProfiles } from './profile.js';
 import { cluster } from './scenarios/cluster.js';
+import { QUEUE_TARGETS, queue } from './scenarios/queue.js';
 import { ALL_TARGETS, CLUSTER_TARGETS, defaultTargetIds } from './targets/registry.js';
 import { DURABILITY_ENV, OLD_CLI_ENV } from './targets/sluice.js';
 import type { Target } from './targets/target.js';
@@ -46,6 +48,7 @@ const SCENARIOS = {
   resume,
   publish,
   cluster,
+  queue,
 } as const;
 type ScenarioName = keyof typeof SCENARIOS;
 
@@ -64,11 +67,13 @@ const NONREADING_TARGETS: TargetId[] = ['sluice', 'sluice-old', 'uws', 'socketio
 
 /**
  * The targets a scenario runs, of those selected. The cluster scenario runs the cluster targets and
- * the disk-store gateway (`sluice`) as its reference; no other scenario runs a cluster.
+ * the disk-store gateway (`sluice`) as its reference; no other scenario runs a cluster. The queue
+ * scenario runs Sluice, RabbitMQ and NATS (JetStream); no other scenario runs RabbitMQ.
  */
 function targetsFor(name: ScenarioName, ids: TargetId[]): Target[] {
   if (name === 'cluster') return [...ALL_TARGETS.filter((t) => t.id === 'sluice'), ...CLUSTER_TARGETS].filter((t) => ids.includes(t.id));
-  return ALL_TARGETS.filter((t) => ids.includes(t.id)
+  if (name === 'queue') return ALL_TARGETS.filter((t) => ids.includes(t.id) && QUEUE_TARGETS.includes(t.id));
+  return ALL_TARGETS.filter((t) => ids.includes(t.id) && t.id !== 'rabbitmq'
     && (t.id !== 'sluice-auth' || AUTH_SCENARIOS.includes(name))
     && (t.id !== 'sluice-old' || OLD_BUILD_SCENARIOS.includes(name))
     && (name !== 'nonreading' || NONREADING_TARGETS.includes(t.id)));
@@ -140,6 +145,7 @@ async function main(): Promise<void> {
     resume: {},
     publish: {},
     cluster: { fanout: {}, publish: {}, resume: {} },
+    queue: { throughput: {}, latencyRate: 0, redelivery: {} },
     goals: [],
     notes: [
       ...m.notes,

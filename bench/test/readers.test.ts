@@ -7,8 +7,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { encode, encodeDelivery, encodeEntry, encodeStr } from '@sluice/client/protocol';
-import { ack, delivery, forEachPayload, frameType, MSG, MSGS } from '../src/clients/sluice-frames.js';
+import { ack, delivery, forEachPayload, frameType, lease, LEASE, MSG, MSGS } from '../src/clients/sluice-frames.js';
 import { NatsParser } from '../src/clients/nats-parser.js';
+import { deliveryCount, streamSeq } from '../src/clients/jetstream.js';
 import { Histogram } from '../src/histogram.js';
 import { makePayload, readSentUs, readSeq, readTopicIndex, SIZE } from '../src/payload.js';
 import { Tally } from '../src/clients/subscriber.js';
@@ -55,6 +56,42 @@ describe('sluice-frames: lean MSG/MSGS reading agrees with the codec', () => {
   });
 });
 
+describe('sluice-frames: lean LEASE reading agrees with the codec', () => {
+  // LEASE frames built by the protocol module's own encoder: every shape a stored message may have.
+  const cases: { offset: number; attempt: number; headers: Record<string, string> | undefined; orderingKey: string | undefined }[] = [
+    { offset: 1, attempt: 1, headers: undefined, orderingKey: undefined },
+    { offset: 200, attempt: 2, headers: { 'content-type': 'application/octet-stream' }, orderingKey: undefined },
+    { offset: 70_000, attempt: 5, headers: undefined, orderingKey: 'order-42' },
+    { offset: 2 ** 40 + 3, attempt: 300, headers: { a: 'b' }, orderingKey: 'k' },
+  ];
+  for (const c of cases) {
+    it(`offset ${c.offset}, attempt ${c.attempt}${c.headers ? ', headers' : ''}${c.orderingKey ? ', ordering key' : ''}`, () => {
+      const seq = c.offset % 1e9; // the payload's field is 10 digits wide
+      const payload = makePayload(seq, 0, 987_654_321);
+      const frame = encode({
+        type: 18,
+        topic: 'bench.t0',
+        offset: c.offset,
+        attempt: c.attempt,
+        message: { data: payload, ts: 1_700_000_000_000, ...(c.headers ? { headers: c.headers } : {}), ...(c.orderingKey ? { orderingKey: c.orderingKey } : {}) },
+      });
+      assert.equal(frameType(frame), LEASE);
+      const l = lease(frame);
+      assert.equal(l.offset, c.offset);
+      assert.equal(l.attempt, c.attempt);
+      assert.equal(readSeq(frame, l.payloadAt), seq);
+      assert.equal(readSentUs(frame, l.payloadAt), 987_654_321);
+      assert.deepEqual(frame.subarray(l.payloadAt, l.payloadAt + SIZE), payload);
+    });
+  }
+
+  it('a GROUP_ACK of one offset or of several is what the member sends', () => {
+    // The member builds its acks with `encode`; this pins the two shapes it relies on.
+    assert.deepEqual([...encode({ type: 16, subId: 1, offsets: [7] })], [0x93, 16, 1, 7]);
+    assert.deepEqual([...encode({ type: 16, subId: 1, offsets: [7, 8] })], [0x93, 16, 1, 0x92, 7, 8]);
+  });
+});
+
 describe('nats-parser', () => {
   it('parses MSG, HMSG, PING and INFO split anywhere across chunks', () => {
     const p1 = makePayload(1, 0);
@@ -76,6 +113,17 @@ describe('nats-parser', () => {
       parser.feed(wire.subarray(cut));
       assert.deepEqual(got, ['INFO', '1||1|-', 'PING', '2|$JS.ACK.S.C.1.2.3.4.5|2|12'], `cut at ${cut}`);
     }
+  });
+});
+
+describe('jetstream reply subjects', () => {
+  it('give the stream sequence and the delivery count, in both forms', () => {
+    // $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ts>.<pending>
+    const v1 = '$JS.ACK.QUEUE.workers.3.1207.1300.1764000000000000000.12';
+    assert.deepEqual([deliveryCount(v1), streamSeq(v1)], [3, 1207]);
+    // v2 adds the domain and the account hash after ACK, and a random token at the end
+    const v2 = '$JS.ACK.hub.ACCHASH.QUEUE.workers.1.42.42.1764000000000000000.0.tok';
+    assert.deepEqual([deliveryCount(v2), streamSeq(v2)], [1, 42]);
   });
 });
 

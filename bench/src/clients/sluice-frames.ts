@@ -1,11 +1,12 @@
 /**
- * Reading the two hot Sluice frames, MSG and MSGS, without decoding them: the subscribers of a
+ * Reading the hot Sluice frames, MSG, MSGS and LEASE, without decoding them: the subscribers of a
  * fan-out receive millions of them, and a full decode (msgpackr + objects per message) would make
  * the load generator the bottleneck. Everything else goes through the protocol module's
  * `decodeServerFrame`; nothing here builds a frame.
  *
- *   MSG  [10, topic, offset, data, ts, headers?]
- *   MSGS [15, topic, first, [[data, ts, headers?], ...]]
+ *   MSG   [10, topic, offset, data, ts, headers?, meta?]
+ *   MSGS  [15, topic, first, [[data, ts, headers?, meta?], ...]]
+ *   LEASE [18, topic, offset, attempt, [data, ts, headers?, meta?]]   (a consumer-group member's)
  *
  * The bench publishes `data` as `bin` holding a payload (payload.ts), so a message's payload
  * starts right after the bin header.
@@ -15,6 +16,7 @@ import { MAX_DEPTH, skipValue } from '@sluice/client/protocol';
 export const MSG = 10;
 export const MSGS = 15;
 export const ACK = 9;
+export const LEASE = 18;
 
 /** Frame type of a frame whose array header is one byte (every Sluice frame has < 16 elements). */
 export function frameType(b: Uint8Array): number {
@@ -94,4 +96,23 @@ export function ack(b: Uint8Array): { reqId: number; offset: number; duplicate: 
   const [reqId, p] = uint(b, 2);
   const [offset, q] = uint(b, p);
   return { reqId, offset, duplicate: b[q] === 0xc3 };
+}
+
+/** A LEASE frame's offset and attempt, and where its payload (the bin data) starts in the frame. */
+export interface Lease {
+  offset: number;
+  attempt: number;
+  payloadAt: number;
+}
+
+/**
+ * For a LEASE frame: offset, attempt and payload start, reading only the headers. The stored
+ * message is a fixarray (2 to 4 elements) whose first element is the data.
+ */
+export function lease(b: Uint8Array): Lease {
+  const afterTopic = skipValue(b, 2, 1);
+  const [offset, p] = uint(b, afterTopic);
+  const [attempt, q] = uint(b, p);
+  if ((b[q]! & 0xf0) !== 0x90) throw new Error(`LEASE without a message array (byte 0x${b[q]!.toString(16)})`);
+  return { offset, attempt, payloadAt: binStart(b, q + 1) };
 }

@@ -4,12 +4,15 @@
  * resumed. The implementations (one per wire) live next to this file.
  */
 
-export type SubscriberKind = 'sluice' | 'plain' | 'socketio' | 'nats' | 'jetstream';
+export type SubscriberKind =
+  | 'sluice' | 'plain' | 'socketio' | 'nats' | 'jetstream'
+  // queue members (scenarios/queue.ts): each message goes to one of them, which acknowledges it
+  | 'sluice-group' | 'amqp' | 'jetstream-queue';
 
 /** How to reach a target, as the parent sends it to a worker (plain data). */
 export interface SubscriberSpec {
   kind: SubscriberKind;
-  /** Base URL of the WebSocket endpoint (ws://127.0.0.1:PORT). */
+  /** Base URL of the WebSocket endpoint (ws://127.0.0.1:PORT); RabbitMQ: the AMQP URL. */
   url: string;
   /** Sluice: `reconnect` goes there instead (resuming on another node of a cluster). */
   resumeUrl?: string;
@@ -17,10 +20,20 @@ export interface SubscriberSpec {
   token?: string;
   /** Sluice topic / NATS subject / Socket.IO room of topic i is `${prefix}${i}`. */
   prefix: string;
-  /** Sluice credit window (and JetStream pull window); re-granted by half of it. */
+  /**
+   * Sluice credit window (and JetStream pull window); re-granted by half of it. Queue members: the
+   * most unacknowledged deliveries a member holds (Sluice group credit, AMQP prefetch, JetStream
+   * pull requests outstanding).
+   */
   credit?: number;
   /** JetStream stream name. */
   stream?: string;
+  /** Sluice queue member: the consumer group to join. */
+  group?: string;
+  /** RabbitMQ queue member: the queue to consume. */
+  queue?: string;
+  /** JetStream queue member: the durable pull consumer to pull from. */
+  consumer?: string;
   /** Socket.IO: the server keeps state for recovery (each event carries an offset). */
   recovery?: boolean;
 }
@@ -41,6 +54,10 @@ export class Tally {
   /** Joined while messages were already flowing: the first sequence received is its start. */
   late = false;
   errors = 0;
+  /** The last error this subscriber saw (queue members), for the report. */
+  lastError = '';
+  /** Queue members: deliveries that were a redelivery (attempt 2 or more, or flagged redelivered). */
+  redelivered = 0;
   /** Called after every delivery (the publisher's in-process probe uses it). */
   listener: (() => void) | undefined;
   private watchSeq = Number.POSITIVE_INFINITY;
@@ -86,6 +103,15 @@ export class Tally {
     for (let i = 0; i < count; i++) this.got(first + i);
   }
 
+  /**
+   * Queue members: `n` deliveries acknowledged. Members receive an unordered share of the topic,
+   * so nothing here checks order: `received` counts acknowledgements, `last` stays 0.
+   */
+  ackedSome(n: number): void {
+    this.received += n;
+    this.listener?.();
+  }
+
   markClosed(code: number): void {
     if (this.closed) return;
     this.closed = true;
@@ -129,6 +155,20 @@ export interface Subscriber {
   /** Reconnects and resumes from the position kept; resolves when subscribed again. */
   reconnect(): Promise<{ recovered: boolean }>;
   close(): void;
+}
+
+/**
+ * A queue member: a subscriber that acknowledges each delivery as it arrives (acks of one socket
+ * read may leave together). Stalled, it takes deliveries and never acknowledges them: what a hung
+ * worker does.
+ */
+export interface Member extends Subscriber {
+  /**
+   * Called for every delivery before it is acknowledged (in-process observers: the redelivery
+   * measurement): the payload's sequence, the attempt (1 = first delivery; RabbitMQ only says
+   * "redelivered", read as 2) and performance.now().
+   */
+  onDelivery: ((seq: number, attempt: number, atMs: number) => void) | undefined;
 }
 
 /** A promise with its resolve/reject outside, for waiting on a frame. */

@@ -37,6 +37,8 @@ export interface WorkerReport {
   /** Of the gaps, those the server announced (Sluice GAP: trimmed by retention). */
   trimmed: number;
   dups: number;
+  /** Queue members: deliveries that were redeliveries, since the phase began. */
+  redelivered: number;
   /** Subscribers whose connection closed (fast, slow). */
   closed: number;
   slowClosed: number;
@@ -45,6 +47,8 @@ export interface WorkerReport {
   /** Close codes of the slow subscribers whose connection closed: code → count. */
   slowCloseCodes: Record<number, number>;
   errors: number;
+  /** The first subscriber's last error (queue members), '' when none. */
+  firstError: string;
   /** Lowest `last` sequence among the open fast subscribers (-1: none), and the highest. */
   min: number;
   max: number;

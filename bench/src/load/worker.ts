@@ -26,7 +26,7 @@ const sink: Sink = { latency: false, record: (us) => histogram.record(us) };
 const slowSink: Sink = { latency: false, record: () => undefined };
 const subs: Subscriber[] = [];
 let cpu = new SelfCpu();
-let base = { received: 0, slowReceived: 0, gaps: 0, trimmed: 0, dups: 0 };
+let base = { received: 0, slowReceived: 0, gaps: 0, trimmed: 0, dups: 0, redelivered: 0 };
 let lastTotal = -1;
 
 function reply(m: FromWorker): void {
@@ -63,13 +63,14 @@ async function open(spec: SubscriberSpec, topics: (number | null)[], slow: numbe
 }
 
 function totals() {
-  const t = { received: 0, slowReceived: 0, gaps: 0, trimmed: 0, dups: 0 };
+  const t = { received: 0, slowReceived: 0, gaps: 0, trimmed: 0, dups: 0, redelivered: 0 };
   for (const s of subs) {
     if (s.tally.slow) t.slowReceived += s.tally.received;
     else t.received += s.tally.received;
     t.gaps += s.tally.gaps;
     t.trimmed += s.tally.trimmed;
     t.dups += s.tally.dups;
+    t.redelivered += s.tally.redelivered;
   }
   return t;
 }
@@ -119,11 +120,13 @@ function report(): WorkerReport {
     gaps: t.gaps - base.gaps,
     trimmed: t.trimmed - base.trimmed,
     dups: t.dups - base.dups,
+    redelivered: t.redelivered - base.redelivered,
     closed,
     slowClosed,
     slowFirstClosedAt: firstSlowClose === Number.POSITIVE_INFINITY ? -1 : performance.timeOrigin + firstSlowClose,
     slowCloseCodes,
     errors,
+    firstError: subs.find((s) => s.tally.lastError)?.tally.lastError ?? '',
     min,
     max,
     slowLast,

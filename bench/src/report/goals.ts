@@ -4,7 +4,7 @@
  * generator rather than its server (then its true capacity, and so the ratio, is unknown);
  * "n/a" when a figure is missing. Nothing here tunes or adjusts a number.
  */
-import { isFigures, type FanoutFigures, type Goal, type ManyTopicsFigures, type MemoryFigures, type NonReadingFigures, type PublishFigures, type Results, type SlowFigures } from './results.js';
+import { isFigures, type FanoutFigures, type Goal, type ManyTopicsFigures, type MemoryFigures, type NonReadingFigures, type PublishFigures, type QueueFigures, type Results, type SlowFigures } from './results.js';
 
 const x = (v: number) => `${v.toFixed(2)}×`;
 
@@ -75,6 +75,21 @@ export function evaluateGoals(r: Results): Goal[] {
   }
   const nr = r.nonReading?.sluice;
   if (nr !== undefined) goals.push(nonReadingGoal(nr));
+  const q = r.queue?.throughput ?? {};
+  if (Object.keys(q).length > 0) {
+    const fig = (c: unknown) => (isFigures<QueueFigures>(c as QueueFigures) ? (c as QueueFigures) : undefined);
+    const s = fig(q.sluice);
+    const any = s ?? fig(q.rabbitmq) ?? fig(q.nats);
+    const shape = `${any?.members ?? '?'} members, credit ${any?.credit ?? '?'}, durable`;
+    // On a shared machine a queue figure moves with what else runs: the load goes with the verdict.
+    const load = r.queue?.load;
+    const busy = (g: Goal) => {
+      if (load && g.measured !== 'n/a') g.note = [g.note, `machine load average ${load[0].toFixed(1)} → ${load[1].toFixed(1)} during the scenario`].filter(Boolean).join('; ');
+      return g;
+    };
+    if (q.rabbitmq !== undefined) goals.push(busy(ratioGoal(`queue (${shape}): Sluice vs RabbitMQ, acked msgs/s`, '≥ 1.5×', s?.ackedPerSec, fig(q.rabbitmq)?.ackedPerSec, 1.5, fig(q.rabbitmq)?.bound)));
+    if (q.nats !== undefined) goals.push(busy(ratioGoal(`queue (${shape}): Sluice vs NATS JetStream, acked msgs/s`, '≥ 1×', s?.ackedPerSec, fig(q.nats)?.ackedPerSec, 1, fig(q.nats)?.bound)));
+  }
   const pub = r.publish['Sluice: WebSocket PUB/ACK + idempotency keys'];
   if (pub !== undefined) {
     const ok = isFigures<PublishFigures>(pub);

@@ -245,6 +245,68 @@ export interface PublishFigures {
   topics?: number;
 }
 
+/** Publish → member acknowledgement latency (µs) over a run. */
+export interface AckLatency {
+  count: number;
+  p50: number;
+  p99: number;
+  p999: number;
+  max: number;
+}
+
+/**
+ * Queue scenario, throughput: `members` consumers share one queue, each holding at most `credit`
+ * unacknowledged deliveries and acknowledging each as it arrives; one publisher with at most
+ * `window` awaiting their publish acknowledgement and `inFlight` not yet acknowledged by a member.
+ */
+export interface QueueFigures {
+  /** What ran, when the bench did not start it (RabbitMQ's version). */
+  system?: string;
+  members: number;
+  credit: number;
+  window: number;
+  inFlight: number;
+  published: number;
+  /** Member acknowledgements in the measured run, and per second (start → drained). */
+  acked: number;
+  seconds: number;
+  ackedPerSec: number;
+  drained: boolean;
+  /** Deliveries in the run that were redeliveries (none expected). */
+  redelivered: number;
+  errors: number;
+  closed: number;
+  bound: 'server' | 'clients' | 'window';
+  cpu: LoadCpu;
+  /** Sluice: mean wait from publish to durable commit in the run (ms), from its /metrics. */
+  commitMs?: number;
+  /** Publish → ack in the max-throughput run (bounded by `inFlight`: mostly queueing). */
+  maxLatency: AckLatency;
+  /** Publish → ack at a fixed rate, the same for every system of the run. */
+  latency?: Latency;
+}
+
+/**
+ * Queue scenario, redelivery: a member takes `messages` deliveries and never acknowledges them
+ * (connected and silent, or gone: its connection closed); another member is there to take them.
+ * `delayMs`: when each was delivered again, after the moment the system may do so (`from`).
+ */
+export interface RedeliveryFigures {
+  case: 'silent' | 'gone';
+  messages: number;
+  /** The ack wait in force (null: the system has none that applies), and how it was set. */
+  ackWaitMs: number | null;
+  ackWaitSetBy: string;
+  from: string;
+  /** Distinct messages delivered again within the wait, and to whom. */
+  redelivered: number;
+  toOther: number;
+  toSame: number;
+  /** Attempt numbers seen on the redeliveries (min–max). */
+  attempts: [number, number];
+  delayMs: { min: number; p50: number; max: number };
+}
+
 export interface Goal {
   name: string;
   target: string;
@@ -271,6 +333,15 @@ export interface Results {
     fanout: Record<string, Partial<Record<TargetId, Cell<FanoutFigures>>>>;
     publish: Record<string, Cell<PublishFigures>>;
     resume: Record<string, Cell<ResumeFigures>>;
+  };
+  /** Queue scenario (scenarios/queue.ts); absent in results written before it existed. */
+  queue?: {
+    throughput: Partial<Record<TargetId, Cell<QueueFigures>>>;
+    /** The fixed rate of the latency runs (msgs/s), 0 when none ran. */
+    latencyRate: number;
+    redelivery: Record<string, Cell<RedeliveryFigures>>;
+    /** The machine's 1-minute load average when the scenario started and ended (other processes count). */
+    load?: [number, number];
   };
   goals: Goal[];
   notes: string[];

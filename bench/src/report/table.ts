@@ -4,7 +4,7 @@
  * peers as extra columns, then the goals with their verdicts. Cells a target cannot fill show
  * "n/a" with the reason in a note under the table.
  */
-import { isFigures, type Cell, type FanoutFigures, type LoadCpu, type ManyTopicsFigures, type MemoryFigures, type NonReadingFigures, type PublishFigures, type ReadersPhase, type RssOver, type RedisCost, type Results, type ResumeFigures, type SlowFigures } from './results.js';
+import { isFigures, type Cell, type FanoutFigures, type LoadCpu, type ManyTopicsFigures, type MemoryFigures, type NonReadingFigures, type PublishFigures, type QueueFigures, type ReadersPhase, type RedeliveryFigures, type RssOver, type RedisCost, type Results, type ResumeFigures, type SlowFigures } from './results.js';
 import type { TargetId } from '../targets/target.js';
 import type { GatewaySample } from '../gateway-metrics.js';
 
@@ -23,11 +23,12 @@ const LABELS: Record<TargetId, string> = {
   socketio: 'Socket.IO',
   ws: 'ws',
   nats: 'NATS ws',
+  rabbitmq: 'RabbitMQ',
   'sluice-cluster': 'Sluice, 2 nodes',
   'socketio-cluster': 'Socket.IO + redis-adapter',
   'socketio-streams-cluster': 'Socket.IO + streams-adapter',
 };
-const ORDER: TargetId[] = ['sluice', 'sluice-auth', 'sluice-old', 'uws', 'socketio', 'ws', 'nats', 'sluice-cluster', 'socketio-cluster', 'socketio-streams-cluster'];
+const ORDER: TargetId[] = ['sluice', 'sluice-auth', 'sluice-old', 'uws', 'socketio', 'ws', 'nats', 'rabbitmq', 'sluice-cluster', 'socketio-cluster', 'socketio-streams-cluster'];
 
 function rate(v: number): string {
   if (!Number.isFinite(v)) return 'n/a';
@@ -361,6 +362,88 @@ function abGrid(r: Results): Grid | undefined {
   };
 }
 
+// ---- queue ----------------------------------------------------------------------------------
+
+const QUEUE_COLUMNS: { id: TargetId; label: string }[] = [
+  { id: 'sluice', label: 'Sluice' },
+  { id: 'rabbitmq', label: 'RabbitMQ' },
+  { id: 'nats', label: 'NATS JetStream' },
+];
+
+function queueGrid(r: Results): Grid | undefined {
+  const row = r.queue?.throughput ?? {};
+  const cols = QUEUE_COLUMNS.filter((c) => row[c.id] !== undefined);
+  if (cols.length === 0) return undefined;
+  const fig = (id: TargetId) => (isFigures<QueueFigures>(row[id]) ? (row[id] as QueueFigures) : undefined);
+  // Older results carry no queue profile: the figures say the same.
+  const any = r.profile.queue ?? cols.map((c) => fig(c.id)).find((f) => f);
+  const cells = (f: (v: QueueFigures) => string) => cols.map((c) => cellOf<QueueFigures>(row[c.id], f));
+  const s = fig('sluice');
+  const refs = [
+    { id: 'rabbitmq' as const, label: 'Sluice÷RabbitMQ' },
+    { id: 'nats' as const, label: 'Sluice÷JetStream' },
+  ].filter((x) => row[x.id] !== undefined);
+  const blank = refs.map(() => '');
+  const clients = (c: LoadCpu) => c.publisher + c.workers.reduce((a, b) => a + b, 0);
+  const fixed = r.queue?.latencyRate ?? 0;
+  const notes = new Set<string>();
+  naNotes(row, notes);
+  for (const c of cols) {
+    const f = fig(c.id);
+    if (f?.system) notes.add(`${c.label} ran: ${f.system}`);
+    if (f && (f.redelivered || f.errors || f.closed)) notes.add(`${c.label}: ${f.redelivered} redelivered, ${f.errors} member errors, ${f.closed} members disconnected during the run`);
+  }
+  return {
+    title: `Queue: ${any?.members ?? '?'} members share one queue, 200-byte messages, credit/prefetch ${any?.credit ?? '?'}, manual acks, durable on every side`,
+    columns: ['', ...cols.map((c) => c.label), ...refs.map((x) => x.label)],
+    rows: [
+      ['acked msgs/s (members\' acks, start → all acked)', ...cells((v) => rate(v.ackedPerSec)), ...refs.map((x) => ratio(s?.ackedPerSec, fig(x.id)?.ackedPerSec))],
+      ['  limited by (server CPU)', ...cells((v) => `${v.bound} (${v.cpu.server.toFixed(0)}%)`), ...blank],
+      ['  server CPU µs per acked message', ...cells((v) => (v.cpu.server * 1e4 / v.ackedPerSec).toFixed(1)), ...blank],
+      ['  client CPU: publisher + members %', ...cells((v) => clients(v.cpu).toFixed(0)), ...blank],
+      ...(s?.commitMs !== undefined ? [['  Sluice publish → commit ms (mean)', ...cells((v) => (v.commitMs !== undefined ? v.commitMs.toFixed(1) : '')), ...blank]] : []),
+      [`  publish → ack p50/p99 ms at max (≤ ${any?.inFlight ?? '?'} in flight)`, ...cells((v) => `${ms(v.maxLatency.p50)}/${ms(v.maxLatency.p99)}`), ...blank],
+      [`  publish → ack p50/p99/p99.9 ms @ ${fixed ? rate(fixed) : '?'} msgs/s`, ...cells((v) => (v.latency ? latencyOf({ latency: v.latency } as FanoutFigures) : 'n/a')), ...blank],
+    ],
+    notes: [
+      `One publisher (≤ ${any?.window ?? '?'} awaiting their publish ack: Sluice ACK with a unique idempotency key, RabbitMQ confirm, JetStream ack), ≤ ${any?.inFlight ?? '?'} published and not yet acknowledged by a member; members acknowledge each delivery as it arrives, those of one socket read together.`,
+      'Sluice: disk store, ACK after the synced commit; RabbitMQ: durable classic queue, persistent messages (its broker is the machine\'s, not pinned: it may use both cores); JetStream: work-queue stream on a file store (nats-server does not fsync each write by default).',
+      `Latency @ a fixed rate: ${r.profile.queue ? `${(r.profile.queue.latencyLoad * 100).toFixed(0)}%` : 'a share'} of the slowest system's max in this run, the same for all; at max it is mostly the time messages wait in the bounded backlog.`,
+      ...notes,
+    ],
+  };
+}
+
+function redeliveryGrid(r: Results): Grid | undefined {
+  const cells = r.queue?.redelivery ?? {};
+  const keys = Object.keys(cells);
+  if (keys.length === 0) return undefined;
+  const notes: string[] = [];
+  let messages = 0;
+  const rows = keys.map((k) => {
+    const c = cells[k]!;
+    if (!isFigures<RedeliveryFigures>(c)) {
+      notes.push(`${k}: ${'na' in c ? `n/a — ${c.na}` : `failed — ${c.error}`}`);
+      return [k, 'n/a', '', '', '', ''];
+    }
+    messages = c.messages;
+    const attempts = c.attempts[0] === c.attempts[1] ? `${c.attempts[0]}` : `${c.attempts[0]}–${c.attempts[1]}`;
+    return [k, c.ackWaitMs === null ? `none (${c.ackWaitSetBy})` : `${c.ackWaitMs} ms (${c.ackWaitSetBy})`, c.from,
+      `${c.redelivered} / ${c.messages} (${c.toOther} to the other)`, attempts,
+      // Math.round, not toFixed: no "-0".
+      `${Math.round(c.delayMs.min)} / ${Math.round(c.delayMs.p50)} / ${Math.round(c.delayMs.max)}`];
+  });
+  return {
+    title: `Redelivery: a member takes ${messages || '?'} deliveries and never acknowledges them; when does another member get them?`,
+    columns: ['', 'ack wait (set by)', 'delay counted from', 'delivered again', 'attempt', 'delay min / p50 / max ms'],
+    rows,
+    notes: [
+      'The first delivery\'s time is when the member received it: the system started its ack wait a little earlier, so a delay may be slightly negative.',
+      ...notes,
+    ],
+  };
+}
+
 // ---- cluster --------------------------------------------------------------------------------
 
 const perMsg = (c: RedisCost | undefined, n: number | undefined) => (c && n !== undefined ? (n / c.messages).toFixed(3) : '');
@@ -476,7 +559,7 @@ function goalsGrid(r: Results): Grid {
 
 function grids(r: Results): Grid[] {
   return [
-    fanoutGrid(r), manyGrid(r), memoryGrid(r), slowGrid(r), nonReadingGrid(r), resumeGrid(r), publishGrid(r), abGrid(r),
+    fanoutGrid(r), manyGrid(r), memoryGrid(r), slowGrid(r), nonReadingGrid(r), resumeGrid(r), publishGrid(r), queueGrid(r), redeliveryGrid(r), abGrid(r),
     clusterFanoutGrid(r), clusterPublishGrid(r), redisCommandsGrid(r), redisCommandsGrid(r, 'usec'), clusterResumeGrid(r), goalsGrid(r),
   ].filter((g): g is Grid => g !== undefined);
 }

@@ -54,6 +54,7 @@ class NatsTarget implements Target {
     return {
       id: this.id,
       pid: p.pid,
+      wsUrl: url,
       exited: p.exited,
       output: () => p.output(),
       subscriber: (o = {}) => (jetstream

@@ -1,14 +1,16 @@
 /**
  * Every target, in the order the table prints them. Sluice runs first: its figures set shared rates.
- * The cluster targets (several processes on one Redis) are run by the cluster scenario only.
+ * The cluster targets (several processes on one Redis) are run by the cluster scenario only, and
+ * RabbitMQ (the machine's broker) by the queue scenario only (run.ts `targetsFor`).
  */
 import { socketIoClusterTarget, socketIoStreamsClusterTarget, sluiceClusterTarget } from './cluster.js';
 import { natsTarget } from './nats.js';
 import { socketIoTarget, uwsTarget, wsTarget } from './node-peer.js';
+import { rabbitMqTarget } from './rabbitmq.js';
 import { oldBuildConfigured, sluiceAuthTarget, sluiceOldTarget, sluiceTarget } from './sluice.js';
 import type { Target, TargetId } from './target.js';
 
-export const ALL_TARGETS: Target[] = [sluiceTarget, sluiceAuthTarget, sluiceOldTarget, uwsTarget, socketIoTarget, wsTarget, natsTarget];
+export const ALL_TARGETS: Target[] = [sluiceTarget, sluiceAuthTarget, sluiceOldTarget, uwsTarget, socketIoTarget, wsTarget, natsTarget, rabbitMqTarget];
 
 export const CLUSTER_TARGETS: Target[] = [sluiceClusterTarget, socketIoClusterTarget, socketIoStreamsClusterTarget];
 

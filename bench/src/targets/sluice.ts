@@ -95,6 +95,7 @@ export function gatewayTarget(id: TargetId, p: ServerProcess, port: string, toke
     id,
     pid: p.pid,
     httpUrl: `http://127.0.0.1:${port}`,
+    wsUrl: url,
     ...(token ? { token } : {}),
     exited: p.exited,
     output: () => p.output(),
@@ -134,7 +135,7 @@ class SluiceTarget implements Target {
     try {
       started = await launchGateway({
         cli: b.cli,
-        storeArgs: ['--store', 'disk', '--data', dir, ...durabilityArgs()],
+        storeArgs: ['--store', 'disk', '--data', dir, ...durabilityArgs(), ...(opts.gatewayArgs ?? [])],
         ...(this.auth ? { env: { SLUICE_AUTH_SECRET: AUTH_SECRET } } : {}),
         ...(opts.profileDir ? { profileDir: opts.profileDir } : {}),
         ...(opts.profileName ? { profileName: opts.profileName } : {}),

@@ -8,6 +8,8 @@ import type { SubscriberSpec } from '../clients/subscriber.js';
 
 export type TargetId =
   | 'sluice' | 'sluice-auth' | 'sluice-old' | 'uws' | 'socketio' | 'ws' | 'nats'
+  // queue scenario only (targets/rabbitmq.ts): the machine's RabbitMQ broker
+  | 'rabbitmq'
   // cluster scenario (targets/cluster.ts): several server processes on one Redis
   | 'sluice-cluster' | 'socketio-cluster' | 'socketio-streams-cluster';
 
@@ -19,6 +21,8 @@ export interface StartOptions {
   /** Sluice: write a V8 CPU profile of the gateway into this directory, under this name. */
   profileDir?: string;
   profileName?: string;
+  /** Sluice: more `sluice serve` flags (e.g. `--group-ack-wait 2s`). */
+  gatewayArgs?: string[];
 }
 
 export interface PublisherOptions {
@@ -41,6 +45,10 @@ export interface RunningTarget {
   readonly pids?: readonly number[];
   /** HTTP base URL (Sluice only: the HTTP publish API). */
   readonly httpUrl?: string;
+  /** What runs, when the bench did not start it itself (RabbitMQ: version and URL). */
+  readonly version?: string;
+  /** WebSocket base URL (Sluice, NATS), for clients a scenario makes itself (queue members). */
+  readonly wsUrl?: string;
   /** Sluice auth-on: the bearer token clients present. */
   readonly token?: string;
   subscriber(opts?: { credit?: number }): SubscriberSpec;
