@@ -72,7 +72,7 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
   const auth = deps.auth ?? authFromConfig(config); // before anything opens: a bad key fails fast
   const origins = OriginPolicy.from(config.allowedOrigins, auth.mode === 'dev');
   const rates = new RateLimiter(config.rates);
-  const metrics = new Metrics();
+  const metrics = new Metrics(VERSION);
   const store = await openStore(config);
   const app = App();
   const reader = new CursorReader(store, config.read);
@@ -113,7 +113,7 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
   }
   groups.attach(nodes);
 
-  metrics.gauge('sluice_connections', 'Open WebSocket connections.', () => sessions.size);
+  metrics.gauge('sluice_open_connections', 'Open WebSocket connections.', () => sessions.size);
   metrics.gauge('sluice_subscriptions', 'Subscriptions by state (paused = no credit).', () => {
     const c = hub.stateCounts();
     return { live: c.live, catchup: c.catchup, paused: c.paused, opening: c.opening };
