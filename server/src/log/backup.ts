@@ -61,10 +61,20 @@ export async function backupDiskStore(dataDir: string, outDir: string, options: 
     await copy.transaction(() => {
       sys.put('epoch', epoch);
       for (const { key, value } of meta.getRange()) {
-        topics++;
         if (value && typeof value === 'object' && value.epoch !== undefined) void meta.put(key, { ...value, epoch });
       }
     });
+    // Topics are counted from the messages, the store's truth (a topic's meta may be a commit behind
+    // them): one key lookup per topic, skipping past each topic's offsets.
+    const msgs = copy.openDB<Uint8Array, [string, number]>('msgs', { encoding: 'binary' });
+    let start: [string, number] | undefined;
+    for (;;) {
+      let next: string | undefined;
+      for (const key of msgs.getKeys(start ? { start, limit: 1 } : { limit: 1 })) next = key[0];
+      if (next === undefined) break;
+      topics++;
+      start = [next, Number.MAX_SAFE_INTEGER];
+    }
   } finally {
     await copy.close();
   }
