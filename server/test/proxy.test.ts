@@ -10,7 +10,7 @@ import { describe, it } from 'node:test';
 import { mintToken } from '@sluice/client/token';
 import WebSocket from 'ws';
 import { ConfigError, loadConfig } from '../src/config.js';
-import { PeerResolver } from '../src/http/peer.js';
+import { normalAddress, PeerResolver } from '../src/http/peer.js';
 import type { RunningServer } from '../src/server.js';
 import { startGateway } from './helpers/gateway.js';
 import { api, waitFor } from './helpers/http.js';
@@ -56,6 +56,15 @@ describe('PeerResolver: the client address through trusted proxies', () => {
     assert.equal(peers.trusts('203.0.113.9'), false);
     assert.equal(peers.trusts('::ffff:10.0.0.5'), true);
     assert.equal(new PeerResolver([]).trusts('127.0.0.1'), false);
+  });
+
+  it('spells each address one way: IPv6 compressed, IPv4 on a dual-stack socket as IPv4', () => {
+    assert.equal(normalAddress('0000:0000:0000:0000:0000:0000:0000:0001'), '::1');
+    assert.equal(normalAddress('0000:0000:0000:0000:0000:ffff:7f00:0001'), '127.0.0.1');
+    assert.equal(normalAddress('::FFFF:10.1.2.3'), '10.1.2.3');
+    assert.equal(normalAddress('2001:0DB8:0000:0000:0000:0000:0000:0007'), '2001:db8::7');
+    assert.equal(normalAddress('198.51.100.4'), '198.51.100.4');
+    assert.equal(peers.resolve(normalAddress('0000:0000:0000:0000:0000:ffff:0a00:0001'), '203.0.113.9', '').address, '203.0.113.9');
   });
 
   it('--trust-proxy and --public-url are checked when the gateway starts', () => {

@@ -21,12 +21,21 @@ export interface Peer {
   proto: 'http' | 'https';
 }
 
-/** `::ffff:10.0.0.1` (an IPv4 peer on a dual-stack socket) is 10.0.0.1; other addresses as given. */
-function normal(address: string): string {
-  const a = address.trim();
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(a);
-  return m ? m[1]! : a.toLowerCase();
+/**
+ * One spelling per address: IPv6 compressed (uWS writes every group, `0000:…:0001`), and an IPv4
+ * peer on a dual-stack socket (`::ffff:7f00:1`, `::ffff:127.0.0.1`) as IPv4. Anything else as given.
+ */
+export function normalAddress(address: string): string {
+  const a = address.trim().toLowerCase();
+  if (isIP(a) !== 6) return a;
+  const short = new URL(`http://[${a}]`).hostname.slice(1, -1); // WHATWG URL compresses, dotted tails become hex
+  const m = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(short);
+  if (!m) return short;
+  const hi = parseInt(m[1]!, 16);
+  const lo = parseInt(m[2]!, 16);
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
 }
+const normal = normalAddress;
 
 export class PeerResolver {
   private readonly trusted = new BlockList();
