@@ -66,6 +66,15 @@ test('when the gateway goes down the console shows its figures as stale, and liv
   await expect(page.getByRole('term').filter({ hasText: 'Head' })).toBeVisible();
   await expect(page.getByRole('alert')).toHaveCount(0);
 
+  // When the charts' samples start (this page's first snapshot).
+  await page.getByRole('link', { name: 'Overview' }).click();
+  const described = page.getByRole('img', { name: /^Messages per second/ });
+  await expect(described).toHaveAccessibleDescription(/^Samples from \d\d:\d\d:\d\d/);
+  const spanText = await page.getByRole('figure', { name: 'Messages per second' }).getByText(/Samples from/).textContent();
+  const before = /Samples from (\d\d:\d\d:\d\d)/.exec(spanText ?? '')![1];
+  await page.goBack();
+  await expect(page.getByRole('term').filter({ hasText: 'Head' })).toBeVisible();
+
   await gateway.stop();
   const alert = page.getByRole('alert').filter({ hasText: 'Gateway unreachable' });
   await expect(alert).toBeVisible();
@@ -82,6 +91,13 @@ test('when the gateway goes down the console shows its figures as stale, and liv
   await expect(page.getByRole('main')).toHaveAttribute('aria-busy', 'false');
   await expect(page.locator('main .facts')).toHaveCSS('filter', 'none');
   await shot(page, info, 'gateway-back');
+
+  // The charts keep what they showed before the gateway went away (its new process remembers
+  // nothing older), with a gap for the time it was gone.
+  await page.getByRole('link', { name: 'Overview' }).click();
+  const chart = page.getByRole('img', { name: /^Messages per second/ });
+  await expect(chart).toHaveAccessibleDescription(new RegExp(`^Samples from ${before}`));
+  await shot(page, info, 'gateway-back-overview');
 });
 
 test('right after a page load the charts show the history the gateway kept, with readable legends and axes', async ({ page, gateway }, info) => {
