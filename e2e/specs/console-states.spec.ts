@@ -255,3 +255,19 @@ test('a traced message\'s timeline: delivered to subscribers and to a group memb
     member.close();
   }
 });
+
+test.describe('with a gateway that keeps one trace', () => {
+  test.use({ gatewayArgs: ['--trace-max', '1'] });
+
+  test('a traced message whose trace was forgotten says so', async ({ page, gateway }, info) => {
+    const topic = 'e2e.forgotten';
+    const first = await publish(gateway.url, topic, { n: 1 }, true);
+    await publish(gateway.url, topic, { n: 2 }, true); // the node now keeps this one's journey only
+    await page.goto(`${gateway.url}/console/#/topics/${topic}`);
+    await page.getByRole('tab', { name: 'History' }).click();
+    await page.getByRole('link', { name: `Trace of message ${first}` }).click();
+    await expect(page.getByRole('heading', { name: 'No trace kept for this message' })).toBeVisible();
+    await expect(page.getByText('--trace-max')).toBeVisible();
+    await shot(page, info, 'trace-forgotten');
+  });
+});
