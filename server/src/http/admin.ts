@@ -3,6 +3,8 @@
  * GET routes also take the token as `?token=` because EventSource cannot set headers.
  *
  * - `GET /v1/admin/stats`                 this node's totals and rates, and how many nodes there are
+ * - `GET /v1/admin/stats/history`         this node's last 10 minutes of rates, connections and
+ *                                         subscriptions, a sample a second (admin-history.ts)
  * - `GET /v1/admin/nodes`                 the gateway nodes (cluster mode: every live one; else this one)
  * - `GET /v1/admin/topics`                one row per topic (stored, or with subscribers on this node)
  * - `GET /v1/admin/topics/{topic}`        a topic and each of its subscribers, on every node, and
@@ -20,7 +22,8 @@
  * - `GET /v1/admin/stream`                SSE every second: `event: stats` {stats, topics, nodes,
  *                                         unanswered}; with `?connections=1` also `event: connections`
  *                                         (the list), with `?topic=<name>` also `event: topic` (its detail),
- *                                         and with `?topic=<name>&groups=1` also `event: groups` (its rows)
+ *                                         and with `?topic=<name>&groups=1` also `event: groups` (its rows);
+ *                                         with `?history=1` the first message starts with `event: history`
  *
  * Subscribers and connections list both transports; `transport` says which, `node` where it is.
  * Per-topic rates come from a counter per topic fed by the store's `watch`, sampled once a second.
@@ -49,6 +52,7 @@ import type { SubscriptionView } from '../hub/subscription.js';
 import { StoreUnavailableError, type TopicInfo, type TopicLog } from '../log/log.js';
 import type { Session } from '../session/session.js';
 import { AdminGroups, resetTarget, settingsUpdate } from './admin-groups.js';
+import { StatsHistory } from './admin-history.js';
 import { authenticate, begin, guard, notFound, readBody, streamsFull, tokenOf, topicPath, type HttpContext } from './context.js';
 import type { Exchange } from './exchange.js';
 import { isBad, parseJson } from './messages.js';
@@ -95,7 +99,10 @@ export class TopicRates {
   }
 }
 
-/** What one admin stream asked for besides the stats (`?connections=1`, `?topic=<name>`, `&groups=1`). */
+/**
+ * What one admin stream asked for besides the stats (`?connections=1`, `?topic=<name>`, `&groups=1`;
+ * `?history=1` is answered once, in its first message).
+ */
 export interface FeedWants {
   connections: boolean;
   topic: string | undefined;
@@ -126,14 +133,14 @@ class AdminFeed {
     return this.readers.size;
   }
 
-  /** Starts a stream with its first snapshot. */
-  async add(ex: Exchange, principal: Principal, wants: FeedWants): Promise<void> {
+  /** Starts a stream with its first snapshot, after `prelude` (complete SSE events, or ''). */
+  async add(ex: Exchange, principal: Principal, wants: FeedWants, prelude = ''): Promise<void> {
     const chunkFor = await this.render([wants]);
     if (!ex.open) return;
     const reader: FeedReader = { writer: new SseWriter(ex, () => {}), wants, cancelExpiry: undefined };
     this.readers.add(reader);
     ex.onAbort(() => this.remove(reader));
-    reader.writer.start(`retry: 2000\n${chunkFor(wants)}`);
+    reader.writer.start(`retry: 2000\n${prelude}${chunkFor(wants)}`);
     if (principal.expiresAt !== undefined) {
       reader.cancelExpiry = atExpiry(principal.expiresAt, () => {
         reader.writer.end({ name: 'end', data: { code: 'unauthorized', message: 'token expired' } });
@@ -183,6 +190,7 @@ export class Admin {
   readonly rates: TopicRates;
   readonly feed: AdminFeed;
   readonly groups: AdminGroups;
+  readonly history: StatsHistory;
 
   constructor(
     private readonly ctx: HttpContext,
@@ -193,6 +201,15 @@ export class Admin {
     this.rates = new TopicRates(ctx.store);
     this.groups = new AdminGroups(ctx.groups, ctx.store, ctx.metrics, ctx.nodes);
     this.feed = new AdminFeed((wanted) => this.renderFeed(wanted));
+    this.history = new StatsHistory(() => {
+      const r = ctx.metrics.rates;
+      const c = ctx.hub.stateCounts();
+      return {
+        messagesInPerSec: r.messagesInPerSec, messagesOutPerSec: r.messagesOutPerSec,
+        bytesInPerSec: r.bytesInPerSec, bytesOutPerSec: r.bytesOutPerSec,
+        connections: ctx.sessions.size, live: c.live, paused: c.paused,
+      };
+    });
     // What other nodes ask of this one (cluster/nodes.ts); params come from a peer through Redis.
     ctx.nodes.handle('connections', () => this.localConnections());
     ctx.nodes.handle('trace', (p) => {
@@ -213,6 +230,7 @@ export class Admin {
 
   close(): void {
     this.feed.close();
+    this.history.close();
     this.rates.close();
     this.groups.close();
   }
@@ -478,6 +496,7 @@ export class Admin {
 
   mount(app: TemplatedApp, streamsOpen: () => number): void {
     this.getJson(app, '/v1/admin/stats', () => this.stats());
+    this.getJson(app, '/v1/admin/stats/history', () => Promise.resolve(this.history.snapshot()));
     this.getJson(app, '/v1/admin/nodes', () => this.nodes());
     this.getJson(app, '/v1/admin/topics', () => this.topics());
     app.get('/v1/admin/topics/*', (res, req) => this.topicRoute(res, req));
@@ -517,13 +536,15 @@ export class Admin {
       const connections = ['1', 'true'].includes(req.getQuery('connections') ?? '');
       const topic = req.getQuery('topic') || undefined;
       const groups = ['1', 'true'].includes(req.getQuery('groups') ?? '');
+      const history = ['1', 'true'].includes(req.getQuery('history') ?? '');
       guard(ex, this.ctx, async () => {
         const p = await this.principal(ex, token);
         if (!p) return;
         const invalid = topic === undefined ? null : topicError(topic, { allowReserved: true });
         if (invalid) return ex.error('invalid-topic', invalid);
         if (streamsFull(ex, this.ctx, streamsOpen)) return;
-        await this.feed.add(ex, p, { connections, topic, groups });
+        const prelude = history ? `event: history\ndata: ${JSON.stringify(this.history.snapshot())}\n\n` : '';
+        await this.feed.add(ex, p, { connections, topic, groups }, prelude);
       });
     });
   }
