@@ -172,7 +172,8 @@ describe('admin API', () => {
     const s = await SseReader.open(`${gw.url}/v1/admin/stream`);
     assert.equal(s.status, 200);
     const first = JSON.parse((await s.next((e) => e.event === 'stats')).data);
-    assert.deepEqual(Object.keys(first).sort(), ['nodes', 'stats', 'topics', 'unanswered']);
+    assert.deepEqual(Object.keys(first).sort(), ['nodes', 'stats', 'topicTotals', 'topics', 'unanswered']);
+    assert.deepEqual(first.topicTotals, { topics: 2, active: first.topicTotals.active, subscribed: 1 }, 'adm.room and adm.busy stored; adm.room subscribed');
     assert.deepEqual([first.nodes.length, first.nodes[0].self, first.unanswered], [1, true, []]);
     assert.equal(first.stats.version, VERSION);
     assert.ok(first.topics.some((t: { topic: string }) => t.topic === T));

@@ -34,7 +34,7 @@ export type ResponseHeaders = Record<string, string>;
 type ExchangeState = 'open' | 'streaming' | 'done' | 'aborted';
 
 /** Response headers a browser may read besides the CORS-safelisted ones. */
-const EXPOSED = 'Retry-After, WWW-Authenticate, Sluice-Unanswered-Nodes';
+const EXPOSED = 'Retry-After, WWW-Authenticate, Sluice-Unanswered-Nodes, Sluice-Next-Cursor, Sluice-Total-Count';
 
 export class Exchange {
   private state: ExchangeState = 'open';

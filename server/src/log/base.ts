@@ -98,6 +98,8 @@ interface Batch {
 export abstract class BaseLog implements TopicLog {
   abstract readonly kind: string;
   protected readonly states = new Map<string, TopicState>();
+  /** States in `states` with a durable message (durableHead > 0): what `topics()` lists, counted as they change. */
+  private written = 0;
   private readonly listeners = new Set<AppendListener>();
   private open: Batch | undefined;
   /** Settles once the last sealed batch finished or failed; never rejects. */
@@ -241,6 +243,11 @@ export abstract class BaseLog implements TopicLog {
     return out;
   }
 
+  async topicCount(): Promise<number> {
+    this.loadAll();
+    return this.written;
+  }
+
   /** Topics whose state is held in memory (written ones and those loaded from disk). */
   get cachedTopics(): number {
     return this.states.size;
@@ -351,7 +358,10 @@ export abstract class BaseLog implements TopicLog {
         lastTs: meta?.lastTs ?? 0,
         pendingKeys: undefined,
       };
-      if (meta || create) this.states.set(topic, s);
+      if (meta || create) {
+        this.states.set(topic, s);
+        if (s.durableHead > 0) this.written++;
+      }
     }
     return s;
   }
@@ -471,6 +481,7 @@ export abstract class BaseLog implements TopicLog {
     this.committed();
     for (const [topic, t] of b.topics) {
       const s = t.state;
+      if (s.durableHead === 0) this.written++;
       s.durableHead = t.first + t.entries.length - 1;
       s.count += t.entries.length;
       s.bytes += t.bytes;
@@ -534,6 +545,7 @@ export abstract class BaseLog implements TopicLog {
       await this.tail;
       if (!(await this.probe()) || this.closed) return;
       this.states.clear();
+      this.written = 0;
       this.dirtyMeta.clear();
       this.allLoaded = false;
       const was = this.failure;

@@ -339,6 +339,10 @@ export class RedisLog implements TopicLog {
     return names.map((t, i) => this.infoOf(t, metas[i]!)).filter((i) => i.head > 0);
   }
 
+  async topicCount(): Promise<number> {
+    return this.call(() => this.client.scard(TOPICS_KEY));
+  }
+
   watch(listener: AppendListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
