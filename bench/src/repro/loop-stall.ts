@@ -11,8 +11,11 @@
  * msgs/s for `seconds`. Prints the delivery latency (from the scheduled send), the event-loop
  * delay, the GC pauses over 2 ms, and the functions the profile's long stretches spent their time
  * in. The profiles and GC traces stay in OUTDIR (default: a temp dir, printed). BENCH_NODE_ARGS adds
- * Node flags to the gateway (e.g. `--single-threaded-gc`).
+ * Node flags to the gateway (e.g. `--single-threaded-gc`); BENCH_PERF=1 records on-CPU samples with
+ * `perf record -g` over the measured stretch (gateway run with `--perf-basic-prof`) into OUTDIR:
+ * read them with `perf report -i OUTDIR/this-build.perf.data --no-children --sort symbol`.
  */
+import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,7 +45,7 @@ async function measure(label: string, cli: string, o: { topics: number; rate: nu
     storeArgs: storeArgs(o.store, dir),
     profileDir: o.out,
     profileName: `${name}.cpuprofile`,
-    nodeArgs: [...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), '--trace-gc', '--cpu-prof-interval', '250', '--import', MONITOR],
+    nodeArgs: [...(process.env.BENCH_PERF ? ['--perf-basic-prof'] : []), ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), '--trace-gc', '--cpu-prof-interval', '250', '--import', MONITOR],
     env: { SLUICE_LOOP_MONITOR: loopFile },
   });
   const fleet = new Fleet(3);
@@ -58,8 +61,14 @@ async function measure(label: string, cli: string, o: { topics: number; rate: nu
     const sched0 = schedstat(p.pid);
     const mark = Date.now();
     const fromUs = nowUs();
+    // On-CPU samples (perf counts only the time the gateway ran, not the time it waited for its core).
+    const perfData = join(o.out, `${name}.perf.data`);
+    const perf = process.env.BENCH_PERF
+      ? spawn('perf', ['record', '-F', '1999', '-g', '-p', String(p.pid), '-o', perfData, '--', 'sleep', String(o.seconds)], { stdio: 'ignore' })
+      : undefined;
     const r = await loop.step({ rate: o.rate, durationMs: o.seconds * 1000, windowMs: 50, drainMs: 5000 });
     const serverCpu = cpu.percent();
+    if (perf) await new Promise((resolve) => perf.once('exit', resolve));
     const sched1 = schedstat(p.pid);
     const toUs = nowUs();
     const until = Date.now();
