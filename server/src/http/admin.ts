@@ -64,6 +64,7 @@ import type { Exchange } from './exchange.js';
 import { isBad, parseJson } from './messages.js';
 import type { LongPolls } from './pull.js';
 import { SseWriter, type TopicStream, type TopicStreams } from './sse.js';
+import { logger } from '../logger.js';
 
 /** Messages per second per topic, from the store's notifications, sampled every second. */
 export class TopicRates {
@@ -195,7 +196,7 @@ class AdminFeed {
       const chunkFor = await this.render(ready.map((r) => r.wants));
       for (const r of ready) if (!r.writer.blocked && r.writer.open) r.writer.send(chunkFor(r.wants));
     } catch (err) {
-      console.error('sluice: admin stream snapshot failed', err);
+      logger.error('admin stream snapshot failed', { err });
     } finally {
       this.busy = false;
     }
@@ -474,12 +475,14 @@ export class Admin {
   private localKick(id: string): boolean {
     for (const s of this.ctx.sessions) {
       if (s.id === id) {
+        logger.info('connection kicked by an administrator', { session: id, client: s.clientId, address: s.peer.remoteAddress });
         s.disconnect(CloseCode.KICKED, 'disconnected by an administrator');
         return true;
       }
     }
     for (const s of this.streams.all) {
       if (s.id === id) {
+        logger.info('event stream kicked by an administrator', { stream: id, client: s.clientId, address: s.remoteAddress });
         this.streams.end(s, 'kicked', 'disconnected by an administrator');
         return true;
       }

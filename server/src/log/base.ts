@@ -30,6 +30,7 @@ import {
   type TopicLog,
   type UnavailableCode,
 } from './log.js';
+import { logger } from '../logger.js';
 
 export interface TopicState {
   topic: string;
@@ -293,7 +294,7 @@ export abstract class BaseLog implements TopicLog {
       try {
         this.sweepSlice(Date.now());
       } catch (err) {
-        console.error('sluice: retention sweep failed', err);
+        logger.error('retention sweep failed', { err });
       }
     }, intervalMs / SLICES);
     this.sweeper.unref();
@@ -537,7 +538,7 @@ export abstract class BaseLog implements TopicLog {
         try {
           listener(topic, t.first, t.entries, s.epoch);
         } catch (err) {
-          console.error('sluice: append listener failed', err);
+          logger.error('append listener failed', { err });
         }
       }
       this.trim(s);
@@ -559,7 +560,7 @@ export abstract class BaseLog implements TopicLog {
     if (this.failure || this.closed) return;
     const code = this.classify(err);
     this.failure = { code, reason: code === 'insufficient-storage' ? 'disk full' : err.message, since: Date.now() };
-    console.error(`sluice: store cannot write (${this.failure.reason}); refusing publishes with ${code} until it can`, err);
+    logger.error(`store cannot write (${this.failure.reason}); refusing publishes with ${code} until it can`, { err });
     this.prober = setInterval(() => void this.recover(), 1000);
     this.prober.unref();
   }
@@ -594,9 +595,9 @@ export abstract class BaseLog implements TopicLog {
       this.failure = undefined;
       if (this.prober) clearInterval(this.prober);
       this.prober = undefined;
-      console.error(`sluice: store writable again after ${Math.round((Date.now() - was.since) / 1000)} s; taking publishes`);
+      logger.warn(`store writable again after ${Math.round((Date.now() - was.since) / 1000)} s; taking publishes`);
     } catch (err) {
-      console.error('sluice: store probe failed', err);
+      logger.error('store probe failed', { err });
     } finally {
       this.probing = false;
     }
