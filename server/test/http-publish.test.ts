@@ -79,8 +79,8 @@ describe('POST /v1/topics/{topic}/messages', () => {
       ['key too long', api(gw.url, topic, { json: 1, headers: { 'idempotency-key': 'k'.repeat(129) } }), 413, 'too-large'],
       ['body too large', api(gw.url, topic, { raw: 'x'.repeat(64 * 1024 + 1) }), 413, 'too-large'],
       ['compressed', api(gw.url, topic, { raw: 'x', headers: { 'content-encoding': 'gzip' } }), 415, 'bad-request'],
-      ['unknown route', api(gw.url, '/v1/topics/pub.bad/nothing', { json: 1 }), 404, 'bad-request'],
-      ['no topic', api(gw.url, '/v1/topics//messages', { json: 1 }), 404, 'bad-request'],
+      ['unknown route', api(gw.url, '/v1/topics/pub.bad/nothing', { json: 1 }), 404, 'not-found'],
+      ['no topic', api(gw.url, '/v1/topics//messages', { json: 1 }), 404, 'not-found'],
       ['wrong method', api(gw.url, topic, { method: 'PUT', json: 1 }), 405, 'bad-request'],
       ['bad Authorization', api(gw.url, topic, { json: 1, headers: { authorization: 'Basic abc' } }), 401, 'unauthorized'],
     ];
