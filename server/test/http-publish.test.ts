@@ -149,7 +149,7 @@ describe('POST /v1/publish (batch)', () => {
             { topic: 'batch.b', data: 'x', key: 'kb' },
             { topic: 'bad..topic', data: 1 },
             { topic: 'batch.a', data: 'aGVsbG8=', encoding: 'base64', headers: { trace: 't1' } },
-            { topic: 'batch.b', data: 'again', key: 'kb' },
+            { topic: 'batch.b', data: 'x', key: 'kb' },
             { topic: 'batch.a' },
           ],
         },
