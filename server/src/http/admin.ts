@@ -592,7 +592,7 @@ export class Admin {
         if (unanswered.length > 0) {
           return ex.error('unavailable', `no node that answered has connection ${shown}; node(s) ${unanswered.join(', ')} did not answer in time: retry`);
         }
-        ex.error('bad-request', node === undefined ? `no connection ${shown}` : `no connection ${shown} on node ${node.slice(0, 64)}`, 404);
+        ex.error('not-found', node === undefined ? `no connection ${shown}` : `no connection ${shown} on node ${node.slice(0, 64)}`);
       });
     });
     app.get('/v1/admin/stream', (res, req) => {
@@ -631,7 +631,7 @@ export class Admin {
       if (invalid) return ex.error('invalid-topic', invalid);
       if (path.action === 'groups') return ex.json(200, await this.groups.rows(path.topic));
       const out = await this.topic(path.topic);
-      if (!out) return ex.error('bad-request', `no topic ${path.topic}`, 404);
+      if (!out) return ex.error('not-found', `no topic ${path.topic}`);
       ex.json(200, out);
     });
   }
@@ -684,7 +684,7 @@ export class Admin {
       if (isBad(doc) || typeof doc !== 'object' || doc === null || Array.isArray(doc)) return ex.error('bad-request', 'the body must be a JSON object');
       const fields = doc as Record<string, unknown>;
       // Only groups that exist: a PUT never creates one (it would start where no member asked).
-      if (!(await this.groups.exists(topic, group))) return ex.error('bad-request', `no group ${group} of topic ${topic}`, 404);
+      if (!(await this.groups.exists(topic, group))) return ex.error('not-found', `no group ${group} of topic ${topic}`);
       try {
         if (action === undefined) {
           const update = settingsUpdate(topic, fields);

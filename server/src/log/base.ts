@@ -51,6 +51,14 @@ export interface TopicState {
 export interface KeyHit {
   offset: number;
   ts: number;
+  /** The fingerprint of the message stored with the key (absent: stored without one). */
+  fingerprint?: Uint8Array | undefined;
+}
+
+/** Whether a keyed message matches the one its key was stored with (see the contract: a missing side matches). */
+export function sameFingerprint(stored: Uint8Array | undefined, sent: Uint8Array | undefined): boolean {
+  if (!stored || !sent || stored.length === 0 || sent.length === 0) return true;
+  return Buffer.compare(stored, sent) === 0;
 }
 
 /** What a store persists for a topic besides its messages. */
@@ -185,7 +193,9 @@ export abstract class BaseLog implements TopicLog {
         const hit = pending ?? this.findKey(topic, m.key, now);
         if (hit) {
           if (pending) waitForPending = true;
-          results.push({ offset: hit.offset, ts: hit.ts, duplicate: true, epoch: s.epoch });
+          const r: AppendResult = { offset: hit.offset, ts: hit.ts, duplicate: true, epoch: s.epoch };
+          if (!sameFingerprint(hit.fingerprint, m.fingerprint)) r.keyReused = true;
+          results.push(r);
           continue;
         }
       }
@@ -196,7 +206,7 @@ export abstract class BaseLog implements TopicLog {
       batch.bytes += entry.length;
       batch.lastTs = now;
       if (m.key !== undefined) {
-        const hit = { offset, ts: now };
+        const hit: KeyHit = { offset, ts: now, fingerprint: m.fingerprint };
         (s.pendingKeys ??= new Map()).set(m.key, hit);
         batch.keys.push({ key: m.key, hit });
       }
