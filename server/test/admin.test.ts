@@ -125,7 +125,7 @@ describe('admin API', () => {
     assert.deepEqual([e.transport, e.state, e.credit, e.cursor, e.lag, e.delivered], ['sse', 'live', null, 5, 0, 5]);
 
     const missing = await api(gw.url, '/v1/admin/topics/adm.nothing');
-    assert.deepEqual([missing.status, missing.body.error.code], [404, 'bad-request']);
+    assert.deepEqual([missing.status, missing.body.error.code], [404, 'not-found']);
     const invalid = await api(gw.url, '/v1/admin/topics/a..b');
     assert.deepEqual([invalid.status, invalid.body.error.code], [400, 'invalid-topic']);
   });
@@ -163,7 +163,7 @@ describe('admin API', () => {
     await stream.untilEnded();
 
     const missing = await api(gw.url, '/v1/admin/connections/nope', { method: 'DELETE' });
-    assert.deepEqual([missing.status, missing.body.error.code], [404, 'bad-request']);
+    assert.deepEqual([missing.status, missing.body.error.code], [404, 'not-found']);
     const elsewhere = await api(gw.url, `/v1/admin/connections/${id}?node=not-a-node`, { method: 'DELETE' });
     assert.deepEqual([elsewhere.status, elsewhere.body.error.message], [404, `no connection ${id} on node not-a-node`]);
   });
@@ -172,7 +172,8 @@ describe('admin API', () => {
     const s = await SseReader.open(`${gw.url}/v1/admin/stream`);
     assert.equal(s.status, 200);
     const first = JSON.parse((await s.next((e) => e.event === 'stats')).data);
-    assert.deepEqual(Object.keys(first).sort(), ['nodes', 'stats', 'topics', 'unanswered']);
+    assert.deepEqual(Object.keys(first).sort(), ['nodes', 'stats', 'topicTotals', 'topics', 'unanswered']);
+    assert.deepEqual(first.topicTotals, { topics: 2, active: first.topicTotals.active, subscribed: 1 }, 'adm.room and adm.busy stored; adm.room subscribed');
     assert.deepEqual([first.nodes.length, first.nodes[0].self, first.unanswered], [1, true, []]);
     assert.equal(first.stats.version, VERSION);
     assert.ok(first.topics.some((t: { topic: string }) => t.topic === T));
