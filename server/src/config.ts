@@ -55,6 +55,8 @@ export interface HttpLimits {
   maxWaitS: number;
   /** Long-polls and SSE streams open at once; beyond it new ones get 429 `limit-exceeded`. */
   maxStreams: number;
+  /** Rows of the busiest topics in each admin stream snapshot (`topics`); the full list is paged. */
+  adminStreamTopics: number;
 }
 
 /** Publish rate limits (messages per second, token bucket with one second of burst); 0 = off. */
@@ -200,6 +202,7 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = {
   maxBody: DEFAULT_MAX_FRAME,
   maxWaitS: 30,
   maxStreams: 100_000,
+  adminStreamTopics: 20,
 };
 
 export const DEFAULT_READ_POLICY: ReadPolicy = { batch: 512, bytes: 512 * 1024 };
@@ -405,6 +408,7 @@ export const OPTIONS: Option[] = [
   },
   { flag: 'max-body', env: 'SLUICE_MAX_BODY', help: 'largest HTTP request body (default 1MiB; bare number: bytes)', set: (c, v, n) => { c.http.maxBody = parseSize(n, v, 1024); } },
   { flag: 'max-wait', env: 'SLUICE_MAX_WAIT_S', help: 'cap on a pull\'s wait (default 30s; bare number: seconds)', set: (c, v, n) => { c.http.maxWaitS = parseDuration(n, v, 's'); } },
+  { flag: 'admin-stream-topics', env: 'SLUICE_ADMIN_STREAM_TOPICS', help: 'busiest topics (by msgs/s) in each admin stream snapshot; the full list is GET /v1/admin/topics, paged (default 20)', set: (c, v, n) => { c.http.adminStreamTopics = int(n, v, 0); } },
   { flag: 'max-http-streams', env: 'SLUICE_MAX_HTTP_STREAMS', help: 'long-polls plus SSE streams open at once (default 100000)', set: (c, v, n) => { c.http.maxStreams = int(n, v, 1); } },
   { flag: 'rate-limit', env: 'SLUICE_RATE_LIMIT', help: 'publishes/s per WebSocket connection, 0 = off (default off)', set: (c, v, n) => { c.rates.perConnection = num(n, v); } },
   { flag: 'rate-limit-client', env: 'SLUICE_RATE_LIMIT_CLIENT', help: 'publishes/s per client over all connections and HTTP, 0 = off (default off)', set: (c, v, n) => { c.rates.perClient = num(n, v); } },

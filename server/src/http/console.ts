@@ -95,7 +95,7 @@ export function mountConsole(app: TemplatedApp, basics: HttpBasics, configured: 
     }
     // Only files of the build are ever served; a path with `..` names none of them.
     const file = path.split('/').includes('..') ? undefined : files.get(path || 'index.html') ?? (extname(path) === '' ? index : undefined);
-    if (!file) return ex.error('bad-request', `no console file ${path.slice(0, 200)}`, 404);
+    if (!file) return ex.error('not-found', `no console file ${path.slice(0, 200)}`);
     ex.send(200, file.type, file.body, {
       'cache-control': path.startsWith('assets/') ? 'public, max-age=31536000, immutable' : 'no-cache',
       'x-content-type-options': 'nosniff',

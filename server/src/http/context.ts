@@ -76,7 +76,8 @@ export function requestInfo(res: HttpResponse, req: HttpRequest, ctx: Pick<HttpB
 
 /**
  * The request's token: `Authorization: Bearer <token>`, or the `token` query parameter when
- * `fromQuery` (GET routes only: EventSource cannot set headers). Null when malformed.
+ * `fromQuery` (GET routes only: EventSource cannot set headers). Null when the header is not a
+ * Bearer token (another scheme such as Basic, or a malformed one): refused even in dev mode.
  */
 export function tokenOf(req: HttpRequest, fromQuery: boolean): string | undefined | null {
   const header = req.getHeader('authorization');
@@ -91,7 +92,12 @@ export function tokenOf(req: HttpRequest, fromQuery: boolean): string | undefine
   return undefined;
 }
 
-/** Authenticates; answers 401 and resolves to undefined when that fails. */
+/**
+ * Authenticates; answers 401 and resolves to undefined when that fails. As RFC 6750 §3.1 says, a
+ * request that carries no Bearer token (no Authorization header, or one that is not `Bearer
+ * <token>`) gets `WWW-Authenticate: Bearer` with no error code; one whose token is malformed,
+ * expired or refused gets `Bearer error="invalid_token"`.
+ */
 export async function authenticate(ex: Exchange, ctx: HttpContext, token: string | undefined | null): Promise<Principal | undefined> {
   if (token === null) {
     ex.error('unauthorized', 'the Authorization header must be "Bearer <token>"', 401, { 'www-authenticate': 'Bearer' });
@@ -102,10 +108,12 @@ export async function authenticate(ex: Exchange, ctx: HttpContext, token: string
   } catch (err) {
     const message = err instanceof AuthError ? err.message : 'authentication failed';
     logger.warn('authentication failed', { transport: 'http', route: ex.route, reason: message, address: clientAddress(ex) });
-    ex.error('unauthorized', message, 401, { 'www-authenticate': `Bearer error="invalid_token"` });
+    ex.error('unauthorized', message, 401, { 'www-authenticate': token ? INVALID_TOKEN : 'Bearer' });
     return undefined;
   }
 }
+
+const INVALID_TOKEN = 'Bearer error="invalid_token"';
 
 /** Answers a refused publish: its code's status, and `Retry-After` (whole seconds, at least 1) when it says when to retry. */
 export function refused(ex: Exchange, err: PublishError): void {
@@ -201,7 +209,7 @@ export function topicPath(url: string, prefix: string, actions: readonly string[
 
 /** The answer for a path no route serves. */
 export function notFound(ex: Exchange, method: string, url: string): void {
-  ex.error('bad-request', `no route for ${method.toUpperCase()} ${url.slice(0, 300)}`, 404);
+  ex.error('not-found', `no route for ${method.toUpperCase()} ${url.slice(0, 300)}`);
 }
 
 /** Parses an unsigned integer query parameter: undefined when absent, NaN when malformed. */

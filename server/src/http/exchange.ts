@@ -47,7 +47,7 @@ export interface RequestInfo {
 }
 
 /** Response headers a browser may read besides the CORS-safelisted ones. */
-const EXPOSED = 'Retry-After, WWW-Authenticate, Sluice-Unanswered-Nodes';
+const EXPOSED = 'Retry-After, WWW-Authenticate, Sluice-Unanswered-Nodes, Sluice-Next-Cursor, Sluice-Total-Count';
 
 export class Exchange {
   private state: ExchangeState = 'open';
