@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { mintToken } from '@sluice/client/token';
+import { loadConfig } from '../src/config.js';
 import { Logger } from '../src/logger.js';
 import { freePort } from '../src/testing.js';
 import { CLI } from './helpers/gateway.js';
@@ -132,6 +133,16 @@ describe('logs', () => {
     }
     const line = lines(gw.out()).find((l) => l.includes('route=healthz'))!;
     assert.match(line, /^\d\d:\d\d:\d\d\.\d{3} INFO  http method=GET url=\/healthz route=healthz status=200 ms=[\d.]+ address=127\.0\.0\.1 proto=http ua="probe 1\.0"$/);
+  });
+
+  it('--log-level, --log-format and --access-log (and their variables) are checked at startup', () => {
+    assert.deepEqual(loadConfig(['--log-level', 'debug', '--log-format', 'pretty', '--access-log'], {}).log, { level: 'debug', format: 'pretty', access: true });
+    assert.deepEqual(loadConfig([], { SLUICE_LOG_LEVEL: 'error', SLUICE_LOG_FORMAT: 'json', SLUICE_ACCESS_LOG: '1' }).log, { level: 'error', format: 'json', access: true });
+    assert.deepEqual(loadConfig([], { SLUICE_ACCESS_LOG: 'off' }).log, { level: 'info', format: undefined, access: false });
+    assert.throws(() => loadConfig(['--log-level', 'verbose'], {}), /--log-level must be one of debug, info, warn, error, silent/);
+    assert.throws(() => loadConfig(['--log-format', 'xml'], {}), /--log-format must be json or pretty/);
+    assert.throws(() => loadConfig([], { SLUICE_ACCESS_LOG: 'maybe' }), /SLUICE_ACCESS_LOG must be 1 or 0/);
+    assert.throws(() => loadConfig(['--access-log=yes'], {}), /--access-log takes no value/);
   });
 
   it('Logger: an error field keeps its name, message, code and stack', () => {
