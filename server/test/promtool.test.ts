@@ -66,6 +66,14 @@ describe('GET /metrics under promtool', () => {
     assert.match(text, /^sluice_http_requests_total\{route="publish",code="201"\} 1$/m);
     assert.match(text, new RegExp(`^sluice_build_info\\{version="${VERSION.replace(/\./g, '\\.')}",node="${process.versions.node.replace(/\./g, '\\.')}"\\} 1$`, 'm'));
     assert.match(text, /^sluice_open_connections 3$/m);
+    // The runtime figures are this process's (the gateway runs in it here).
+    const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+    const startedAt = Date.now() / 1000 - process.uptime();
+    assert.ok(Math.abs(value('process_start_time_seconds') - startedAt) <= 2, 'start time');
+    assert.ok(value('process_resident_memory_bytes') >= process.memoryUsage().heapUsed / 2, 'resident memory');
+    assert.ok(value('process_open_fds') > 3 && value('process_open_fds') <= value('process_max_fds'), 'open fds');
+    assert.ok(value('process_cpu_seconds_total') > 0 && value('nodejs_heap_size_used_bytes') > 0);
+    assert.ok(value('nodejs_eventloop_lag_seconds') >= 0 && value('nodejs_eventloop_lag_max_seconds') >= value('nodejs_eventloop_lag_seconds'));
 
     // promtool 2.42 does not see this one: OpenMetrics strips `_total` from a counter's name, so a
     // gauge `x` beside a counter `x_total` would be two families of one name.
