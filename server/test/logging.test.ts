@@ -123,6 +123,22 @@ describe('logs', () => {
     assert.match(gw.err(), /"level":"warn","msg":"WARNING dev mode/);
   });
 
+  it('--log-level debug adds a line per closed WebSocket: who, from where, how it ended', async () => {
+    const gw = await serve(['--log-level', 'debug', '--log-format', 'json']);
+    try {
+      const c = await RawClient.connect(gw.url);
+      await c.publish(1, 'lg.debug', 'x');
+      c.ws.close(1000, 'bye');
+      await c.closed;
+      await waitFor(() => gw.out().includes('connection closed'), 'the debug line');
+    } finally {
+      await gw.stop('SIGTERM');
+    }
+    const line = json(gw.out()).find((l) => l.msg === 'connection closed')!;
+    assert.deepEqual([line.level, line.client, line.address, line.code], ['debug', 'raw-test', '127.0.0.1', 1000]);
+    assert.ok((line.bytesIn as number) > 0 && typeof line.ms === 'number' && typeof line.session === 'string');
+  });
+
   it('--log-format pretty: time, level, message, key=value', async () => {
     const gw = await serve(['--log-format', 'pretty', '--access-log']);
     try {

@@ -11,6 +11,7 @@ import { CloseCode } from '@sluice/client/protocol';
 import type { TemplatedApp, WebSocket, us_socket_context_t, HttpResponse, HttpRequest } from 'uWebSockets.js';
 import type { Conn } from '../hub/conn.js';
 import { begin, clientAddress, type HttpBasics } from '../http/context.js';
+import { logger } from '../logger.js';
 import { Session, type SessionContext } from '../session/session.js';
 
 /**
@@ -287,13 +288,20 @@ export function mountWebSocket(app: TemplatedApp, opts: WsOptions): void {
       // Only reachable if a publish passed maxBackpressure; closeOnBackpressureLimit closes it.
       connOf(ws)?.slow();
     },
-    close: (ws) => {
+    close: (ws, code) => {
       const conn = connOf(ws);
       if (!conn) return;
       conn.markClosed();
       if (conn.session) {
-        conn.session.closed();
-        sessions.delete(conn.session);
+        const s = conn.session;
+        s.closed();
+        sessions.delete(s);
+        if (logger.enabled('debug')) {
+          logger.debug('connection closed', {
+            session: s.id, clientId: s.clientId || undefined, client: s.clientName || undefined, address: conn.remoteAddress,
+            code, ms: Date.now() - conn.openedAt, bytesIn: s.bytesIn, bytesOut: s.bytesOut,
+          });
+        }
       }
     },
   });
