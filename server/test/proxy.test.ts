@@ -123,6 +123,18 @@ describe('--trust-proxy: client addresses and per-client rate limits', () => {
     });
   });
 
+  it('the cap on WebSockets waiting for HELLO counts each forwarded client apart', async () => {
+    await withGateway((c) => { c.trustProxy = ['loopback']; c.limits.maxPendingPerAddress = 1; }, async (gw) => {
+      const open: RawClient[] = [];
+      try {
+        for (const addr of ['198.51.100.1', '198.51.100.2']) open.push(await RawClient.connect(gw.url, { hello: false, headers: { 'x-forwarded-for': addr } }));
+        assert.equal(await upgrade(gw, { 'x-forwarded-for': '198.51.100.1' }), 429, 'a second one from the same client waits');
+      } finally {
+        for (const c of open) c.close();
+      }
+    });
+  });
+
   it('from a peer that is not trusted, X-Forwarded-For is ignored', async () => {
     await withGateway((c) => { c.trustProxy = ['10.0.0.0/8']; c.rates.perClient = 1; }, async (gw) => {
       const ws = await RawClient.connect(gw.url, { headers: { 'x-forwarded-for': '203.0.113.7' } });
