@@ -41,7 +41,7 @@ async function serve(argv: string[]): Promise<void> {
   const config = loadConfig(argv, process.env);
   const auth = authFromConfig(config);
   if (auth.mode === 'dev') {
-    console.warn('sluice: WARNING dev mode — no SLUICE_AUTH_SECRET or SLUICE_AUTH_PUBLIC_KEY set: every client may publish, subscribe and administer, from any origin. Never expose this.');
+    console.warn('sluice: WARNING dev mode — no SLUICE_AUTH_SECRET, SLUICE_AUTH_PUBLIC_KEY or SLUICE_AUTH_JWKS_URL set: every client may publish, subscribe and administer, from any origin. Never expose this.');
   }
   const server = await startServer(config, { auth });
   if (!config.quiet) {
