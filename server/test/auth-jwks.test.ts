@@ -124,7 +124,8 @@ describe('a remote JWK Set (--auth-jwks-url)', () => {
 
     // A token signed by a key the provider never published, and one of the retired key A.
     const forged = await sign(c, 'mallory', { kid: 'key-unknown' });
-    const retired = await sign(a, 'rsa-user');
+    // (Another sub: the very token verified before stays accepted until its exp — verified tokens are cached.)
+    const retired = await sign(a, 'rsa-user-later');
     for (const [what, token] of [['unknown kid', forged], ['retired key', retired]] as const) {
       const r = await publish(gw, token);
       assert.deepEqual([r.status, r.body.error?.code, r.headers.get('www-authenticate')], [401, 'unauthorized', 'Bearer error="invalid_token"'], what);

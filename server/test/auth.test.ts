@@ -148,6 +148,7 @@ describe('tokens: capabilities', () => {
       ['batch needs pub per message', api(a.url, '/v1/publish', { token: pubOnly, json: { messages: [{ topic: 'news.caps', data: 1 }] } })
         .then((r) => ({ status: r.body.results[0].error ? 403 : 200, body: { error: r.body.results[0].error } }))],
       ['admin needs admin', api(a.url, '/v1/admin/stats', { token: reader })],
+      ['the stats history needs admin', api(a.url, '/v1/admin/stats/history', { token: reader })],
     ];
     for (const [what, p] of denied) {
       const r = await p;

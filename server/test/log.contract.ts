@@ -241,13 +241,25 @@ export function topicLogContract(name: string, factory: StoreFactory): void {
       await log.close();
     });
 
-    it('lists topics with their heads', async () => {
-      const log = await factory.make(opts());
+    it('lists topics with their heads, and counts them without listing', async () => {
+      const o = opts();
+      const log = await factory.make(o);
+      const before = await log.topicCount();
+      assert.equal(before, (await log.topics()).length);
+      await log.info('l.never'); // read, never written: not a topic
       await log.append('l.a', [msg(1)]);
       await log.append('l.b', [msg(1), msg(2)]);
+      await log.append('l.a', [msg(3)]);
       const list = (await log.topics()).filter((t) => t.topic.startsWith('l.'));
-      assert.deepEqual(list.map((t) => [t.topic, t.head]).sort(), [['l.a', 1], ['l.b', 2]]);
-      await log.close();
+      assert.deepEqual(list.map((t) => [t.topic, t.head]).sort(), [['l.a', 2], ['l.b', 2]]);
+      assert.equal(await log.topicCount(), before + 2);
+      assert.equal(await log.topicCount(), (await log.topics()).length);
+      if (factory.reopen) {
+        const again = await factory.reopen(log, o);
+        assert.equal(await again.topicCount(), (await again.topics()).length, 'after a reopen too');
+        assert.ok((await again.topicCount()) >= 2);
+        await again.close();
+      } else await log.close();
     });
 
     if (factory.reopen) {

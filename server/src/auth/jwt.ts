@@ -30,6 +30,7 @@ import { patternError } from '@sluice/client/protocol';
 import { CAPABILITIES } from '@sluice/client/token';
 import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey, type JWSAlgorithm } from 'jose';
 import { ConfigError, type AuthConfig } from '../config.js';
+import { logger } from '../logger.js';
 import { AuthError, capsAllow, type Action, type Authenticator, type Caps, type Principal } from './auth.js';
 
 const MAX_SUB_CHARS = 256;
@@ -265,7 +266,7 @@ class RemoteKeys {
     const now = Date.now();
     if (now - this.lastLogged < Math.max(this.cooldownMs, 1000)) return;
     this.lastLogged = now;
-    console.error(`sluice: cannot fetch the JWK Set at ${this.url} (${(err as Error)?.message ?? String(err)})${this.lastGood ? '; using the last one fetched' : ''}`);
+    logger.warn(`cannot fetch the JWK Set${this.lastGood ? '; using the last one fetched' : ''}`, { url: this.url, err });
   }
 }
 

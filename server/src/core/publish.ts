@@ -24,6 +24,7 @@ import { StoreUnavailableError } from '../log/log.js';
 import type { Metrics } from '../metrics.js';
 import type { RateLimiter, TokenBucket } from '../ratelimit.js';
 import type { Tracer } from './trace.js';
+import { logger } from '../logger.js';
 
 /** One message to publish, as a transport parsed it. */
 export interface PublishRequest {
@@ -131,7 +132,7 @@ export class PublishService {
         results.forEach((r, i) => { outcomes[group[i]!.index] = r; });
       } catch (err) {
         const e = err instanceof PublishError ? err : new PublishError('internal', 'the store failed; nothing was stored');
-        if (!(err instanceof PublishError)) console.error(`sluice: append to ${topic} failed`, err);
+        if (!(err instanceof PublishError)) logger.error(`append to ${topic} failed`, { err });
         for (const g of group) outcomes[g.index] = e;
       }
     }));

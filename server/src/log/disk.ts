@@ -36,6 +36,7 @@ import { entryTs } from '@sluice/client/protocol';
 import { BaseLog, type Commit, type KeyHit, type TopicMeta, type TopicState } from './base.js';
 import type { StoreOptions, UnavailableCode } from './log.js';
 import { randomId } from '../util/id.js';
+import { logger } from '../logger.js';
 
 export type Durability = 'flush' | 'commit';
 
@@ -114,7 +115,7 @@ export class DiskLog extends BaseLog {
     const log = new DiskLog(options, root, sys, epoch, path);
     if (log.freeBytes() < log.minFree) {
       log.markFailed(Object.assign(new Error(`less than ${log.minFree} bytes free on ${options.dir}`), { code: 'ENOSPC' }));
-      console.error(`sluice: the disk of ${options.dir} is full: starting read-only (reads are served; publishes get insufficient-storage until space returns)`);
+      logger.error(`the disk of ${options.dir} is full: starting read-only (reads are served; publishes get insufficient-storage until space returns)`);
     }
     return log;
   }

@@ -137,6 +137,11 @@ export interface TopicLog {
   info(topic: string): Promise<TopicInfo>;
   /** Every topic that has stored messages (or had them), for the admin API. */
   topics(): Promise<TopicInfo[]>;
+  /**
+   * How many topics `topics()` would list, without building the list: the admin API asks every
+   * second, so it MUST NOT cost a pass over every topic (a counter, or one server-side count).
+   */
+  topicCount(): Promise<number>;
   /** Registers a listener for stored batches; returns a function that removes it. */
   watch(listener: AppendListener): () => void;
   /**

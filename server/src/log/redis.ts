@@ -45,6 +45,7 @@ import {
 } from './log.js';
 import { APPEND, GROUP_CLAIM, GROUP_RELEASE, GROUP_SAVE, RATE, READ, TRIM } from './redis-scripts.js';
 import { encodeEntry } from '@sluice/client/protocol';
+import { logger } from '../logger.js';
 
 export interface RedisLogOptions extends StoreOptions {
   /**
@@ -339,6 +340,10 @@ export class RedisLog implements TopicLog {
     return names.map((t, i) => this.infoOf(t, metas[i]!)).filter((i) => i.head > 0);
   }
 
+  async topicCount(): Promise<number> {
+    return this.call(() => this.client.scard(TOPICS_KEY));
+  }
+
   watch(listener: AppendListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -427,7 +432,7 @@ export class RedisLog implements TopicLog {
     const batches = [...this.pending.values()];
     this.pending = new Map();
     await Promise.all(batches.map((b) => this.appendBatch(b).catch((err: unknown) => {
-      console.error(`sluice: append to ${b.topic} failed`, err);
+      logger.error(`append to ${b.topic} failed`, { err });
       for (const w of b.waiters) w.reject(err instanceof Error ? err : new Error(String(err)));
     })));
   }
@@ -693,7 +698,7 @@ export class RedisLog implements TopicLog {
       try {
         listener(topic, first, entries, epoch);
       } catch (err) {
-        console.error('sluice: append listener failed', err);
+        logger.error('append listener failed', { err });
       }
     }
   }
