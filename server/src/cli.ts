@@ -48,7 +48,7 @@ async function serve(argv: string[]): Promise<void> {
   configureLogger({ level: config.log.level, format: config.log.format ?? defaultLogFormat() });
   const auth = authFromConfig(config);
   if (auth.mode === 'dev') {
-    logger.warn('WARNING dev mode — no SLUICE_AUTH_SECRET or SLUICE_AUTH_PUBLIC_KEY set: every client may publish, subscribe and administer, from any origin. Never expose this.');
+    logger.warn('WARNING dev mode — no SLUICE_AUTH_SECRET, SLUICE_AUTH_PUBLIC_KEY or SLUICE_AUTH_JWKS_URL set: every client may publish, subscribe and administer, from any origin. Never expose this.');
   }
   const server = await startServer(config, { auth });
   const shown = config.publicUrl ?? server.url;

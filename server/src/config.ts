@@ -33,12 +33,16 @@ export interface Limits {
   maxPendingPerAddress: number;
 }
 
-/** Token verification. Neither `secret` nor `publicKey` set: dev mode (no authentication). */
+/** Token verification. None of `secret`, `publicKey`, `jwksUrl` set: dev mode (no authentication). */
 export interface AuthConfig {
   /** HS256 shared secret. */
   secret: string | undefined;
-  /** Public key for EdDSA / ES256 tokens: PEM (SPKI), a JWK or a JWK Set as JSON, or a path to a file holding one. */
+  /** Public key for RS256 / ES256 / EdDSA tokens: PEM (SPKI), a JWK or a JWK Set as JSON, or a path to a file holding one. */
   publicKey: string | undefined;
+  /** An identity provider's JWK Set URL (http or https), fetched and cached (auth/jwt.ts). */
+  jwksUrl: string | undefined;
+  /** Least time between two fetches of `jwksUrl` (ms): a token with an unknown `kid` refreshes at most this often. */
+  jwksCooldownMs: number;
   /** Required `aud` claim, when set. */
   audience: string | undefined;
   /** Required `iss` claim, when set. */
@@ -224,7 +228,7 @@ export function defaultConfig(): Config {
     retention: { ...DEFAULT_RETENTION },
     dedupWindowMs: DEFAULT_DEDUP_WINDOW_MS,
     limits: { ...DEFAULT_LIMITS },
-    auth: { secret: undefined, publicKey: undefined, audience: undefined, issuer: undefined, clockSkewS: 30 },
+    auth: { secret: undefined, publicKey: undefined, jwksUrl: undefined, jwksCooldownMs: 30_000, audience: undefined, issuer: undefined, clockSkewS: 30 },
     allowedOrigins: undefined,
     http: { ...DEFAULT_HTTP_LIMITS },
     rates: { perConnection: 0, perClient: 0 },
@@ -290,6 +294,18 @@ export function parseDuration(name: string, v: string, unit: 'ms' | 's', min = 0
   if (!Number.isSafeInteger(n)) throw new ConfigError(`${name} must be a whole number of ${unitName}, got "${v}"`);
   if (n < min) throw new ConfigError(`${name} must be at least ${min}${unit}, got "${v}"`);
   return n;
+}
+
+/** An http(s) URL. */
+function httpUrl(name: string, v: string): string {
+  let url: URL;
+  try {
+    url = new URL(v);
+  } catch {
+    throw new ConfigError(`${name} must be an http or https URL, got "${v.slice(0, 200)}"`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new ConfigError(`${name} must be an http or https URL, got "${v.slice(0, 200)}"`);
+  return url.href;
 }
 
 /** A size: `512KiB`, `256MiB`, `1GiB`, `1kB`, `1MB` (KiB = 1024, kB = 1000), or a bare number of bytes; at least `min`. */
@@ -396,8 +412,10 @@ export const OPTIONS: Option[] = [
   { flag: 'default-credit', env: 'SLUICE_DEFAULT_CREDIT', help: 'credit of a SUB that names none (default 64)', set: (c, v, n) => { c.limits.defaultCredit = int(n, v); } },
   { flag: 'max-subscriptions', env: 'SLUICE_MAX_SUBSCRIPTIONS', help: 'subscriptions per connection (default 1000)', set: (c, v, n) => { c.limits.maxSubscriptions = int(n, v, 1); } },
   { flag: 'heartbeat', env: 'SLUICE_HEARTBEAT_MS', help: 'heartbeat announced to clients (default 20s; bare number: ms)', set: (c, v, n) => { c.limits.heartbeatMs = parseDuration(n, v, 'ms', 1000); } },
-  { flag: 'auth-secret', env: 'SLUICE_AUTH_SECRET', help: 'HS256 secret for tokens (no secret and no public key: dev mode, no auth)', set: (c, v) => { c.auth.secret = v || undefined; } },
-  { flag: 'auth-public-key', env: 'SLUICE_AUTH_PUBLIC_KEY', help: 'EdDSA/ES256 public key: PEM, JWK or JWK Set JSON, or a file holding one', set: (c, v) => { c.auth.publicKey = v || undefined; } },
+  { flag: 'auth-secret', env: 'SLUICE_AUTH_SECRET', help: 'HS256 secret for tokens (no secret, public key or JWKS URL: dev mode, no auth)', set: (c, v) => { c.auth.secret = v || undefined; } },
+  { flag: 'auth-public-key', env: 'SLUICE_AUTH_PUBLIC_KEY', help: 'RS256/ES256/EdDSA public key: PEM, JWK or JWK Set JSON, or a file holding one', set: (c, v) => { c.auth.publicKey = v || undefined; } },
+  { flag: 'auth-jwks-url', env: 'SLUICE_AUTH_JWKS_URL', help: "an identity provider's JWK Set URL (https://…/.well-known/jwks.json), cached, refetched for an unknown kid", set: (c, v, n) => { c.auth.jwksUrl = v ? httpUrl(n, v) : undefined; } },
+  { flag: 'auth-jwks-cooldown', env: 'SLUICE_AUTH_JWKS_COOLDOWN_MS', help: 'least time between two fetches of the JWK Set (default 30s; bare number: ms)', set: (c, v, n) => { c.auth.jwksCooldownMs = parseDuration(n, v, 'ms'); } },
   { flag: 'auth-audience', env: 'SLUICE_AUTH_AUDIENCE', help: 'required aud claim (default: not checked)', set: (c, v) => { c.auth.audience = v || undefined; } },
   { flag: 'auth-issuer', env: 'SLUICE_AUTH_ISSUER', help: 'required iss claim (default: not checked)', set: (c, v) => { c.auth.issuer = v || undefined; } },
   { flag: 'auth-clock-skew', env: 'SLUICE_AUTH_CLOCK_SKEW_S', help: 'clock skew tolerated on exp/nbf (default 30s; bare number: seconds)', set: (c, v, n) => { c.auth.clockSkewS = parseDuration(n, v, 's'); } },

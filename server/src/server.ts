@@ -18,6 +18,7 @@ import { HttpApi } from './http/api.js';
 import { mountConsole } from './http/console.js';
 import { OriginPolicy } from './http/origins.js';
 import { PeerResolver } from './http/peer.js';
+import { recordRoutes, type RegisteredRoute } from './http/routes.js';
 import { PublishService } from './core/publish.js';
 import { CursorReader } from './core/start.js';
 import { Groups } from './groups/registry.js';
@@ -53,6 +54,8 @@ export interface RunningServer {
   readonly nodes: Nodes;
   /** Directory of the console build served at /console, if any. */
   readonly consoleDir: string | undefined;
+  /** Every route registered on the uWS app (docs/openapi.json documents them). */
+  readonly routes: readonly RegisteredRoute[];
   /** Stops accepting, closes every connection (1001), waits for pending appends, closes the store. */
   close(): Promise<void>;
 }
@@ -103,6 +106,7 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
   const tls = config.tls ? readableTls(config.tls) : undefined; // before the store opens: a bad path fails fast
   const store = await openStore(config);
   const app = tls ? SSLApp({ cert_file_name: tls.cert, key_file_name: tls.key }) : App();
+  const routes = recordRoutes(app);
   const reader = new CursorReader(store, config.read);
   const nodeId = store instanceof RedisLog ? store.nodeId : randomId(12);
   const tracer = new Tracer({ node: nodeId, ...config.trace });
@@ -193,6 +197,7 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
     http,
     nodes,
     consoleDir,
+    routes,
     async close() {
       if (draining) return;
       draining = true;
