@@ -67,7 +67,8 @@ class RetryAfter extends SluiceError {
   }
 }
 
-async function errorOf(res: Response): Promise<ServerError> {
+/** @internal The error a failed HTTP answer carries (its `{error: {code, message}}` body, else its status). */
+export async function errorOf(res: Response): Promise<ServerError> {
   let code = res.status >= 500 ? 'internal' : 'bad-request';
   let message = `HTTP ${res.status}`;
   try {
