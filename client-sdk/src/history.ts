@@ -6,6 +6,7 @@
  * same start rule as a SUB and the `history` capability.
  */
 import { errorOf } from './http.js';
+export { httpUrl } from './http.js';
 import { NetworkError } from './errors.js';
 import { decodeValue } from './protocol/value.js';
 import type { Headers } from './protocol/frames.js';
@@ -44,11 +45,6 @@ interface Wire {
   orderingKey?: string;
   priority?: number;
   traced?: boolean;
-}
-
-/** `ws(s)://h/p/v1/ws` → `http(s)://h/p`: the HTTP base of a gateway URL given in either form. */
-export function httpUrl(url: string): string {
-  return url.replace(/^ws(s?):/i, 'http$1:').replace(/\/+$/, '').replace(/\/v1\/ws$/, '');
 }
 
 /** @internal */

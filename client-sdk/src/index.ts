@@ -29,7 +29,7 @@ export type {
   LostEvent,
 } from './consumer.js';
 export { createPublisher } from './publisher.js';
-export type { Publisher, PublisherOptions, HttpPublishResult, BatchMessage, BatchResult } from './publisher.js';
+export type { Publisher, PublisherOptions, HttpPublishOptions, HttpPublishResult, BatchMessage, BatchResult } from './publisher.js';
 export { memoryResume, webStorageResume } from './resume.js';
 export type { ResumeStore, Position, StorageLike } from './resume.js';
 export { SluiceError, ServerError, ClosedError, QueueFullError, NetworkError, ConnectionError, TimeoutError, SuspendedError } from './errors.js';
