@@ -14,6 +14,8 @@ export interface TailMessage {
   ts: number;
   data: unknown;
   size: number;
+  /** Traced: the row links to its journey. */
+  traced: boolean;
 }
 
 const KEEP = 200;
@@ -45,7 +47,7 @@ export class LiveTail {
       this.error = v.error ? v.error.message : '';
       if (v.last && v.last !== seen) {
         seen = v.last;
-        this.messages = v.messages.map((m) => ({ offset: m.offset, ts: m.ts, data: m.data, size: sizeOf(m) })).reverse();
+        this.messages = v.messages.map((m) => ({ offset: m.offset, ts: m.ts, data: m.data, size: sizeOf(m), traced: m.traced })).reverse();
       }
     });
   }
