@@ -118,7 +118,7 @@ export interface ClientOptions {
   backoff?: Backoff;
   /** Publishes that may wait for an ACK (queued while offline or in flight) before `publish` rejects (default 1000). */
   maxQueuedPublishes?: number;
-  /** Time allowed from opening the socket to WELCOME (default 10 s). */
+  /** Time allowed from the start of an attempt (getToken included) to WELCOME (default 10 s). */
   connectTimeoutMs?: number;
   /**
    * How long the client tries to (re)connect before it enters `suspended` (default 30 s, counted from
@@ -435,9 +435,15 @@ export class Client extends Emitter<ClientEvents> {
     const seq = ++this.connSeq;
     this.failingSince ??= this.clock.now();
     this.setState('connecting');
+    // The connect timeout covers getToken too: a token that never comes is a failed attempt.
+    this.timers.connect = this.clock.setTimeout(() => {
+      if (seq !== this.connSeq || this.state !== 'connecting') return;
+      if (this.transport) this.transport.close(CloseCode.CONNECT_TIMEOUT, 'connect timeout');
+      else this.dropped(CloseCode.CONNECT_TIMEOUT, 'connect timeout (getToken did not answer)');
+    }, this.connectTimeoutMs);
     void this.token().then(
       (token) => {
-        if (seq !== this.connSeq || this.ended()) return;
+        if (seq !== this.connSeq || this.state !== 'connecting') return;
         this.transport = this.factory(this.url, {
           open: () => {
             if (seq !== this.connSeq) return;
@@ -446,12 +452,9 @@ export class Client extends Emitter<ClientEvents> {
           message: (bytes) => { if (seq === this.connSeq) this.receive(bytes); },
           close: (code, reason, error) => { if (seq === this.connSeq) this.dropped(code, reason, error); },
         });
-        this.timers.connect = this.clock.setTimeout(() => {
-          if (seq === this.connSeq && this.state === 'connecting') this.transport?.close(CloseCode.CONNECT_TIMEOUT, 'connect timeout');
-        }, this.connectTimeoutMs);
       },
       (err: unknown) => {
-        if (seq !== this.connSeq || this.ended()) return;
+        if (seq !== this.connSeq || this.state !== 'connecting') return;
         this.emit('error', new SluiceError('unauthorized', `getToken failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err, retryable: true }));
         this.dropped(CloseCode.TOKEN_FAILED, 'getToken failed', err);
       },

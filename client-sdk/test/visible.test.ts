@@ -176,6 +176,21 @@ describe('failures are visible', () => {
     assert.equal(env.client.state, 'connecting');
   });
 
+  it('a getToken that never answers is a timed-out attempt, and the deadline still holds', async () => {
+    let calls = 0;
+    const env = setup({ getToken: () => { calls++; return new Promise<string>(() => undefined); }, connectTimeoutMs: 400 });
+    const p = env.client.publish('t', 1);
+    env.clock.advance(400);
+    const change = env.states.at(-1)!;
+    assert.equal(change.newState, 'reconnecting');
+    assert.equal(change.error?.code, 'timeout');
+    assert.equal(env.server.connections.length, 0);
+    for (let i = 0; i < 5; i++) env.clock.advance(500);
+    assert.equal(env.client.state, 'suspended');
+    await assert.rejects(p, SuspendedError);
+    assert.ok(calls >= 2);
+  });
+
   it('publish timeout: rejects with TimeoutError and the key; not resent after', async () => {
     const env = setup();
     void env.client.connect();
