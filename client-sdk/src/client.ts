@@ -122,7 +122,7 @@ export interface ClientOptions {
   connectTimeoutMs?: number;
   /**
    * How long the client tries to (re)connect before it enters `suspended` (default 30 s, counted from
-   * the first failed attempt or the drop): waiting publishes reject with SuspendedError, new ones
+   * the start of the first attempt, or from the drop): waiting publishes reject with SuspendedError, new ones
    * reject at once, subscriptions stay and resume once connected. `Infinity`: never suspend.
    */
   suspendAfterMs?: number;
