@@ -8,6 +8,7 @@ import { httpPost, type HttpOptions } from './http.js';
 import { randomKey } from './id.js';
 import { MAX_KEY_BYTES } from './protocol/limits.js';
 import { encodeValue } from './protocol/value.js';
+import type { Headers } from './protocol/frames.js';
 
 export interface PublisherOptions extends HttpOptions {
   /** Body encoding for non-binary data: `json` (default) or `msgpack` (keeps binary inside objects). */
@@ -20,16 +21,30 @@ export interface HttpPublishResult {
   duplicate: boolean;
 }
 
+export interface HttpPublishOptions {
+  /** Idempotency key (1–128 bytes); generated when omitted and kept across retries. */
+  key?: string;
+  /** Message headers (sent as `Sluice-Headers`), as a WebSocket publish's. */
+  headers?: Headers;
+  /** Ordering key for consumer groups (`Sluice-Ordering-Key`). */
+  orderingKey?: string;
+  /** Priority 0–9 for consumer groups (`Sluice-Priority`). */
+  priority?: number;
+}
+
 export interface BatchMessage {
   topic: string;
   data: unknown;
   key?: string;
+  headers?: Headers;
+  orderingKey?: string;
+  priority?: number;
 }
 
 export type BatchResult = HttpPublishResult | { error: { code: string; message: string } };
 
 export interface Publisher {
-  publish(topic: string, data: unknown, options?: { key?: string }): Promise<HttpPublishResult>;
+  publish(topic: string, data: unknown, options?: HttpPublishOptions): Promise<HttpPublishResult>;
   /** One request, one store commit; results in the order given. */
   publishBatch(messages: readonly BatchMessage[]): Promise<BatchResult[]>;
 }
@@ -47,11 +62,15 @@ export function createPublisher(options: PublisherOptions): Publisher {
   return {
     async publish(topic, data, opts = {}) {
       const b = body(data);
-      const r = await post(`/v1/topics/${encodeURIComponent(topic)}/messages`, b.body, { 'content-type': b.type, 'idempotency-key': keyOf(opts.key) });
+      const h: Record<string, string> = { 'content-type': b.type, 'idempotency-key': keyOf(opts.key) };
+      if (opts.headers) h['sluice-headers'] = JSON.stringify(opts.headers);
+      if (opts.orderingKey !== undefined) h['sluice-ordering-key'] = opts.orderingKey;
+      if (opts.priority !== undefined) h['sluice-priority'] = String(opts.priority);
+      const r = await post(`/v1/topics/${encodeURIComponent(topic)}/messages`, b.body, h);
       return r as HttpPublishResult;
     },
     async publishBatch(messages) {
-      const withKeys = messages.map((m) => ({ topic: m.topic, data: m.data, key: keyOf(m.key) }));
+      const withKeys = messages.map((m) => ({ ...m, key: keyOf(m.key) }));
       const r = await post('/v1/publish', JSON.stringify({ messages: withKeys }), { 'content-type': 'application/json' });
       return (r as { results: BatchResult[] }).results;
     },
