@@ -2,6 +2,7 @@
  * Gateway configuration: defaults, environment variables and `sluice serve` flags.
  * Every option has one name in each form: `--max-frame` ⇔ `SLUICE_MAX_FRAME` ⇔ `maxFrame`.
  */
+import { isIP } from 'node:net';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import {
   DEFAULT_CREDIT,
@@ -12,6 +13,7 @@ import {
 } from '@sluice/client/protocol';
 import { DEFAULT_DEDUP_WINDOW_MS, DEFAULT_RETENTION, type Retention } from './log/log.js';
 import type { Durability } from './log/disk.js';
+import { LOG_LEVELS, type LogFormat, type LogLevel } from './logger.js';
 
 export interface Limits {
   maxFrame: number;
@@ -124,6 +126,23 @@ export interface RedisConfig {
   commandTimeoutMs: number;
 }
 
+/** The gateway's own log (server/src/logger.ts). */
+export interface LogConfig {
+  level: LogLevel;
+  /** Undefined: pretty on a terminal, JSON lines otherwise. */
+  format: LogFormat | undefined;
+  /** One line per HTTP request and WebSocket upgrade (info level). */
+  access: boolean;
+}
+
+/** HTTPS and WSS served by the gateway itself (uWS SSLApp); both paths set, or neither. */
+export interface TlsConfig {
+  /** PEM certificate chain file. */
+  cert: string;
+  /** PEM private key file. */
+  key: string;
+}
+
 export interface Config {
   host: string;
   port: number;
@@ -149,8 +168,19 @@ export interface Config {
   read: ReadPolicy;
   /** Directory of the built console, served at /console when present. */
   consoleDir: string | undefined;
-  /** The URL this node is reached at, as the admin API lists it (undefined: the one it listens on). */
+  /**
+   * The URL users reach this node at (behind a proxy: the proxy's). Its origin is always allowed
+   * (the gateway's own origin, whatever Host header a proxy sends), and the admin API lists it.
+   * Undefined: the URL it listens on.
+   */
   publicUrl: string | undefined;
+  /**
+   * Proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed (addresses and CIDRs, or
+   * `loopback`); from anyone else those headers are ignored. Empty: none.
+   */
+  trustProxy: string[];
+  tls: TlsConfig | undefined;
+  log: LogConfig;
   /** Print nothing but the listening line and errors. */
   quiet: boolean;
 }
@@ -205,6 +235,9 @@ export function defaultConfig(): Config {
     trace: { sample: 0, maxTraces: 10_000, maxEvents: 100, ttlMs: 60 * 60_000 },
     consoleDir: undefined,
     publicUrl: undefined,
+    trustProxy: [],
+    tls: undefined,
+    log: { level: 'info', format: undefined, access: false },
     quiet: false,
   };
 }
@@ -213,6 +246,8 @@ interface Option {
   flag: string;
   env: string;
   help: string;
+  /** A flag without a value (`--access-log`); its variable takes 1/true/0/false. */
+  boolean?: true;
   /** Applies `v` to `c`; `name` (`--flag` or the variable) is what an error message names. */
   set: (c: Config, v: string, name: string) => void;
 }
@@ -266,6 +301,21 @@ export function parseSize(name: string, v: string, min = 0): number {
   return n;
 }
 
+/** A comma-separated list of addresses and CIDRs (IPv4 or IPv6), or `loopback`. */
+export function parseTrustProxy(v: string): string[] {
+  const list = v.split(',').map((a) => a.trim()).filter((a) => a.length > 0);
+  for (const a of list) {
+    if (a === 'loopback') continue;
+    const [addr, bits, extra] = a.split('/');
+    const family = isIP(addr ?? '');
+    const max = family === 6 ? 128 : 32;
+    if (family === 0 || extra !== undefined || (bits !== undefined && !(/^\d{1,3}$/.test(bits) && Number(bits) <= max))) {
+      throw new ConfigError(`trust-proxy: "${a}" is not an address, a CIDR like 10.0.0.0/8 or fd00::/8, or loopback`);
+    }
+  }
+  return list;
+}
+
 /** `*`, or a comma-separated list of origins (`scheme://host[:port]`). */
 export function parseOrigins(v: string): string[] {
   const list = v.split(',').map((o) => o.trim()).filter((o) => o.length > 0);
@@ -280,6 +330,14 @@ export function parseOrigins(v: string): string[] {
     if (u.origin !== o.replace(/\/$/, '')) throw new ConfigError(`allowed-origins: "${o}" must be an origin only (scheme://host[:port])`);
   }
   return list.map((o) => o.replace(/\/$/, ''));
+}
+
+/** A boolean variable's value: 1, true, yes, on / 0, false, no, off. */
+function bool(name: string, v: string): boolean {
+  const t = v.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(t)) return true;
+  if (['0', 'false', 'no', 'off'].includes(t)) return false;
+  throw new ConfigError(`${name} must be 1 or 0 (true/false), got "${v}"`);
 }
 
 export class ConfigError extends Error {
@@ -356,12 +414,35 @@ export const OPTIONS: Option[] = [
   { flag: 'rate-limit-client', env: 'SLUICE_RATE_LIMIT_CLIENT', help: 'publishes/s per client over all connections and HTTP, 0 = off (default off)', set: (c, v, n) => { c.rates.perClient = num(n, v); } },
   {
     flag: 'public-url', env: 'SLUICE_PUBLIC_URL',
-    help: 'the URL this node is reached at, as the console\'s Nodes view shows it (default: the listening URL)',
+    help: 'the URL users reach this node at (behind a proxy: the proxy\'s); its origin is always allowed, the Nodes view shows it (default: the listening URL)',
     set: (c, v, n) => {
+      if (v && !/^https?:\/\/[^/]/i.test(v)) throw new ConfigError(`${n} must be an http(s) URL like https://gw1.example.com, got "${v}"`);
       if (v && !URL.canParse(v)) throw new ConfigError(`${n} must be a URL like https://gw1.example.com, got "${v}"`);
       c.publicUrl = v || undefined;
     },
   },
+  {
+    flag: 'trust-proxy', env: 'SLUICE_TRUST_PROXY',
+    help: 'comma-separated addresses/CIDRs (or loopback) of proxies whose X-Forwarded-For/-Proto are believed (default: none)',
+    set: (c, v) => { c.trustProxy = parseTrustProxy(v); },
+  },
+  { flag: 'tls-cert', env: 'SLUICE_TLS_CERT', help: 'PEM certificate (chain) file: serve HTTPS and WSS (with --tls-key)', set: (c, v) => { c.tls = { cert: v, key: c.tls?.key ?? '' }; } },
+  { flag: 'tls-key', env: 'SLUICE_TLS_KEY', help: 'PEM private key file of --tls-cert', set: (c, v) => { c.tls = { cert: c.tls?.cert ?? '', key: v }; } },
+  {
+    flag: 'log-level', env: 'SLUICE_LOG_LEVEL', help: 'debug, info (default), warn, error or silent',
+    set: (c, v, n) => {
+      if (!(LOG_LEVELS as readonly string[]).includes(v)) throw new ConfigError(`${n} must be one of ${LOG_LEVELS.join(', ')}, got "${v}"`);
+      c.log.level = v as LogLevel;
+    },
+  },
+  {
+    flag: 'log-format', env: 'SLUICE_LOG_FORMAT', help: 'json or pretty (default: pretty on a terminal, json otherwise)',
+    set: (c, v, n) => {
+      if (v !== 'json' && v !== 'pretty') throw new ConfigError(`${n} must be json or pretty, got "${v}"`);
+      c.log.format = v;
+    },
+  },
+  { flag: 'access-log', env: 'SLUICE_ACCESS_LOG', boolean: true, help: 'log one line per HTTP request and WebSocket upgrade (default off)', set: (c, v, n) => { c.log.access = bool(n, v); } },
   { flag: 'console-dir', env: 'SLUICE_CONSOLE_DIR', help: 'directory of the built console (default: console/dist of this repository when built, else the one packed into @sluice/server)', set: (c, v) => { c.consoleDir = v; } },
 ];
 
@@ -371,9 +452,9 @@ export type Flags = NonNullable<ParseArgsConfig['options']>;
 /** What `parseFlags` returns for `O`: each flag's value, typed by its spec. */
 export type FlagValues<O extends Flags> = ReturnType<typeof parseArgs<{ args: string[]; options: O; strict: true; allowPositionals: false }>>['values'];
 
-/** The flags of `sluice serve`: every OPTIONS flag takes a value; `--quiet` takes none. */
+/** The flags of `sluice serve`: every OPTIONS flag takes a value unless `boolean`; `--quiet` takes none. */
 const SERVE_FLAGS: Flags = {
-  ...Object.fromEntries(OPTIONS.map((o) => [o.flag, { type: 'string' as const }])),
+  ...Object.fromEntries(OPTIONS.map((o) => [o.flag, { type: o.boolean ? 'boolean' as const : 'string' as const }])),
   quiet: { type: 'boolean' },
 };
 
@@ -388,8 +469,10 @@ export function loadConfig(argv: readonly string[], env: Record<string, string |
   for (const o of OPTIONS) {
     const v = flags[o.flag];
     if (typeof v === 'string') o.set(c, v, `--${o.flag}`);
+    else if (v === true) o.set(c, 'true', `--${o.flag}`);
   }
   if (flags.quiet === true) c.quiet = true;
+  if (c.tls && (!c.tls.cert || !c.tls.key)) throw new ConfigError('--tls-cert and --tls-key go together (SLUICE_TLS_CERT, SLUICE_TLS_KEY)');
   return c;
 }
 

@@ -69,7 +69,7 @@ export async function spawnGateway(options: SpawnOptions = {}): Promise<GatewayP
     let out = '';
     const onData = (d: Buffer) => {
       out += d.toString();
-      const m = /sluice listening on (http:\/\/\S+):(\d+)/.exec(out);
+      const m = /sluice listening on (https?:\/\/[^\s"]+):(\d+)/.exec(out);
       if (!m) return;
       proc.stdout!.off('data', onData);
       proc.stdout!.resume();

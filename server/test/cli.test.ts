@@ -168,7 +168,7 @@ describe('sluice keygen', () => {
     const url = await new Promise<string>((resolve, reject) => {
       proc.stdout.on('data', (d: Buffer) => {
         out += d.toString();
-        const m = /sluice listening on (\S+)/.exec(out);
+        const m = /sluice listening on ([^\s"]+)/.exec(out);
         if (m) resolve(m[1]!);
       });
       void exited.then((code) => reject(new Error(`the example exited (${code}) before the gateway listened: ${err}`)));

@@ -155,7 +155,7 @@ describe('cluster admin: three gateways on one Redis', () => {
     assert.deepEqual(closes.map((c) => c.code), [4202, 4202]);
 
     const missing = await api(gws[0]!.url, '/v1/admin/connections/no-such-connection', { method: 'DELETE' });
-    assert.deepEqual([missing.status, missing.body.error.code], [404, 'bad-request']);
+    assert.deepEqual([missing.status, missing.body.error.code], [404, 'not-found']);
   });
 
   it('a hung node is reported as unanswered within the time limit, and the page still answers', async () => {

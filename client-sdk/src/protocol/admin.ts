@@ -235,6 +235,32 @@ export interface Snapshot {
   unanswered: string[];
 }
 
+/**
+ * One second of `GET /v1/admin/stats/history`: this node's rates (as in Stats) and its WebSocket
+ * connections and live / paused subscriptions at `at` (ms since the epoch, the node's clock).
+ */
+export interface StatsSample {
+  at: number;
+  messagesInPerSec: number;
+  messagesOutPerSec: number;
+  bytesInPerSec: number;
+  bytesOutPerSec: number;
+  connections: number;
+  live: number;
+  paused: number;
+}
+
+/**
+ * `GET /v1/admin/stats/history`, and `event: history` first on `GET /v1/admin/stream?history=1`: the
+ * last 10 minutes of samples, oldest first, one every `intervalMs`. `now` is the node's clock when
+ * it answered, so a reader can place the samples on its own clock.
+ */
+export interface StatsHistory {
+  now: number;
+  intervalMs: number;
+  samples: StatsSample[];
+}
+
 /** One step of a traced message's journey, as a node recorded it. */
 export interface TraceEvent {
   /** When (ms since the epoch), and on which node. */

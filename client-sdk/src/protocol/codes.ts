@@ -30,6 +30,8 @@ export const ErrorCodes = {
   'not-leased': { status: 409, retryable: false },
   'invalid-group': { status: 400, retryable: false },
   'shutting-down': { status: 503, retryable: true },
+  'not-found': { status: 404, retryable: false },
+  'idempotency-key-reused': { status: 422, retryable: false },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -12,7 +12,7 @@
  * fields, trailing elements, codes) and is announced in HELLO and WELCOME, never required of a peer
  * that did not announce it; a new major is a different protocol. History in PROTOCOL.md.
  */
-export const PROTOCOL_VERSION = '1.3';
+export const PROTOCOL_VERSION = '1.4';
 
 /** The versions this module can talk to: major 1, any minor (`1`, `1.0`, `1.1`, `1.12`, ...). */
 const COMPATIBLE = /^1(?:\.(?:0|[1-9][0-9]{0,8}))?$/;

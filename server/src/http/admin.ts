@@ -3,6 +3,8 @@
  * GET routes also take the token as `?token=` because EventSource cannot set headers.
  *
  * - `GET /v1/admin/stats`                 this node's totals and rates, and how many nodes there are
+ * - `GET /v1/admin/stats/history`         this node's last 10 minutes of rates, connections and
+ *                                         subscriptions, a sample a second (admin-history.ts)
  * - `GET /v1/admin/nodes`                 the gateway nodes (cluster mode: every live one; else this one)
  * - `GET /v1/admin/topics`                one row per topic (stored, or with subscribers on any node),
  *                                         paged: `?limit=&cursor=&q=&sort=` (admin-topics.ts)
@@ -21,7 +23,8 @@
  * - `GET /v1/admin/stream`                SSE every second: `event: stats` {stats, topics (the
  *                                         busiest few), topicTotals, nodes, unanswered}; with `?connections=1` also `event: connections`
  *                                         (the list), with `?topic=<name>` also `event: topic` (its detail),
- *                                         and with `?topic=<name>&groups=1` also `event: groups` (its rows)
+ *                                         and with `?topic=<name>&groups=1` also `event: groups` (its rows);
+ *                                         with `?history=1` the first message starts with `event: history`
  *
  * Subscribers and connections list both transports; `transport` says which, `node` where it is.
  * Per-topic rates come from a counter per topic fed by the store's `watch`, sampled once a second.
@@ -54,12 +57,14 @@ import type { SubscriptionView } from '../hub/subscription.js';
 import { StoreUnavailableError, type TopicInfo, type TopicLog } from '../log/log.js';
 import type { Session } from '../session/session.js';
 import { AdminGroups, resetTarget, settingsUpdate } from './admin-groups.js';
+import { StatsHistory } from './admin-history.js';
 import { busiest, mergeActive, pageOf, parseTopicQuery, rowOf, type ActiveTopic, type TopicQuery } from './admin-topics.js';
 import { authenticate, begin, guard, notFound, readBody, streamsFull, tokenOf, topicPath, type HttpContext } from './context.js';
 import type { Exchange } from './exchange.js';
 import { isBad, parseJson } from './messages.js';
 import type { LongPolls } from './pull.js';
 import { SseWriter, type TopicStream, type TopicStreams } from './sse.js';
+import { logger } from '../logger.js';
 
 /** Messages per second per topic, from the store's notifications, sampled every second. */
 export class TopicRates {
@@ -111,7 +116,10 @@ export class TopicRates {
   }
 }
 
-/** What one admin stream asked for besides the stats (`?connections=1`, `?topic=<name>`, `&groups=1`). */
+/**
+ * What one admin stream asked for besides the stats (`?connections=1`, `?topic=<name>`, `&groups=1`;
+ * `?history=1` is answered once, in its first message).
+ */
 export interface FeedWants {
   connections: boolean;
   topic: string | undefined;
@@ -142,14 +150,14 @@ class AdminFeed {
     return this.readers.size;
   }
 
-  /** Starts a stream with its first snapshot. */
-  async add(ex: Exchange, principal: Principal, wants: FeedWants): Promise<void> {
+  /** Starts a stream with its first snapshot, after `prelude` (complete SSE events, or ''). */
+  async add(ex: Exchange, principal: Principal, wants: FeedWants, prelude = ''): Promise<void> {
     const chunkFor = await this.render([wants]);
     if (!ex.open) return;
     const reader: FeedReader = { writer: new SseWriter(ex, () => {}), wants, cancelExpiry: undefined };
     this.readers.add(reader);
     ex.onAbort(() => this.remove(reader));
-    reader.writer.start(`retry: 2000\n${chunkFor(wants)}`);
+    reader.writer.start(`retry: 2000\n${prelude}${chunkFor(wants)}`);
     if (principal.expiresAt !== undefined) {
       reader.cancelExpiry = atExpiry(principal.expiresAt, () => {
         reader.writer.end({ name: 'end', data: { code: 'unauthorized', message: 'token expired' } });
@@ -188,7 +196,7 @@ class AdminFeed {
       const chunkFor = await this.render(ready.map((r) => r.wants));
       for (const r of ready) if (!r.writer.blocked && r.writer.open) r.writer.send(chunkFor(r.wants));
     } catch (err) {
-      console.error('sluice: admin stream snapshot failed', err);
+      logger.error('admin stream snapshot failed', { err });
     } finally {
       this.busy = false;
     }
@@ -199,6 +207,7 @@ export class Admin {
   readonly rates: TopicRates;
   readonly feed: AdminFeed;
   readonly groups: AdminGroups;
+  readonly history: StatsHistory;
 
   constructor(
     private readonly ctx: HttpContext,
@@ -209,6 +218,15 @@ export class Admin {
     this.rates = new TopicRates(ctx.store);
     this.groups = new AdminGroups(ctx.groups, ctx.store, ctx.metrics, ctx.nodes);
     this.feed = new AdminFeed((wanted) => this.renderFeed(wanted));
+    this.history = new StatsHistory(() => {
+      const r = ctx.metrics.rates;
+      const c = ctx.hub.stateCounts();
+      return {
+        messagesInPerSec: r.messagesInPerSec, messagesOutPerSec: r.messagesOutPerSec,
+        bytesInPerSec: r.bytesInPerSec, bytesOutPerSec: r.bytesOutPerSec,
+        connections: ctx.sessions.size, live: c.live, paused: c.paused,
+      };
+    });
     // What other nodes ask of this one (cluster/nodes.ts); params come from a peer through Redis.
     ctx.nodes.handle('connections', () => this.localConnections());
     ctx.nodes.handle('active', () => this.localActive());
@@ -230,6 +248,7 @@ export class Admin {
 
   close(): void {
     this.feed.close();
+    this.history.close();
     this.rates.close();
     this.groups.close();
   }
@@ -456,12 +475,14 @@ export class Admin {
   private localKick(id: string): boolean {
     for (const s of this.ctx.sessions) {
       if (s.id === id) {
+        logger.info('connection kicked by an administrator', { session: id, client: s.clientId, address: s.peer.remoteAddress });
         s.disconnect(CloseCode.KICKED, 'disconnected by an administrator');
         return true;
       }
     }
     for (const s of this.streams.all) {
       if (s.id === id) {
+        logger.info('event stream kicked by an administrator', { stream: id, client: s.clientId, address: s.remoteAddress });
         this.streams.end(s, 'kicked', 'disconnected by an administrator');
         return true;
       }
@@ -527,6 +548,7 @@ export class Admin {
 
   mount(app: TemplatedApp, streamsOpen: () => number): void {
     this.getJson(app, '/v1/admin/stats', () => this.stats());
+    this.getJson(app, '/v1/admin/stats/history', () => Promise.resolve(this.history.snapshot()));
     this.getJson(app, '/v1/admin/nodes', () => this.nodes());
     app.get('/v1/admin/topics', (res, req) => {
       const ex = begin(res, req, 'admin', this.ctx);
@@ -570,7 +592,7 @@ export class Admin {
         if (unanswered.length > 0) {
           return ex.error('unavailable', `no node that answered has connection ${shown}; node(s) ${unanswered.join(', ')} did not answer in time: retry`);
         }
-        ex.error('bad-request', node === undefined ? `no connection ${shown}` : `no connection ${shown} on node ${node.slice(0, 64)}`, 404);
+        ex.error('not-found', node === undefined ? `no connection ${shown}` : `no connection ${shown} on node ${node.slice(0, 64)}`);
       });
     });
     app.get('/v1/admin/stream', (res, req) => {
@@ -580,13 +602,15 @@ export class Admin {
       const connections = ['1', 'true'].includes(req.getQuery('connections') ?? '');
       const topic = req.getQuery('topic') || undefined;
       const groups = ['1', 'true'].includes(req.getQuery('groups') ?? '');
+      const history = ['1', 'true'].includes(req.getQuery('history') ?? '');
       guard(ex, this.ctx, async () => {
         const p = await this.principal(ex, token);
         if (!p) return;
         const invalid = topic === undefined ? null : topicError(topic, { allowReserved: true });
         if (invalid) return ex.error('invalid-topic', invalid);
         if (streamsFull(ex, this.ctx, streamsOpen)) return;
-        await this.feed.add(ex, p, { connections, topic, groups });
+        const prelude = history ? `event: history\ndata: ${JSON.stringify(this.history.snapshot())}\n\n` : '';
+        await this.feed.add(ex, p, { connections, topic, groups }, prelude);
       });
     });
   }
@@ -607,7 +631,7 @@ export class Admin {
       if (invalid) return ex.error('invalid-topic', invalid);
       if (path.action === 'groups') return ex.json(200, await this.groups.rows(path.topic));
       const out = await this.topic(path.topic);
-      if (!out) return ex.error('bad-request', `no topic ${path.topic}`, 404);
+      if (!out) return ex.error('not-found', `no topic ${path.topic}`);
       ex.json(200, out);
     });
   }
@@ -660,7 +684,7 @@ export class Admin {
       if (isBad(doc) || typeof doc !== 'object' || doc === null || Array.isArray(doc)) return ex.error('bad-request', 'the body must be a JSON object');
       const fields = doc as Record<string, unknown>;
       // Only groups that exist: a PUT never creates one (it would start where no member asked).
-      if (!(await this.groups.exists(topic, group))) return ex.error('bad-request', `no group ${group} of topic ${topic}`, 404);
+      if (!(await this.groups.exists(topic, group))) return ex.error('not-found', `no group ${group} of topic ${topic}`);
       try {
         if (action === undefined) {
           const update = settingsUpdate(topic, fields);

@@ -24,7 +24,7 @@ import {
   guard,
   readBody,
   refused,
-  remoteAddress,
+  clientAddress,
   tokenOf,
   type HttpContext,
 } from './context.js';
@@ -75,7 +75,7 @@ export function publishOne(res: HttpResponse, req: HttpRequest, topic: string, c
   const orderingKey = req.getHeader('sluice-ordering-key');
   const priority = req.getHeader('sluice-priority');
   const trace = req.getHeader('sluice-trace');
-  const address = remoteAddress(res);
+  const address = clientAddress(ex);
   const body = readBody(ex, req.getHeader('content-length'), ctx.http.maxBody);
 
   guard(ex, ctx, async () => {
@@ -116,7 +116,7 @@ export function publishBatch(res: HttpResponse, req: HttpRequest, ctx: HttpConte
   const token = tokenOf(req, false);
   const type = mediaType(req.getHeader('content-type'));
   const encoding = req.getHeader('content-encoding');
-  const address = remoteAddress(res);
+  const address = clientAddress(ex);
   const body = readBody(ex, req.getHeader('content-length'), ctx.http.maxBody);
 
   guard(ex, ctx, async () => {

@@ -39,6 +39,7 @@ import { isTraced, type Tracer } from '../core/trace.js';
 import { MinHeap } from './heap.js';
 import type { Conn, Fanout } from './conn.js';
 import { Subscription, type SubscriptionView, type SubState } from './subscription.js';
+import { logger } from '../logger.js';
 
 /** The hub's tunables (Config.hub, already capped by retention) and the credit cap. */
 export interface HubOptions extends HubConfig {
@@ -286,7 +287,7 @@ export class Hub {
             continue;
           }
           this.metrics.handlerFailures.inc();
-          console.error(`sluice: store returned no entries for ${sub.topic} at ${sub.cursor} (tail ${t.tail}); closing the connection`);
+          logger.error(`store returned no entries for ${sub.topic} at ${sub.cursor} (tail ${t.tail}); closing the connection`);
           sub.conn.close(CloseCode.INTERNAL, 'catch-up read failed; reconnect and resume');
           return;
         }
@@ -295,7 +296,7 @@ export class Hub {
       }
     } catch (err) {
       this.metrics.handlerFailures.inc();
-      console.error(`sluice: catch-up failed for ${sub.topic}`, err);
+      logger.error(`catch-up failed for ${sub.topic}`, { err });
       sub.conn.send(encode({ type: FrameType.ERROR, id: sub.id, code: 'internal', message: 'reading the topic log failed', re: FrameType.SUB }));
       this.metrics.error('internal');
     } finally {
@@ -509,7 +510,7 @@ export class Hub {
     }, (err: unknown) => {
       t.resync = undefined;
       this.metrics.handlerFailures.inc();
-      console.error(`sluice: re-reading ${t.topic} after an epoch change failed; its subscribers reconnect`, err);
+      logger.error(`re-reading ${t.topic} after an epoch change failed; its subscribers reconnect`, { err });
       for (const sub of t.subs) sub.conn.close(CloseCode.INTERNAL, 'the topic changed epoch; reconnect and resume');
     });
   }

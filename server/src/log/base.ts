@@ -30,6 +30,7 @@ import {
   type TopicLog,
   type UnavailableCode,
 } from './log.js';
+import { logger } from '../logger.js';
 
 export interface TopicState {
   topic: string;
@@ -50,6 +51,14 @@ export interface TopicState {
 export interface KeyHit {
   offset: number;
   ts: number;
+  /** The fingerprint of the message stored with the key (absent: stored without one). */
+  fingerprint?: Uint8Array | undefined;
+}
+
+/** Whether a keyed message matches the one its key was stored with (see the contract: a missing side matches). */
+export function sameFingerprint(stored: Uint8Array | undefined, sent: Uint8Array | undefined): boolean {
+  if (!stored || !sent || stored.length === 0 || sent.length === 0) return true;
+  return Buffer.compare(stored, sent) === 0;
 }
 
 /** What a store persists for a topic besides its messages. */
@@ -88,6 +97,11 @@ interface Failure {
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
+/** The periodic work (see `startSweeper`) runs in this many slices per interval. */
+const SLICES = 20;
+/** Most messages and keys one pass of the periodic work removes. */
+const SWEEP_BUDGET = 10_000;
+
 interface Batch {
   topics: Map<string, BatchTopic>;
   done: Promise<void>;
@@ -117,6 +131,8 @@ export abstract class BaseLog implements TopicLog {
   /** Topics whose meta changed by appends since it was last written (written each second). */
   private readonly dirtyMeta = new Set<TopicState>();
   private sweeper: ReturnType<typeof setInterval> | undefined;
+  /** Where the sliced sweep goes on (see `startSweeper`). */
+  private sweepCursor: Iterator<TopicState> | undefined;
 
   constructor(
     protected readonly options: StoreOptions,
@@ -177,7 +193,9 @@ export abstract class BaseLog implements TopicLog {
         const hit = pending ?? this.findKey(topic, m.key, now);
         if (hit) {
           if (pending) waitForPending = true;
-          results.push({ offset: hit.offset, ts: hit.ts, duplicate: true, epoch: s.epoch });
+          const r: AppendResult = { offset: hit.offset, ts: hit.ts, duplicate: true, epoch: s.epoch };
+          if (!sameFingerprint(hit.fingerprint, m.fingerprint)) r.keyReused = true;
+          results.push(r);
           continue;
         }
       }
@@ -188,7 +206,7 @@ export abstract class BaseLog implements TopicLog {
       batch.bytes += entry.length;
       batch.lastTs = now;
       if (m.key !== undefined) {
-        const hit = { offset, ts: now };
+        const hit: KeyHit = { offset, ts: now, fingerprint: m.fingerprint };
         (s.pendingKeys ??= new Map()).set(m.key, hit);
         batch.keys.push({ key: m.key, hit });
       }
@@ -273,36 +291,67 @@ export abstract class BaseLog implements TopicLog {
 
   // ---- retention and expiry -------------------------------------------------------------------
 
-  /** Starts the periodic sweep of aged messages and expired keys. */
+  /**
+   * Starts the periodic work over every topic — writing the meta of topics that grew, trimming
+   * messages older than the retention age, forgetting expired idempotency keys — once per
+   * `intervalMs`, in SLICES slices spread over it: each tick visits its share of the topics (and
+   * the oldest share of the dirty metas), so no loop turn pays for all topics at once (with 10,000
+   * topics a whole pass blocked the event loop for milliseconds every second, which showed as tail
+   * latency; issue 16). Every topic is still visited once per interval.
+   */
   protected startSweeper(intervalMs = 1000): void {
     this.sweeper = setInterval(() => {
       try {
-        this.flushMeta();
-        this.sweep(Date.now());
+        this.sweepSlice(Date.now());
       } catch (err) {
-        console.error('sluice: retention sweep failed', err);
+        logger.error('retention sweep failed', { err });
       }
-    }, intervalMs);
+    }, intervalMs / SLICES);
     this.sweeper.unref();
   }
 
-  /** Trims messages older than the retention age and forgets expired idempotency keys. Bounded work per call. */
-  sweep(now: number, budget = 10_000): void {
+  /** One tick of the periodic work: a SLICES-th of the topics, the dirty metas and the key budget. */
+  private sweepSlice(now: number): void {
+    if (this.failure || this.closed) return;
+    this.flushMeta(Math.ceil(this.dirtyMeta.size / SLICES));
+    this.loadAll();
+    const visit = Math.ceil(this.states.size / SLICES);
+    let budget = Math.ceil(SWEEP_BUDGET / SLICES);
+    const oldest = now - this.options.retention.maxAgeMs;
+    for (let i = 0; i < visit && budget > 0; i++) {
+      // A Map iterator stays valid while the map changes; a finished one starts a new pass.
+      let next = this.sweepCursor?.next();
+      if (!next || next.done) {
+        this.sweepCursor = this.states.values();
+        next = this.sweepCursor.next();
+        if (next.done) break;
+      }
+      budget = this.trimAged(next.value, oldest, budget);
+    }
+    this.expireKeys(now - this.options.dedupWindowMs, budget);
+  }
+
+  /** Trims messages older than the retention age and forgets expired idempotency keys, over every topic. Bounded work per call. */
+  sweep(now: number, budget = SWEEP_BUDGET): void {
     if (this.failure || this.closed) return;
     const oldest = now - this.options.retention.maxAgeMs;
     this.loadAll();
-    for (const s of this.states.values()) {
-      let changed = false;
-      while (budget > 0 && s.first <= s.durableHead && s.lastTs > 0) {
-        const entry = this.getEntry(s.topic, s.first);
-        if (entry && entryTs(entry) >= oldest) break;
-        this.dropFirst(s, entry);
-        changed = true;
-        budget--;
-      }
-      if (changed) this.writeMeta(s);
-    }
+    for (const s of this.states.values()) budget = this.trimAged(s, oldest, budget);
     this.expireKeys(now - this.options.dedupWindowMs, budget);
+  }
+
+  /** Drops a topic's messages older than `oldest` (at most `budget`); returns the budget left. */
+  private trimAged(s: TopicState, oldest: number, budget: number): number {
+    let changed = false;
+    while (budget > 0 && s.first <= s.durableHead && s.lastTs > 0) {
+      const entry = this.getEntry(s.topic, s.first);
+      if (entry && entryTs(entry) >= oldest) break;
+      this.dropFirst(s, entry);
+      changed = true;
+      budget--;
+    }
+    if (changed) this.writeMeta(s);
+    return budget;
   }
 
   /** Count and size retention, applied to durable messages after each commit. */
@@ -322,11 +371,15 @@ export abstract class BaseLog implements TopicLog {
     this.saveMeta(s);
   }
 
-  /** Writes the meta of topics that grew since their last write. */
-  private flushMeta(): void {
+  /** Writes the meta of topics that grew since their last write (the `limit` longest waiting). */
+  private flushMeta(limit = Number.POSITIVE_INFINITY): void {
     if (this.failure) return;
-    for (const s of this.dirtyMeta) this.saveMeta(s);
-    this.dirtyMeta.clear();
+    // A Set iterates in insertion order: the ones dirty the longest are written first.
+    for (const s of this.dirtyMeta) {
+      if (limit-- <= 0) break;
+      this.saveMeta(s);
+      this.dirtyMeta.delete(s);
+    }
   }
 
   private dropFirst(s: TopicState, entry: Uint8Array | undefined): void {
@@ -495,7 +548,7 @@ export abstract class BaseLog implements TopicLog {
         try {
           listener(topic, t.first, t.entries, s.epoch);
         } catch (err) {
-          console.error('sluice: append listener failed', err);
+          logger.error('append listener failed', { err });
         }
       }
       this.trim(s);
@@ -517,7 +570,7 @@ export abstract class BaseLog implements TopicLog {
     if (this.failure || this.closed) return;
     const code = this.classify(err);
     this.failure = { code, reason: code === 'insufficient-storage' ? 'disk full' : err.message, since: Date.now() };
-    console.error(`sluice: store cannot write (${this.failure.reason}); refusing publishes with ${code} until it can`, err);
+    logger.error(`store cannot write (${this.failure.reason}); refusing publishes with ${code} until it can`, { err });
     this.prober = setInterval(() => void this.recover(), 1000);
     this.prober.unref();
   }
@@ -552,9 +605,9 @@ export abstract class BaseLog implements TopicLog {
       this.failure = undefined;
       if (this.prober) clearInterval(this.prober);
       this.prober = undefined;
-      console.error(`sluice: store writable again after ${Math.round((Date.now() - was.since) / 1000)} s; taking publishes`);
+      logger.warn(`store writable again after ${Math.round((Date.now() - was.since) / 1000)} s; taking publishes`);
     } catch (err) {
-      console.error('sluice: store probe failed', err);
+      logger.error('store probe failed', { err });
     } finally {
       this.probing = false;
     }

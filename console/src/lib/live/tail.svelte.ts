@@ -13,6 +13,8 @@ export interface TailMessage {
   ts: number;
   data: unknown;
   size: number;
+  /** Traced: the row links to its journey. */
+  traced: boolean;
 }
 
 const KEEP = 200;
@@ -53,7 +55,7 @@ export class LiveTail {
     // While paused the handler does not return: no credit goes back, the gateway stops sending.
     if (this.paused) await new Promise<void>((resolve) => { this.resume = resolve; });
     const size = m.data instanceof Uint8Array ? m.data.length : JSON.stringify(m.data ?? null)?.length ?? 0;
-    const next = [{ offset: m.offset, ts: m.ts, data: m.data, size }, ...this.messages];
+    const next = [{ offset: m.offset, ts: m.ts, data: m.data, size, traced: m.traced }, ...this.messages];
     this.messages = next.length > KEEP ? next.slice(0, KEEP) : next;
   }
 }
