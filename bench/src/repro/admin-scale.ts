@@ -1,0 +1,165 @@
+/**
+ * The admin API at 100,000 topics (issue 14 §4): what two open consoles (admin streams) do to
+ * publish ACK latency, what one console receives per second, and what `GET /v1/admin/topics` sends
+ * and takes. Before the fix the stream sent every topic every second (15 MB/s per console) and
+ * pushed the ACK p99 up several times.
+ *
+ *   node bench/dist/src/repro/admin-scale.js [topics=100000] [seconds=10] [rate=1000]
+ *
+ * Starts this checkout's gateway (and, when BENCH_SLUICE_OLD_CLI names one, that build too: e.g.
+ * /work/main/server/dist/src/cli.js for "before"), each with a fresh disk store, pinned like every
+ * bench server. Seeds `topics` topics (one message each, by 1000-message batches), then publishes
+ * `rate` messages/s over one WebSocket (the SDK, keys on) to 100 of them, open loop, for `seconds`
+ * with no console, then for `seconds` with two admin streams open. Prints ACK p50/p99/max for
+ * both phases, the streams' bytes/s, the gateway's CPU, and the topic list's size and time.
+ * Bounded: every phase ends after `seconds`, the publisher holds at most 5000 unacknowledged.
+ */
+import WebSocket from 'ws';
+import { createClient, type Client } from '@sluice/client';
+import { installCleanup, releaseAll, removeDir, tempDir } from '../cleanup.js';
+import { Histogram } from '../histogram.js';
+import { cpuMeter } from '../proc-stats.js';
+import { CLI, launchGateway, OLD_CLI_ENV } from '../targets/sluice.js';
+
+const HOT = 100;
+const MAX_INFLIGHT = 5000;
+
+interface Phase {
+  p50: number;
+  p99: number;
+  max: number;
+  acked: number;
+  failed: number;
+  cpu: number;
+  streamBytesPerSec: number;
+}
+
+/** Publishes `rate`/s for `seconds` (in 10 ms ticks), recording each publish's time to its ACK. */
+async function publishPhase(client: Client, rate: number, seconds: number, pid: number, consoles: number, base: string): Promise<Phase> {
+  const streams = await Promise.all(Array.from({ length: consoles }, () => openStream(`${base}/v1/admin/stream`)));
+  const h = new Histogram();
+  let inflight = 0;
+  let acked = 0;
+  let failed = 0;
+  let sent = 0;
+  const cpu = cpuMeter(pid);
+  const started = performance.now();
+  const end = started + seconds * 1000;
+  const pending: Promise<void>[] = [];
+  while (performance.now() < end) {
+    const due = Math.floor(((performance.now() - started) / 1000) * rate);
+    for (; sent < due && inflight < MAX_INFLIGHT; sent++) {
+      const t0 = performance.now();
+      inflight++;
+      pending.push(client.publish(`adm.hot.${sent % HOT}`, { n: sent }).then(
+        () => { h.record((performance.now() - t0) * 1000); acked++; },
+        () => { failed++; },
+      ).finally(() => { inflight--; }));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  await Promise.race([Promise.all(pending), new Promise((resolve) => setTimeout(resolve, 10_000))]);
+  const elapsed = (performance.now() - started) / 1000;
+  const cpuPct = cpu.percent();
+  const bytes = streams.reduce((a, s) => a + s.bytes, 0);
+  for (const s of streams) s.close();
+  return {
+    p50: h.quantile(0.5) / 1000,
+    p99: h.quantile(0.99) / 1000,
+    max: h.max / 1000,
+    acked,
+    failed,
+    cpu: cpuPct,
+    streamBytesPerSec: consoles > 0 ? bytes / consoles / elapsed : 0,
+  };
+}
+
+/** An admin stream read as a console would: every byte taken, counted. */
+async function openStream(url: string): Promise<{ bytes: number; close(): void }> {
+  const abort = new AbortController();
+  const res = await fetch(url, { headers: { accept: 'text/event-stream' }, signal: abort.signal });
+  if (res.status !== 200 || !res.body) throw new Error(`admin stream: HTTP ${res.status}`);
+  const s = { bytes: 0, close: () => abort.abort() };
+  const reader = res.body.getReader();
+  void (async () => {
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        s.bytes += value.byteLength;
+      }
+    } catch {
+      // aborted
+    }
+  })();
+  return s;
+}
+
+/** `GET path` three times: the body's size and the median time. */
+async function timeGet(url: string): Promise<{ bytes: number; ms: number; rows: number }> {
+  const times: number[] = [];
+  let bytes = 0;
+  let rows = 0;
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    const res = await fetch(url);
+    const text = await res.text();
+    times.push(performance.now() - t0);
+    bytes = Buffer.byteLength(text);
+    rows = res.ok ? (JSON.parse(text) as unknown[]).length : -res.status;
+  }
+  return { bytes, ms: times.sort((a, b) => a - b)[1]!, rows };
+}
+
+async function seed(base: string, topics: number): Promise<void> {
+  for (let i = 0; i < topics; i += 1000) {
+    const messages = Array.from({ length: Math.min(1000, topics - i) }, (_, k) => ({ topic: `adm.t.${i + k}`, data: i + k }));
+    const res = await fetch(`${base}/v1/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messages }) });
+    if (res.status !== 200) throw new Error(`seeding: HTTP ${res.status} ${await res.text()}`);
+  }
+}
+
+const mb = (n: number) => `${(n / 1e6).toFixed(n < 1e5 ? 3 : 1)} MB`;
+const ms = (n: number) => `${n.toFixed(1)} ms`;
+
+async function measure(label: string, cli: string, topics: number, seconds: number, rate: number): Promise<void> {
+  const dir = tempDir('sluice-repro-');
+  const { p, port } = await launchGateway({ cli, storeArgs: ['--store', 'disk', '--data', dir] });
+  const base = `http://127.0.0.1:${port}`;
+  const client = createClient({ url: base, WebSocket: WebSocket as never });
+  try {
+    const t0 = performance.now();
+    await seed(base, topics);
+    console.log(`${label}: seeded ${topics} topics in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    await publishPhase(client, rate, 2, p.pid, 0, base); // warm-up
+    const quiet = await publishPhase(client, rate, seconds, p.pid, 0, base);
+    const consoles = await publishPhase(client, rate, seconds, p.pid, 2, base);
+    for (const [name, r] of [['no console', quiet], ['2 consoles', consoles]] as const) {
+      console.log(`${label}: ${name.padEnd(10)} ACK p50 ${ms(r.p50)}, p99 ${ms(r.p99)}, max ${ms(r.max)}; ${r.acked} acked, ${r.failed} failed; gateway CPU ${r.cpu.toFixed(0)}%` +
+        (r.streamBytesPerSec > 0 ? `; one admin stream ${mb(r.streamBytesPerSec)}/s` : ''));
+    }
+    console.log(`${label}: ACK p99 with 2 consoles / without = ${(consoles.p99 / quiet.p99).toFixed(2)}`);
+    for (const path of ['/v1/admin/topics', '/v1/admin/topics?limit=1000&sort=-msgsPerSec', '/v1/admin/topics?q=adm.t.9999&limit=100']) {
+      const r = await timeGet(base + path);
+      console.log(`${label}: GET ${path.padEnd(45)} ${r.rows >= 0 ? `${r.rows} rows` : `HTTP ${-r.rows}`}, ${mb(r.bytes)}, ${ms(r.ms)} (median of 3)`);
+    }
+  } finally {
+    client.close();
+    await p.stop(30_000);
+    removeDir(dir);
+  }
+}
+
+async function main(): Promise<void> {
+  installCleanup();
+  const [topics = 100_000, seconds = 10, rate = 1000] = process.argv.slice(2).map(Number);
+  console.log(`admin API at ${topics} topics: ${rate} publishes/s over one WebSocket to ${HOT} topics, ${seconds} s without and ${seconds} s with two admin streams open`);
+  const old = process.env[OLD_CLI_ENV];
+  if (old) await measure('before', old, topics, seconds, rate);
+  await measure('after ', CLI, topics, seconds, rate);
+}
+
+main().then(
+  () => { releaseAll(); process.exit(0); },
+  (err: unknown) => { console.error(err); releaseAll(); process.exit(2); },
+);
