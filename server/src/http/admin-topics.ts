@@ -195,7 +195,7 @@ class Bounded<T> {
 /** The busiest of the active topics: by rate, then subscribers, then name; at most `n`. */
 export function busiest(active: Iterable<ActiveTopic>, n: number): ActiveTopic[] {
   if (n <= 0) return [];
-  return [...active]
-    .sort((a, b) => b.msgsPerSec - a.msgsPerSec || b.subscribers - a.subscribers || (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : 0))
-    .slice(0, n);
+  const best = new Bounded<ActiveTopic>(n, (a, b) => b.msgsPerSec - a.msgsPerSec || b.subscribers - a.subscribers || (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : 0));
+  for (const a of active) best.offer(a);
+  return best.sorted();
 }

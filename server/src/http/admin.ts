@@ -316,15 +316,18 @@ export class Admin {
    * Costs what is active: subscriptions, SSE streams and recently written topics.
    */
   private async localActive(): Promise<ActiveTopic[]> {
-    const names = new Set<string>();
-    for (const t of this.ctx.hub.activeTopics()) names.add(t.topic);
-    for (const s of this.streams.all) names.add(s.topic);
-    for (const [topic] of this.rates.rated()) names.add(topic);
+    const subscribed = new Set<string>();
+    for (const t of this.ctx.hub.activeTopics()) subscribed.add(t.topic);
+    for (const s of this.streams.all) subscribed.add(s.topic);
     const out: ActiveTopic[] = [];
-    for (const topic of names) {
+    for (const topic of subscribed) {
       // Only an SSE stream's state needs the head (behind it: catching up).
       const head = this.streams.of(topic).length > 0 ? (await this.ctx.store.info(topic)).head : 0;
       out.push({ topic, ...this.localCounts(topic, head), msgsPerSec: this.rates.rate(topic) });
+    }
+    // Written, with nobody subscribed here: no lookups (after a write to every topic, this is all of them).
+    for (const [topic, msgsPerSec] of this.rates.rated()) {
+      if (!subscribed.has(topic)) out.push({ topic, subscribers: 0, live: 0, paused: 0, msgsPerSec });
     }
     return out;
   }
