@@ -10,8 +10,9 @@
  * /work/main/server/dist/src/cli.js for "before"), each with a fresh disk store, pinned like every
  * bench server. Seeds `topics` topics (one message each, by 1000-message batches), then publishes
  * `rate` messages/s over one WebSocket (the SDK, keys on) to 100 of them, open loop, for `seconds`
- * with no console, then for `seconds` with two admin streams open. Prints ACK p50/p99/max for
- * both phases, the streams' bytes/s, the gateway's CPU, and the topic list's size and time.
+ * with no console and `seconds` with two admin streams open, in five alternating phases each.
+ * Prints ACK p50/p99/max per condition, one stream's bytes/s, the gateway's CPU, and the topic
+ * list's size and time.
  * Bounded: every phase ends after `seconds`, the publisher holds at most 5000 unacknowledged.
  */
 import WebSocket from 'ws';
@@ -22,25 +23,30 @@ import { cpuMeter } from '../proc-stats.js';
 import { CLI, launchGateway, OLD_CLI_ENV } from '../targets/sluice.js';
 
 const HOT = 100;
+/** Each condition's `seconds` is split into this many phases, alternating with the other's. */
+const ROUNDS = 5;
 const MAX_INFLIGHT = 5000;
 
+/** One condition's figures, summed over its phases. */
 interface Phase {
-  p50: number;
-  p99: number;
-  max: number;
+  h: Histogram;
   acked: number;
   failed: number;
-  cpu: number;
-  streamBytesPerSec: number;
+  cpuSeconds: number;
+  streamBytes: number;
+  seconds: number;
 }
 
-/** Publishes `rate`/s for `seconds` (in 10 ms ticks), recording each publish's time to its ACK. */
-async function publishPhase(client: Client, rate: number, seconds: number, pid: number, consoles: number, base: string): Promise<Phase> {
+const emptyPhase = (): Phase => ({ h: new Histogram(), acked: 0, failed: 0, cpuSeconds: 0, streamBytes: 0, seconds: 0 });
+
+/**
+ * Publishes `rate`/s for `seconds` (in 10 ms ticks) with `consoles` admin streams open, recording
+ * each publish's time to its ACK into `into`.
+ */
+async function publishPhase(client: Client, rate: number, seconds: number, pid: number, consoles: number, base: string, into: Phase): Promise<void> {
   const streams = await Promise.all(Array.from({ length: consoles }, () => openStream(`${base}/v1/admin/stream`)));
-  const h = new Histogram();
+  const h = into.h;
   let inflight = 0;
-  let acked = 0;
-  let failed = 0;
   let sent = 0;
   const cpu = cpuMeter(pid);
   const started = performance.now();
@@ -52,26 +58,18 @@ async function publishPhase(client: Client, rate: number, seconds: number, pid: 
       const t0 = performance.now();
       inflight++;
       pending.push(client.publish(`adm.hot.${sent % HOT}`, { n: sent }).then(
-        () => { h.record((performance.now() - t0) * 1000); acked++; },
-        () => { failed++; },
+        () => { h.record((performance.now() - t0) * 1000); into.acked++; },
+        () => { into.failed++; },
       ).finally(() => { inflight--; }));
     }
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   await Promise.race([Promise.all(pending), new Promise((resolve) => setTimeout(resolve, 10_000))]);
   const elapsed = (performance.now() - started) / 1000;
-  const cpuPct = cpu.percent();
-  const bytes = streams.reduce((a, s) => a + s.bytes, 0);
+  into.cpuSeconds += (cpu.percent() / 100) * elapsed;
+  into.seconds += elapsed;
+  into.streamBytes += consoles > 0 ? streams.reduce((a, s) => a + s.bytes, 0) / consoles : 0;
   for (const s of streams) s.close();
-  return {
-    p50: h.quantile(0.5) / 1000,
-    p99: h.quantile(0.99) / 1000,
-    max: h.max / 1000,
-    acked,
-    failed,
-    cpu: cpuPct,
-    streamBytesPerSec: consoles > 0 ? bytes / consoles / elapsed : 0,
-  };
 }
 
 /** An admin stream read as a console would: every byte taken, counted. */
@@ -131,14 +129,20 @@ async function measure(label: string, cli: string, topics: number, seconds: numb
     const t0 = performance.now();
     await seed(base, topics);
     console.log(`${label}: seeded ${topics} topics in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-    await publishPhase(client, rate, 2, p.pid, 0, base); // warm-up
-    const quiet = await publishPhase(client, rate, seconds, p.pid, 0, base);
-    const consoles = await publishPhase(client, rate, seconds, p.pid, 2, base);
-    for (const [name, r] of [['no console', quiet], ['2 consoles', consoles]] as const) {
-      console.log(`${label}: ${name.padEnd(10)} ACK p50 ${ms(r.p50)}, p99 ${ms(r.p99)}, max ${ms(r.max)}; ${r.acked} acked, ${r.failed} failed; gateway CPU ${r.cpu.toFixed(0)}%` +
-        (r.streamBytesPerSec > 0 ? `; one admin stream ${mb(r.streamBytesPerSec)}/s` : ''));
+    await publishPhase(client, rate, 2, p.pid, 0, base, emptyPhase()); // warm-up
+    // Alternated, so drift on a shared machine lands on both conditions alike.
+    const quiet = emptyPhase();
+    const consoles = emptyPhase();
+    for (let round = 0; round < ROUNDS; round++) {
+      await publishPhase(client, rate, seconds / ROUNDS, p.pid, 0, base, quiet);
+      await publishPhase(client, rate, seconds / ROUNDS, p.pid, 2, base, consoles);
     }
-    console.log(`${label}: ACK p99 with 2 consoles / without = ${(consoles.p99 / quiet.p99).toFixed(2)}`);
+    const p99 = (r: Phase) => r.h.quantile(0.99) / 1000;
+    for (const [name, r] of [['no console', quiet], ['2 consoles', consoles]] as const) {
+      console.log(`${label}: ${name.padEnd(10)} ACK p50 ${ms(r.h.quantile(0.5) / 1000)}, p99 ${ms(p99(r))}, max ${ms(r.h.max / 1000)}; ${r.acked} acked, ${r.failed} failed;` +
+        ` gateway CPU ${((100 * r.cpuSeconds) / r.seconds).toFixed(0)}%` + (r.streamBytes > 0 ? `; one admin stream ${mb(r.streamBytes / r.seconds)}/s` : ''));
+    }
+    console.log(`${label}: ACK p99 with 2 consoles / without = ${(p99(consoles) / p99(quiet)).toFixed(2)}`);
     for (const path of ['/v1/admin/topics', '/v1/admin/topics?limit=1000&sort=-msgsPerSec', '/v1/admin/topics?q=adm.t.9999&limit=100']) {
       const r = await timeGet(base + path);
       console.log(`${label}: GET ${path.padEnd(45)} ${r.rows >= 0 ? `${r.rows} rows` : `HTTP ${-r.rows}`}, ${mb(r.bytes)}, ${ms(r.ms)} (median of 3)`);
