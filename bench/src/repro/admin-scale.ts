@@ -4,13 +4,14 @@
  * and takes. Before the fix the stream sent every topic every second (15 MB/s per console) and
  * pushed the ACK p99 up several times.
  *
- *   node bench/dist/src/repro/admin-scale.js [topics=100000] [seconds=10] [rate=1000]
+ *   node bench/dist/src/repro/admin-scale.js [topics=100000] [seconds=10] [rate=1000] [disk|memory]
  *
  * Starts this checkout's gateway (and, when BENCH_SLUICE_OLD_CLI names one, that build too: e.g.
- * /work/main/server/dist/src/cli.js for "before"), each with a fresh disk store, pinned like every
- * bench server. Seeds `topics` topics (one message each, by 1000-message batches), then publishes
+ * /work/main/server/dist/src/cli.js for "before"), each with a fresh store (disk by default),
+ * pinned like every bench server. Seeds `topics` topics (one message each, by 1000-message batches), then publishes
  * `rate` messages/s over one WebSocket (the SDK, keys on) to 100 of them, open loop, for `seconds`
- * with no console and `seconds` with two admin streams open, in five alternating phases each.
+ * with no console and `seconds` with two admin streams open, in ten alternating phases each, after
+ * five settling seconds.
  * Prints ACK p50/p99/max per condition, one stream's bytes/s, the gateway's CPU, and the topic
  * list's size and time.
  * Bounded: every phase ends after `seconds`, the publisher holds at most 5000 unacknowledged.
@@ -24,7 +25,9 @@ import { CLI, launchGateway, OLD_CLI_ENV } from '../targets/sluice.js';
 
 const HOT = 100;
 /** Each condition's `seconds` is split into this many phases, alternating with the other's. */
-const ROUNDS = 5;
+const ROUNDS = 10;
+/** After seeding: the store writes the new topics' metadata and makes its first passes over them. */
+const SETTLE_SECONDS = 5;
 const MAX_INFLIGHT = 5000;
 
 /** One condition's figures, summed over its phases. */
@@ -120,16 +123,16 @@ async function seed(base: string, topics: number): Promise<void> {
 const mb = (n: number) => `${(n / 1e6).toFixed(n < 1e5 ? 3 : 1)} MB`;
 const ms = (n: number) => `${n.toFixed(1)} ms`;
 
-async function measure(label: string, cli: string, topics: number, seconds: number, rate: number): Promise<void> {
+async function measure(label: string, cli: string, topics: number, seconds: number, rate: number, store: string): Promise<void> {
   const dir = tempDir('sluice-repro-');
-  const { p, port } = await launchGateway({ cli, storeArgs: ['--store', 'disk', '--data', dir] });
+  const { p, port } = await launchGateway({ cli, storeArgs: store === 'memory' ? ['--store', 'memory'] : ['--store', 'disk', '--data', dir] });
   const base = `http://127.0.0.1:${port}`;
   const client = createClient({ url: base, WebSocket: WebSocket as never });
   try {
     const t0 = performance.now();
     await seed(base, topics);
     console.log(`${label}: seeded ${topics} topics in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-    await publishPhase(client, rate, 2, p.pid, 0, base, emptyPhase()); // warm-up
+    await publishPhase(client, rate, SETTLE_SECONDS, p.pid, 0, base, emptyPhase()); // warm-up, not counted
     // Alternated, so drift on a shared machine lands on both conditions alike.
     const quiet = emptyPhase();
     const consoles = emptyPhase();
@@ -156,11 +159,12 @@ async function measure(label: string, cli: string, topics: number, seconds: numb
 
 async function main(): Promise<void> {
   installCleanup();
-  const [topics = 100_000, seconds = 10, rate = 1000] = process.argv.slice(2).map(Number);
-  console.log(`admin API at ${topics} topics: ${rate} publishes/s over one WebSocket to ${HOT} topics, ${seconds} s without and ${seconds} s with two admin streams open`);
+  const [topics = 100_000, seconds = 10, rate = 1000] = process.argv.slice(2, 5).map(Number);
+  const store = process.argv[5] ?? 'disk';
+  console.log(`admin API at ${topics} topics (${store} store): ${rate} publishes/s over one WebSocket to ${HOT} topics, ${seconds} s without and ${seconds} s with two admin streams open, alternated in ${ROUNDS} rounds`);
   const old = process.env[OLD_CLI_ENV];
-  if (old) await measure('before', old, topics, seconds, rate);
-  await measure('after ', CLI, topics, seconds, rate);
+  if (old) await measure('before', old, topics, seconds, rate, store);
+  await measure('after ', CLI, topics, seconds, rate, store);
 }
 
 main().then(

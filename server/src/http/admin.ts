@@ -70,6 +70,8 @@ interface RateCount {
   total: number;
   last: number;
   rate: number;
+  /** Set by a sample: nothing new since the last one, whose rate was already 0 (forgotten). */
+  quiet: boolean;
 }
 
 /** Messages per second per topic, from the store's notifications, sampled every second. */
@@ -83,7 +85,7 @@ export class TopicRates {
     this.unwatch = store.watch((topic, _first, entries) => {
       const c = this.counts.get(topic);
       if (c) c.total += entries.length;
-      else this.counts.set(topic, { total: entries.length, last: 0, rate: 0 });
+      else this.counts.set(topic, { total: entries.length, last: 0, rate: 0, quiet: false });
     });
     this.sampler = setInterval(() => this.sample(), 1000);
     this.sampler.unref();
@@ -114,20 +116,21 @@ export class TopicRates {
     if (dt <= 0) return;
     this.sampledAt = now;
     // A quiet topic is forgotten: absent means 0/s, so the map holds only active topics.
-    const quiet: string[] = [];
-    for (const [topic, c] of this.counts) {
-      if (c.total === c.last && c.rate === 0) { quiet.push(topic); continue; }
+    let quiet = 0;
+    for (const c of this.counts.values()) {
+      c.quiet = c.total === c.last && c.rate === 0;
+      if (c.quiet) { quiet++; continue; }
       c.rate = Math.round(((c.total - c.last) / dt) * 100) / 100;
       c.last = c.total;
     }
-    if (quiet.length > this.counts.size / 2) {
+    if (quiet === 0) return;
+    if (quiet > this.counts.size / 2) {
       // Most went quiet at once (after a write to every topic): keeping the rest in a new map is
-      // cheaper than deleting each (measured: 100,000 deletes took 70 ms, one loop stall).
-      const forgotten = new Set(quiet);
+      // cheaper than deleting each (100,000 deletes stalled the loop ~70 ms).
       const kept = new Map<string, RateCount>();
-      for (const [topic, c] of this.counts) if (!forgotten.has(topic)) kept.set(topic, c);
+      for (const [topic, c] of this.counts) if (!c.quiet) kept.set(topic, c);
       this.counts = kept;
-    } else for (const topic of quiet) this.counts.delete(topic);
+    } else for (const [topic, c] of this.counts) if (c.quiet) this.counts.delete(topic);
   }
 }
 
