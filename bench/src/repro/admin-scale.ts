@@ -16,6 +16,8 @@
  * list's size and time.
  * Bounded: every phase ends after `seconds`, the publisher holds at most 5000 unacknowledged.
  */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
 import { createClient, type Client } from '@sluice/client';
 import { installCleanup, releaseAll, removeDir, tempDir } from '../cleanup.js';
@@ -46,8 +48,8 @@ const emptyPhase = (): Phase => ({ h: new Histogram(), acked: 0, failed: 0, cpuS
  * Publishes `rate`/s for `seconds` (in 10 ms ticks) with `consoles` admin streams open, recording
  * each publish's time to its ACK into `into`.
  */
-async function publishPhase(client: Client, rate: number, seconds: number, pid: number, consoles: number, base: string, into: Phase): Promise<void> {
-  const streams = await Promise.all(Array.from({ length: consoles }, () => openStream(`${base}/v1/admin/stream`)));
+async function publishPhase(client: Client, rate: number, seconds: number, pid: number, consoles: Consoles | undefined, into: Phase): Promise<void> {
+  await consoles?.open();
   const h = into.h;
   let inflight = 0;
   let sent = 0;
@@ -71,29 +73,65 @@ async function publishPhase(client: Client, rate: number, seconds: number, pid: 
   const elapsed = (performance.now() - started) / 1000;
   into.cpuSeconds += (cpu.percent() / 100) * elapsed;
   into.seconds += elapsed;
-  into.streamBytes += consoles > 0 ? streams.reduce((a, s) => a + s.bytes, 0) / consoles : 0;
-  for (const s of streams) s.close();
+  if (consoles) into.streamBytes += await consoles.close();
 }
 
-/** An admin stream read as a console would: every byte taken, counted. */
-async function openStream(url: string): Promise<{ bytes: number; close(): void }> {
-  const abort = new AbortController();
-  const res = await fetch(url, { headers: { accept: 'text/event-stream' }, signal: abort.signal });
-  if (res.status !== 200 || !res.body) throw new Error(`admin stream: HTTP ${res.status}`);
-  const s = { bytes: 0, close: () => abort.abort() };
-  const reader = res.body.getReader();
-  void (async () => {
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) return;
-        s.bytes += value.byteLength;
-      }
-    } catch {
-      // aborted
-    }
-  })();
-  return s;
+/**
+ * The consoles' side, run in a child process so that reading the streams never delays the
+ * publisher's ACKs in this one (and started once, so that starting it costs no phase): on `open`
+ * (a line on stdin) it opens `n` admin streams and answers `open`; on `close` it closes them and
+ * answers the bytes read per stream since `open`.
+ */
+const CONSOLES_SCRIPT = `
+import { createInterface } from 'node:readline';
+const [url, n] = [process.argv[1], Number(process.argv[2])];
+let aborts = [];
+let bytes = 0;
+for await (const line of createInterface({ input: process.stdin })) {
+  if (line === 'open') {
+    bytes = 0;
+    aborts = [];
+    await Promise.all(Array.from({ length: n }, async () => {
+      const abort = new AbortController();
+      aborts.push(abort);
+      const res = await fetch(url, { headers: { accept: 'text/event-stream' }, signal: abort.signal });
+      if (res.status !== 200 || !res.body) { console.error('admin stream: HTTP ' + res.status); process.exit(2); }
+      const reader = res.body.getReader();
+      void (async () => { try { for (;;) { const r = await reader.read(); if (r.done) return; bytes += r.value.byteLength; } } catch {} })();
+    }));
+    process.stdout.write('open\\n');
+  } else if (line === 'close') {
+    for (const a of aborts) a.abort();
+    process.stdout.write(String(bytes / n) + '\\n');
+  }
+}
+`;
+
+/** The consoles' process (see CONSOLES_SCRIPT). */
+class Consoles {
+  private readonly child: ChildProcessWithoutNullStreams;
+  private readonly lines: AsyncIterator<string>;
+
+  constructor(url: string, n: number) {
+    this.child = spawn(process.execPath, ['--input-type=module', '-e', CONSOLES_SCRIPT, url, String(n)]);
+    this.child.stderr.pipe(process.stderr);
+    this.lines = createInterface({ input: this.child.stdout })[Symbol.asyncIterator]();
+  }
+
+  async open(): Promise<void> {
+    this.child.stdin.write('open\n');
+    if ((await this.lines.next()).value !== 'open') throw new Error('the consoles did not open');
+  }
+
+  /** Closes the streams; resolves with the bytes each read. */
+  async close(): Promise<number> {
+    this.child.stdin.write('close\n');
+    return Number((await this.lines.next()).value);
+  }
+
+  stop(): void {
+    this.child.kill();
+  }
 }
 
 /** `GET path` three times: the body's size and the median time. */
@@ -128,17 +166,18 @@ async function measure(label: string, cli: string, topics: number, seconds: numb
   const { p, port } = await launchGateway({ cli, storeArgs: store === 'memory' ? ['--store', 'memory'] : ['--store', 'disk', '--data', dir] });
   const base = `http://127.0.0.1:${port}`;
   const client = createClient({ url: base, WebSocket: WebSocket as never });
+  const two = new Consoles(`${base}/v1/admin/stream`, 2);
   try {
     const t0 = performance.now();
     await seed(base, topics);
     console.log(`${label}: seeded ${topics} topics in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-    await publishPhase(client, rate, SETTLE_SECONDS, p.pid, 0, base, emptyPhase()); // warm-up, not counted
+    await publishPhase(client, rate, SETTLE_SECONDS, p.pid, undefined, emptyPhase()); // warm-up, not counted
     // Alternated, so drift on a shared machine lands on both conditions alike.
     const quiet = emptyPhase();
     const consoles = emptyPhase();
     for (let round = 0; round < ROUNDS; round++) {
-      await publishPhase(client, rate, seconds / ROUNDS, p.pid, 0, base, quiet);
-      await publishPhase(client, rate, seconds / ROUNDS, p.pid, 2, base, consoles);
+      await publishPhase(client, rate, seconds / ROUNDS, p.pid, undefined, quiet);
+      await publishPhase(client, rate, seconds / ROUNDS, p.pid, two, consoles);
     }
     const p99 = (r: Phase) => r.h.quantile(0.99) / 1000;
     for (const [name, r] of [['no console', quiet], ['2 consoles', consoles]] as const) {
@@ -151,6 +190,7 @@ async function measure(label: string, cli: string, topics: number, seconds: numb
       console.log(`${label}: GET ${path.padEnd(45)} ${r.rows >= 0 ? `${r.rows} rows` : `HTTP ${-r.rows}`}, ${mb(r.bytes)}, ${ms(r.ms)} (median of 3)`);
     }
   } finally {
+    two.stop();
     client.close();
     await p.stop(30_000);
     removeDir(dir);
