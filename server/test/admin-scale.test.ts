@@ -19,7 +19,8 @@ const EVENT_BOUND = 8 * 1024;
 
 let gw: RunningServer;
 let sub: RawClient;
-const data = new TextEncoder().encode('"x"');
+/** The string "x" as MessagePack (fixstr): what a publish stores as data. */
+const data = Uint8Array.of(0xa1, 0x78);
 const names: string[] = [];
 
 before(async () => {

@@ -137,12 +137,17 @@ export function pageOf(infos: Iterable<TopicInfo>, active: ReadonlyMap<string, A
   };
   // The first `limit + 1` rows after the cursor (one more tells whether a next page exists).
   const best = new Bounded<{ v: number | string; info: TopicInfo }>(query.limit + 1, (a, b) => compare(a.v, a.info.topic, b.v, b.info.topic));
+  // Case-insensitive without a lower-cased copy of every name.
+  const match = q ? new RegExp(q.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'i') : undefined;
   let total = 0;
   for (const info of infos) {
-    if (q && !info.topic.toLowerCase().includes(q)) continue;
+    if (match && !match.test(info.topic)) continue;
     total++;
     const v = value(info);
     if (after && compare(v, info.topic, after.value, after.topic) <= 0) continue;
+    // Most topics do not make the page: one comparison with the worst kept, no allocation.
+    const worst = best.full ? best.worst : undefined;
+    if (worst && compare(v, info.topic, worst.v, worst.info.topic) >= 0) continue;
     best.offer({ v, info });
   }
   const sorted = best.sorted();
@@ -158,6 +163,15 @@ export function pageOf(infos: Iterable<TopicInfo>, active: ReadonlyMap<string, A
 class Bounded<T> {
   private readonly heap: T[] = [];
   constructor(private readonly size: number, private readonly compare: (a: T, b: T) => number) {}
+
+  get full(): boolean {
+    return this.heap.length >= this.size;
+  }
+
+  /** The largest kept (the first to go). */
+  get worst(): T | undefined {
+    return this.heap[0];
+  }
 
   offer(item: T): void {
     const { heap, compare } = this;
@@ -195,7 +209,7 @@ class Bounded<T> {
 /** The busiest of the active topics: by rate, then subscribers, then name; at most `n`. */
 export function busiest(active: Iterable<ActiveTopic>, n: number): ActiveTopic[] {
   if (n <= 0) return [];
-  return [...active]
-    .sort((a, b) => b.msgsPerSec - a.msgsPerSec || b.subscribers - a.subscribers || (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : 0))
-    .slice(0, n);
+  const best = new Bounded<ActiveTopic>(n, (a, b) => b.msgsPerSec - a.msgsPerSec || b.subscribers - a.subscribers || (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : 0));
+  for (const a of active) best.offer(a);
+  return best.sorted();
 }
