@@ -11,7 +11,8 @@
  *   reaches the top, so CREDIT costs O(1).
  * - Catch-up: a subscription behind the tail reads the store (the log is the buffer) in batches
  *   of at most its credit, sends them as MSGS, and joins the live path when it reaches the tail.
- *   Reads wait while the socket's send buffer is above the high-water mark. Most catch-ups are
+ *   Reads wait while the socket's send buffer is above the high-water mark, read what fits under
+ *   it (at least `CHECK_BYTES`), and write it at once, so only what the kernel refuses counts. Most catch-ups are
  *   subscribers a batch just took off the live path for lack of credit: they read the topic's
  *   newest entries from a small per-topic cache (bounded per topic, in total, and by retention)
  *   instead of the store, synchronously.
@@ -102,7 +103,7 @@ const SWEEP_MS = 20;
  * every subscriber's socket at once, and what the kernel refuses stays in the gateway: 300 sockets
  * that stopped reading and one 1 MB frame (a commit after a late loop turn) pin 300 MB.
  */
-const CHECK_BYTES = 64 * 1024;
+const CHECK_BYTES = 32 * 1024;
 // Shared empty arrays for topics that have not published yet; replaced, never written.
 const NO_ENTRIES: Uint8Array[] = [];
 const NO_FRAMES: TopicState['frames'] = [];
@@ -277,9 +278,10 @@ export class Hub {
           // The newest entries are cached: no store read, no await.
           const i = sub.cursor - t.cacheFirst;
           this.deliver(t, sub, t.cache, i, fitting(t.cache, i, i + Math.min(sub.credit, this.reader.policy.batch, t.cache.length - i), room));
+          sub.conn.flush(); // what the kernel takes now no longer counts against the mark
           continue;
         }
-        const r = await this.reader.read(sub.topic, sub.cursor, Math.min(sub.credit, t.tail - sub.cursor + 1));
+        const r = await this.reader.read(sub.topic, sub.cursor, Math.min(sub.credit, t.tail - sub.cursor + 1), room);
         if (sub.state !== 'catchup' || sub.conn.closed) return;
         if (r.epoch !== t.epoch) {
           // Read from a log under another epoch: resync the topic (which restarts this pump).
@@ -309,6 +311,7 @@ export class Hub {
         emptyReads = 0;
         // What does not fit under the high-water mark now is read again once the socket drained.
         this.deliver(t, sub, r.entries, 0, fitting(r.entries, 0, n, room));
+        sub.conn.flush();
       }
     } catch (err) {
       this.metrics.handlerFailures.inc();
