@@ -3,8 +3,8 @@
  *
  * Two delivery paths:
  * - Live: a subscription at the tail with credit rides the native uWS topic. Each stored batch is
- *   encoded once (MSG, or MSGS for consecutive offsets) and published once; uWS fans it out from
- *   C++. A live subscription with credit c that joined at tail h may receive every offset up to
+ *   encoded once per run of at most `CHECK_BYTES` (MSG, or MSGS for consecutive offsets) and each
+ *   run published once; uWS fans it out from C++. A live subscription with credit c that joined at tail h may receive every offset up to
  *   its `limit` h + c. Live subscriptions sit in a min-heap by limit: before publishing offsets
  *   a..b, every one whose limit is < b leaves the native topic, gets its share a..limit as its own
  *   frame, and is paused. Grants only raise `limit`; the heap entry is refreshed lazily when it
