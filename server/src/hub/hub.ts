@@ -12,10 +12,10 @@
  * - Catch-up: a subscription behind the tail reads the store (the log is the buffer) in batches
  *   of at most its credit, sends them as MSGS, and joins the live path when it reaches the tail.
  *   Reads wait while the socket's send buffer is above the high-water mark, read what fits under
- *   it (at least `CHECK_BYTES`), and write it at once, so only what the kernel refuses counts. Most catch-ups are
- *   subscribers a batch just took off the live path for lack of credit: they read the topic's
- *   newest entries from a small per-topic cache (bounded per topic, in total, and by retention)
- *   instead of the store, synchronously.
+ *   it (at least `CHECK_BYTES`), and write it at once past the mark, so only what the kernel
+ *   refuses makes them wait. Most catch-ups are subscribers a batch just took off the live path
+ *   for lack of credit: they read the topic's newest entries from a small per-topic cache
+ *   (bounded per topic, in total, and by retention) instead of the store, synchronously.
  *
  * A live subscription whose connection does not read keeps its socket's send buffer growing. So
  * a stored batch is published natively in runs of at most `CHECK_BYTES`, and once a topic has
@@ -278,7 +278,7 @@ export class Hub {
           // The newest entries are cached: no store read, no await.
           const i = sub.cursor - t.cacheFirst;
           this.deliver(t, sub, t.cache, i, fitting(t.cache, i, i + Math.min(sub.credit, this.reader.policy.batch, t.cache.length - i), room));
-          sub.conn.flush(); // what the kernel takes now no longer counts against the mark
+          this.flushOver(sub);
           continue;
         }
         const r = await this.reader.read(sub.topic, sub.cursor, Math.min(sub.credit, t.tail - sub.cursor + 1), room);
@@ -311,7 +311,7 @@ export class Hub {
         emptyReads = 0;
         // What does not fit under the high-water mark now is read again once the socket drained.
         this.deliver(t, sub, r.entries, 0, fitting(r.entries, 0, n, room));
-        sub.conn.flush();
+        this.flushOver(sub);
       }
     } catch (err) {
       this.metrics.handlerFailures.inc();
@@ -321,6 +321,14 @@ export class Hub {
     } finally {
       sub.pumping = false;
     }
+  }
+
+  /**
+   * Frames queued for the end of the loop turn count against the mark: past it, write them now,
+   * so only what the kernel refuses makes a catch-up wait (small frames still share one write).
+   */
+  private flushOver(sub: Subscription): void {
+    if (sub.conn.bufferedAmount() > this.options.highWater) sub.conn.flush();
   }
 
   /** Sends entries[start..end) to a subscription off the live path, from its cursor. */
