@@ -181,7 +181,7 @@ export const DEFAULT_HUB_CONFIG: HubConfig = {
   cacheEntries: 1024,
   cacheBytes: 512 * 1024,
   cacheTotalBytes: 64 * 1024 * 1024,
-  highWater: 64 * 1024,
+  highWater: 128 * 1024,
 };
 
 export function defaultConfig(): Config {

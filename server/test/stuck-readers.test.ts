@@ -65,7 +65,7 @@ describe('stuck readers', () => {
     assert.deepEqual(offsets(reader, topic), oneToCount, 'the reader beside them gets every message');
     await waitFor(() => gw.metrics.backpressured.value >= stuck.length, 'every stuck subscriber taken off the live path');
     // 19 MB went to each; the kernel holds a few MB of it, the gateway at most the high-water mark
-    // (64 KiB) plus what was published between two checks.
+    // (128 KiB) plus what was published between two checks.
     const most = await mostBuffered();
     assert.ok(most < 4 * MiB, `a stuck connection holds ${(most / MiB).toFixed(1)} MiB in the gateway`);
 
@@ -93,7 +93,7 @@ describe('stuck readers', () => {
       const outcomes = await gw.publisher.publishMany(who, oneToCount.map((i) => ({ topic, data: pack(`${i}:${BODY}`) })));
       assert.deepEqual(outcomes.map((o) => ('offset' in o ? o.offset : o.code)), oneToCount);
       // Before: the whole batch was one frame, and what the kernel refused of it (~15 MB) stayed in
-      // the gateway for each. Now: at most the high-water mark (64 KiB) and two checks, each at most
+      // the gateway for each. Now: at most the high-water mark (128 KiB) and two checks, each at most
       // 32 KiB or one message (48 KiB here).
       const most = await mostBuffered();
       assert.ok(most < 512 * KiB, `a stuck connection holds ${(most / MiB).toFixed(2)} MiB in the gateway`);
