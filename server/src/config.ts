@@ -83,7 +83,10 @@ export interface HubConfig {
   cacheBytes: number;
   /** Bytes of the caches of all topics together. */
   cacheTotalBytes: number;
-  /** Catch-up pauses while a socket has more than this many bytes buffered. */
+  /**
+   * A connection holding more than this many bytes unsent in the gateway (the kernel's socket
+   * buffer comes on top) leaves the native fan-out; catch-up and group leases wait while it does.
+   */
   highWater: number;
 }
 
@@ -215,7 +218,7 @@ export const DEFAULT_HUB_CONFIG: HubConfig = {
   cacheEntries: 1024,
   cacheBytes: 512 * 1024,
   cacheTotalBytes: 64 * 1024 * 1024,
-  highWater: 256 * 1024,
+  highWater: 128 * 1024,
 };
 
 export function defaultConfig(): Config {

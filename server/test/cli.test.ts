@@ -82,7 +82,7 @@ describe('sluice serve', () => {
 
   it('carries the hub tunables with their defaults', () => {
     assert.deepEqual(loadConfig([], {}).hub, {
-      cacheEntries: 1024, cacheBytes: 512 * 1024, cacheTotalBytes: 64 * 1024 * 1024, highWater: 256 * 1024,
+      cacheEntries: 1024, cacheBytes: 512 * 1024, cacheTotalBytes: 64 * 1024 * 1024, highWater: 128 * 1024,
     });
     const c = loadConfig([], {});
     c.hub.cacheEntries = 1;
