@@ -188,7 +188,7 @@ function openGrids(r: Results): Grid[] {
         ];
       }),
       notes: [...notes, `layout ${layout}; latency from each message's scheduled send time (no coordinated omission); every step on the same server`,
-        'server waited: ms per second its main thread was runnable but not running (/proc/PID/schedstat) — other processes on its core; a figure taken while it is high is the machine\'s, not the server\'s'],
+        'server waited: ms per second its main thread was runnable but not running (/proc/PID/schedstat, the main thread only: meaningless for nats-server, whose Go runtime works on other threads) — other processes on its core; a figure taken while it is high is the machine\'s, not the server\'s'],
     });
   }
   return grids;
