@@ -68,7 +68,7 @@ export const QUICK: Profile = {
   workers: 3,
   fanout: { sizes: [100, 1000], warmupMs: 500, probeMs: 750, measureMs: 3000, latencyMs: 2000, latencyLoad: 0.5, syscallSeconds: 2 },
   manyTopics: { topics: 2000, warmupMs: 1000, probeMs: 1000, measureMs: 4000 },
-  open: { layouts: ['1x100', '1000x1'], stepMs: 1500, p99BoundMs: 50, drainMs: 2000, bisect: 2 },
+  open: { layouts: ['1000x1'], stepMs: 1500, p99BoundMs: 50, drainMs: 2000, bisect: 2 },
   memory: { connections: 2000 },
   slow: { subscribers: 300, slow: 10, baselineMs: 4000, slowMs: 10_000 },
   nonReading: { readers: 10, nonReading: 300, credit: 4096, rate: 5000, payloadBytes: 1024, baselineMs: 5000, durationMs: 20_000, resumeSample: 30 },

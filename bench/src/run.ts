@@ -6,7 +6,7 @@
  *   node bench/dist/src/run.js [--full] [--only fanout,many,open,memory,slow,nonreading,resume,publish,cluster,queue]
  *                              [--targets sluice,sluice-commit,sluice-memory,uws,socketio,ws,nats,rabbitmq,sluice-auth,
  *                                         sluice-old,sluice-old-memory,sluice-cluster,socketio-cluster,socketio-streams-cluster]
- *                              [--sizes N,N] [--layouts 1x100,1x1000,1000x1,10000x1] [--workers N] [--profile] [--out DIR]
+ *                              [--sizes N,N] [--layouts 1x100,1x1000,1000x1,10000x1] [--connections N] [--workers N] [--profile] [--out DIR]
  *
  * The bench pins itself (and so its load workers) to the client core and every server to the
  * other core when `taskset` exists. `sluice-old` is another gateway build (BENCH_SLUICE_OLD_CLI),
@@ -60,7 +60,7 @@ const AUTH_SCENARIOS: ScenarioName[] = ['fanout', 'publish'];
  * Scenarios the old build runs in: the A/B of a gateway change (delivery, catch-up, publishing,
  * what non-reading subscribers cost).
  */
-const OLD_BUILD_SCENARIOS: ScenarioName[] = ['fanout', 'nonreading', 'resume', 'publish'];
+const OLD_BUILD_SCENARIOS: ScenarioName[] = ['fanout', 'nonreading', 'resume', 'publish', 'memory'];
 /** Store variants of Sluice: they run in the open-loop scenario only. */
 const OPEN_ONLY: TargetId[] = ['sluice-commit', 'sluice-memory', 'sluice-old-memory'];
 
@@ -121,6 +121,7 @@ async function main(): Promise<void> {
     workers: Number(arg('workers') ?? base.workers),
     ...(sizes ? { fanout: { ...base.fanout, sizes } } : {}),
     ...(layouts ? { open: { ...base.open, layouts } } : {}),
+    ...(arg('connections') ? { memory: { connections: Number(arg('connections')) } } : {}),
   };
   const only = (arg('only')?.split(',') ?? Object.keys(SCENARIOS)) as ScenarioName[];
   for (const name of only) if (!(name in SCENARIOS)) throw new Error(`unknown scenario ${name} (${Object.keys(SCENARIOS).join(', ')})`);

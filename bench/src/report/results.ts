@@ -108,6 +108,8 @@ export interface OpenLoopStep {
   behindMs: number;
   /** Server CPU % over the step (100 = one core). */
   serverCpu: number;
+  /** Time the server's main thread was runnable but waited for its core (other processes), ms/s. */
+  serverWaitMsPerSec: number;
   gaps: number;
   dups: number;
 }

@@ -170,10 +170,10 @@ function openGrids(r: Results): Grid[] {
     const per = (x: number) => (fanout ? `${rate(x)} (${rate(x * any!.perTopic)})` : rate(x));
     grids.push({
       title: `Open loop: ${any?.topics ?? '?'} topic(s) × ${any?.perTopic ?? '?'} subscriber(s) — max rate with ≥ 97% within 50 ms, p99 ≤ 50 ms, backlog ≤ 2 s, no disconnect`,
-      columns: ['', fanout ? 'max msgs/s (deliveries/s)' : 'max msgs/s', '÷ raw uWS', '÷ NATS', '÷ Socket.IO', 'first failing step', `p50 / p99 ms @ ${refRate ? rate(refRate) : '?'}/s`, 'server CPU @ ref'],
+      columns: ['', fanout ? 'max msgs/s (deliveries/s)' : 'max msgs/s', '÷ raw uWS', '÷ NATS', '÷ Socket.IO', 'first failing step', `p50 / p99 ms @ ${refRate ? rate(refRate) : '?'}/s`, 'server CPU @ ref', 'server waited for its core @ ref'],
       rows: ids.map((id) => {
         const v = f(id);
-        if (!v) return [LABELS[id], cellOf(row[id], () => ''), '', '', '', '', '', ''];
+        if (!v) return [LABELS[id], cellOf(row[id], () => ''), '', '', '', '', '', '', ''];
         const ref = v.reference;
         return [
           LABELS[id],
@@ -184,9 +184,11 @@ function openGrids(r: Results): Grid[] {
           v.failedAt ? `${rate(v.failedAt)}: ${v.failedBecause ?? ''}` : 'none',
           ref ? `${ms(ref.p50)} / ${ms(ref.p99)}${ref.pass ? '' : ' (fails)'}` : 'n/a',
           ref ? `${ref.serverCpu.toFixed(0)}%` : 'n/a',
+          ref && Number.isFinite(ref.serverWaitMsPerSec) ? `${ref.serverWaitMsPerSec.toFixed(0)} ms/s` : 'n/a',
         ];
       }),
-      notes: [...notes, `layout ${layout}; latency from each message's scheduled send time (no coordinated omission); every step on the same server`],
+      notes: [...notes, `layout ${layout}; latency from each message's scheduled send time (no coordinated omission); every step on the same server`,
+        'server waited: ms per second its main thread was runnable but not running (/proc/PID/schedstat, the main thread only: meaningless for nats-server, whose Go runtime works on other threads) — other processes on its core; a figure taken while it is high is the machine\'s, not the server\'s'],
     });
   }
   return grids;

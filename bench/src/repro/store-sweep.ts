@@ -52,6 +52,8 @@ async function main(): Promise<void> {
         console.log(`${kind.padEnd(6)} ${topics} topics, all grown: whole pass ${timed(() => { log.flushMeta(); log.sweep(Date.now()); })}`);
         if (!log.sweepSlice) continue;
         await grow();
+        // The slice writes the metas dirty for an interval (1 s): let them come due.
+        await new Promise((resolve) => setTimeout(resolve, 1100));
         console.log(`${kind.padEnd(6)} ${topics} topics, all grown: one slice  ${timed(() => log.sweepSlice!(Date.now()))}`);
       }
     } finally {

@@ -17,7 +17,7 @@
 import { readFileSync } from 'node:fs';
 import { Fleet } from '../load/fleet.js';
 import { OpenLoop, type StepResult } from '../load/open-loop.js';
-import { cpuMeter } from '../proc-stats.js';
+import { cpuMeter, runQueueMeter } from '../proc-stats.js';
 import { isFigures, type OpenLoopFigures, type OpenLoopStep } from '../report/results.js';
 import type { RunningTarget } from '../targets/target.js';
 import { withTarget, type Context } from './session.js';
@@ -88,11 +88,13 @@ async function ladder(ctx: Context, t: RunningTarget, layout: OpenLayout): Promi
     const run = async (rate: number): Promise<OpenLoopStep> => {
       await fleet.phase(true);
       const server = cpuMeter(t.pids ?? t.pid);
+      const waiting = runQueueMeter(t.pid);
       const r = await loop.step({ rate, durationMs: p.stepMs, windowMs: p.p99BoundMs, drainMs: p.drainMs });
       const cpu = server.percent();
       const report = await fleet.report();
       const closed = report.closed - closed0;
       const s = judge(r, report.latency.quantile(0.5), report.latency.quantile(0.99), closed, cpu, layout, p.p99BoundMs, p.drainMs);
+      s.serverWaitMsPerSec = waiting.msPerSec();
       s.gaps = report.gaps;
       s.dups = report.dups;
       steps.push(s);
@@ -166,6 +168,7 @@ function judge(r: StepResult, p50: number, p99: number, closed: number, cpu: num
     p99,
     behindMs: r.behindMs,
     serverCpu: cpu,
+    serverWaitMsPerSec: Number.NaN,
     gaps: 0,
     dups: 0,
   };
@@ -180,7 +183,7 @@ export function describe(cell: unknown): string {
   return [
     `max ${k(f.maxRate)} msgs/s${f.perTopic > 1 ? ` (${k(f.maxDeliveries)} deliveries/s)` : ''}`,
     f.failedAt ? `fails at ${k(f.failedAt)}: ${f.failedBecause}` : '',
-    ref ? `@${k(ref.rate)}/s p50 ${(ref.p50 / 1000).toFixed(2)} ms p99 ${(ref.p99 / 1000).toFixed(1)} ms cpu ${ref.serverCpu.toFixed(0)}%${ref.pass ? '' : ' (fails)'}` : '',
+    ref ? `@${k(ref.rate)}/s p50 ${(ref.p50 / 1000).toFixed(2)} ms p99 ${(ref.p99 / 1000).toFixed(1)} ms cpu ${ref.serverCpu.toFixed(0)}%${ref.pass ? '' : ' (fails)'}, server waited ${ref.serverWaitMsPerSec.toFixed(0)} ms/s for its core` : '',
     f.steps.some((s) => s.gaps || s.dups) ? `gaps ${f.steps.reduce((a, s) => a + s.gaps, 0)} dups ${f.steps.reduce((a, s) => a + s.dups, 0)}` : '',
   ].filter(Boolean).join(' | ');
 }

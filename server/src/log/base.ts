@@ -129,7 +129,9 @@ export abstract class BaseLog implements TopicLog {
   private closed = false;
   private allLoaded = false;
   /** Topics whose meta changed by appends since it was last written (written each second). */
-  private readonly dirtyMeta = new Set<TopicState>();
+  private readonly dirtyMeta = new Map<TopicState, number>();
+  /** The periodic work's interval (see `startSweeper`): a dirty meta waits at most about this long. */
+  private sweepIntervalMs = 1000;
   private sweeper: ReturnType<typeof setInterval> | undefined;
   /** Where the sliced sweep goes on (see `startSweeper`). */
   private sweepCursor: Iterator<TopicState> | undefined;
@@ -300,6 +302,7 @@ export abstract class BaseLog implements TopicLog {
    * latency; issue 16). Every topic is still visited once per interval.
    */
   protected startSweeper(intervalMs = 1000): void {
+    this.sweepIntervalMs = intervalMs;
     this.sweeper = setInterval(() => {
       try {
         this.sweepSlice(Date.now());
@@ -313,9 +316,10 @@ export abstract class BaseLog implements TopicLog {
   /** One tick of the periodic work: a SLICES-th of the topics, the dirty metas and the key budget. */
   private sweepSlice(now: number): void {
     if (this.failure || this.closed) return;
-    this.flushMeta(Math.ceil(this.dirtyMeta.size / SLICES));
     this.loadAll();
     const visit = Math.ceil(this.states.size / SLICES);
+    // Metas dirty for an interval are due; at most twice a slice's share of the topics per tick.
+    this.flushMeta(now - this.sweepIntervalMs, 2 * visit);
     let budget = Math.ceil(SWEEP_BUDGET / SLICES);
     const oldest = now - this.options.retention.maxAgeMs;
     for (let i = 0; i < visit && budget > 0; i++) {
@@ -371,12 +375,16 @@ export abstract class BaseLog implements TopicLog {
     this.saveMeta(s);
   }
 
-  /** Writes the meta of topics that grew since their last write (the `limit` longest waiting). */
-  private flushMeta(limit = Number.POSITIVE_INFINITY): void {
+  /**
+   * Writes the meta of topics that grew since their last write: those dirty since `before` or
+   * earlier, at most `limit` of them (default: all). A topic's meta is thereby written at most once
+   * per interval however often it grows (a write per tick would add commits).
+   */
+  private flushMeta(before = Number.POSITIVE_INFINITY, limit = Number.POSITIVE_INFINITY): void {
     if (this.failure) return;
-    // A Set iterates in insertion order: the ones dirty the longest are written first.
-    for (const s of this.dirtyMeta) {
-      if (limit-- <= 0) break;
+    // A Map iterates in insertion order: the ones dirty the longest come first.
+    for (const [s, since] of this.dirtyMeta) {
+      if (since > before || limit-- <= 0) break;
       this.saveMeta(s);
       this.dirtyMeta.delete(s);
     }
@@ -539,7 +547,7 @@ export abstract class BaseLog implements TopicLog {
       s.count += t.entries.length;
       s.bytes += t.bytes;
       s.lastTs = t.lastTs;
-      this.dirtyMeta.add(s);
+      if (!this.dirtyMeta.has(s)) this.dirtyMeta.set(s, Date.now());
       if (s.pendingKeys) {
         for (const k of t.keys) s.pendingKeys.delete(k.key);
         if (s.pendingKeys.size === 0) s.pendingKeys = undefined;
