@@ -5,7 +5,7 @@
  * move a live subscription's cursor or credit; the pull route already answers exactly this, with the
  * same start rule as a SUB and the `history` capability.
  */
-import { errorOf } from './http.js';
+import { errorOf, wireBytes, type WireMessage } from './http.js';
 export { httpUrl } from './http.js';
 import { NetworkError } from './errors.js';
 import { decodeValue } from './protocol/value.js';
@@ -35,18 +35,6 @@ export interface HistoryPage<T = unknown> {
   messages: Message<T>[];
 }
 
-/** A message as the pull route renders it. */
-interface Wire {
-  offset: number;
-  ts: number;
-  data: unknown;
-  encoding?: 'base64' | 'msgpack';
-  headers?: Headers;
-  orderingKey?: string;
-  priority?: number;
-  traced?: boolean;
-}
-
 /** @internal */
 export async function history<T>(
   doFetch: typeof fetch | undefined,
@@ -69,13 +57,13 @@ export async function history<T>(
     throw new NetworkError(`request to ${url} failed: ${err instanceof Error ? err.message : String(err)}`, err);
   }
   if (!res.ok) throw await errorOf(res);
-  const page = (await res.json()) as Omit<HistoryPage, 'messages'> & { messages: Wire[] };
+  const page = (await res.json()) as Omit<HistoryPage, 'messages'> & { messages: WireMessage[] };
   return {
     ...page,
     messages: page.messages.map((w) => {
       let data = w.data;
       if (w.encoding) {
-        const bytes = Uint8Array.from(atob(data as string), (c) => c.charCodeAt(0));
+        const bytes = wireBytes(w);
         data = bytes;
         if (w.encoding === 'msgpack') try { data = decodeValue(bytes); } catch { /* kept as bytes */ }
       }

@@ -16,7 +16,7 @@
  * Kept apart from the WebSocket client (its own subpath and browser bundle) because it needs none
  * of it: no MessagePack, no socket — a worker that only consumes ships a few KB.
  */
-import { httpPost, type HttpOptions } from './http.js';
+import { httpPost, wireBytes, type HttpOptions, type WireMessage } from './http.js';
 import type { Headers } from './protocol/frames.js';
 
 export { SluiceError, ServerError, NetworkError } from './errors.js';
@@ -98,16 +98,9 @@ export interface HttpConsumer<T = unknown> {
   run(handler: (msg: HttpConsumerMessage<T>) => void | Promise<void>, options?: RunOptions): Promise<void>;
 }
 
-/** A message as the lease route sends it. */
-interface Wire {
-  offset: number;
+/** A message as the lease route sends it: a pulled message with its attempt number. */
+interface Wire extends WireMessage {
   attempt: number;
-  ts: number;
-  data: unknown;
-  encoding?: 'base64' | 'msgpack';
-  headers?: Headers;
-  orderingKey?: string;
-  priority?: number;
 }
 
 const MAX_OFFSETS = 1000;
@@ -141,7 +134,7 @@ export function createConsumer<T = unknown>(options: HttpConsumerOptions): HttpC
   function message(w: Wire): HttpConsumerMessage<T> {
     const m: HttpConsumerMessage<T> = {
       topic, group, offset: w.offset, attempt: w.attempt, ts: w.ts,
-      data: (w.encoding ? Uint8Array.from(atob(w.data as string), (c) => c.charCodeAt(0)) : w.data) as T,
+      data: (w.encoding ? wireBytes(w) : w.data) as T,
       headers: w.headers, orderingKey: w.orderingKey, priority: w.priority ?? 0,
       ack: () => one(m, 'ack'),
       nack: (o) => one(m, 'nack', o),

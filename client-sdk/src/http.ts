@@ -6,6 +6,7 @@
  */
 import { fullJitter, type Backoff } from './backoff.js';
 import { NetworkError, ServerError, SluiceError } from './errors.js';
+import type { Headers } from './protocol/frames.js';
 
 export interface HttpOptions {
   /**
@@ -100,4 +101,25 @@ function delay(ms: number, signal?: AbortSignal): Promise<void> {
     }
     signal?.addEventListener('abort', done);
   });
+}
+
+/**
+ * A message as the HTTP read routes render it (pull: `GET …/messages`; a group's lease adds
+ * `attempt`). Data JSON cannot carry exactly comes base64-encoded, with `encoding` saying what the
+ * bytes are (README, "Messages in JSON").
+ */
+export interface WireMessage {
+  offset: number;
+  ts: number;
+  data: unknown;
+  encoding?: 'base64' | 'msgpack';
+  headers?: Headers;
+  orderingKey?: string;
+  priority?: number;
+  traced?: boolean;
+}
+
+/** The bytes of a `WireMessage` whose `encoding` is set. */
+export function wireBytes(w: WireMessage): Uint8Array {
+  return Uint8Array.from(atob(w.data as string), (c) => c.charCodeAt(0));
 }
