@@ -67,9 +67,10 @@ describe('sluice backup', () => {
     const restored = await spawnGateway(['--data', out]);
     running.push(restored);
     const copy = await pull(restored.url, 'bk.t');
-    assert.ok(copy.head >= 50 && copy.head <= original.head, `head ${copy.head} is between 50 and ${original.head}`);
+    // Publish i was acknowledged at offset i (one publisher, one at a time): the copy holds a prefix.
+    assert.ok(copy.head >= 50 && copy.head <= i, `head ${copy.head} is between 50 and the last acknowledged, ${i}`);
     assert.deepEqual(copy.messages.map((m) => m.offset), Array.from({ length: copy.head }, (_, k) => k + 1), 'offsets dense from 1');
-    assert.deepEqual(copy.messages.map((m) => m.data), original.messages.slice(0, copy.head).map((m) => m.data), 'contents as acknowledged');
+    assert.deepEqual(copy.messages.map((m) => m.data), Array.from({ length: copy.head }, (_, k) => ({ i: k + 1 })), 'contents as acknowledged');
     assert.notEqual(copy.epoch, original.epoch, 'a restored store is a new epoch');
 
     // A client resuming with the old epoch is not silently given reused offsets: it starts after the head.
