@@ -32,6 +32,9 @@ import {
   type ErrorFrame,
   type Headers,
   type PubFrame,
+  type ResolveFrame,
+  type ResolvedFrame,
+  type ResolveOp,
   type ServerFrame,
   type WelcomeFrame,
 } from './protocol/frames.js';
@@ -121,18 +124,47 @@ export interface PublishOptions {
   priority?: number;
   /** Record this message's journey (protocol 1.3): the console's trace view shows it. */
   trace?: boolean;
+  /**
+   * Deliver it this many ms from now (protocol 1.4; at most the gateway's max delay, default 7 days):
+   * the gateway holds it durably and appends it when due. The result then has `scheduleId` and
+   * `due`, and `offset` 0 (the offset is assigned when it is appended).
+   */
+  delay?: number;
+  /** Deliver it at this time (ms since the epoch; protocol 1.4), as `delay`. */
+  at?: number;
 }
 
 export interface PublishResult {
+  /** Where it was stored; 0 for a delayed publish (not appended yet). */
   offset: number;
   duplicate: boolean;
+  /** A delayed publish: its schedule id (for `cancel`) and when it is due. */
+  scheduleId?: string;
+  due?: number;
+}
+
+/** Options of `prepare`: those of a publish, and where the gateway checks back (allow-listed by it). */
+export type PrepareOptions = Omit<PublishOptions, 'delay' | 'at'> & { checkUrl?: string };
+
+/**
+ * A prepared (half) message (protocol 1.4): stored by the gateway, invisible to every reader until
+ * `commit` appends it; `abort` drops it. Both are idempotent and may be called from another client
+ * (or over HTTP) with the id.
+ */
+export interface Transaction {
+  readonly id: string;
+  readonly topic: string;
+  /** Appends the message; resolves with its offset (`duplicate` when it was committed already). */
+  commit(): Promise<{ offset: number; duplicate: boolean }>;
+  abort(): Promise<void>;
 }
 
 interface PendingPublish {
   id: number;
   frame: Uint8Array;
   key: string;
-  resolve(r: PublishResult): void;
+  /** ACK, HELD or RESOLVED, as the request expects. */
+  resolve(r: unknown): void;
   reject(err: unknown): void;
   /** Connection sequence it was last sent on (0: not sent on the current connection; -1: waiting to retry). */
   sentOn: number;
@@ -277,25 +309,72 @@ export class Client extends Emitter<ClientEvents> {
     if (priority !== undefined && !(Number.isInteger(priority) && priority >= 0 && priority <= MAX_PRIORITY)) {
       return Promise.reject(new SluiceError('bad-frame', `priority must be an integer 0-${MAX_PRIORITY}`));
     }
-    if (this.pending.size >= this.maxQueued) return Promise.reject(new QueueFullError(this.maxQueued));
+    for (const field of ['delay', 'at'] as const) {
+      const v = options[field];
+      if (v !== undefined && !(Number.isSafeInteger(v) && v >= 0)) return Promise.reject(new SluiceError('bad-frame', `${field} must be a whole number of ms, 0 or more`));
+    }
     const id = this.nextId++;
-    let frame: Uint8Array;
     const pub: PubFrame = { type: FrameType.PUB, reqId: id, topic, data, key };
     if (options.headers) pub.headers = options.headers;
     if (orderingKey !== undefined) pub.orderingKey = orderingKey;
     if (priority) pub.priority = priority;
     if (options.trace) pub.trace = true;
+    if (options.delay !== undefined) pub.delay = options.delay;
+    if (options.at !== undefined) pub.at = options.at;
+    if ((options as PrepareOptions & { prepare?: boolean }).prepare) {
+      pub.prepare = true;
+      const checkUrl = (options as PrepareOptions).checkUrl;
+      if (checkUrl !== undefined) pub.checkUrl = checkUrl;
+    }
+    return this.request<PublishResult>(id, pub, key);
+  }
+
+  /**
+   * Prepares a half message (protocol 1.4): the gateway stores it, invisible to every subscriber and
+   * group, until the returned transaction's `commit` (or `abort`). Left unresolved, the gateway
+   * checks back with the producer (its `--tx-check-url`, or `checkUrl` if its allow-list takes it).
+   */
+  async prepare(topic: string, data: unknown, options: PrepareOptions = {}): Promise<Transaction> {
+    const r = await this.publish(topic, data, { ...options, prepare: true } as PublishOptions);
+    return this.transaction(r.scheduleId!, topic);
+  }
+
+  /** A transaction by id (one prepared elsewhere, or before a restart), to commit or abort it. */
+  transaction(id: string, topic = ''): Transaction {
+    return {
+      id,
+      topic,
+      commit: () => this.resolveHeld(id, 'commit').then((r) => ({ offset: r.offset ?? 0, duplicate: r.duplicate ?? false })),
+      abort: () => this.resolveHeld(id, 'abort').then(() => undefined),
+    };
+  }
+
+  /** Cancels a delayed publish by its schedule id before it is due (again: the same answer). */
+  cancel(scheduleId: string): Promise<void> {
+    return this.resolveHeld(scheduleId, 'cancel').then(() => undefined);
+  }
+
+  private resolveHeld(id: string, op: ResolveOp): Promise<ResolvedFrame> {
+    if (this.state === 'closed') return Promise.reject(new ClosedError());
+    const reqId = this.nextId++;
+    return this.request<ResolvedFrame>(reqId, { type: FrameType.RESOLVE, reqId, id, op }, id);
+  }
+
+  /** Sends a request answered by its reqId (resent on reconnect and after retryable errors). */
+  private request<T>(id: number, frame: PubFrame | ResolveFrame, key: string): Promise<T> {
+    if (this.pending.size >= this.maxQueued) return Promise.reject(new QueueFullError(this.maxQueued));
+    let bytes: Uint8Array;
     try {
-      frame = encodeClientFrame(pub);
+      bytes = encodeClientFrame(frame);
     } catch (err) {
       // Data the protocol cannot carry (a Date, a typed array, a cycle): refused before it leaves.
       return Promise.reject(new SluiceError('bad-request', (err as Error).message));
     }
-    if (this.welcome && frame.length > this.welcome.maxFrame) {
-      return Promise.reject(new SluiceError('too-large', `publish of ${frame.length} bytes exceeds maxFrame ${this.welcome.maxFrame}`));
+    if (this.welcome && bytes.length > this.welcome.maxFrame) {
+      return Promise.reject(new SluiceError('too-large', `publish of ${bytes.length} bytes exceeds maxFrame ${this.welcome.maxFrame}`));
     }
-    return new Promise<PublishResult>((resolve, reject) => {
-      const p: PendingPublish = { id, frame, key, resolve, reject, sentOn: 0, attempts: 0 };
+    return new Promise<T>((resolve, reject) => {
+      const p: PendingPublish = { id, frame: bytes, key, resolve: resolve as (r: unknown) => void, reject, sentOn: 0, attempts: 0 };
       this.pending.set(id, p);
       if (this.state === 'idle') this.open();
       else if (this.state === 'connected') this.sendPublish(p);
@@ -440,14 +519,7 @@ export class Client extends Emitter<ClientEvents> {
       case FrameType.WELCOME: return this.welcomed(f);
       case FrameType.SUBSCRIBED: return this.subs.get(f.subId)?.onSubscribed(f);
       case FrameType.UNSUBSCRIBED: return;
-      case FrameType.ACK: {
-        const p = this.pending.get(f.reqId);
-        if (!p) return;
-        this.pending.delete(f.reqId);
-        this.clearRetry(p);
-        p.resolve({ offset: f.offset, duplicate: f.duplicate });
-        return;
-      }
+      case FrameType.ACK: return this.answered(f.reqId, { offset: f.offset, duplicate: f.duplicate });
       case FrameType.MSG: return this.subscription(f.topic)?.onMessages(f.offset, [f]);
       case FrameType.MSGS: return this.subscription(f.topic)?.onMessages(f.first, f.messages);
       case FrameType.GAP: return this.subscription(f.topic)?.onGap(f.from, f.to);
@@ -458,11 +530,26 @@ export class Client extends Emitter<ClientEvents> {
         const c = this.byTopic.get(f.topic);
         return c instanceof Consumer ? c.onLease(f) : undefined;
       }
+      case FrameType.HELD: {
+        const r: PublishResult = { offset: 0, duplicate: f.duplicate, scheduleId: f.id };
+        if (f.due !== undefined) r.due = f.due;
+        return this.answered(f.reqId, r);
+      }
+      case FrameType.RESOLVED: return this.answered(f.reqId, f);
       default: {
         const never: never = f;
         return void never;
       }
     }
+  }
+
+  /** ACK, HELD or RESOLVED: the request with this reqId is answered. */
+  private answered(reqId: number, r: unknown): void {
+    const p = this.pending.get(reqId);
+    if (!p) return;
+    this.pending.delete(reqId);
+    this.clearRetry(p);
+    p.resolve(r);
   }
 
   private subscription(topic: string): Subscription<unknown> | undefined {
@@ -502,7 +589,7 @@ export class Client extends Emitter<ClientEvents> {
   private serverError(f: ErrorFrame): void {
     const err = fromErrorFrame(f);
     const re = f.re ?? 0;
-    const p = re === 0 || re === FrameType.PUB ? this.pending.get(f.id) : undefined;
+    const p = re === 0 || re === FrameType.PUB || re === FrameType.RESOLVE ? this.pending.get(f.id) : undefined;
     if (p) {
       if (err.retryable && this.state === 'connected') {
         // The same key makes the retry safe; back off so a struggling gateway is not hammered.

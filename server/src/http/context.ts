@@ -17,12 +17,14 @@ import type { Metrics } from '../metrics.js';
 import type { RateLimiter } from '../ratelimit.js';
 import type { Session } from '../session/session.js';
 import { Exchange } from './exchange.js';
+import type { HeldService } from '../core/held.js';
 import type { OriginPolicy } from './origins.js';
 
 export interface HttpContext {
   store: TopicLog;
   groups: Groups;
   publisher: PublishService;
+  held: HeldService;
   reader: CursorReader;
   hub: Hub;
   auth: Authenticator;

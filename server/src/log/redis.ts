@@ -45,6 +45,8 @@ import {
 } from './log.js';
 import { APPEND, GROUP_CLAIM, GROUP_RELEASE, GROUP_SAVE, RATE, READ, TRIM } from './redis-scripts.js';
 import { encodeEntry } from '@sluice/client/protocol';
+import type { HeldStore } from './held.js';
+import { RedisHeld } from './redis-held.js';
 
 export interface RedisLogOptions extends StoreOptions {
   /**
@@ -240,6 +242,7 @@ export class RedisLog implements TopicLog {
   private readonly minReplicas: number;
   private readonly timer: ReturnType<typeof setInterval>;
   private lastError: string | undefined;
+  readonly held: HeldStore;
 
   static async open(options: RedisLogOptions): Promise<RedisLog> {
     const target = parseRedisUrl(options.url);
@@ -273,6 +276,13 @@ export class RedisLog implements TopicLog {
     client.defineCommand('slGroupClaim', { numberOfKeys: 1, lua: GROUP_CLAIM });
     client.defineCommand('slGroupSave', { numberOfKeys: 2, lua: GROUP_SAVE });
     client.defineCommand('slGroupRelease', { numberOfKeys: 1, lua: GROUP_RELEASE });
+    this.held = new RedisHeld(client, (fn) => this.call(fn), async () => {
+      // WAIT on the connection of the held slot (single instance / Sentinel: the only one).
+      if (this.minReplicas > 0 && !(this.client instanceof Cluster)) {
+        const acked = await this.client.wait(this.minReplicas, this.options.commandTimeoutMs ?? 2000);
+        if (acked < this.minReplicas) throw new StoreUnavailableError('unavailable', `only ${acked} of ${this.minReplicas} Redis replicas confirmed the write; retry with the same key`);
+      }
+    });
     const onError = (err: Error) => {
       // ioredis reconnects by itself; remember why for health().
       this.lastError = err.message;
