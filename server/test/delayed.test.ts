@@ -11,6 +11,8 @@ import { spawnGateway as spawnProcess, freePort } from '../src/testing.js';
 import type { RunningServer } from '../src/server.js';
 import { removeDir, startGateway, tempDir } from './helpers/gateway.js';
 import { api, waitFor } from './helpers/http.js';
+import { startNodes } from './helpers/cluster.js';
+import { startRedis } from './helpers/redis.js';
 
 const clients: Client[] = [];
 function client(url: string): Client {
@@ -169,6 +171,31 @@ describe('delayed messages across kill -9 (real process, disk store)', () => {
     } finally {
       await gw.kill('SIGKILL');
       removeDir(dir);
+    }
+  });
+});
+
+describe('delayed messages in cluster mode (two gateway processes on one Redis)', () => {
+  it('200 messages scheduled on both nodes: each appended exactly once, none early, cancel on the other node', async () => {
+    const redis = await startRedis();
+    const nodes = await startNodes(2, redis.url);
+    try {
+      const [a, b] = nodes.map((n) => client(n.url));
+      const due = new Map<number, number>();
+      await Promise.all(Array.from({ length: 200 }, (_, i) => (i % 2 ? a! : b!).publish('d.cluster', { i }, { delay: 200 + (i % 20) * 50 }).then((r) => due.set(i, r.due!))));
+      const doomed = await a!.publish('d.cluster', { i: -1 }, { delay: 3000 });
+      await b!.cancel(doomed.scheduleId!);
+      await waitFor(async () => (await history(nodes[1]!.url, 'd.cluster')).length >= 200, 'all appended', 15_000);
+      // Past every due time and a claim round on both nodes: nothing more may come.
+      await waitFor(async () => (await api(nodes[0]!.url, '/v1/topics/d.cluster/scheduled')).body.count === 0, 'none held', 5000);
+      const msgs = await history(nodes[0]!.url, 'd.cluster');
+      assert.equal(msgs.length, 200);
+      assert.equal(new Set(msgs.map((m) => m.data.i)).size, 200, 'each once');
+      assert.ok(msgs.every((m) => m.ts >= due.get(m.data.i)!), 'none early');
+    } finally {
+      for (const c of clients.splice(0)) c.close();
+      await Promise.all(nodes.map((n) => n.kill('SIGTERM')));
+      await redis.stop();
     }
   });
 });

@@ -14,19 +14,20 @@ const D = `${P}d`;
 const listKey = (kind: HeldKind, topic: string) => `${P}t:${kind}:${topic}`;
 const keyKey = (topic: string, key: string) => `${P}k:${topic}\0${key}`;
 
+/** The scripts, in their `…Buffer` form: replies keep the record bytes as they are. */
 interface HeldScripts {
-  slHeldHold(...args: (string | number | Buffer)[]): Promise<unknown[]>;
-  slHeldUpdate(...args: (string | number | Buffer)[]): Promise<unknown[]>;
-  slHeldClaim(...args: (string | number)[]): Promise<unknown[]>;
+  slHeldHoldBuffer(...args: (string | number | Buffer)[]): Promise<unknown[]>;
+  slHeldUpdateBuffer(...args: (string | number | Buffer)[]): Promise<unknown[]>;
+  slHeldClaimBuffer(...args: (string | number)[]): Promise<unknown[]>;
   slHeldRemove(...args: string[]): Promise<number>;
 }
 
 const buf = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 
 /** A stored record with its authoritative state and next. */
-function read(bytes: Buffer, state: unknown, next: unknown): HeldRecord {
+function read(bytes: Buffer, state: { toString(): string } | null | undefined, next: unknown): HeldRecord {
   const r = decodeHeld(new Uint8Array(bytes));
-  if (state != null) r.state = String(state) as HeldState;
+  if (state != null) r.state = state.toString() as HeldState;
   if (next != null) r.next = Number(next);
   return r;
 }
@@ -50,11 +51,11 @@ export class RedisHeld implements HeldStore {
 
   async hold(record: HeldRecord): Promise<{ record: HeldRecord; duplicate: boolean }> {
     const k = record.key === undefined ? `${P}k:-` : keyKey(record.topic, record.key);
-    const r = await this.call(() => this.s.slHeldHold(R, ST, D, listKey(record.kind, record.topic), k,
+    const r = await this.call(() => this.s.slHeldHoldBuffer(R, ST, D, listKey(record.kind, record.topic), k,
       record.id, buf(encodeHeld(record)), record.state, record.next, record.at, record.key === undefined ? '0' : '1'));
     await this.replicated();
     if (Number(r[0]) === 1) return { record, duplicate: false };
-    return { record: read(r[2] as Buffer, r[3], r[4]), duplicate: true };
+    return { record: read(r[2] as Buffer, r[3] as Buffer, Number(String(r[4]))), duplicate: true };
   }
 
   async get(id: string): Promise<HeldRecord | undefined> {
@@ -65,20 +66,20 @@ export class RedisHeld implements HeldStore {
   }
 
   async update(record: HeldRecord, from: readonly HeldState[]): Promise<{ ok: boolean; record: HeldRecord | undefined }> {
-    const r = await this.call(() => this.s.slHeldUpdate(R, ST, D, listKey(record.kind, record.topic),
+    const r = await this.call(() => this.s.slHeldUpdateBuffer(R, ST, D, listKey(record.kind, record.topic),
       record.id, buf(encodeHeld(record)), record.state, record.next, record.at, isFinal(record.state) ? '1' : '0', ...from));
     if (Number(r[0]) === 1) {
       await this.replicated();
       return { ok: true, record };
     }
-    return { ok: false, record: r[1] ? read(r[1] as Buffer, r[2], r[3]) : undefined };
+    return { ok: false, record: r[1] ? read(r[1] as Buffer, r[2] as Buffer, Number(String(r[3]))) : undefined };
   }
 
   async claim(now: number, limit: number, leaseMs: number): Promise<HeldRecord[]> {
-    const r = await this.call(() => this.s.slHeldClaim(R, ST, D, now, limit, leaseMs));
+    const r = await this.call(() => this.s.slHeldClaimBuffer(R, ST, D, now, limit, leaseMs));
     const out: HeldRecord[] = [];
     for (let i = 0; i + 2 < r.length; i += 3) {
-      const rec = read(r[i + 1] as Buffer, r[i + 2], now + leaseMs);
+      const rec = read(r[i + 1] as Buffer, r[i + 2] as Buffer, now + leaseMs);
       out.push(rec);
     }
     return out;
