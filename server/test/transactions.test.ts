@@ -211,7 +211,7 @@ describe('half messages with PostgreSQL: an order service killed at random point
     while (next <= N) {
       assert.ok(Date.now() < deadline, 'the order service made no progress');
       runs++;
-      const child = spawn(process.execPath, [script, gw.url, table, topic, String(next), String(N), '0.002'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, [script, gw.url, table, topic, String(next), String(N), '0.004'], { stdio: ['ignore', 'pipe', 'inherit'] });
       let out = '';
       child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
       const [code, signal] = await new Promise<[number | null, string | null]>((r) => child.on('exit', (c, s) => r([c, s])));
@@ -229,7 +229,7 @@ describe('half messages with PostgreSQL: an order service killed at random point
     for (const m of msgs) counts.set(m.data.order, (counts.get(m.data.order) ?? 0) + 1);
     for (const id of placed) assert.equal(counts.get(id), 1, `placed order ${id} has ${counts.get(id) ?? 0} messages`);
     for (const id of counts.keys()) assert.ok(placed.has(id), `order ${id} was not placed but has a message`);
-    assert.ok(placed.size > 700 && placed.size < 800, `about 4 in 5 orders are placed (${placed.size})`);
+    assert.ok(placed.size > 700 && placed.size <= 800, `about 4 in 5 orders are placed (${placed.size})`);
     const checks = (await api(gw.url, '/metrics')).text.match(/sluice_tx_checkbacks_total\{outcome="(commit|abort)"\} (\d+)/g);
     console.log(`order service: ${runs} runs (${runs - 1} SIGKILLs), ${placed.size} placed, check-backs: ${checks?.join(', ') ?? 'none'}`);
     assert.ok(runs > 1, 'the service crashed at least once');

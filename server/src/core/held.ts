@@ -254,7 +254,9 @@ export class HeldService {
         const res = results[j]!;
         out[i] = res;
         const done: HeldRecord = { ...this.final(r, 'appended'), offset: res.offset, epoch: res.epoch };
-        const u = await this.deps.store.held.update(done, ['appending']);
+        // Not awaited to durability: the append before it is durable, and if this update is lost
+        // the record is claimed again and appended as a duplicate of itself.
+        const u = await this.deps.store.held.update(done, ['appending'], { wait: false });
         if (u.ok) {
           this.deps.metrics.heldAppended.inc();
           if (r.kind === 'scheduled') this.deps.metrics.heldLateness.observe(Math.max(0, now - r.at) / 1000);
@@ -309,7 +311,8 @@ export class HeldService {
       if (r.state === 'aborted') throw new PublishError('transaction-aborted', `transaction ${r.id} was aborted`);
       if (r.state === 'appended') return { offset: r.offset!, epoch: r.epoch!, duplicate: true };
       if (r.state === 'appending') break;
-      const u = await this.deps.store.held.update({ ...r, state: 'appending', next: Date.now() + LEASE_MS }, ['prepared']).catch((err: unknown) => { throw storeError(err); });
+      // Not awaited to durability: the append that follows is durable, and stores write in order.
+      const u = await this.deps.store.held.update({ ...r, state: 'appending', next: Date.now() + LEASE_MS }, ['prepared'], { wait: false }).catch((err: unknown) => { throw storeError(err); });
       if (!u.record) throw unknown('prepared', r.id);
       r = u.record;
       if (u.ok) break;

@@ -21,6 +21,9 @@
  * - Idempotency: a `hold` whose `key` is already held for the same topic (within the dedup window)
  *   stores nothing and resolves with the first record and `duplicate: true`.
  * - Atomicity: `update` replaces the record only when its stored state is one of `from`.
+ * - Order: writes become durable in the order they were made, so `update(…, {wait: false})`, which
+ *   resolves once the change is applied (every later call sees it) without waiting for its
+ *   durability, is durable as soon as any later write is (the append that follows it, for one).
  * - The due index: every record has `next`, the time the scheduler looks at it next. `claim(now)`
  *   takes records with `next <= now`, lowest `next` first, and moves each one's `next` to
  *   `now + leaseMs` in the same atomic step, so of several gateways sharing a store exactly one
@@ -79,7 +82,7 @@ export interface HeldStore {
   hold(record: HeldRecord): Promise<{ record: HeldRecord; duplicate: boolean }>;
   get(id: string): Promise<HeldRecord | undefined>;
   /** Writes `record` if the stored one's state is in `from`; resolves with the stored record after. */
-  update(record: HeldRecord, from: readonly HeldState[]): Promise<{ ok: boolean; record: HeldRecord | undefined }>;
+  update(record: HeldRecord, from: readonly HeldState[], opts?: { wait?: boolean }): Promise<{ ok: boolean; record: HeldRecord | undefined }>;
   claim(now: number, limit: number, leaseMs: number): Promise<HeldRecord[]>;
   /** Forgets a record (a tombstone past its time). */
   remove(id: string): Promise<void>;
@@ -193,11 +196,11 @@ export class LocalHeld implements HeldStore {
     return this.records.get(id);
   }
 
-  async update(record: HeldRecord, from: readonly HeldState[]): Promise<{ ok: boolean; record: HeldRecord | undefined }> {
+  async update(record: HeldRecord, from: readonly HeldState[], opts: { wait?: boolean } = {}): Promise<{ ok: boolean; record: HeldRecord | undefined }> {
     const current = this.records.get(record.id);
     if (!current || !from.includes(current.state)) return { ok: false, record: current };
     this.put(record);
-    await this.persistence.durable();
+    if (opts.wait !== false) await this.persistence.durable();
     return { ok: true, record };
   }
 

@@ -65,11 +65,11 @@ export class RedisHeld implements HeldStore {
     return b ? read(b, st, next) : undefined;
   }
 
-  async update(record: HeldRecord, from: readonly HeldState[]): Promise<{ ok: boolean; record: HeldRecord | undefined }> {
+  async update(record: HeldRecord, from: readonly HeldState[], opts: { wait?: boolean } = {}): Promise<{ ok: boolean; record: HeldRecord | undefined }> {
     const r = await this.call(() => this.s.slHeldUpdateBuffer(R, ST, D, listKey(record.kind, record.topic),
       record.id, buf(encodeHeld(record)), record.state, record.next, record.at, isFinal(record.state) ? '1' : '0', ...from));
     if (Number(r[0]) === 1) {
-      await this.replicated();
+      if (opts.wait !== false) await this.replicated();
       return { ok: true, record };
     }
     return { ok: false, record: r[1] ? read(r[1] as Buffer, r[2] as Buffer, Number(String(r[3]))) : undefined };
