@@ -12,7 +12,10 @@ import type { RunningServer } from '../src/server.js';
 import { removeDir, startGateway, tempDir } from './helpers/gateway.js';
 import { api, waitFor } from './helpers/http.js';
 import { startNodes } from './helpers/cluster.js';
-import { startRedis } from './helpers/redis.js';
+import { startRedis, startRedisCluster } from './helpers/redis.js';
+import { RedisLog } from '../src/log/redis.js';
+import { DEFAULT_DEDUP_WINDOW_MS, DEFAULT_RETENTION } from '../src/log/log.js';
+import type { HeldRecord } from '../src/log/held.js';
 
 const clients: Client[] = [];
 function client(url: string): Client {
@@ -196,6 +199,26 @@ describe('delayed messages in cluster mode (two gateway processes on one Redis)'
       for (const c of clients.splice(0)) c.close();
       await Promise.all(nodes.map((n) => n.kill('SIGTERM')));
       await redis.stop();
+    }
+  });
+});
+
+describe('held messages wait for replicas like messages (Redis Cluster, --redis-min-replicas 1)', () => {
+  it('hold and update resolve once a replica of the held slot has them', async () => {
+    const rc = await startRedisCluster({ masters: 3, replicasPerMaster: 1 });
+    const url = `redis+cluster://${rc.startupNodes.map((n) => `${n.host}:${n.port}`).join(',')}`;
+    const log = await RedisLog.open({ retention: DEFAULT_RETENTION, dedupWindowMs: DEFAULT_DEDUP_WINDOW_MS, url, minReplicas: 1 });
+    try {
+      const now = Date.now();
+      const rec: HeldRecord = { id: 'r1', topic: 'd.replicated', kind: 'scheduled', state: 'scheduled', at: now + 60_000, next: now + 60_000, attempts: 0, message: { data: new Uint8Array([1]) } };
+      const held = await log.held.hold(rec);
+      assert.equal(held.duplicate, false);
+      const u = await log.held.update({ ...rec, state: 'cancelled' }, ['scheduled']);
+      assert.equal(u.ok, true);
+      assert.equal((await log.held.get('r1'))?.state, 'cancelled');
+    } finally {
+      await log.close();
+      await rc.stop();
     }
   });
 });

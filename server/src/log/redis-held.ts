@@ -9,6 +9,8 @@ import { HELD_CLAIM, HELD_HOLD, HELD_REMOVE, HELD_UPDATE } from './redis-scripts
 
 const P = 'sl:{sl-held}:';
 const R = `${P}r`;
+/** A key of the held slot (WAIT is routed by it in a cluster). */
+export const HELD_SLOT_KEY = R;
 const ST = `${P}st`;
 const D = `${P}d`;
 const listKey = (kind: HeldKind, topic: string) => `${P}t:${kind}:${topic}`;

@@ -46,7 +46,7 @@ import {
 import { APPEND, GROUP_CLAIM, GROUP_RELEASE, GROUP_SAVE, RATE, READ, TRIM } from './redis-scripts.js';
 import { encodeEntry } from '@sluice/client/protocol';
 import type { HeldStore } from './held.js';
-import { RedisHeld } from './redis-held.js';
+import { HELD_SLOT_KEY, RedisHeld } from './redis-held.js';
 
 export interface RedisLogOptions extends StoreOptions {
   /**
@@ -277,11 +277,19 @@ export class RedisLog implements TopicLog {
     client.defineCommand('slGroupSave', { numberOfKeys: 2, lua: GROUP_SAVE });
     client.defineCommand('slGroupRelease', { numberOfKeys: 1, lua: GROUP_RELEASE });
     this.held = new RedisHeld(client, (fn) => this.call(fn), async () => {
-      // WAIT on the connection of the held slot (single instance / Sentinel: the only one).
-      if (this.minReplicas > 0 && !(this.client instanceof Cluster)) {
-        const acked = await this.client.wait(this.minReplicas, this.options.commandTimeoutMs ?? 2000);
-        if (acked < this.minReplicas) throw new StoreUnavailableError('unavailable', `only ${acked} of ${this.minReplicas} Redis replicas confirmed the write; retry with the same key`);
+      // WAIT on the primary of the held slot (in a cluster, routed by a key of that slot).
+      if (this.minReplicas === 0) return;
+      const timeout = this.options.commandTimeoutMs ?? 2000;
+      let acked: number;
+      if (this.client instanceof Cluster) {
+        const rs = await this.call(() => (this.client as Cluster).pipeline().hlen(HELD_SLOT_KEY).wait(this.minReplicas, timeout).exec());
+        const [err, n] = rs![1]! as [Error | null, number];
+        if (err) throw err;
+        acked = n;
+      } else {
+        acked = await this.call(() => this.client.wait(this.minReplicas, timeout));
       }
+      if (acked < this.minReplicas) throw new StoreUnavailableError('unavailable', `only ${acked} of ${this.minReplicas} Redis replicas confirmed the write; retry with the same key`);
     });
     const onError = (err: Error) => {
       // ioredis reconnects by itself; remember why for health().
