@@ -94,9 +94,13 @@ export interface When {
 
 export class HeldService {
   private timer: ReturnType<typeof setTimeout> | undefined;
+  /** When `timer` fires. */
+  private timerAt = 0;
   private running = false;
   private closed = false;
   private readonly checking = new Set<string>();
+  /** When a failed round was last logged (a store that is down fails every round). */
+  private lastFailureLog = 0;
   private readonly fetch: typeof fetch;
 
   constructor(private readonly deps: HeldDeps) {
@@ -190,20 +194,29 @@ export class HeldService {
     this.poke(0);
   }
 
+  /** Stops the scheduler: waits for its round in flight, and for check-backs at most 2 s (a later answer is asked again after a restart). */
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    while (this.running || this.checking.size > 0) await new Promise((r) => setTimeout(r, 10));
+    const until = Date.now() + 2000;
+    while (this.running || (this.checking.size > 0 && Date.now() < until)) await new Promise((r) => setTimeout(r, 10));
   }
 
   /** Something falls due at `due`: run the scheduler by then. */
   private poke(due: number): void {
     if (this.closed || this.running) return;
-    const wait = Math.max(0, Math.min(due - Date.now(), TICK_MS));
-    if (this.timer && wait >= TICK_MS) return;
+    const now = Date.now();
+    const at = now + Math.max(0, Math.min(due - now, TICK_MS));
+    // Only ever earlier: a stream of pokes must not keep postponing the round.
+    if (this.timer && this.timerAt <= at) return;
+    this.arm(at - now);
+  }
+
+  private arm(ms: number): void {
     if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.tick(), wait);
+    this.timerAt = Date.now() + ms;
+    this.timer = setTimeout(() => void this.tick(), ms);
   }
 
   private async tick(): Promise<void> {
@@ -211,6 +224,7 @@ export class HeldService {
     if (this.closed) return;
     this.running = true;
     let full = false;
+    let failed = false;
     try {
       const claimed = await this.deps.store.held.claim(Date.now(), CLAIM_BATCH, LEASE_MS);
       full = claimed.length === CLAIM_BATCH;
@@ -223,12 +237,17 @@ export class HeldService {
       if (toAppend.length > 0) await this.appendRecords(toAppend);
     } catch (err) {
       // The store cannot be reached or written: what was claimed is claimed again after its lease.
-      if (!this.closed) console.error('sluice: the scheduler of held messages failed a round', err);
+      failed = true;
+      if (!this.closed && Date.now() - this.lastFailureLog > 10_000) {
+        this.lastFailureLog = Date.now();
+        console.error('sluice: the scheduler of held messages failed a round (retrying each second; logged every 10 s)', err);
+      }
     } finally {
       this.running = false;
     }
     if (this.closed) return;
-    if (full) this.timer = setTimeout(() => void this.tick(), 0);
+    if (failed) this.arm(1000);
+    else if (full) this.arm(0);
     else this.poke(Number.POSITIVE_INFINITY);
   }
 
