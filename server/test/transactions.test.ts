@@ -14,7 +14,8 @@ import pg from 'pg';
 import WebSocket from 'ws';
 import { createClient, createPublisher, type Client, type SluiceError } from '@sluice/client';
 import type { RunningServer } from '../src/server.js';
-import { startGateway } from './helpers/gateway.js';
+import { removeDir, startGateway, tempDir } from './helpers/gateway.js';
+import { freePort, spawnGateway as spawnProcess } from '../src/testing.js';
 import { api, waitFor } from './helpers/http.js';
 
 const SECRET = 'check-secret';
@@ -233,5 +234,35 @@ describe('half messages with PostgreSQL: an order service killed at random point
     const checks = (await api(gw.url, '/metrics')).text.match(/sluice_tx_checkbacks_total\{outcome="(commit|abort)"\} (\d+)/g);
     console.log(`order service: ${runs} runs (${runs - 1} SIGKILLs), ${placed.size} placed, check-backs: ${checks?.join(', ') ?? 'none'}`);
     assert.ok(runs > 1, 'the service crashed at least once');
+  });
+});
+
+describe('half messages across kill -9 of the gateway (real process, disk store)', () => {
+  it('prepared and committed transactions survive: commits after the restart append, earlier ones answer the same offset, aborted stay aborted', async () => {
+    const dir = tempDir('sluice-tx-');
+    const port = await freePort();
+    let gw = await spawnProcess({ dataDir: dir, port });
+    try {
+      const pub = createPublisher({ url: gw.url });
+      const txs = await Promise.all(Array.from({ length: 60 }, (_, i) => pub.prepare('tx.crash', { i }, { key: `c${i}` })));
+      const committed = await Promise.all(txs.slice(0, 20).map((t) => t.commit()));
+      await Promise.all(txs.slice(20, 30).map((t) => t.abort()));
+      await gw.kill('SIGKILL');
+      gw = await spawnProcess({ dataDir: dir, port });
+      assert.equal((await history(gw.url, 'tx.crash')).length, 20, 'prepared ones stay invisible');
+      const again = await Promise.all(txs.slice(0, 20).map((t) => pub.transaction('tx.crash', t.id).commit()));
+      assert.deepEqual(again.map((r) => [r.offset, r.duplicate]), committed.map((r) => [r.offset, true]));
+      await assert.rejects(pub.transaction('tx.crash', txs[20]!.id).commit(), (e: SluiceError) => e.code === 'transaction-aborted');
+      const late = await Promise.all(txs.slice(30).map((t) => pub.transaction('tx.crash', t.id).commit()));
+      assert.deepEqual(late.map((r) => r.offset).sort((a, b) => a - b), Array.from({ length: 30 }, (_, i) => 21 + i));
+      const retried = await pub.prepare('tx.crash', { i: 0 }, { key: 'c0' });
+      assert.equal(retried.id, txs[0]!.id, 'the prepare key still names the same transaction');
+      const msgs = await history(gw.url, 'tx.crash');
+      assert.equal(msgs.length, 50);
+      assert.equal(new Set(msgs.map((m) => m.data.i)).size, 50);
+    } finally {
+      await gw.kill('SIGKILL');
+      removeDir(dir);
+    }
   });
 });
