@@ -24,7 +24,10 @@ if (files.length === 0) {
   console.error('no test files found (did the build run?)');
   process.exit(1);
 }
-const unit = spawnSync(process.execPath, ['--enable-source-maps', '--expose-gc', '--test', '--test-reporter=spec', '--test-concurrency=2', ...files], { stdio: 'inherit' });
+// A test that hangs fails after 5 minutes instead of holding the run; a file whose tests all ended
+// exits even if a handle leaked (the processes the helpers start die with their parent).
+const guards = ['--test-timeout=300000', '--test-force-exit'];
+const unit = spawnSync(process.execPath, ['--enable-source-maps', '--expose-gc', '--test', '--test-reporter=spec', '--test-concurrency=2', ...guards, ...files], { stdio: 'inherit' });
 if (unit.status !== 0) process.exit(unit.status ?? 1);
 
 if (!filter && existsSync('e2e/package.json')) {

@@ -53,7 +53,7 @@ export class GatewayMetrics {
           this.sums.paused += paused / total;
           this.sums.samples++;
         }
-        const append = { sum: value(text, 'sluice_store_append_seconds_sum'), count: value(text, 'sluice_store_append_seconds_count') };
+        const append = { sum: value(text, 'sluice_store_append_duration_seconds_sum'), count: value(text, 'sluice_store_append_duration_seconds_count') };
         this.first ??= append;
         this.last = append;
       } catch {

@@ -116,6 +116,29 @@ export function cpuMeter(pids: number | readonly number[]): { percent(): number 
   };
 }
 
+/**
+ * How long a process's main thread was runnable but waited for its core (ms per second of wall
+ * time), from /proc/PID/schedstat: on a shared machine, other processes on the server's core show
+ * up here, and a latency figure taken while it is high says more about them than about the server.
+ */
+export function runQueueMeter(pid: number): { msPerSec(): number } {
+  const wait = () => {
+    try {
+      return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1]) / 1e6;
+    } catch {
+      return Number.NaN;
+    }
+  };
+  const w0 = wait();
+  const t0 = performance.now();
+  return {
+    msPerSec() {
+      const secs = (performance.now() - t0) / 1000;
+      return secs > 0 ? (wait() - w0) / secs : Number.NaN;
+    },
+  };
+}
+
 /** This process's CPU share since the last call (process.cpuUsage deltas). */
 export class SelfCpu {
   private last = process.cpuUsage();

@@ -3,10 +3,10 @@
  * `npm run bench` — measures Sluice and the alternatives in the same run on the same machine and
  * prints a table of figures and ratios; writes bench/results/latest.json and latest.md.
  *
- *   node bench/dist/src/run.js [--full] [--only fanout,many,memory,slow,nonreading,resume,publish,cluster,queue]
- *                              [--targets sluice,uws,socketio,ws,nats,rabbitmq,sluice-auth,sluice-old,
- *                                         sluice-cluster,socketio-cluster,socketio-streams-cluster]
- *                              [--sizes N,N] [--workers N] [--profile] [--out DIR]
+ *   node bench/dist/src/run.js [--full] [--only fanout,many,open,memory,slow,nonreading,resume,publish,cluster,queue]
+ *                              [--targets sluice,sluice-commit,sluice-memory,uws,socketio,ws,nats,rabbitmq,sluice-auth,
+ *                                         sluice-old,sluice-old-memory,sluice-cluster,socketio-cluster,socketio-streams-cluster]
+ *                              [--sizes N,N] [--layouts 1x100,1x1000,1000x1,10000x1] [--connections N] [--workers N] [--profile] [--out DIR]
  *
  * The bench pins itself (and so its load workers) to the client core and every server to the
  * other core when `taskset` exists. `sluice-old` is another gateway build (BENCH_SLUICE_OLD_CLI),
@@ -25,6 +25,7 @@ import { evaluateGoals } from './report/goals.js';
 import { renderMarkdown, renderText } from './report/table.js';
 import { fanout } from './scenarios/fanout.js';
 import { manyTopics } from './scenarios/many-topics.js';
+import { OPEN_LAYOUTS, openLoop } from './scenarios/open-loop.js';
 import { memory } from './scenarios/memory.js';
 import { publish } from './scenarios/publish.js';
 import { resume } from './scenarios/resume.js';
@@ -42,6 +43,7 @@ import type { TargetId } from './targets/target.js';
 const SCENARIOS = {
   fanout,
   many: manyTopics,
+  open: openLoop,
   memory,
   slow: slowConsumers,
   nonreading: nonReading,
@@ -58,7 +60,10 @@ const AUTH_SCENARIOS: ScenarioName[] = ['fanout', 'publish'];
  * Scenarios the old build runs in: the A/B of a gateway change (delivery, catch-up, publishing,
  * what non-reading subscribers cost).
  */
-const OLD_BUILD_SCENARIOS: ScenarioName[] = ['fanout', 'nonreading', 'resume', 'publish'];
+const OLD_BUILD_SCENARIOS: ScenarioName[] = ['fanout', 'nonreading', 'resume', 'publish', 'memory'];
+/** Store variants of Sluice: they run in the open-loop scenario only. */
+const OPEN_ONLY: TargetId[] = ['sluice-commit', 'sluice-memory', 'sluice-old-memory'];
+
 /**
  * The non-reading scenario runs Sluice (and its old build) against the two peers of its issue: raw
  * uWS (closes at its backpressure limit) and Socket.IO (buffers); each run takes minutes in full.
@@ -73,7 +78,8 @@ const NONREADING_TARGETS: TargetId[] = ['sluice', 'sluice-old', 'uws', 'socketio
 function targetsFor(name: ScenarioName, ids: TargetId[]): Target[] {
   if (name === 'cluster') return [...ALL_TARGETS.filter((t) => t.id === 'sluice'), ...CLUSTER_TARGETS].filter((t) => ids.includes(t.id));
   if (name === 'queue') return ALL_TARGETS.filter((t) => ids.includes(t.id) && QUEUE_TARGETS.includes(t.id));
-  return ALL_TARGETS.filter((t) => ids.includes(t.id) && t.id !== 'rabbitmq'
+  if (name === 'open') return ALL_TARGETS.filter((t) => ids.includes(t.id) && t.id !== 'rabbitmq' && t.id !== 'sluice-auth');
+  return ALL_TARGETS.filter((t) => ids.includes(t.id) && t.id !== 'rabbitmq' && !OPEN_ONLY.includes(t.id)
     && (t.id !== 'sluice-auth' || AUTH_SCENARIOS.includes(name))
     && (t.id !== 'sluice-old' || OLD_BUILD_SCENARIOS.includes(name))
     && (name !== 'nonreading' || NONREADING_TARGETS.includes(t.id)));
@@ -108,10 +114,14 @@ async function main(): Promise<void> {
   installCleanup();
   const base: Profile = process.argv.includes('--full') ? FULL : QUICK;
   const sizes = arg('sizes')?.split(',').map(Number);
+  const layouts = arg('layouts')?.split(',');
+  for (const l of layouts ?? []) if (!OPEN_LAYOUTS.some((o) => o.id === l)) throw new Error(`unknown layout ${l} (${OPEN_LAYOUTS.map((o) => o.id).join(', ')})`);
   const profile: Profile = {
     ...base,
     workers: Number(arg('workers') ?? base.workers),
     ...(sizes ? { fanout: { ...base.fanout, sizes } } : {}),
+    ...(layouts ? { open: { ...base.open, layouts } } : {}),
+    ...(arg('connections') ? { memory: { connections: Number(arg('connections')) } } : {}),
   };
   const only = (arg('only')?.split(',') ?? Object.keys(SCENARIOS)) as ScenarioName[];
   for (const name of only) if (!(name in SCENARIOS)) throw new Error(`unknown scenario ${name} (${Object.keys(SCENARIOS).join(', ')})`);
@@ -129,7 +139,7 @@ async function main(): Promise<void> {
   log(m.taskset ? `pinning: servers on CPU ${m.serverCpu}, bench + ${profile.workers} load workers on CPU ${m.clientCpu}` : `pinning: none (${m.notes.join('; ')})`);
   log(`syscall counts: ${m.perf ? 'perf stat' : m.strace ? 'strace -c -f' : 'not available'}`);
   const oldCli = process.env[OLD_CLI_ENV];
-  if (ids.includes('sluice-old')) log(`old build (sluice-old): ${oldCli ?? 'not set'}`);
+  if (ids.some((id) => id.startsWith('sluice-old'))) log(`old build (sluice-old): ${oldCli ?? 'not set'}`);
 
   const results: Results = {
     startedAt: new Date().toISOString(),
@@ -139,6 +149,7 @@ async function main(): Promise<void> {
     machine: m,
     fanout: {},
     manyTopics: {},
+    openLoop: {},
     memory: {},
     slow: {},
     nonReading: {},
@@ -149,7 +160,7 @@ async function main(): Promise<void> {
     goals: [],
     notes: [
       ...m.notes,
-      ...(ids.includes('sluice-old') ? [`sluice-old runs ${oldCli ?? '(not set)'}; sluice runs this checkout's build`] : []),
+      ...(ids.some((id) => id.startsWith('sluice-old')) ? [`sluice-old runs ${oldCli ?? '(not set)'}; sluice runs this checkout's build`] : []),
       ...(process.env[DURABILITY_ENV] ? [`disk-store gateways run with --durability ${process.env[DURABILITY_ENV]} (${DURABILITY_ENV})`] : []),
     ],
   };

@@ -6,7 +6,12 @@
  *                                    │  ▲                     │
  *                      drop/timeout  ▼  │ backoff elapsed     │ drop, heartbeat timeout, 42xx/41xx close
  *                                  reconnecting ◀─────────────┘
- *   any ──close() or terminal close code (40xx, 4101 without getToken)──▶ closed
+ *   connecting ──still failing `suspendAfterMs` after the connection was lost──▶ suspended
+ *   suspended ──`suspendedRetryMs` elapsed, or connect()──▶ connecting (WELCOME: connected; else suspended)
+ *   any ──terminal cause (40xx, upgrade refused 403, a token refused without getToken, or
+ *         `maxTokenRefusals` in a row from it)──▶ failed
+ *   any ──close()──▶ closed
+ * Every change carries its cause (`error`: close code, reason, HTTP status, the runtime's error).
  *
  * Guarantees it keeps:
  * - Every publish carries an idempotency key, generated once and reused for every retry and
@@ -20,7 +25,9 @@
 import { fullJitter, systemClock, type Backoff, type Clock } from './backoff.js';
 import { Emitter } from './emitter.js';
 import { Consumer, type ConsumeHandler, type ConsumeOptions, type ConsumerHost } from './consumer.js';
-import { ClosedError, fromErrorFrame, QueueFullError, SluiceError } from './errors.js';
+import { ClosedError, ConnectionError, fromErrorFrame, QueueFullError, SluiceError, SuspendedError, TimeoutError } from './errors.js';
+import { Feed } from './feed.js';
+import { httpUrl, history, type HistoryOptions, type HistoryPage } from './history.js';
 import { randomKey } from './id.js';
 import { closePolicy, CloseCode } from './protocol/codes.js';
 import { decodeServerFrame } from './protocol/decode-server.js';
@@ -29,6 +36,7 @@ import {
   FrameType,
   PROTOCOL_VERSION,
   protocolCompatible,
+  type ClientFrame,
   type ErrorFrame,
   type Headers,
   type PubFrame,
@@ -51,10 +59,14 @@ import {
   type WebSocketConstructor,
 } from './transport.js';
 
-// The client routes frames to subscriptions and consumers of any payload type.
-type AnySubscription = Subscription<any> | Consumer<any>;
+// The client routes frames to feeds and consumers of any payload type.
+type AnySubscription = Feed | Consumer<any>;
 
-export type ClientState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
+/**
+ * `suspended`: no connection for `suspendAfterMs`; publishes reject, retries go on slower.
+ * `failed`: given up for good on a terminal cause (the `error` of the change); like `closed`, final.
+ */
+export type ClientState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'suspended' | 'failed' | 'closed';
 
 export interface StateChange {
   oldState: ClientState;
@@ -62,7 +74,26 @@ export interface StateChange {
   /** Close code of the disconnect that caused it, if any. */
   code?: number;
   reason?: string;
+  /**
+   * The cause, when a failure caused it: a ConnectionError (`network`, `not-found`, `timeout`,
+   * `disconnected`, … with the close code, the HTTP status of a refused upgrade, and the runtime's
+   * error as `cause`), or on `failed` the terminal error (`unauthorized`, `forbidden`, …).
+   */
+  error?: SluiceError;
 }
+
+/**
+ * What the debug log sees (`log` option): state changes, frames in and out (a HELLO's token and a
+ * PUB's data are left out), reconnect delays. `at`: the clock's ms.
+ */
+/** A PUB as the debug log shows it: without its data. */
+type PubSummary = { type: typeof FrameType.PUB; reqId: number; topic: string; key: string };
+
+export type LogEvent =
+  | { at: number; type: 'state'; change: StateChange }
+  | { at: number; type: 'in'; frame: ServerFrame }
+  | { at: number; type: 'out'; frame: ClientFrame | PubSummary }
+  | { at: number; type: 'retry'; attempt: number; delayMs: number };
 
 export interface ClientEvents extends Record<string, unknown> {
   state: StateChange;
@@ -93,8 +124,23 @@ export interface ClientOptions {
   backoff?: Backoff;
   /** Publishes that may wait for an ACK (queued while offline or in flight) before `publish` rejects (default 1000). */
   maxQueuedPublishes?: number;
-  /** Time allowed from opening the socket to WELCOME (default 10 s). */
+  /** Time allowed from the start of an attempt (getToken included) to WELCOME (default 10 s). */
   connectTimeoutMs?: number;
+  /**
+   * How long the client tries to (re)connect before it enters `suspended` (default 30 s, counted from
+   * the start of the first attempt, or from the drop): waiting publishes reject with SuspendedError, new ones
+   * reject at once, subscriptions stay and resume once connected. `Infinity`: never suspend.
+   */
+  suspendAfterMs?: number;
+  /** Delay between attempts while `suspended` (default 15 s). `connect()` tries at once. */
+  suspendedRetryMs?: number;
+  /** Tokens from `getToken` the gateway may refuse in a row (no WELCOME between) before the client fails (default 3). */
+  maxTokenRefusals?: number;
+  /** The fetch for `history` (default: the global one). */
+  fetch?: typeof fetch;
+  /** Debug log: `true` logs to `console.debug`; a function receives every LogEvent. Off by default (and then costs nothing). */
+  debug?: boolean;
+  log?: (event: LogEvent) => void;
   /** Connect now instead of at first use (default false). */
   eager?: boolean;
   /** @internal Timers and time, for tests. */
@@ -132,6 +178,13 @@ export interface PublishOptions {
   delay?: number;
   /** Deliver it at this time (ms since the epoch; protocol 1.4), as `delay`. */
   at?: number;
+  /**
+   * Reject with TimeoutError (code `timeout`, the `key` to retry with) when no ACK came within this
+   * many ms, queued or sent. The message may still be stored; publishing again with the key is safe.
+   */
+  timeout?: number;
+  /** Abort: the publish rejects with `signal.reason` and is no longer (re)sent. Like `timeout`, it may already be stored. */
+  signal?: AbortSignal;
 }
 
 export interface PublishResult {
@@ -155,13 +208,23 @@ export interface Transaction {
   readonly id: string;
   readonly topic: string;
   /** Appends the message; resolves with its offset (`duplicate` when it was committed already). */
-  commit(): Promise<{ offset: number; duplicate: boolean }>;
-  abort(): Promise<void>;
+  commit(options?: RequestOptions): Promise<{ offset: number; duplicate: boolean }>;
+  abort(options?: RequestOptions): Promise<void>;
+}
+
+/** Failure visibility of a commit, abort or cancel, as of a publish: reject after `timeout` ms, or on `signal`. */
+export interface RequestOptions {
+  /** Reject with TimeoutError when no answer came within this many ms; the request may still take effect (repeating it is safe). */
+  timeout?: number;
+  /** Abort: rejects with `signal.reason` and is no longer (re)sent. Like `timeout`, it may already have taken effect. */
+  signal?: AbortSignal;
 }
 
 interface PendingPublish {
   id: number;
   frame: Uint8Array;
+  /** What the debug log shows when it is sent (a PUB without its data, or the RESOLVE). */
+  logged: PubSummary | ResolveFrame;
   key: string;
   /** ACK, HELD or RESOLVED, as the request expects. */
   resolve(r: unknown): void;
@@ -171,12 +234,15 @@ interface PendingPublish {
   attempts: number;
   /** The backoff timer of a retry after a retryable ERROR; cleared on drop and close. */
   retry?: unknown;
+  /** `timeout` timer and `signal` listener removal; cleared when it settles. */
+  timer?: unknown;
+  unlisten?: () => void;
 }
 
 export class Client extends Emitter<ClientEvents> {
   state: ClientState = 'idle';
-  /** Code and reason of the last disconnect. */
-  lastDisconnect: { code: number; reason: string } | undefined;
+  /** Code, reason and cause of the last disconnect (or failed attempt). */
+  lastDisconnect: { code: number; reason: string; error?: SluiceError } | undefined;
   /** WELCOME of the current connection. */
   welcome: WelcomeFrame | undefined;
 
@@ -187,6 +253,13 @@ export class Client extends Emitter<ClientEvents> {
   private readonly maxQueued: number;
   private readonly connectTimeoutMs: number;
   private readonly defaultResume: ResumeStore;
+  private readonly log: ((e: LogEvent) => void) | undefined;
+  /** When the current run of failed attempts began (undefined while connected). */
+  private failingSince: number | undefined;
+  /** Tokens refused in a row. */
+  private refusals = 0;
+  /** Why the client failed (state `failed`). */
+  private failure: SluiceError | undefined;
   private transport: Transport | undefined;
   /** Increments per connection attempt; callbacks of older transports are ignored. */
   private connSeq = 0;
@@ -214,16 +287,17 @@ export class Client extends Emitter<ClientEvents> {
     this.maxQueued = options.maxQueuedPublishes ?? 1000;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
     this.defaultResume = options.resume ?? memoryResume();
+    this.log = options.log ?? (options.debug ? (e) => console.debug('[sluice]', e.type, e) : undefined);
     const self = this;
     this.host = {
       get ready() { return self.state === 'connected'; },
       get maxCredit() { return self.welcome?.maxCredit ?? Number.MAX_SAFE_INTEGER; },
       get groups() { return Number((self.welcome?.protocol ?? '1.0').split('.')[1]) >= 2; },
-      sendSub: (subId, topic, o) => this.send(encodeClientFrame({ type: FrameType.SUB, subId, topic, ...o })),
-      sendCredit: (subId, n) => this.send(encodeClientFrame({ type: FrameType.CREDIT, subId, n })),
-      sendUnsub: (subId) => this.send(encodeClientFrame({ type: FrameType.UNSUB, subId })),
-      sendAck: (subId, offsets) => this.send(encodeClientFrame({ type: FrameType.GROUP_ACK, subId, offsets })),
-      sendNack: (subId, offset, o) => this.send(encodeClientFrame({ type: FrameType.GROUP_NACK, subId, offset, ...o })),
+      sendSub: (subId, topic, o) => this.sendFrame({ type: FrameType.SUB, subId, topic, ...o }),
+      sendCredit: (subId, n) => this.sendFrame({ type: FrameType.CREDIT, subId, n }),
+      sendUnsub: (subId) => this.sendFrame({ type: FrameType.UNSUB, subId }),
+      sendAck: (subId, offsets) => this.sendFrame({ type: FrameType.GROUP_ACK, subId, offsets }),
+      sendNack: (subId, offset, o) => this.sendFrame({ type: FrameType.GROUP_NACK, subId, offset, ...o }),
       forget: (sub) => {
         this.subs.delete(sub.id);
         if (this.byTopic.get(sub.topic) === sub) this.byTopic.delete(sub.topic);
@@ -232,32 +306,60 @@ export class Client extends Emitter<ClientEvents> {
     if (options.eager) this.open();
   }
 
-  /** Connects if not connected; resolves once connected. Rejects if the client closes first. */
+  /**
+   * Connects if not connected; resolves once connected. Rejects with the cause if the client closes,
+   * fails or suspends first. While `suspended` it tries at once.
+   */
   connect(): Promise<void> {
     if (this.state === 'connected') return Promise.resolve();
-    if (this.state === 'closed') return Promise.reject(new ClosedError());
-    if (this.state === 'idle') this.open();
+    if (this.ended()) return Promise.reject(this.ended());
+    if (this.state === 'idle' || this.state === 'suspended') {
+      this.clearTimer('reconnect');
+      this.open();
+    }
     return new Promise((resolve, reject) => {
       const off = this.on('state', (s) => {
         if (s.newState === 'connected') { off(); resolve(); }
-        if (s.newState === 'closed') { off(); reject(new ClosedError(`closed: ${s.reason ?? ''}`)); }
+        if (s.newState === 'closed' || s.newState === 'failed' || s.newState === 'suspended') { off(); reject(s.error ?? new ClosedError(`closed: ${s.reason ?? ''}`)); }
       });
     });
   }
 
+  /**
+   * A page of `topic`'s stored messages, read over HTTP (`GET /v1/topics/{topic}/messages`, the
+   * `history` capability): from offset `from` (default: the oldest retained), at most `limit`
+   * (default 100, at most 1000). Messages are shaped as a subscription's. `next` is where the next
+   * page starts; a `gap` says what retention removed before `from`.
+   */
+  history<T = unknown>(topic: string, options: HistoryOptions = {}): Promise<HistoryPage<T>> {
+    return history<T>(this.options.fetch, httpUrl(this.options.url), () => this.token(), topic, options);
+  }
+
   /** Closes for good: pending publishes reject with ClosedError, subscriptions end. */
   close(): void {
-    this.shutdown(CloseCode.NORMAL, 'closed by the client', new ClosedError());
+    this.shutdown('closed', CloseCode.NORMAL, 'closed by the client', new ClosedError());
+  }
+
+  /** The error that ends every call once closed or failed. */
+  private ended(): SluiceError | undefined {
+    return this.state === 'closed' ? new ClosedError() : this.state === 'failed' ? this.failure : undefined;
   }
 
   /**
    * Subscribes to `topic`. With `onMessage`, messages are handed to it one at a time (credit is
-   * re-granted as it completes); without, iterate the subscription with `for await`.
+   * re-granted as it completes); without, iterate the subscription with `for await`. Several
+   * subscriptions of one topic share one wire subscription; each gets every message (feed.ts).
    */
   subscribe<T = unknown>(topic: string, onMessage?: MessageHandler<T> | SubscribeOptions, options: SubscribeOptions = {}): Subscription<T> {
     if (typeof onMessage === 'object') { options = onMessage; onMessage = undefined; }
-    this.checkTopic(topic);
-    return this.add(new Subscription<T>(this.host, this.nextId++, topic, onMessage, { window: DEFAULT_CREDIT, ...options }, this.defaultResume));
+    let feed = this.byTopic.get(topic);
+    if (!(feed instanceof Feed)) {
+      this.checkTopic(topic);
+      feed = this.add(new Feed(this.host, this.nextId++, topic, options.resume === false ? undefined : (options.resume ?? this.defaultResume), options.from));
+    }
+    const sub = new Subscription<T>(feed, onMessage, { window: DEFAULT_CREDIT, ...options });
+    feed.add(sub);
+    return sub;
   }
 
   /**
@@ -276,7 +378,8 @@ export class Client extends Emitter<ClientEvents> {
   }
 
   private checkTopic(topic: string): void {
-    if (this.state === 'closed') throw new ClosedError();
+    const ended = this.ended();
+    if (ended) throw ended;
     const reason = topicError(topic);
     if (reason) throw new SluiceError('invalid-topic', reason);
     if (this.byTopic.has(topic)) throw new SluiceError('already-subscribed', `this client already subscribes to ${topic}`);
@@ -294,7 +397,10 @@ export class Client extends Emitter<ClientEvents> {
    * While disconnected it waits in a bounded queue; it is resent with the same key until acknowledged.
    */
   publish(topic: string, data: unknown, options: PublishOptions = {}): Promise<PublishResult> {
-    if (this.state === 'closed') return Promise.reject(new ClosedError());
+    const ended = this.ended();
+    if (ended) return Promise.reject(ended);
+    if (this.state === 'suspended') return Promise.reject(new SuspendedError('the client is suspended: no connection to the gateway', this.lastDisconnect?.error));
+    if (options.signal?.aborted) return Promise.reject(options.signal.reason);
     const reason = topicError(topic);
     if (reason) return Promise.reject(new SluiceError('invalid-topic', reason));
     const key = options.key ?? randomKey();
@@ -326,7 +432,8 @@ export class Client extends Emitter<ClientEvents> {
       const checkUrl = (options as PrepareOptions).checkUrl;
       if (checkUrl !== undefined) pub.checkUrl = checkUrl;
     }
-    return this.request<PublishResult>(id, pub, key);
+    const { timeout, signal } = options;
+    return this.request<PublishResult>(id, pub, { key, what: `the publish to ${topic}`, timeout, signal });
   }
 
   /**
@@ -344,24 +451,32 @@ export class Client extends Emitter<ClientEvents> {
     return {
       id,
       topic,
-      commit: () => this.resolveHeld(id, 'commit').then((r) => ({ offset: r.offset ?? 0, duplicate: r.duplicate ?? false })),
-      abort: () => this.resolveHeld(id, 'abort').then(() => undefined),
+      commit: (options) => this.resolveHeld(id, 'commit', options).then((r) => ({ offset: r.offset ?? 0, duplicate: r.duplicate ?? false })),
+      abort: (options) => this.resolveHeld(id, 'abort', options).then(() => undefined),
     };
   }
 
   /** Cancels a delayed publish by its schedule id before it is due (again: the same answer). */
-  cancel(scheduleId: string): Promise<void> {
-    return this.resolveHeld(scheduleId, 'cancel').then(() => undefined);
+  cancel(scheduleId: string, options: RequestOptions = {}): Promise<void> {
+    return this.resolveHeld(scheduleId, 'cancel', options).then(() => undefined);
   }
 
-  private resolveHeld(id: string, op: ResolveOp): Promise<ResolvedFrame> {
-    if (this.state === 'closed') return Promise.reject(new ClosedError());
+  private resolveHeld(id: string, op: ResolveOp, options: RequestOptions = {}): Promise<ResolvedFrame> {
+    const ended = this.ended();
+    if (ended) return Promise.reject(ended);
+    if (this.state === 'suspended') return Promise.reject(new SuspendedError('the client is suspended: no connection to the gateway', this.lastDisconnect?.error));
+    if (options.signal?.aborted) return Promise.reject(options.signal.reason);
     const reqId = this.nextId++;
-    return this.request<ResolvedFrame>(reqId, { type: FrameType.RESOLVE, reqId, id, op }, id);
+    const { timeout, signal } = options;
+    return this.request<ResolvedFrame>(reqId, { type: FrameType.RESOLVE, reqId, id, op }, { key: id, what: `the ${op} of ${id}`, timeout, signal });
   }
 
-  /** Sends a request answered by its reqId (resent on reconnect and after retryable errors). */
-  private request<T>(id: number, frame: PubFrame | ResolveFrame, key: string): Promise<T> {
+  /**
+   * Sends a request answered by its reqId (ACK, HELD or RESOLVED; resent on reconnect and after
+   * retryable errors), settled by `settle`: answered, refused, timed out or aborted.
+   */
+  private request<T>(id: number, frame: PubFrame | ResolveFrame, options: { key: string; what: string; timeout?: number | undefined; signal?: AbortSignal | undefined }): Promise<T> {
+    const { key, what, timeout, signal } = options;
     if (this.pending.size >= this.maxQueued) return Promise.reject(new QueueFullError(this.maxQueued));
     let bytes: Uint8Array;
     try {
@@ -373,9 +488,18 @@ export class Client extends Emitter<ClientEvents> {
     if (this.welcome && bytes.length > this.welcome.maxFrame) {
       return Promise.reject(new SluiceError('too-large', `publish of ${bytes.length} bytes exceeds maxFrame ${this.welcome.maxFrame}`));
     }
+    const logged: PubSummary | ResolveFrame = frame.type === FrameType.PUB ? { type: FrameType.PUB, reqId: id, topic: frame.topic, key } : frame;
     return new Promise<T>((resolve, reject) => {
-      const p: PendingPublish = { id, frame: bytes, key, resolve: resolve as (r: unknown) => void, reject, sentOn: 0, attempts: 0 };
+      const p: PendingPublish = { id, frame: bytes, logged, key, resolve: resolve as (r: unknown) => void, reject, sentOn: 0, attempts: 0 };
       this.pending.set(id, p);
+      if (timeout !== undefined) {
+        p.timer = this.clock.setTimeout(() => this.settle(p, new TimeoutError(`no answer to ${what} within ${timeout} ms`, key)), timeout);
+      }
+      if (signal) {
+        const abort = () => this.settle(p, signal.reason);
+        signal.addEventListener('abort', abort);
+        p.unlisten = () => signal.removeEventListener('abort', abort);
+      }
       if (this.state === 'idle') this.open();
       else if (this.state === 'connected') this.sendPublish(p);
     });
@@ -395,37 +519,44 @@ export class Client extends Emitter<ClientEvents> {
 
   // ---- connection lifecycle --------------------------------------------------------------------
 
-  private setState(newState: ClientState, code?: number, reason?: string): void {
+  /** The one place the state changes. */
+  private setState(newState: ClientState, code?: number, reason?: string, error?: SluiceError): void {
     if (this.state === newState) return;
     const change: StateChange = { oldState: this.state, newState };
     if (code !== undefined) change.code = code;
     if (reason !== undefined) change.reason = reason;
+    if (error) change.error = error;
     this.state = newState;
+    this.log?.({ at: this.clock.now(), type: 'state', change });
     this.emit('state', change);
   }
 
   private open(): void {
     const seq = ++this.connSeq;
+    this.failingSince ??= this.clock.now();
     this.setState('connecting');
+    // The connect timeout covers getToken too: a token that never comes is a failed attempt.
+    this.timers.connect = this.clock.setTimeout(() => {
+      if (seq !== this.connSeq || this.state !== 'connecting') return;
+      if (this.transport) this.transport.close(CloseCode.CONNECT_TIMEOUT, 'connect timeout');
+      else this.dropped(CloseCode.CONNECT_TIMEOUT, 'connect timeout (getToken did not answer)');
+    }, this.connectTimeoutMs);
     void this.token().then(
       (token) => {
-        if (seq !== this.connSeq || this.state === 'closed') return;
+        if (seq !== this.connSeq || this.state !== 'connecting') return;
         this.transport = this.factory(this.url, {
           open: () => {
             if (seq !== this.connSeq) return;
-            this.send(encodeClientFrame({ type: FrameType.HELLO, token, client: this.options.client, protocol: PROTOCOL_VERSION }));
+            this.sendFrame({ type: FrameType.HELLO, token, client: this.options.client, protocol: PROTOCOL_VERSION });
           },
           message: (bytes) => { if (seq === this.connSeq) this.receive(bytes); },
-          close: (code, reason) => { if (seq === this.connSeq) this.dropped(code, reason); },
+          close: (code, reason, error) => { if (seq === this.connSeq) this.dropped(code, reason, error); },
         });
-        this.timers.connect = this.clock.setTimeout(() => {
-          if (seq === this.connSeq && this.state === 'connecting') this.transport?.close(CloseCode.CONNECT_TIMEOUT, 'connect timeout');
-        }, this.connectTimeoutMs);
       },
       (err: unknown) => {
-        if (seq !== this.connSeq || this.state === 'closed') return;
+        if (seq !== this.connSeq || this.state !== 'connecting') return;
         this.emit('error', new SluiceError('unauthorized', `getToken failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err, retryable: true }));
-        this.dropped(CloseCode.TOKEN_FAILED, 'getToken failed');
+        this.dropped(CloseCode.TOKEN_FAILED, 'getToken failed', err);
       },
     );
   }
@@ -434,53 +565,71 @@ export class Client extends Emitter<ClientEvents> {
     return this.options.getToken ? await this.options.getToken() : this.options.token;
   }
 
-  /** The connection ended (or never opened): decide between reconnecting and closing. */
-  private dropped(code: number, reason: string): void {
+  /**
+   * The connection ended (or never opened): decide between reconnecting, suspending and failing.
+   * `cause`: what the transport or getToken reported.
+   */
+  private dropped(code: number, reason: string, cause?: unknown): void {
     this.transport = undefined;
     this.clearTimer('connect');
     this.clearTimer('heartbeat');
     this.welcome = undefined;
-    this.lastDisconnect = { code, reason };
+    const error = disconnectError(code, reason, cause);
+    this.lastDisconnect = { code, reason, error };
     for (const sub of this.subs.values()) sub.connectionLost();
     for (const p of this.pending.values()) {
       // WELCOME resends everything not sent on the new connection: a pending retry is moot.
       this.clearRetry(p);
       p.sentOn = 0;
     }
-    if (this.state === 'closed') return;
-    const policy = closePolicy(code);
+    if (this.ended()) return;
+    const status = error.status;
+    const policy = status === 403 ? 'terminal' : status === 401 ? 'refresh-token' : closePolicy(code);
     if (policy === 'terminal') {
-      this.shutdown(code, reason, new SluiceError(code === CloseCode.FORBIDDEN ? 'forbidden' : 'closed', `gateway closed the connection: ${code} ${reason}`, { retryable: false }));
-      return;
+      const code2 = code === CloseCode.FORBIDDEN || status === 403 ? 'forbidden' : code === CloseCode.UNSUPPORTED_PROTOCOL ? 'unsupported' : 'closed';
+      return this.shutdown('failed', code, reason, new SluiceError(code2, `the gateway refused the connection: ${status ? `HTTP ${status}` : code} ${reason}`, { cause: error, retryable: false }));
     }
-    if (policy === 'refresh-token' && !this.options.getToken) {
-      this.shutdown(code, reason, new SluiceError('unauthorized', `token refused (${reason}); give the client getToken to refresh it`, { retryable: false }));
-      return;
+    if (policy === 'refresh-token' && code !== CloseCode.TOKEN_FAILED) {
+      if (!this.options.getToken) {
+        return this.shutdown('failed', code, reason, new SluiceError('unauthorized', `token refused (${reason}); give the client getToken to refresh it`, { cause: error, retryable: false }));
+      }
+      if (++this.refusals >= (this.options.maxTokenRefusals ?? 3)) {
+        return this.shutdown('failed', code, reason, new SluiceError('unauthorized', `the gateway refused ${this.refusals} tokens from getToken in a row (${reason})`, { cause: error, retryable: false }));
+      }
     }
-    this.setState('reconnecting', code, reason);
-    const delay = this.backoff(this.attempt++);
+    const now = this.clock.now();
+    const left = (this.failingSince ?? now) + (this.options.suspendAfterMs ?? 30_000) - now;
+    let delay: number;
+    if (left <= 0) {
+      this.setState('suspended', code, reason, error);
+      for (const p of [...this.pending.values()]) this.settle(p, new SuspendedError(`no connection to the gateway: ${error.message}`, error, p.key));
+      delay = this.options.suspendedRetryMs ?? 15_000;
+    } else {
+      this.setState('reconnecting', code, reason, error);
+      // The last attempt before the deadline is made at the deadline.
+      delay = Math.min(this.backoff(this.attempt++), left);
+    }
+    this.log?.({ at: now, type: 'retry', attempt: this.attempt, delayMs: delay });
     this.timers.reconnect = this.clock.setTimeout(() => {
       this.timers.reconnect = undefined;
-      if (this.state === 'reconnecting') this.open();
+      if (this.state === 'reconnecting' || this.state === 'suspended') this.open();
     }, delay);
   }
 
-  private shutdown(code: number, reason: string, err: SluiceError): void {
-    if (this.state === 'closed') return;
+  /** Ends the client for good: `closed` by close(), `failed` on a terminal cause (`err`). */
+  private shutdown(state: 'closed' | 'failed', code: number, reason: string, err: SluiceError): void {
+    if (this.ended()) return;
     this.connSeq++;
     this.clearTimer('connect');
     this.clearTimer('reconnect');
     this.clearTimer('heartbeat');
     const t = this.transport;
     this.transport = undefined;
-    this.setState('closed', code, reason);
+    if (state === 'failed') this.failure = err;
+    this.setState(state, code, reason, state === 'failed' ? err : undefined);
     t?.close(CloseCode.NORMAL, reason.slice(0, 120));
-    for (const p of this.pending.values()) {
-      this.clearRetry(p);
-      p.reject(err);
-    }
-    this.pending.clear();
-    for (const sub of [...this.subs.values()]) sub.clientClosed(err);
+    for (const p of [...this.pending.values()]) this.settle(p, err);
+    for (const sub of [...this.subs.values()]) sub.clientClosed(err, state === 'failed');
   }
 
   private clearTimer(name: keyof Client['timers']): void {
@@ -493,13 +642,29 @@ export class Client extends Emitter<ClientEvents> {
     p.retry = undefined;
   }
 
+  /** A publish is done: it leaves the queue, its timers and listener go; resolved with `r` or rejected with it. */
+  private settle(p: PendingPublish, r: unknown, ok = false): void {
+    if (!this.pending.delete(p.id)) return;
+    this.clearRetry(p);
+    if (p.timer !== undefined) this.clock.clearTimeout(p.timer);
+    p.unlisten?.();
+    if (ok) p.resolve(r);
+    else p.reject(r);
+  }
+
   private send(bytes: Uint8Array): void {
     this.transport?.send(bytes);
+  }
+
+  private sendFrame(f: ClientFrame): void {
+    this.log?.({ at: this.clock.now(), type: 'out', frame: f.type === FrameType.HELLO ? { ...f, token: f.token && '<redacted>' } : f });
+    this.send(encodeClientFrame(f));
   }
 
   private sendPublish(p: PendingPublish): void {
     p.sentOn = this.connSeq;
     p.attempts++;
+    this.log?.({ at: this.clock.now(), type: 'out', frame: p.logged });
     this.send(p.frame);
   }
 
@@ -515,6 +680,7 @@ export class Client extends Emitter<ClientEvents> {
       // FrameError: nothing of the frame is used.
       return this.protocolError(`malformed frame from the gateway: ${(err as Error).message}`, err);
     }
+    this.log?.({ at: this.lastRx, type: 'in', frame: f });
     switch (f.type) {
       case FrameType.WELCOME: return this.welcomed(f);
       case FrameType.SUBSCRIBED: return this.subs.get(f.subId)?.onSubscribed(f);
@@ -524,7 +690,7 @@ export class Client extends Emitter<ClientEvents> {
       case FrameType.MSGS: return this.subscription(f.topic)?.onMessages(f.first, f.messages);
       case FrameType.GAP: return this.subscription(f.topic)?.onGap(f.from, f.to);
       case FrameType.ERROR: return this.serverError(f);
-      case FrameType.PING: return this.send(encodeClientFrame({ type: FrameType.PONG, n: f.n }));
+      case FrameType.PING: return this.sendFrame({ type: FrameType.PONG, n: f.n });
       case FrameType.PONG: return;
       case FrameType.LEASE: {
         const c = this.byTopic.get(f.topic);
@@ -546,15 +712,12 @@ export class Client extends Emitter<ClientEvents> {
   /** ACK, HELD or RESOLVED: the request with this reqId is answered. */
   private answered(reqId: number, r: unknown): void {
     const p = this.pending.get(reqId);
-    if (!p) return;
-    this.pending.delete(reqId);
-    this.clearRetry(p);
-    p.resolve(r);
+    if (p) this.settle(p, r, true);
   }
 
-  private subscription(topic: string): Subscription<unknown> | undefined {
+  private subscription(topic: string): Feed | undefined {
     const s = this.byTopic.get(topic);
-    return s instanceof Subscription ? s : undefined;
+    return s instanceof Feed ? s : undefined;
   }
 
   /**
@@ -575,6 +738,8 @@ export class Client extends Emitter<ClientEvents> {
     this.clearTimer('connect');
     this.welcome = f;
     this.attempt = 0;
+    this.refusals = 0;
+    this.failingSince = undefined;
     this.setState('connected');
     this.armHeartbeat();
     for (const sub of this.subs.values()) sub.subscribeOnWire();
@@ -603,10 +768,7 @@ export class Client extends Emitter<ClientEvents> {
         }, this.backoff(p.attempts));
         return;
       }
-      this.pending.delete(f.id);
-      this.clearRetry(p);
-      p.reject(err);
-      return;
+      return this.settle(p, err);
     }
     const bySub = re === 0 || re === FrameType.SUB || re === FrameType.UNSUB || re === FrameType.CREDIT || re === FrameType.GROUP_ACK || re === FrameType.GROUP_NACK;
     const sub = bySub ? this.subs.get(f.id) : undefined;
@@ -631,7 +793,7 @@ export class Client extends Emitter<ClientEvents> {
       }
       if (this.pingSentAt === 0 && now - this.lastRx >= hb) {
         this.pingSentAt = now;
-        this.send(encodeClientFrame({ type: FrameType.PING, n: ++this.pingSeq }));
+        this.sendFrame({ type: FrameType.PING, n: ++this.pingSeq });
         this.timers.heartbeat = this.clock.setTimeout(check, grace);
         return;
       }
@@ -640,6 +802,26 @@ export class Client extends Emitter<ClientEvents> {
     };
     this.timers.heartbeat = this.clock.setTimeout(check, hb);
   }
+}
+
+/**
+ * Why a connection ended, as an error: the one place that reads what runtimes say. `ws` reports a
+ * refused upgrade as "Unexpected server response: 404"; a browser reports nothing but 1006.
+ */
+function disconnectError(code: number, reason: string, cause: unknown): ConnectionError {
+  const m = /server response: (\d{3})/.exec(cause instanceof Error ? cause.message : '');
+  const status = m ? Number(m[1]) : undefined;
+  const what =
+    status === 404 ? 'not-found'
+    : status === 401 ? 'unauthorized'
+    : status === 403 ? 'forbidden'
+    : code === CloseCode.CONNECT_TIMEOUT || code === CloseCode.HEARTBEAT_TIMEOUT ? 'timeout'
+    : code === CloseCode.PROTOCOL_ERROR ? 'protocol-error'
+    : code === CloseCode.TOKEN_FAILED || (code >= 4100 && code < 4200) ? 'unauthorized'
+    : code === 1006 || code === 1005 ? 'network'
+    : 'disconnected';
+  const message = status ? `the gateway refused the WebSocket upgrade: HTTP ${status}` : `${what}: ${reason || 'connection closed'} (${code})`;
+  return new ConnectionError(what, message, code, status, cause);
 }
 
 /** `http://h:p` → `ws://h:p/v1/ws`; a URL with a path is kept as given. */

@@ -276,7 +276,7 @@ export class Consumer<T = unknown> extends Emitter<ConsumerEvents> implements As
   }
 
   /** @internal The client closed. */
-  clientClosed(err: SluiceError): void {
+  clientClosed(err: SluiceError, _failed?: boolean): void {
     if (this.state === 'closed') return;
     if (!this.everSubscribed) this.readyReject(err);
     this.connectionLost();

@@ -15,7 +15,11 @@ import { isRetryable, type ErrorCode } from './protocol/codes.js';
  * `unauthorized` (getToken failed, or a token was refused and there is no getToken), `forbidden`
  * (close 4003). And `protocol-error`: the gateway sent a frame that breaks the protocol (the
  * connection is closed with 4292 and reconnects); `unsupported`: the gateway does not speak what
- * was asked of it (consumer groups need protocol 1.2).
+ * was asked of it (consumer groups need protocol 1.2). Connection failures (ConnectionError): `network`
+ * (refused, reset, DNS, or nothing said), `not-found` (the upgrade was answered 404: a wrong path),
+ * `timeout` (no WELCOME in time, heartbeat lost), `disconnected` (the gateway closed the socket).
+ * `timeout` also rejects a publish whose `timeout` ran out; `suspended` rejects publishes when the
+ * client gives up waiting for a connection.
  */
 export type ClientErrorCode =
   | 'closed'
@@ -24,6 +28,10 @@ export type ClientErrorCode =
   | 'network'
   | 'handler'
   | 'protocol-error'
+  | 'timeout'
+  | 'suspended'
+  | 'disconnected'
+  | 'not-found'
   | Extract<ErrorCode, 'bad-request' | 'invalid-topic' | 'too-large' | 'already-subscribed' | 'unauthorized' | 'forbidden' | 'bad-frame'>;
 
 export class SluiceError extends Error {
@@ -76,6 +84,43 @@ export class NetworkError extends SluiceError {
   override name = 'NetworkError';
   constructor(message: string, cause?: unknown) {
     super('network', message, { cause, retryable: true });
+  }
+}
+
+/**
+ * Why a connection attempt failed or a connection ended: the close code and reason, the HTTP status
+ * when the upgrade was answered with one (and the runtime says so: `ws` does, browsers never do), and
+ * in `cause` the runtime's own error (e.g. `ws`'s `connect ECONNREFUSED 127.0.0.1:9400`) when it
+ * exposes one. Carried by `state` events as `error`.
+ */
+export class ConnectionError extends SluiceError {
+  override name = 'ConnectionError';
+  constructor(code: string, message: string, readonly closeCode: number, readonly status?: number, cause?: unknown, retryable = true) {
+    super(code, message, { cause, retryable });
+  }
+}
+
+/**
+ * A publish that was not acknowledged within its `timeout`. It may still have been stored (the
+ * ACK may be what was lost): publishing again with the same `key` is safe, a duplicate is answered
+ * with the original offset.
+ */
+export class TimeoutError extends SluiceError {
+  override name = 'TimeoutError';
+  constructor(message: string, readonly key: string) {
+    super('timeout', message, { retryable: true });
+  }
+}
+
+/**
+ * The client could not connect for `suspendAfterMs` and gave up on what was waiting (state
+ * `suspended`): publishes reject with this, and new ones at once until it connects again. `cause`:
+ * the last connection failure. A publish that was sent may have been stored: retry with `key`.
+ */
+export class SuspendedError extends SluiceError {
+  override name = 'SuspendedError';
+  constructor(message: string, cause?: unknown, readonly key?: string) {
+    super('suspended', message, { cause, retryable: true });
   }
 }
 

@@ -8,7 +8,10 @@ import { fullJitter, type Backoff } from './backoff.js';
 import { NetworkError, ServerError, SluiceError } from './errors.js';
 
 export interface HttpOptions {
-  /** Gateway base URL, e.g. `https://sluice.example.com`. */
+  /**
+   * Gateway URL, as for `createClient`: `https://sluice.example.com`, or a WebSocket URL
+   * (`ws://` → `http://`, `wss://` → `https://`, a trailing `/v1/ws` dropped).
+   */
   url: string;
   token?: string;
   /** Called before every request for a fresh token; wins over `token`. */
@@ -26,7 +29,7 @@ export type Post = (path: string, body?: BodyInit, headers?: Record<string, stri
 
 /** @internal */
 export function httpPost(options: HttpOptions): Post {
-  const base = options.url.replace(/\/+$/, '');
+  const base = httpUrl(options.url);
   const doFetch = options.fetch ?? ((...args: Parameters<typeof fetch>) => fetch(...args));
   const attempts = Math.max(1, options.attempts ?? 5);
   const backoff = options.backoff ?? fullJitter({ base: 100, cap: 5000 });
@@ -60,6 +63,11 @@ export function httpPost(options: HttpOptions): Post {
   };
 }
 
+/** `ws(s)://h/p/v1/ws` → `http(s)://h/p`: the HTTP base of a gateway URL given in either form. */
+export function httpUrl(url: string): string {
+  return url.replace(/^ws(s?):/i, 'http$1:').replace(/\/+$/, '').replace(/\/v1\/ws$/, '');
+}
+
 /** A retryable error that told us how long to wait. */
 class RetryAfter extends SluiceError {
   constructor(readonly error: SluiceError, readonly ms: number) {
@@ -67,7 +75,8 @@ class RetryAfter extends SluiceError {
   }
 }
 
-async function errorOf(res: Response): Promise<ServerError> {
+/** @internal The error a failed HTTP answer carries (its `{error: {code, message}}` body, else its status). */
+export async function errorOf(res: Response): Promise<ServerError> {
   let code = res.status >= 500 ? 'internal' : 'bad-request';
   let message = `HTTP ${res.status}`;
   try {

@@ -4,7 +4,8 @@
  * separate entry point `@sluice/client/protocol`.
  */
 export { createClient, Client, wsUrl } from './client.js';
-export type { ClientOptions, ClientState, ClientEvents, StateChange, PublishOptions, PublishResult, ServerInfo, PrepareOptions, Transaction } from './client.js';
+export type { ClientOptions, ClientState, ClientEvents, StateChange, PublishOptions, PublishResult, ServerInfo, LogEvent, PrepareOptions, Transaction, RequestOptions } from './client.js';
+export type { HistoryOptions, HistoryPage } from './history.js';
 export { Subscription } from './subscription.js';
 export type {
   Message,
@@ -31,7 +32,7 @@ export { createPublisher } from './publisher.js';
 export type { Publisher, PublisherOptions, HttpPublishResult, HttpPublishOptions, HttpScheduled, HttpTransaction, BatchMessage, BatchResult } from './publisher.js';
 export { memoryResume, webStorageResume } from './resume.js';
 export type { ResumeStore, Position, StorageLike } from './resume.js';
-export { SluiceError, ServerError, ClosedError, QueueFullError, NetworkError } from './errors.js';
+export { SluiceError, ServerError, ClosedError, QueueFullError, NetworkError, ConnectionError, TimeoutError, SuspendedError } from './errors.js';
 export type { ClientErrorCode } from './errors.js';
 export { fullJitter } from './backoff.js';
 export type { Backoff, BackoffOptions, Clock } from './backoff.js';

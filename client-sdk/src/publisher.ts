@@ -8,6 +8,7 @@ import { httpPost, type HttpOptions } from './http.js';
 import { randomKey } from './id.js';
 import { MAX_KEY_BYTES } from './protocol/limits.js';
 import { encodeValue } from './protocol/value.js';
+import type { Headers } from './protocol/frames.js';
 
 export interface PublisherOptions extends HttpOptions {
   /** Body encoding for non-binary data: `json` (default) or `msgpack` (keeps binary inside objects). */
@@ -31,6 +32,9 @@ export interface BatchMessage {
   topic: string;
   data: unknown;
   key?: string;
+  headers?: Headers;
+  orderingKey?: string;
+  priority?: number;
   /** Deliver it this many ms from now / at this time (ms since the epoch): its result is HttpScheduled. */
   delay?: number;
   at?: number;
@@ -47,7 +51,14 @@ export interface HttpTransaction {
 }
 
 export interface HttpPublishOptions {
+  /** Idempotency key (1–128 bytes); generated when omitted and kept across retries. */
   key?: string;
+  /** Message headers (sent as `Sluice-Headers`), as a WebSocket publish's. */
+  headers?: Headers;
+  /** Ordering key for consumer groups (`Sluice-Ordering-Key`). */
+  orderingKey?: string;
+  /** Priority 0–9 for consumer groups (`Sluice-Priority`). */
+  priority?: number;
   /** Deliver it this many ms from now (protocol 1.4): resolves with HttpScheduled. */
   delay?: number;
   /** Deliver it at this time (ms since the epoch): resolves with HttpScheduled. */
@@ -55,7 +66,7 @@ export interface HttpPublishOptions {
 }
 
 export interface Publisher {
-  publish(topic: string, data: unknown, options?: { key?: string }): Promise<HttpPublishResult>;
+  publish(topic: string, data: unknown, options?: Omit<HttpPublishOptions, 'delay' | 'at'>): Promise<HttpPublishResult>;
   publish(topic: string, data: unknown, options: HttpPublishOptions & ({ delay: number } | { at: number })): Promise<HttpScheduled>;
   /** One request, one store commit; results in the order given. */
   publishBatch(messages: readonly BatchMessage[]): Promise<BatchResult[]>;
@@ -88,10 +99,13 @@ export function createPublisher(options: PublisherOptions): Publisher {
   return {
     async publish(topic: string, data: unknown, opts: HttpPublishOptions = {}) {
       const b = body(data);
-      const headers: Record<string, string> = { 'content-type': b.type, 'idempotency-key': keyOf(opts.key) };
-      if (opts.delay !== undefined) headers['sluice-delay'] = String(opts.delay);
-      if (opts.at !== undefined) headers['sluice-at'] = String(opts.at);
-      return (await post(`${t(topic)}/messages`, b.body, headers)) as HttpPublishResult & HttpScheduled;
+      const h: Record<string, string> = { 'content-type': b.type, 'idempotency-key': keyOf(opts.key) };
+      if (opts.headers) h['sluice-headers'] = JSON.stringify(opts.headers);
+      if (opts.orderingKey !== undefined) h['sluice-ordering-key'] = opts.orderingKey;
+      if (opts.priority !== undefined) h['sluice-priority'] = String(opts.priority);
+      if (opts.delay !== undefined) h['sluice-delay'] = String(opts.delay);
+      if (opts.at !== undefined) h['sluice-at'] = String(opts.at);
+      return (await post(`${t(topic)}/messages`, b.body, h)) as HttpPublishResult & HttpScheduled;
     },
     async publishBatch(messages) {
       const withKeys = messages.map((m) => ({ ...m, key: keyOf(m.key) }));

@@ -1,24 +1,17 @@
 /**
- * A subscription to one topic: receives its log in offset order, re-grants credit only as the
- * application consumes, remembers where it is, and says so when something was lost.
+ * A subscription to one topic: one handler (or iterator) of the topic's feed (feed.ts), which is
+ * the client's one wire subscription of that topic. It receives the log in offset order, consumes
+ * at its own pace within the window (the feed re-grants credit as the slowest handler consumes), and
+ * remembers how far it consumed; it says so when something was lost.
  *
- * Credit accounting (the invariant that bounds memory): with window W,
- *   `serverCredit` (what the gateway may still send) + `held` (received, not yet consumed) ≤ W.
- * The gateway never sends more than it was granted, so a page that cannot keep up holds at most W
- * messages and the rest stays in the log. Credit is granted in chunks of at least W/2.
- *
- * Positions: `next` is the next offset expected on the wire (messages still queued locally are
- * kept across a reconnect, so a reconnect resumes from `next`); the resume store holds the last
- * *consumed* offset, so a page reload resumes after what the application actually handled.
- *
- * States (see STATES.md): resolving → subscribing ⇄ subscribed → closed; every change goes
- * through `setState`, which emits `state`. A lost connection takes `subscribed` back to
- * `subscribing` until the SUB sent on the next connection is answered.
+ * States (see STATES.md): it mirrors its feed (resolving → subscribing ⇄ subscribed) until it ends
+ * (`closed`): on `unsubscribe()`, when the feed is refused, or when the client closes or fails.
  */
 import { Emitter } from './emitter.js';
 import { SluiceError } from './errors.js';
-import type { Headers, MsgsItem, SubscribedFrame } from './protocol/frames.js';
-import type { ResumeStore } from './resume.js';
+import type { Feed } from './feed.js';
+import type { Headers } from './protocol/frames.js';
+import type { Position, ResumeStore } from './resume.js';
 
 export interface Message<T = unknown> {
   topic: string;
@@ -70,11 +63,18 @@ export interface SubscriptionEvents extends Record<string, unknown> {
 export type MessageHandler<T = unknown> = (msg: Message<T>) => void | Promise<void>;
 
 export interface SubscribeOptions {
-  /** Offset to start at when there is no saved position (1 = everything retained). Omitted: live only. */
+  /**
+   * Offset to start at when there is no saved position (1 = everything retained). Omitted: live only.
+   * With `resume`, used by the first subscription of a topic only: one that joins a topic this client
+   * already follows starts where the others are (read older messages with `client.history`).
+   */
   from?: number;
-  /** Where positions are saved; `false` to keep none. Default: the client's `resume` option. */
+  /** Where positions are saved; `false` to keep none. Default: the client's `resume` option. First subscription of a topic only. */
   resume?: ResumeStore | false;
-  /** Credit window: most messages in flight or held unconsumed (default 64, capped by the gateway). */
+  /**
+   * Credit window: most messages in flight or held unconsumed (default 64, capped by the gateway).
+   * Handlers of one topic share one wire subscription with the largest window among them.
+   */
   window?: number;
   /** Alias of `window`. */
   credit?: number;
@@ -107,49 +107,39 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents> imple
   private readyResolve!: (e: SubscribedEvent) => void;
   private readyReject!: (err: unknown) => void;
 
-  private readonly window: number;
+  /** @internal */
+  readonly window: number;
   private readonly concurrency: number;
-  private readonly resume: ResumeStore | undefined;
-  private epoch: string | undefined;
-  /** Next offset expected from the gateway (undefined: live, nothing known yet). */
-  private next: number | undefined;
-  /** `from` of the SUB in flight, to compute what a non-recovered resume lost. */
-  private requested: number | undefined;
   private queue: Message<T>[] = [];
   /** Handler form: offsets being handled, ascending (at most `concurrency`). */
   private inFlight: number[] = [];
   private lastDispatched = 0;
-  private serverCredit = 0;
-  /** Saved position: everything up to this offset (of `consumedEpoch`) was consumed. */
-  private consumedUpTo = 0;
-  private consumedEpoch: string | undefined;
-  private everSubscribed = false;
   private pulls: Pull<T>[] = [];
   /** Iterator form: the message handed out last, consumed when the next one is pulled. */
   private lent: Message<T> | undefined;
   private failure: SluiceError | undefined;
+  private pos: Position | undefined;
 
   /** @internal */
   constructor(
-    private readonly host: SubscriptionHost,
-    /** @internal */ readonly id: number,
-    readonly topic: string,
+    private readonly feed: Feed,
     private readonly handler: MessageHandler<T> | undefined,
     options: SubscribeOptions,
-    defaultResume: ResumeStore | undefined,
   ) {
     super();
     this.window = Math.max(1, Math.floor(options.window ?? options.credit ?? 64));
     this.concurrency = Math.max(1, Math.floor(options.concurrency ?? 1));
-    this.resume = options.resume === false ? undefined : (options.resume ?? defaultResume);
     this.ready = new Promise((resolve, reject) => { this.readyResolve = resolve; this.readyReject = reject; });
     this.ready.catch(() => undefined);
-    void this.start(options.from);
   }
 
-  /** The last consumed position, as saved for resuming. */
-  get position(): { offset: number; epoch: string } | undefined {
-    return this.consumedEpoch !== undefined ? { offset: this.consumedUpTo, epoch: this.consumedEpoch } : undefined;
+  get topic(): string {
+    return this.feed.topic;
+  }
+
+  /** This subscription's last consumed position (a saved one until it consumes). */
+  get position(): Position | undefined {
+    return this.pos;
   }
 
   /** Messages received and not yet consumed (never more than the window). */
@@ -157,12 +147,14 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents> imple
     return this.queue.length + this.inFlight.length + (this.lent ? 1 : 0);
   }
 
-  /** Stops the subscription. Messages not yet consumed are dropped; the saved position stays. */
+  /**
+   * Stops this subscription (the last one of its topic on this client also stops the wire
+   * subscription). Messages not yet consumed are dropped; the saved position stays.
+   */
   async unsubscribe(): Promise<void> {
     if (this.state === 'closed') return;
-    const wasOnWire = this.state === 'subscribed' || this.state === 'subscribing';
     this.finish();
-    if (wasOnWire && this.host.ready) this.host.sendUnsub(this.id);
+    this.feed.remove(this);
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Message<T>> {
@@ -184,132 +176,50 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents> imple
     };
   }
 
-  // ---- driven by the client ------------------------------------------------------------------
+  // ---- driven by the feed --------------------------------------------------------------------
 
-  /** @internal (Re)sends SUB on a ready connection, from where delivery stands. */
-  subscribeOnWire(): void {
-    if (this.state === 'closed' || this.state === 'resolving') return;
-    this.setState('subscribing');
-    const credit = Math.max(0, Math.min(this.window, this.host.maxCredit) - this.held);
-    this.serverCredit = credit;
-    this.requested = this.next;
-    const opts: { from?: number; epoch?: string; credit: number } = { credit };
-    if (this.next !== undefined) opts.from = this.next;
-    if (this.epoch !== undefined) opts.epoch = this.epoch;
-    this.host.sendSub(this.id, this.topic, opts);
+  /** @internal The feed changed state. */
+  mirror(state: SubscriptionState): void {
+    if (state === 'closed') this.finish();
+    else this.setState(state);
   }
 
-  /** @internal The connection dropped: the gateway forgot this subscription. */
-  connectionLost(): void {
-    if (this.state === 'subscribed') this.setState('subscribing');
+  /** @internal The position this subscription starts from (saved, or where it joined). */
+  startAt(p: Position): void {
+    this.pos = p;
   }
 
   /** @internal */
-  onSubscribed(f: SubscribedFrame): void {
-    if (this.state === 'closed') return;
-    if (this.state === 'subscribed') {
-      // Unasked: the topic's log changed epoch under this subscription (a shared store after a
-      // failover or a loss). Not recovered: what we had since `next` may differ; say so.
-      if (!f.recovered) this.emit('gap', { topic: this.topic, reason: 'epoch', from: this.next ?? f.from, to: null, epoch: f.epoch });
-      this.epoch = f.epoch;
-      this.next = f.from;
-      this.emit('subscribed', { epoch: f.epoch, head: f.head, from: f.from, recovered: f.recovered });
-      return;
-    }
-    const requested = this.requested;
-    if (requested !== undefined && !f.recovered) {
-      if (this.epoch !== undefined && this.epoch !== f.epoch) {
-        this.emit('gap', { topic: this.topic, reason: 'epoch', from: requested, to: null, epoch: f.epoch });
-      } else if (f.from > requested) {
-        this.emit('gap', { topic: this.topic, reason: 'trimmed', from: requested, to: f.from - 1 });
-      } else if (f.from < requested) {
-        // The gateway's log is behind what we saw in the same epoch: treat it as a reset.
-        this.emit('gap', { topic: this.topic, reason: 'epoch', from: requested, to: null, epoch: f.epoch });
-      }
-    }
-    this.epoch = f.epoch;
-    this.next = f.from;
-    const first = this.state === 'subscribing' && !this.everSubscribed;
-    this.setState('subscribed');
-    const event = { epoch: f.epoch, head: f.head, from: f.from, recovered: f.recovered };
-    if (first) {
-      this.everSubscribed = true;
-      this.readyResolve(event);
-    }
+  onSubscribed(event: SubscribedEvent): void {
+    this.readyResolve(event);
     this.emit('subscribed', event);
-    // Messages consumed while the SUB was in flight earned credit the SUB could not carry.
-    this.maybeGrant();
   }
 
-  /** @internal MSG or MSGS for this topic. */
-  onMessages(first: number, items: readonly MsgsItem[]): void {
-    if (this.state === 'closed' || this.epoch === undefined) return;
-    for (let i = 0; i < items.length; i++) {
-      const offset = first + i;
-      if (this.next !== undefined && offset < this.next) continue; // never twice
-      if (this.next !== undefined && offset > this.next) {
-        this.emit('gap', { topic: this.topic, reason: 'trimmed', from: this.next, to: offset - 1 });
-      }
-      const m = items[i]!;
-      this.serverCredit--;
-      this.next = offset + 1;
-      this.queue.push({ topic: this.topic, offset, epoch: this.epoch, data: m.data as T, ts: m.ts, headers: m.headers, orderingKey: m.orderingKey, priority: m.priority ?? 0, traced: m.traced === true });
-    }
-    this.drain();
+  /** @internal */
+  push(msg: Message): void {
+    if (this.state !== 'closed') this.queue.push(msg as Message<T>);
   }
 
-  /** @internal GAP: offsets from..to were trimmed before we read them. */
-  onGap(from: number, to: number): void {
-    if (this.state === 'closed') return;
-    if (this.next !== undefined && to < this.next) return;
-    const start = this.next === undefined ? from : Math.max(from, this.next);
-    this.next = to + 1;
-    this.emit('gap', { topic: this.topic, reason: 'trimmed', from: start, to });
-  }
-
-  /** @internal ERROR for this subscription (`re`: the type of the frame it answers; unused here). */
-  onError(err: SluiceError, _re?: number): void {
-    if (this.state === 'subscribing' || this.state === 'resolving') {
-      // Refused (forbidden, invalid-topic, ...): the subscription cannot go on.
+  /** @internal ERROR for the feed (`refused`: the subscription cannot go on). */
+  failed(err: SluiceError, refused: boolean): void {
+    if (refused) {
       this.failure = err;
       this.readyReject(err);
-      this.emit('error', err);
-      this.finish();
-      return;
     }
     this.emit('error', err);
+    if (refused) this.finish();
   }
 
-  /** @internal The client closed. */
-  clientClosed(err: SluiceError): void {
+  /** @internal The client closed (`failed`: it gave up for good; iterators then throw `err`). */
+  clientClosed(err: SluiceError, failed: boolean): void {
     if (this.state === 'closed') return;
-    if (!this.everSubscribed) this.readyReject(err);
+    this.readyReject(err);
+    if (failed) this.failure = err;
     this.finish();
   }
 
-  // ---- internals ------------------------------------------------------------------------------
-
-  private async start(from: number | undefined): Promise<void> {
-    let saved: { offset: number; epoch: string } | undefined;
-    try {
-      saved = this.resume ? await this.resume.get(this.topic) : undefined;
-    } catch {
-      saved = undefined;
-    }
-    if (this.state === 'closed') return;
-    if (saved) {
-      this.epoch = saved.epoch;
-      this.next = saved.offset + 1;
-      this.consumedUpTo = saved.offset;
-      this.consumedEpoch = saved.epoch;
-    } else if (from !== undefined) {
-      this.next = Math.max(1, Math.floor(from));
-    }
-    this.setState('subscribing');
-    if (this.host.ready) this.subscribeOnWire();
-  }
-
-  private drain(): void {
+  /** @internal Hands queued messages to the handler or to waiting pulls. */
+  drain(): void {
     if (this.handler) {
       while (this.inFlight.length < this.concurrency && this.queue.length > 0) {
         const msg = this.queue.shift()!;
@@ -339,6 +249,8 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents> imple
     }
   }
 
+  // ---- internals ------------------------------------------------------------------------------
+
   private handled(msg: Message<T>): void {
     this.inFlight.splice(this.inFlight.indexOf(msg.offset), 1);
     // With concurrency, completions come out of order: the position is just before the oldest
@@ -353,7 +265,7 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents> imple
 
   private lend(msg: Message<T>): IteratorResult<Message<T>> {
     this.lent = msg;
-    this.maybeGrant();
+    this.feed.maybeGrant();
     return { done: false, value: msg };
   }
 
@@ -364,24 +276,11 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents> imple
     this.consumed(msg, msg.offset);
   }
 
-  /** A message is done: save the position (it only moves forward within an epoch) and maybe grant. */
+  /** A message is done: the position only moves forward within an epoch; the feed saves and grants. */
   private consumed(msg: Message<T>, position: number): void {
-    if (msg.epoch !== this.consumedEpoch || position > this.consumedUpTo) {
-      this.consumedUpTo = position;
-      this.consumedEpoch = msg.epoch;
-      this.resume?.set(this.topic, { offset: position, epoch: msg.epoch });
-    }
-    this.maybeGrant();
-  }
-
-  private maybeGrant(): void {
-    if (this.state !== 'subscribed' || !this.host.ready) return;
-    const window = Math.min(this.window, this.host.maxCredit);
-    const deficit = window - this.serverCredit - this.held;
-    if (deficit >= Math.max(1, Math.floor(window / 2))) {
-      this.serverCredit += deficit;
-      this.host.sendCredit(this.id, deficit);
-    }
+    if (this.state === 'closed') return;
+    if (msg.epoch !== this.pos?.epoch || position > this.pos.offset) this.pos = { offset: position, epoch: msg.epoch };
+    this.feed.consumed(msg.epoch);
   }
 
   /** The one place the state changes. */
@@ -395,7 +294,6 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents> imple
   private finish(): void {
     if (this.state === 'closed') return;
     this.queue = [];
-    this.host.forget(this);
     this.setState('closed');
     const pulls = this.pulls;
     this.pulls = [];

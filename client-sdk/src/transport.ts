@@ -20,7 +20,7 @@ export interface WebSocketLike {
   onopen: Handler<unknown>;
   onmessage: Handler<{ data: unknown }>;
   onclose: Handler<{ code: number; reason: string }>;
-  onerror: Handler<unknown>;
+  onerror: Handler<{ error?: unknown; message?: string }>;
 }
 
 export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
@@ -28,8 +28,12 @@ export type WebSocketConstructor = new (url: string, protocols?: string | string
 export interface TransportHandlers {
   open(): void;
   message(bytes: Uint8Array): void;
-  /** Called exactly once per transport, whatever ended it. */
-  close(code: number, reason: string): void;
+  /**
+   * Called exactly once per transport, whatever ended it. `error`: what the runtime reported before
+   * the close, when it reported anything (`ws` gives an Error such as `connect ECONNREFUSED …` or
+   * `Unexpected server response: 404`; browsers give nothing, on purpose).
+   */
+  close(code: number, reason: string, error?: unknown): void;
 }
 
 export interface Transport {
@@ -45,14 +49,14 @@ export function webSocketTransport(WS: WebSocketConstructor): TransportFactory {
     const ws = new WS(url);
     ws.binaryType = 'arraybuffer';
     let ended = false;
-    const end = (code: number, reason: string) => {
+    const end = (code: number, reason: string, error?: unknown) => {
       if (ended) return;
       ended = true;
       ws.onopen = ws.onmessage = ws.onclose = null;
       // Keep a no-op error listener: `ws` emits 'error' when a socket still connecting is closed,
       // and an EventEmitter error without a listener would crash the process.
       ws.onerror = () => undefined;
-      handlers.close(code, reason);
+      handlers.close(code, reason, error);
     };
     ws.onopen = () => handlers.open();
     ws.onmessage = (ev) => {
@@ -62,10 +66,12 @@ export function webSocketTransport(WS: WebSocketConstructor): TransportFactory {
       // Text frames are not part of the protocol: ignore them.
     };
     ws.onclose = (ev) => end(ev.code, ev.reason);
-    ws.onerror = () => {
+    ws.onerror = (ev) => {
       // An error is always followed by close in browsers; `ws` may not close a never-opened socket.
+      // The runtime's error (an ErrorEvent's `error`, else its message) is the cause we keep.
       try { ws.close(); } catch { /* already closing */ }
-      end(1006, 'connection error');
+      const error = ev?.error ?? (ev?.message ? new Error(ev.message) : undefined);
+      end(1006, error instanceof Error ? error.message : 'connection error', error);
     };
     return {
       send: (bytes) => ws.send(bytes),

@@ -43,6 +43,12 @@ describe('browser bundle', () => {
     assert.doesNotMatch(code.toString(), /\brequire\(|from\s*["']node:|import\(["'](?:node:|fs|net|crypto)["']\)|msgpackr/);
   });
 
+  it('the svelte subpath loads no SDK code of its own (it is handed a client), so it costs the core bundle nothing', () => {
+    const code = readFileSync(new URL('../src/svelte.js', import.meta.url), 'utf8');
+    assert.doesNotMatch(code, /^\s*import\s[^;]*from/m, 'svelte.js imports nothing at run time');
+    assert.doesNotMatch(readFileSync(BUNDLE, 'utf8'), /subscriptionStore/);
+  });
+
   it('works against a real gateway', async () => {
     const sdk = (await import(BUNDLE.href)) as typeof import('../src/index.js');
     const gw = await spawnGateway({ store: 'memory' });

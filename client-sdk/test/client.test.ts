@@ -56,8 +56,12 @@ describe('client state machine', () => {
     const c1 = await connected(env);
     c1.drop(1006, 'network gone');
     assert.equal(env.client.state, 'reconnecting');
-    assert.deepEqual(env.client.lastDisconnect, { code: 1006, reason: 'network gone' });
-    assert.deepEqual(env.states.at(-1), { oldState: 'connected', newState: 'reconnecting', code: 1006, reason: 'network gone' });
+    const { error, ...last } = env.client.lastDisconnect!;
+    assert.deepEqual(last, { code: 1006, reason: 'network gone' });
+    assert.equal(error?.code, 'network');
+    const { error: cause, ...change } = env.states.at(-1)!;
+    assert.deepEqual(change, { oldState: 'connected', newState: 'reconnecting', code: 1006, reason: 'network gone' });
+    assert.equal(cause, error, 'the state event carries the cause');
     env.clock.advance(99);
     assert.equal(env.server.connections.length, 1, 'waits for the backoff');
     env.clock.advance(1);
@@ -86,13 +90,19 @@ describe('client state machine', () => {
     assert.equal(env.server.connections.length, 3);
   });
 
-  it('a terminal close code closes the client and rejects pending publishes', async () => {
+  it('a terminal close code fails the client and rejects pending publishes', async () => {
     const env = setup();
     const p = env.client.publish('t', 1);
+    const sub = env.client.subscribe('s');
+    const it = sub[Symbol.asyncIterator]().next();
     await connected(env);
     env.server.last.drop(4003, 'forbidden');
-    assert.equal(env.client.state, 'closed');
+    assert.equal(env.client.state, 'failed');
+    assert.equal(env.states.at(-1)?.error?.code, 'forbidden');
     await assert.rejects(p, (err: SluiceError) => err.code === 'forbidden');
+    await assert.rejects(it, (err: SluiceError) => err.code === 'forbidden', 'an iterator of a failed client throws the cause');
+    await assert.rejects(env.client.publish('t', 2), (err: SluiceError) => err.code === 'forbidden');
+    assert.equal(env.clock.pending, 0, 'no timers left behind');
   });
 
   it('4101 refreshes the token through getToken on the next connection', async () => {
@@ -113,7 +123,8 @@ describe('client state machine', () => {
     void env.client.connect().catch(() => undefined);
     await connected(env);
     env.server.last.drop(4101, 'token expired');
-    assert.equal(env.client.state, 'closed');
+    assert.equal(env.client.state, 'failed');
+    assert.equal(env.states.at(-1)?.error?.code, 'unauthorized');
   });
 
   it('pings after a silent heartbeat and reconnects when nothing answers', async () => {
@@ -554,10 +565,12 @@ describe('subscribe', () => {
     await assert.rejects(sub[Symbol.asyncIterator]().next(), (e: SluiceError) => e.code === 'forbidden');
   });
 
-  it('one subscription per topic per client', () => {
+  it('a topic is either subscribed or consumed on one client', () => {
     const env = setup();
     env.client.subscribe('t');
-    assert.throws(() => env.client.subscribe('t'), (e: SluiceError) => e.code === 'already-subscribed');
+    env.client.consume('c', 'g');
+    assert.throws(() => env.client.consume('t', 'g'), (e: SluiceError) => e.code === 'already-subscribed');
+    assert.throws(() => env.client.subscribe('c'), (e: SluiceError) => e.code === 'already-subscribed');
     assert.throws(() => env.client.subscribe('no spaces'), (e: SluiceError) => e.code === 'invalid-topic');
   });
 

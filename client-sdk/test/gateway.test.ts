@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { spawnGateway, type GatewayProcess } from '@sluice/server/testing';
-import { createClient, type Client, type ClientOptions, type Message } from '../src/index.js';
+import { createClient, ServerError, type Client, type ClientOptions, type Message } from '../src/index.js';
+import { createPublisher } from '../src/publisher.js';
 import type { Admin } from '../src/protocol/index.js';
 import type { WebSocketConstructor } from '../src/transport.js';
 import { CuttingProxy } from './helpers/proxy.js';
@@ -161,6 +162,23 @@ describe('SDK against a real gateway', () => {
     assert.equal(subscribed.head, 1, 'stored once');
     await c.waitFor(1);
     assert.equal(c.got[0]!.data, 'pay once');
+  });
+
+  it('a key reused with another message: publish rejects with idempotency-key-reused (not retried), over WebSocket and HTTP', async () => {
+    const gw = await gateway({ store: 'memory' });
+    const pub = client(gw.url);
+    assert.deepEqual(await pub.publish('sdk.reuse', { amount: 10 }, { key: 'invoice-18' }), { offset: 1, duplicate: false });
+    const refused = await pub.publish('sdk.reuse', { amount: 11 }, { key: 'invoice-18' }).then(() => undefined, (err: unknown) => err);
+    assert.ok(refused instanceof ServerError, String(refused));
+    assert.deepEqual([refused.code, refused.retryable], ['idempotency-key-reused', false]);
+    assert.equal(pub.state, 'connected', 'the connection stays up');
+    assert.deepEqual(await pub.publish('sdk.reuse', { amount: 10 }, { key: 'invoice-18' }), { offset: 1, duplicate: true });
+    const http = createPublisher({ url: gw.url });
+    const viaHttp = await http.publish('sdk.reuse', { amount: 12 }, { key: 'invoice-18' }).then(() => undefined, (err: unknown) => err);
+    assert.ok(viaHttp instanceof ServerError, String(viaHttp));
+    assert.deepEqual([viaHttp.code, viaHttp.status, viaHttp.retryable], ['idempotency-key-reused', 422, false]);
+    const again = await http.publish('sdk.reuse', { amount: 10 }, { key: 'invoice-18' });
+    assert.deepEqual([again.offset, again.duplicate], [1, true]);
   });
 
   it('slow consumer: 200 messages published at once to a handler that holds each one — never more than the window out, all in order', async () => {

@@ -33,4 +33,26 @@ describe('HTTP publisher', () => {
     await assert.rejects(p.publishBatch([{ topic: 'a', data: 1 }, { topic: 'a', data: 2, key: '' }]), (e: SluiceError) => e.code === 'bad-request');
     assert.equal(f.calls.length, 0);
   });
+
+  it('takes the URLs createClient takes: ws:// → http://, wss:// → https://, /v1/ws dropped', async () => {
+    const f = recordingFetch();
+    for (const url of ['ws://gw.test:9400', 'ws://gw.test:9400/v1/ws', 'wss://gw.test/prefix/v1/ws/', 'http://gw.test:9400/']) {
+      await createPublisher({ url, fetch: f.fetch }).publish('a', 1);
+    }
+    assert.deepEqual(f.calls.map((c) => c.url), [
+      'http://gw.test:9400/v1/topics/a/messages',
+      'http://gw.test:9400/v1/topics/a/messages',
+      'https://gw.test/prefix/v1/topics/a/messages',
+      'http://gw.test:9400/v1/topics/a/messages',
+    ]);
+  });
+
+  it('sends headers, ordering key and priority as the HTTP API names them', async () => {
+    const f = recordingFetch();
+    await createPublisher({ url: 'http://gw.test', fetch: f.fetch }).publish('a', 1, { headers: { 'trace-id': 'abc' }, orderingKey: 'user-1', priority: 5 });
+    const h = f.calls[0]!.headers;
+    assert.equal(h['sluice-headers'], '{"trace-id":"abc"}');
+    assert.equal(h['sluice-ordering-key'], 'user-1');
+    assert.equal(h['sluice-priority'], '5');
+  });
 });

@@ -3,6 +3,7 @@
  */
 import type { Page } from '@playwright/test';
 import { createPublisher } from '@sluice/client';
+import { freePort } from '@sluice/server/testing';
 import '../fixtures/harness.js';
 import { expect, publishRange, test } from '../fixtures/index.js';
 
@@ -89,4 +90,45 @@ test('a slow page (20 ms per message) receives 500 messages in order and never h
   const maxHeld = await page.evaluate(() => window.harness.maxHeld);
   console.log(`slow page: max in flight ${maxHeld} (window 32)`);
   expect(maxHeld).toBeLessThanOrEqual(32);
+});
+
+/** What the page's client reported, in plain values. */
+interface Seen {
+  states: { newState: string; code?: number; error?: { name: string; code: string; status?: number } }[];
+  outcome: string;
+  elapsed: number;
+}
+
+/** A client on the page to `url`; publishes once and reports its state changes and how the publish ended. */
+function failingClient(page: Page, url: string): Promise<Seen> {
+  return page.evaluate(async (gatewayUrl) => {
+    const { createClient } = (window as unknown as { sluice: typeof import('@sluice/client') }).sluice;
+    const client = createClient({ url: gatewayUrl, suspendAfterMs: 800, suspendedRetryMs: 60_000, backoff: () => 100 });
+    const states: Seen['states'] = [];
+    client.on('state', (s) => {
+      const e = s.error as { name: string; code: string; status?: number } | undefined;
+      states.push({ newState: s.newState, code: s.code, error: e && { name: e.name, code: e.code, status: e.status } });
+    });
+    const started = performance.now();
+    const outcome = await client.publish('e2e.down', 1).then(() => 'stored', (e: { name: string; code: string }) => `${e.name} ${e.code}`);
+    const elapsed = performance.now() - started;
+    client.close();
+    return { states, outcome, elapsed };
+  }, url);
+}
+
+test('in Chromium, a gateway that is down is visible: the cause on each state change, suspended by the deadline, the publish rejects', async ({ page, site, gateway }) => {
+  await openPage(page, site.url, gateway.url);
+  const port = await freePort(); // nothing listens there
+  const down = await failingClient(page, `ws://127.0.0.1:${port}`);
+  expect(down.outcome).toBe('SuspendedError suspended');
+  expect(down.elapsed).toBeGreaterThanOrEqual(800);
+  expect(down.elapsed).toBeLessThan(5000);
+  expect(down.states.find((s) => s.newState === 'reconnecting')).toMatchObject({ code: 1006, error: { name: 'ConnectionError', code: 'network' } });
+  expect(down.states.find((s) => s.newState === 'suspended')?.error?.code).toBe('network');
+  // A wrong path: browsers hide the HTTP status of a refused upgrade, so the cause is `network` here
+  // (Node's `ws` reports `not-found` with status 404: server/test/sdk-visible.test.ts).
+  const wrong = await failingClient(page, `${gateway.url.replace(/^http/, 'ws')}/v1/wrong`);
+  expect(wrong.outcome).toBe('SuspendedError suspended');
+  expect(wrong.states.find((s) => s.newState === 'reconnecting')?.error).toMatchObject({ name: 'ConnectionError', code: 'network' });
 });

@@ -12,6 +12,8 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { JwtAuthenticator } from './auth/jwt.js';
 import { keygen, mint, parseCaps } from './auth/mint.js';
 import { ConfigError, loadConfig, OPTIONS, parseDuration, parseFlags, type Flags } from './config.js';
+import { configureLogger, defaultLogFormat, logger } from './logger.js';
+import { BackupError, backupDiskStore } from './log/backup.js';
 import { authFromConfig, startServer, VERSION } from './server.js';
 
 const USAGE = `sluice ${VERSION} — realtime pub/sub gateway
@@ -27,6 +29,10 @@ Usage:
                              a new key pair (private key: for token issuers; public: for the gateway);
                              with --out, written to <prefix>.private.pem (mode 0600) and
                              <prefix>.public.pem, else printed
+  sluice backup --out <dir> [--data ./data] [--compact]
+                             a consistent copy of the disk store, taken while the gateway runs
+                             (--data defaults to SLUICE_DATA_DIR); the copy gets a new epoch, so
+                             clients resuming on a restored store are told (see README, Production)
   sluice help                this text
 
 Serve options (flag / environment variable):
@@ -39,32 +45,41 @@ Durations: 500ms, 30s, 5m, 24h, 7d. Sizes: 512KiB, 256MiB, 1GiB (KiB = 1024 byte
 
 async function serve(argv: string[]): Promise<void> {
   const config = loadConfig(argv, process.env);
+  configureLogger({ level: config.log.level, format: config.log.format ?? defaultLogFormat() });
   const auth = authFromConfig(config);
   if (auth.mode === 'dev') {
-    console.warn('sluice: WARNING dev mode — no SLUICE_AUTH_SECRET or SLUICE_AUTH_PUBLIC_KEY set: every client may publish, subscribe and administer, from any origin. Never expose this.');
+    logger.warn('WARNING dev mode — no SLUICE_AUTH_SECRET, SLUICE_AUTH_PUBLIC_KEY or SLUICE_AUTH_JWKS_URL set: every client may publish, subscribe and administer, from any origin. Never expose this.');
   }
   const server = await startServer(config, { auth });
+  const shown = config.publicUrl ?? server.url;
   if (!config.quiet) {
     const where = config.store === 'disk' ? `disk store at ${config.dataDir} (durability: ${config.durability})`
       : config.store === 'redis' ? `Redis store at ${config.redis.url.replace(/\/\/[^@/]*@/, '//***@')} (cluster mode; ACK after ${config.redis.minReplicas} replica(s))`
       : 'memory store (nothing survives a restart)';
-    console.log(`sluice: ${where}`);
-    if (auth instanceof JwtAuthenticator) console.log(`sluice: tokens required (${auth.algorithms.join(', ')})`);
-    console.log(server.consoleDir ? `sluice: console at ${server.url}/console/ (from ${server.consoleDir})` : 'sluice: no console build found; /console is not served');
-    console.log(`sluice: browser origins: ${server.origins.describe()}`);
+    logger.info(where, { store: config.store, version: VERSION, node: process.versions.node });
+    if (auth instanceof JwtAuthenticator) logger.info(`tokens required (${auth.algorithms.join(', ')})`);
+    logger.info(server.consoleDir ? `console at ${shown.replace(/\/$/, '')}/console/ (from ${server.consoleDir})` : 'no console build found; /console is not served');
+    logger.info(`browser origins: ${server.origins.describe()}`);
+    if (config.trustProxy.length > 0) logger.info(`X-Forwarded-For/-Proto believed from ${config.trustProxy.join(', ')}`);
     const { perConnection, perClient } = config.rates;
-    console.log(`sluice: publish rate limits: ${perConnection ? `${perConnection}/s per connection` : 'none per connection'}, ${perClient ? `${perClient}/s per client` : 'none per client'}`);
+    logger.info(`publish rate limits: ${perConnection ? `${perConnection}/s per connection` : 'none per connection'}, ${perClient ? `${perClient}/s per client` : 'none per client'}`);
   }
-  console.log(`sluice listening on ${server.url}`);
+  // Tests and scripts wait for this line (also inside a JSON line), whatever the level: keep its words.
+  if (logger.enabled('info')) logger.info(`sluice listening on ${server.url}`, { url: server.url, publicUrl: config.publicUrl });
+  else process.stdout.write(`sluice listening on ${server.url}\n`);
 
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    if (!config.quiet) console.log(`sluice: ${signal}, draining`);
+    if (!config.quiet) logger.info(`${signal}, draining`, { connections: server.sessions.size });
+    const started = Date.now();
     server.close().then(
-      () => process.exit(0),
-      (err: unknown) => { console.error('sluice: shutdown failed', err); process.exit(1); },
+      () => {
+        if (!config.quiet) logger.info('stopped', { ms: Date.now() - started });
+        process.exit(0);
+      },
+      (err: unknown) => { logger.error('shutdown failed', { err }); process.exit(1); },
     );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
@@ -98,6 +113,26 @@ async function token(argv: string[]): Promise<void> {
     privateKey: f.key,
   });
   process.stdout.write(jwt + '\n');
+}
+
+const BACKUP_FLAGS = {
+  data: { type: 'string' },
+  out: { type: 'string' },
+  compact: { type: 'boolean' },
+} as const satisfies Flags;
+
+async function backup(argv: string[]): Promise<void> {
+  const f = parseFlags('backup', argv, BACKUP_FLAGS);
+  if (!f.out) throw new ConfigError('sluice backup needs --out <directory> (new or empty)');
+  const data = f.data ?? (process.env.SLUICE_DATA_DIR || './data');
+  const started = Date.now();
+  try {
+    const r = await backupDiskStore(data, f.out, { compact: f.compact === true });
+    console.log(`sluice: backed up ${data} to ${r.dir}: ${r.topics} topic(s), ${r.bytes} bytes, in ${Date.now() - started} ms; new epoch ${r.epoch} (was ${r.from})`);
+  } catch (err) {
+    if (err instanceof BackupError) throw new ConfigError(err.message);
+    throw err;
+  }
 }
 
 const KEYGEN_FLAGS = {
@@ -139,6 +174,7 @@ async function main(): Promise<void> {
     case 'serve': return serve(rest);
     case 'token': return token(rest);
     case 'keygen': return keys(rest);
+    case 'backup': return backup(rest);
     case 'help': case '--help': case '-h': process.stdout.write(USAGE); return;
     case 'version': case '--version': console.log(VERSION); return;
     default:
@@ -153,6 +189,6 @@ main().catch((err: unknown) => {
     console.error(`sluice: ${err.message}`);
     process.exit(2);
   }
-  console.error('sluice: fatal', err);
+  logger.error('fatal', { err });
   process.exit(1);
 });

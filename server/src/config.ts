@@ -3,6 +3,7 @@
  * Every option has one name in each form: `--max-frame` ⇔ `SLUICE_MAX_FRAME` ⇔ `maxFrame`.
  */
 import { DEFAULT_HELD_OPTIONS, type HeldOptions } from './core/held.js';
+import { isIP } from 'node:net';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import {
   DEFAULT_CREDIT,
@@ -13,6 +14,7 @@ import {
 } from '@sluice/client/protocol';
 import { DEFAULT_DEDUP_WINDOW_MS, DEFAULT_RETENTION, type Retention } from './log/log.js';
 import type { Durability } from './log/disk.js';
+import { LOG_LEVELS, type LogFormat, type LogLevel } from './logger.js';
 
 export interface Limits {
   maxFrame: number;
@@ -32,12 +34,16 @@ export interface Limits {
   maxPendingPerAddress: number;
 }
 
-/** Token verification. Neither `secret` nor `publicKey` set: dev mode (no authentication). */
+/** Token verification. None of `secret`, `publicKey`, `jwksUrl` set: dev mode (no authentication). */
 export interface AuthConfig {
   /** HS256 shared secret. */
   secret: string | undefined;
-  /** Public key for EdDSA / ES256 tokens: PEM (SPKI), a JWK or a JWK Set as JSON, or a path to a file holding one. */
+  /** Public key for RS256 / ES256 / EdDSA tokens: PEM (SPKI), a JWK or a JWK Set as JSON, or a path to a file holding one. */
   publicKey: string | undefined;
+  /** An identity provider's JWK Set URL (http or https), fetched and cached (auth/jwt.ts). */
+  jwksUrl: string | undefined;
+  /** Least time between two fetches of `jwksUrl` (ms): a token with an unknown `kid` refreshes at most this often. */
+  jwksCooldownMs: number;
   /** Required `aud` claim, when set. */
   audience: string | undefined;
   /** Required `iss` claim, when set. */
@@ -54,6 +60,8 @@ export interface HttpLimits {
   maxWaitS: number;
   /** Long-polls and SSE streams open at once; beyond it new ones get 429 `limit-exceeded`. */
   maxStreams: number;
+  /** Rows of the busiest topics in each admin stream snapshot (`topics`); the full list is paged. */
+  adminStreamTopics: number;
 }
 
 /** Publish rate limits (messages per second, token bucket with one second of burst); 0 = off. */
@@ -76,7 +84,10 @@ export interface HubConfig {
   cacheBytes: number;
   /** Bytes of the caches of all topics together. */
   cacheTotalBytes: number;
-  /** Catch-up pauses while a socket has more than this many bytes buffered. */
+  /**
+   * A connection holding more than this many bytes unsent in the gateway (the kernel's socket
+   * buffer comes on top) leaves the native fan-out; catch-up and group leases wait while it does.
+   */
   highWater: number;
 }
 
@@ -123,6 +134,23 @@ export interface RedisConfig {
   commandTimeoutMs: number;
 }
 
+/** The gateway's own log (server/src/logger.ts). */
+export interface LogConfig {
+  level: LogLevel;
+  /** Undefined: pretty on a terminal, JSON lines otherwise. */
+  format: LogFormat | undefined;
+  /** One line per HTTP request and WebSocket upgrade (info level). */
+  access: boolean;
+}
+
+/** HTTPS and WSS served by the gateway itself (uWS SSLApp); both paths set, or neither. */
+export interface TlsConfig {
+  /** PEM certificate chain file. */
+  cert: string;
+  /** PEM private key file. */
+  key: string;
+}
+
 export interface Config {
   host: string;
   port: number;
@@ -150,8 +178,19 @@ export interface Config {
   read: ReadPolicy;
   /** Directory of the built console, served at /console when present. */
   consoleDir: string | undefined;
-  /** The URL this node is reached at, as the admin API lists it (undefined: the one it listens on). */
+  /**
+   * The URL users reach this node at (behind a proxy: the proxy's). Its origin is always allowed
+   * (the gateway's own origin, whatever Host header a proxy sends), and the admin API lists it.
+   * Undefined: the URL it listens on.
+   */
   publicUrl: string | undefined;
+  /**
+   * Proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed (addresses and CIDRs, or
+   * `loopback`); from anyone else those headers are ignored. Empty: none.
+   */
+  trustProxy: string[];
+  tls: TlsConfig | undefined;
+  log: LogConfig;
   /** Print nothing but the listening line and errors. */
   quiet: boolean;
 }
@@ -173,6 +212,7 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = {
   maxBody: DEFAULT_MAX_FRAME,
   maxWaitS: 30,
   maxStreams: 100_000,
+  adminStreamTopics: 20,
 };
 
 export const DEFAULT_READ_POLICY: ReadPolicy = { batch: 512, bytes: 512 * 1024 };
@@ -181,7 +221,7 @@ export const DEFAULT_HUB_CONFIG: HubConfig = {
   cacheEntries: 1024,
   cacheBytes: 512 * 1024,
   cacheTotalBytes: 64 * 1024 * 1024,
-  highWater: 256 * 1024,
+  highWater: 128 * 1024,
 };
 
 export function defaultConfig(): Config {
@@ -194,7 +234,7 @@ export function defaultConfig(): Config {
     retention: { ...DEFAULT_RETENTION },
     dedupWindowMs: DEFAULT_DEDUP_WINDOW_MS,
     limits: { ...DEFAULT_LIMITS },
-    auth: { secret: undefined, publicKey: undefined, audience: undefined, issuer: undefined, clockSkewS: 30 },
+    auth: { secret: undefined, publicKey: undefined, jwksUrl: undefined, jwksCooldownMs: 30_000, audience: undefined, issuer: undefined, clockSkewS: 30 },
     allowedOrigins: undefined,
     http: { ...DEFAULT_HTTP_LIMITS },
     rates: { perConnection: 0, perClient: 0 },
@@ -206,6 +246,9 @@ export function defaultConfig(): Config {
     held: { ...DEFAULT_HELD_OPTIONS, checkAllow: [] },
     consoleDir: undefined,
     publicUrl: undefined,
+    trustProxy: [],
+    tls: undefined,
+    log: { level: 'info', format: undefined, access: false },
     quiet: false,
   };
 }
@@ -214,6 +257,8 @@ interface Option {
   flag: string;
   env: string;
   help: string;
+  /** A flag without a value (`--access-log`); its variable takes 1/true/0/false. */
+  boolean?: true;
   /** Applies `v` to `c`; `name` (`--flag` or the variable) is what an error message names. */
   set: (c: Config, v: string, name: string) => void;
 }
@@ -248,17 +293,6 @@ function withUnit(v: string, units: Record<string, number>, bare: string): numbe
  * A duration: `500ms`, `30s`, `5m`, `24h`, `7d`, or a bare number in `unit` (each option keeps the
  * unit its bare numbers always had). Returns a whole number of `unit`s, at least `min`.
  */
-function httpUrl(name: string, v: string): string {
-  let u: URL;
-  try {
-    u = new URL(v);
-  } catch {
-    throw new ConfigError(`${name} must be an http(s) URL, got "${v}"`);
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError(`${name} must be an http(s) URL, got "${v}"`);
-  return v;
-}
-
 export function parseDuration(name: string, v: string, unit: 'ms' | 's', min = 0): number {
   const ms = withUnit(v, DURATION_MS, unit);
   const unitName = unit === 's' ? 'seconds' : 'ms';
@@ -269,6 +303,18 @@ export function parseDuration(name: string, v: string, unit: 'ms' | 's', min = 0
   return n;
 }
 
+/** An http(s) URL. */
+function httpUrl(name: string, v: string): string {
+  let url: URL;
+  try {
+    url = new URL(v);
+  } catch {
+    throw new ConfigError(`${name} must be an http or https URL, got "${v.slice(0, 200)}"`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new ConfigError(`${name} must be an http or https URL, got "${v.slice(0, 200)}"`);
+  return url.href;
+}
+
 /** A size: `512KiB`, `256MiB`, `1GiB`, `1kB`, `1MB` (KiB = 1024, kB = 1000), or a bare number of bytes; at least `min`. */
 export function parseSize(name: string, v: string, min = 0): number {
   const n = withUnit(v, SIZE_BYTES, 'b');
@@ -276,6 +322,21 @@ export function parseSize(name: string, v: string, min = 0): number {
   if (!Number.isSafeInteger(n)) throw new ConfigError(`${name} must be a whole number of bytes, got "${v}"`);
   if (n < min) throw new ConfigError(`${name} must be at least ${min} bytes, got "${v}"`);
   return n;
+}
+
+/** A comma-separated list of addresses and CIDRs (IPv4 or IPv6), or `loopback`. */
+export function parseTrustProxy(v: string): string[] {
+  const list = v.split(',').map((a) => a.trim()).filter((a) => a.length > 0);
+  for (const a of list) {
+    if (a === 'loopback') continue;
+    const [addr, bits, extra] = a.split('/');
+    const family = isIP(addr ?? '');
+    const max = family === 6 ? 128 : 32;
+    if (family === 0 || extra !== undefined || (bits !== undefined && !(/^\d{1,3}$/.test(bits) && Number(bits) <= max))) {
+      throw new ConfigError(`trust-proxy: "${a}" is not an address, a CIDR like 10.0.0.0/8 or fd00::/8, or loopback`);
+    }
+  }
+  return list;
 }
 
 /** `*`, or a comma-separated list of origins (`scheme://host[:port]`). */
@@ -292,6 +353,14 @@ export function parseOrigins(v: string): string[] {
     if (u.origin !== o.replace(/\/$/, '')) throw new ConfigError(`allowed-origins: "${o}" must be an origin only (scheme://host[:port])`);
   }
   return list.map((o) => o.replace(/\/$/, ''));
+}
+
+/** A boolean variable's value: 1, true, yes, on / 0, false, no, off. */
+function bool(name: string, v: string): boolean {
+  const t = v.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(t)) return true;
+  if (['0', 'false', 'no', 'off'].includes(t)) return false;
+  throw new ConfigError(`${name} must be 1 or 0 (true/false), got "${v}"`);
 }
 
 export class ConfigError extends Error {
@@ -332,7 +401,7 @@ export const OPTIONS: Option[] = [
   },
   { flag: 'max-delay', env: 'SLUICE_MAX_DELAY_MS', help: 'longest delay a publish may ask for (default 7d; bare number: ms)', set: (c, v, n) => { c.held.maxDelayMs = parseDuration(n, v, 'ms', 0); } },
   { flag: 'tx-check-after', env: 'SLUICE_TX_CHECK_AFTER_MS', help: 'a prepared message unresolved this long is checked back with its producer (default 60s; bare number: ms)', set: (c, v, n) => { c.held.checkAfterMs = parseDuration(n, v, 'ms', 1); } },
-  { flag: 'tx-check-url', env: 'SLUICE_TX_CHECK_URL', help: 'check-back URL for prepared messages that give none (default: none; such messages are aborted when checked)', set: (c, v, n) => { c.held.checkUrl = httpUrl(n, v); } },
+  { flag: 'tx-check-url', env: 'SLUICE_TX_CHECK_URL', help: 'check-back URL for prepared messages that give none (default: none; such messages are aborted when checked)', set: (c, v, n) => { httpUrl(n, v); c.held.checkUrl = v; } },
   { flag: 'tx-check-secret', env: 'SLUICE_TX_CHECK_SECRET', help: 'HMAC-SHA256 key the check-back body is signed with (Sluice-Signature header; default: empty key)', set: (c, v) => { c.held.checkSecret = v; } },
   {
     flag: 'tx-check-allow', env: 'SLUICE_TX_CHECK_ALLOW', help: 'comma-separated URL prefixes a check-back URL given at prepare must start with (default: none allowed)',
@@ -361,8 +430,10 @@ export const OPTIONS: Option[] = [
   { flag: 'default-credit', env: 'SLUICE_DEFAULT_CREDIT', help: 'credit of a SUB that names none (default 64)', set: (c, v, n) => { c.limits.defaultCredit = int(n, v); } },
   { flag: 'max-subscriptions', env: 'SLUICE_MAX_SUBSCRIPTIONS', help: 'subscriptions per connection (default 1000)', set: (c, v, n) => { c.limits.maxSubscriptions = int(n, v, 1); } },
   { flag: 'heartbeat', env: 'SLUICE_HEARTBEAT_MS', help: 'heartbeat announced to clients (default 20s; bare number: ms)', set: (c, v, n) => { c.limits.heartbeatMs = parseDuration(n, v, 'ms', 1000); } },
-  { flag: 'auth-secret', env: 'SLUICE_AUTH_SECRET', help: 'HS256 secret for tokens (no secret and no public key: dev mode, no auth)', set: (c, v) => { c.auth.secret = v || undefined; } },
-  { flag: 'auth-public-key', env: 'SLUICE_AUTH_PUBLIC_KEY', help: 'EdDSA/ES256 public key: PEM, JWK or JWK Set JSON, or a file holding one', set: (c, v) => { c.auth.publicKey = v || undefined; } },
+  { flag: 'auth-secret', env: 'SLUICE_AUTH_SECRET', help: 'HS256 secret for tokens (no secret, public key or JWKS URL: dev mode, no auth)', set: (c, v) => { c.auth.secret = v || undefined; } },
+  { flag: 'auth-public-key', env: 'SLUICE_AUTH_PUBLIC_KEY', help: 'RS256/ES256/EdDSA public key: PEM, JWK or JWK Set JSON, or a file holding one', set: (c, v) => { c.auth.publicKey = v || undefined; } },
+  { flag: 'auth-jwks-url', env: 'SLUICE_AUTH_JWKS_URL', help: "an identity provider's JWK Set URL (https://…/.well-known/jwks.json), cached, refetched for an unknown kid", set: (c, v, n) => { c.auth.jwksUrl = v ? httpUrl(n, v) : undefined; } },
+  { flag: 'auth-jwks-cooldown', env: 'SLUICE_AUTH_JWKS_COOLDOWN_MS', help: 'least time between two fetches of the JWK Set (default 30s; bare number: ms)', set: (c, v, n) => { c.auth.jwksCooldownMs = parseDuration(n, v, 'ms'); } },
   { flag: 'auth-audience', env: 'SLUICE_AUTH_AUDIENCE', help: 'required aud claim (default: not checked)', set: (c, v) => { c.auth.audience = v || undefined; } },
   { flag: 'auth-issuer', env: 'SLUICE_AUTH_ISSUER', help: 'required iss claim (default: not checked)', set: (c, v) => { c.auth.issuer = v || undefined; } },
   { flag: 'auth-clock-skew', env: 'SLUICE_AUTH_CLOCK_SKEW_S', help: 'clock skew tolerated on exp/nbf (default 30s; bare number: seconds)', set: (c, v, n) => { c.auth.clockSkewS = parseDuration(n, v, 's'); } },
@@ -373,17 +444,41 @@ export const OPTIONS: Option[] = [
   },
   { flag: 'max-body', env: 'SLUICE_MAX_BODY', help: 'largest HTTP request body (default 1MiB; bare number: bytes)', set: (c, v, n) => { c.http.maxBody = parseSize(n, v, 1024); } },
   { flag: 'max-wait', env: 'SLUICE_MAX_WAIT_S', help: 'cap on a pull\'s wait (default 30s; bare number: seconds)', set: (c, v, n) => { c.http.maxWaitS = parseDuration(n, v, 's'); } },
+  { flag: 'admin-stream-topics', env: 'SLUICE_ADMIN_STREAM_TOPICS', help: 'busiest topics (by msgs/s) in each admin stream snapshot; the full list is GET /v1/admin/topics, paged (default 20)', set: (c, v, n) => { c.http.adminStreamTopics = int(n, v, 0); } },
   { flag: 'max-http-streams', env: 'SLUICE_MAX_HTTP_STREAMS', help: 'long-polls plus SSE streams open at once (default 100000)', set: (c, v, n) => { c.http.maxStreams = int(n, v, 1); } },
   { flag: 'rate-limit', env: 'SLUICE_RATE_LIMIT', help: 'publishes/s per WebSocket connection, 0 = off (default off)', set: (c, v, n) => { c.rates.perConnection = num(n, v); } },
   { flag: 'rate-limit-client', env: 'SLUICE_RATE_LIMIT_CLIENT', help: 'publishes/s per client over all connections and HTTP, 0 = off (default off)', set: (c, v, n) => { c.rates.perClient = num(n, v); } },
   {
     flag: 'public-url', env: 'SLUICE_PUBLIC_URL',
-    help: 'the URL this node is reached at, as the console\'s Nodes view shows it (default: the listening URL)',
+    help: 'the URL users reach this node at (behind a proxy: the proxy\'s); its origin is always allowed, the Nodes view shows it (default: the listening URL)',
     set: (c, v, n) => {
+      if (v && !/^https?:\/\/[^/]/i.test(v)) throw new ConfigError(`${n} must be an http(s) URL like https://gw1.example.com, got "${v}"`);
       if (v && !URL.canParse(v)) throw new ConfigError(`${n} must be a URL like https://gw1.example.com, got "${v}"`);
       c.publicUrl = v || undefined;
     },
   },
+  {
+    flag: 'trust-proxy', env: 'SLUICE_TRUST_PROXY',
+    help: 'comma-separated addresses/CIDRs (or loopback) of proxies whose X-Forwarded-For/-Proto are believed (default: none)',
+    set: (c, v) => { c.trustProxy = parseTrustProxy(v); },
+  },
+  { flag: 'tls-cert', env: 'SLUICE_TLS_CERT', help: 'PEM certificate (chain) file: serve HTTPS and WSS (with --tls-key)', set: (c, v) => { c.tls = { cert: v, key: c.tls?.key ?? '' }; } },
+  { flag: 'tls-key', env: 'SLUICE_TLS_KEY', help: 'PEM private key file of --tls-cert', set: (c, v) => { c.tls = { cert: c.tls?.cert ?? '', key: v }; } },
+  {
+    flag: 'log-level', env: 'SLUICE_LOG_LEVEL', help: 'debug, info (default), warn, error or silent',
+    set: (c, v, n) => {
+      if (!(LOG_LEVELS as readonly string[]).includes(v)) throw new ConfigError(`${n} must be one of ${LOG_LEVELS.join(', ')}, got "${v}"`);
+      c.log.level = v as LogLevel;
+    },
+  },
+  {
+    flag: 'log-format', env: 'SLUICE_LOG_FORMAT', help: 'json or pretty (default: pretty on a terminal, json otherwise)',
+    set: (c, v, n) => {
+      if (v !== 'json' && v !== 'pretty') throw new ConfigError(`${n} must be json or pretty, got "${v}"`);
+      c.log.format = v;
+    },
+  },
+  { flag: 'access-log', env: 'SLUICE_ACCESS_LOG', boolean: true, help: 'log one line per HTTP request and WebSocket upgrade (default off)', set: (c, v, n) => { c.log.access = bool(n, v); } },
   { flag: 'console-dir', env: 'SLUICE_CONSOLE_DIR', help: 'directory of the built console (default: console/dist of this repository when built, else the one packed into @sluice/server)', set: (c, v) => { c.consoleDir = v; } },
 ];
 
@@ -393,9 +488,9 @@ export type Flags = NonNullable<ParseArgsConfig['options']>;
 /** What `parseFlags` returns for `O`: each flag's value, typed by its spec. */
 export type FlagValues<O extends Flags> = ReturnType<typeof parseArgs<{ args: string[]; options: O; strict: true; allowPositionals: false }>>['values'];
 
-/** The flags of `sluice serve`: every OPTIONS flag takes a value; `--quiet` takes none. */
+/** The flags of `sluice serve`: every OPTIONS flag takes a value unless `boolean`; `--quiet` takes none. */
 const SERVE_FLAGS: Flags = {
-  ...Object.fromEntries(OPTIONS.map((o) => [o.flag, { type: 'string' as const }])),
+  ...Object.fromEntries(OPTIONS.map((o) => [o.flag, { type: o.boolean ? 'boolean' as const : 'string' as const }])),
   quiet: { type: 'boolean' },
 };
 
@@ -410,8 +505,10 @@ export function loadConfig(argv: readonly string[], env: Record<string, string |
   for (const o of OPTIONS) {
     const v = flags[o.flag];
     if (typeof v === 'string') o.set(c, v, `--${o.flag}`);
+    else if (v === true) o.set(c, 'true', `--${o.flag}`);
   }
   if (flags.quiet === true) c.quiet = true;
+  if (c.tls && (!c.tls.cert || !c.tls.key)) throw new ConfigError('--tls-cert and --tls-key go together (SLUICE_TLS_CERT, SLUICE_TLS_KEY)');
   return c;
 }
 

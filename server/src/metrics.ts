@@ -1,7 +1,14 @@
 /**
  * Gateway metrics: plain counters on the hot path (an increment each), gauges read on demand,
  * rendered in the Prometheus text format at /metrics and sampled once a second for rates.
+ *
+ * Names follow the Prometheus naming guide: base units (`_seconds`, `_bytes`), `_total` only on
+ * counters, and no two families sharing a name once `_total` is stripped (a gauge `x` next to a
+ * counter `x_total` is one family to OpenMetrics). `promtool check metrics` runs on the live
+ * output in server/test/promtool.test.ts. A rename is a contract change: README's "Changes" lists it.
  */
+import { readdirSync, readFileSync } from 'node:fs';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { Admin } from '@sluice/client/protocol';
 
 export class Counter {
@@ -90,7 +97,7 @@ export class Metrics {
   readonly handlerFailures = new Counter();
   readonly errors = new Map<string, Counter>();
   readonly appendSeconds = new Histogram([0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]);
-  /** HTTP requests answered, by route and status (`route` \0 `status`). 499: the client went away first. */
+  /** HTTP requests answered, by route and status code (`route` \0 `code`). 499: the client went away first. */
   readonly httpRequests = new Map<string, Counter>();
   /** Time to the response (SSE: to the stream's start; long-polls include their wait), by route. */
   readonly httpSeconds = new Map<string, Histogram>();
@@ -104,10 +111,14 @@ export class Metrics {
   private last = { at: Date.now(), in: 0, out: 0, bin: 0, bout: 0 };
   rates: Rates = { messagesInPerSec: 0, messagesOutPerSec: 0, bytesInPerSec: 0, bytesOutPerSec: 0 };
   private sampler: ReturnType<typeof setInterval>;
+  private readonly loopDelay: IntervalHistogram;
 
-  constructor() {
+  /** `version`: the gateway's, as `sluice_build_info` shows it. */
+  constructor(readonly version = '0.0.0') {
     this.sampler = setInterval(() => this.sample(), 1000);
     this.sampler.unref();
+    this.loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    this.loopDelay.enable();
   }
 
   error(code: string): void {
@@ -158,6 +169,7 @@ export class Metrics {
 
   stop(): void {
     clearInterval(this.sampler);
+    this.loopDelay.disable();
   }
 
   private sample(): void {
@@ -190,24 +202,80 @@ export class Metrics {
     counter('sluice_handler_failures_total', 'Handler failures caught.', this.handlerFailures.value);
     lines.push('# HELP sluice_errors_total Errors answered, by code.', '# TYPE sluice_errors_total counter');
     for (const [code, c] of this.errors) lines.push(`sluice_errors_total{code="${code}"} ${c.value}`);
-    lines.push('# HELP sluice_store_append_seconds Time from publish to durable store commit.', '# TYPE sluice_store_append_seconds histogram');
-    histogram(lines, 'sluice_store_append_seconds', '', this.appendSeconds);
+    lines.push('# HELP sluice_store_append_duration_seconds Time from publish to durable store commit.', '# TYPE sluice_store_append_duration_seconds histogram');
+    histogram(lines, 'sluice_store_append_duration_seconds', '', this.appendSeconds);
     counter('sluice_held_appended_total', 'Held messages appended: delayed ones when due, prepared ones when committed.', this.heldAppended.value);
     lines.push('# HELP sluice_delayed_lateness_seconds How late a delayed message was appended after its due time.', '# TYPE sluice_delayed_lateness_seconds histogram');
     histogram(lines, 'sluice_delayed_lateness_seconds', '', this.heldLateness);
     lines.push('# HELP sluice_tx_checkbacks_total Check-backs of prepared messages, by outcome (commit, abort, unknown, failed; default-abort: the default applied after the last).', '# TYPE sluice_tx_checkbacks_total counter');
     for (const [outcome, c] of this.checkBacks) lines.push(`sluice_tx_checkbacks_total{outcome="${outcome}"} ${c.value}`);
-    lines.push('# HELP sluice_http_requests_total HTTP requests answered, by route and status (499: client went away).', '# TYPE sluice_http_requests_total counter');
+    lines.push('# HELP sluice_http_requests_total HTTP requests answered, by route and status code (499: client went away).', '# TYPE sluice_http_requests_total counter');
     for (const [key, c] of this.httpRequests) {
-      const [route, status] = key.split('\0');
-      lines.push(`sluice_http_requests_total{route="${route}",status="${status}"} ${c.value}`);
+      const [route, code] = key.split('\0');
+      lines.push(`sluice_http_requests_total{route="${route}",code="${code}"} ${c.value}`);
     }
-    lines.push('# HELP sluice_http_request_seconds Time to the HTTP response (long-polls include their wait; SSE until the stream starts).', '# TYPE sluice_http_request_seconds histogram');
-    for (const [route, h] of this.httpSeconds) histogram(lines, 'sluice_http_request_seconds', `route="${route}",`, h);
+    lines.push('# HELP sluice_http_request_duration_seconds Time to the HTTP response (long-polls include their wait; SSE until the stream starts).', '# TYPE sluice_http_request_duration_seconds histogram');
+    for (const [route, h] of this.httpSeconds) histogram(lines, 'sluice_http_request_duration_seconds', `route="${route}",`, h);
+    this.renderRuntime(lines);
     for (const [name, c] of this.collected) {
       lines.push(`# HELP ${name} ${c.help}`, `# TYPE ${name} ${c.type}`);
       for (const s of c.read()) lines.push(`${name}${labelSet(s.labels)} ${s.value}`);
     }
     return lines.join('\n') + '\n';
   }
+
+  /**
+   * The process and the Node.js runtime, under the names Prometheus client libraries use
+   * (`process_*`, `nodejs_*`), so existing dashboards and alerts apply; and `sluice_build_info`.
+   */
+  private renderRuntime(lines: string[]): void {
+    const one = (name: string, type: 'gauge' | 'counter', help: string, value: number) => {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${value}`);
+    };
+    lines.push('# HELP sluice_build_info The gateway\'s version and the Node.js running it (always 1).', '# TYPE sluice_build_info gauge');
+    lines.push(`sluice_build_info${labelSet({ version: this.version, node: process.versions.node })} 1`);
+    const cpu = process.cpuUsage();
+    one('process_cpu_user_seconds_total', 'counter', 'User CPU time spent.', cpu.user / 1e6);
+    one('process_cpu_system_seconds_total', 'counter', 'System CPU time spent.', cpu.system / 1e6);
+    one('process_cpu_seconds_total', 'counter', 'User and system CPU time spent.', (cpu.user + cpu.system) / 1e6);
+    one('process_start_time_seconds', 'gauge', 'Start time of the process since the Unix epoch.', Math.round(Date.now() / 1000 - process.uptime()));
+    const mem = process.memoryUsage();
+    one('process_resident_memory_bytes', 'gauge', 'Resident memory size.', mem.rss);
+    const fds = openFds();
+    if (fds !== undefined) one('process_open_fds', 'gauge', 'Open file descriptors.', fds);
+    const maxFds = maxOpenFds();
+    if (maxFds !== undefined) one('process_max_fds', 'gauge', 'Limit of open file descriptors.', maxFds);
+    one('nodejs_heap_size_total_bytes', 'gauge', 'V8 heap size.', mem.heapTotal);
+    one('nodejs_heap_size_used_bytes', 'gauge', 'V8 heap used.', mem.heapUsed);
+    one('nodejs_external_memory_bytes', 'gauge', 'Memory of C++ objects bound to JavaScript objects (buffers).', mem.external);
+    // The delay histogram starts at 0 and is reset by nothing else: max and p99 since the last scrape.
+    const d = this.loopDelay;
+    const ok = d.count > 0;
+    one('nodejs_eventloop_lag_seconds', 'gauge', 'Mean event loop delay since the last scrape.', ok ? d.mean / 1e9 : 0);
+    one('nodejs_eventloop_lag_p99_seconds', 'gauge', '99th percentile of the event loop delay since the last scrape.', ok ? d.percentile(99) / 1e9 : 0);
+    one('nodejs_eventloop_lag_max_seconds', 'gauge', 'Longest event loop delay since the last scrape.', ok ? d.max / 1e9 : 0);
+    d.reset();
+  }
+}
+
+/** Open file descriptors (Linux: /proc/self/fd), undefined where that is not readable. */
+function openFds(): number | undefined {
+  try {
+    return readdirSync('/proc/self/fd').length - 1; // minus the one readdir holds
+  } catch {
+    return undefined;
+  }
+}
+
+let maxFdsRead: number | undefined | null = null;
+/** The soft limit of open files (Linux: /proc/self/limits), read once. */
+function maxOpenFds(): number | undefined {
+  if (maxFdsRead !== null) return maxFdsRead;
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    maxFdsRead = m ? Number(m[1]) : undefined;
+  } catch {
+    maxFdsRead = undefined;
+  }
+  return maxFdsRead;
 }

@@ -3,18 +3,22 @@
  * `startServer` is what the CLI runs and what in-process tests use.
  */
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { createSecureContext } from 'node:tls';
 import { CloseCode } from '@sluice/client/protocol';
-import { App, us_listen_socket_close, us_socket_local_port, type us_listen_socket } from 'uWebSockets.js';
+import { App, SSLApp, us_listen_socket_close, us_socket_local_port, type us_listen_socket } from 'uWebSockets.js';
 import { DevAuthenticator, type Authenticator } from './auth/auth.js';
 import { jwtFromConfig } from './auth/jwt.js';
 import { SoloNode, type Nodes, type SelfInfo } from './cluster/nodes.js';
 import { RedisNodes } from './cluster/redis-nodes.js';
-import type { Config } from './config.js';
+import { ConfigError, type Config, type TlsConfig } from './config.js';
 import { mountBasics, mountNotFound } from './gateway/http.js';
 import { mountWebSocket } from './gateway/ws.js';
 import { HttpApi } from './http/api.js';
 import { mountConsole } from './http/console.js';
 import { OriginPolicy } from './http/origins.js';
+import { PeerResolver } from './http/peer.js';
+import { recordRoutes, type RegisteredRoute } from './http/routes.js';
 import { PublishService } from './core/publish.js';
 import { HeldService } from './core/held.js';
 import { LocalHeld } from './log/held.js';
@@ -54,6 +58,8 @@ export interface RunningServer {
   readonly nodes: Nodes;
   /** Directory of the console build served at /console, if any. */
   readonly consoleDir: string | undefined;
+  /** Every route registered on the uWS app (docs/openapi.json documents them). */
+  readonly routes: readonly RegisteredRoute[];
   /** Stops accepting, closes every connection (1001), waits for pending appends, closes the store. */
   close(): Promise<void>;
 }
@@ -72,13 +78,39 @@ export function authFromConfig(config: Config): Authenticator {
   return jwtFromConfig(config.auth) ?? new DevAuthenticator();
 }
 
+/**
+ * The TLS files, checked before uWS gets them (it fails without saying why): each readable, the
+ * key the certificate's. Returns absolute paths.
+ */
+function readableTls(tls: TlsConfig): TlsConfig {
+  const read = (what: string, path: string) => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new ConfigError(`cannot read the TLS ${what} ${path}: ${(err as Error).message}`);
+    }
+  };
+  const cert = read('certificate (--tls-cert)', tls.cert);
+  const key = read('key (--tls-key)', tls.key);
+  try {
+    createSecureContext({ cert, key });
+  } catch (err) {
+    throw new ConfigError(`--tls-cert and --tls-key do not make a usable pair: ${(err as Error).message}`);
+  }
+  return { cert: resolve(tls.cert), key: resolve(tls.key) };
+}
+
 export async function startServer(config: Config, deps: { auth?: Authenticator } = {}): Promise<RunningServer> {
   const auth = deps.auth ?? authFromConfig(config); // before anything opens: a bad key fails fast
-  const origins = OriginPolicy.from(config.allowedOrigins, auth.mode === 'dev');
+  const origins = OriginPolicy.from(config.allowedOrigins, auth.mode === 'dev', config.publicUrl);
+  const peers = new PeerResolver(config.trustProxy, config.tls !== undefined);
   const rates = new RateLimiter(config.rates);
-  const metrics = new Metrics();
+  const metrics = new Metrics(VERSION);
+  const basics = { origins, metrics, peers, accessLog: config.log.access };
+  const tls = config.tls ? readableTls(config.tls) : undefined; // before the store opens: a bad path fails fast
   const store = await openStore(config);
-  const app = App();
+  const app = tls ? SSLApp({ cert_file_name: tls.cert, key_file_name: tls.key }) : App();
+  const routes = recordRoutes(app);
   const reader = new CursorReader(store, config.read);
   const nodeId = store instanceof RedisLog ? store.nodeId : randomId(12);
   const tracer = new Tracer({ node: nodeId, ...config.trace });
@@ -118,7 +150,7 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
   }
   groups.attach(nodes);
 
-  metrics.gauge('sluice_connections', 'Open WebSocket connections.', () => sessions.size);
+  metrics.gauge('sluice_open_connections', 'Open WebSocket connections.', () => sessions.size);
   metrics.gauge('sluice_subscriptions', 'Subscriptions by state (paused = no credit).', () => {
     const c = hub.stateCounts();
     return { live: c.live, catchup: c.catchup, paused: c.paused, opening: c.opening };
@@ -136,25 +168,25 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
   mountWebSocket(app, {
     ctx: { hub, groups, publisher, held, auth, limits: config.limits, metrics, version: VERSION, rates },
     sessions,
-    http: { origins, metrics },
+    http: basics,
   });
   const http = new HttpApi(app, {
-    store, groups, publisher, held, reader, hub, auth, metrics, limits: config.limits, http: config.http, origins, rates, sessions, version: VERSION, nodes, tracer,
+    store, groups, publisher, held, reader, hub, auth, metrics, limits: config.limits, http: config.http, origins, peers, accessLog: config.log.access, rates, sessions, version: VERSION, nodes, tracer,
   });
-  const consoleDir = mountConsole(app, metrics, config.consoleDir);
-  mountBasics(app, { origins, metrics }, () => !draining, () => {
+  const consoleDir = mountConsole(app, basics, config.consoleDir);
+  mountBasics(app, basics, () => !draining, () => {
     if (draining) return 'draining';
     const h = store.health();
     return h.writable ? undefined : `store not writable: ${h.reason ?? h.code ?? 'unknown'}`;
   });
-  mountNotFound(app, { origins, metrics });
+  mountNotFound(app, basics);
 
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
     app.listen(config.host, config.port, (s) => (s ? resolve(s) : reject(new Error(`cannot listen on ${config.host}:${config.port}`))));
   });
   const port = us_socket_local_port(listenSocket);
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
-  const url = `http://${host}:${port}`;
+  const url = `${tls ? 'https' : 'http'}://${host}:${port}`;
   await nodes.announce(config.publicUrl ?? url);
   held.start();
 
@@ -174,6 +206,7 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
     http,
     nodes,
     consoleDir,
+    routes,
     async close() {
       if (draining) return;
       draining = true;

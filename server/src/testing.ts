@@ -69,7 +69,7 @@ export async function spawnGateway(options: SpawnOptions = {}): Promise<GatewayP
     let out = '';
     const onData = (d: Buffer) => {
       out += d.toString();
-      const m = /sluice listening on (http:\/\/\S+):(\d+)/.exec(out);
+      const m = /sluice listening on (https?:\/\/[^\s"]+):(\d+)/.exec(out);
       if (!m) return;
       proc.stdout!.off('data', onData);
       proc.stdout!.resume();
@@ -117,6 +117,48 @@ export function renderHaproxyConfig(template: string, ports: { port: number; sta
   }
   if (done.frontend !== 1 || done.stats !== 1 || done.servers === 0) {
     throw new Error(`haproxy template: expected one bind in 'frontend sluice', one in 'listen stats' and server lines in 'backend gateways'; found ${JSON.stringify(done)}`);
+  }
+  return out.join('\n');
+}
+
+/**
+ * The shipped reverse-proxy config (deploy/nginx.conf) for a test: its TLS server listening on
+ * 127.0.0.1:`tlsPort` with the test's certificate, its plain server on 127.0.0.1:`httpPort`, its
+ * upstream pointing at `backend` — every other line exactly as users get it. The result goes inside
+ * `http { }`, as the file does in /etc/nginx/conf.d/.
+ */
+export function renderNginxConfig(template: string, ports: { tlsPort: number; httpPort: number }, tls: { cert: string; key: string }, backend: { port: number }): string {
+  const out: string[] = [];
+  const done = { listen: 0, cert: 0, key: 0, upstream: 0 };
+  let block = '';
+  let servers = 0;
+  let listened = false;
+  for (const line of template.split('\n')) {
+    const t = line.trim();
+    if (/^(server|upstream \S+|map .*)\s*\{$/.test(t)) {
+      block = t.split(/\s+/)[0]!;
+      if (block === 'server') { servers++; listened = false; }
+    }
+    const keyword = t.split(/\s+/)[0];
+    if (block === 'server' && keyword === 'listen') {
+      if (!listened) out.push(servers === 1 ? `    listen 127.0.0.1:${ports.tlsPort} ssl;` : `    listen 127.0.0.1:${ports.httpPort};`);
+      listened = true;
+      done.listen++;
+    } else if (block === 'server' && keyword === 'ssl_certificate') {
+      out.push(`    ssl_certificate     ${tls.cert};`);
+      done.cert++;
+    } else if (block === 'server' && keyword === 'ssl_certificate_key') {
+      out.push(`    ssl_certificate_key ${tls.key};`);
+      done.key++;
+    } else if (block === 'upstream' && keyword === 'server') {
+      out.push(`    server 127.0.0.1:${backend.port};`);
+      done.upstream++;
+    } else {
+      out.push(line);
+    }
+  }
+  if (servers !== 2 || done.cert !== 1 || done.key !== 1 || done.upstream !== 1 || done.listen === 0) {
+    throw new Error(`nginx template: expected two server blocks (TLS first), one certificate, one key and one upstream server; found ${JSON.stringify({ servers, ...done })}`);
   }
   return out.join('\n');
 }

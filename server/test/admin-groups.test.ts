@@ -170,7 +170,7 @@ describe('admin API: consumer groups', () => {
     const badTopic = await put('a..b', 'w', {});
     assert.deepEqual([badTopic.status, badTopic.body.error.code], [400, 'invalid-topic']);
     const unknown = await put(T, 'nobody', { ackWaitMs: 100 });
-    assert.deepEqual([unknown.status, unknown.body.error.code], [404, 'bad-request']);
+    assert.deepEqual([unknown.status, unknown.body.error.code], [404, 'not-found']);
     assert.deepEqual(await groupsOf(T).then((rows) => rows.map((r) => r.group)), ['w'], 'a PUT creates no group');
     const wrong = await post(T, 'w', 'nothing');
     assert.equal(wrong.status, 404);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { VERSION, type RunningServer } from '../src/server.js';
+import { StatsHistory } from '../src/http/admin-history.js';
 import { startGateway } from './helpers/gateway.js';
 import { api, SseReader, waitFor } from './helpers/http.js';
 import { RawClient } from './helpers/raw-client.js';
@@ -43,6 +44,35 @@ describe('admin API', () => {
     assert.ok(s.storeBytes > 0 && s.uptimeMs >= 0);
     assert.equal(s.errors['invalid-topic'], 1);
     assert.deepEqual(s.http, { longPolls: 0, eventStreams: 1, adminStreams: 0 });
+  });
+
+  it('GET /v1/admin/stats/history: a sample a second of rates, connections and subscription states', async () => {
+    let h: { now: number; intervalMs: number; samples: { at: number; connections: number; live: number; paused: number }[] } | undefined;
+    await waitFor(async () => {
+      h = (await api(gw.url, '/v1/admin/stats/history')).body;
+      return (h?.samples.length ?? 0) >= 1;
+    }, 'a first sample', 3000);
+    assert.equal(h!.intervalMs, 1000);
+    assert.ok(Math.abs(h!.now - Date.now()) < 1000);
+    const last = h!.samples.at(-1)!;
+    assert.deepEqual(Object.keys(last).sort(), ['at', 'bytesInPerSec', 'bytesOutPerSec', 'connections', 'live', 'messagesInPerSec', 'messagesOutPerSec', 'paused']);
+    assert.deepEqual([last.connections, last.live, last.paused], [2, 1, 1]);
+    assert.ok(last.at <= h!.now && h!.now - last.at <= 1500);
+    const at = h!.samples.map((x) => x.at);
+    assert.deepEqual(at, [...at].sort((a, b) => a - b), 'oldest first');
+  });
+
+  it('stats history keeps the newest samples up to its capacity, oldest first', () => {
+    let n = 0;
+    const history = new StatsHistory(() => ({ messagesInPerSec: ++n, messagesOutPerSec: 0, bytesInPerSec: 0, bytesOutPerSec: 0, connections: 0, live: 0, paused: 0 }), 3, 60_000);
+    try {
+      assert.deepEqual(history.snapshot().samples, []);
+      for (let t = 1; t <= 5; t++) history.sample(t * 1000);
+      const kept = history.snapshot().samples;
+      assert.deepEqual(kept.map((x) => [x.at, x.messagesInPerSec]), [[3000, 3], [4000, 4], [5000, 5]]);
+    } finally {
+      history.close();
+    }
   });
 
   it('GET /v1/admin/nodes: without cluster mode, the node itself', async () => {
@@ -95,7 +125,7 @@ describe('admin API', () => {
     assert.deepEqual([e.transport, e.state, e.credit, e.cursor, e.lag, e.delivered], ['sse', 'live', null, 5, 0, 5]);
 
     const missing = await api(gw.url, '/v1/admin/topics/adm.nothing');
-    assert.deepEqual([missing.status, missing.body.error.code], [404, 'bad-request']);
+    assert.deepEqual([missing.status, missing.body.error.code], [404, 'not-found']);
     const invalid = await api(gw.url, '/v1/admin/topics/a..b');
     assert.deepEqual([invalid.status, invalid.body.error.code], [400, 'invalid-topic']);
   });
@@ -133,7 +163,7 @@ describe('admin API', () => {
     await stream.untilEnded();
 
     const missing = await api(gw.url, '/v1/admin/connections/nope', { method: 'DELETE' });
-    assert.deepEqual([missing.status, missing.body.error.code], [404, 'bad-request']);
+    assert.deepEqual([missing.status, missing.body.error.code], [404, 'not-found']);
     const elsewhere = await api(gw.url, `/v1/admin/connections/${id}?node=not-a-node`, { method: 'DELETE' });
     assert.deepEqual([elsewhere.status, elsewhere.body.error.message], [404, `no connection ${id} on node not-a-node`]);
   });
@@ -142,7 +172,8 @@ describe('admin API', () => {
     const s = await SseReader.open(`${gw.url}/v1/admin/stream`);
     assert.equal(s.status, 200);
     const first = JSON.parse((await s.next((e) => e.event === 'stats')).data);
-    assert.deepEqual(Object.keys(first).sort(), ['nodes', 'stats', 'topics', 'unanswered']);
+    assert.deepEqual(Object.keys(first).sort(), ['nodes', 'stats', 'topicTotals', 'topics', 'unanswered']);
+    assert.deepEqual(first.topicTotals, { topics: 2, active: first.topicTotals.active, subscribed: 1 }, 'adm.room and adm.busy stored; adm.room subscribed');
     assert.deepEqual([first.nodes.length, first.nodes[0].self, first.unanswered], [1, true, []]);
     assert.equal(first.stats.version, VERSION);
     assert.ok(first.topics.some((t: { topic: string }) => t.topic === T));
@@ -162,5 +193,15 @@ describe('admin API', () => {
     more.close();
     const bad = await SseReader.open(`${gw.url}/v1/admin/stream?topic=a..b`);
     assert.equal(bad.status, 400);
+
+    // ?history=1: the first message starts with the samples kept so far, then the snapshot as usual.
+    const withHistory = await SseReader.open(`${gw.url}/v1/admin/stream?history=1`);
+    await withHistory.next((e) => e.event === 'stats');
+    assert.equal(withHistory.events[0]!.event, 'history');
+    const h = JSON.parse(withHistory.events[0]!.data);
+    assert.ok(h.samples.length >= 1 && h.intervalMs === 1000);
+    await withHistory.next((e) => e.event === 'stats', 3000); // the next tick: stats, no history
+    assert.equal(withHistory.events.filter((e) => e.event === 'history').length, 1, 'history only once');
+    withHistory.close();
   });
 });

@@ -100,7 +100,8 @@ describe('tokens: the attack table', () => {
       const r = await api(a.url, '/v1/topics/chat.attack/messages', { json: 'x', headers: { authorization: `Bearer ${token}` } });
       assert.equal(r.status, 401, `${what}: HTTP ${r.status} ${r.text}`);
       assert.equal(r.body.error.code, 'unauthorized', what);
-      assert.match(r.headers.get('www-authenticate') ?? '', /^Bearer/, what);
+      // RFC 6750 §3.1: a token that was sent and refused is `invalid_token`; "Bearer " alone sends none.
+      assert.equal(r.headers.get('www-authenticate'), token ? 'Bearer error="invalid_token"' : 'Bearer', what);
       if (token) assert.deepEqual(await wsHello(a, token), { welcome: false, error: 'unauthorized', close: 4101 }, what);
     }
     assert.equal((await a.store.info('chat.attack')).head, 0, 'nothing was published by a refused token');
@@ -121,7 +122,11 @@ describe('tokens: the attack table', () => {
     for (const [method, path] of [['POST', '/v1/topics/chat.a/messages'], ['GET', '/v1/topics/chat.a/messages'], ['POST', '/v1/publish'], ['GET', '/v1/admin/stats']]) {
       const r = await api(a.url, path!, method === 'POST' ? { json: { messages: [{ topic: 'chat.a', data: 1 }] } } : {});
       assert.deepEqual([r.status, r.body.error.code], [401, 'unauthorized'], `${method} ${path}`);
+      // RFC 6750 §3.1: no credentials, no error code in the challenge.
+      assert.equal(r.headers.get('www-authenticate'), 'Bearer', `${method} ${path}`);
     }
+    const basic = await api(a.url, '/v1/topics/chat.a/messages', { headers: { authorization: 'Basic YWxhZGRpbjpvcGVuc2VzYW1l' } });
+    assert.deepEqual([basic.status, basic.headers.get('www-authenticate')], [401, 'Bearer'], 'another scheme counts as no Bearer token');
     const sse = await SseReader.open(`${a.url}/v1/topics/chat.a/events`);
     assert.equal(sse.status, 401);
     const c = await RawClient.connect(a.url, { hello: false });
@@ -143,6 +148,7 @@ describe('tokens: capabilities', () => {
       ['batch needs pub per message', api(a.url, '/v1/publish', { token: pubOnly, json: { messages: [{ topic: 'news.caps', data: 1 }] } })
         .then((r) => ({ status: r.body.results[0].error ? 403 : 200, body: { error: r.body.results[0].error } }))],
       ['admin needs admin', api(a.url, '/v1/admin/stats', { token: reader })],
+      ['the stats history needs admin', api(a.url, '/v1/admin/stats/history', { token: reader })],
     ];
     for (const [what, p] of denied) {
       const r = await p;

@@ -82,7 +82,7 @@ describe('sluice serve', () => {
 
   it('carries the hub tunables with their defaults', () => {
     assert.deepEqual(loadConfig([], {}).hub, {
-      cacheEntries: 1024, cacheBytes: 512 * 1024, cacheTotalBytes: 64 * 1024 * 1024, highWater: 256 * 1024,
+      cacheEntries: 1024, cacheBytes: 512 * 1024, cacheTotalBytes: 64 * 1024 * 1024, highWater: 128 * 1024,
     });
     const c = loadConfig([], {});
     c.hub.cacheEntries = 1;
@@ -168,7 +168,7 @@ describe('sluice keygen', () => {
     const url = await new Promise<string>((resolve, reject) => {
       proc.stdout.on('data', (d: Buffer) => {
         out += d.toString();
-        const m = /sluice listening on (\S+)/.exec(out);
+        const m = /sluice listening on ([^\s"]+)/.exec(out);
         if (m) resolve(m[1]!);
       });
       void exited.then((code) => reject(new Error(`the example exited (${code}) before the gateway listened: ${err}`)));

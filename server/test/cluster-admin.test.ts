@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Admin } from '@sluice/client/protocol';
 import { spawnGateway, type GatewayProcess } from '../src/testing.js';
-import { api } from './helpers/http.js';
+import { api, type ApiResponse } from './helpers/http.js';
 import { notYet, pollUntil } from './helpers/poll.js';
 import { RawClient } from './helpers/raw-client.js';
 import { startRedis, startRedisCluster, type RedisServer } from './helpers/redis.js';
@@ -101,6 +101,34 @@ describe('cluster admin: three gateways on one Redis', () => {
     assert.deepEqual([p.node, p.transport, p.subId, p.state, p.credit, p.cursor, p.lag, p.delivered], [ids[1], 'ws', 2, 'paused', 0, 0, 4, 0]);
   });
 
+  it('GET /v1/admin/topics pages over the cluster: subscribers summed over nodes, topics only subscribed elsewhere listed', async () => {
+    // cl.room: stored, a subscriber on node 0 and one on node 1. clp.only: subscribed on node 1, never written.
+    const elsewhere = await RawClient.connect(gws[1]!.url);
+    clients.push(elsewhere);
+    await elsewhere.subscribe(1, 'clp.only', {});
+    for (let i = 0; i < 7; i++) assert.equal((await api(gws[2]!.url, `/v1/topics/clp.${i}/messages`, { json: i })).status, 201);
+    // Page by three through node 2, which holds no subscriber at all.
+    const rows: Admin.TopicRow[] = [];
+    let cursor: string | null = null;
+    for (let pages = 0; pages < 10; pages++) {
+      const r: ApiResponse<Admin.TopicRow[]> = await api<Admin.TopicRow[]>(gws[2]!.url, `/v1/admin/topics?q=cl&limit=3${cursor ? `&cursor=${cursor}` : ''}`);
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.headers.get('sluice-unanswered-nodes'), null);
+      rows.push(...r.body);
+      cursor = r.headers.get('sluice-next-cursor');
+      if (!cursor) break;
+    }
+    const names = rows.map((t) => t.topic);
+    assert.deepEqual(names, [...new Set(names)].sort(), 'each once, by name');
+    assert.ok(['cl.figures', 'cl.room', 'clp.0', 'clp.6', 'clp.only'].every((t) => names.includes(t)), names.join());
+    const room = rows.find((t) => t.topic === 'cl.room')!;
+    assert.deepEqual([room.head, room.subscribers, room.live, room.paused], [4, 2, 1, 1]);
+    assert.deepEqual(rows.find((t) => t.topic === 'clp.only')!.subscribers, 1);
+    // Sorted by subscribers, across nodes: cl.room (2) first.
+    const bySubs = await api<Admin.TopicRow[]>(gws[0]!.url, '/v1/admin/topics?q=cl&sort=-subscribers&limit=1');
+    assert.deepEqual(bySubs.body.map((t) => [t.topic, t.subscribers]), [['cl.room', 2]]);
+  });
+
   it('GET /v1/admin/connections lists every node\'s connections, each with its node', async () => {
     const r = await api<Admin.ConnectionRow[]>(gws[2]!.url, '/v1/admin/connections');
     assert.equal(r.status, 200);
@@ -127,7 +155,7 @@ describe('cluster admin: three gateways on one Redis', () => {
     assert.deepEqual(closes.map((c) => c.code), [4202, 4202]);
 
     const missing = await api(gws[0]!.url, '/v1/admin/connections/no-such-connection', { method: 'DELETE' });
-    assert.deepEqual([missing.status, missing.body.error.code], [404, 'bad-request']);
+    assert.deepEqual([missing.status, missing.body.error.code], [404, 'not-found']);
   });
 
   it('a hung node is reported as unanswered within the time limit, and the page still answers', async () => {

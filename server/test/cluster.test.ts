@@ -45,9 +45,13 @@ describe('cluster mode on one Redis', () => {
       assert.deepEqual(s.gaps, []);
       s.close();
     }
-    // Idempotency keys hold across nodes: a retry on another node is the same message.
-    const again = await api(three[2]!.url, '/v1/topics/c.fan/messages', { json: { other: true }, headers: { 'idempotency-key': 'ws-5' } });
-    assert.deepEqual([again.status, again.body.offset, again.body.duplicate], [200, 6, true]);
+    // Idempotency keys hold across nodes: a retry on another node is the same message; the key
+    // with another message is refused there too.
+    const retried = { ...(sent[205] as object), bin: Buffer.from((sent[205] as { bin: Uint8Array }).bin).toString('base64') };
+    const again = await api(three[2]!.url, '/v1/topics/c.fan/messages', { json: retried, headers: { 'idempotency-key': 'http-5' } });
+    assert.deepEqual([again.status, again.body.offset, again.body.duplicate], [200, 206, true]);
+    const reused = await api(three[2]!.url, '/v1/topics/c.fan/messages', { json: { other: true }, headers: { 'idempotency-key': 'ws-5' } });
+    assert.deepEqual([reused.status, reused.body.error?.code], [422, 'idempotency-key-reused']);
     pub.close();
     await Promise.all(three.map((n) => n.kill('SIGTERM')));
     await redis.stop();

@@ -53,7 +53,7 @@ describe('/console', () => {
 
   it('answers 404 for missing files and never reads outside the build', async () => {
     const missing = await api(gw.url, '/console/assets/nope.js');
-    assert.deepEqual([missing.status, missing.body.error.code], [404, 'bad-request']);
+    assert.deepEqual([missing.status, missing.body.error.code], [404, 'not-found']);
     assert.match(await rawGet(gw.port, '/console/../../../../etc/passwd'), /^HTTP\/1.1 404/);
     assert.match(await rawGet(gw.port, '/console/%2e%2e/%2e%2e/package.json'), /^HTTP\/1.1 404/);
   });

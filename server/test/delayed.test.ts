@@ -92,6 +92,14 @@ describe('delayed messages (in process)', () => {
     assert.equal(a.status, 202, a.text);
     const again = await api(gw.url, '/v1/topics/d.http/messages', { raw: '{"a":1}', headers });
     assert.deepEqual([again.body.id, again.body.duplicate], [a.body.id, true]);
+    // The key names one message: another message with it is refused and nothing is held (count below).
+    const reused = await api(gw.url, '/v1/topics/d.http/messages', { raw: '{"a":2}', headers });
+    assert.equal(reused.status, 422, reused.text);
+    assert.equal(reused.body.error.code, 'idempotency-key-reused');
+    const prepared = await api(gw.url, '/v1/topics/d.http/transactions', { raw: '{"a":1}', headers: { 'content-type': 'application/json', 'idempotency-key': 'tx-7' } });
+    assert.equal(prepared.status, 201, prepared.text);
+    const preparedOther = await api(gw.url, '/v1/topics/d.http/transactions', { raw: '{"a":3}', headers: { 'content-type': 'application/json', 'idempotency-key': 'tx-7' } });
+    assert.deepEqual([preparedOther.status, preparedOther.body.error?.code], [422, 'idempotency-key-reused']);
     const b = await api(gw.url, '/v1/topics/d.http/messages', { raw: '2', headers: { 'content-type': 'application/json', 'sluice-delay': '20000' } });
     const list = await api(gw.url, '/v1/topics/d.http/scheduled?limit=1');
     assert.equal(list.body.count, 2);

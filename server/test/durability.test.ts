@@ -69,8 +69,12 @@ describe('durability (kill -9)', () => {
     const again = await spawnGateway(['--data', dir]);
     try {
       const p2 = await RawClient.connect(again.url);
-      const retry = await p2.publish(1, 'dur.keys', 'once (retried)', 'order-42');
+      const retry = await p2.publish(1, 'dur.keys', 'once', 'order-42');
       assert.deepEqual([retry.offset, retry.duplicate], [first.offset, true]);
+      // The key's fingerprint survived too: the key with another message is refused.
+      p2.send({ type: 8, reqId: 9, topic: 'dur.keys', data: 'once (changed)', key: 'order-42' });
+      const refused = await p2.next((f) => (f.type === 11 || f.type === 9) && (f.type === 11 ? f.id : f.reqId) === 9);
+      assert.deepEqual(refused.type === 11 && [refused.code, refused.re], ['idempotency-key-reused', 8]);
       const fresh = await p2.publish(2, 'dur.keys', 'new', 'order-43');
       assert.deepEqual([fresh.offset, fresh.duplicate], [3, false]);
       p2.close();

@@ -262,6 +262,19 @@ describe('consumer groups (WebSocket)', () => {
     pub.close();
   });
 
+  it('over HTTP: a lease request replaced by another of the same consumer gets 409, and its wait no longer runs', async () => {
+    const first = api(gw.url, '/v1/topics/g.replaced/groups/w/lease?wait=0.3&consumer=edge-9', { method: 'POST' });
+    await until(() => gw.http.consumers.waiting === 1, 'the first lease request waits');
+    const started = Date.now();
+    const second = api(gw.url, '/v1/topics/g.replaced/groups/w/lease?wait=1.5&consumer=edge-9', { method: 'POST' });
+    const replaced = await first;
+    assert.deepEqual([replaced.status, replaced.body.error.code], [409, 'bad-request']);
+    // The first request's 0.3 s must not answer the second: it waits its own 1.5 s (the bug: 0.3 s).
+    const got = await second;
+    assert.deepEqual([got.status, got.body.messages], [200, []]);
+    assert.ok(Date.now() - started >= 1400, `answered after ${Date.now() - started} ms, not after its own wait`);
+  });
+
   it('priority: a backlog of 1,000 priority-0 messages, then 10 of priority 9 — the 10 are handed out first', async () => {
     const topic = 'g.priority';
     const low = await api(gw.url, '/v1/publish', { json: { messages: Array.from({ length: 1000 }, (_, i) => ({ topic, data: `low ${i}` })) } });

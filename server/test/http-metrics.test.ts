@@ -33,15 +33,15 @@ describe('GET /metrics (HTTP API)', () => {
     await waitFor(() => gw.http.polls.size === 2 && gw.http.streams.size === 1, 'two parked pulls and a stream');
 
     let m = await metrics();
-    assert.equal(m.get('sluice_http_requests_total{route="publish",status="201"}'), 2);
-    assert.equal(m.get('sluice_http_requests_total{route="publish",status="400"}'), 1);
-    assert.equal(m.get('sluice_http_request_seconds_count{route="publish"}'), 3);
-    assert.equal(m.get('sluice_http_request_seconds_bucket{route="publish",le="+Inf"}'), 3);
+    assert.equal(m.get('sluice_http_requests_total{route="publish",code="201"}'), 2);
+    assert.equal(m.get('sluice_http_requests_total{route="publish",code="400"}'), 1);
+    assert.equal(m.get('sluice_http_request_duration_seconds_count{route="publish"}'), 3);
+    assert.equal(m.get('sluice_http_request_duration_seconds_bucket{route="publish",le="+Inf"}'), 3);
     assert.equal(m.get('sluice_errors_total{code="invalid-topic"}'), 1);
     assert.equal(m.get('sluice_messages_in_total'), 2);
     assert.equal(m.get('sluice_http_long_polls'), 2);
     assert.equal(m.get('sluice_sse_streams{kind="topic"}'), 1);
-    assert.equal(m.get('sluice_store_append_seconds_count'), 2);
+    assert.equal(m.get('sluice_store_append_duration_seconds_count'), 2);
 
     abort.abort();
     await gone;
@@ -51,8 +51,8 @@ describe('GET /metrics (HTTP API)', () => {
     sse.close();
     await waitFor(() => gw.http.streams.size === 0, 'the stream to close');
     m = await metrics();
-    assert.equal(m.get('sluice_http_requests_total{route="pull",status="499"}'), 1, 'a client that left is counted as 499');
-    assert.equal(m.get('sluice_http_requests_total{route="pull",status="200"}'), 1);
+    assert.equal(m.get('sluice_http_requests_total{route="pull",code="499"}'), 1, 'a client that left is counted as 499');
+    assert.equal(m.get('sluice_http_requests_total{route="pull",code="200"}'), 1);
     assert.equal(m.get('sluice_http_long_polls'), 0);
     assert.equal(m.get('sluice_sse_streams{kind="topic"}'), 0);
   });

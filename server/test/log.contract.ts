@@ -18,6 +18,8 @@ export interface StoreFactory {
 }
 
 const msg = (data: unknown, key?: string): AppendInput => (key === undefined ? { data: encodeValue(data) } : { data: encodeValue(data), key });
+/** A keyed message with a fingerprint (one byte `n`, repeated: what a fingerprint is, the store does not care). */
+const fp = (data: unknown, key: string, n: number): AppendInput => ({ data: encodeValue(data), key, fingerprint: new Uint8Array(16).fill(n) });
 const opts = (edit: Partial<StoreOptions['retention']> = {}, dedupWindowMs = DEFAULT_DEDUP_WINDOW_MS): StoreOptions => ({
   retention: { ...DEFAULT_RETENTION, ...edit },
   dedupWindowMs,
@@ -79,6 +81,29 @@ export function topicLogContract(name: string, factory: StoreFactory): void {
       const [elsewhere] = await log.append('k2', [msg('one', 'key-1')]);
       assert.equal(elsewhere!.duplicate, false);
       assert.equal((await log.info('k')).head, 3);
+      await log.close();
+    });
+
+    it('refuses a key stored with another message (fingerprint); the same fingerprint or none is a duplicate', async () => {
+      const log = await factory.make(opts());
+      const [first] = await log.append('f', [fp('one', 'key-1', 1)]);
+      const [same] = await log.append('f', [fp('one', 'key-1', 1)]);
+      assert.deepEqual([same!.offset, same!.duplicate, same!.keyReused], [first!.offset, true, undefined]);
+      const [other] = await log.append('f', [fp('two', 'key-1', 2)]);
+      assert.deepEqual([other!.offset, other!.duplicate, other!.keyReused], [first!.offset, true, true]);
+      // A message with no fingerprint, or a key stored without one (an older gateway), matches.
+      const [none] = await log.append('f', [msg('three', 'key-1')]);
+      assert.deepEqual([none!.duplicate, none!.keyReused], [true, undefined]);
+      await log.append('f', [msg('old', 'key-old')]);
+      const [old] = await log.append('f', [fp('new', 'key-old', 3)]);
+      assert.deepEqual([old!.duplicate, old!.keyReused], [true, undefined]);
+      // Within one call, and while the original is still being committed.
+      const inOne = await log.append('f', [fp('x', 'key-2', 4), fp('y', 'key-2', 5), fp('x', 'key-2', 4)]);
+      assert.deepEqual(inOne.map((r) => [r.offset, r.duplicate, r.keyReused]), [[3, false, undefined], [3, true, true], [3, true, undefined]]);
+      const [a, b] = await Promise.all([log.append('f', [fp(1, 'key-3', 6)]), log.append('f', [fp(2, 'key-3', 7)])]);
+      assert.deepEqual([a![0]!.keyReused, b![0]!.keyReused, b![0]!.offset], [undefined, true, a![0]!.offset]);
+      assert.equal((await log.info('f')).head, 4, 'nothing of a reused key was stored');
+      assert.deepEqual(values((await log.read('f', 1, { limit: 10 })).entries), ['one', 'old', 'x', 1]);
       await log.close();
     });
 
@@ -217,13 +242,25 @@ export function topicLogContract(name: string, factory: StoreFactory): void {
       await log.close();
     });
 
-    it('lists topics with their heads', async () => {
-      const log = await factory.make(opts());
+    it('lists topics with their heads, and counts them without listing', async () => {
+      const o = opts();
+      const log = await factory.make(o);
+      const before = await log.topicCount();
+      assert.equal(before, (await log.topics()).length);
+      await log.info('l.never'); // read, never written: not a topic
       await log.append('l.a', [msg(1)]);
       await log.append('l.b', [msg(1), msg(2)]);
+      await log.append('l.a', [msg(3)]);
       const list = (await log.topics()).filter((t) => t.topic.startsWith('l.'));
-      assert.deepEqual(list.map((t) => [t.topic, t.head]).sort(), [['l.a', 1], ['l.b', 2]]);
-      await log.close();
+      assert.deepEqual(list.map((t) => [t.topic, t.head]).sort(), [['l.a', 2], ['l.b', 2]]);
+      assert.equal(await log.topicCount(), before + 2);
+      assert.equal(await log.topicCount(), (await log.topics()).length);
+      if (factory.reopen) {
+        const again = await factory.reopen(log, o);
+        assert.equal(await again.topicCount(), (await again.topics()).length, 'after a reopen too');
+        assert.ok((await again.topicCount()) >= 2);
+        await again.close();
+      } else await log.close();
     });
 
     if (factory.reopen) {
@@ -231,17 +268,21 @@ export function topicLogContract(name: string, factory: StoreFactory): void {
       it('keeps messages, offsets, epoch and keys across a reopen', async () => {
         const o = opts();
         const log = await factory.make(o);
-        await log.append('d', [msg('a', 'ka'), msg('b')]);
+        await log.append('d', [fp('a', 'ka', 1), msg('b'), msg('old', 'k-old')]);
         const epoch = (await log.info('d')).epoch;
         const again = await reopen(log, o);
         const info = await again.info('d');
-        assert.equal(info.head, 2);
+        assert.equal(info.head, 3);
         assert.equal(info.epoch, epoch);
-        const [dup] = await again.append('d', [msg('a', 'ka')]);
-        assert.deepEqual([dup!.offset, dup!.duplicate], [1, true]);
+        const [dup] = await again.append('d', [fp('a', 'ka', 1)]);
+        assert.deepEqual([dup!.offset, dup!.duplicate, dup!.keyReused], [1, true, undefined]);
+        const [reused] = await again.append('d', [fp('z', 'ka', 2)]);
+        assert.deepEqual([reused!.offset, reused!.keyReused], [1, true], 'the fingerprint survives a reopen');
+        const [unprinted] = await again.append('d', [fp('z', 'k-old', 2)]);
+        assert.deepEqual([unprinted!.offset, unprinted!.keyReused], [3, undefined], 'a key stored without a fingerprint matches');
         const [next] = await again.append('d', [msg('c')]);
-        assert.equal(next!.offset, 3);
-        assert.deepEqual(values((await again.read('d', 1, { limit: 10 })).entries), ['a', 'b', 'c']);
+        assert.equal(next!.offset, 4);
+        assert.deepEqual(values((await again.read('d', 1, { limit: 10 })).entries), ['a', 'b', 'old', 'c']);
         await again.close();
       });
     }
@@ -254,10 +295,13 @@ export function topicLogContract(name: string, factory: StoreFactory): void {
       const rec = (id: string, at: number, kind: HeldRecord['kind'] = 'scheduled'): HeldRecord => ({
         id: `${tag}-${id}`, topic: t, kind, state: kind, at, next: at, attempts: 0, message: { data: encodeValue(id) },
       });
-      const a = await log.held.hold({ ...rec('a', now - 10), key: 'k1' });
+      const fingerprint = new Uint8Array([1, 2, 3, 4]);
+      const a = await log.held.hold({ ...rec('a', now - 10), key: 'k1', fingerprint });
       assert.equal(a.duplicate, false);
       const dup = await log.held.hold({ ...rec('a2', now - 5), key: 'k1' });
       assert.deepEqual([dup.duplicate, dup.record.id], [true, `${tag}-a`]);
+      // The first hold's fingerprint comes back with it (the caller compares; held.ts).
+      assert.deepEqual(dup.record.fingerprint && [...dup.record.fingerprint], [1, 2, 3, 4]);
       await log.held.hold(rec('b', now + 60_000));
       await log.held.hold(rec('p', now, 'prepared'));
       const page = await log.held.list(t, { kind: 'scheduled', limit: 10 });

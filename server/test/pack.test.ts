@@ -107,12 +107,13 @@ const CONSUMER = `
 import { createClient, type Message } from '@sluice/client';
 import { mintToken } from '@sluice/client/token';
 import { FrameType } from '@sluice/client/protocol';
+import { subscriptionStore } from '@sluice/client/svelte';
 import { createClient as fromBundle } from '@sluice/client/browser';
 import { loadConfig, startServer, type RunningServer } from '@sluice/server';
 import { spawnGateway, type GatewayProcess } from '@sluice/server/testing';
 import WebSocket from 'ws';
 
-export const used = [createClient, mintToken, FrameType.PING, fromBundle, loadConfig, startServer, spawnGateway, WebSocket];
+export const used = [createClient, mintToken, FrameType.PING, subscriptionStore, fromBundle, loadConfig, startServer, spawnGateway, WebSocket];
 export type Used = [Message<{ n: number }>, RunningServer, GatewayProcess];
 `;
 

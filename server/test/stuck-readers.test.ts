@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { FrameType, type ServerFrame } from '@sluice/client/protocol';
+import { pack } from 'msgpackr';
 import type { RunningServer } from '../src/server.js';
 import { startGateway } from './helpers/gateway.js';
 import { api, waitFor } from './helpers/http.js';
@@ -64,7 +65,7 @@ describe('stuck readers', () => {
     assert.deepEqual(offsets(reader, topic), oneToCount, 'the reader beside them gets every message');
     await waitFor(() => gw.metrics.backpressured.value >= stuck.length, 'every stuck subscriber taken off the live path');
     // 19 MB went to each; the kernel holds a few MB of it, the gateway at most the high-water mark
-    // (256 KiB) plus what was published between two checks.
+    // (128 KiB) plus what was published between two checks.
     const most = await mostBuffered();
     assert.ok(most < 4 * MiB, `a stuck connection holds ${(most / MiB).toFixed(1)} MiB in the gateway`);
 
@@ -74,6 +75,39 @@ describe('stuck readers', () => {
       assert.deepEqual(offsets(c, topic), oneToCount, 'every message once, in order, after reading again');
     }
     for (const c of [...stuck, reader]) c.close();
+  });
+
+  it('one stored batch of 19 MB (a commit after a late loop turn) leaves a stuck reader no more than the mark plus two checks', async () => {
+    const topic = 'stuck.batch';
+    const stuck = await Promise.all([1, 2, 3].map(() => RawClient.connect(gw.url)));
+    for (const c of stuck) {
+      await c.subscribe(1, topic, { credit: 4096 });
+      pause(c);
+    }
+    const reader = await RawClient.connect(gw.url);
+    await reader.subscribe(1, topic, { credit: 4096 });
+    try {
+      // All COUNT messages in one loop turn: the store commits them as one batch, and the hub
+      // publishes them natively in one synchronous step, with no timer in between.
+      const who = { principal: { id: 'test', admin: true, can: () => true }, client: 'test' };
+      const outcomes = await gw.publisher.publishMany(who, oneToCount.map((i) => ({ topic, data: pack(`${i}:${BODY}`) })));
+      assert.deepEqual(outcomes.map((o) => ('offset' in o ? o.offset : o.code)), oneToCount);
+      // Before: the whole batch was one frame, and what the kernel refused of it (~15 MB) stayed in
+      // the gateway for each. Now: at most the high-water mark (128 KiB) and two checks, each at most
+      // 32 KiB or one message (48 KiB here).
+      const most = await mostBuffered();
+      assert.ok(most < 512 * KiB, `a stuck connection holds ${(most / MiB).toFixed(2)} MiB in the gateway`);
+      await reader.waitDelivered(topic, COUNT);
+      assert.deepEqual(offsets(reader, topic), oneToCount, 'the reader beside them gets every message');
+
+      for (const c of stuck) resume(c);
+      for (const c of stuck) {
+        await c.waitDelivered(topic, COUNT, 20_000);
+        assert.deepEqual(offsets(c, topic), oneToCount, 'every message once, in order, after reading again');
+      }
+    } finally {
+      for (const c of [...stuck, reader]) c.ws.terminate();
+    }
   });
 
   it('a group member that never reads is given no more leases; the others get its messages once they expire', async () => {

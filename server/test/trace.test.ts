@@ -108,4 +108,29 @@ describe('message tracing', () => {
     assert.equal(t.dropped.delivered, 60 + 2 - 20, 'the rest counted by kind');
     for (const c of [pub, ...subs]) c.close();
   });
+  it('bounded: a traced message delivered live to 1,000 subscribers is one delivery event of a few hundred bytes', async (ctx) => {
+    const topic = 'tr.fanout';
+    const subs: RawClient[] = [];
+    // In rounds of 50: the gateway takes at most 64 connections from one address before HELLO.
+    for (let i = 0; i < 1000; i += 50) {
+      subs.push(...await Promise.all(Array.from({ length: 50 }, async () => {
+        const c = await RawClient.connect(gw.url);
+        await c.subscribe(1, topic, { credit: 5 });
+        return c;
+      })));
+    }
+    const pub = await RawClient.connect(gw.url);
+    pub.send({ type: FrameType.PUB, reqId: 1, topic, data: 'x', trace: true });
+    await pub.next((f) => f.type === FrameType.ACK);
+    for (const c of subs) await c.waitDelivered(topic, 1);
+    const t = await traceOf(topic, 1);
+    const delivered = t.events.filter((e) => e.kind === 'delivered');
+    assert.equal(delivered.length, 1, 'one event for the whole fan-out');
+    assert.equal(delivered[0]!.subscribers, 1000);
+    assert.ok(delivered[0]!.connections!.length <= 10, 'a sample of connections, not all of them');
+    const bytes = JSON.stringify(t).length;
+    assert.ok(bytes < 2048, `the whole trace is ${bytes} bytes`);
+    ctx.diagnostic(`trace of a message delivered to 1,000 live subscribers: ${t.events.length} events, ${bytes} bytes of JSON`);
+    for (const c of [pub, ...subs]) c.close();
+  });
 });

@@ -91,6 +91,43 @@ export interface ManyTopicsFigures {
   gateway?: GatewaySample;
 }
 
+/** One step of an open-loop ladder (scenarios/open-loop.ts). */
+export interface OpenLoopStep {
+  /** Publishes/s asked for, and the deliveries/s that makes. */
+  rate: number;
+  deliveriesPerSec: number;
+  pass: boolean;
+  /** Why it failed (empty when it passed). */
+  reasons: string[];
+  /** Share of the step's deliveries that arrived within the latency bound of the last scheduled send. */
+  inWindow: number;
+  /** Latency from each message's scheduled send time, µs. */
+  p50: number;
+  p99: number;
+  /** Most the publisher was behind its schedule, ms. */
+  behindMs: number;
+  /** Server CPU % over the step (100 = one core). */
+  serverCpu: number;
+  /** Time the server's main thread was runnable but waited for its core (other processes), ms/s. */
+  serverWaitMsPerSec: number;
+  gaps: number;
+  dups: number;
+}
+
+export interface OpenLoopFigures {
+  topics: number;
+  perTopic: number;
+  /** The highest publish rate that passed (msgs/s; 0: none), and in deliveries/s. */
+  maxRate: number;
+  maxDeliveries: number;
+  /** The lowest rate that failed, and why. */
+  failedAt?: number;
+  failedBecause?: string;
+  /** The step at the reference load. */
+  reference?: OpenLoopStep;
+  steps: OpenLoopStep[];
+}
+
 export interface MemoryFigures {
   connections: number;
   /** Server RSS growth per connection: connected only, and connected + subscribed to its own topic. */
@@ -323,6 +360,8 @@ export interface Results {
   machine: Machine;
   fanout: Record<string, Partial<Record<TargetId, Cell<FanoutFigures>>>>;
   manyTopics: Partial<Record<TargetId, Cell<ManyTopicsFigures>>>;
+  /** Open-loop scenario, by layout (`1000x1`, ...); absent in results written before it existed. */
+  openLoop: Record<string, Partial<Record<TargetId, Cell<OpenLoopFigures>>>>;
   memory: Partial<Record<TargetId, Cell<MemoryFigures>>>;
   slow: Partial<Record<TargetId, Cell<SlowFigures>>>;
   nonReading: Partial<Record<TargetId, Cell<NonReadingFigures>>>;

@@ -4,7 +4,7 @@
  * peers as extra columns, then the goals with their verdicts. Cells a target cannot fill show
  * "n/a" with the reason in a note under the table.
  */
-import { isFigures, type Cell, type FanoutFigures, type LoadCpu, type ManyTopicsFigures, type MemoryFigures, type NonReadingFigures, type PublishFigures, type QueueFigures, type ReadersPhase, type RedeliveryFigures, type RssOver, type RedisCost, type Results, type ResumeFigures, type SlowFigures } from './results.js';
+import { isFigures, type Cell, type FanoutFigures, type LoadCpu, type ManyTopicsFigures, type MemoryFigures, type OpenLoopFigures, type NonReadingFigures, type PublishFigures, type QueueFigures, type ReadersPhase, type RedeliveryFigures, type RssOver, type RedisCost, type Results, type ResumeFigures, type SlowFigures } from './results.js';
 import type { TargetId } from '../targets/target.js';
 import type { GatewaySample } from '../gateway-metrics.js';
 
@@ -17,6 +17,9 @@ interface Grid {
 
 const LABELS: Record<TargetId, string> = {
   sluice: 'Sluice',
+  'sluice-commit': 'Sluice disk commit',
+  'sluice-memory': 'Sluice memory',
+  'sluice-old-memory': 'Sluice old memory',
   'sluice-auth': 'Sluice auth on',
   'sluice-old': 'Sluice old build',
   uws: 'raw uWS',
@@ -28,7 +31,7 @@ const LABELS: Record<TargetId, string> = {
   'socketio-cluster': 'Socket.IO + redis-adapter',
   'socketio-streams-cluster': 'Socket.IO + streams-adapter',
 };
-const ORDER: TargetId[] = ['sluice', 'sluice-auth', 'sluice-old', 'uws', 'socketio', 'ws', 'nats', 'rabbitmq', 'sluice-cluster', 'socketio-cluster', 'socketio-streams-cluster'];
+const ORDER: TargetId[] = ['sluice', 'sluice-commit', 'sluice-memory', 'sluice-auth', 'sluice-old', 'sluice-old-memory', 'uws', 'socketio', 'ws', 'nats', 'rabbitmq', 'sluice-cluster', 'socketio-cluster', 'socketio-streams-cluster'];
 
 function rate(v: number): string {
   if (!Number.isFinite(v)) return 'n/a';
@@ -147,6 +150,48 @@ function manyGrid(r: Results): Grid | undefined {
     ],
     notes: [...notes],
   };
+}
+
+/**
+ * Open loop, one table per layout: targets as rows (there are many Sluice variants), the max rate
+ * under the latency bound, what failed above it, and p50/p99 and server CPU at the reference load.
+ */
+function openGrids(r: Results): Grid[] {
+  const grids: Grid[] = [];
+  for (const [layout, row] of Object.entries(r.openLoop ?? {})) {
+    const ids = columnsOf(row);
+    if (ids.length === 0) continue;
+    const notes = new Set<string>();
+    naNotes(row, notes);
+    const f = (id: TargetId) => (isFigures<OpenLoopFigures>(row[id]) ? (row[id] as OpenLoopFigures) : undefined);
+    const any = ids.map(f).find((v) => v !== undefined);
+    const fanout = (any?.perTopic ?? 1) > 1;
+    const refRate = any?.reference?.rate;
+    const per = (x: number) => (fanout ? `${rate(x)} (${rate(x * any!.perTopic)})` : rate(x));
+    grids.push({
+      title: `Open loop: ${any?.topics ?? '?'} topic(s) × ${any?.perTopic ?? '?'} subscriber(s) — max rate with ≥ 97% within 50 ms, p99 ≤ 50 ms, backlog ≤ 2 s, no disconnect`,
+      columns: ['', fanout ? 'max msgs/s (deliveries/s)' : 'max msgs/s', '÷ raw uWS', '÷ NATS', '÷ Socket.IO', 'first failing step', `p50 / p99 ms @ ${refRate ? rate(refRate) : '?'}/s`, 'server CPU @ ref', 'server waited for its core @ ref'],
+      rows: ids.map((id) => {
+        const v = f(id);
+        if (!v) return [LABELS[id], cellOf(row[id], () => ''), '', '', '', '', '', '', ''];
+        const ref = v.reference;
+        return [
+          LABELS[id],
+          per(v.maxRate),
+          ratio(v.maxRate, f('uws')?.maxRate),
+          ratio(v.maxRate, f('nats')?.maxRate),
+          ratio(v.maxRate, f('socketio')?.maxRate),
+          v.failedAt ? `${rate(v.failedAt)}: ${v.failedBecause ?? ''}` : 'none',
+          ref ? `${ms(ref.p50)} / ${ms(ref.p99)}${ref.pass ? '' : ' (fails)'}` : 'n/a',
+          ref ? `${ref.serverCpu.toFixed(0)}%` : 'n/a',
+          ref && Number.isFinite(ref.serverWaitMsPerSec) ? `${ref.serverWaitMsPerSec.toFixed(0)} ms/s` : 'n/a',
+        ];
+      }),
+      notes: [...notes, `layout ${layout}; latency from each message's scheduled send time (no coordinated omission); every step on the same server`,
+        'server waited: ms per second its main thread was runnable but not running (/proc/PID/schedstat, the main thread only: meaningless for nats-server, whose Go runtime works on other threads) — other processes on its core; a figure taken while it is high is the machine\'s, not the server\'s'],
+    });
+  }
+  return grids;
 }
 
 function memoryGrid(r: Results): Grid | undefined {
@@ -559,7 +604,7 @@ function goalsGrid(r: Results): Grid {
 
 function grids(r: Results): Grid[] {
   return [
-    fanoutGrid(r), manyGrid(r), memoryGrid(r), slowGrid(r), nonReadingGrid(r), resumeGrid(r), publishGrid(r), queueGrid(r), redeliveryGrid(r), abGrid(r),
+    fanoutGrid(r), manyGrid(r), ...openGrids(r), memoryGrid(r), slowGrid(r), nonReadingGrid(r), resumeGrid(r), publishGrid(r), queueGrid(r), redeliveryGrid(r), abGrid(r),
     clusterFanoutGrid(r), clusterPublishGrid(r), redisCommandsGrid(r), redisCommandsGrid(r, 'usec'), clusterResumeGrid(r), goalsGrid(r),
   ].filter((g): g is Grid => g !== undefined);
 }

@@ -7,16 +7,16 @@ import { socketIoClusterTarget, socketIoStreamsClusterTarget, sluiceClusterTarge
 import { natsTarget } from './nats.js';
 import { socketIoTarget, uwsTarget, wsTarget } from './node-peer.js';
 import { rabbitMqTarget } from './rabbitmq.js';
-import { oldBuildConfigured, sluiceAuthTarget, sluiceOldTarget, sluiceTarget } from './sluice.js';
+import { oldBuildConfigured, sluiceAuthTarget, sluiceCommitTarget, sluiceMemoryTarget, sluiceOldMemoryTarget, sluiceOldTarget, sluiceTarget } from './sluice.js';
 import type { Target, TargetId } from './target.js';
 
-export const ALL_TARGETS: Target[] = [sluiceTarget, sluiceAuthTarget, sluiceOldTarget, uwsTarget, socketIoTarget, wsTarget, natsTarget, rabbitMqTarget];
+export const ALL_TARGETS: Target[] = [sluiceTarget, sluiceCommitTarget, sluiceMemoryTarget, sluiceAuthTarget, sluiceOldTarget, sluiceOldMemoryTarget, uwsTarget, socketIoTarget, wsTarget, natsTarget, rabbitMqTarget];
 
 export const CLUSTER_TARGETS: Target[] = [sluiceClusterTarget, socketIoClusterTarget, socketIoStreamsClusterTarget];
 
 /** What runs without `--targets`: everything but the old build unless BENCH_SLUICE_OLD_CLI names one. */
 export function defaultTargetIds(): TargetId[] {
-  return [...ALL_TARGETS, ...CLUSTER_TARGETS].map((t) => t.id).filter((id) => id !== 'sluice-old' || oldBuildConfigured());
+  return [...ALL_TARGETS, ...CLUSTER_TARGETS].map((t) => t.id).filter((id) => !id.startsWith('sluice-old') || oldBuildConfigured());
 }
 
 export function targetById(id: TargetId): Target {

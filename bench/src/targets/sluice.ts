@@ -2,7 +2,7 @@
  * Sluice: the real gateway, started by its CLI (`sluice serve`) with the embedded disk store in a
  * temp directory and the default durability (acknowledged after the commit is synced).
  *
- * Three variants:
+ * Variants:
  * - "auth off" (dev mode);
  * - "auth on": the same gateway with SLUICE_AUTH_SECRET set and clients presenting an HS256 token
  *   (jwt.ts). It runs in the fan-out and publish scenarios (AUTH_SCENARIOS in run.ts); `--targets`
@@ -11,7 +11,9 @@
  * - "old build" (`sluice-old`): another build of the gateway, for an A/B of a change in one run —
  *   the CLI named by BENCH_SLUICE_OLD_CLI (e.g. a worktree of an earlier commit, built there). It
  *   is the same target in every other respect (same flags, same clients, same sizes), so only the
- *   server build differs. Without the variable it is n/a and left out of the default targets.
+ *   server build differs. Without the variable it is n/a and left out of the default targets;
+ * - store variants: `sluice-commit` (disk, `--durability commit`), `sluice-memory` (`--store
+ *   memory`) and `sluice-old-memory` (the old build, memory store), run by the open-loop scenario.
  *
  * `launchGateway` is shared with the cluster targets (targets/cluster.ts), which start several
  * gateways on one Redis.
@@ -65,6 +67,8 @@ export interface GatewayLaunch {
   env?: Record<string, string>;
   profileDir?: string;
   profileName?: string;
+  /** More Node flags (`--trace-gc`, `--import FILE`), before the CLI. */
+  nodeArgs?: string[];
 }
 
 /**
@@ -80,7 +84,7 @@ export async function launchGateway(o: GatewayLaunch): Promise<{ p: ServerProces
   const node = o.profileDir
     ? ['--cpu-prof', '--cpu-prof-dir', o.profileDir, ...(o.profileName ? ['--cpu-prof-name', o.profileName] : [])]
     : [];
-  const args = [...node, o.cli, 'serve', '--host', '127.0.0.1', '--port', '0', ...o.storeArgs, '--quiet'];
+  const args = [...node, ...(o.nodeArgs ?? []), o.cli, 'serve', '--host', '127.0.0.1', '--port', '0', ...o.storeArgs, '--quiet'];
   const p = await launch(process.execPath, args, {
     readyPattern: /sluice listening on http:\/\/127\.0\.0\.1:(\d+)/,
     env: { ...BENCH_LIMITS_ENV, ...o.env },
@@ -114,12 +118,21 @@ export function gatewayTarget(id: TargetId, p: ServerProcess, port: string, toke
   };
 }
 
+/** The store a Sluice target runs: the disk store (default durability, or `commit`), or memory. */
+export type SluiceStore = 'disk' | 'commit' | 'memory';
+
+function storeArgs(store: SluiceStore, dir: string): string[] {
+  if (store === 'memory') return ['--store', 'memory'];
+  return ['--store', 'disk', '--data', dir, ...(store === 'commit' ? ['--durability', 'commit'] : durabilityArgs())];
+}
+
 class SluiceTarget implements Target {
   constructor(
     readonly id: TargetId,
     readonly label: string,
     private readonly auth: boolean,
     private readonly build: () => { cli: string } | { missing: string },
+    private readonly store: SluiceStore = 'disk',
   ) {}
 
   unavailable(): string | undefined {
@@ -135,7 +148,7 @@ class SluiceTarget implements Target {
     try {
       started = await launchGateway({
         cli: b.cli,
-        storeArgs: ['--store', 'disk', '--data', dir, ...durabilityArgs(), ...(opts.gatewayArgs ?? [])],
+        storeArgs: [...storeArgs(this.store, dir), ...(opts.gatewayArgs ?? [])],
         ...(this.auth ? { env: { SLUICE_AUTH_SECRET: AUTH_SECRET } } : {}),
         ...(opts.profileDir ? { profileDir: opts.profileDir } : {}),
         ...(opts.profileName ? { profileName: opts.profileName } : {}),
@@ -157,3 +170,7 @@ const thisBuild = () => ({ cli: CLI });
 export const sluiceTarget = new SluiceTarget('sluice', 'Sluice', false, thisBuild);
 export const sluiceAuthTarget = new SluiceTarget('sluice-auth', 'Sluice (auth on)', true, thisBuild);
 export const sluiceOldTarget = new SluiceTarget('sluice-old', 'Sluice (old build)', false, oldCli);
+/** Store and durability variants (the open-loop scenario runs them; run.ts `targetsFor`). */
+export const sluiceCommitTarget = new SluiceTarget('sluice-commit', 'Sluice (disk, commit)', false, thisBuild, 'commit');
+export const sluiceMemoryTarget = new SluiceTarget('sluice-memory', 'Sluice (memory)', false, thisBuild, 'memory');
+export const sluiceOldMemoryTarget = new SluiceTarget('sluice-old-memory', 'Sluice (old build, memory)', false, oldCli, 'memory');

@@ -8,6 +8,8 @@ import type { SubscriberSpec } from '../clients/subscriber.js';
 
 export type TargetId =
   | 'sluice' | 'sluice-auth' | 'sluice-old' | 'uws' | 'socketio' | 'ws' | 'nats'
+  // open-loop scenario only: store and durability variants of Sluice (targets/sluice.ts)
+  | 'sluice-commit' | 'sluice-memory' | 'sluice-old-memory'
   // queue scenario only (targets/rabbitmq.ts): the machine's RabbitMQ broker
   | 'rabbitmq'
   // cluster scenario (targets/cluster.ts): several server processes on one Redis

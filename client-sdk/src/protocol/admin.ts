@@ -52,7 +52,15 @@ export interface NodeRow {
   self: boolean;
 }
 
-/** One row of `GET /v1/admin/topics`. */
+/**
+ * One row of `GET /v1/admin/topics`. The list is paged (the body stays a plain array of rows):
+ * `?limit=` rows (default 1000, at most 10,000), `?cursor=` the `sluice-next-cursor` header of the
+ * page before (absent on the last page), `?q=` topics containing it (case-insensitive), `?sort=` a
+ * `TopicSortKey`, `-` before it for descending (default `topic`). The `sluice-total-count` header
+ * counts every topic `q` matches. Across nodes (cluster mode) `subscribers`, `live` and `paused`
+ * are summed over every node that answered (`sluice-unanswered-nodes` names the others), and
+ * `msgsPerSec` is the highest rate a node saw.
+ */
 export interface TopicRow {
   topic: string;
   epoch: string;
@@ -65,6 +73,19 @@ export interface TopicRow {
   paused: number;
   msgsPerSec: number;
   lastTs: number;
+}
+
+/** What `GET /v1/admin/topics?sort=` orders by (ties: by topic name, ascending). */
+export type TopicSortKey = 'topic' | 'head' | 'first' | 'count' | 'bytes' | 'subscribers' | 'live' | 'paused' | 'msgsPerSec' | 'lastTs';
+
+/** Figures over every topic, in each admin stream snapshot (whose `topics` are only the busiest). */
+export interface TopicTotals {
+  /** Stored topics (as `Stats.topics`). */
+  topics: number;
+  /** Topics that stored messages in the last second (msgsPerSec > 0). */
+  active: number;
+  /** Topics with at least one subscriber (WebSocket or SSE), on any node that answered. */
+  subscribed: number;
 }
 
 export interface SubscriberRow {
@@ -196,14 +217,48 @@ export interface Kicked {
  */
 export interface Snapshot {
   stats: Stats;
+  /**
+   * The busiest topics, at most `--admin-stream-topics` (default 20): those with messages in the
+   * last second or with subscribers, by `msgsPerSec` (descending), then `subscribers`, then name.
+   * Every topic, paged and searchable: `GET /v1/admin/topics` (earlier gateways sent every topic here).
+   */
   topics: TopicRow[];
+  /** Figures over every topic. */
+  topicTotals: TopicTotals;
   /** The nodes, as `GET /v1/admin/nodes` lists them. */
   nodes: NodeRow[];
   /**
-   * Nodes that did not answer in time for this stream's connection list or topic detail (its
-   * `?connections=1` / `?topic=` parts), whose rows are missing there. Empty when all answered.
+   * Nodes that did not answer in time for the busiest topics, or for this stream's connection list
+   * or topic detail (its `?connections=1` / `?topic=` parts), whose rows are missing there. Empty
+   * when all answered.
    */
   unanswered: string[];
+}
+
+/**
+ * One second of `GET /v1/admin/stats/history`: this node's rates (as in Stats) and its WebSocket
+ * connections and live / paused subscriptions at `at` (ms since the epoch, the node's clock).
+ */
+export interface StatsSample {
+  at: number;
+  messagesInPerSec: number;
+  messagesOutPerSec: number;
+  bytesInPerSec: number;
+  bytesOutPerSec: number;
+  connections: number;
+  live: number;
+  paused: number;
+}
+
+/**
+ * `GET /v1/admin/stats/history`, and `event: history` first on `GET /v1/admin/stream?history=1`: the
+ * last 10 minutes of samples, oldest first, one every `intervalMs`. `now` is the node's clock when
+ * it answered, so a reader can place the samples on its own clock.
+ */
+export interface StatsHistory {
+  now: number;
+  intervalMs: number;
+  samples: StatsSample[];
 }
 
 /** One step of a traced message's journey, as a node recorded it. */

@@ -44,6 +44,8 @@ export const ErrorCodes = {
   'already-appended': { status: 409, retryable: false },
   /** Since 1.4: a check-back URL given at prepare that the gateway's allow-list does not cover. */
   'check-url-not-allowed': { status: 403, retryable: false },
+  'not-found': { status: 404, retryable: false },
+  'idempotency-key-reused': { status: 422, retryable: false },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
 export type ErrorCode = keyof typeof ErrorCodes;

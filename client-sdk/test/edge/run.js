@@ -11,12 +11,13 @@ export async function run({ gateway, topic, privateKey, runtime }) {
   for (let i = 1; i <= 10; i++) {
     single.push(await publisher.publish(topic, { i, runtime }, { key: `${runtime}-${i}` }));
   }
-  // A retry of message 4 (same key) after its response was "lost": stored once.
-  const retried = await publisher.publish(topic, { i: 4, runtime, retried: true }, { key: `${runtime}-4` });
+  // A retry of message 4 (same key, same message) after its response was "lost": stored once. (The
+  // same key with another message would be refused: idempotency-key-reused, protocol 1.4.)
+  const retried = await publisher.publish(topic, { i: 4, runtime }, { key: `${runtime}-4` });
   const batch = await publisher.publishBatch([
     { topic, data: { i: 11, runtime }, key: `${runtime}-11` },
     { topic, data: { i: 12, runtime }, key: `${runtime}-12` },
-    { topic, data: { i: 2, runtime, retried: true }, key: `${runtime}-2` },
+    { topic, data: { i: 2, runtime }, key: `${runtime}-2` },
   ]);
   return { single, retried, batch };
 }

@@ -63,11 +63,11 @@ export class FakeConnection implements Transport {
     this.handlers.message(bytes);
   }
 
-  /** The gateway drops the connection. */
-  drop(code = 1006, reason = 'dropped'): void {
+  /** The gateway drops the connection (`error`: what the runtime would report with it). */
+  drop(code = 1006, reason = 'dropped', error?: unknown): void {
     if (this.closed) return;
     this.closed = { code, reason };
-    this.handlers.close(code, reason);
+    this.handlers.close(code, reason, error);
   }
 
   /** Takes the next received frame matching `match` (frames are taken in order). */

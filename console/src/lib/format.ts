@@ -2,6 +2,8 @@
 
 export function bytes(n: number): string {
   if (!Number.isFinite(n)) return '–';
+  // A rate under 10 B/s keeps a decimal: 0.4 B/s is not 0.
+  if (n < 10 && !Number.isInteger(n)) return `${n.toFixed(1)} B`;
   if (n < 1024) return `${Math.round(n)} B`;
   const units = ['KB', 'MB', 'GB', 'TB'];
   let v = n / 1024;
@@ -37,8 +39,10 @@ export function duration(ms: number): string {
   return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
 }
 
+/** A time of day to the millisecond (`17:36:11.256`); `ts` may carry microseconds (traces). */
 export function time(ts: number): string {
-  return new Date(ts).toLocaleTimeString('en-GB', { hour12: false }) + '.' + String(ts % 1000).padStart(3, '0');
+  const ms = Math.floor(ts);
+  return new Date(ms).toLocaleTimeString('en-GB', { hour12: false }) + '.' + String(ms % 1000).padStart(3, '0');
 }
 
 /** A one-line, readable preview of a message payload: JSON, text, or binary as hex. */

@@ -1,16 +1,25 @@
 /**
  * JWT authentication (jose). A token is a JWS in compact form signed with one of:
  * - HS256 and the gateway's shared secret (`SLUICE_AUTH_SECRET`);
- * - EdDSA (Ed25519) or ES256 (P-256) and a private key whose public half the gateway holds
+ * - RS256 (RSA ≥ 2048 bits; what Auth0, Cognito and Firebase issue), ES256 (P-256), ES384 (P-384)
+ *   or EdDSA (Ed25519) and a private key whose public half the gateway holds
  *   (`SLUICE_AUTH_PUBLIC_KEY`: PEM, JWK or JWK Set), so a token issuer never holds a secret the
- *   gateway could be impersonated with.
+ *   gateway could be impersonated with;
+ * - the same asymmetric algorithms with the keys an identity provider publishes as a JWK Set at a
+ *   URL (`SLUICE_AUTH_JWKS_URL`). Why jose's remote JWK Set rather than our own fetch: it already
+ *   selects keys by `kid` and algorithm, caches the set (10 minutes here), refetches it when a token
+ *   names a `kid` it lacks — at most once per cooldown (`--auth-jwks-cooldown`, 30 s), so a flood of
+ *   forged `kid`s costs the provider one request per cooldown — and shares one fetch among concurrent
+ *   verifications. On top of it, the last set fetched keeps serving when a refetch fails (the
+ *   provider is down), so an outage of the provider does not lock out holders of valid tokens.
  *
  * Claims: `sub` (client id, required), `exp` (required), `caps` (`{"<pattern>": ["sub","pub","history"]}`),
  * `admin: true` (the admin API and every capability), and `aud` / `iss` when configured.
  *
  * Rules:
  * - The algorithm is chosen by the key, never by the token: HS256 is verified only with the secret,
- *   EdDSA/ES256 only with the public key, and any other `alg` (including `none`) is refused. A token
+ *   the asymmetric ones only with a public key (configured or fetched), and any other `alg`
+ *   (including `none`) is refused. A token
  *   "signed" with the public key's text as an HMAC secret therefore fails (algorithm confusion).
  * - Every failure is an AuthError `unauthorized` with a message that names the reason but never
  *   echoes the token.
@@ -19,8 +28,9 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { patternError } from '@sluice/client/protocol';
 import { CAPABILITIES } from '@sluice/client/token';
-import { createLocalJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey, type JWSAlgorithm } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey, type JWSAlgorithm } from 'jose';
 import { ConfigError, type AuthConfig } from '../config.js';
+import { logger } from '../logger.js';
 import { AuthError, capsAllow, type Action, type Authenticator, type Caps, type Principal } from './auth.js';
 
 const MAX_SUB_CHARS = 256;
@@ -32,19 +42,30 @@ interface PublicKeys {
   resolve: JWTVerifyGetKey;
 }
 
+/** Algorithms a JWK Set fetched from a URL may use: asymmetric only (never HS256: algorithm confusion). */
+export const REMOTE_ALGORITHMS: JWSAlgorithm[] = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'EdDSA'];
+/** How long a fetched JWK Set is used before it is fetched again (ms). */
+const JWKS_MAX_AGE_MS = 10 * 60_000;
+/** How long a JWK Set fetch may take (ms). */
+const JWKS_TIMEOUT_MS = 5_000;
+
 export class JwtAuthenticator implements Authenticator {
   readonly mode = 'jwt';
   /** Algorithms accepted, for logs and the admin API. */
   readonly algorithms: JWSAlgorithm[];
   private readonly secret: Uint8Array | undefined;
   private readonly keys: PublicKeys | undefined;
+  private readonly remote: RemoteKeys | undefined;
   private readonly cache = new Map<string, Principal>();
 
   constructor(private readonly config: AuthConfig) {
-    if (!config.secret && !config.publicKey) throw new ConfigError('JWT authentication needs a secret or a public key');
+    if (!config.secret && !config.publicKey && !config.jwksUrl) throw new ConfigError('JWT authentication needs a secret, a public key or a JWKS URL');
     this.secret = config.secret ? new TextEncoder().encode(config.secret) : undefined;
     this.keys = config.publicKey ? loadPublicKeys(config.publicKey) : undefined;
-    this.algorithms = [...(this.secret ? ['HS256' as const] : []), ...(this.keys?.algorithms ?? [])];
+    this.remote = config.jwksUrl ? new RemoteKeys(config.jwksUrl, config.jwksCooldownMs) : undefined;
+    const algorithms = new Set<JWSAlgorithm>([...(this.secret ? ['HS256' as const] : []), ...(this.keys?.algorithms ?? [])]);
+    if (this.remote) for (const alg of REMOTE_ALGORITHMS) algorithms.add(alg);
+    this.algorithms = [...algorithms];
   }
 
   async authenticate(token: string | undefined): Promise<Principal> {
@@ -61,10 +82,19 @@ export class JwtAuthenticator implements Authenticator {
   }
 
   private async verify(token: string): Promise<Principal> {
-    const { secret, keys, config } = this;
-    const getKey: JWTVerifyGetKey = (header, jws) => {
-      if (header.alg === 'HS256' && secret) return secret;
-      if (keys && keys.algorithms.includes(header.alg as JWSAlgorithm)) return keys.resolve(header, jws);
+    const { secret, keys, remote, config } = this;
+    const getKey: JWTVerifyGetKey = async (header, jws) => {
+      const alg = header.alg as JWSAlgorithm;
+      if (alg === 'HS256' && secret) return secret;
+      if (keys && keys.algorithms.includes(alg)) {
+        try {
+          return await keys.resolve(header, jws);
+        } catch (err) {
+          // A kid the configured set lacks may be the provider's: ask it, when there is one.
+          if (!(remote && err instanceof errors.JWKSNoMatchingKey)) throw err;
+        }
+      }
+      if (remote && REMOTE_ALGORITHMS.includes(alg)) return remote.resolve(header, jws);
       throw new AuthError('unauthorized', `token algorithm ${String(header.alg)} is not accepted`);
     };
     let payload: Record<string, unknown>;
@@ -139,11 +169,22 @@ function keyText(value: string): string {
   return readFileSync(v, 'utf8').trim();
 }
 
-/** Which JWS algorithm a public key verifies. */
-function algorithmOf(key: KeyObject): JWSAlgorithm {
+const RSA_ALGORITHMS: readonly string[] = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'];
+
+/**
+ * Which JWS algorithm a public key verifies: Ed25519 → EdDSA, P-256 → ES256, P-384 → ES384, RSA
+ * (at least 2048 bits) → RS256, or the RSA algorithm its JWK names (`alg`).
+ */
+function algorithmOf(key: KeyObject, jwkAlg?: string): JWSAlgorithm {
   if (key.asymmetricKeyType === 'ed25519') return 'EdDSA';
   if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return 'ES256';
-  throw new ConfigError(`auth public key: ${key.asymmetricKeyType ?? 'unknown'} keys are not supported (use Ed25519 or P-256)`);
+  if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'secp384r1') return 'ES384';
+  if (key.asymmetricKeyType === 'rsa') {
+    const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+    if (bits < 2048) throw new ConfigError(`auth public key: an RSA key of ${bits} bits is too short (at least 2048)`);
+    return (jwkAlg && RSA_ALGORITHMS.includes(jwkAlg) ? jwkAlg : 'RS256') as JWSAlgorithm;
+  }
+  throw new ConfigError(`auth public key: ${key.asymmetricKeyType ?? 'unknown'} keys are not supported (use RSA, P-256, P-384 or Ed25519)`);
 }
 
 function loadPublicKeys(value: string): PublicKeys {
@@ -162,7 +203,7 @@ function loadPublicKeys(value: string): PublicKeys {
     const algorithms = new Set<JWSAlgorithm>();
     for (const jwk of set.keys) {
       const key = importPublic({ key: jwk as import('node:crypto').JsonWebKey, format: 'jwk' });
-      const alg = algorithmOf(key);
+      const alg = algorithmOf(key, jwk.alg);
       if (jwk.alg && jwk.alg !== alg) throw new ConfigError(`auth public key: JWK alg ${jwk.alg} does not fit its key (${alg})`);
       jwk.alg = alg;
       algorithms.add(alg);
@@ -173,7 +214,7 @@ function loadPublicKeys(value: string): PublicKeys {
   const key = parsed
     ? importPublic({ key: parsed as import('node:crypto').JsonWebKey, format: 'jwk' })
     : importPublic(text);
-  const alg = algorithmOf(key);
+  const alg = algorithmOf(key, parsed ? (parsed as { alg?: string }).alg : undefined);
   return { algorithms: [alg], resolve: () => key };
 }
 
@@ -186,7 +227,50 @@ function importPublic(input: Parameters<typeof createPublicKey>[0]): KeyObject {
   }
 }
 
-/** The authenticator a configuration asks for: JWT when a secret or key is set, else undefined (dev mode). */
+/**
+ * An identity provider's JWK Set at a URL (jose's remote set; see the header), which keeps serving
+ * the last set it fetched when a refetch fails. Fetched once at startup so the first token does
+ * not wait for it; failures are logged at most once per cooldown.
+ */
+class RemoteKeys {
+  private readonly remote: ReturnType<typeof createRemoteJWKSet>;
+  /** The last set fetched, as jose holds it, and a local resolver over it. */
+  private lastGood: { jwks: JSONWebKeySet; resolve: JWTVerifyGetKey } | undefined;
+  private lastLogged = 0;
+
+  constructor(private readonly url: string, private readonly cooldownMs: number) {
+    this.remote = createRemoteJWKSet(new URL(url), { cooldownDuration: cooldownMs, cacheMaxAge: JWKS_MAX_AGE_MS, timeoutDuration: JWKS_TIMEOUT_MS });
+    this.remote.reload().then(() => this.remember(), (err: unknown) => this.log(err));
+  }
+
+  async resolve(...args: Parameters<JWTVerifyGetKey>): Promise<Awaited<ReturnType<JWTVerifyGetKey>>> {
+    try {
+      const key = await this.remote(...args);
+      this.remember();
+      return key;
+    } catch (err) {
+      if (err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JOSENotSupported || err instanceof errors.JWKSMultipleMatchingKeys) throw err;
+      // The provider did not answer (or answered nonsense): use what it said last, if anything.
+      this.log(err);
+      if (this.lastGood) return this.lastGood.resolve(...args);
+      throw new AuthError('unauthorized', 'the signing keys (JWKS) could not be fetched');
+    }
+  }
+
+  private remember(): void {
+    const jwks = this.remote.jwks();
+    if (jwks && jwks !== this.lastGood?.jwks) this.lastGood = { jwks, resolve: createLocalJWKSet(jwks) };
+  }
+
+  private log(err: unknown): void {
+    const now = Date.now();
+    if (now - this.lastLogged < Math.max(this.cooldownMs, 1000)) return;
+    this.lastLogged = now;
+    logger.warn(`cannot fetch the JWK Set${this.lastGood ? '; using the last one fetched' : ''}`, { url: this.url, err });
+  }
+}
+
+/** The authenticator a configuration asks for: JWT when a secret, key or JWKS URL is set, else undefined (dev mode). */
 export function jwtFromConfig(config: AuthConfig): JwtAuthenticator | undefined {
-  return config.secret || config.publicKey ? new JwtAuthenticator(config) : undefined;
+  return config.secret || config.publicKey || config.jwksUrl ? new JwtAuthenticator(config) : undefined;
 }

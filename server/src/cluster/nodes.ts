@@ -18,6 +18,7 @@
  * - Handlers MUST be registered before the node is announced, and answer JSON-serialisable values.
  */
 import type { Admin } from '@sluice/client/protocol';
+import { logger } from '../logger.js';
 
 export type NodeRow = Admin.NodeRow;
 
@@ -92,7 +93,7 @@ export async function gatherFrom<T>(nodes: readonly string[], ask: (node: string
     if (r.status === 'fulfilled') out.answers.push({ node: nodes[i]!, value: r.value });
     else {
       out.unanswered.push(nodes[i]!);
-      if (r.reason instanceof NodeFailed) console.error(`sluice: ${r.reason.message}`);
+      if (r.reason instanceof NodeFailed) logger.error(r.reason.message);
     }
   });
   return out;

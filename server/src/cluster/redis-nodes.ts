@@ -40,6 +40,7 @@ import {
   type Nodes,
   type SelfInfo,
 } from './nodes.js';
+import { logger } from '../logger.js';
 
 type Client = ReturnType<typeof connect>;
 
@@ -212,10 +213,10 @@ export class RedisNodes implements Nodes {
     try {
       await this.cmd.multi().set(nodeKey(this.id), JSON.stringify(figures), 'PX', this.ttlMs).zadd(NODES_INDEX, now, this.id).exec();
       this.lastBeat = now;
-      if (this.failing) console.error('sluice: node registry: publishing again');
+      if (this.failing) logger.warn('node registry: publishing again');
       this.failing = false;
     } catch (err) {
-      if (!this.failing) console.error(`sluice: node registry: cannot publish this node's figures: ${(err as Error).message}`);
+      if (!this.failing) logger.error(`node registry: cannot publish this node's figures: ${(err as Error).message}`);
       this.failing = true;
     }
     await this.list();

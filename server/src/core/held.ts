@@ -22,8 +22,10 @@
 import { createHmac } from 'node:crypto';
 import { decodeValue } from '@sluice/client/protocol';
 import type { Principal } from '../auth/auth.js';
+import { sameFingerprint } from '../log/base.js';
 import { heldKey, isFinal, type HeldKind, type HeldPage, type HeldRecord, type HeldState } from '../log/held.js';
 import type { AppendInput, TopicLog } from '../log/log.js';
+import { logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { randomId } from '../util/id.js';
 import { PublishError, type Published, type Publisher, type PublishRequest, type PublishService } from './publish.js';
@@ -240,7 +242,7 @@ export class HeldService {
       failed = true;
       if (!this.closed && Date.now() - this.lastFailureLog > 10_000) {
         this.lastFailureLog = Date.now();
-        console.error('sluice: the scheduler of held messages failed a round (retrying each second; logged every 10 s)', err);
+        logger.error('the scheduler of held messages failed a round (retrying each second; logged every 10 s)', { err });
       }
     } finally {
       this.running = false;
@@ -298,12 +300,20 @@ export class HeldService {
       ...rec,
     };
     if (req.key !== undefined) record.key = req.key;
+    if (input.fingerprint) record.fingerprint = input.fingerprint;
     if (rec.checkUrl === undefined) delete record.checkUrl;
+    let held: { record: HeldRecord; duplicate: boolean };
     try {
-      return await this.deps.store.held.hold(record);
+      held = await this.deps.store.held.hold(record);
     } catch (err) {
       throw storeError(err);
     }
+    // The key names one message, as for a publish (publish.ts): another message with it is refused.
+    if (held.duplicate && !sameFingerprint(held.record.fingerprint, record.fingerprint)) {
+      const key = JSON.stringify(req.key!.slice(0, 128));
+      throw new PublishError('idempotency-key-reused', `idempotency key ${key} was used for another message of ${req.topic} (held as ${held.record.id}); nothing was stored: use a new key for a new message`);
+    }
+    return held;
   }
 
   /** A record of `kind` this principal may resolve; unknown ones (or another topic's) get the code. */
@@ -369,7 +379,7 @@ export class HeldService {
     if (this.checking.has(r.id) || this.checking.size >= MAX_CHECKS_IN_FLIGHT) return; // claimed again after the lease
     this.checking.add(r.id);
     void this.runCheckBack(r).catch((err: unknown) => {
-      if (!this.closed) console.error(`sluice: check-back of transaction ${r.id} failed`, err);
+      if (!this.closed) logger.error('check-back of a transaction failed', { transaction: r.id, topic: r.topic, err });
     }).finally(() => this.checking.delete(r.id));
   }
 

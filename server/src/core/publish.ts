@@ -10,7 +10,13 @@
  *   (rate-limited, retry after) → append (unavailable / insufficient-storage when the store cannot
  *   write) → metrics.
  * Its outcome is `{offset, epoch, duplicate}`, taken from the store's append (no second round trip).
+ *
+ * Idempotency keys (IETF draft "The Idempotency-Key HTTP Header Field"): a key names one message
+ * of one topic. The store keeps the key with a fingerprint of the message (`fingerprintOf`); a
+ * publish that sends the key again with the same message is a duplicate (the first offset), with
+ * another message it is refused with `idempotency-key-reused` (HTTP 422) and nothing is stored.
  */
+import { createHash } from 'node:crypto';
 import { checkMessage, decodeValue, MessageFault, topicError, type ErrorCode } from '@sluice/client/protocol';
 import type { Principal } from '../auth/auth.js';
 import type { AppendInput, TopicLog } from '../log/log.js';
@@ -18,6 +24,7 @@ import { StoreUnavailableError } from '../log/log.js';
 import type { Metrics } from '../metrics.js';
 import type { RateLimiter, TokenBucket } from '../ratelimit.js';
 import type { Tracer } from './trace.js';
+import { logger } from '../logger.js';
 
 /** One message to publish, as a transport parsed it. */
 export interface PublishRequest {
@@ -93,6 +100,7 @@ export class PublishService {
     if (input instanceof PublishError) throw input;
     await this.admit(who, 1);
     const [r] = await this.append(req.topic, [input]);
+    if (r instanceof PublishError) throw r;
     return r!;
   }
 
@@ -118,7 +126,12 @@ export class PublishService {
         if (who && input.meta && isTracedMeta(input.meta)) this.traced.set(input, { client: who.client, transport: who.transport, at: 0 });
       });
     }
-    return this.append(topic, inputs);
+    // Held inputs carry their held key and no fingerprint (it matches any message), so a
+    // refusal here means the store broke that contract: fail the append, nothing is marked.
+    return this.append(topic, inputs).then((outcomes) => outcomes.map((o) => {
+      if (o instanceof PublishError) throw o;
+      return o;
+    }));
   }
 
   /**
@@ -149,7 +162,7 @@ export class PublishService {
         results.forEach((r, i) => { outcomes[group[i]!.index] = r; });
       } catch (err) {
         const e = err instanceof PublishError ? err : new PublishError('internal', 'the store failed; nothing was stored');
-        if (!(err instanceof PublishError)) console.error(`sluice: append to ${topic} failed`, err);
+        if (!(err instanceof PublishError)) logger.error(`append to ${topic} failed`, { err });
         for (const g of group) outcomes[g.index] = e;
       }
     }));
@@ -172,6 +185,7 @@ export class PublishService {
     if (req.key !== undefined) input.key = req.key;
     if (checked.headers) input.headers = checked.headers;
     if (checked.meta) input.meta = checked.meta;
+    if (req.key !== undefined) input.fingerprint = fingerprintOf(req.data, checked.headers, req.orderingKey, req.priority);
     if (trace && this.deps.tracer) this.traced.set(input, { client: who.principal.id, transport: who.transport, at: 0 });
     return input;
   }
@@ -187,7 +201,8 @@ export class PublishService {
     });
   }
 
-  private async append(topic: string, inputs: AppendInput[]): Promise<Published[]> {
+  /** Appends; a message whose key was stored with another message is a PublishError in its place. */
+  private async append(topic: string, inputs: AppendInput[]): Promise<PublishOutcome[]> {
     const { store, metrics, tracer } = this.deps;
     const traced = tracer ? inputs.map((input) => this.traced.get(input)) : [];
     for (const t of traced) if (t) t.at = tracer!.publishStarted();
@@ -204,6 +219,10 @@ export class PublishService {
     return results.map((r, i) => {
       const t = traced[i];
       if (t) tracer!.published(topic, r.duplicate ? undefined : r.offset, t, Math.round(seconds * 10_000) / 10);
+      if (r.keyReused) {
+        const key = JSON.stringify(inputs[i]!.key!.slice(0, 128));
+        return new PublishError('idempotency-key-reused', `idempotency key ${key} was used for another message of ${topic} (offset ${r.offset}); nothing was stored: use a new key for a new message`);
+      }
       metrics.appendSeconds.observe(seconds);
       if (r.duplicate) metrics.duplicates.inc();
       else metrics.messagesIn.inc();
@@ -224,3 +243,28 @@ function isTracedMeta(meta: Uint8Array): boolean {
   const m = decodeValue(meta) as { t?: unknown } | null;
   return m !== null && typeof m === 'object' && m.t === 1;
 }
+
+/**
+ * What makes two publishes with one idempotency key the same request: the payload as stored (the
+ * MessagePack bytes, so JSON that differs only in spacing is the same), the headers as stored (in
+ * the order sent), the ordering key and the priority (0 and none alike). The topic is not in it —
+ * a key is per topic already — and neither is `trace`, which only asks to observe the message (and
+ * sampling sets it at random). SHA-256, the first 16 bytes: accidental equality is out of reach.
+ * Each part is length-prefixed, so no two different requests encode alike.
+ */
+export function fingerprintOf(data: Uint8Array, headers: Uint8Array | undefined, orderingKey: string | undefined, priority: number | undefined): Uint8Array {
+  // One buffer, one hash update: per call, Node's hash object costs more than hashing a small message.
+  const key = orderingKey === undefined ? '' : `k${orderingKey}`;
+  const h = headers ?? EMPTY;
+  const buf = Buffer.allocUnsafe(13 + data.length + h.length + Buffer.byteLength(key));
+  let at = buf.writeUInt32BE(data.length, 0);
+  buf.set(data, at);
+  at = buf.writeUInt32BE(h.length, at + data.length);
+  buf.set(h, at);
+  at = buf.writeUInt32BE(Buffer.byteLength(key), at + h.length);
+  at += buf.write(key, at);
+  buf[at] = priority ?? 0;
+  return new Uint8Array(createHash('sha256').update(buf).digest().subarray(0, 16));
+}
+
+const EMPTY = new Uint8Array(0);

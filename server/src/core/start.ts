@@ -91,13 +91,13 @@ export class CursorReader {
   constructor(private readonly store: TopicLog, readonly policy: ReadPolicy = DEFAULT_READ_POLICY) {}
 
   /**
-   * Entries from `cursor`: at most min(`want`, policy.batch) messages and policy.bytes stored bytes
-   * (at least one message when any exists). When retention passed the cursor, `gap` is
-   * cursor..start−1 and the entries begin at `start`.
+   * Entries from `cursor`: at most min(`want`, policy.batch) messages and min(`bytes`,
+   * policy.bytes) stored bytes (at least one message when any exists). When retention passed the
+   * cursor, `gap` is cursor..start−1 and the entries begin at `start`.
    */
-  async read(topic: string, cursor: number, want = Number.POSITIVE_INFINITY): Promise<Chunk> {
+  async read(topic: string, cursor: number, want = Number.POSITIVE_INFINITY, bytes = Number.POSITIVE_INFINITY): Promise<Chunk> {
     const limit = Math.max(0, Math.min(want, this.policy.batch));
-    const r = await this.store.read(topic, cursor, { limit, maxBytes: this.policy.bytes });
+    const r = await this.store.read(topic, cursor, { limit, maxBytes: Math.min(bytes, this.policy.bytes) });
     const chunk: Chunk = { epoch: r.epoch, head: r.head, first: r.first, start: r.start, entries: r.entries };
     if (r.history) chunk.history = r.history;
     if (r.start > cursor) chunk.gap = { from: cursor, to: r.start - 1 };

@@ -10,7 +10,8 @@
 import { CloseCode } from '@sluice/client/protocol';
 import type { TemplatedApp, WebSocket, us_socket_context_t, HttpResponse, HttpRequest } from 'uWebSockets.js';
 import type { Conn } from '../hub/conn.js';
-import { begin, type HttpBasics } from '../http/context.js';
+import { begin, clientAddress, type HttpBasics } from '../http/context.js';
+import { logger } from '../logger.js';
 import { Session, type SessionContext } from '../session/session.js';
 
 /**
@@ -223,14 +224,9 @@ export interface WsOptions {
   http: HttpBasics;
 }
 
-function text(buf: ArrayBuffer): string {
-  return Buffer.from(buf).toString();
-}
-
-/** The last remote address seen: connections from one address (NAT, a proxy) share the string. */
+/** The last client address seen: connections from one address (NAT, a proxy) share the string. */
 let lastAddress = '';
-function remoteAddressOf(res: HttpResponse): string {
-  const addr = text(res.getRemoteAddressAsText());
+function shared(addr: string): string {
   if (addr === lastAddress) return lastAddress;
   return (lastAddress = addr);
 }
@@ -262,7 +258,7 @@ export function mountWebSocket(app: TemplatedApp, opts: WsOptions): void {
       if (sessions.size >= limits.maxConnections) {
         return ex.error('limit-exceeded', `at most ${limits.maxConnections} connections`, 503, { 'retry-after': '1' });
       }
-      const address = remoteAddressOf(res);
+      const address = shared(clientAddress(ex));
       if (greeting.pending(address) >= limits.maxPendingPerAddress) {
         return ex.error('limit-exceeded', `at most ${limits.maxPendingPerAddress} connections per address waiting for HELLO`, 429, { 'retry-after': '1' });
       }
@@ -292,13 +288,20 @@ export function mountWebSocket(app: TemplatedApp, opts: WsOptions): void {
       // Only reachable if a publish passed maxBackpressure; closeOnBackpressureLimit closes it.
       connOf(ws)?.slow();
     },
-    close: (ws) => {
+    close: (ws, code) => {
       const conn = connOf(ws);
       if (!conn) return;
       conn.markClosed();
       if (conn.session) {
-        conn.session.closed();
-        sessions.delete(conn.session);
+        const s = conn.session;
+        s.closed();
+        sessions.delete(s);
+        if (logger.enabled('debug')) {
+          logger.debug('connection closed', {
+            session: s.id, clientId: s.clientId || undefined, client: s.clientName || undefined, address: conn.remoteAddress,
+            code, ms: Date.now() - conn.openedAt, bytesIn: s.bytesIn, bytesOut: s.bytesOut,
+          });
+        }
       }
     },
   });

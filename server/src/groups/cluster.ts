@@ -26,6 +26,7 @@
 import { NodeUnanswered, type Nodes } from '../cluster/nodes.js';
 import type { GroupSettings, Member } from './group.js';
 import { NotLeased } from './group.js';
+import { logger } from '../logger.js';
 
 /** How long a group's lock lives without renewal (ms). */
 export const OWNER_TTL_MS = 3000;
@@ -142,7 +143,7 @@ class Relay {
             for (const id of gone) { const p = b.proxies.get(id); if (p) this.onGone(p); }
           },
           // Not delivered: the leases expire and go to another member (or to this one again).
-          (err: unknown) => console.error(`sluice: group ${b.name} of ${b.topic}: leases for node ${node} not delivered: ${(err as Error).message}`),
+          (err: unknown) => logger.error(`group ${b.name} of ${b.topic}: leases for node ${node} not delivered: ${(err as Error).message}`),
         );
       }
     }
@@ -370,7 +371,7 @@ export class GroupCluster {
       const live = new Set((await this.nodes.list()).map((n) => n.id));
       for (const byId of this.proxies.values()) for (const p of [...byId.values()]) if (!live.has(p.node)) this.dropProxy(p);
     } catch (err) {
-      console.error(`sluice: consumer groups: checking owners failed: ${(err as Error).message}`);
+      logger.error(`consumer groups: checking owners failed: ${(err as Error).message}`);
     } finally {
       this.checking = false;
     }
@@ -381,11 +382,11 @@ export class GroupCluster {
     const mine = this.host.drop(topic, name).filter((m) => !(m instanceof ProxyMember));
     this.proxies.delete(linkKey(topic, name)); // their nodes relink to the new owner by themselves
     if (mine.length === 0) return;
-    console.error(`sluice: group ${name} of ${topic} is now run by node ${owner}; its members here follow`);
+    logger.warn(`group ${name} of ${topic} is now run by node ${owner}; its members here follow`);
     for (const m of mine) {
       m.leased = 0;
       void this.join(topic, name, m, owner).then(() => this.poke(topic, name), (err: unknown) => {
-        console.error(`sluice: group ${name} of ${topic}: a member could not rejoin: ${(err as Error).message}`);
+        logger.error(`group ${name} of ${topic}: a member could not rejoin: ${(err as Error).message}`);
       });
     }
   }
@@ -399,7 +400,7 @@ export class GroupCluster {
       try {
         await this.join(link.topic, link.name, m, owner);
       } catch (err) {
-        console.error(`sluice: group ${link.name} of ${link.topic}: a member could not rejoin: ${(err as Error).message}`);
+        logger.error(`group ${link.name} of ${link.topic}: a member could not rejoin: ${(err as Error).message}`);
       }
     }
     if (owner === this.host.nodeId) this.host.pokeLocal(link.topic, link.name);

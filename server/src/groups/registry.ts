@@ -16,6 +16,7 @@ import { GroupNotOwned, type Following, type TopicLog } from '../log/log.js';
 import type { Metrics } from '../metrics.js';
 import { GroupCluster, type AdminOp, type GroupHost, type Joined, type Locks } from './cluster.js';
 import { Group, NotLeased, type Death, type GroupSettings, type GroupSnapshot, type Member } from './group.js';
+import { logger } from '../logger.js';
 
 export { NotLeased, type GroupSettings, type Member } from './group.js';
 export type { Joined } from './cluster.js';
@@ -372,7 +373,7 @@ export class Groups implements GroupHost {
       g.offer(chunk.start, chunk.entries);
     } catch (err) {
       this.deps.metrics.handlerFailures.inc();
-      console.error(`sluice: group ${e.group.name} of ${e.group.topic} could not read its topic; trying again in 1 s`, err);
+      logger.error(`group ${e.group.name} of ${e.group.topic} could not read its topic; trying again in 1 s`, { err });
       e.readAfter = Date.now() + 1000; // meanwhile what was read is handed out
       setTimeout(() => this.pokeLocal(e.group.topic, e.group.name), 1000).unref();
     } finally {
@@ -413,7 +414,7 @@ export class Groups implements GroupHost {
     this.deps.store.append(g.settings.deadLetterTopic, [{ data: parts.data, headers: encodeValue(headers) }]).then(
       () => { g.buried(d.offset); this.pump(e); },
       (err: unknown) => {
-        console.error(`sluice: dead-lettering offset ${d.offset} of ${g.topic} (group ${g.name}) failed; it will be tried again`, err);
+        logger.error(`dead-lettering offset ${d.offset} of ${g.topic} (group ${g.name}) failed; it will be tried again`, { err });
         g.unburied(d.offset, Date.now());
         this.pump(e);
       },
@@ -454,7 +455,7 @@ export class Groups implements GroupHost {
         return;
       }
       g.dirty = true;
-      console.error(`sluice: saving group ${g.name} of ${g.topic} failed; retrying with the next change`, err);
+      logger.error(`saving group ${g.name} of ${g.topic} failed; retrying with the next change`, { err });
     } finally {
       e.saving = false;
     }

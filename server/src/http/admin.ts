@@ -3,8 +3,11 @@
  * GET routes also take the token as `?token=` because EventSource cannot set headers.
  *
  * - `GET /v1/admin/stats`                 this node's totals and rates, and how many nodes there are
+ * - `GET /v1/admin/stats/history`         this node's last 10 minutes of rates, connections and
+ *                                         subscriptions, a sample a second (admin-history.ts)
  * - `GET /v1/admin/nodes`                 the gateway nodes (cluster mode: every live one; else this one)
- * - `GET /v1/admin/topics`                one row per topic (stored, or with subscribers on this node)
+ * - `GET /v1/admin/topics`                one row per topic (stored, or with subscribers on any node),
+ *                                         paged: `?limit=&cursor=&q=&sort=` (admin-topics.ts)
  * - `GET /v1/admin/topics/{topic}`        a topic and each of its subscribers, on every node, and
  *                                         the names of its consumer groups
  * - `GET /v1/admin/topics/{topic}/groups` its consumer groups, a row each (admin-groups.ts)
@@ -17,13 +20,18 @@
  * - `DELETE /v1/admin/connections/{id}`   closes one, on whichever node holds it (`?node=<id>`: ask
  *                                         only that one) (WebSocket: close 4202, the SDK reconnects;
  *                                         SSE: `event: end` {code: "kicked"}, EventSource reconnects)
- * - `GET /v1/admin/stream`                SSE every second: `event: stats` {stats, topics, nodes,
- *                                         unanswered}; with `?connections=1` also `event: connections`
+ * - `GET /v1/admin/stream`                SSE every second: `event: stats` {stats, topics (the
+ *                                         busiest few), topicTotals, nodes, unanswered}; with `?connections=1` also `event: connections`
  *                                         (the list), with `?topic=<name>` also `event: topic` (its detail),
- *                                         and with `?topic=<name>&groups=1` also `event: groups` (its rows)
+ *                                         and with `?topic=<name>&groups=1` also `event: groups` (its rows);
+ *                                         with `?history=1` the first message starts with `event: history`
  *
  * Subscribers and connections list both transports; `transport` says which, `node` where it is.
  * Per-topic rates come from a counter per topic fed by the store's `watch`, sampled once a second.
+ * Nothing done every second costs a pass over every topic: the counters hold only topics with
+ * recent messages, the stream carries the busiest `--admin-stream-topics` of those and of topics
+ * with subscribers, and the store counts its topics without listing them. Only a request for the
+ * topic list reads every topic, and sends one page.
  *
  * Across nodes (cluster mode, see cluster/): what only a node knows — its connections, a topic's
  * subscribers on it, closing one of its connections — is asked of every node with a time limit
@@ -49,15 +57,26 @@ import type { SubscriptionView } from '../hub/subscription.js';
 import { StoreUnavailableError, type TopicInfo, type TopicLog } from '../log/log.js';
 import type { Session } from '../session/session.js';
 import { AdminGroups, resetTarget, settingsUpdate } from './admin-groups.js';
+import { StatsHistory } from './admin-history.js';
+import { busiest, mergeActive, pageOf, parseTopicQuery, rowOf, type ActiveTopic, type TopicQuery } from './admin-topics.js';
 import { authenticate, begin, guard, notFound, readBody, streamsFull, tokenOf, topicPath, type HttpContext } from './context.js';
 import type { Exchange } from './exchange.js';
 import { isBad, parseJson } from './messages.js';
 import type { LongPolls } from './pull.js';
 import { SseWriter, type TopicStream, type TopicStreams } from './sse.js';
+import { logger } from '../logger.js';
+
+interface RateCount {
+  total: number;
+  last: number;
+  rate: number;
+  /** Set by a sample: nothing new since the last one, whose rate was already 0 (forgotten). */
+  quiet: boolean;
+}
 
 /** Messages per second per topic, from the store's notifications, sampled every second. */
 export class TopicRates {
-  private readonly counts = new Map<string, { total: number; last: number; rate: number }>();
+  private counts = new Map<string, RateCount>();
   private readonly unwatch: () => void;
   private readonly sampler: ReturnType<typeof setInterval>;
   private sampledAt = Date.now();
@@ -66,7 +85,7 @@ export class TopicRates {
     this.unwatch = store.watch((topic, _first, entries) => {
       const c = this.counts.get(topic);
       if (c) c.total += entries.length;
-      else this.counts.set(topic, { total: entries.length, last: 0, rate: 0 });
+      else this.counts.set(topic, { total: entries.length, last: 0, rate: 0, quiet: false });
     });
     this.sampler = setInterval(() => this.sample(), 1000);
     this.sampler.unref();
@@ -74,6 +93,16 @@ export class TopicRates {
 
   rate(topic: string): number {
     return this.counts.get(topic)?.rate ?? 0;
+  }
+
+  /** Topics counted now: those with messages in the last two samples (a quiet one is forgotten). */
+  get tracked(): number {
+    return this.counts.size;
+  }
+
+  /** Topics with a rate above 0 now, and their rates. */
+  *rated(): IterableIterator<[string, number]> {
+    for (const [topic, c] of this.counts) if (c.rate > 0) yield [topic, c.rate];
   }
 
   close(): void {
@@ -86,16 +115,29 @@ export class TopicRates {
     const dt = (now - this.sampledAt) / 1000;
     if (dt <= 0) return;
     this.sampledAt = now;
-    for (const [topic, c] of this.counts) {
-      // A quiet topic is forgotten: absent means 0/s, so the map holds only active topics.
-      if (c.total === c.last && c.rate === 0) { this.counts.delete(topic); continue; }
+    // A quiet topic is forgotten: absent means 0/s, so the map holds only active topics.
+    let quiet = 0;
+    for (const c of this.counts.values()) {
+      c.quiet = c.total === c.last && c.rate === 0;
+      if (c.quiet) { quiet++; continue; }
       c.rate = Math.round(((c.total - c.last) / dt) * 100) / 100;
       c.last = c.total;
     }
+    if (quiet === 0) return;
+    if (quiet > this.counts.size / 2) {
+      // Most went quiet at once (after a write to every topic): keeping the rest in a new map is
+      // cheaper than deleting each (100,000 deletes stalled the loop ~70 ms).
+      const kept = new Map<string, RateCount>();
+      for (const [topic, c] of this.counts) if (!c.quiet) kept.set(topic, c);
+      this.counts = kept;
+    } else for (const [topic, c] of this.counts) if (c.quiet) this.counts.delete(topic);
   }
 }
 
-/** What one admin stream asked for besides the stats (`?connections=1`, `?topic=<name>`, `&groups=1`). */
+/**
+ * What one admin stream asked for besides the stats (`?connections=1`, `?topic=<name>`, `&groups=1`;
+ * `?history=1` is answered once, in its first message).
+ */
 export interface FeedWants {
   connections: boolean;
   topic: string | undefined;
@@ -126,14 +168,14 @@ class AdminFeed {
     return this.readers.size;
   }
 
-  /** Starts a stream with its first snapshot. */
-  async add(ex: Exchange, principal: Principal, wants: FeedWants): Promise<void> {
+  /** Starts a stream with its first snapshot, after `prelude` (complete SSE events, or ''). */
+  async add(ex: Exchange, principal: Principal, wants: FeedWants, prelude = ''): Promise<void> {
     const chunkFor = await this.render([wants]);
     if (!ex.open) return;
     const reader: FeedReader = { writer: new SseWriter(ex, () => {}), wants, cancelExpiry: undefined };
     this.readers.add(reader);
     ex.onAbort(() => this.remove(reader));
-    reader.writer.start(`retry: 2000\n${chunkFor(wants)}`);
+    reader.writer.start(`retry: 2000\n${prelude}${chunkFor(wants)}`);
     if (principal.expiresAt !== undefined) {
       reader.cancelExpiry = atExpiry(principal.expiresAt, () => {
         reader.writer.end({ name: 'end', data: { code: 'unauthorized', message: 'token expired' } });
@@ -172,7 +214,7 @@ class AdminFeed {
       const chunkFor = await this.render(ready.map((r) => r.wants));
       for (const r of ready) if (!r.writer.blocked && r.writer.open) r.writer.send(chunkFor(r.wants));
     } catch (err) {
-      console.error('sluice: admin stream snapshot failed', err);
+      logger.error('admin stream snapshot failed', { err });
     } finally {
       this.busy = false;
     }
@@ -183,6 +225,7 @@ export class Admin {
   readonly rates: TopicRates;
   readonly feed: AdminFeed;
   readonly groups: AdminGroups;
+  readonly history: StatsHistory;
 
   constructor(
     private readonly ctx: HttpContext,
@@ -193,8 +236,18 @@ export class Admin {
     this.rates = new TopicRates(ctx.store);
     this.groups = new AdminGroups(ctx.groups, ctx.store, ctx.metrics, ctx.nodes);
     this.feed = new AdminFeed((wanted) => this.renderFeed(wanted));
+    this.history = new StatsHistory(() => {
+      const r = ctx.metrics.rates;
+      const c = ctx.hub.stateCounts();
+      return {
+        messagesInPerSec: r.messagesInPerSec, messagesOutPerSec: r.messagesOutPerSec,
+        bytesInPerSec: r.bytesInPerSec, bytesOutPerSec: r.bytesOutPerSec,
+        connections: ctx.sessions.size, live: c.live, paused: c.paused,
+      };
+    });
     // What other nodes ask of this one (cluster/nodes.ts); params come from a peer through Redis.
     ctx.nodes.handle('connections', () => this.localConnections());
+    ctx.nodes.handle('active', () => this.localActive());
     ctx.nodes.handle('trace', (p) => {
       const { topic, offset } = p as { topic: string; offset: number };
       return ctx.tracer.get(topic, offset) ?? null;
@@ -213,6 +266,7 @@ export class Admin {
 
   close(): void {
     this.feed.close();
+    this.history.close();
     this.rates.close();
     this.groups.close();
   }
@@ -230,7 +284,7 @@ export class Admin {
       subscriptions: { live: c.live, paused: c.paused, catchup: c.catchup + c.opening },
       rates: ctx.metrics.rates,
       storeBytes: ctx.store.size(),
-      topics: (await ctx.store.topics()).length,
+      topics: await ctx.store.topicCount(),
       errors: ctx.metrics.errorCounts(),
       http: { longPolls: this.polls.size, eventStreams: this.streams.size, adminStreams: this.feed.size },
       nodes: ctx.nodes.count,
@@ -241,44 +295,78 @@ export class Admin {
     return this.ctx.nodes.list();
   }
 
-  async topics(): Promise<TopicRow[]> {
-    const { store, hub } = this.ctx;
-    const infos = new Map((await store.topics()).map((i) => [i.topic, i]));
-    // Topics with subscribers but nothing stored yet are listed too.
-    const watched = new Set([...hub.activeTopics().map((t) => t.topic), ...[...this.streams.all].map((s) => s.topic)]);
-    for (const topic of watched) if (!infos.has(topic)) infos.set(topic, await store.info(topic));
-    return [...infos.values()].sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : 0)).map((i) => this.row(i));
+  /**
+   * One page of the topic list: every stored topic and every topic with subscribers on any node,
+   * under `query` (admin-topics.ts). Reads every topic's info (in memory for the disk and memory
+   * stores), and builds rows for the page only.
+   */
+  async topicPage(query: TopicQuery): Promise<{ rows: TopicRow[]; next: string | undefined; total: number; unanswered: string[] }> {
+    const { store } = this.ctx;
+    const [infos, { active, unanswered }] = await Promise.all([store.topics(), this.active()]);
+    // Topics with subscribers but nothing stored yet (not in `topics()`) are listed too.
+    const unstored = (await Promise.all([...active.keys()].map((t) => store.info(t)))).filter((i) => i.head === 0);
+    return { ...pageOf(unstored.length > 0 ? [...infos, ...unstored] : infos, active, query), unanswered };
   }
 
-  /** A topic's row: counts only, so listing many topics stays cheap (no per-connection lookups). */
-  private row(info: TopicInfo): TopicRow {
+  /** The busiest topics' rows (at most `--admin-stream-topics`) and figures over every topic. */
+  async busiestTopics(): Promise<{ rows: TopicRow[]; totals: Wire.TopicTotals; unanswered: string[] }> {
+    const { store, http } = this.ctx;
+    const [{ active, unanswered }, topics] = await Promise.all([this.active(), store.topicCount()]);
+    const top = busiest(active.values(), http.adminStreamTopics);
+    const infos = await Promise.all(top.map((a) => store.info(a.topic)));
+    let rated = 0;
+    let subscribed = 0;
+    for (const a of active.values()) {
+      if (a.msgsPerSec > 0) rated++;
+      if (a.subscribers > 0) subscribed++;
+    }
+    return { rows: top.map((a, i) => rowOf(infos[i]!, a)), totals: { topics, active: rated, subscribed }, unanswered };
+  }
+
+  /** Every node's active topics, merged (admin-topics.ts `mergeActive`). */
+  private async active(): Promise<{ active: Map<string, ActiveTopic>; unanswered: string[] }> {
+    const { answers, unanswered } = await this.ctx.nodes.gather<ActiveTopic[]>('active', {});
+    return { active: mergeActive(answers.map((a) => a.value)), unanswered };
+  }
+
+  /**
+   * This node's active topics: those with subscribers here (WebSocket or SSE) or a rate above 0.
+   * Costs what is active: subscriptions, SSE streams and recently written topics.
+   */
+  private async localActive(): Promise<ActiveTopic[]> {
+    const subscribed = new Set<string>();
+    for (const t of this.ctx.hub.activeTopics()) subscribed.add(t.topic);
+    for (const s of this.streams.all) subscribed.add(s.topic);
+    const out: ActiveTopic[] = [];
+    for (const topic of subscribed) {
+      // Only an SSE stream's state needs the head (behind it: catching up).
+      const head = this.streams.of(topic).length > 0 ? (await this.ctx.store.info(topic)).head : 0;
+      out.push({ topic, ...this.localCounts(topic, head), msgsPerSec: this.rates.rate(topic) });
+    }
+    // Written, with nobody subscribed here: no lookups (after a write to every topic, this is all of them).
+    for (const [topic, msgsPerSec] of this.rates.rated()) {
+      if (!subscribed.has(topic)) out.push({ topic, subscribers: 0, live: 0, paused: 0, msgsPerSec });
+    }
+    return out;
+  }
+
+  /** A topic's subscribers on this node, by state. */
+  private localCounts(topic: string, head: number): { subscribers: number; live: number; paused: number } {
     let subscribers = 0;
     let live = 0;
     let paused = 0;
-    for (const sub of this.ctx.hub.subscribers(info.topic)) {
+    for (const sub of this.ctx.hub.subscribers(topic)) {
       subscribers++;
       if (sub.state === 'live') live++;
       else if (sub.state === 'paused') paused++;
     }
-    for (const s of this.streams.of(info.topic)) {
+    for (const s of this.streams.of(topic)) {
       subscribers++;
-      const state = sseState(s, info.head);
+      const state = sseState(s, head);
       if (state === 'live') live++;
       else if (state === 'paused') paused++;
     }
-    return {
-      topic: info.topic,
-      epoch: info.epoch,
-      head: info.head,
-      first: info.first,
-      count: info.count,
-      bytes: info.bytes,
-      subscribers,
-      live,
-      paused,
-      msgsPerSec: this.rates.rate(info.topic),
-      lastTs: info.lastTs,
-    };
+    return { subscribers, live, paused };
   }
 
   private subscriberRows(topic: string, head: number): SubscriberRow[] {
@@ -329,7 +417,7 @@ export class Admin {
     const [info, groups] = await Promise.all([this.ctx.store.info(topic), this.groups.names(topic)]);
     const { answers, unanswered } = await this.ctx.nodes.gather<SubscriberRow[]>('subscribers', { topic, head: info.head });
     const subscribers = answers.flatMap((a) => a.value);
-    const { subscribers: _local, ...row } = this.row(info);
+    const { subscribers: _local, ...row } = rowOf(info, { topic, ...this.localCounts(topic, info.head), msgsPerSec: this.rates.rate(topic) });
     return {
       ...row,
       live: subscribers.filter((s) => s.state === 'live').length,
@@ -408,12 +496,14 @@ export class Admin {
   private localKick(id: string): boolean {
     for (const s of this.ctx.sessions) {
       if (s.id === id) {
+        logger.info('connection kicked by an administrator', { session: id, client: s.clientId, address: s.peer.remoteAddress });
         s.disconnect(CloseCode.KICKED, 'disconnected by an administrator');
         return true;
       }
     }
     for (const s of this.streams.all) {
       if (s.id === id) {
+        logger.info('event stream kicked by an administrator', { stream: id, client: s.clientId, address: s.remoteAddress });
         this.streams.end(s, 'kicked', 'disconnected by an administrator');
         return true;
       }
@@ -430,7 +520,7 @@ export class Admin {
     const groupTopics = [...new Set(wanted.flatMap((w) => (w.topic !== undefined && w.groups ? [w.topic] : [])))];
     const [stats, topics, nodes, connections, details, groupRows] = await Promise.all([
       this.stats(),
-      this.topics(),
+      this.busiestTopics(),
       this.nodes(),
       wanted.some((w) => w.connections) ? this.connections() : undefined,
       Promise.all(topicNames.map((t) => this.topicDetail(t))),
@@ -438,14 +528,15 @@ export class Admin {
     ]);
     // The snapshot is the same for every stream but for `unanswered`, which names the nodes missing
     // from the parts that stream asked for: serialised once, closed per stream.
-    const head = `event: stats\ndata: ${JSON.stringify({ stats, topics, nodes }).slice(0, -1)},"unanswered":`;
+    const snapshot: Omit<Wire.Snapshot, 'unanswered'> = { stats, topics: topics.rows, topicTotals: topics.totals, nodes };
+    const head = `event: stats\ndata: ${JSON.stringify(snapshot).slice(0, -1)},"unanswered":`;
     const connectionsChunk = connections ? `event: connections\ndata: ${JSON.stringify(connections.rows)}\n\n` : '';
     const detailChunks = new Map(details.map((d, i) => [topicNames[i]!, { chunk: `event: topic\ndata: ${JSON.stringify(d)}\n\n`, unanswered: d.unanswered }]));
     const groupChunks = new Map(groupRows.map((rows, i) => [groupTopics[i]!, `event: groups\ndata: ${JSON.stringify(rows)}\n\n`]));
     return (w) => {
       const detail = w.topic === undefined ? undefined : detailChunks.get(w.topic);
       const groups = w.topic !== undefined && w.groups ? groupChunks.get(w.topic) ?? '' : '';
-      const unanswered = new Set([...(w.connections ? connections?.unanswered ?? [] : []), ...(detail?.unanswered ?? [])]);
+      const unanswered = new Set([...topics.unanswered, ...(w.connections ? connections?.unanswered ?? [] : []), ...(detail?.unanswered ?? [])]);
       return `${head}${JSON.stringify([...unanswered])}}\n\n${w.connections ? connectionsChunk : ''}${detail?.chunk ?? ''}${groups}`;
     };
   }
@@ -478,8 +569,23 @@ export class Admin {
 
   mount(app: TemplatedApp, streamsOpen: () => number): void {
     this.getJson(app, '/v1/admin/stats', () => this.stats());
+    this.getJson(app, '/v1/admin/stats/history', () => Promise.resolve(this.history.snapshot()));
     this.getJson(app, '/v1/admin/nodes', () => this.nodes());
-    this.getJson(app, '/v1/admin/topics', () => this.topics());
+    app.get('/v1/admin/topics', (res, req) => {
+      const ex = begin(res, req, 'admin', this.ctx);
+      if (!ex) return;
+      const token = tokenOf(req, true);
+      const query = parseTopicQuery({ limit: req.getQuery('limit'), cursor: req.getQuery('cursor'), q: req.getQuery('q'), sort: req.getQuery('sort') });
+      guard(ex, this.ctx, async () => {
+        if (!(await this.principal(ex, token))) return;
+        if (typeof query === 'string') return ex.error('bad-request', query);
+        const { rows, next, total, unanswered } = await this.topicPage(query);
+        const headers: Record<string, string> = { 'sluice-total-count': String(total) };
+        if (next !== undefined) headers['sluice-next-cursor'] = next;
+        if (unanswered.length > 0) headers['sluice-unanswered-nodes'] = unanswered.join(',');
+        ex.json(200, rows, headers);
+      });
+    });
     app.get('/v1/admin/topics/*', (res, req) => this.topicRoute(res, req));
     app.put('/v1/admin/topics/*', (res, req) => this.groupRoute(res, req));
     app.post('/v1/admin/topics/*', (res, req) => this.groupRoute(res, req));
@@ -507,7 +613,7 @@ export class Admin {
         if (unanswered.length > 0) {
           return ex.error('unavailable', `no node that answered has connection ${shown}; node(s) ${unanswered.join(', ')} did not answer in time: retry`);
         }
-        ex.error('bad-request', node === undefined ? `no connection ${shown}` : `no connection ${shown} on node ${node.slice(0, 64)}`, 404);
+        ex.error('not-found', node === undefined ? `no connection ${shown}` : `no connection ${shown} on node ${node.slice(0, 64)}`);
       });
     });
     app.get('/v1/admin/stream', (res, req) => {
@@ -517,13 +623,15 @@ export class Admin {
       const connections = ['1', 'true'].includes(req.getQuery('connections') ?? '');
       const topic = req.getQuery('topic') || undefined;
       const groups = ['1', 'true'].includes(req.getQuery('groups') ?? '');
+      const history = ['1', 'true'].includes(req.getQuery('history') ?? '');
       guard(ex, this.ctx, async () => {
         const p = await this.principal(ex, token);
         if (!p) return;
         const invalid = topic === undefined ? null : topicError(topic, { allowReserved: true });
         if (invalid) return ex.error('invalid-topic', invalid);
         if (streamsFull(ex, this.ctx, streamsOpen)) return;
-        await this.feed.add(ex, p, { connections, topic, groups });
+        const prelude = history ? `event: history\ndata: ${JSON.stringify(this.history.snapshot())}\n\n` : '';
+        await this.feed.add(ex, p, { connections, topic, groups }, prelude);
       });
     });
   }
@@ -544,7 +652,7 @@ export class Admin {
       if (invalid) return ex.error('invalid-topic', invalid);
       if (path.action === 'groups') return ex.json(200, await this.groups.rows(path.topic));
       const out = await this.topic(path.topic);
-      if (!out) return ex.error('bad-request', `no topic ${path.topic}`, 404);
+      if (!out) return ex.error('not-found', `no topic ${path.topic}`);
       ex.json(200, out);
     });
   }
@@ -597,7 +705,7 @@ export class Admin {
       if (isBad(doc) || typeof doc !== 'object' || doc === null || Array.isArray(doc)) return ex.error('bad-request', 'the body must be a JSON object');
       const fields = doc as Record<string, unknown>;
       // Only groups that exist: a PUT never creates one (it would start where no member asked).
-      if (!(await this.groups.exists(topic, group))) return ex.error('bad-request', `no group ${group} of topic ${topic}`, 404);
+      if (!(await this.groups.exists(topic, group))) return ex.error('not-found', `no group ${group} of topic ${topic}`);
       try {
         if (action === undefined) {
           const update = settingsUpdate(topic, fields);

@@ -13,7 +13,8 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TemplatedApp } from 'uWebSockets.js';
-import type { Metrics } from '../metrics.js';
+import { logger } from '../logger.js';
+import { requestInfo, type HttpBasics } from './context.js';
 import { Exchange } from './exchange.js';
 
 const TYPES: Record<string, string> = {
@@ -69,11 +70,12 @@ function load(dir: string): Map<string, StaticFile> {
 }
 
 /** Mounts /console; returns the directory served, or undefined when there is no build to serve. */
-export function mountConsole(app: TemplatedApp, metrics: Metrics, configured: string | undefined): string | undefined {
+export function mountConsole(app: TemplatedApp, basics: HttpBasics, configured: string | undefined): string | undefined {
+  const { metrics } = basics;
   const dir = configured ?? DEFAULT_CONSOLE_DIRS.find((d) => existsSync(join(d, 'index.html')));
   if (!dir) return undefined;
   if (!existsSync(join(dir, 'index.html'))) {
-    console.error(`sluice: no index.html in the console directory ${dir}; /console is not served`);
+    logger.error(`no index.html in the console directory ${dir}; /console is not served`);
     return undefined;
   }
   const files = load(dir);
@@ -84,7 +86,7 @@ export function mountConsole(app: TemplatedApp, metrics: Metrics, configured: st
     metrics.httpRequest('console', 301, 0);
   });
   app.get('/console/*', (res, req) => {
-    const ex = new Exchange(res, 'console', metrics, '');
+    const ex = new Exchange(res, 'console', metrics, '', requestInfo(res, req, basics));
     let path: string;
     try {
       path = decodeURIComponent(req.getUrl().slice('/console/'.length));
@@ -93,7 +95,7 @@ export function mountConsole(app: TemplatedApp, metrics: Metrics, configured: st
     }
     // Only files of the build are ever served; a path with `..` names none of them.
     const file = path.split('/').includes('..') ? undefined : files.get(path || 'index.html') ?? (extname(path) === '' ? index : undefined);
-    if (!file) return ex.error('bad-request', `no console file ${path.slice(0, 200)}`, 404);
+    if (!file) return ex.error('not-found', `no console file ${path.slice(0, 200)}`);
     ex.send(200, file.type, file.body, {
       'cache-control': path.startsWith('assets/') ? 'public, max-age=31536000, immutable' : 'no-cache',
       'x-content-type-options': 'nosniff',

@@ -16,9 +16,11 @@ import type { TopicLog } from '../log/log.js';
 import type { Metrics } from '../metrics.js';
 import type { RateLimiter } from '../ratelimit.js';
 import type { Session } from '../session/session.js';
-import { Exchange } from './exchange.js';
 import type { HeldService } from '../core/held.js';
+import { logger } from '../logger.js';
+import { Exchange, type RequestInfo } from './exchange.js';
 import type { OriginPolicy } from './origins.js';
+import type { PeerResolver } from './peer.js';
 
 export interface HttpContext {
   store: TopicLog;
@@ -32,6 +34,10 @@ export interface HttpContext {
   limits: Limits;
   http: HttpLimits;
   origins: OriginPolicy;
+  /** The client's address and scheme through trusted proxies (`--trust-proxy`). */
+  peers: PeerResolver;
+  /** One log line per request (`--access-log`). */
+  accessLog: boolean;
   rates: RateLimiter;
   sessions: ReadonlySet<Session>;
   version: string;
@@ -40,8 +46,8 @@ export interface HttpContext {
   tracer: Tracer;
 }
 
-/** What every route needs to answer: the origin policy and the metrics. */
-export type HttpBasics = Pick<HttpContext, 'origins' | 'metrics'>;
+/** What every route needs to answer: the origin policy, the peer's address, the metrics and the access log. */
+export type HttpBasics = Pick<HttpContext, 'origins' | 'metrics' | 'peers' | 'accessLog'>;
 
 /**
  * Opens an exchange for a request, or answers 403 (in the synchronous top) when the request comes
@@ -50,7 +56,7 @@ export type HttpBasics = Pick<HttpContext, 'origins' | 'metrics'>;
 export function begin(res: HttpResponse, req: HttpRequest, route: string, ctx: HttpBasics): Exchange | undefined {
   const origin = req.getHeader('origin');
   const allowed = !origin || ctx.origins.allows(origin, req.getHeader('host'));
-  const ex = new Exchange(res, route, ctx.metrics, allowed ? origin : '');
+  const ex = new Exchange(res, route, ctx.metrics, allowed ? origin : '', requestInfo(res, req, ctx));
   // Until `readBody` has consumed it, a body is unread: answering early also closes the connection.
   ex.bodyPending = req.getHeader('transfer-encoding') !== '' || Number(req.getHeader('content-length')) > 0;
   if (allowed) return ex;
@@ -58,9 +64,22 @@ export function begin(res: HttpResponse, req: HttpRequest, route: string, ctx: H
   return undefined;
 }
 
+/** What the access log and the routes know of who asked. MUST be called in the synchronous top of a handler. */
+export function requestInfo(res: HttpResponse, req: HttpRequest, ctx: Pick<HttpBasics, 'peers' | 'accessLog'>): RequestInfo {
+  const query = ctx.accessLog ? req.getQuery() : undefined;
+  return {
+    method: req.getMethod(),
+    url: ctx.accessLog ? req.getUrl() + (query ? `?${query.replace(/(^|&)token=[^&]*/g, '$1token=***')}` : '') : '',
+    peer: ctx.peers.of(res, req),
+    userAgent: ctx.accessLog ? req.getHeader('user-agent') : '',
+    log: ctx.accessLog,
+  };
+}
+
 /**
  * The request's token: `Authorization: Bearer <token>`, or the `token` query parameter when
- * `fromQuery` (GET routes only: EventSource cannot set headers). Null when malformed.
+ * `fromQuery` (GET routes only: EventSource cannot set headers). Null when the header is not a
+ * Bearer token (another scheme such as Basic, or a malformed one): refused even in dev mode.
  */
 export function tokenOf(req: HttpRequest, fromQuery: boolean): string | undefined | null {
   const header = req.getHeader('authorization');
@@ -75,7 +94,12 @@ export function tokenOf(req: HttpRequest, fromQuery: boolean): string | undefine
   return undefined;
 }
 
-/** Authenticates; answers 401 and resolves to undefined when that fails. */
+/**
+ * Authenticates; answers 401 and resolves to undefined when that fails. As RFC 6750 §3.1 says, a
+ * request that carries no Bearer token (no Authorization header, or one that is not `Bearer
+ * <token>`) gets `WWW-Authenticate: Bearer` with no error code; one whose token is malformed,
+ * expired or refused gets `Bearer error="invalid_token"`.
+ */
 export async function authenticate(ex: Exchange, ctx: HttpContext, token: string | undefined | null): Promise<Principal | undefined> {
   if (token === null) {
     ex.error('unauthorized', 'the Authorization header must be "Bearer <token>"', 401, { 'www-authenticate': 'Bearer' });
@@ -85,10 +109,13 @@ export async function authenticate(ex: Exchange, ctx: HttpContext, token: string
     return await ctx.auth.authenticate(token);
   } catch (err) {
     const message = err instanceof AuthError ? err.message : 'authentication failed';
-    ex.error('unauthorized', message, 401, { 'www-authenticate': `Bearer error="invalid_token"` });
+    logger.warn('authentication failed', { transport: 'http', route: ex.route, reason: message, address: clientAddress(ex) });
+    ex.error('unauthorized', message, 401, { 'www-authenticate': token ? INVALID_TOKEN : 'Bearer' });
     return undefined;
   }
 }
+
+const INVALID_TOKEN = 'Bearer error="invalid_token"';
 
 /** Answers a refused publish: its code's status, and `Retry-After` (whole seconds, at least 1) when it says when to retry. */
 export function refused(ex: Exchange, err: PublishError): void {
@@ -106,9 +133,9 @@ export function streamsFull(ex: Exchange, ctx: HttpContext, open: () => number):
   return true;
 }
 
-/** The peer's address as text. */
-export function remoteAddress(res: HttpResponse): string {
-  return Buffer.from(res.getRemoteAddressAsText()).toString();
+/** The client's address (through trusted proxies) of an exchange opened by `begin`. */
+export function clientAddress(ex: Exchange): string {
+  return ex.request?.peer.address ?? Buffer.from(ex.res.getRemoteAddressAsText()).toString();
 }
 
 /**
@@ -154,7 +181,7 @@ export function readBody(ex: Exchange, contentLength: string, cap: number): Prom
 export function guard(ex: Exchange, ctx: HttpContext, handler: () => Promise<void> | void): void {
   const failed = (err: unknown) => {
     ctx.metrics.handlerFailures.inc();
-    console.error(`sluice: HTTP ${ex.route} handler failed`, err);
+    logger.error('HTTP handler failed', { route: ex.route, err });
     ex.error('internal', 'the gateway failed to handle this request');
   };
   try {
@@ -184,7 +211,7 @@ export function topicPath(url: string, prefix: string, actions: readonly string[
 
 /** The answer for a path no route serves. */
 export function notFound(ex: Exchange, method: string, url: string): void {
-  ex.error('bad-request', `no route for ${method.toUpperCase()} ${url.slice(0, 300)}`, 404);
+  ex.error('not-found', `no route for ${method.toUpperCase()} ${url.slice(0, 300)}`);
 }
 
 /** Parses an unsigned integer query parameter: undefined when absent, NaN when malformed. */

@@ -15,7 +15,9 @@
  */
 import { ErrorCodes, type ErrorCode } from '@sluice/client/protocol';
 import type { HttpResponse } from 'uWebSockets.js';
+import { logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
+import type { Peer } from './peer.js';
 
 const STATUS_TEXT: Record<number, string> = {
   101: 'Switching Protocols', 200: 'OK', 201: 'Created', 204: 'No Content', 301: 'Moved Permanently',
@@ -33,8 +35,19 @@ export type ResponseHeaders = Record<string, string>;
 
 type ExchangeState = 'open' | 'streaming' | 'done' | 'aborted';
 
+/** What the access log says of a request (read in the synchronous top of its handler). */
+export interface RequestInfo {
+  method: string;
+  /** Path and query, with a `token` query parameter's value replaced (never logged). */
+  url: string;
+  peer: Peer;
+  userAgent: string;
+  /** Log the request when it is answered (`--access-log`). */
+  log: boolean;
+}
+
 /** Response headers a browser may read besides the CORS-safelisted ones. */
-const EXPOSED = 'Retry-After, WWW-Authenticate, Sluice-Unanswered-Nodes';
+const EXPOSED = 'Retry-After, WWW-Authenticate, Sluice-Unanswered-Nodes, Sluice-Next-Cursor, Sluice-Total-Count';
 
 export class Exchange {
   private state: ExchangeState = 'open';
@@ -50,6 +63,8 @@ export class Exchange {
     private readonly metrics: Metrics,
     /** The Origin to allow in CORS headers, or '' for none. */
     private readonly corsOrigin: string,
+    /** Who asked and how (undefined: routes that need neither, e.g. the console's files). */
+    readonly request?: RequestInfo,
   ) {
     res.onAborted(() => {
       const was = this.state;
@@ -165,6 +180,14 @@ export class Exchange {
   }
 
   private record(status: number): void {
-    this.metrics.httpRequest(this.route, status, (performance.now() - this.started) / 1000);
+    const seconds = (performance.now() - this.started) / 1000;
+    this.metrics.httpRequest(this.route, status, seconds);
+    const r = this.request;
+    if (r?.log) {
+      logger.info('http', {
+        method: r.method.toUpperCase(), url: r.url, route: this.route, status, ms: Math.round(seconds * 10_000) / 10,
+        address: r.peer.address, via: r.peer.via === r.peer.address ? undefined : r.peer.via, proto: r.peer.proto, ua: r.userAgent || undefined,
+      });
+    }
   }
 }

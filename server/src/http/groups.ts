@@ -162,9 +162,18 @@ export function groupRoute(res: HttpResponse, req: HttpRequest, path: { topic: s
       const waitMs = Math.round(Math.min(waitS, ctx.http.maxWaitS) * 1000);
       if (waitMs > 0 && streamsFull(ex, ctx, streamsOpen)) return;
       const m = await consumers.member(path.topic, path.group, consumer, principal.id);
-      m.pending?.ex.error('bad-request', 'another lease request of this consumer replaced this one', 409);
+      const replaced = m.pending;
+      if (replaced) {
+        // Its timer MUST go with it: left running, it would answer the request that replaced it early.
+        if (replaced.timer) clearTimeout(replaced.timer);
+        replaced.ex.error('bad-request', 'another lease request of this consumer replaced this one', 409);
+      }
       m.pending = { ex, got: [], max, timer: undefined };
-      ex.onAbort(() => { if (m.pending?.ex === ex) m.pending = undefined; });
+      ex.onAbort(() => {
+        if (m.pending?.ex !== ex) return;
+        if (m.pending.timer) clearTimeout(m.pending.timer);
+        m.pending = undefined;
+      });
       ctx.groups.poke(path.topic, path.group);
       if (m.pending && m.pending.got.length === 0) {
         if (waitMs === 0) m.answer();

@@ -3,7 +3,8 @@
  * WebSocket upgrades (cross-site WebSocket hijacking), from one allowlist.
  *
  * A request without an Origin header is not a cross-site browser request (curl, servers, edge
- * workers) and always passes; the gateway's own origin (Origin host = Host header) always passes.
+ * workers) and always passes; the gateway's own origin (Origin host = Host header, or the origin
+ * of `--public-url`) always passes.
  * Any other origin passes only when listed, or when the policy is `*`.
  *
  * Why refuse instead of merely withholding CORS headers: a cross-site "simple" request (a form
@@ -20,26 +21,35 @@ export class OriginPolicy {
   private readonly any: boolean;
   private readonly list: ReadonlySet<string>;
 
-  constructor(origins: readonly string[]) {
+  /** The origin users reach the gateway at (`--public-url`), when set. */
+  private readonly own: string | undefined;
+
+  constructor(origins: readonly string[], publicUrl?: string) {
     this.any = origins.includes('*');
     this.list = new Set(origins.filter((o) => o !== '*').map((o) => o.toLowerCase()));
+    this.own = publicUrl ? new URL(publicUrl).origin.toLowerCase() : undefined;
   }
 
-  /** The policy a configuration asks for; unset: any origin in dev mode, same origin otherwise. */
-  static from(allowed: readonly string[] | undefined, devMode: boolean): OriginPolicy {
-    return new OriginPolicy(allowed ?? (devMode ? ['*'] : []));
+  /**
+   * The policy a configuration asks for; unset: any origin in dev mode, same origin otherwise.
+   * `publicUrl`'s origin is the gateway's own: a proxy that rewrites Host (nginx's default) would
+   * otherwise make the console's own requests look cross-site.
+   */
+  static from(allowed: readonly string[] | undefined, devMode: boolean, publicUrl?: string): OriginPolicy {
+    return new OriginPolicy(allowed ?? (devMode ? ['*'] : []), publicUrl);
   }
 
   allows(origin: string, host: string): boolean {
     if (!origin) return true;
     if (this.any) return true;
     const o = origin.toLowerCase();
-    return this.list.has(o) || sameOrigin(o, host);
+    return this.list.has(o) || o === this.own || sameOrigin(o, host);
   }
 
   describe(): string {
     if (this.any) return 'any origin';
-    return this.list.size === 0 ? 'same origin only' : `same origin and ${[...this.list].join(', ')}`;
+    const own = this.own ? `same origin (and ${this.own})` : 'same origin';
+    return this.list.size === 0 ? `${own} only` : `${own} and ${[...this.list].join(', ')}`;
   }
 
   /** Answers a CORS preflight (OPTIONS) in the synchronous top of its handler. */

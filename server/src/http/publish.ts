@@ -30,7 +30,7 @@ import {
   guard,
   readBody,
   refused,
-  remoteAddress,
+  clientAddress,
   tokenOf,
   uintParam,
   type HttpContext,
@@ -85,7 +85,7 @@ export function publishOne(res: HttpResponse, req: HttpRequest, topic: string, c
   const delay = req.getHeader('sluice-delay');
   const at = req.getHeader('sluice-at');
   const checkUrl = req.getHeader('sluice-check-url');
-  const address = remoteAddress(res);
+  const address = clientAddress(ex);
   const body = readBody(ex, req.getHeader('content-length'), ctx.http.maxBody);
 
   guard(ex, ctx, async () => {
@@ -138,7 +138,7 @@ export function publishBatch(res: HttpResponse, req: HttpRequest, ctx: HttpConte
   const token = tokenOf(req, false);
   const type = mediaType(req.getHeader('content-type'));
   const encoding = req.getHeader('content-encoding');
-  const address = remoteAddress(res);
+  const address = clientAddress(ex);
   const body = readBody(ex, req.getHeader('content-length'), ctx.http.maxBody);
 
   guard(ex, ctx, async () => {

@@ -26,6 +26,7 @@ import type { Metrics } from '../metrics.js';
 import { authenticate, begin, guard, streamsFull, tokenOf, uintParam, type HttpContext } from './context.js';
 import type { Exchange } from './exchange.js';
 import { messageJson } from './messages.js';
+import { logger } from '../logger.js';
 
 export const DEFAULT_PULL_LIMIT = 100;
 export const MAX_PULL_LIMIT = 1000;
@@ -171,7 +172,7 @@ export class LongPolls {
         } catch (err) {
           // A timer callback must never throw: that would end the process.
           this.metrics.handlerFailures.inc();
-          console.error('sluice: expiring a long-poll failed', err);
+          logger.error('expiring a long-poll failed', { err });
           this.remove(w);
         }
       }
@@ -208,7 +209,7 @@ export class LongPolls {
       } catch (err) {
         // One waiter's failure must not leave the others of this batch unanswered.
         this.metrics.handlerFailures.inc();
-        console.error(`sluice: answering a long-poll on ${topic} failed`, err);
+        logger.error(`answering a long-poll on ${topic} failed`, { err });
         w.ex.error('internal', 'the gateway failed to answer this request');
       }
     }
@@ -233,7 +234,7 @@ export class LongPolls {
       this.answer(w.ex, renderPage(page));
     } catch (err) {
       this.metrics.handlerFailures.inc();
-      console.error(`sluice: long-poll read of ${w.topic} failed`, err);
+      logger.error(`long-poll read of ${w.topic} failed`, { err });
       w.ex.error('internal', 'reading the topic log failed');
     }
   }

@@ -30,9 +30,10 @@ import { rebase, resolveStart, type CursorReader, type Position } from '../core/
 import type { Following, TopicLog } from '../log/log.js';
 import type { Metrics } from '../metrics.js';
 import { randomId } from '../util/id.js';
-import { authenticate, begin, guard, remoteAddress, streamsFull, tokenOf, uintParam, type HttpContext } from './context.js';
+import { authenticate, begin, clientAddress, guard, streamsFull, tokenOf, uintParam, type HttpContext } from './context.js';
 import type { Exchange } from './exchange.js';
 import { messageJson } from './messages.js';
+import { logger } from '../logger.js';
 
 export const SSE_HEADERS = {
   'content-type': 'text/event-stream; charset=utf-8',
@@ -63,7 +64,7 @@ export class SseWriter {
           this.onResume();
         }
       } catch (err) {
-        console.error('sluice: resuming an event stream failed', err); // never throw into uWS
+        logger.error('resuming an event stream failed', { err }); // never throw into uWS
       }
     });
   }
@@ -144,7 +145,7 @@ export class TopicStreams {
           s.writer.heartbeat();
         } catch (err) {
           this.metrics.handlerFailures.inc();
-          console.error('sluice: event stream heartbeat failed', err);
+          logger.error('event stream heartbeat failed', { err });
         }
       }
     }, heartbeatMs);
@@ -231,7 +232,7 @@ export class TopicStreams {
       } catch (err) {
         // One stream's failure must not starve the others of this batch.
         this.metrics.handlerFailures.inc();
-        console.error(`sluice: event stream delivery on ${topic} failed`, err);
+        logger.error(`event stream delivery on ${topic} failed`, { err });
         this.end(s, 'internal', 'the gateway failed to deliver');
       }
     }
@@ -257,7 +258,7 @@ export class TopicStreams {
       void this.pump(s);
     }, (err: unknown) => {
       this.metrics.handlerFailures.inc();
-      console.error(`sluice: re-reading ${s.topic} after an epoch change failed`, err);
+      logger.error(`re-reading ${s.topic} after an epoch change failed`, { err });
       this.end(s, 'internal', 'the topic changed epoch; reconnect');
     });
   }
@@ -301,7 +302,7 @@ export class TopicStreams {
       }
     } catch (err) {
       this.metrics.handlerFailures.inc();
-      console.error(`sluice: event stream read of ${s.topic} failed`, err);
+      logger.error(`event stream read of ${s.topic} failed`, { err });
       this.end(s, 'internal', 'reading the topic log failed');
     } finally {
       s.pumping = false;
@@ -322,7 +323,7 @@ export function events(res: HttpResponse, req: HttpRequest, topic: string, ctx: 
   if (Number.isNaN(fromParam)) return ex.error('bad-request', 'from must be an unsigned integer');
   // A reconnecting EventSource sends the last id it saw: that wins over the URL's from.
   const from = lastId !== undefined ? lastId + 1 : fromParam;
-  const address = remoteAddress(res);
+  const address = clientAddress(ex);
   const userAgent = req.getHeader('user-agent');
 
   guard(ex, ctx, async () => {

@@ -3,25 +3,30 @@
  *
  * Two delivery paths:
  * - Live: a subscription at the tail with credit rides the native uWS topic. Each stored batch is
- *   encoded once (MSG, or MSGS for consecutive offsets) and published once; uWS fans it out from
- *   C++. A live subscription with credit c that joined at tail h may receive every offset up to
+ *   encoded once per run of at most `CHECK_BYTES` (MSG, or MSGS for consecutive offsets) and each
+ *   run published once; uWS fans it out from C++. A live subscription with credit c that joined at tail h may receive every offset up to
  *   its `limit` h + c. Live subscriptions sit in a min-heap by limit: before publishing offsets
  *   a..b, every one whose limit is < b leaves the native topic, gets its share a..limit as its own
  *   frame, and is paused. Grants only raise `limit`; the heap entry is refreshed lazily when it
  *   reaches the top, so CREDIT costs O(1).
  * - Catch-up: a subscription behind the tail reads the store (the log is the buffer) in batches
  *   of at most its credit, sends them as MSGS, and joins the live path when it reaches the tail.
- *   Reads wait while the socket's send buffer is above the high-water mark. Most catch-ups are
- *   subscribers a batch just took off the live path for lack of credit: they read the topic's
- *   newest entries from a small per-topic cache (bounded per topic, in total, and by retention)
- *   instead of the store, synchronously.
+ *   Reads wait while the socket's send buffer is above the high-water mark, read what fits under
+ *   it (at least `CHECK_BYTES`), and write it at once past the mark, so only what the kernel
+ *   refuses makes them wait. Most catch-ups are subscribers a batch just took off the live path
+ *   for lack of credit: they read the topic's newest entries from a small per-topic cache
+ *   (bounded per topic, in total, and by retention) instead of the store, synchronously.
  *
  * A live subscription whose connection does not read keeps its socket's send buffer growing. So
- * the connections of live subscriptions are swept every `SWEEP_MS` while their topics publish;
- * one holding more than the high-water mark leaves the native topic and continues as a catch-up,
- * which waits for the socket to drain and then reads the log from where it left. What one
- * connection pins in the gateway is thereby bounded by the high-water mark plus what is published
- * between two sweeps (plus one catch-up batch), whatever its credit.
+ * a stored batch is published natively in runs of at most `CHECK_BYTES`, and once a topic has
+ * published `CHECK_BYTES` since its last check, its live subscriptions' connections are checked
+ * in the same synchronous step (a late event loop cannot delay it): one holding more than the
+ * high-water mark leaves the native topic and continues as a catch-up, which waits for the socket
+ * to drain and then reads the log from where it left, writing what fits under the mark (at least
+ * `CHECK_BYTES`).
+ * A timer sweeps every `SWEEP_MS` as well, for connections that take many quiet topics. What one
+ * connection pins in the gateway is thereby bounded by the high-water mark plus 2 × `CHECK_BYTES`
+ * (plus one message larger than that) per topic, whatever its credit and however late the loop.
  *
  * Invariant: `tail` is the last offset published natively for the topic. Catch-up reads stop at
  * it, and a subscription joins the native topic only when its cursor is exactly tail + 1, in the
@@ -39,6 +44,7 @@ import { isTraced, type Tracer } from '../core/trace.js';
 import { MinHeap } from './heap.js';
 import type { Conn, Fanout } from './conn.js';
 import { Subscription, type SubscriptionView, type SubState } from './subscription.js';
+import { logger } from '../logger.js';
 
 /** The hub's tunables (Config.hub, already capped by retention) and the credit cap. */
 export interface HubOptions extends HubConfig {
@@ -74,6 +80,8 @@ interface TopicState {
   heap: MinHeap<Subscription> | undefined;
   /** Bytes published natively so far (per receiver), for per-connection accounting. */
   bytes: number;
+  /** Bytes published natively since its live subscriptions' send buffers were last checked. */
+  unchecked: number;
   /** The newest entries published, offsets cacheFirst..tail (empty: cacheFirst = tail + 1). */
   cache: Uint8Array[];
   cacheFirst: number;
@@ -90,6 +98,13 @@ const FRAME_MEMO = 4;
 const TRACE_CONNECTIONS = 10;
 /** How often the send buffers of live subscriptions are checked while their topics publish (ms). */
 const SWEEP_MS = 20;
+/**
+ * Most bytes of messages in one native publish, and the bytes a topic publishes natively between
+ * two checks of its live subscriptions' send buffers. A native publish hands the whole frame to
+ * every subscriber's socket at once, and what the kernel refuses stays in the gateway: 300 sockets
+ * that stopped reading and one 1 MB frame (a commit after a late loop turn) pin 300 MB.
+ */
+const CHECK_BYTES = 32 * 1024;
 // Shared empty arrays for topics that have not published yet; replaced, never written.
 const NO_ENTRIES: Uint8Array[] = [];
 const NO_FRAMES: TopicState['frames'] = [];
@@ -254,16 +269,20 @@ export class Hub {
         if (!t || (sub.state !== 'catchup' && sub.state !== 'paused')) return;
         if (sub.credit === 0) { this.setState(sub, 'paused'); return; }
         this.setState(sub, 'catchup');
-        if (sub.conn.bufferedAmount() > highWater) { await sub.conn.drained(); continue; }
+        const buffered = sub.conn.bufferedAmount();
+        if (buffered > highWater) { await sub.conn.drained(); continue; }
+        // Write what fits under the high-water mark (never slivers: at least CHECK_BYTES).
+        const room = Math.max(highWater - buffered, CHECK_BYTES);
         if (sub.cursor > t.tail) { this.joinLive(t, sub); return; }
 
         if (sub.cursor >= t.cacheFirst) {
           // The newest entries are cached: no store read, no await.
           const i = sub.cursor - t.cacheFirst;
-          this.deliver(t, sub, t.cache, i, i + Math.min(sub.credit, this.reader.policy.batch, t.cache.length - i));
+          this.deliver(t, sub, t.cache, i, fitting(t.cache, i, i + Math.min(sub.credit, this.reader.policy.batch, t.cache.length - i), room));
+          this.flushOver(sub);
           continue;
         }
-        const r = await this.reader.read(sub.topic, sub.cursor, Math.min(sub.credit, t.tail - sub.cursor + 1));
+        const r = await this.reader.read(sub.topic, sub.cursor, Math.min(sub.credit, t.tail - sub.cursor + 1), room);
         if (sub.state !== 'catchup' || sub.conn.closed) return;
         if (r.epoch !== t.epoch) {
           // Read from a log under another epoch: resync the topic (which restarts this pump).
@@ -286,21 +305,31 @@ export class Hub {
             continue;
           }
           this.metrics.handlerFailures.inc();
-          console.error(`sluice: store returned no entries for ${sub.topic} at ${sub.cursor} (tail ${t.tail}); closing the connection`);
+          logger.error(`store returned no entries for ${sub.topic} at ${sub.cursor} (tail ${t.tail}); closing the connection`);
           sub.conn.close(CloseCode.INTERNAL, 'catch-up read failed; reconnect and resume');
           return;
         }
         emptyReads = 0;
-        this.deliver(t, sub, r.entries, 0, n);
+        // What does not fit under the high-water mark now is read again once the socket drained.
+        this.deliver(t, sub, r.entries, 0, fitting(r.entries, 0, n, room));
+        this.flushOver(sub);
       }
     } catch (err) {
       this.metrics.handlerFailures.inc();
-      console.error(`sluice: catch-up failed for ${sub.topic}`, err);
+      logger.error(`catch-up failed for ${sub.topic}`, { err });
       sub.conn.send(encode({ type: FrameType.ERROR, id: sub.id, code: 'internal', message: 'reading the topic log failed', re: FrameType.SUB }));
       this.metrics.error('internal');
     } finally {
       sub.pumping = false;
     }
+  }
+
+  /**
+   * Frames queued for the end of the loop turn count against the mark: past it, write them now,
+   * so only what the kernel refuses makes a catch-up wait (small frames still share one write).
+   */
+  private flushOver(sub: Subscription): void {
+    if (sub.conn.bufferedAmount() > this.options.highWater) sub.conn.flush();
   }
 
   /** Sends entries[start..end) to a subscription off the live path, from its cursor. */
@@ -328,8 +357,8 @@ export class Hub {
   }
 
   /** A fan-out of traced messages: one event each, with the subscriber count and a few connections. */
-  private traceLive(t: TopicState, a: number, entries: readonly Uint8Array[], start: number): void {
-    for (let i = start; i < entries.length; i++) {
+  private traceLive(t: TopicState, a: number, entries: readonly Uint8Array[], start: number, end: number): void {
+    for (let i = start; i < end; i++) {
       if (!isTraced(entries[i]!)) continue;
       const connections: string[] = [];
       for (const sub of t.subs) {
@@ -342,11 +371,11 @@ export class Hub {
   }
 
   /** Appends a published batch to the topic's cache, then evicts the oldest beyond the bounds. */
-  private cacheBatch(t: TopicState, entries: readonly Uint8Array[], start: number): void {
+  private cacheBatch(t: TopicState, entries: readonly Uint8Array[], start: number, end: number): void {
     const { cacheEntries, cacheBytes, cacheTotalBytes } = this.options;
     if (cacheEntries === 0) { t.cacheFirst = t.tail + 1; return; }
     if (t.cache === NO_ENTRIES) t.cache = [];
-    for (let i = start; i < entries.length; i++) {
+    for (let i = start; i < end; i++) {
       const e = entries[i]!;
       t.cache.push(e);
       t.cacheSize += e.length;
@@ -425,8 +454,21 @@ export class Hub {
     this.publish(t, first + skip, entries, skip);
   }
 
+  /** Publishes entries[start..] (offsets from a) in runs of at most CHECK_BYTES. */
   private publish(t: TopicState, a: number, entries: readonly Uint8Array[], start: number): void {
-    const b = a + entries.length - start - 1;
+    let i = start;
+    while (i < entries.length) {
+      let j = i + 1;
+      let bytes = entries[i]!.length;
+      while (j < entries.length && bytes + entries[j]!.length <= CHECK_BYTES) bytes += entries[j++]!.length;
+      this.publishRun(t, a + i - start, entries, i, j);
+      i = j;
+    }
+  }
+
+  /** Publishes entries[start..end), offsets a.., natively; then checks send buffers when due. */
+  private publishRun(t: TopicState, a: number, entries: readonly Uint8Array[], start: number, end: number): void {
+    const b = a + end - start - 1;
     // Everyone whose limit ends before b leaves the native topic first, with its share a..limit.
     const heap = t.heap;
     while (heap && heap.peekKey() < b) {
@@ -443,10 +485,11 @@ export class Hub {
       if (share > 0) this.deliver(t, sub, entries, start, start + share);
       this.setState(sub, 'paused');
     }
+    let frame: Uint8Array | undefined;
     if (t.live > 0) {
-      const frame = encodeDelivery(t.name, a, entries, start);
+      frame = encodeDelivery(t.name, a, entries, start, end);
       this.fanout.publish(t.topic, frame);
-      if (this.tracer) this.traceLive(t, a, entries, start);
+      if (this.tracer) this.traceLive(t, a, entries, start, end);
       const k = b - a + 1;
       t.bytes += frame.length;
       this.metrics.messagesOut.inc(k * t.live);
@@ -455,27 +498,36 @@ export class Hub {
       this.sweepTimer ??= setTimeout(() => this.sweep(), SWEEP_MS);
     }
     t.tail = b;
-    this.cacheBatch(t, entries, start);
+    this.cacheBatch(t, entries, start, end);
+    if (frame && (t.unchecked += frame.length) >= CHECK_BYTES) this.shed(t);
   }
 
   /**
    * Live subscriptions of the topics that published since the last sweep whose connection holds
-   * more than the high-water mark unsent leave the native topic: they catch up from the log once
-   * the socket drained (the log is the buffer, not the gateway's memory).
+   * more than the high-water mark unsent leave the native topic (see `shed`).
    */
   private sweep(): void {
     this.sweepTimer = undefined;
-    const { highWater } = this.options;
     for (const t of this.published) {
-      if (t.live === 0 || this.topics.get(t.topic) !== t) continue;
-      for (const sub of t.subs) {
-        if (sub.state !== 'live' || sub.conn.bufferedAmount() <= highWater) continue;
-        this.leaveLive(t, sub, t.tail + 1);
-        this.metrics.backpressured.inc();
-        void this.pump(sub);
-      }
+      if (t.live > 0 && this.topics.get(t.topic) === t) this.shed(t);
     }
     this.published.clear();
+  }
+
+  /**
+   * Live subscriptions of `t` whose connection holds more than the high-water mark unsent leave
+   * the native topic: they catch up from the log once the socket drained (the log is the buffer,
+   * not the gateway's memory). Runs between two native publishes, so `tail` is exact.
+   */
+  private shed(t: TopicState): void {
+    t.unchecked = 0;
+    const { highWater } = this.options;
+    for (const sub of t.subs) {
+      if (sub.state !== 'live' || sub.conn.bufferedAmount() <= highWater) continue;
+      this.leaveLive(t, sub, t.tail + 1);
+      this.metrics.backpressured.inc();
+      void this.pump(sub);
+    }
   }
 
   /**
@@ -509,7 +561,7 @@ export class Hub {
     }, (err: unknown) => {
       t.resync = undefined;
       this.metrics.handlerFailures.inc();
-      console.error(`sluice: re-reading ${t.topic} after an epoch change failed; its subscribers reconnect`, err);
+      logger.error(`re-reading ${t.topic} after an epoch change failed; its subscribers reconnect`, { err });
       for (const sub of t.subs) sub.conn.close(CloseCode.INTERNAL, 'the topic changed epoch; reconnect and resume');
     });
   }
@@ -531,7 +583,7 @@ export class Hub {
     let t = this.topics.get(topic);
     if (!t) {
       t = {
-        topic, name: encodeStr(topic), tail: -1, epoch: undefined, following: this.store.follow?.(topic), resync: undefined, seen: 0, subs: new Set(), live: 0, heap: undefined, bytes: 0,
+        topic, name: encodeStr(topic), tail: -1, epoch: undefined, following: this.store.follow?.(topic), resync: undefined, seen: 0, subs: new Set(), live: 0, heap: undefined, bytes: 0, unchecked: 0,
         cache: NO_ENTRIES, cacheFirst: Number.POSITIVE_INFINITY, cacheSize: 0, frames: NO_FRAMES,
       };
       this.topics.set(topic, t);
@@ -545,4 +597,15 @@ export class Hub {
     this.counts[state]++;
     sub.state = state;
   }
+}
+
+/**
+ * The end of the longest run entries[start..] (at most to `end`) of at most `room` bytes; at least
+ * one entry, so a message larger than the room still goes out once the socket drained.
+ */
+function fitting(entries: readonly Uint8Array[], start: number, end: number, room: number): number {
+  let i = start + 1;
+  let bytes = entries[start]!.length;
+  while (i < end && bytes + entries[i]!.length <= room) bytes += entries[i++]!.length;
+  return i;
 }

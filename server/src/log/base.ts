@@ -31,6 +31,7 @@ import {
   type UnavailableCode,
 } from './log.js';
 import { LocalHeld, type HeldStore } from './held.js';
+import { logger } from '../logger.js';
 
 export interface TopicState {
   topic: string;
@@ -51,6 +52,14 @@ export interface TopicState {
 export interface KeyHit {
   offset: number;
   ts: number;
+  /** The fingerprint of the message stored with the key (absent: stored without one). */
+  fingerprint?: Uint8Array | undefined;
+}
+
+/** Whether a keyed message matches the one its key was stored with (see the contract: a missing side matches). */
+export function sameFingerprint(stored: Uint8Array | undefined, sent: Uint8Array | undefined): boolean {
+  if (!stored || !sent || stored.length === 0 || sent.length === 0) return true;
+  return Buffer.compare(stored, sent) === 0;
 }
 
 /** What a store persists for a topic besides its messages. */
@@ -89,6 +98,11 @@ interface Failure {
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
+/** The periodic work (see `startSweeper`) runs in this many slices per interval. */
+const SLICES = 20;
+/** Most messages and keys one pass of the periodic work removes. */
+const SWEEP_BUDGET = 10_000;
+
 interface Batch {
   topics: Map<string, BatchTopic>;
   done: Promise<void>;
@@ -99,6 +113,8 @@ interface Batch {
 export abstract class BaseLog implements TopicLog {
   abstract readonly kind: string;
   protected readonly states = new Map<string, TopicState>();
+  /** States in `states` with a durable message (durableHead > 0): what `topics()` lists, counted as they change. */
+  private written = 0;
   private readonly listeners = new Set<AppendListener>();
   private open: Batch | undefined;
   /** Settles once the last sealed batch finished or failed; never rejects. */
@@ -114,8 +130,12 @@ export abstract class BaseLog implements TopicLog {
   private closed = false;
   private allLoaded = false;
   /** Topics whose meta changed by appends since it was last written (written each second). */
-  private readonly dirtyMeta = new Set<TopicState>();
+  private readonly dirtyMeta = new Map<TopicState, number>();
+  /** The periodic work's interval (see `startSweeper`): a dirty meta waits at most about this long. */
+  private sweepIntervalMs = 1000;
   private sweeper: ReturnType<typeof setInterval> | undefined;
+  /** Where the sliced sweep goes on (see `startSweeper`). */
+  private sweepCursor: Iterator<TopicState> | undefined;
 
   constructor(
     protected readonly options: StoreOptions,
@@ -180,7 +200,9 @@ export abstract class BaseLog implements TopicLog {
         const hit = pending ?? this.findKey(topic, m.key, now);
         if (hit) {
           if (pending) waitForPending = true;
-          results.push({ offset: hit.offset, ts: hit.ts, duplicate: true, epoch: s.epoch });
+          const r: AppendResult = { offset: hit.offset, ts: hit.ts, duplicate: true, epoch: s.epoch };
+          if (!sameFingerprint(hit.fingerprint, m.fingerprint)) r.keyReused = true;
+          results.push(r);
           continue;
         }
       }
@@ -191,7 +213,7 @@ export abstract class BaseLog implements TopicLog {
       batch.bytes += entry.length;
       batch.lastTs = now;
       if (m.key !== undefined) {
-        const hit = { offset, ts: now };
+        const hit: KeyHit = { offset, ts: now, fingerprint: m.fingerprint };
         (s.pendingKeys ??= new Map()).set(m.key, hit);
         batch.keys.push({ key: m.key, hit });
       }
@@ -265,6 +287,11 @@ export abstract class BaseLog implements TopicLog {
     return out;
   }
 
+  async topicCount(): Promise<number> {
+    this.loadAll();
+    return this.written;
+  }
+
   /** Topics whose state is held in memory (written ones and those loaded from disk). */
   get cachedTopics(): number {
     return this.states.size;
@@ -290,36 +317,69 @@ export abstract class BaseLog implements TopicLog {
 
   // ---- retention and expiry -------------------------------------------------------------------
 
-  /** Starts the periodic sweep of aged messages and expired keys. */
+  /**
+   * Starts the periodic work over every topic — writing the meta of topics that grew, trimming
+   * messages older than the retention age, forgetting expired idempotency keys — once per
+   * `intervalMs`, in SLICES slices spread over it: each tick visits its share of the topics (and
+   * the oldest share of the dirty metas), so no loop turn pays for all topics at once (with 10,000
+   * topics a whole pass blocked the event loop for milliseconds every second, which showed as tail
+   * latency; issue 16). Every topic is still visited once per interval.
+   */
   protected startSweeper(intervalMs = 1000): void {
+    this.sweepIntervalMs = intervalMs;
     this.sweeper = setInterval(() => {
       try {
-        this.flushMeta();
-        this.sweep(Date.now());
+        this.sweepSlice(Date.now());
       } catch (err) {
-        console.error('sluice: retention sweep failed', err);
+        logger.error('retention sweep failed', { err });
       }
-    }, intervalMs);
+    }, intervalMs / SLICES);
     this.sweeper.unref();
   }
 
-  /** Trims messages older than the retention age and forgets expired idempotency keys. Bounded work per call. */
-  sweep(now: number, budget = 10_000): void {
+  /** One tick of the periodic work: a SLICES-th of the topics, the dirty metas and the key budget. */
+  private sweepSlice(now: number): void {
+    if (this.failure || this.closed) return;
+    this.loadAll();
+    const visit = Math.ceil(this.states.size / SLICES);
+    // Metas dirty for an interval are due; at most twice a slice's share of the topics per tick.
+    this.flushMeta(now - this.sweepIntervalMs, 2 * visit);
+    let budget = Math.ceil(SWEEP_BUDGET / SLICES);
+    const oldest = now - this.options.retention.maxAgeMs;
+    for (let i = 0; i < visit && budget > 0; i++) {
+      // A Map iterator stays valid while the map changes; a finished one starts a new pass.
+      let next = this.sweepCursor?.next();
+      if (!next || next.done) {
+        this.sweepCursor = this.states.values();
+        next = this.sweepCursor.next();
+        if (next.done) break;
+      }
+      budget = this.trimAged(next.value, oldest, budget);
+    }
+    this.expireKeys(now - this.options.dedupWindowMs, budget);
+  }
+
+  /** Trims messages older than the retention age and forgets expired idempotency keys, over every topic. Bounded work per call. */
+  sweep(now: number, budget = SWEEP_BUDGET): void {
     if (this.failure || this.closed) return;
     const oldest = now - this.options.retention.maxAgeMs;
     this.loadAll();
-    for (const s of this.states.values()) {
-      let changed = false;
-      while (budget > 0 && s.first <= s.durableHead && s.lastTs > 0) {
-        const entry = this.getEntry(s.topic, s.first);
-        if (entry && entryTs(entry) >= oldest) break;
-        this.dropFirst(s, entry);
-        changed = true;
-        budget--;
-      }
-      if (changed) this.writeMeta(s);
-    }
+    for (const s of this.states.values()) budget = this.trimAged(s, oldest, budget);
     this.expireKeys(now - this.options.dedupWindowMs, budget);
+  }
+
+  /** Drops a topic's messages older than `oldest` (at most `budget`); returns the budget left. */
+  private trimAged(s: TopicState, oldest: number, budget: number): number {
+    let changed = false;
+    while (budget > 0 && s.first <= s.durableHead && s.lastTs > 0) {
+      const entry = this.getEntry(s.topic, s.first);
+      if (entry && entryTs(entry) >= oldest) break;
+      this.dropFirst(s, entry);
+      changed = true;
+      budget--;
+    }
+    if (changed) this.writeMeta(s);
+    return budget;
   }
 
   /** Count and size retention, applied to durable messages after each commit. */
@@ -339,11 +399,19 @@ export abstract class BaseLog implements TopicLog {
     this.saveMeta(s);
   }
 
-  /** Writes the meta of topics that grew since their last write. */
-  private flushMeta(): void {
+  /**
+   * Writes the meta of topics that grew since their last write: those dirty since `before` or
+   * earlier, at most `limit` of them (default: all). A topic's meta is thereby written at most once
+   * per interval however often it grows (a write per tick would add commits).
+   */
+  private flushMeta(before = Number.POSITIVE_INFINITY, limit = Number.POSITIVE_INFINITY): void {
     if (this.failure) return;
-    for (const s of this.dirtyMeta) this.saveMeta(s);
-    this.dirtyMeta.clear();
+    // A Map iterates in insertion order: the ones dirty the longest come first.
+    for (const [s, since] of this.dirtyMeta) {
+      if (since > before || limit-- <= 0) break;
+      this.saveMeta(s);
+      this.dirtyMeta.delete(s);
+    }
   }
 
   private dropFirst(s: TopicState, entry: Uint8Array | undefined): void {
@@ -375,7 +443,10 @@ export abstract class BaseLog implements TopicLog {
         lastTs: meta?.lastTs ?? 0,
         pendingKeys: undefined,
       };
-      if (meta || create) this.states.set(topic, s);
+      if (meta || create) {
+        this.states.set(topic, s);
+        if (s.durableHead > 0) this.written++;
+      }
     }
     return s;
   }
@@ -495,11 +566,12 @@ export abstract class BaseLog implements TopicLog {
     this.committed();
     for (const [topic, t] of b.topics) {
       const s = t.state;
+      if (s.durableHead === 0) this.written++;
       s.durableHead = t.first + t.entries.length - 1;
       s.count += t.entries.length;
       s.bytes += t.bytes;
       s.lastTs = t.lastTs;
-      this.dirtyMeta.add(s);
+      if (!this.dirtyMeta.has(s)) this.dirtyMeta.set(s, Date.now());
       if (s.pendingKeys) {
         for (const k of t.keys) s.pendingKeys.delete(k.key);
         if (s.pendingKeys.size === 0) s.pendingKeys = undefined;
@@ -508,7 +580,7 @@ export abstract class BaseLog implements TopicLog {
         try {
           listener(topic, t.first, t.entries, s.epoch);
         } catch (err) {
-          console.error('sluice: append listener failed', err);
+          logger.error('append listener failed', { err });
         }
       }
       this.trim(s);
@@ -530,7 +602,7 @@ export abstract class BaseLog implements TopicLog {
     if (this.failure || this.closed) return;
     const code = this.classify(err);
     this.failure = { code, reason: code === 'insufficient-storage' ? 'disk full' : err.message, since: Date.now() };
-    console.error(`sluice: store cannot write (${this.failure.reason}); refusing publishes with ${code} until it can`, err);
+    logger.error(`store cannot write (${this.failure.reason}); refusing publishes with ${code} until it can`, { err });
     this.prober = setInterval(() => void this.recover(), 1000);
     this.prober.unref();
   }
@@ -558,15 +630,16 @@ export abstract class BaseLog implements TopicLog {
       await this.tail;
       if (!(await this.probe()) || this.closed) return;
       this.states.clear();
+      this.written = 0;
       this.dirtyMeta.clear();
       this.allLoaded = false;
       const was = this.failure;
       this.failure = undefined;
       if (this.prober) clearInterval(this.prober);
       this.prober = undefined;
-      console.error(`sluice: store writable again after ${Math.round((Date.now() - was.since) / 1000)} s; taking publishes`);
+      logger.warn(`store writable again after ${Math.round((Date.now() - was.since) / 1000)} s; taking publishes`);
     } catch (err) {
-      console.error('sluice: store probe failed', err);
+      logger.error('store probe failed', { err });
     } finally {
       this.probing = false;
     }

@@ -9,7 +9,8 @@
  * Layout (one environment, four named databases, written in the same transactions):
  * - `msgs`   [topic, offset] → entry bytes (MessagePack `[data, ts, headers?]`)
  * - `meta`   topic → TopicMeta (head, first, count, bytes, lastTs, epoch override)
- * - `keys`   [topic, key] → 16 bytes: offset, ts (float64 BE)   idempotency keys
+ * - `keys`   [topic, key] → offset, ts (float64 BE, 16 bytes), then the message's fingerprint
+ *                                    (up to 32 bytes; absent in keys written before fingerprints)
  * - `expiry` [ts, topic, key] → (empty)                          the same keys in time order
  * - `sys`    'epoch' → the store's epoch, made once when the data directory is created
  * - `groups` [topic, group] → a consumer group's state
@@ -37,6 +38,7 @@ import { entryTs } from '@sluice/client/protocol';
 import { BaseLog, type Commit, type KeyHit, type TopicMeta, type TopicState } from './base.js';
 import type { StoreOptions, UnavailableCode } from './log.js';
 import { randomId } from '../util/id.js';
+import { logger } from '../logger.js';
 
 export type Durability = 'flush' | 'commit';
 
@@ -116,7 +118,7 @@ export class DiskLog extends BaseLog {
     const log = new DiskLog(options, root, sys, epoch, path);
     if (log.freeBytes() < log.minFree) {
       log.markFailed(Object.assign(new Error(`less than ${log.minFree} bytes free on ${options.dir}`), { code: 'ENOSPC' }));
-      console.error(`sluice: the disk of ${options.dir} is full: starting read-only (reads are served; publishes get insufficient-storage until space returns)`);
+      logger.error(`the disk of ${options.dir} is full: starting read-only (reads are served; publishes get insufficient-storage until space returns)`);
     }
     return log;
   }
@@ -228,9 +230,11 @@ export class DiskLog extends BaseLog {
   }
 
   protected putKey(topic: string, key: string, hit: KeyHit): void {
-    const v = Buffer.allocUnsafe(16);
+    const fp = hit.fingerprint;
+    const v = Buffer.allocUnsafe(16 + (fp?.length ?? 0));
     v.writeDoubleBE(hit.offset, 0);
     v.writeDoubleBE(hit.ts, 8);
+    if (fp) v.set(fp, 16);
     this.track(this.keys.put([topic, key], v));
     this.track(this.expiry.put([hit.ts, topic, key], EMPTY));
   }
@@ -238,7 +242,14 @@ export class DiskLog extends BaseLog {
   protected getKey(topic: string, key: string): KeyHit | undefined {
     // getBinaryFast returns a buffer reused by the next read: decode it at once.
     const v = this.keys.getBinaryFast([topic, key]);
-    return v ? { offset: v.readDoubleBE(0), ts: v.readDoubleBE(8) } : undefined;
+    if (!v) return undefined;
+    const hit: KeyHit = { offset: v.readDoubleBE(0), ts: v.readDoubleBE(8) };
+    if (v.length > 16) {
+      // A copy of exactly the value's bytes (the fast buffer is a view of a larger shared one).
+      hit.fingerprint = new Uint8Array(v.length - 16);
+      hit.fingerprint.set(v.subarray(16, v.length));
+    }
+    return hit;
   }
 
   protected expireKeys(before: number, limit: number): number {

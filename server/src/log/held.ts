@@ -56,6 +56,8 @@ export interface HeldRecord {
   message?: AppendInput;
   /** The idempotency key of the publish that held it. */
   key?: string;
+  /** With a key: the fingerprint of its message (publish.ts `fingerprintOf`); kept after it is final, for the dedup window. */
+  fingerprint?: Uint8Array;
   /** Prepared: the check-back URL given at prepare time. */
   checkUrl?: string;
   /** Prepared: check-backs made so far. */
@@ -103,13 +105,13 @@ export function isFinal(state: HeldState): boolean {
 
 type Wire = [string, string, HeldKind, HeldState, number, number, number, (string | null)?, (string | null)?,
   (Uint8Array | null)?, (string | null)?, (Uint8Array | null)?, (Uint8Array | null)?, (number | null)?, (string | null)?,
-  (string | null)?, (string | null)?];
+  (string | null)?, (string | null)?, (Uint8Array | null)?];
 
 export function encodeHeld(r: HeldRecord): Uint8Array {
   const m = r.message;
   const w: Wire = [r.id, r.topic, r.kind, r.state, r.at, r.next, r.attempts, r.key ?? null, r.checkUrl ?? null,
     m?.data ?? null, m?.key ?? null, m?.headers ?? null, m?.meta ?? null, r.offset ?? null, r.epoch ?? null,
-    r.by?.client ?? null, r.by?.transport ?? null];
+    r.by?.client ?? null, r.by?.transport ?? null, r.fingerprint ?? null];
   return encodeValue(w);
 }
 
@@ -128,6 +130,8 @@ export function decodeHeld(bytes: Uint8Array): HeldRecord {
   if (w[13] != null) r.offset = w[13];
   if (w[14] != null) r.epoch = w[14];
   if (w[15] != null) r.by = w[16] != null ? { client: w[15], transport: w[16] } : { client: w[15] };
+  // Absent in records held before fingerprints: they match any message, as the log's keys do.
+  if (w[17] != null) r.fingerprint = w[17];
   return r;
 }
 

@@ -20,6 +20,11 @@
  * - Idempotency: within the dedup window, a message whose `key` was already stored for the same
  *   topic is not stored again; its result is the original offset with `duplicate: true`. This
  *   holds across restarts for durable stores, and for duplicates inside one `append` call.
+ *   A key is stored with its message's `fingerprint` (opaque bytes the caller computes). When
+ *   both the stored key and the new message have one and they differ, the key was reused for
+ *   another message: nothing is stored and the result has `keyReused: true` (and the original's
+ *   offset, with `duplicate: true`). A missing fingerprint on either side matches (keys stored by
+ *   versions before fingerprints, callers that pass none).
  * - Notification: every listener given to `watch` is called once per stored batch per topic, after
  *   the batch is durable, with consecutive offsets, in offset order per topic, with the epoch the
  *   batch was stored in. Duplicates are not notified. A store shared by several gateways notifies
@@ -42,6 +47,11 @@ import type { HeldStore } from './held.js';
 export interface AppendInput {
   data: Uint8Array;
   key?: string;
+  /**
+   * What makes two publishes with `key` the same request (see the contract's Idempotency), kept
+   * with the key; at most 32 bytes. Only read when `key` is set.
+   */
+  fingerprint?: Uint8Array;
   headers?: Uint8Array;
   /** The entry's meta (its ordering key), MessagePack-encoded; see the protocol's entry.ts. */
   meta?: Uint8Array;
@@ -50,6 +60,8 @@ export interface AppendInput {
 export interface AppendResult {
   offset: number;
   duplicate: boolean;
+  /** The key was stored with another message's fingerprint: nothing was stored (see the contract). */
+  keyReused?: true;
   /** The topic's epoch the offset belongs to (callers never need a separate `info` round trip). */
   epoch: string;
   /** Store timestamp (ms since epoch) of the stored message (of the original for duplicates). */
@@ -127,6 +139,11 @@ export interface TopicLog {
   info(topic: string): Promise<TopicInfo>;
   /** Every topic that has stored messages (or had them), for the admin API. */
   topics(): Promise<TopicInfo[]>;
+  /**
+   * How many topics `topics()` would list, without building the list: the admin API asks every
+   * second, so it MUST NOT cost a pass over every topic (a counter, or one server-side count).
+   */
+  topicCount(): Promise<number>;
   /** Registers a listener for stored batches; returns a function that removes it. */
   watch(listener: AppendListener): () => void;
   /**

@@ -6,7 +6,8 @@
  * Keys of a topic T:
  *   sl:{T}:m        hash   epoch, head, first, bytes, lastTs, firstTs, replid, history
  *   sl:{T}:s        stream entry ID `0-<offset>`, fields e (the stored entry), t (its ts, ms)
- *   sl:{T}:k:<key>  string `<offset>:<ts>:<epoch>`, expiring after the dedup window
+ *   sl:{T}:k:<key>  string `<offset>:<ts>:<epoch>[:<fingerprint, hex>]`, expiring after the dedup
+ *                   window (keys written before fingerprints have none: they match any message)
  *   sl:{T}:n        shard channel: the batches stored on T, for the gateways that follow it
  *
  * Epochs and failover. `replid` is the replication ID of the primary that last wrote the topic.
@@ -65,9 +66,9 @@ end
 /**
  * APPEND — KEYS: meta, stream, channel, then one key per keyed message. ARGV: now, dedupMs,
  * maxCount, maxBytes, maxAgeMs, newEpoch, placeholder epoch, publish (1: SPUBLISH the batch here),
- * nodeId, n, then per message: key index into KEYS (0: none), entry.
+ * nodeId, n, then per message: key index into KEYS (0: none), fingerprint (hex; '' for none), entry.
  * Returns {epoch, head, first, history, created, firstTs (0: empty), trimmed, then per message:
- * offset, ts, duplicate, epoch}.
+ * offset, ts, duplicate (0 stored, 1 duplicate, 2 key reused with another fingerprint), epoch}.
  */
 export const APPEND = `
 local meta, stream, channel = KEYS[1], KEYS[2], KEYS[3]
@@ -108,14 +109,20 @@ local firstNew = head + 1
 local parts = {}
 local stored = 0
 for i = 1, n do
-  local keyIndex = tonumber(ARGV[9 + 2 * i])
-  local entry = ARGV[10 + 2 * i]
+  local keyIndex = tonumber(ARGV[8 + 3 * i])
+  local fp = ARGV[9 + 3 * i]
+  local entry = ARGV[10 + 3 * i]
   local hit = false
   if keyIndex > 0 then
     local v = redis.call('GET', KEYS[keyIndex])
     if v then
-      local o, t, e = string.match(v, '^(%d+):(%d+):(.*)$')
-      out[#out + 1] = tonumber(o); out[#out + 1] = tonumber(t); out[#out + 1] = 1; out[#out + 1] = e
+      local o, t, rest = string.match(v, '^(%d+):(%d+):(.*)$')
+      -- Epochs never hold ':'; what follows one is the stored message's fingerprint.
+      local e, f = string.match(rest, '^([^:]*):(.*)$')
+      if not e then e = rest; f = '' end
+      local dup = 1
+      if f ~= '' and fp ~= '' and f ~= fp then dup = 2 end
+      out[#out + 1] = tonumber(o); out[#out + 1] = tonumber(t); out[#out + 1] = dup; out[#out + 1] = e
       hit = true
     end
   end
@@ -125,7 +132,9 @@ for i = 1, n do
     bytes = bytes + #entry
     if head == first then firstTs = now end
     if keyIndex > 0 then
-      redis.call('SET', KEYS[keyIndex], head .. ':' .. now .. ':' .. epoch, 'PX', dedupMs)
+      local v = head .. ':' .. now .. ':' .. epoch
+      if fp ~= '' then v = v .. ':' .. fp end
+      redis.call('SET', KEYS[keyIndex], v, 'PX', dedupMs)
     end
     out[#out + 1] = head; out[#out + 1] = now; out[#out + 1] = 0; out[#out + 1] = epoch
     stored = stored + 1

@@ -47,6 +47,7 @@ import { APPEND, GROUP_CLAIM, GROUP_RELEASE, GROUP_SAVE, RATE, READ, TRIM } from
 import { encodeEntry } from '@sluice/client/protocol';
 import type { HeldStore } from './held.js';
 import { HELD_SLOT_KEY, RedisHeld } from './redis-held.js';
+import { logger } from '../logger.js';
 
 export interface RedisLogOptions extends StoreOptions {
   /**
@@ -319,7 +320,7 @@ export class RedisLog implements TopicLog {
     if (!p) this.pending.set(topic, (p = { topic, ts: Date.now(), inputs: [], entries: [], waiters: [] }));
     const at = p.inputs.length;
     for (const m of messages) {
-      p.inputs.push(m.key === undefined ? { data: EMPTY } : { data: EMPTY, key: m.key });
+      p.inputs.push(m.key === undefined ? { data: EMPTY } : { data: EMPTY, key: m.key, fingerprint: m.fingerprint });
       p.entries.push(encodeEntry(m.data, p.ts, m.headers, m.meta));
     }
     if (!this.scheduled) {
@@ -355,6 +356,10 @@ export class RedisLog implements TopicLog {
     const names = await this.call(() => this.client.smembers(TOPICS_KEY));
     const metas = await Promise.all(names.map((t) => this.call(() => this.client.hmget(key(t, 'm'), 'epoch', 'head', 'first', 'bytes', 'lastTs', 'history'))));
     return names.map((t, i) => this.infoOf(t, metas[i]!)).filter((i) => i.head > 0);
+  }
+
+  async topicCount(): Promise<number> {
+    return this.call(() => this.client.scard(TOPICS_KEY));
   }
 
   watch(listener: AppendListener): () => void {
@@ -445,7 +450,7 @@ export class RedisLog implements TopicLog {
     const batches = [...this.pending.values()];
     this.pending = new Map();
     await Promise.all(batches.map((b) => this.appendBatch(b).catch((err: unknown) => {
-      console.error(`sluice: append to ${b.topic} failed`, err);
+      logger.error(`append to ${b.topic} failed`, { err });
       for (const w of b.waiters) w.reject(err instanceof Error ? err : new Error(String(err)));
     })));
   }
@@ -462,9 +467,9 @@ export class RedisLog implements TopicLog {
     p.inputs.forEach((m, i) => {
       if (m.key !== undefined) {
         keys.push(key(topic, `k:${m.key}`));
-        args.push(keys.length);
+        args.push(keys.length, m.fingerprint ? Buffer.from(m.fingerprint).toString('hex') : '');
       } else {
-        args.push(0);
+        args.push(0, '');
       }
       const e = entries[i]!;
       args.push(Buffer.from(e.buffer, e.byteOffset, e.byteLength));
@@ -487,7 +492,9 @@ export class RedisLog implements TopicLog {
     let firstNew = 0;
     for (let i = 0; i < p.inputs.length; i++) {
       const at = 7 + i * 4;
-      const res = { offset: Number(r[at]), ts: Number(r[at + 1]), duplicate: Number(r[at + 2]) === 1, epoch: String(r[at + 3]) };
+      const dup = Number(r[at + 2]);
+      const res: AppendResult = { offset: Number(r[at]), ts: Number(r[at + 1]), duplicate: dup !== 0, epoch: String(r[at + 3]) };
+      if (dup === 2) res.keyReused = true;
       results.push(res);
       if (!res.duplicate) {
         if (firstNew === 0) firstNew = res.offset;
@@ -709,7 +716,7 @@ export class RedisLog implements TopicLog {
       try {
         listener(topic, first, entries, epoch);
       } catch (err) {
-        console.error('sluice: append listener failed', err);
+        logger.error('append listener failed', { err });
       }
     }
   }

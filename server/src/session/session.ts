@@ -41,6 +41,7 @@ import type { Metrics } from '../metrics.js';
 import type { RateLimiter } from '../ratelimit.js';
 import { randomId } from '../util/id.js';
 import type { HeldService } from '../core/held.js';
+import { logger } from '../logger.js';
 
 export interface SessionContext {
   hub: Hub;
@@ -259,6 +260,8 @@ export class Session {
       (err: unknown) => {
         if (this.state !== 'auth') return;
         const message = err instanceof AuthError ? err.message : 'authentication failed';
+        // Never the token: the reason, the connection and where it came from.
+        logger.warn('authentication failed', { transport: 'ws', reason: message, session: this.id, client: this.clientName || undefined, address: this.conn.remoteAddress });
         this.fatal(0, 'unauthorized', message, CloseCode.UNAUTHORIZED, FrameType.HELLO);
       },
     );
@@ -474,7 +477,7 @@ export class Session {
   /** An unexpected failure in a handler: counted, logged, answered with `internal`; the process goes on. */
   private failed(err: unknown, id = 0, re = 0): void {
     this.ctx.metrics.handlerFailures.inc();
-    console.error(`sluice: session ${this.id} handler failed`, err);
+    logger.error(`session ${this.id} handler failed`, { err });
     if (this.state !== 'closed') this.error(id, 'internal', 'the gateway failed to handle this request', re);
   }
 }

@@ -47,10 +47,10 @@ export class RawClient {
     });
   }
 
-  /** Opens a socket; unless `hello: false`, sends HELLO and waits for WELCOME. */
-  static async connect(url: string, opts: { hello?: boolean; token?: string; headers?: Record<string, string> } = {}): Promise<RawClient> {
-    const wsUrl = url.replace(/^http/, 'ws') + '/v1/ws';
-    const ws = new WebSocket(wsUrl, { headers: opts.headers });
+  /** Opens a socket (`ca`: the certificate authority a wss:// gateway's certificate must chain to); unless `hello: false`, sends HELLO and waits for WELCOME. */
+  static async connect(url: string, opts: { hello?: boolean; token?: string; headers?: Record<string, string>; ca?: string | Buffer } = {}): Promise<RawClient> {
+    const wsUrl = url.replace(/^http/, 'ws') + '/v1/ws'; // https → wss
+    const ws = new WebSocket(wsUrl, { headers: opts.headers, ...(opts.ca === undefined ? {} : { ca: opts.ca }) });
     ws.binaryType = 'nodebuffer';
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());

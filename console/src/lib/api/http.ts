@@ -15,6 +15,11 @@ export class ApiError extends Error {
 export const gatewayOrigin = location.origin;
 
 export async function request<T>(method: string, path: string, init: { body?: BodyInit; headers?: Record<string, string> } = {}): Promise<T> {
+  return (await requestWithHeaders<T>(method, path, init)).body;
+}
+
+/** As `request`, with the response's headers (paging cursors, totals). */
+export async function requestWithHeaders<T>(method: string, path: string, init: { body?: BodyInit; headers?: Record<string, string> } = {}): Promise<{ body: T; headers: Headers }> {
   const headers: Record<string, string> = { ...init.headers };
   if (auth.token && !headers.authorization) headers.authorization = `Bearer ${auth.token}`;
   let res: Response;
@@ -31,7 +36,7 @@ export async function request<T>(method: string, path: string, init: { body?: Bo
     const e = (body as { error?: { code?: string; message?: string } } | undefined)?.error;
     throw new ApiError(e?.code ?? 'internal', e?.message ?? `HTTP ${res.status}`, res.status);
   }
-  return body as T;
+  return { body: body as T, headers: res.headers };
 }
 
 /** An EventSource URL for a GET route: EventSource cannot send headers, so the token rides in the query. */

@@ -7,6 +7,8 @@ export interface StoredMessage {
   data: unknown;
   encoding?: 'base64';
   headers?: Record<string, string>;
+  /** Published with tracing on (or sampled): its journey is at #/topics/<topic>/trace/<offset>. */
+  traced?: boolean;
 }
 
 export interface Page {
