@@ -32,7 +32,7 @@ export default defineConfig({
   projects: [
     // The browser path with the SDK, and the console in dev mode (one gateway, and a cluster; its error,
     // stale, history, phone-width and trace states), and behind nginx (proxy.spec.ts signs in itself): no shared sign-in.
-    { name: 'browser', testMatch: ['sdk.spec.ts', 'groups.spec.ts', 'cluster.spec.ts', 'console-dev.spec.ts', 'console-cluster.spec.ts', 'console-states.spec.ts', 'proxy.spec.ts'], use: { browserName: 'chromium' } },
+    { name: 'browser', testMatch: ['sdk.spec.ts', 'groups.spec.ts', 'cluster.spec.ts', 'console-dev.spec.ts', 'console-cluster.spec.ts', 'console-states.spec.ts', 'console-scheduled.spec.ts', 'proxy.spec.ts'], use: { browserName: 'chromium' } },
     // Signs in to the console through its token prompt once and keeps the session for the suite.
     { name: 'console-auth', testMatch: 'console.setup.ts', use: { browserName: 'chromium' } },
     {

@@ -40,6 +40,9 @@ import {
   type ErrorFrame,
   type Headers,
   type PubFrame,
+  type ResolveFrame,
+  type ResolvedFrame,
+  type ResolveOp,
   type ServerFrame,
   type WelcomeFrame,
 } from './protocol/frames.js';
@@ -83,10 +86,13 @@ export interface StateChange {
  * What the debug log sees (`log` option): state changes, frames in and out (a HELLO's token and a
  * PUB's data are left out), reconnect delays. `at`: the clock's ms.
  */
+/** A PUB as the debug log shows it: without its data. */
+type PubSummary = { type: typeof FrameType.PUB; reqId: number; topic: string; key: string };
+
 export type LogEvent =
   | { at: number; type: 'state'; change: StateChange }
   | { at: number; type: 'in'; frame: ServerFrame }
-  | { at: number; type: 'out'; frame: ClientFrame | { type: typeof FrameType.PUB; reqId: number; topic: string; key: string } }
+  | { at: number; type: 'out'; frame: ClientFrame | PubSummary }
   | { at: number; type: 'retry'; attempt: number; delayMs: number };
 
 export interface ClientEvents extends Record<string, unknown> {
@@ -165,6 +171,14 @@ export interface PublishOptions {
   /** Record this message's journey (protocol 1.3): the console's trace view shows it. */
   trace?: boolean;
   /**
+   * Deliver it this many ms from now (protocol 1.4; at most the gateway's max delay, default 7 days):
+   * the gateway holds it durably and appends it when due. The result then has `scheduleId` and
+   * `due`, and `offset` 0 (the offset is assigned when it is appended).
+   */
+  delay?: number;
+  /** Deliver it at this time (ms since the epoch; protocol 1.4), as `delay`. */
+  at?: number;
+  /**
    * Reject with TimeoutError (code `timeout`, the `key` to retry with) when no ACK came within this
    * many ms, queued or sent. The message may still be stored; publishing again with the key is safe.
    */
@@ -174,16 +188,46 @@ export interface PublishOptions {
 }
 
 export interface PublishResult {
+  /** Where it was stored; 0 for a delayed publish (not appended yet). */
   offset: number;
   duplicate: boolean;
+  /** A delayed publish: its schedule id (for `cancel`) and when it is due. */
+  scheduleId?: string;
+  due?: number;
+}
+
+/** Options of `prepare`: those of a publish, and where the gateway checks back (allow-listed by it). */
+export type PrepareOptions = Omit<PublishOptions, 'delay' | 'at'> & { checkUrl?: string };
+
+/**
+ * A prepared (half) message (protocol 1.4): stored by the gateway, invisible to every reader until
+ * `commit` appends it; `abort` drops it. Both are idempotent and may be called from another client
+ * (or over HTTP) with the id.
+ */
+export interface Transaction {
+  readonly id: string;
+  readonly topic: string;
+  /** Appends the message; resolves with its offset (`duplicate` when it was committed already). */
+  commit(options?: RequestOptions): Promise<{ offset: number; duplicate: boolean }>;
+  abort(options?: RequestOptions): Promise<void>;
+}
+
+/** Failure visibility of a commit, abort or cancel, as of a publish: reject after `timeout` ms, or on `signal`. */
+export interface RequestOptions {
+  /** Reject with TimeoutError when no answer came within this many ms; the request may still take effect (repeating it is safe). */
+  timeout?: number;
+  /** Abort: rejects with `signal.reason` and is no longer (re)sent. Like `timeout`, it may already have taken effect. */
+  signal?: AbortSignal;
 }
 
 interface PendingPublish {
   id: number;
   frame: Uint8Array;
-  topic: string;
+  /** What the debug log shows when it is sent (a PUB without its data, or the RESOLVE). */
+  logged: PubSummary | ResolveFrame;
   key: string;
-  resolve(r: PublishResult): void;
+  /** ACK, HELD or RESOLVED, as the request expects. */
+  resolve(r: unknown): void;
   reject(err: unknown): void;
   /** Connection sequence it was last sent on (0: not sent on the current connection; -1: waiting to retry). */
   sentOn: number;
@@ -371,29 +415,85 @@ export class Client extends Emitter<ClientEvents> {
     if (priority !== undefined && !(Number.isInteger(priority) && priority >= 0 && priority <= MAX_PRIORITY)) {
       return Promise.reject(new SluiceError('bad-frame', `priority must be an integer 0-${MAX_PRIORITY}`));
     }
-    if (this.pending.size >= this.maxQueued) return Promise.reject(new QueueFullError(this.maxQueued));
+    for (const field of ['delay', 'at'] as const) {
+      const v = options[field];
+      if (v !== undefined && !(Number.isSafeInteger(v) && v >= 0)) return Promise.reject(new SluiceError('bad-frame', `${field} must be a whole number of ms, 0 or more`));
+    }
     const id = this.nextId++;
-    let frame: Uint8Array;
     const pub: PubFrame = { type: FrameType.PUB, reqId: id, topic, data, key };
     if (options.headers) pub.headers = options.headers;
     if (orderingKey !== undefined) pub.orderingKey = orderingKey;
     if (priority) pub.priority = priority;
     if (options.trace) pub.trace = true;
+    if (options.delay !== undefined) pub.delay = options.delay;
+    if (options.at !== undefined) pub.at = options.at;
+    if ((options as PrepareOptions & { prepare?: boolean }).prepare) {
+      pub.prepare = true;
+      const checkUrl = (options as PrepareOptions).checkUrl;
+      if (checkUrl !== undefined) pub.checkUrl = checkUrl;
+    }
+    const { timeout, signal } = options;
+    return this.request<PublishResult>(id, pub, { key, what: `the publish to ${topic}`, timeout, signal });
+  }
+
+  /**
+   * Prepares a half message (protocol 1.4): the gateway stores it, invisible to every subscriber and
+   * group, until the returned transaction's `commit` (or `abort`). Left unresolved, the gateway
+   * checks back with the producer (its `--tx-check-url`, or `checkUrl` if its allow-list takes it).
+   */
+  async prepare(topic: string, data: unknown, options: PrepareOptions = {}): Promise<Transaction> {
+    const r = await this.publish(topic, data, { ...options, prepare: true } as PublishOptions);
+    return this.transaction(r.scheduleId!, topic);
+  }
+
+  /** A transaction by id (one prepared elsewhere, or before a restart), to commit or abort it. */
+  transaction(id: string, topic = ''): Transaction {
+    return {
+      id,
+      topic,
+      commit: (options) => this.resolveHeld(id, 'commit', options).then((r) => ({ offset: r.offset ?? 0, duplicate: r.duplicate ?? false })),
+      abort: (options) => this.resolveHeld(id, 'abort', options).then(() => undefined),
+    };
+  }
+
+  /** Cancels a delayed publish by its schedule id before it is due (again: the same answer). */
+  cancel(scheduleId: string, options: RequestOptions = {}): Promise<void> {
+    return this.resolveHeld(scheduleId, 'cancel', options).then(() => undefined);
+  }
+
+  private resolveHeld(id: string, op: ResolveOp, options: RequestOptions = {}): Promise<ResolvedFrame> {
+    const ended = this.ended();
+    if (ended) return Promise.reject(ended);
+    if (this.state === 'suspended') return Promise.reject(new SuspendedError('the client is suspended: no connection to the gateway', this.lastDisconnect?.error));
+    if (options.signal?.aborted) return Promise.reject(options.signal.reason);
+    const reqId = this.nextId++;
+    const { timeout, signal } = options;
+    return this.request<ResolvedFrame>(reqId, { type: FrameType.RESOLVE, reqId, id, op }, { key: id, what: `the ${op} of ${id}`, timeout, signal });
+  }
+
+  /**
+   * Sends a request answered by its reqId (ACK, HELD or RESOLVED; resent on reconnect and after
+   * retryable errors), settled by `settle`: answered, refused, timed out or aborted.
+   */
+  private request<T>(id: number, frame: PubFrame | ResolveFrame, options: { key: string; what: string; timeout?: number | undefined; signal?: AbortSignal | undefined }): Promise<T> {
+    const { key, what, timeout, signal } = options;
+    if (this.pending.size >= this.maxQueued) return Promise.reject(new QueueFullError(this.maxQueued));
+    let bytes: Uint8Array;
     try {
-      frame = encodeClientFrame(pub);
+      bytes = encodeClientFrame(frame);
     } catch (err) {
       // Data the protocol cannot carry (a Date, a typed array, a cycle): refused before it leaves.
       return Promise.reject(new SluiceError('bad-request', (err as Error).message));
     }
-    if (this.welcome && frame.length > this.welcome.maxFrame) {
-      return Promise.reject(new SluiceError('too-large', `publish of ${frame.length} bytes exceeds maxFrame ${this.welcome.maxFrame}`));
+    if (this.welcome && bytes.length > this.welcome.maxFrame) {
+      return Promise.reject(new SluiceError('too-large', `publish of ${bytes.length} bytes exceeds maxFrame ${this.welcome.maxFrame}`));
     }
-    return new Promise<PublishResult>((resolve, reject) => {
-      const p: PendingPublish = { id, frame, topic, key, resolve, reject, sentOn: 0, attempts: 0 };
+    const logged: PubSummary | ResolveFrame = frame.type === FrameType.PUB ? { type: FrameType.PUB, reqId: id, topic: frame.topic, key } : frame;
+    return new Promise<T>((resolve, reject) => {
+      const p: PendingPublish = { id, frame: bytes, logged, key, resolve: resolve as (r: unknown) => void, reject, sentOn: 0, attempts: 0 };
       this.pending.set(id, p);
-      const { timeout, signal } = options;
       if (timeout !== undefined) {
-        p.timer = this.clock.setTimeout(() => this.settle(p, new TimeoutError(`no ACK for the publish to ${topic} within ${timeout} ms`, key)), timeout);
+        p.timer = this.clock.setTimeout(() => this.settle(p, new TimeoutError(`no answer to ${what} within ${timeout} ms`, key)), timeout);
       }
       if (signal) {
         const abort = () => this.settle(p, signal.reason);
@@ -543,12 +643,12 @@ export class Client extends Emitter<ClientEvents> {
   }
 
   /** A publish is done: it leaves the queue, its timers and listener go; resolved with `r` or rejected with it. */
-  private settle(p: PendingPublish, r: PublishResult | unknown, ok = false): void {
+  private settle(p: PendingPublish, r: unknown, ok = false): void {
     if (!this.pending.delete(p.id)) return;
     this.clearRetry(p);
     if (p.timer !== undefined) this.clock.clearTimeout(p.timer);
     p.unlisten?.();
-    if (ok) p.resolve(r as PublishResult);
+    if (ok) p.resolve(r);
     else p.reject(r);
   }
 
@@ -564,7 +664,7 @@ export class Client extends Emitter<ClientEvents> {
   private sendPublish(p: PendingPublish): void {
     p.sentOn = this.connSeq;
     p.attempts++;
-    this.log?.({ at: this.clock.now(), type: 'out', frame: { type: FrameType.PUB, reqId: p.id, topic: p.topic, key: p.key } });
+    this.log?.({ at: this.clock.now(), type: 'out', frame: p.logged });
     this.send(p.frame);
   }
 
@@ -585,10 +685,7 @@ export class Client extends Emitter<ClientEvents> {
       case FrameType.WELCOME: return this.welcomed(f);
       case FrameType.SUBSCRIBED: return this.subs.get(f.subId)?.onSubscribed(f);
       case FrameType.UNSUBSCRIBED: return;
-      case FrameType.ACK: {
-        const p = this.pending.get(f.reqId);
-        return p && this.settle(p, { offset: f.offset, duplicate: f.duplicate }, true);
-      }
+      case FrameType.ACK: return this.answered(f.reqId, { offset: f.offset, duplicate: f.duplicate });
       case FrameType.MSG: return this.subscription(f.topic)?.onMessages(f.offset, [f]);
       case FrameType.MSGS: return this.subscription(f.topic)?.onMessages(f.first, f.messages);
       case FrameType.GAP: return this.subscription(f.topic)?.onGap(f.from, f.to);
@@ -599,11 +696,23 @@ export class Client extends Emitter<ClientEvents> {
         const c = this.byTopic.get(f.topic);
         return c instanceof Consumer ? c.onLease(f) : undefined;
       }
+      case FrameType.HELD: {
+        const r: PublishResult = { offset: 0, duplicate: f.duplicate, scheduleId: f.id };
+        if (f.due !== undefined) r.due = f.due;
+        return this.answered(f.reqId, r);
+      }
+      case FrameType.RESOLVED: return this.answered(f.reqId, f);
       default: {
         const never: never = f;
         return void never;
       }
     }
+  }
+
+  /** ACK, HELD or RESOLVED: the request with this reqId is answered. */
+  private answered(reqId: number, r: unknown): void {
+    const p = this.pending.get(reqId);
+    if (p) this.settle(p, r, true);
   }
 
   private subscription(topic: string): Feed | undefined {
@@ -645,7 +754,7 @@ export class Client extends Emitter<ClientEvents> {
   private serverError(f: ErrorFrame): void {
     const err = fromErrorFrame(f);
     const re = f.re ?? 0;
-    const p = re === 0 || re === FrameType.PUB ? this.pending.get(f.id) : undefined;
+    const p = re === 0 || re === FrameType.PUB || re === FrameType.RESOLVE ? this.pending.get(f.id) : undefined;
     if (p) {
       if (err.retryable && this.state === 'connected') {
         // The same key makes the retry safe; back off so a struggling gateway is not hammered.

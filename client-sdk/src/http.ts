@@ -25,8 +25,8 @@ export interface HttpOptions {
   backoff?: Backoff;
 }
 
-/** @internal A POST of `body` with `headers` to `path`; resolves with the answer's JSON. */
-export type Post = (path: string, body?: BodyInit, headers?: Record<string, string>, signal?: AbortSignal) => Promise<unknown>;
+/** @internal A POST (or `method`) of `body` with `headers` to `path`; resolves with the answer's JSON. */
+export type Post = (path: string, body?: BodyInit, headers?: Record<string, string>, signal?: AbortSignal, method?: 'POST' | 'DELETE') => Promise<unknown>;
 
 /** @internal */
 export function httpPost(options: HttpOptions): Post {
@@ -35,7 +35,7 @@ export function httpPost(options: HttpOptions): Post {
   const attempts = Math.max(1, options.attempts ?? 5);
   const backoff = options.backoff ?? fullJitter({ base: 100, cap: 5000 });
 
-  return async (path, body, extra = {}, signal) => {
+  return async (path, body, extra = {}, signal, method = 'POST') => {
     let lastError: SluiceError | undefined;
     for (let attempt = 0; attempt < attempts; attempt++) {
       if (attempt > 0) await delay(lastError instanceof RetryAfter ? lastError.ms : backoff(attempt - 1), signal);
@@ -45,7 +45,7 @@ export function httpPost(options: HttpOptions): Post {
       if (token) headers.authorization = `Bearer ${token}`;
       let res: Response;
       try {
-        res = await doFetch(`${base}${path}`, signal ? { method: 'POST', headers, body, signal } : { method: 'POST', headers, body });
+        res = await doFetch(`${base}${path}`, signal ? { method, headers, body, signal } : { method, headers, body });
       } catch (err) {
         if (signal?.aborted) throw signal.reason;
         lastError = new NetworkError(`request to ${base}${path} failed: ${err instanceof Error ? err.message : String(err)}`, err);

@@ -4,7 +4,7 @@
  * separate entry point `@sluice/client/protocol`.
  */
 export { createClient, Client, wsUrl } from './client.js';
-export type { ClientOptions, ClientState, ClientEvents, StateChange, PublishOptions, PublishResult, ServerInfo, LogEvent } from './client.js';
+export type { ClientOptions, ClientState, ClientEvents, StateChange, PublishOptions, PublishResult, ServerInfo, LogEvent, PrepareOptions, Transaction, RequestOptions } from './client.js';
 export type { HistoryOptions, HistoryPage } from './history.js';
 export { Subscription } from './subscription.js';
 export type {
@@ -29,7 +29,7 @@ export type {
   LostEvent,
 } from './consumer.js';
 export { createPublisher } from './publisher.js';
-export type { Publisher, PublisherOptions, HttpPublishOptions, HttpPublishResult, BatchMessage, BatchResult } from './publisher.js';
+export type { Publisher, PublisherOptions, HttpPublishResult, HttpPublishOptions, HttpScheduled, HttpTransaction, BatchMessage, BatchResult } from './publisher.js';
 export { memoryResume, webStorageResume } from './resume.js';
 export type { ResumeStore, Position, StorageLike } from './resume.js';
 export { SluiceError, ServerError, ClosedError, QueueFullError, NetworkError, ConnectionError, TimeoutError, SuspendedError } from './errors.js';

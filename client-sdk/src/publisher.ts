@@ -21,15 +21,11 @@ export interface HttpPublishResult {
   duplicate: boolean;
 }
 
-export interface HttpPublishOptions {
-  /** Idempotency key (1–128 bytes); generated when omitted and kept across retries. */
-  key?: string;
-  /** Message headers (sent as `Sluice-Headers`), as a WebSocket publish's. */
-  headers?: Headers;
-  /** Ordering key for consumer groups (`Sluice-Ordering-Key`). */
-  orderingKey?: string;
-  /** Priority 0–9 for consumer groups (`Sluice-Priority`). */
-  priority?: number;
+/** A delayed publish (protocol 1.4): held by the gateway until `due`; `id` cancels it. */
+export interface HttpScheduled {
+  id: string;
+  due: number;
+  duplicate: boolean;
 }
 
 export interface BatchMessage {
@@ -39,14 +35,47 @@ export interface BatchMessage {
   headers?: Headers;
   orderingKey?: string;
   priority?: number;
+  /** Deliver it this many ms from now / at this time (ms since the epoch): its result is HttpScheduled. */
+  delay?: number;
+  at?: number;
 }
 
-export type BatchResult = HttpPublishResult | { error: { code: string; message: string } };
+export type BatchResult = HttpPublishResult | HttpScheduled | { error: { code: string; message: string } };
+
+/** A prepared (half) message over HTTP; see Client.prepare. */
+export interface HttpTransaction {
+  readonly id: string;
+  readonly topic: string;
+  commit(): Promise<HttpPublishResult>;
+  abort(): Promise<void>;
+}
+
+export interface HttpPublishOptions {
+  /** Idempotency key (1–128 bytes); generated when omitted and kept across retries. */
+  key?: string;
+  /** Message headers (sent as `Sluice-Headers`), as a WebSocket publish's. */
+  headers?: Headers;
+  /** Ordering key for consumer groups (`Sluice-Ordering-Key`). */
+  orderingKey?: string;
+  /** Priority 0–9 for consumer groups (`Sluice-Priority`). */
+  priority?: number;
+  /** Deliver it this many ms from now (protocol 1.4): resolves with HttpScheduled. */
+  delay?: number;
+  /** Deliver it at this time (ms since the epoch): resolves with HttpScheduled. */
+  at?: number;
+}
 
 export interface Publisher {
-  publish(topic: string, data: unknown, options?: HttpPublishOptions): Promise<HttpPublishResult>;
+  publish(topic: string, data: unknown, options?: Omit<HttpPublishOptions, 'delay' | 'at'>): Promise<HttpPublishResult>;
+  publish(topic: string, data: unknown, options: HttpPublishOptions & ({ delay: number } | { at: number })): Promise<HttpScheduled>;
   /** One request, one store commit; results in the order given. */
   publishBatch(messages: readonly BatchMessage[]): Promise<BatchResult[]>;
+  /** Cancels a delayed publish before it is due (idempotent). */
+  cancel(topic: string, id: string): Promise<void>;
+  /** Prepares a half message: invisible to readers until `commit`. */
+  prepare(topic: string, data: unknown, options?: { key?: string; checkUrl?: string }): Promise<HttpTransaction>;
+  /** A transaction by id (prepared elsewhere or before a restart). */
+  transaction(topic: string, id: string): HttpTransaction;
 }
 
 export function createPublisher(options: PublisherOptions): Publisher {
@@ -59,21 +88,41 @@ export function createPublisher(options: PublisherOptions): Publisher {
     return { body: JSON.stringify(data), type: 'application/json' };
   }
 
+  const t = (topic: string) => `/v1/topics/${encodeURIComponent(topic)}`;
+  const transaction = (topic: string, id: string): HttpTransaction => ({
+    id,
+    topic,
+    commit: async () => (await post(`${t(topic)}/transactions/${encodeURIComponent(id)}/commit`)) as HttpPublishResult,
+    abort: async () => { await post(`${t(topic)}/transactions/${encodeURIComponent(id)}/abort`); },
+  });
+
   return {
-    async publish(topic, data, opts = {}) {
+    async publish(topic: string, data: unknown, opts: HttpPublishOptions = {}) {
       const b = body(data);
       const h: Record<string, string> = { 'content-type': b.type, 'idempotency-key': keyOf(opts.key) };
       if (opts.headers) h['sluice-headers'] = JSON.stringify(opts.headers);
       if (opts.orderingKey !== undefined) h['sluice-ordering-key'] = opts.orderingKey;
       if (opts.priority !== undefined) h['sluice-priority'] = String(opts.priority);
-      const r = await post(`/v1/topics/${encodeURIComponent(topic)}/messages`, b.body, h);
-      return r as HttpPublishResult;
+      if (opts.delay !== undefined) h['sluice-delay'] = String(opts.delay);
+      if (opts.at !== undefined) h['sluice-at'] = String(opts.at);
+      return (await post(`${t(topic)}/messages`, b.body, h)) as HttpPublishResult & HttpScheduled;
     },
     async publishBatch(messages) {
       const withKeys = messages.map((m) => ({ ...m, key: keyOf(m.key) }));
       const r = await post('/v1/publish', JSON.stringify({ messages: withKeys }), { 'content-type': 'application/json' });
       return (r as { results: BatchResult[] }).results;
     },
+    async cancel(topic, id) {
+      await post(`${t(topic)}/scheduled/${encodeURIComponent(id)}`, undefined, {}, undefined, 'DELETE');
+    },
+    async prepare(topic, data, opts = {}) {
+      const b = body(data);
+      const headers: Record<string, string> = { 'content-type': b.type, 'idempotency-key': keyOf(opts.key) };
+      if (opts.checkUrl !== undefined) headers['sluice-check-url'] = opts.checkUrl;
+      const r = (await post(`${t(topic)}/transactions`, b.body, headers)) as { id: string };
+      return transaction(topic, r.id);
+    },
+    transaction,
   };
 }
 

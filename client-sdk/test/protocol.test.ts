@@ -362,7 +362,7 @@ describe('ERROR re: what an error answers', () => {
 });
 
 describe('protocol version', () => {
-  it('is 1.3, announced in HELLO and WELCOME', () => {
+  it('is 1.4, announced in HELLO and WELCOME', () => {
     assert.equal(PROTOCOL_VERSION, '1.4');
     const hello = pack([1, { protocol: '1.1', client: 'c' }]);
     assert.deepEqual(decodeClientFrame(hello), { type: 1, protocol: '1.1', client: 'c' });

@@ -2,6 +2,7 @@
  * Gateway configuration: defaults, environment variables and `sluice serve` flags.
  * Every option has one name in each form: `--max-frame` ⇔ `SLUICE_MAX_FRAME` ⇔ `maxFrame`.
  */
+import { DEFAULT_HELD_OPTIONS, type HeldOptions } from './core/held.js';
 import { isIP } from 'node:net';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import {
@@ -159,6 +160,8 @@ export interface Config {
   redis: RedisConfig;
   groups: GroupConfig;
   trace: TraceConfig;
+  /** Delayed and half (transactional) messages (see server/src/core/held.ts). */
+  held: HeldOptions;
   durability: Durability;
   retention: Retention;
   dedupWindowMs: number;
@@ -240,6 +243,7 @@ export function defaultConfig(): Config {
     redis: { url: 'redis://127.0.0.1:6379', minReplicas: 0, commandTimeoutMs: 2000 },
     groups: { ackWaitMs: 30_000, maxDeliveries: 5, backoffMs: [1000, 5000, 30_000, 120_000] },
     trace: { sample: 0, maxTraces: 10_000, maxEvents: 100, ttlMs: 60 * 60_000 },
+    held: { ...DEFAULT_HELD_OPTIONS, checkAllow: [] },
     consoleDir: undefined,
     publicUrl: undefined,
     trustProxy: [],
@@ -395,6 +399,17 @@ export const OPTIONS: Option[] = [
       c.trace.sample = f;
     },
   },
+  { flag: 'max-delay', env: 'SLUICE_MAX_DELAY_MS', help: 'longest delay a publish may ask for (default 7d; bare number: ms)', set: (c, v, n) => { c.held.maxDelayMs = parseDuration(n, v, 'ms', 0); } },
+  { flag: 'tx-check-after', env: 'SLUICE_TX_CHECK_AFTER_MS', help: 'a prepared message unresolved this long is checked back with its producer (default 60s; bare number: ms)', set: (c, v, n) => { c.held.checkAfterMs = parseDuration(n, v, 'ms', 1); } },
+  { flag: 'tx-check-url', env: 'SLUICE_TX_CHECK_URL', help: 'check-back URL for prepared messages that give none (default: none; such messages are aborted when checked)', set: (c, v, n) => { httpUrl(n, v); c.held.checkUrl = v; } },
+  { flag: 'tx-check-secret', env: 'SLUICE_TX_CHECK_SECRET', help: 'HMAC-SHA256 key the check-back body is signed with (Sluice-Signature header; default: empty key)', set: (c, v) => { c.held.checkSecret = v; } },
+  {
+    flag: 'tx-check-allow', env: 'SLUICE_TX_CHECK_ALLOW', help: 'comma-separated URL prefixes a check-back URL given at prepare must start with (default: none allowed)',
+    set: (c, v, n) => { c.held.checkAllow = v.split(',').map((u) => u.trim()).filter(Boolean).map((u) => httpUrl(n, u) && u); },
+  },
+  { flag: 'tx-check-attempts', env: 'SLUICE_TX_CHECK_ATTEMPTS', help: 'check-backs answered unknown (or unanswered) before the default, abort, applies (default 5)', set: (c, v, n) => { c.held.maxChecks = int(n, v, 1); } },
+  { flag: 'tx-check-backoff', env: 'SLUICE_TX_CHECK_BACKOFF_MS', help: 'delay before the first check-back retry, doubling per attempt up to 60s (default 5s; bare number: ms)', set: (c, v, n) => { c.held.checkBackoffMs = parseDuration(n, v, 'ms', 1); } },
+  { flag: 'tx-check-timeout', env: 'SLUICE_TX_CHECK_TIMEOUT_MS', help: 'how long one check-back may take (default 5s; bare number: ms)', set: (c, v, n) => { c.held.checkTimeoutMs = parseDuration(n, v, 'ms', 1); } },
   { flag: 'trace-max', env: 'SLUICE_TRACE_MAX', help: 'traced messages a node keeps the journey of, oldest forgotten first (default 10000)', set: (c, v, n) => { c.trace.maxTraces = int(n, v, 1); } },
   { flag: 'redis-min-replicas', env: 'SLUICE_REDIS_MIN_REPLICAS', help: 'replicas that must have a publish before its ACK (WAIT; default 0)', set: (c, v, n) => { c.redis.minReplicas = int(n, v); } },
   { flag: 'redis-timeout', env: 'SLUICE_REDIS_TIMEOUT_MS', help: 'how long a Redis command may take before a publish fails as unavailable (default 2s; bare number: ms)', set: (c, v, n) => { c.redis.commandTimeoutMs = parseDuration(n, v, 'ms', 100); } },

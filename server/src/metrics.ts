@@ -101,6 +101,12 @@ export class Metrics {
   readonly httpRequests = new Map<string, Counter>();
   /** Time to the response (SSE: to the stream's start; long-polls include their wait), by route. */
   readonly httpSeconds = new Map<string, Histogram>();
+  /** Held messages appended (delayed ones as they fell due, prepared ones as they were committed). */
+  readonly heldAppended = new Counter();
+  /** How late a delayed message was appended after its due time (seconds). */
+  readonly heldLateness = new Histogram([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60]);
+  /** Check-backs of prepared messages, by outcome (commit, abort, unknown, failed, default-abort). */
+  readonly checkBacks = new Map<string, Counter>();
   private readonly collected = new Map<string, Collected>();
   private last = { at: Date.now(), in: 0, out: 0, bin: 0, bout: 0 };
   rates: Rates = { messagesInPerSec: 0, messagesOutPerSec: 0, bytesInPerSec: 0, bytesOutPerSec: 0 };
@@ -118,6 +124,12 @@ export class Metrics {
   error(code: string): void {
     let c = this.errors.get(code);
     if (!c) this.errors.set(code, (c = new Counter()));
+    c.inc();
+  }
+
+  checkBack(outcome: string): void {
+    let c = this.checkBacks.get(outcome);
+    if (!c) this.checkBacks.set(outcome, (c = new Counter()));
     c.inc();
   }
 
@@ -192,6 +204,11 @@ export class Metrics {
     for (const [code, c] of this.errors) lines.push(`sluice_errors_total{code="${code}"} ${c.value}`);
     lines.push('# HELP sluice_store_append_duration_seconds Time from publish to durable store commit.', '# TYPE sluice_store_append_duration_seconds histogram');
     histogram(lines, 'sluice_store_append_duration_seconds', '', this.appendSeconds);
+    counter('sluice_held_appended_total', 'Held messages appended: delayed ones when due, prepared ones when committed.', this.heldAppended.value);
+    lines.push('# HELP sluice_delayed_lateness_seconds How late a delayed message was appended after its due time.', '# TYPE sluice_delayed_lateness_seconds histogram');
+    histogram(lines, 'sluice_delayed_lateness_seconds', '', this.heldLateness);
+    lines.push('# HELP sluice_tx_checkbacks_total Check-backs of prepared messages, by outcome (commit, abort, unknown, failed; default-abort: the default applied after the last).', '# TYPE sluice_tx_checkbacks_total counter');
+    for (const [outcome, c] of this.checkBacks) lines.push(`sluice_tx_checkbacks_total{outcome="${outcome}"} ${c.value}`);
     lines.push('# HELP sluice_http_requests_total HTTP requests answered, by route and status code (499: client went away).', '# TYPE sluice_http_requests_total counter');
     for (const [key, c] of this.httpRequests) {
       const [route, code] = key.split('\0');

@@ -20,6 +20,8 @@ import { OriginPolicy } from './http/origins.js';
 import { PeerResolver } from './http/peer.js';
 import { recordRoutes, type RegisteredRoute } from './http/routes.js';
 import { PublishService } from './core/publish.js';
+import { HeldService } from './core/held.js';
+import { LocalHeld } from './log/held.js';
 import { CursorReader } from './core/start.js';
 import { Groups } from './groups/registry.js';
 import { Tracer } from './core/trace.js';
@@ -43,6 +45,8 @@ export interface RunningServer {
   readonly store: TopicLog;
   readonly hub: Hub;
   readonly publisher: PublishService;
+  /** Delayed and prepared messages, and their scheduler. */
+  readonly held: HeldService;
   readonly groups: Groups;
   readonly rates: RateLimiter;
   readonly metrics: Metrics;
@@ -122,6 +126,7 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
   if (store instanceof RedisLog) rates.share((client, n, rate, capacity) => store.takeRate(client, n, rate, capacity));
   const publisher = new PublishService({ store, metrics, rates, maxPayload: config.limits.maxFrame, draining: () => draining, tracer });
   const groups = new Groups({ store, reader, metrics, defaults: config.groups, tracer });
+  const held = new HeldService({ store, publisher, metrics, options: config.held, keepMs: config.dedupWindowMs, tracer });
   const sessions = new Set<Session>();
   let draining = false;
   const self: SelfInfo = {
@@ -155,16 +160,18 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
     for (const s of sessions) n += s.conn.bufferedAmount();
     return n;
   });
+  const localHeld = store.held;
+  if (localHeld instanceof LocalHeld) metrics.gauge('sluice_held_messages', 'Delayed and prepared messages this store holds, by state (final ones are kept for the dedup window).', () => localHeld.counts(), 'state');
   metrics.gauge('sluice_store_bytes', 'Bytes the store occupies.', () => store.size());
   metrics.gauge('sluice_store_writable', 'Whether the store takes writes (0: disk full or failed; publishes are refused).', () => (store.health().writable ? 1 : 0));
 
   mountWebSocket(app, {
-    ctx: { hub, groups, publisher, auth, limits: config.limits, metrics, version: VERSION, rates },
+    ctx: { hub, groups, publisher, held, auth, limits: config.limits, metrics, version: VERSION, rates },
     sessions,
     http: basics,
   });
   const http = new HttpApi(app, {
-    store, groups, publisher, reader, hub, auth, metrics, limits: config.limits, http: config.http, origins, peers, accessLog: config.log.access, rates, sessions, version: VERSION, nodes, tracer,
+    store, groups, publisher, held, reader, hub, auth, metrics, limits: config.limits, http: config.http, origins, peers, accessLog: config.log.access, rates, sessions, version: VERSION, nodes, tracer,
   });
   const consoleDir = mountConsole(app, basics, config.consoleDir);
   mountBasics(app, basics, () => !draining, () => {
@@ -181,6 +188,7 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `${tls ? 'https' : 'http'}://${host}:${port}`;
   await nodes.announce(config.publicUrl ?? url);
+  held.start();
 
   return {
     url,
@@ -188,6 +196,7 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
     store,
     hub,
     publisher,
+    held,
     groups,
     rates,
     metrics,
@@ -207,6 +216,7 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
       // would cut them, and clients would see 1006 instead of 1001.
       const until = Date.now() + 2000;
       do await new Promise((r) => setTimeout(r, 20)); while (sessions.size > 0 && Date.now() < until);
+      await held.close();
       http.close();
       hub.close();
       unwatchCommits();

@@ -141,7 +141,7 @@ function checkAnswers(frames: Uint8Array[]): number {
 describe(`fuzz (seed ${SEED})`, () => {
   it('100,000 frames in process: no crash, no handler failure, documented codes only', async () => {
     const gen = new FrameFactory(prng(SEED));
-    const ctx = { hub: gw.hub, groups: gw.groups, publisher: gw.publisher, rates: gw.rates, auth: gw.auth, limits: DEFAULT_LIMITS, metrics: gw.metrics, version: 'fuzz' };
+    const ctx = { hub: gw.hub, groups: gw.groups, publisher: gw.publisher, held: gw.held, rates: gw.rates, auth: gw.auth, limits: DEFAULT_LIMITS, metrics: gw.metrics, version: 'fuzz' };
     let conn = new FakeConn();
     let session = new Session(conn, ctx);
     let errors = 0;

@@ -9,6 +9,7 @@ import { decodeEntry, encodeValue } from '@sluice/client/protocol';
 import { resolveStart } from '../src/core/start.js';
 import type { AppendInput, StoreOptions, TopicInfo, TopicLog } from '../src/log/log.js';
 import { DEFAULT_DEDUP_WINDOW_MS, DEFAULT_RETENTION } from '../src/log/log.js';
+import type { HeldRecord } from '../src/log/held.js';
 
 export interface StoreFactory {
   make(options: StoreOptions): Promise<TopicLog>;
@@ -285,5 +286,49 @@ export function topicLogContract(name: string, factory: StoreFactory): void {
         await again.close();
       });
     }
+
+    it('holds held messages: key dedup, CAS updates, exclusive claims by due time, listing, removal', async () => {
+      const log = await factory.make(opts());
+      const tag = Math.random().toString(36).slice(2, 8);
+      const t = `held-${tag}`;
+      const now = Date.now();
+      const rec = (id: string, at: number, kind: HeldRecord['kind'] = 'scheduled'): HeldRecord => ({
+        id: `${tag}-${id}`, topic: t, kind, state: kind, at, next: at, attempts: 0, message: { data: encodeValue(id) },
+      });
+      const fingerprint = new Uint8Array([1, 2, 3, 4]);
+      const a = await log.held.hold({ ...rec('a', now - 10), key: 'k1', fingerprint });
+      assert.equal(a.duplicate, false);
+      const dup = await log.held.hold({ ...rec('a2', now - 5), key: 'k1' });
+      assert.deepEqual([dup.duplicate, dup.record.id], [true, `${tag}-a`]);
+      // The first hold's fingerprint comes back with it (the caller compares; held.ts).
+      assert.deepEqual(dup.record.fingerprint && [...dup.record.fingerprint], [1, 2, 3, 4]);
+      await log.held.hold(rec('b', now + 60_000));
+      await log.held.hold(rec('p', now, 'prepared'));
+      const page = await log.held.list(t, { kind: 'scheduled', limit: 10 });
+      assert.deepEqual([page.count, page.nextDue, page.items.map((r) => r.id)], [2, now - 10, [`${tag}-a`, `${tag}-b`]]);
+      // Due ones, lowest next first; a scheduled one becomes appending; a second claim gets none of them.
+      const claimed = (await log.held.claim(now, 100, 5000)).filter((r) => r.topic === t);
+      assert.deepEqual(claimed.map((r) => [r.id, r.state]), [[`${tag}-a`, 'appending'], [`${tag}-p`, 'prepared']]);
+      assert.equal((await log.held.claim(now, 100, 5000)).filter((r) => r.topic === t).length, 0);
+      assert.equal((await log.held.get(`${tag}-a`))!.state, 'appending');
+      // CAS: cancel refused after the claim; appended accepted from appending.
+      const cancel = await log.held.update({ ...claimed[0]!, state: 'cancelled' }, ['scheduled']);
+      assert.deepEqual([cancel.ok, cancel.record!.state], [false, 'appending']);
+      const done = await log.held.update({ ...claimed[0]!, state: 'appended', offset: 7, next: now + 1000 }, ['appending']);
+      assert.equal(done.ok, true);
+      assert.equal((await log.held.list(t, { kind: 'scheduled', limit: 10 })).count, 1, 'a final record leaves the listing');
+      const missing = await log.held.update(rec('nope', now), ['scheduled']);
+      assert.deepEqual([missing.ok, missing.record], [false, undefined]);
+      let again = log;
+      if (factory.reopen) again = await factory.reopen(log, opts());
+      const kept = await again.held.get(`${tag}-a`);
+      assert.deepEqual([kept?.state, kept?.offset], ['appended', 7]);
+      assert.equal((await again.held.get(`${tag}-b`))?.state, 'scheduled');
+      await again.held.remove(`${tag}-a`);
+      assert.equal(await again.held.get(`${tag}-a`), undefined);
+      const fresh = await again.held.hold({ ...rec('c', now + 1), key: 'k1' });
+      assert.equal(fresh.duplicate, false, 'a removed record frees its key');
+      await again.close();
+    });
   });
 }

@@ -223,6 +223,24 @@ describe('docs/openapi.json', () => {
       { what: 'wrong method', method: 'put', path: `/v1/topics/${T}/messages`, token: user, json: 1, status: 405 },
       { what: 'compressed', method: 'post', path: `/v1/topics/${T}/messages`, token: user, raw: 'x', headers: { 'content-encoding': 'gzip' }, status: 415 },
       { what: 'too large', method: 'post', path: `/v1/topics/${T}/messages`, token: user, raw: new Uint8Array(1024 * 1024 + 10), headers: { 'content-type': 'application/octet-stream' }, status: 413 },
+      // Delayed and prepared messages (protocol 1.4).
+      { what: 'publish delayed', method: 'post', path: `/v1/topics/${T}/messages`, token: user, json: { n: 3 }, headers: { 'idempotency-key': 'kd', 'sluice-delay': '60000' }, status: 202 },
+      { what: 'publish delayed again', method: 'post', path: `/v1/topics/${T}/messages`, token: user, json: { n: 3 }, headers: { 'idempotency-key': 'kd', 'sluice-delay': '60000' }, status: 202 },
+      { what: 'publish at', method: 'post', path: `/v1/topics/${T}/messages`, token: user, json: { n: 4 }, headers: { 'sluice-at': String(Date.now() + 60_000) }, status: 202 },
+      { what: 'delay too long', method: 'post', path: `/v1/topics/${T}/messages`, token: user, json: 1, headers: { 'sluice-delay': String(365 * 86_400_000) }, status: 400 },
+      { what: 'scheduled', method: 'get', path: `/v1/topics/${T}/scheduled?limit=1`, token: user, status: 200 },
+      { what: 'scheduled, bad limit', method: 'get', path: `/v1/topics/${T}/scheduled?limit=0`, token: user, status: 400 },
+      { what: 'scheduled, not allowed', method: 'get', path: '/v1/topics/other/scheduled', token: user, status: 403 },
+      { what: 'scheduled, wrong method', method: 'post', path: `/v1/topics/${T}/scheduled`, token: user, status: 405 },
+      { what: 'cancel unknown', method: 'delete', path: `/v1/topics/${T}/scheduled/nothing`, token: user, status: 404 },
+      { what: 'prepare', method: 'post', path: `/v1/topics/${T}/transactions`, token: user, json: { n: 5 }, headers: { 'idempotency-key': 'kp' }, status: 201 },
+      { what: 'prepare again', method: 'post', path: `/v1/topics/${T}/transactions`, token: user, json: { n: 5 }, headers: { 'idempotency-key': 'kp' }, status: 200 },
+      { what: 'prepare, check URL not allowed', method: 'post', path: `/v1/topics/${T}/transactions`, token: user, json: 1, headers: { 'sluice-check-url': 'http://127.0.0.1:1/check' }, status: 403 },
+      { what: 'prepare, no token', method: 'post', path: `/v1/topics/${T}/transactions`, json: 1, status: 401 },
+      { what: 'transactions, wrong method', method: 'get', path: `/v1/topics/${T}/transactions`, token: user, status: 405 },
+      { what: 'commit unknown', method: 'post', path: `/v1/topics/${T}/transactions/nothing/commit`, token: user, status: 404 },
+      { what: 'abort unknown', method: 'post', path: `/v1/topics/${T}/transactions/nothing/abort`, token: user, status: 404 },
+      { what: 'batch, delayed', method: 'post', path: '/v1/publish', token: user, json: { messages: [{ topic: T, data: 'd1', delay: 60000 }, { topic: T, data: 'd2' }] }, status: 200 },
       // Batch.
       { what: 'batch', method: 'post', path: '/v1/publish', token: user, json: { messages: [{ topic: T, data: 'b1', key: 'kb' }, { topic: 'bad..t', data: 1 }, { topic: T, data: 'aGk=', encoding: 'base64' }] }, status: 200 },
       { what: 'batch not a list', method: 'post', path: '/v1/publish', token: user, json: { messages: 1 }, status: 400 },
@@ -290,6 +308,17 @@ describe('docs/openapi.json', () => {
     await run({ what: 'topic with a subscriber', method: 'get', path: `/v1/admin/topics/${T}`, token: admin, status: 200 });
     await run({ what: 'kick', method: 'delete', path: `/v1/admin/connections/${enc(id)}`, token: admin, status: 200 });
     await ws.closed;
+
+    // Held messages resolved by their ids: cancel, commit, abort (each again: the same answer), and the conflicts.
+    const sched = (await run({ what: 'delay one to cancel', method: 'post', path: `/v1/topics/${T}/messages`, token: user, json: 6, headers: { 'sluice-delay': '60000' }, status: 202 })) as { id: string };
+    await run({ what: 'cancel', method: 'delete', path: `/v1/topics/${T}/scheduled/${enc(sched.id)}`, token: user, status: 200 });
+    await run({ what: 'cancel again', method: 'delete', path: `/v1/topics/${T}/scheduled/${enc(sched.id)}`, token: user, status: 200 });
+    const tx1 = (await run({ what: 'prepare one to commit', method: 'post', path: `/v1/topics/${T}/transactions`, token: user, json: 7, status: 201 })) as { id: string };
+    await run({ what: 'commit', method: 'post', path: `/v1/topics/${T}/transactions/${enc(tx1.id)}/commit`, token: user, status: 200 });
+    await run({ what: 'abort a committed one', method: 'post', path: `/v1/topics/${T}/transactions/${enc(tx1.id)}/abort`, token: user, status: 409 });
+    const tx2 = (await run({ what: 'prepare one to abort', method: 'post', path: `/v1/topics/${T}/transactions`, token: user, json: 8, status: 201 })) as { id: string };
+    await run({ what: 'abort', method: 'post', path: `/v1/topics/${T}/transactions/${enc(tx2.id)}/abort`, token: user, status: 200 });
+    await run({ what: 'commit an aborted one', method: 'post', path: `/v1/topics/${T}/transactions/${enc(tx2.id)}/commit`, token: user, status: 409 });
 
     // A lease request replaced by a later one of the same consumer: the first gets 409.
     const waiting = request({ method: 'post', path: `/v1/topics/oa.empty/groups/g2/lease?wait=10&consumer=c9`, token: user });

@@ -52,7 +52,11 @@ describe('GET /metrics under promtool', () => {
     assert.equal((await api(gw.url, '/v1/topics/prom.t/messages', { json: 'over http' })).status, 201);
     assert.equal((await api(gw.url, '/v1/topics/bad..topic/messages', { json: 1 })).status, 400);
     assert.equal((await api(gw.url, '/v1/nothing')).status, 404);
-    await waitFor(() => sub.frames.filter((f) => f.type === FrameType.MSG).length >= 6, 'deliveries to the subscriber');
+    // A delayed message due at once: held, then appended by the scheduler (the held families get samples).
+    assert.equal((await api(gw.url, '/v1/topics/prom.t/messages', { json: 'delayed', headers: { 'sluice-delay': '0' } })).status, 202);
+    await waitFor(() => sub.frames.filter((f) => f.type === FrameType.MSG).length >= 7, 'deliveries to the subscriber');
+    // Counted once its record is marked appended, just after the append the subscriber saw.
+    await waitFor(async () => /^sluice_held_appended_total 1$/m.test(await (await fetch(`${gw.url}/metrics`)).text()), 'the held message counted as appended');
 
     const res = await fetch(`${gw.url}/metrics`);
     assert.equal(res.status, 200);
@@ -62,10 +66,13 @@ describe('GET /metrics under promtool', () => {
       'sluice_http_requests_total', 'sluice_http_request_duration_seconds', 'sluice_store_append_duration_seconds',
       'sluice_group_backlog', 'sluice_build_info', 'process_cpu_seconds_total', 'process_resident_memory_bytes',
       'process_start_time_seconds', 'process_open_fds', 'nodejs_heap_size_used_bytes', 'nodejs_eventloop_lag_seconds',
+      'sluice_held_messages', 'sluice_held_appended_total', 'sluice_delayed_lateness_seconds', 'sluice_tx_checkbacks_total',
     ]) assert.match(text, new RegExp(`^# TYPE ${family} `, 'm'), `${family} is exposed`);
     assert.match(text, /^sluice_http_requests_total\{route="publish",code="201"\} 1$/m);
     assert.match(text, new RegExp(`^sluice_build_info\\{version="${VERSION.replace(/\./g, '\\.')}",node="${process.versions.node.replace(/\./g, '\\.')}"\\} 1$`, 'm'));
     assert.match(text, /^sluice_open_connections 3$/m);
+    assert.match(text, /^sluice_held_appended_total 1$/m);
+    assert.match(text, /^sluice_delayed_lateness_seconds_count 1$/m);
     // The runtime figures are this process's (the gateway runs in it here).
     const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
     const startedAt = Date.now() / 1000 - process.uptime();

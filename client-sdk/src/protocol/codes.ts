@@ -30,6 +30,20 @@ export const ErrorCodes = {
   'not-leased': { status: 409, retryable: false },
   'invalid-group': { status: 400, retryable: false },
   'shutting-down': { status: 503, retryable: true },
+  /** Since 1.4: a delayed publish due later than the gateway's maximum delay. */
+  'delay-too-long': { status: 400, retryable: false },
+  /** Since 1.4: a publish `at` a time already past. */
+  'schedule-in-past': { status: 400, retryable: false },
+  /** Since 1.4: cancel of a schedule id the gateway does not hold (never, another topic, or forgotten). */
+  'unknown-schedule': { status: 404, retryable: false },
+  /** Since 1.4: commit / abort of a transaction id the gateway does not hold. */
+  'unknown-transaction': { status: 404, retryable: false },
+  /** Since 1.4: commit of a transaction that was aborted (by its producer, or by check-back). */
+  'transaction-aborted': { status: 409, retryable: false },
+  /** Since 1.4: cancel or abort of a held message that is already appended (or being appended). */
+  'already-appended': { status: 409, retryable: false },
+  /** Since 1.4: a check-back URL given at prepare that the gateway's allow-list does not cover. */
+  'check-url-not-allowed': { status: 403, retryable: false },
   'not-found': { status: 404, retryable: false },
   'idempotency-key-reused': { status: 422, retryable: false },
 } as const satisfies Record<string, ErrorCodeInfo>;

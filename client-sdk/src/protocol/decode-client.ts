@@ -3,7 +3,7 @@
  * MessagePack-encoded so they are stored and forwarded byte for byte.
  */
 import { FrameError } from './errors.js';
-import { FrameType, type EncodedClientFrame } from './frames.js';
+import { FrameType, type EncodedClientFrame, type ResolveOp } from './frames.js';
 import { DEFAULT_MAX_FRAME, MAX_ACK_BATCH, MAX_DEPTH, MAX_KEY_BYTES, MAX_UINT } from './limits.js';
 import { arrayElements, isMap, isNil, readArrayHeader, readStr, readUint, skipValue, utf8Length } from './msgpack.js';
 import { isHugeUint, isUint, own, unpack } from './value.js';
@@ -135,6 +135,23 @@ export function decodeClientFrame(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAM
           if (typeof trace !== 'boolean') fail('trace must be a boolean');
           if (trace) frame.trace = true;
         }
+        for (const field of ['delay', 'at'] as const) {
+          const v = own(o, field);
+          if (v === undefined || v === null) continue;
+          if (!isUint(v)) fail(`${field} must be ${UINT} (ms)`);
+          frame[field] = v as number;
+        }
+        const prepare = own(o, 'prepare');
+        if (prepare !== undefined && prepare !== null) {
+          if (typeof prepare !== 'boolean') fail('prepare must be a boolean');
+          if (prepare) frame.prepare = true;
+        }
+        const checkUrl = own(o, 'checkUrl');
+        if (checkUrl !== undefined && checkUrl !== null) {
+          if (typeof checkUrl !== 'string') fail('checkUrl must be a string');
+          frame.checkUrl = checkUrl as string;
+        }
+        if (frame.prepare && (frame.delay !== undefined || frame.at !== undefined)) fail('prepare cannot be combined with delay or at');
       }
       return frame;
     }
@@ -162,12 +179,19 @@ export function decodeClientFrame(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAM
       if (typeof reason === 'string') frame.reason = reason.slice(0, 256);
       return frame;
     }
+    case FrameType.RESOLVE: {
+      const reqId = uintAt(1, 'reqId');
+      const id = strAt(2, 'id');
+      const op = strAt(3, 'op');
+      if (op !== 'commit' && op !== 'abort' && op !== 'cancel') fail('op must be commit, abort or cancel');
+      return { type: FrameType.RESOLVE, reqId, id, op: op as ResolveOp };
+    }
     case FrameType.PING:
       return { type: FrameType.PING, n: n > 1 ? uintAt(1, 'n') : 0 };
     case FrameType.PONG:
       return { type: FrameType.PONG, n: n > 1 ? uintAt(1, 'n') : 0 };
     default:
-      if ((type >= 2 && type <= 15) || type === FrameType.LEASE) fail(`frame type ${type} is sent by servers only`);
+      if ((type >= 2 && type <= 15) || type === FrameType.LEASE || type === FrameType.HELD || type === FrameType.RESOLVED) fail(`frame type ${type} is sent by servers only`);
       return fail(`unknown frame type ${type}`);
   }
 }

@@ -7,7 +7,7 @@
  * minify and method names do not.
  */
 import { FrameError } from './errors.js';
-import { FrameType, RawData, type Headers, type MsgsItem, type ServerFrame, type WelcomeFrame } from './frames.js';
+import { FrameType, RawData, type Headers, type MsgsItem, type ResolvedFrame, type ServerFrame, type WelcomeFrame } from './frames.js';
 import { MAX_DEPTH } from './limits.js';
 import { arrayElements, readArrayHeader, skipValue } from './msgpack.js';
 import { isUint, own, unpack } from './value.js';
@@ -196,6 +196,24 @@ export function decodeServerFrame(bytes: Uint8Array): ServerFrame {
       const list = Array.isArray(a[3]) ? (a[3] as unknown[]) : fail('messages', 'an array');
       const messages = list.map((e: unknown): MsgsItem => (Array.isArray(e) ? item(e) : fail('message', 'an array')));
       return { type, topic, first, messages };
+    }
+    case FrameType.HELD: {
+      const o = map(a[3]);
+      const h: ServerFrame = { type, reqId: uint(a[1], 'reqId'), id: str(a[2], 'id'), duplicate: bool(own(o, 'duplicate'), 'duplicate') };
+      const due = opt(own(o, 'due'), (v) => uint(v, 'due'));
+      if (due !== undefined) h.due = due;
+      return h;
+    }
+    case FrameType.RESOLVED: {
+      const outcome = str(a[2], 'outcome');
+      if (outcome !== 'committed' && outcome !== 'aborted' && outcome !== 'cancelled') fail('outcome', 'committed, aborted or cancelled');
+      const r: ResolvedFrame = { type, reqId: uint(a[1], 'reqId'), outcome: outcome as ResolvedFrame['outcome'] };
+      const o = a[3] === undefined || a[3] === null ? {} : map(a[3]);
+      const offset = opt(own(o, 'offset'), (v) => uint(v, 'offset'));
+      if (offset !== undefined) r.offset = offset;
+      const duplicate = opt(own(o, 'duplicate'), (v) => bool(v, 'duplicate'));
+      if (duplicate !== undefined) r.duplicate = duplicate;
+      return r;
     }
     default:
       throw new FrameError('bad-frame', `${name} is not a frame gateways send`);

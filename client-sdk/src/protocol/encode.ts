@@ -29,6 +29,7 @@ export function encode(frame: Frame): Uint8Array {
     case FrameType.PONG:
     case FrameType.GROUP_ACK:
     case FrameType.GROUP_NACK:
+    case FrameType.RESOLVE:
       return encodeClientFrame(frame);
     default:
       return encodeServerFrame(frame);
@@ -51,7 +52,10 @@ export function encodeClientFrame(frame: ClientFrame): Uint8Array {
     case FrameType.CREDIT:
       return pack([FrameType.CREDIT, frame.subId, frame.n]);
     case FrameType.PUB: {
-      const o = opts({ key: frame.key, headers: frame.headers, orderingKey: frame.orderingKey, priority: frame.priority, trace: frame.trace || undefined });
+      const o = opts({
+        key: frame.key, headers: frame.headers, orderingKey: frame.orderingKey, priority: frame.priority, trace: frame.trace || undefined,
+        delay: frame.delay, at: frame.at, prepare: frame.prepare || undefined, checkUrl: frame.checkUrl,
+      });
       const arr: unknown[] = [FrameType.PUB, frame.reqId, frame.topic, frame.data];
       if (o) arr.push(o);
       return pack(arr);
@@ -65,6 +69,8 @@ export function encodeClientFrame(frame: ClientFrame): Uint8Array {
       const o = opts({ delay: frame.delay, reason: frame.reason });
       return pack(o ? [FrameType.GROUP_NACK, frame.subId, frame.offset, o] : [FrameType.GROUP_NACK, frame.subId, frame.offset]);
     }
+    case FrameType.RESOLVE:
+      return pack([FrameType.RESOLVE, frame.reqId, frame.id, frame.op]);
     default: {
       const never: never = frame;
       throw new TypeError(`unknown frame ${JSON.stringify(never)}`);
@@ -113,6 +119,12 @@ export function encodeServerFrame(frame: ServerFrame): Uint8Array {
       return pack([FrameType.MSGS, frame.topic, frame.first, frame.messages.map(entryElements)]);
     case FrameType.LEASE:
       return pack([FrameType.LEASE, frame.topic, frame.offset, frame.attempt, entryElements(frame.message)]);
+    case FrameType.HELD:
+      return pack([FrameType.HELD, frame.reqId, frame.id, opts({ due: frame.due, duplicate: frame.duplicate })]);
+    case FrameType.RESOLVED: {
+      const o = opts({ offset: frame.offset, duplicate: frame.duplicate });
+      return pack(o ? [FrameType.RESOLVED, frame.reqId, frame.outcome, o] : [FrameType.RESOLVED, frame.reqId, frame.outcome]);
+    }
     default: {
       const never: never = frame;
       throw new TypeError(`unknown frame ${JSON.stringify(never)}`);

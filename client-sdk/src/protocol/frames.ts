@@ -48,6 +48,12 @@ export const FrameType = {
   GROUP_NACK: 17,
   /** s→c, since 1.2: one message leased to a consumer-group member, with its attempt number. */
   LEASE: 18,
+  /** s→c, since 1.4: a PUB with `delay`, `at` or `prepare` is held (not appended yet): its id. */
+  HELD: 19,
+  /** c→s, since 1.4: commit or abort a prepared message, or cancel a scheduled one, by id. */
+  RESOLVE: 20,
+  /** s→c, since 1.4: the outcome of RESOLVE. */
+  RESOLVED: 21,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
@@ -147,6 +153,49 @@ export interface PubFrame<D = unknown, H = Headers> {
   priority?: number;
   /** Since 1.3: record the message's journey (admin API, the console's trace view). */
   trace?: boolean;
+  /** Since 1.4: append it this many ms from now (answered with HELD, not ACK). */
+  delay?: number;
+  /** Since 1.4: append it at this time (ms since the epoch; answered with HELD). */
+  at?: number;
+  /** Since 1.4: hold it as a prepared (half) message until RESOLVE commits or aborts it (answered with HELD). */
+  prepare?: boolean;
+  /** Since 1.4, with `prepare`: where the gateway checks back if it stays unresolved (allow-listed). */
+  checkUrl?: string;
+}
+
+/**
+ * s→c since 1.4, `[19, reqId, id, {due?, duplicate}]`: the PUB `reqId` (with `delay`, `at` or
+ * `prepare`) is held durably with this schedule / transaction id; `due` for a scheduled one. A
+ * retried PUB with the same key gets the same id and `duplicate: true`.
+ */
+export interface HeldFrame {
+  type: typeof FrameType.HELD;
+  reqId: number;
+  id: string;
+  due?: number;
+  duplicate: boolean;
+}
+
+export type ResolveOp = 'commit' | 'abort' | 'cancel';
+
+/** c→s since 1.4, `[20, reqId, id, op]`: commit / abort a prepared message, cancel a scheduled one. */
+export interface ResolveFrame {
+  type: typeof FrameType.RESOLVE;
+  reqId: number;
+  id: string;
+  op: ResolveOp;
+}
+
+/**
+ * s→c since 1.4, `[21, reqId, outcome, {offset?, duplicate?}]`: `committed` (with the offset it was
+ * appended at; `duplicate` when it had been already), `aborted` or `cancelled`. A refusal is ERROR.
+ */
+export interface ResolvedFrame {
+  type: typeof FrameType.RESOLVED;
+  reqId: number;
+  outcome: 'committed' | 'aborted' | 'cancelled';
+  offset?: number;
+  duplicate?: boolean;
 }
 
 
@@ -266,7 +315,8 @@ export type ClientFrame<D = unknown, H = Headers> =
   | PingFrame
   | PongFrame
   | GroupAckFrame
-  | GroupNackFrame;
+  | GroupNackFrame
+  | ResolveFrame;
 
 /**
  * Client frames as the gateway decodes them: the PUB payload kept encoded, its headers as sent
@@ -286,6 +336,8 @@ export type ServerFrame =
   | PongFrame
   | GapFrame
   | MsgsFrame
-  | LeaseFrame;
+  | LeaseFrame
+  | HeldFrame
+  | ResolvedFrame;
 
 export type Frame = ClientFrame | ServerFrame;

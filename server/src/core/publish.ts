@@ -17,7 +17,7 @@
  * another message it is refused with `idempotency-key-reused` (HTTP 422) and nothing is stored.
  */
 import { createHash } from 'node:crypto';
-import { checkMessage, MessageFault, topicError, type ErrorCode } from '@sluice/client/protocol';
+import { checkMessage, decodeValue, MessageFault, topicError, type ErrorCode } from '@sluice/client/protocol';
 import type { Principal } from '../auth/auth.js';
 import type { AppendInput, TopicLog } from '../log/log.js';
 import { StoreUnavailableError } from '../log/log.js';
@@ -90,7 +90,7 @@ export interface PublishDeps {
 
 export class PublishService {
   /** Inputs of traced publishes, with who sent them and when (their events are recorded once stored). */
-  private readonly traced = new WeakMap<AppendInput, { who: Publisher; at: number }>();
+  private readonly traced = new WeakMap<AppendInput, Received>();
 
   constructor(private readonly deps: PublishDeps) {}
 
@@ -102,6 +102,36 @@ export class PublishService {
     const [r] = await this.append(req.topic, [input]);
     if (r instanceof PublishError) throw r;
     return r!;
+  }
+
+  /**
+   * Checks and admits one publish exactly as `publish` does, without appending it: the input a held
+   * message (delayed or prepared) keeps until `appendChecked` appends it. Rejects with PublishError.
+   */
+  async admitted(who: Publisher, req: PublishRequest): Promise<AppendInput> {
+    const input = this.check(who, req);
+    if (input instanceof PublishError) throw input;
+    await this.admit(who, 1);
+    return input;
+  }
+
+  /**
+   * Appends inputs checked earlier by `admitted` (held messages as they fall due or are committed),
+   * with metrics and traces like any publish; `by` says who published each (for traced ones).
+   */
+  appendChecked(topic: string, inputs: AppendInput[], by: readonly ({ client: string; transport?: string | undefined } | undefined)[] = []): Promise<Published[]> {
+    if (this.deps.tracer) {
+      inputs.forEach((input, i) => {
+        const who = by[i];
+        if (who && input.meta && isTracedMeta(input.meta)) this.traced.set(input, { client: who.client, transport: who.transport, at: 0 });
+      });
+    }
+    // Held inputs carry their held key and no fingerprint (it matches any message), so a
+    // refusal here means the store broke that contract: fail the append, nothing is marked.
+    return this.append(topic, inputs).then((outcomes) => outcomes.map((o) => {
+      if (o instanceof PublishError) throw o;
+      return o;
+    }));
   }
 
   /**
@@ -156,7 +186,7 @@ export class PublishService {
     if (checked.headers) input.headers = checked.headers;
     if (checked.meta) input.meta = checked.meta;
     if (req.key !== undefined) input.fingerprint = fingerprintOf(req.data, checked.headers, req.orderingKey, req.priority);
-    if (trace && this.deps.tracer) this.traced.set(input, { who, at: 0 });
+    if (trace && this.deps.tracer) this.traced.set(input, { client: who.principal.id, transport: who.transport, at: 0 });
     return input;
   }
 
@@ -181,14 +211,14 @@ export class PublishService {
     try {
       results = await store.append(topic, inputs);
     } catch (err) {
-      for (const t of traced) if (t) tracer!.published(topic, undefined, received(t), 0);
+      for (const t of traced) if (t) tracer!.published(topic, undefined, t, 0);
       if (err instanceof StoreUnavailableError) throw new PublishError(err.code, err.message, err.retryAfterS * 1000);
       throw err;
     }
     const seconds = (performance.now() - started) / 1000;
     return results.map((r, i) => {
       const t = traced[i];
-      if (t) tracer!.published(topic, r.duplicate ? undefined : r.offset, received(t), Math.round(seconds * 10_000) / 10);
+      if (t) tracer!.published(topic, r.duplicate ? undefined : r.offset, t, Math.round(seconds * 10_000) / 10);
       if (r.keyReused) {
         const key = JSON.stringify(inputs[i]!.key!.slice(0, 128));
         return new PublishError('idempotency-key-reused', `idempotency key ${key} was used for another message of ${topic} (offset ${r.offset}); nothing was stored: use a new key for a new message`);
@@ -201,8 +231,17 @@ export class PublishService {
   }
 }
 
-function received(t: { who: Publisher; at: number }): { at: number; client: string; transport?: string | undefined } {
-  return { at: t.at, client: t.who.principal.id, transport: t.who.transport };
+/** Who sent a traced publish, and when its append started. */
+interface Received {
+  at: number;
+  client: string;
+  transport?: string | undefined;
+}
+
+/** Whether an entry meta (MessagePack map) marks the message traced (`t: 1`). */
+function isTracedMeta(meta: Uint8Array): boolean {
+  const m = decodeValue(meta) as { t?: unknown } | null;
+  return m !== null && typeof m === 'object' && m.t === 1;
 }
 
 /**

@@ -7,6 +7,10 @@
  *   GET     /v1/topics/{topic}/messages        pull history / long-poll       (cap: history)
  *   GET     /v1/topics/{topic}/events          Server-Sent Events             (cap: sub)
  *   POST    /v1/publish                        publish a batch                (cap: pub, per message)
+ *   GET     /v1/topics/{topic}/scheduled       delayed messages held          (cap: pub; held.ts)
+ *   DELETE  /v1/topics/{topic}/scheduled/{id}  cancel one                     (cap: pub)
+ *   POST    /v1/topics/{topic}/transactions    prepare a half message         (cap: pub)
+ *   POST    /v1/topics/{topic}/transactions/{id}/commit|abort                 (cap: pub)
  *   *       /v1/admin/...                      admin API (admin.ts)           (admin: true)
  *
  * `{topic}` is percent-encoded when it contains `/` (or not: the last path segment names the
@@ -17,6 +21,7 @@ import { Admin } from './admin.js';
 import { begin, notFound, topicPath, type HttpContext } from './context.js';
 import { groupPath, groupRoute, HttpConsumers } from './groups.js';
 import { publishBatch, publishOne } from './publish.js';
+import { heldPath, heldRoute } from './held.js';
 import { LongPolls, pull } from './pull.js';
 import { events, TopicStreams } from './sse.js';
 
@@ -53,6 +58,14 @@ export class HttpApi {
       const method = req.getMethod();
       const grouped = groupPath(req.getUrl());
       if (grouped && method === 'post') return groupRoute(res, req, grouped, ctx, this.consumers, open);
+      const held = heldPath(req.getUrl());
+      if (held && heldRoute(res, req, held, ctx)) return;
+      if (held) {
+        const ex = begin(res, req, 'not_found', ctx);
+        if (!ex) return;
+        const allow = held.kind === 'scheduled' ? (held.id === undefined ? 'GET, OPTIONS' : 'DELETE, OPTIONS') : 'POST, OPTIONS';
+        return ex.error('bad-request', `${method.toUpperCase()} is not allowed here (allowed: ${allow})`, 405, { allow });
+      }
       const path = topicPath(req.getUrl(), '/v1/topics/', ['messages', 'events']);
       if (path?.action === 'messages' && method === 'post') return publishOne(res, req, path.topic, ctx);
       if (path?.action === 'messages' && method === 'get') return pull(res, req, path.topic, ctx, this.polls, open);

@@ -16,6 +16,7 @@ import type { TopicLog } from '../log/log.js';
 import type { Metrics } from '../metrics.js';
 import type { RateLimiter } from '../ratelimit.js';
 import type { Session } from '../session/session.js';
+import type { HeldService } from '../core/held.js';
 import { logger } from '../logger.js';
 import { Exchange, type RequestInfo } from './exchange.js';
 import type { OriginPolicy } from './origins.js';
@@ -25,6 +26,7 @@ export interface HttpContext {
   store: TopicLog;
   groups: Groups;
   publisher: PublishService;
+  held: HeldService;
   reader: CursorReader;
   hub: Hub;
   auth: Authenticator;

@@ -14,9 +14,15 @@
  *   the whole batch in one commit.
  *
  * Both acknowledge only after the store made the messages durable, like a WebSocket ACK.
+ *
+ * Delayed (protocol 1.4): `Sluice-Delay: <ms>` or `Sluice-At: <ms since the epoch>` on a single
+ * publish, `delay` / `at` on a batch entry → held, not appended yet: 202 `{id, due, duplicate}`
+ * (batch: that as the entry's result). `POST /v1/topics/{topic}/transactions` takes a message the
+ * same way (and `Sluice-Check-Url`) and prepares it: 201 `{id, duplicate}`. See http/held.ts.
  */
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { clientKey, PublishError, type Publisher, type PublishRequest } from '../core/publish.js';
+import type { When } from '../core/held.js';
 import type { Principal } from '../auth/auth.js';
 import {
   authenticate,
@@ -26,6 +32,7 @@ import {
   refused,
   clientAddress,
   tokenOf,
+  uintParam,
   type HttpContext,
 } from './context.js';
 import type { Exchange } from './exchange.js';
@@ -64,8 +71,8 @@ function headersOf(value: string): unknown {
 }
 
 /** `POST /v1/topics/{topic}/messages`. Called in the synchronous top of the route. */
-export function publishOne(res: HttpResponse, req: HttpRequest, topic: string, ctx: HttpContext): void {
-  const ex = begin(res, req, 'publish', ctx);
+export function publishOne(res: HttpResponse, req: HttpRequest, topic: string, ctx: HttpContext, prepare = false): void {
+  const ex = begin(res, req, prepare ? 'tx_prepare' : 'publish', ctx);
   if (!ex) return;
   const token = tokenOf(req, false);
   const contentType = req.getHeader('content-type');
@@ -75,6 +82,9 @@ export function publishOne(res: HttpResponse, req: HttpRequest, topic: string, c
   const orderingKey = req.getHeader('sluice-ordering-key');
   const priority = req.getHeader('sluice-priority');
   const trace = req.getHeader('sluice-trace');
+  const delay = req.getHeader('sluice-delay');
+  const at = req.getHeader('sluice-at');
+  const checkUrl = req.getHeader('sluice-check-url');
   const address = clientAddress(ex);
   const body = readBody(ex, req.getHeader('content-length'), ctx.http.maxBody);
 
@@ -99,8 +109,20 @@ export function publishOne(res: HttpResponse, req: HttpRequest, topic: string, c
       if (trace !== '1' && trace !== '0') return ex.error('bad-request', 'Sluice-Trace must be 1 or 0');
       request.trace = trace === '1';
     }
+    const when = { delay: uintParam(delay), at: uintParam(at) };
+    if (Number.isNaN(when.delay) || Number.isNaN(when.at)) return ex.error('bad-request', 'Sluice-Delay and Sluice-At must be whole numbers of ms');
+    if (prepare && (when.delay !== undefined || when.at !== undefined)) return ex.error('bad-request', 'a prepared message cannot be delayed');
+    const who = publisher(ctx, principal, address, 'http');
     try {
-      const r = await ctx.publisher.publish(publisher(ctx, principal, address, 'http'), request);
+      if (prepare) {
+        const h = await ctx.held.prepare(who, request, checkUrl || undefined);
+        return ex.json(h.duplicate ? 200 : 201, { id: h.id, duplicate: h.duplicate });
+      }
+      if (when.delay !== undefined || when.at !== undefined) {
+        const h = await ctx.held.schedule(who, request, when);
+        return ex.json(202, { id: h.id, due: h.due, duplicate: h.duplicate });
+      }
+      const r = await ctx.publisher.publish(who, request);
       ex.json(r.duplicate ? 200 : 201, r);
     } catch (err) {
       if (!(err instanceof PublishError)) throw err;
@@ -139,21 +161,37 @@ export function publishBatch(res: HttpResponse, req: HttpRequest, ctx: HttpConte
     if (list.length === 0) return ex.error('bad-request', 'messages must not be empty');
     if (list.length > MAX_BATCH) return ex.error('too-large', `at most ${MAX_BATCH} messages per batch`);
 
-    // Malformed entries fail alone; the rest go to the publish service together.
+    // Malformed entries fail alone; the rest go to the publish service together (delayed ones are
+    // held one by one).
     const items = list.map((raw: unknown) => batchItem(raw));
     const requests: PublishRequest[] = [];
     const at: number[] = [];
+    const delayed: Promise<void>[] = [];
+    const who = publisher(ctx, principal, address, 'batch');
+    const results: unknown[] = items.map((item) => (isBad(item) ? failure(ctx, item) : undefined));
     items.forEach((item, index) => {
-      if (!isBad(item)) { requests.push(item); at.push(index); }
+      if (isBad(item)) return;
+      if (item.when) {
+        delayed.push(ctx.held.schedule(who, item, item.when).then(
+          (h) => { results[index] = { id: h.id, due: h.due, duplicate: h.duplicate }; },
+          (err: unknown) => {
+            if (!(err instanceof PublishError)) throw err;
+            results[index] = failure(ctx, err);
+          },
+        ));
+        return;
+      }
+      requests.push(item);
+      at.push(index);
     });
     let outcomes;
     try {
-      outcomes = await ctx.publisher.publishMany(publisher(ctx, principal, address, 'batch'), requests);
+      outcomes = requests.length > 0 ? await ctx.publisher.publishMany(who, requests) : [];
+      await Promise.all(delayed);
     } catch (err) {
       if (!(err instanceof PublishError)) throw err;
       return refused(ex, err); // the batch as a whole (rate limit)
     }
-    const results: unknown[] = items.map((item) => (isBad(item) ? failure(ctx, item) : undefined));
     outcomes.forEach((o, i) => { results[at[i]!] = o instanceof PublishError ? failure(ctx, o) : o; });
     ex.json(200, { results });
   });
@@ -165,7 +203,7 @@ function failure(ctx: HttpContext, e: { code: PublishError['code']; message: str
 }
 
 /** Parses one batch entry into a publish request; a BadPayload names what is malformed. */
-function batchItem(raw: unknown): PublishRequest | BadPayload {
+function batchItem(raw: unknown): (PublishRequest & { when?: When }) | BadPayload {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return bad('bad-request', 'each message must be an object');
   const m = raw as Record<string, unknown>;
   if (typeof m.topic !== 'string') return bad('invalid-topic', 'topic must be a string');
@@ -179,7 +217,13 @@ function batchItem(raw: unknown): PublishRequest | BadPayload {
     data = encodeData(m.data);
   }
   if (isBad(data)) return data;
-  const request: PublishRequest = { topic: m.topic, data };
+  const request: PublishRequest & { when?: When } = { topic: m.topic, data };
+  for (const field of ['delay', 'at'] as const) {
+    const v = m[field];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) return bad('bad-request', `${field} must be a whole number of ms`);
+    (request.when ??= {})[field] = v;
+  }
   if (m.key !== undefined && m.key !== null) {
     if (typeof m.key !== 'string') return bad('bad-request', 'key must be a string');
     request.key = m.key;

@@ -30,6 +30,7 @@ import {
   type TopicLog,
   type UnavailableCode,
 } from './log.js';
+import { LocalHeld, type HeldStore } from './held.js';
 import { logger } from '../logger.js';
 
 export interface TopicState {
@@ -161,6 +162,10 @@ export abstract class BaseLog implements TopicLog {
   protected abstract putGroup(topic: string, group: string, state: Uint8Array): void;
   protected abstract getGroup(topic: string, group: string): Uint8Array | undefined;
   protected abstract listGroups(topic: string): string[];
+  /** Writes a held record (undefined: removes it), in the next commit. */
+  protected abstract putHeld(id: string, bytes: Uint8Array | undefined): void;
+  /** Every stored held record. */
+  protected abstract loadHeld(): Iterable<Uint8Array>;
   /** Commits everything written so far (a store that writes synchronously returns resolved promises). */
   protected abstract commit(): Commit;
   protected abstract release(): Promise<void>;
@@ -224,8 +229,27 @@ export abstract class BaseLog implements TopicLog {
     const refused = this.refusal();
     if (refused) return Promise.reject(refused);
     this.putGroup(topic, group, state);
+    return this.durableNow('saving a group failed');
+  }
+
+  private heldStore: LocalHeld | undefined;
+
+  /** Held messages: in memory, indexed, written through putHeld (loaded at first use). */
+  get held(): HeldStore {
+    return (this.heldStore ??= new LocalHeld({
+      write: (id, bytes) => { if (!this.refusal()) this.putHeld(id, bytes); },
+      durable: () => {
+        const refused = this.refusal();
+        return refused ? Promise.reject(refused) : this.durableNow('saving a held message failed');
+      },
+      load: () => this.loadHeld(),
+    }));
+  }
+
+  /** Resolves once everything written so far is durable. */
+  private durableNow(what: string): Promise<void> {
     return this.commit().durable.then(() => undefined, (err: unknown) => {
-      throw err instanceof StoreUnavailableError ? err : this.refusal() ?? new StoreUnavailableError('unavailable', 'saving a group failed');
+      throw err instanceof StoreUnavailableError ? err : this.refusal() ?? new StoreUnavailableError('unavailable', what);
     });
   }
 

@@ -13,6 +13,8 @@
  *                                    (up to 32 bytes; absent in keys written before fingerprints)
  * - `expiry` [ts, topic, key] → (empty)                          the same keys in time order
  * - `sys`    'epoch' → the store's epoch, made once when the data directory is created
+ * - `groups` [topic, group] → a consumer group's state
+ * - `held`   id → a held (scheduled or prepared) message's record (see held.ts)
  *
  * Messages and their keys are written in the commit of their append; a topic's meta once per
  * batch, which may land a commit later. The messages are the truth: on load, a head behind the
@@ -92,6 +94,7 @@ export class DiskLog extends BaseLog {
   private readonly path: string;
   private readonly sys: Database<string | number, string>;
   private readonly groups: Database<Uint8Array, [string, string]>;
+  private readonly heldDb: Database<Uint8Array, string>;
   private readonly dir: string;
   private readonly durability: Durability;
   private readonly minFree: number;
@@ -101,7 +104,7 @@ export class DiskLog extends BaseLog {
     guardOrphanCommitRejections();
     mkdirSync(options.dir, { recursive: true });
     const path = join(options.dir, 'sluice.mdb');
-    const root = open({ path, compression: false, separateFlushed: true, maxDbs: 8 });
+    const root = open({ path, compression: false, separateFlushed: true, maxDbs: 12 });
     const sys = root.openDB<string | number, string>('sys', {});
     let epoch = sys.get('epoch') as string | undefined;
     if (!epoch) {
@@ -133,6 +136,7 @@ export class DiskLog extends BaseLog {
     this.keys = root.openDB('keys', { encoding: 'binary' });
     this.expiry = root.openDB('expiry', { encoding: 'binary' });
     this.groups = root.openDB('groups', { encoding: 'binary' });
+    this.heldDb = root.openDB('held', { encoding: 'binary' });
     this.startSweeper();
   }
 
@@ -272,6 +276,14 @@ export class DiskLog extends BaseLog {
 
   protected listGroups(topic: string): string[] {
     return [...this.groups.getKeys({ start: [topic, ''], end: [topic + '\0', ''] })].map((k) => k[1]);
+  }
+
+  protected putHeld(id: string, bytes: Uint8Array | undefined): void {
+    this.track(bytes ? this.heldDb.put(id, bytes) : this.heldDb.remove(id));
+  }
+
+  protected loadHeld(): Iterable<Uint8Array> {
+    return this.heldDb.getRange({}).map(({ value }) => new Uint8Array(value));
   }
 
   protected storedTopics(): Iterable<string> {

@@ -41,6 +41,8 @@
  *   offsets continuing densely after the last stored message.
  */
 
+import type { HeldStore } from './held.js';
+
 /** One message to store. Payload and headers are MessagePack-encoded (kept byte for byte). */
 export interface AppendInput {
   data: Uint8Array;
@@ -170,6 +172,8 @@ export interface TopicLog {
   claimGroup?(topic: string, group: string, ttlMs: number): Promise<string>;
   /** Lets go of a group this node holds (another may claim it at once). */
   releaseGroup?(topic: string, group: string): Promise<void>;
+  /** Held messages (scheduled and prepared), with the same durability as messages (see held.ts). */
+  readonly held: HeldStore;
   /** Whether appends can succeed now (readiness, metrics). */
   health(): StoreHealth;
   /** Waits for pending appends, then releases resources. */

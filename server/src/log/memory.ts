@@ -111,6 +111,13 @@ export class MemoryLog extends BaseLog {
     return [...(this.groups.get(topic)?.keys() ?? [])];
   }
 
+  // Held records live in LocalHeld's own maps: nothing more to keep.
+  protected putHeld(): void {}
+
+  protected loadHeld(): Iterable<Uint8Array> {
+    return [];
+  }
+
   protected storedTopics(): Iterable<string> {
     return [];
   }

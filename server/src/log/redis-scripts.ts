@@ -248,3 +248,89 @@ export const GROUP_RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 `;
+
+/*
+ * Held messages (see held.ts). Every key shares the hash tag `{sl-held}`, so in Redis Cluster they
+ * live in one slot and each script is atomic across all of them:
+ *   sl:{sl-held}:r           hash  id → the record (held.ts encoding; its state and next as below)
+ *   sl:{sl-held}:st          hash  id → state (authoritative)
+ *   sl:{sl-held}:d           zset  id by next: the due index
+ *   sl:{sl-held}:t:<kind>:<topic>  zset  id by at, records not final (listing, count, next due)
+ *   sl:{sl-held}:k:<topic>\0<key>  string  the id held with that idempotency key
+ */
+
+/**
+ * Stores a new record unless its key is held. KEYS: r, st, d, t, k. ARGV: id, bytes, state, next,
+ * at, hasKey. Returns {1} when stored, {0, id, bytes, state, next} for the record already held.
+ */
+export const HELD_HOLD = `
+if ARGV[6] == '1' then
+  local e = redis.call('GET', KEYS[5])
+  if e then
+    local b = redis.call('HGET', KEYS[1], e)
+    if b then return {0, e, b, redis.call('HGET', KEYS[2], e), redis.call('ZSCORE', KEYS[3], e)} end
+  end
+  redis.call('SET', KEYS[5], ARGV[1])
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
+return {1}
+`;
+
+/**
+ * Replaces a record if its state is one of ARGV[7..]. KEYS: r, st, d, t. ARGV: id, bytes, state,
+ * next, at, final (1: leave the topic's listing). Returns {1}, or {0, bytes, state, next} (nil
+ * bytes: no such record).
+ */
+export const HELD_UPDATE = `
+local cur = redis.call('HGET', KEYS[2], ARGV[1])
+if not cur then return {0} end
+local ok = false
+for i = 7, #ARGV do if ARGV[i] == cur then ok = true end end
+if not ok then return {0, redis.call('HGET', KEYS[1], ARGV[1]), cur, redis.call('ZSCORE', KEYS[3], ARGV[1])} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+if ARGV[6] == '1' then redis.call('ZREM', KEYS[4], ARGV[1]) else redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1]) end
+return {1}
+`;
+
+/**
+ * Takes up to ARGV[2] records due by ARGV[1] (lowest next first), moving each one's next to
+ * ARGV[1] + ARGV[3] and a scheduled one to appending: of several nodes, one takes a record per
+ * lease. KEYS: r, st, d. Returns id, bytes, state, id, bytes, state, ...
+ */
+export const HELD_CLAIM = `
+local ids = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {}
+local leaseEnd = tonumber(ARGV[1]) + tonumber(ARGV[3])
+for _, id in ipairs(ids) do
+  local s = redis.call('HGET', KEYS[2], id)
+  local b = redis.call('HGET', KEYS[1], id)
+  if not s or not b then
+    redis.call('ZREM', KEYS[3], id)
+  else
+    if s == 'scheduled' then
+      s = 'appending'
+      redis.call('HSET', KEYS[2], id, s)
+    end
+    redis.call('ZADD', KEYS[3], leaseEnd, id)
+    out[#out + 1] = id
+    out[#out + 1] = b
+    out[#out + 1] = s
+  end
+end
+return out
+`;
+
+/** Forgets a record. KEYS: r, st, d, t, k. ARGV: id. */
+export const HELD_REMOVE = `
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
+if redis.call('GET', KEYS[5]) == ARGV[1] then redis.call('DEL', KEYS[5]) end
+return 1
+`;

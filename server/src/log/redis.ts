@@ -45,6 +45,8 @@ import {
 } from './log.js';
 import { APPEND, GROUP_CLAIM, GROUP_RELEASE, GROUP_SAVE, RATE, READ, TRIM } from './redis-scripts.js';
 import { encodeEntry } from '@sluice/client/protocol';
+import type { HeldStore } from './held.js';
+import { HELD_SLOT_KEY, RedisHeld } from './redis-held.js';
 import { logger } from '../logger.js';
 
 export interface RedisLogOptions extends StoreOptions {
@@ -241,6 +243,7 @@ export class RedisLog implements TopicLog {
   private readonly minReplicas: number;
   private readonly timer: ReturnType<typeof setInterval>;
   private lastError: string | undefined;
+  readonly held: HeldStore;
 
   static async open(options: RedisLogOptions): Promise<RedisLog> {
     const target = parseRedisUrl(options.url);
@@ -274,6 +277,21 @@ export class RedisLog implements TopicLog {
     client.defineCommand('slGroupClaim', { numberOfKeys: 1, lua: GROUP_CLAIM });
     client.defineCommand('slGroupSave', { numberOfKeys: 2, lua: GROUP_SAVE });
     client.defineCommand('slGroupRelease', { numberOfKeys: 1, lua: GROUP_RELEASE });
+    this.held = new RedisHeld(client, (fn) => this.call(fn), async () => {
+      // WAIT on the primary of the held slot (in a cluster, routed by a key of that slot).
+      if (this.minReplicas === 0) return;
+      const timeout = this.options.commandTimeoutMs ?? 2000;
+      let acked: number;
+      if (this.client instanceof Cluster) {
+        const rs = await this.call(() => (this.client as Cluster).pipeline().hlen(HELD_SLOT_KEY).wait(this.minReplicas, timeout).exec());
+        const [err, n] = rs![1]! as [Error | null, number];
+        if (err) throw err;
+        acked = n;
+      } else {
+        acked = await this.call(() => this.client.wait(this.minReplicas, timeout));
+      }
+      if (acked < this.minReplicas) throw new StoreUnavailableError('unavailable', `only ${acked} of ${this.minReplicas} Redis replicas confirmed the write; retry with the same key`);
+    });
     const onError = (err: Error) => {
       // ioredis reconnects by itself; remember why for health().
       this.lastError = err.message;

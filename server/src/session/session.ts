@@ -26,6 +26,7 @@ import {
   type EncodedClientFrame,
   type ErrorCode,
   type PubFrame,
+  type ResolveFrame,
   type SubFrame,
 } from '@sluice/client/protocol';
 import { AuthError, type Authenticator, type Principal } from '../auth/auth.js';
@@ -39,12 +40,15 @@ import type { SubscriptionView } from '../hub/subscription.js';
 import type { Metrics } from '../metrics.js';
 import type { RateLimiter } from '../ratelimit.js';
 import { randomId } from '../util/id.js';
+import type { HeldService } from '../core/held.js';
 import { logger } from '../logger.js';
 
 export interface SessionContext {
   hub: Hub;
   groups: Groups;
   publisher: PublishService;
+  /** Delayed and prepared publishes (PUB delay / at / prepare, RESOLVE). */
+  held: HeldService;
   auth: Authenticator;
   limits: Limits;
   metrics: Metrics;
@@ -234,6 +238,7 @@ export class Session {
       case FrameType.PONG: return;
       case FrameType.GROUP_ACK: return this.groupAck(frame.subId, frame.offsets);
       case FrameType.GROUP_NACK: return this.groupNack(frame.subId, frame.offset, frame.delay, frame.reason);
+      case FrameType.RESOLVE: return this.resolveHeld(frame);
       default: {
         const never: never = frame;
         return this.error(0, 'bad-frame', `unhandled frame ${JSON.stringify(never)}`);
@@ -407,18 +412,51 @@ export class Session {
       return this.error(f.reqId, 'limit-exceeded', `at most ${limits.maxInflightPublishes} publishes awaiting ACK`, FrameType.PUB);
     }
     this.inflight++;
-    this.ctx.publisher.publish(this.who!, { topic: f.topic, data: f.data, key: f.key, headers: f.headers, orderingKey: f.orderingKey, priority: f.priority, trace: f.trace }).then(
+    const req = { topic: f.topic, data: f.data, key: f.key, headers: f.headers, orderingKey: f.orderingKey, priority: f.priority, trace: f.trace };
+    if (f.prepare || f.delay !== undefined || f.at !== undefined) {
+      const held = f.prepare ? this.ctx.held.prepare(this.who!, req, f.checkUrl) : this.ctx.held.schedule(this.who!, req, { delay: f.delay, at: f.at });
+      held.then(
+        (h) => {
+          this.inflight--;
+          this.conn.send(encode(h.due === undefined
+            ? { type: FrameType.HELD, reqId: f.reqId, id: h.id, duplicate: h.duplicate }
+            : { type: FrameType.HELD, reqId: f.reqId, id: h.id, due: h.due, duplicate: h.duplicate }));
+        },
+        (err: unknown) => {
+          this.inflight--;
+          this.publishFailed(err, f.reqId, FrameType.PUB);
+        },
+      );
+      return;
+    }
+    this.ctx.publisher.publish(this.who!, req).then(
       (r) => {
         this.inflight--;
         this.conn.send(encode({ type: FrameType.ACK, reqId: f.reqId, offset: r.offset, duplicate: r.duplicate }));
       },
       (err: unknown) => {
         this.inflight--;
-        // On the WebSocket, a malformed publish is a bad frame (bad-request is HTTP's name for it).
-        if (err instanceof PublishError) this.error(f.reqId, err.code === 'bad-request' ? 'bad-frame' : err.code, err.message, FrameType.PUB);
-        else this.failed(err, f.reqId, FrameType.PUB);
+        this.publishFailed(err, f.reqId, FrameType.PUB);
       },
     );
+  }
+
+  private publishFailed(err: unknown, reqId: number, re: number): void {
+    // On the WebSocket, a malformed publish is a bad frame (bad-request is HTTP's name for it).
+    if (err instanceof PublishError) this.error(reqId, err.code === 'bad-request' ? 'bad-frame' : err.code, err.message, re);
+    else this.failed(err, reqId, re);
+  }
+
+  /** RESOLVE: commit / abort a prepared message, cancel a scheduled one (all idempotent). */
+  private resolveHeld(f: ResolveFrame): void {
+    const { held } = this.ctx;
+    const principal = this.who!.principal;
+    const done = f.op === 'commit'
+      ? held.commit(principal, f.id).then((r) => encode({ type: FrameType.RESOLVED, reqId: f.reqId, outcome: 'committed', offset: r.offset, duplicate: r.duplicate }))
+      : f.op === 'abort'
+        ? held.abort(principal, f.id).then(() => encode({ type: FrameType.RESOLVED, reqId: f.reqId, outcome: 'aborted' }))
+        : held.cancel(principal, f.id).then(() => encode({ type: FrameType.RESOLVED, reqId: f.reqId, outcome: 'cancelled' }));
+    done.then((bytes) => this.conn.send(bytes), (err: unknown) => this.publishFailed(err, f.reqId, FrameType.RESOLVE));
   }
 
   // ---- errors -------------------------------------------------------------------------------
