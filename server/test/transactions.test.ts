@@ -230,7 +230,11 @@ describe('half messages with PostgreSQL: an order service killed at random point
     for (const m of msgs) counts.set(m.data.order, (counts.get(m.data.order) ?? 0) + 1);
     for (const id of placed) assert.equal(counts.get(id), 1, `placed order ${id} has ${counts.get(id) ?? 0} messages`);
     for (const id of counts.keys()) assert.ok(placed.has(id), `order ${id} was not placed but has a message`);
-    assert.ok(placed.size > 700 && placed.size <= 800, `about 4 in 5 orders are placed (${placed.size})`);
+    // Every 5th order rolls back on purpose; of the others only those in flight when the service was
+    // killed (at most its 16 workers per kill) may be left unplaced.
+    assert.ok([...placed].every((id) => id % 5 !== 0), 'no rolled-back order is placed');
+    const floor = (N * 4) / 5 - 16 * (runs - 1);
+    assert.ok(placed.size >= floor && placed.size <= (N * 4) / 5, `${placed.size} placed: between ${floor} and ${(N * 4) / 5}`);
     const checks = (await api(gw.url, '/metrics')).text.match(/sluice_tx_checkbacks_total\{outcome="(commit|abort)"\} (\d+)/g);
     console.log(`order service: ${runs} runs (${runs - 1} SIGKILLs), ${placed.size} placed, check-backs: ${checks?.join(', ') ?? 'none'}`);
     assert.ok(runs > 1, 'the service crashed at least once');
