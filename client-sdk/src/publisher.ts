@@ -28,16 +28,10 @@ export interface HttpScheduled {
   duplicate: boolean;
 }
 
-export interface BatchMessage {
+/** One entry of a batch: a message and the options of a single publish (with delay/at, its result is HttpScheduled). */
+export interface BatchMessage extends HttpPublishOptions {
   topic: string;
   data: unknown;
-  key?: string;
-  headers?: Headers;
-  orderingKey?: string;
-  priority?: number;
-  /** Deliver it this many ms from now / at this time (ms since the epoch): its result is HttpScheduled. */
-  delay?: number;
-  at?: number;
 }
 
 export type BatchResult = HttpPublishResult | HttpScheduled | { error: { code: string; message: string } };
