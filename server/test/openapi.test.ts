@@ -90,6 +90,7 @@ async function check(method: string, path: string, res: Response, what: string):
     const body = (await res.json()) as unknown;
     assert.ok(ajv.validate({ $ref: 'sluice#/$defs/Error' }, body), `${what}: ${ajv.errorsText()}`);
     if (res.status === 405) {
+      assert.equal((body as { error: { code: string } }).error.code, 'method-not-allowed', `${what}: the code of a 405`);
       const allow = (res.headers.get('allow') ?? '').split(',').map((m) => m.trim()).filter((m) => m && m !== 'OPTIONS');
       assert.deepEqual(allow.sort(), documented.sort(), `${what}: Allow names the documented methods`);
     }

@@ -18,7 +18,7 @@
  */
 import type { TemplatedApp } from 'uWebSockets.js';
 import { Admin } from './admin.js';
-import { begin, notFound, topicPath, type HttpContext } from './context.js';
+import { begin, methodNotAllowed, notFound, topicPath, type HttpContext } from './context.js';
 import { groupPath, groupRoute, HttpConsumers } from './groups.js';
 import { publishBatch, publishOne } from './publish.js';
 import { heldPath, heldRoute } from './held.js';
@@ -64,7 +64,7 @@ export class HttpApi {
         const ex = begin(res, req, 'not_found', ctx);
         if (!ex) return;
         const allow = held.kind === 'scheduled' ? (held.id === undefined ? 'GET, OPTIONS' : 'DELETE, OPTIONS') : 'POST, OPTIONS';
-        return ex.error('bad-request', `${method.toUpperCase()} is not allowed here (allowed: ${allow})`, 405, { allow });
+        return methodNotAllowed(ex, method, allow);
       }
       const path = topicPath(req.getUrl(), '/v1/topics/', ['messages', 'events']);
       if (path?.action === 'messages' && method === 'post') return publishOne(res, req, path.topic, ctx);
@@ -74,7 +74,7 @@ export class HttpApi {
       if (!ex) return;
       if (!path) return notFound(ex, method, req.getUrl());
       const allow = path.action === 'messages' ? 'GET, POST, OPTIONS' : 'GET, OPTIONS';
-      ex.error('bad-request', `${method.toUpperCase()} is not allowed here (allowed: ${allow})`, 405, { allow });
+      methodNotAllowed(ex, method, allow);
     });
     this.admin.mount(app, open);
   }
