@@ -16,6 +16,7 @@ import { mountBasics, mountNotFound } from './gateway/http.js';
 import { mountWebSocket } from './gateway/ws.js';
 import { HttpApi } from './http/api.js';
 import { mountConsole } from './http/console.js';
+import { mountOpenApi } from './http/openapi.js';
 import { OriginPolicy } from './http/origins.js';
 import { PeerResolver } from './http/peer.js';
 import { recordRoutes, type RegisteredRoute } from './http/routes.js';
@@ -174,6 +175,7 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
     store, groups, publisher, held, reader, hub, auth, metrics, limits: config.limits, http: config.http, origins, peers, accessLog: config.log.access, rates, sessions, version: VERSION, nodes, tracer,
   });
   const consoleDir = mountConsole(app, basics, config.consoleDir);
+  mountOpenApi(app, basics);
   mountBasics(app, basics, () => !draining, () => {
     if (draining) return 'draining';
     const h = store.health();

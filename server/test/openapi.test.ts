@@ -350,6 +350,10 @@ describe('docs/openapi.json', () => {
     }
     await run({ what: 'SSE, no token', method: 'get', path: `/v1/topics/${T}/events`, status: 401 });
 
+    // The document itself, served as it is in docs/, without a token.
+    const served = await run({ what: 'openapi.json', method: 'get', path: '/v1/openapi.json', status: 200 });
+    assert.deepEqual(served, doc, 'GET /v1/openapi.json serves docs/openapi.json');
+
     // The WebSocket upgrade (101) and the console's redirect (301).
     const socket = await RawClient.connect(gw.url, { token: user });
     socket.close();
