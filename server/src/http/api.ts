@@ -9,6 +9,7 @@
  *   POST    /v1/publish                        publish a batch                (cap: pub, per message)
  *   GET     /v1/topics/{topic}/scheduled       delayed messages held          (cap: pub; held.ts)
  *   DELETE  /v1/topics/{topic}/scheduled/{id}  cancel one                     (cap: pub)
+ *   GET     /v1/topics/{topic}/transactions    prepared ones not resolved     (cap: pub)
  *   POST    /v1/topics/{topic}/transactions    prepare a half message         (cap: pub)
  *   POST    /v1/topics/{topic}/transactions/{id}/commit|abort                 (cap: pub)
  *   *       /v1/admin/...                      admin API (admin.ts)           (admin: true)
@@ -63,7 +64,7 @@ export class HttpApi {
       if (held) {
         const ex = begin(res, req, 'not_found', ctx);
         if (!ex) return;
-        const allow = held.kind === 'scheduled' ? (held.id === undefined ? 'GET, OPTIONS' : 'DELETE, OPTIONS') : 'POST, OPTIONS';
+        const allow = held.kind === 'scheduled' ? (held.id === undefined ? 'GET, OPTIONS' : 'DELETE, OPTIONS') : held.id === undefined ? 'GET, POST, OPTIONS' : 'POST, OPTIONS';
         return methodNotAllowed(ex, method, allow);
       }
       const path = topicPath(req.getUrl(), '/v1/topics/', ['messages', 'events']);
