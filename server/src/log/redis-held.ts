@@ -5,7 +5,7 @@
  */
 import type { Redis, Cluster } from 'ioredis';
 import { decodeHeld, encodeHeld, isAfter, isFinal, pageCursor, parseCursor, type HeldKind, type HeldPage, type HeldRecord, type HeldState, type HeldStore } from './held.js';
-import { HELD_CLAIM, HELD_HOLD, HELD_REMOVE, HELD_UPDATE } from './redis-scripts.js';
+import { HELD_CLAIM, HELD_COUNT, HELD_HOLD, HELD_REMOVE, HELD_UPDATE } from './redis-scripts.js';
 
 const P = 'sl:{sl-held}:';
 const R = `${P}r`;
@@ -22,7 +22,13 @@ interface HeldScripts {
   slHeldUpdateBuffer(...args: (string | number | Buffer)[]): Promise<unknown[]>;
   slHeldClaimBuffer(...args: (string | number)[]): Promise<unknown[]>;
   slHeldRemove(...args: string[]): Promise<number>;
+  slHeldCount(...args: (string | number)[]): Promise<(string | number)[]>;
 }
+
+/** Fields of the state hash one count step looks at (HSCAN's COUNT, a hint). */
+const COUNT_STEP = 500;
+/** Steps of one counting pass at most (COUNT_STEP × this records; beyond, the pass stops short). */
+const MAX_COUNT_STEPS = 20_000;
 
 const buf = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 
@@ -36,6 +42,9 @@ function read(bytes: Buffer, state: { toString(): string } | null | undefined, n
 
 export class RedisHeld implements HeldStore {
   private readonly s: HeldScripts;
+  /** Records by state as the last full counting pass saw them (`refreshCounts`). */
+  private counted: Record<string, number> = {};
+  private counting: Promise<void> | undefined;
 
   constructor(
     private readonly client: Redis | Cluster,
@@ -48,6 +57,7 @@ export class RedisHeld implements HeldStore {
     client.defineCommand('slHeldUpdate', { numberOfKeys: 4, lua: HELD_UPDATE });
     client.defineCommand('slHeldClaim', { numberOfKeys: 3, lua: HELD_CLAIM });
     client.defineCommand('slHeldRemove', { numberOfKeys: 5, lua: HELD_REMOVE });
+    client.defineCommand('slHeldCount', { numberOfKeys: 1, lua: HELD_COUNT });
     this.s = client as unknown as HeldScripts;
   }
 
@@ -112,5 +122,33 @@ export class RedisHeld implements HeldStore {
     if (opts.kind === 'scheduled' && first.length === 2) page.nextDue = Number(first[1]);
     if (items.length > opts.limit) page.cursor = pageCursor(page.items[page.items.length - 1]!);
     return page;
+  }
+
+  /** Records held, by state, as of the last `refreshCounts` (every gateway on the store sees them all). */
+  counts(): Record<string, number> {
+    return this.counted;
+  }
+
+  /**
+   * Counts the store's records by state again: a pass over the state hash in short script steps
+   * (HELD_COUNT), so Redis is never blocked for long; the total work is one field per record. One
+   * pass at a time: a call while one runs waits for it. Rejects (keeping the last counts) when
+   * Redis cannot be reached.
+   */
+  refreshCounts(): Promise<void> {
+    this.counting ??= this.countPass().finally(() => { this.counting = undefined; });
+    return this.counting;
+  }
+
+  private async countPass(): Promise<void> {
+    const tally: Record<string, number> = {};
+    let cursor = '0';
+    for (let step = 0; step < MAX_COUNT_STEPS; step++) {
+      const r = await this.call(() => this.s.slHeldCount(ST, cursor, COUNT_STEP));
+      for (let i = 1; i + 1 < r.length; i += 2) tally[String(r[i])] = (tally[String(r[i])] ?? 0) + Number(r[i + 1]);
+      cursor = String(r[0]);
+      if (cursor === '0') break;
+    }
+    this.counted = tally;
   }
 }

@@ -334,3 +334,25 @@ redis.call('ZREM', KEYS[4], ARGV[1])
 if redis.call('GET', KEYS[5]) == ARGV[1] then redis.call('DEL', KEYS[5]) end
 return 1
 `;
+
+/**
+ * Counts held records by state, one HSCAN step of the state hash at a time (a few hundred fields:
+ * never a long block of Redis, whatever the store holds). KEYS: st. ARGV: cursor, count.
+ * Returns [next cursor, state, n, state, n, …]; a full pass ends at cursor "0". Like any SCAN, a
+ * pass may see a field twice while the hash is resized: the counts are a gauge, not a ledger.
+ */
+export const HELD_COUNT = `
+local r = redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', tonumber(ARGV[2]))
+local tally = {}
+local fields = r[2]
+for i = 2, #fields, 2 do
+  local s = fields[i]
+  tally[s] = (tally[s] or 0) + 1
+end
+local out = { r[1] }
+for s, n in pairs(tally) do
+  out[#out + 1] = s
+  out[#out + 1] = n
+end
+return out
+`;
