@@ -160,7 +160,7 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
     for (const s of sessions) n += s.conn.bufferedAmount();
     return n;
   });
-  // On Redis every node reports the whole shared store, recounted every few seconds (HeldService).
+  // On Redis every node reports the whole shared store, read again every second (HeldService).
   metrics.gauge('sluice_held_messages', 'Delayed and prepared messages the store holds, by state (final ones are kept for the dedup window).', () => store.held.counts(), 'state');
   metrics.gauge('sluice_store_bytes', 'Bytes the store occupies.', () => store.size());
   metrics.gauge('sluice_store_writable', 'Whether the store takes writes (0: disk full or failed; publishes are refused).', () => (store.health().writable ? 1 : 0));

@@ -212,7 +212,7 @@ describe('delayed messages in cluster mode (two gateway processes on one Redis)'
 });
 
 describe('the held-messages gauge on Redis (sluice_held_messages)', () => {
-  it('counts the shared store by state: 1,200 records, in HSCAN steps of about 500', async () => {
+  it('the scripts keep counts by state: 1,200 records; a store without them (older, or flushed) has them built', async () => {
     const redis = await startRedis();
     const log = await RedisLog.open({ retention: DEFAULT_RETENTION, dedupWindowMs: DEFAULT_DEDUP_WINDOW_MS, url: redis.url, minReplicas: 0 });
     try {
@@ -230,6 +230,24 @@ describe('the held-messages gauge on Redis (sluice_held_messages)', () => {
       await log.held.refreshCounts!();
       assert.deepEqual(log.held.counts(), expected);
       assert.deepEqual(expected, { prepared: 400, scheduled: 720, cancelled: 80 });
+      // Claimed (scheduled → appending) and removed ones move and leave the counts.
+      const claimed = await log.held.claim(now + 60_000, 10, 5000);
+      assert.equal(claimed.length, 10);
+      await log.held.remove(claimed[0]!.id);
+      await log.held.refreshCounts!();
+      const left: Record<string, number> = { ...expected };
+      for (const r of claimed) {
+        if (r.state !== 'appending') continue;
+        left.scheduled! -= 1;
+        left.appending = (left.appending ?? 0) + 1;
+      }
+      left[claimed[0]!.state]! -= 1;
+      assert.ok((left.appending ?? 0) > 0, 'some were scheduled and are appending now');
+      assert.deepEqual(log.held.counts(), Object.fromEntries(Object.entries(left).filter(([, n]) => n !== 0)));
+      // Without the counts hash (a store written before it, or flushed), the next script builds it from the states.
+      await redis.cli('DEL', 'sl:{sl-held}:n');
+      await log.held.refreshCounts!();
+      assert.deepEqual(log.held.counts(), Object.fromEntries(Object.entries(left).filter(([, n]) => n !== 0)));
     } finally {
       await log.close();
       await redis.stop();

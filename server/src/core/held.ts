@@ -65,8 +65,8 @@ const LEASE_MS = 10_000;
 const TICK_MS = 50;
 /** Records claimed per round. */
 const CLAIM_BATCH = 2000;
-/** How often a store that cannot count synchronously (Redis) recounts its records by state (the held gauge). */
-const COUNTS_MS = 5000;
+/** How often a store that cannot count synchronously (Redis) reads its counts by state again (the held gauge). */
+const COUNTS_MS = 1000;
 /** Check-backs in flight at most. */
 const MAX_CHECKS_IN_FLIGHT = 64;
 /** A `delay` this small is appended as soon as the scheduler runs; `at` this far back is still "now". */
@@ -260,7 +260,7 @@ export class HeldService {
     else this.poke(Number.POSITIVE_INFINITY);
   }
 
-  /** Every COUNTS_MS, a store without synchronous counts recounts (in the background: the round does not wait). */
+  /** Every COUNTS_MS, a store without synchronous counts reads them again (in the background: the round does not wait). */
   private refreshCounts(): void {
     const held = this.deps.store.held;
     if (!held.refreshCounts || this.counting || Date.now() - this.countsAt < COUNTS_MS) return;

@@ -94,7 +94,7 @@ export interface HeldStore {
   counts(): Record<string, number>;
   /**
    * Brings `counts` up to date, for a store that cannot count synchronously (Redis). The scheduler
-   * calls it every few seconds; stores that always know their counts leave it out.
+   * calls it every second; stores that always know their counts leave it out.
    */
   refreshCounts?(): Promise<void>;
 }

@@ -13,6 +13,7 @@ const R = `${P}r`;
 export const HELD_SLOT_KEY = R;
 const ST = `${P}st`;
 const D = `${P}d`;
+const N = `${P}n`;
 const listKey = (kind: HeldKind, topic: string) => `${P}t:${kind}:${topic}`;
 const keyKey = (topic: string, key: string) => `${P}k:${topic}\0${key}`;
 
@@ -22,13 +23,8 @@ interface HeldScripts {
   slHeldUpdateBuffer(...args: (string | number | Buffer)[]): Promise<unknown[]>;
   slHeldClaimBuffer(...args: (string | number)[]): Promise<unknown[]>;
   slHeldRemove(...args: string[]): Promise<number>;
-  slHeldCount(...args: (string | number)[]): Promise<(string | number)[]>;
+  slHeldCount(...args: string[]): Promise<string[]>;
 }
-
-/** Fields of the state hash one count step looks at (HSCAN's COUNT, a hint). */
-const COUNT_STEP = 500;
-/** Steps of one counting pass at most (COUNT_STEP × this records; beyond, the pass stops short). */
-const MAX_COUNT_STEPS = 20_000;
 
 const buf = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 
@@ -53,17 +49,17 @@ export class RedisHeld implements HeldStore {
     /** Waits for the replicas the store asks for (durability), after a write. */
     private readonly replicated: () => Promise<void>,
   ) {
-    client.defineCommand('slHeldHold', { numberOfKeys: 5, lua: HELD_HOLD });
-    client.defineCommand('slHeldUpdate', { numberOfKeys: 4, lua: HELD_UPDATE });
-    client.defineCommand('slHeldClaim', { numberOfKeys: 3, lua: HELD_CLAIM });
-    client.defineCommand('slHeldRemove', { numberOfKeys: 5, lua: HELD_REMOVE });
-    client.defineCommand('slHeldCount', { numberOfKeys: 1, lua: HELD_COUNT });
+    client.defineCommand('slHeldHold', { numberOfKeys: 6, lua: HELD_HOLD });
+    client.defineCommand('slHeldUpdate', { numberOfKeys: 5, lua: HELD_UPDATE });
+    client.defineCommand('slHeldClaim', { numberOfKeys: 4, lua: HELD_CLAIM });
+    client.defineCommand('slHeldRemove', { numberOfKeys: 6, lua: HELD_REMOVE });
+    client.defineCommand('slHeldCount', { numberOfKeys: 2, lua: HELD_COUNT });
     this.s = client as unknown as HeldScripts;
   }
 
   async hold(record: HeldRecord): Promise<{ record: HeldRecord; duplicate: boolean }> {
     const k = record.key === undefined ? `${P}k:-` : keyKey(record.topic, record.key);
-    const r = await this.call(() => this.s.slHeldHoldBuffer(R, ST, D, listKey(record.kind, record.topic), k,
+    const r = await this.call(() => this.s.slHeldHoldBuffer(R, ST, D, listKey(record.kind, record.topic), k, N,
       record.id, buf(encodeHeld(record)), record.state, record.next, record.at, record.key === undefined ? '0' : '1'));
     await this.replicated();
     if (Number(r[0]) === 1) return { record, duplicate: false };
@@ -78,7 +74,7 @@ export class RedisHeld implements HeldStore {
   }
 
   async update(record: HeldRecord, from: readonly HeldState[], opts: { wait?: boolean } = {}): Promise<{ ok: boolean; record: HeldRecord | undefined }> {
-    const r = await this.call(() => this.s.slHeldUpdateBuffer(R, ST, D, listKey(record.kind, record.topic),
+    const r = await this.call(() => this.s.slHeldUpdateBuffer(R, ST, D, listKey(record.kind, record.topic), N,
       record.id, buf(encodeHeld(record)), record.state, record.next, record.at, isFinal(record.state) ? '1' : '0', ...from));
     if (Number(r[0]) === 1) {
       if (opts.wait !== false) await this.replicated();
@@ -88,7 +84,7 @@ export class RedisHeld implements HeldStore {
   }
 
   async claim(now: number, limit: number, leaseMs: number): Promise<HeldRecord[]> {
-    const r = await this.call(() => this.s.slHeldClaimBuffer(R, ST, D, now, limit, leaseMs));
+    const r = await this.call(() => this.s.slHeldClaimBuffer(R, ST, D, N, now, limit, leaseMs));
     const out: HeldRecord[] = [];
     for (let i = 0; i + 2 < r.length; i += 3) {
       const rec = read(r[i + 1] as Buffer, r[i + 2] as Buffer, now + leaseMs);
@@ -100,7 +96,7 @@ export class RedisHeld implements HeldStore {
   async remove(id: string): Promise<void> {
     const r = await this.get(id);
     if (!r) return;
-    await this.call(() => this.s.slHeldRemove(R, ST, D, listKey(r.kind, r.topic), r.key === undefined ? `${P}k:-` : keyKey(r.topic, r.key), id));
+    await this.call(() => this.s.slHeldRemove(R, ST, D, listKey(r.kind, r.topic), r.key === undefined ? `${P}k:-` : keyKey(r.topic, r.key), N, id));
   }
 
   async list(topic: string, opts: { kind: HeldKind; limit: number; after?: string }): Promise<HeldPage> {
@@ -130,25 +126,22 @@ export class RedisHeld implements HeldStore {
   }
 
   /**
-   * Counts the store's records by state again: a pass over the state hash in short script steps
-   * (HELD_COUNT), so Redis is never blocked for long; the total work is one field per record. One
-   * pass at a time: a call while one runs waits for it. Rejects (keeping the last counts) when
-   * Redis cannot be reached.
+   * Reads the counts the scripts keep (one small hash, `n` in redis-scripts.ts). One read at a time:
+   * a call while one runs waits for it. Rejects (keeping the last counts) when Redis cannot be reached.
    */
   refreshCounts(): Promise<void> {
-    this.counting ??= this.countPass().finally(() => { this.counting = undefined; });
+    this.counting ??= this.readCounts().finally(() => { this.counting = undefined; });
     return this.counting;
   }
 
-  private async countPass(): Promise<void> {
-    const tally: Record<string, number> = {};
-    let cursor = '0';
-    for (let step = 0; step < MAX_COUNT_STEPS; step++) {
-      const r = await this.call(() => this.s.slHeldCount(ST, cursor, COUNT_STEP));
-      for (let i = 1; i + 1 < r.length; i += 2) tally[String(r[i])] = (tally[String(r[i])] ?? 0) + Number(r[i + 1]);
-      cursor = String(r[0]);
-      if (cursor === '0') break;
+  private async readCounts(): Promise<void> {
+    const r = await this.call(() => this.s.slHeldCount(ST, N));
+    const out: Record<string, number> = {};
+    for (let i = 0; i + 1 < r.length; i += 2) {
+      const state = String(r[i]);
+      const n = Number(r[i + 1]);
+      if (state !== '$' && n !== 0) out[state] = n;
     }
-    this.counted = tally;
+    this.counted = out;
   }
 }
