@@ -10,8 +10,11 @@
  * and a pack that quietly runs half of it could ship a stale piece.
  *
  * For @sluice/server, prepack also copies the built console (../console/dist) into console-dist/,
- * where the gateway finds it when installed from the tarball (server/src/http/console.ts);
- * postpack removes the copy, so the repository keeps serving console/dist alone.
+ * where the gateway finds it when installed from the tarball (server/src/http/console.ts), and the
+ * HTTP API's description (../docs/openapi.json) into openapi.json, which the gateway serves at
+ * /v1/openapi.json (server/src/http/openapi.ts) and the package exports as
+ * `@sluice/server/openapi.json`; postpack removes both copies, so the repository keeps serving its
+ * own console/dist and docs/openapi.json.
  */
 import { cpSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,6 +23,8 @@ const [step] = process.argv.slice(2);
 const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
 const CONSOLE_BUILD = '../console/dist';
 const CONSOLE_COPY = 'console-dist';
+const OPENAPI = '../docs/openapi.json';
+const OPENAPI_COPY = 'openapi.json';
 
 function fail(message) {
   console.error(`pack ${pkg.name}: ${message}`);
@@ -38,15 +43,21 @@ function targets(p) {
 }
 
 if (step === 'prepack') {
-  const missing = targets(pkg).filter((t) => !existsSync(t));
+  // openapi.json is one of the copies made below, not a build output.
+  const missing = targets(pkg).filter((t) => !existsSync(t) && t !== `./${OPENAPI_COPY}`);
   if (missing.length) fail(`not built (missing ${missing.join(', ')}): run \`npm run build\` at the repository root first`);
   if (pkg.name === '@sluice/server') {
     if (!existsSync(join(CONSOLE_BUILD, 'index.html'))) fail(`no console build in ${CONSOLE_BUILD}: run \`npm run build\` at the repository root first`);
     rmSync(CONSOLE_COPY, { recursive: true, force: true });
     cpSync(CONSOLE_BUILD, CONSOLE_COPY, { recursive: true });
+    if (!existsSync(OPENAPI)) fail(`no ${OPENAPI}`);
+    cpSync(OPENAPI, OPENAPI_COPY);
   }
 } else if (step === 'postpack') {
-  if (pkg.name === '@sluice/server') rmSync(CONSOLE_COPY, { recursive: true, force: true });
+  if (pkg.name === '@sluice/server') {
+    rmSync(CONSOLE_COPY, { recursive: true, force: true });
+    rmSync(OPENAPI_COPY, { force: true });
+  }
 } else {
   fail(`unknown step "${step}" (prepack or postpack)`);
 }

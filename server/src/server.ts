@@ -16,12 +16,12 @@ import { mountBasics, mountNotFound } from './gateway/http.js';
 import { mountWebSocket } from './gateway/ws.js';
 import { HttpApi } from './http/api.js';
 import { mountConsole } from './http/console.js';
+import { mountOpenApi } from './http/openapi.js';
 import { OriginPolicy } from './http/origins.js';
 import { PeerResolver } from './http/peer.js';
 import { recordRoutes, type RegisteredRoute } from './http/routes.js';
 import { PublishService } from './core/publish.js';
 import { HeldService } from './core/held.js';
-import { LocalHeld } from './log/held.js';
 import { CursorReader } from './core/start.js';
 import { Groups } from './groups/registry.js';
 import { Tracer } from './core/trace.js';
@@ -160,8 +160,8 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
     for (const s of sessions) n += s.conn.bufferedAmount();
     return n;
   });
-  const localHeld = store.held;
-  if (localHeld instanceof LocalHeld) metrics.gauge('sluice_held_messages', 'Delayed and prepared messages this store holds, by state (final ones are kept for the dedup window).', () => localHeld.counts(), 'state');
+  // On Redis every node reports the whole shared store, read again every second (HeldService).
+  metrics.gauge('sluice_held_messages', 'Delayed and prepared messages the store holds, by state (final ones are kept for the dedup window).', () => store.held.counts(), 'state');
   metrics.gauge('sluice_store_bytes', 'Bytes the store occupies.', () => store.size());
   metrics.gauge('sluice_store_writable', 'Whether the store takes writes (0: disk full or failed; publishes are refused).', () => (store.health().writable ? 1 : 0));
 
@@ -174,6 +174,7 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
     store, groups, publisher, held, reader, hub, auth, metrics, limits: config.limits, http: config.http, origins, peers, accessLog: config.log.access, rates, sessions, version: VERSION, nodes, tracer,
   });
   const consoleDir = mountConsole(app, basics, config.consoleDir);
+  mountOpenApi(app, basics);
   mountBasics(app, basics, () => !draining, () => {
     if (draining) return 'draining';
     const h = store.health();

@@ -211,6 +211,71 @@ describe('delayed messages in cluster mode (two gateway processes on one Redis)'
   });
 });
 
+describe('the held-messages gauge on Redis (sluice_held_messages)', () => {
+  it('the scripts keep counts by state: 1,200 records; a store without them (older, or flushed) has them built', async () => {
+    const redis = await startRedis();
+    const log = await RedisLog.open({ retention: DEFAULT_RETENTION, dedupWindowMs: DEFAULT_DEDUP_WINDOW_MS, url: redis.url, minReplicas: 0 });
+    try {
+      assert.deepEqual(log.held.counts(), {}, 'nothing counted before the first pass');
+      const now = Date.now();
+      const expected: Record<string, number> = {};
+      for (let i = 0; i < 1200; i++) {
+        const rec: HeldRecord = { id: `c${i}`, topic: 'd.count', kind: i % 3 === 0 ? 'prepared' : 'scheduled', state: i % 3 === 0 ? 'prepared' : 'scheduled', at: now + 60_000, next: now + 60_000, attempts: 0, message: { data: new Uint8Array([1]) } };
+        await log.held.hold(rec);
+        const cancel = i % 10 === 1 && rec.state === 'scheduled';
+        if (cancel) await log.held.update({ ...rec, state: 'cancelled' }, ['scheduled']);
+        const state = cancel ? 'cancelled' : rec.state;
+        expected[state] = (expected[state] ?? 0) + 1;
+      }
+      await log.held.refreshCounts!();
+      assert.deepEqual(log.held.counts(), expected);
+      assert.deepEqual(expected, { prepared: 400, scheduled: 720, cancelled: 80 });
+      // Claimed (scheduled → appending) and removed ones move and leave the counts.
+      const claimed = await log.held.claim(now + 60_000, 10, 5000);
+      assert.equal(claimed.length, 10);
+      await log.held.remove(claimed[0]!.id);
+      await log.held.refreshCounts!();
+      const left: Record<string, number> = { ...expected };
+      for (const r of claimed) {
+        if (r.state !== 'appending') continue;
+        left.scheduled! -= 1;
+        left.appending = (left.appending ?? 0) + 1;
+      }
+      left[claimed[0]!.state]! -= 1;
+      assert.ok((left.appending ?? 0) > 0, 'some were scheduled and are appending now');
+      assert.deepEqual(log.held.counts(), Object.fromEntries(Object.entries(left).filter(([, n]) => n !== 0)));
+      // Without the counts hash (a store written before it, or flushed), the next script builds it from the states.
+      await redis.cli('DEL', 'sl:{sl-held}:n');
+      await log.held.refreshCounts!();
+      assert.deepEqual(log.held.counts(), Object.fromEntries(Object.entries(left).filter(([, n]) => n !== 0)));
+    } finally {
+      await log.close();
+      await redis.stop();
+    }
+  });
+
+  it('a gateway on Redis reports it at /metrics, refreshed by the scheduler within seconds', async () => {
+    const redis = await startRedis();
+    const gw = await startGateway((c) => { c.store = 'redis'; c.redis.url = redis.url; });
+    const gauge = async () => {
+      const text = (await api(gw.url, '/metrics')).text as string;
+      return Object.fromEntries([...text.matchAll(/^sluice_held_messages\{state="(\w+)"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])]));
+    };
+    try {
+      const pub = createPublisher({ url: gw.url });
+      await pub.publish('d.gauge', 1, { delay: 600_000 });
+      await pub.publish('d.gauge', 2, { delay: 600_000 });
+      const tx = await pub.prepare('d.gauge', 3);
+      await waitFor(async () => { const g = await gauge(); return g.scheduled === 2 && g.prepared === 1; }, 'the gauge shows 2 scheduled, 1 prepared', 15_000);
+      await tx.abort();
+      await waitFor(async () => { const g = await gauge(); return g.scheduled === 2 && g.aborted === 1 && g.prepared === undefined; }, 'the gauge shows the abort', 15_000);
+    } finally {
+      await gw.close();
+      await redis.stop();
+    }
+  });
+});
+
 describe('held messages wait for replicas like messages (Redis Cluster, --redis-min-replicas 1)', () => {
   it('hold and update resolve once a replica of the held slot has them', async () => {
     const rc = await startRedisCluster({ masters: 3, replicasPerMaster: 1 });

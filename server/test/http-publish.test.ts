@@ -81,7 +81,8 @@ describe('POST /v1/topics/{topic}/messages', () => {
       ['compressed', api(gw.url, topic, { raw: 'x', headers: { 'content-encoding': 'gzip' } }), 415, 'bad-request'],
       ['unknown route', api(gw.url, '/v1/topics/pub.bad/nothing', { json: 1 }), 404, 'not-found'],
       ['no topic', api(gw.url, '/v1/topics//messages', { json: 1 }), 404, 'not-found'],
-      ['wrong method', api(gw.url, topic, { method: 'PUT', json: 1 }), 405, 'bad-request'],
+      ['wrong method', api(gw.url, topic, { method: 'PUT', json: 1 }), 405, 'method-not-allowed'],
+      ['wrong method on a held route', api(gw.url, '/v1/topics/pub.bad/scheduled', { method: 'POST', json: 1 }), 405, 'method-not-allowed'],
       ['bad Authorization', api(gw.url, topic, { json: 1, headers: { authorization: 'Basic abc' } }), 401, 'unauthorized'],
     ];
     for (const [what, p, status, code] of cases) {
@@ -92,6 +93,8 @@ describe('POST /v1/topics/{topic}/messages', () => {
       assert.match(r.headers.get('content-type') ?? '', /application\/json/, what);
     }
     assert.equal((await api(gw.url, topic, { method: 'PUT', json: 1 })).headers.get('allow'), 'GET, POST, OPTIONS');
+    assert.equal((await api(gw.url, '/v1/topics/pub.bad/events', { method: 'POST', json: 1 })).headers.get('allow'), 'GET, OPTIONS');
+    assert.equal((await api(gw.url, '/v1/topics/pub.bad/scheduled/x', { method: 'GET' })).headers.get('allow'), 'DELETE, OPTIONS');
     // The deepest payload accepted is still deliverable inside a MSGS frame (data two levels down).
     const nested = (d: number) => '['.repeat(d) + ']'.repeat(d);
     const json = { 'content-type': 'application/json' };

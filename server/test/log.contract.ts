@@ -298,7 +298,7 @@ export function topicLogContract(name: string, factory: StoreFactory): void {
       });
     }
 
-    it('holds held messages: key dedup, CAS updates, exclusive claims by due time, listing, removal', async () => {
+    it('holds held messages: key dedup, CAS updates, exclusive claims by due time, listing, counts by state, removal', async () => {
       const log = await factory.make(opts());
       const tag = Math.random().toString(36).slice(2, 8);
       const t = `held-${tag}`;
@@ -306,6 +306,9 @@ export function topicLogContract(name: string, factory: StoreFactory): void {
       const rec = (id: string, at: number, kind: HeldRecord['kind'] = 'scheduled'): HeldRecord => ({
         id: `${tag}-${id}`, topic: t, kind, state: kind, at, next: at, attempts: 0, message: { data: encodeValue(id) },
       });
+      // The gauge's counts, by state (a store shared with other tests: compared with what it held before).
+      const counted = async () => { await log.held.refreshCounts?.(); return { ...log.held.counts() }; };
+      const base = await counted();
       const fingerprint = new Uint8Array([1, 2, 3, 4]);
       const a = await log.held.hold({ ...rec('a', now - 10), key: 'k1', fingerprint });
       assert.equal(a.duplicate, false);
@@ -328,6 +331,10 @@ export function topicLogContract(name: string, factory: StoreFactory): void {
       const done = await log.held.update({ ...claimed[0]!, state: 'appended', offset: 7, next: now + 1000 }, ['appending']);
       assert.equal(done.ok, true);
       assert.equal((await log.held.list(t, { kind: 'scheduled', limit: 10 })).count, 1, 'a final record leaves the listing');
+      const counts = await counted();
+      const delta = Object.fromEntries([...new Set([...Object.keys(base), ...Object.keys(counts)])]
+        .map((k) => [k, (counts[k] ?? 0) - (base[k] ?? 0)] as const).filter(([, n]) => n !== 0));
+      assert.deepEqual(delta, { appended: 1, scheduled: 1, prepared: 1 }, 'counts by state: a appended (a tombstone), b scheduled, p prepared');
       const missing = await log.held.update(rec('nope', now), ['scheduled']);
       assert.deepEqual([missing.ok, missing.record], [false, undefined]);
       let again = log;

@@ -90,6 +90,7 @@ async function check(method: string, path: string, res: Response, what: string):
     const body = (await res.json()) as unknown;
     assert.ok(ajv.validate({ $ref: 'sluice#/$defs/Error' }, body), `${what}: ${ajv.errorsText()}`);
     if (res.status === 405) {
+      assert.equal((body as { error: { code: string } }).error.code, 'method-not-allowed', `${what}: the code of a 405`);
       const allow = (res.headers.get('allow') ?? '').split(',').map((m) => m.trim()).filter((m) => m && m !== 'OPTIONS');
       assert.deepEqual(allow.sort(), documented.sort(), `${what}: Allow names the documented methods`);
     }
@@ -237,7 +238,10 @@ describe('docs/openapi.json', () => {
       { what: 'prepare again', method: 'post', path: `/v1/topics/${T}/transactions`, token: user, json: { n: 5 }, headers: { 'idempotency-key': 'kp' }, status: 200 },
       { what: 'prepare, check URL not allowed', method: 'post', path: `/v1/topics/${T}/transactions`, token: user, json: 1, headers: { 'sluice-check-url': 'http://127.0.0.1:1/check' }, status: 403 },
       { what: 'prepare, no token', method: 'post', path: `/v1/topics/${T}/transactions`, json: 1, status: 401 },
-      { what: 'transactions, wrong method', method: 'get', path: `/v1/topics/${T}/transactions`, token: user, status: 405 },
+      { what: 'transactions, wrong method', method: 'put', path: `/v1/topics/${T}/transactions`, token: user, status: 405 },
+      { what: 'transactions', method: 'get', path: `/v1/topics/${T}/transactions?limit=1`, token: user, status: 200 },
+      { what: 'transactions, bad limit', method: 'get', path: `/v1/topics/${T}/transactions?limit=1001`, token: user, status: 400 },
+      { what: 'transactions, not allowed', method: 'get', path: '/v1/topics/other/transactions', token: user, status: 403 },
       { what: 'commit unknown', method: 'post', path: `/v1/topics/${T}/transactions/nothing/commit`, token: user, status: 404 },
       { what: 'abort unknown', method: 'post', path: `/v1/topics/${T}/transactions/nothing/abort`, token: user, status: 404 },
       { what: 'batch, delayed', method: 'post', path: '/v1/publish', token: user, json: { messages: [{ topic: T, data: 'd1', delay: 60000 }, { topic: T, data: 'd2' }] }, status: 200 },
@@ -348,6 +352,10 @@ describe('docs/openapi.json', () => {
       abort.abort();
     }
     await run({ what: 'SSE, no token', method: 'get', path: `/v1/topics/${T}/events`, status: 401 });
+
+    // The document itself, served as it is in docs/, without a token.
+    const served = await run({ what: 'openapi.json', method: 'get', path: '/v1/openapi.json', status: 200 });
+    assert.deepEqual(served, doc, 'GET /v1/openapi.json serves docs/openapi.json');
 
     // The WebSocket upgrade (101) and the console's redirect (301).
     const socket = await RawClient.connect(gw.url, { token: user });

@@ -2,11 +2,12 @@
  * The packages as npm would publish them: `npm pack` of @sluice/client and @sluice/server, both
  * tarballs installed into an empty project (with `ws` and the @types TypeScript needs), and then,
  * from that project only:
- * - the tarballs hold what they must (LICENSE, README, the built code, its sources, the console);
+ * - the tarballs hold what they must (LICENSE, README, the built code, its sources, the console,
+ *   docs/openapi.json);
  * - every source map resolves (a file shipped next to it, or `sourcesContent`);
  * - TypeScript with `moduleResolution: node10` resolves every entry point, and the READMEs' `run`
  *   examples type-check against the packages (strict, skipLibCheck off);
- * - `npx sluice serve` starts, answers /healthz, serves the console, and the installed SDK does a
+ * - `npx sluice serve` starts, answers /healthz, serves the console and /v1/openapi.json, and the installed SDK does a
  *   publish/subscribe round trip over `ws`.
  *
  * npm installs from its cache (`--prefer-offline`); a cold cache fetches from the registry, which is
@@ -178,7 +179,7 @@ describe('npm pack → npm install → npx sluice', { timeout: 2 * NPM_TIMEOUT_M
       assert.ok(has(client, path), `@sluice/client lacks ${path}`);
     }
     for (const path of ['LICENSE', 'README.md', 'package.json', 'bin/sluice.js', 'dist/src/cli.js', 'dist/src/index.d.ts', 'dist/src/testing.js',
-      'src/cli.ts', 'console-dist/index.html']) {
+      'src/cli.ts', 'console-dist/index.html', 'openapi.json']) {
       assert.ok(has(server, path), `@sluice/server lacks ${path}`);
     }
     for (const p of [client, server]) {
@@ -186,6 +187,7 @@ describe('npm pack → npm install → npx sluice', { timeout: 2 * NPM_TIMEOUT_M
     }
     assert.ok(server.files.some((f) => /^console-dist\/assets\/.+\.js$/.test(f.path)), 'the console build has its script');
     assert.equal(existsSync(join(REPO, 'server/console-dist')), false, 'postpack removed the console copy from the repository');
+    assert.equal(existsSync(join(REPO, 'server/openapi.json')), false, 'postpack removed the openapi.json copy from the repository');
     assert.equal(readFileSync(join(REPO, 'LICENSE'), 'utf8'), readFileSync(join(REPO, 'client-sdk/LICENSE'), 'utf8'));
     assert.equal(readFileSync(join(REPO, 'LICENSE'), 'utf8'), readFileSync(join(REPO, 'server/LICENSE'), 'utf8'));
   });
@@ -243,6 +245,11 @@ describe('npm pack → npm install → npx sluice', { timeout: 2 * NPM_TIMEOUT_M
     try {
       assert.match(out, new RegExp(`console at ${url}/console/ \\(from ${project}/node_modules/@sluice/server/console-dist/\\)`));
       assert.equal((await fetch(`${url}/healthz`)).status, 200);
+      // The HTTP API's description, from the package (the project has no docs/ of the repository).
+      const spec = await fetch(`${url}/v1/openapi.json`);
+      assert.equal(spec.status, 200);
+      assert.deepEqual(await spec.json(), JSON.parse(readFileSync(join(REPO, 'docs/openapi.json'), 'utf8')));
+      assert.deepEqual(JSON.parse(readFileSync(join(project, 'node_modules/@sluice/server/openapi.json'), 'utf8')), JSON.parse(readFileSync(join(REPO, 'docs/openapi.json'), 'utf8')));
       const index = await fetch(`${url}/console/`);
       assert.equal(index.status, 200);
       assert.match(index.headers.get('content-type') ?? '', /^text\/html/);

@@ -171,6 +171,47 @@ describe('half messages: prepare, commit, abort', () => {
   });
 });
 
+describe('half messages: listing the prepared ones of a topic', () => {
+  let gw: RunningServer;
+  before(async () => {
+    gw = await startGateway();
+  });
+  after(async () => {
+    await gw.close();
+  });
+
+  it('GET …/transactions pages through the unresolved ones by prepare time; commit and abort take them off', async () => {
+    const pub = createPublisher({ url: gw.url });
+    const txs: Awaited<ReturnType<typeof pub.prepare>>[] = [];
+    for (let i = 0; i < 3; i++) txs.push(await pub.prepare('tx.list', { n: i }, i === 0 ? { key: 'order-0' } : {}));
+    await pub.prepare('tx.list.other', 'not this topic');
+    const first = await api(gw.url, '/v1/topics/tx.list/transactions?limit=2');
+    assert.equal(first.status, 200);
+    assert.equal(first.body.count, 3);
+    assert.equal(first.body.nextDue, undefined);
+    assert.equal(first.body.items.length, 2);
+    const rest = await api(gw.url, `/v1/topics/tx.list/transactions?limit=2&after=${encodeURIComponent(first.body.cursor)}`);
+    assert.deepEqual([rest.body.count, rest.body.items.length, rest.body.cursor], [3, 1, undefined]);
+    // Every one exactly once across the pages, by prepare time then id (several may share a millisecond).
+    const listed: { id: string; preparedAt: number; state: string; checks: number; nextCheck: number; key?: string }[] = [...first.body.items, ...rest.body.items];
+    assert.deepEqual(listed.map((t) => t.id).sort(), txs.map((t) => t.id).sort());
+    const order = [...listed].sort((a, b) => a.preparedAt - b.preparedAt || (a.id < b.id ? -1 : 1));
+    assert.deepEqual(listed.map((t) => t.id), order.map((t) => t.id));
+    const item = listed.find((t) => t.id === txs[0]!.id)!;
+    assert.deepEqual(Object.keys(item).sort(), ['checks', 'id', 'key', 'nextCheck', 'preparedAt', 'state']);
+    assert.deepEqual([item.state, item.checks, item.key, item.nextCheck - item.preparedAt], ['prepared', 0, 'order-0', 60_000]);
+    assert.ok(Math.abs(item.preparedAt - Date.now()) < 10_000, 'preparedAt is when it was prepared');
+
+    await txs[0]!.commit();
+    await txs[2]!.abort();
+    const left = await api(gw.url, '/v1/topics/tx.list/transactions');
+    assert.deepEqual([left.body.count, left.body.items.map((t: { id: string }) => t.id)], [1, [txs[1]!.id]]);
+    assert.equal((await api(gw.url, '/v1/topics/tx.list/transactions?limit=0')).status, 400);
+    const wrong = await api(gw.url, '/v1/topics/tx.list/transactions', { method: 'PUT', json: 1 });
+    assert.deepEqual([wrong.status, wrong.body.error.code, wrong.headers.get('allow')], [405, 'method-not-allowed', 'GET, POST, OPTIONS']);
+  });
+});
+
 describe('half messages with PostgreSQL: an order service killed at random points', () => {
   const table = `orders_${RUN}`;
   const topic = `orders.${RUN}`;

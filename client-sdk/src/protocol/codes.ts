@@ -45,6 +45,8 @@ export const ErrorCodes = {
   /** Since 1.4: a check-back URL given at prepare that the gateway's allow-list does not cover. */
   'check-url-not-allowed': { status: 403, retryable: false },
   'not-found': { status: 404, retryable: false },
+  /** Since 1.4, HTTP only: a known path asked with a method it does not serve (405, with `Allow`). */
+  'method-not-allowed': { status: 405, retryable: false },
   'idempotency-key-reused': { status: 422, retryable: false },
 } as const satisfies Record<string, ErrorCodeInfo>;
 

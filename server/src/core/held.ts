@@ -65,6 +65,8 @@ const LEASE_MS = 10_000;
 const TICK_MS = 50;
 /** Records claimed per round. */
 const CLAIM_BATCH = 2000;
+/** How often a store that cannot count synchronously (Redis) reads its counts by state again (the held gauge). */
+const COUNTS_MS = 1000;
 /** Check-backs in flight at most. */
 const MAX_CHECKS_IN_FLIGHT = 64;
 /** A `delay` this small is appended as soon as the scheduler runs; `at` this far back is still "now". */
@@ -104,6 +106,9 @@ export class HeldService {
   /** When a failed round was last logged (a store that is down fails every round). */
   private lastFailureLog = 0;
   private readonly fetch: typeof fetch;
+  /** When the store's counts were last refreshed, and the refresh in flight. */
+  private countsAt = 0;
+  private counting: Promise<void> | undefined;
 
   constructor(private readonly deps: HeldDeps) {
     this.fetch = deps.fetch ?? fetch;
@@ -201,6 +206,7 @@ export class HeldService {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    await this.counting;
     const until = Date.now() + 2000;
     while (this.running || (this.checking.size > 0 && Date.now() < until)) await new Promise((r) => setTimeout(r, 10));
   }
@@ -227,6 +233,7 @@ export class HeldService {
     this.running = true;
     let full = false;
     let failed = false;
+    this.refreshCounts();
     try {
       const claimed = await this.deps.store.held.claim(Date.now(), CLAIM_BATCH, LEASE_MS);
       full = claimed.length === CLAIM_BATCH;
@@ -251,6 +258,15 @@ export class HeldService {
     if (failed) this.arm(1000);
     else if (full) this.arm(0);
     else this.poke(Number.POSITIVE_INFINITY);
+  }
+
+  /** Every COUNTS_MS, a store without synchronous counts reads them again (in the background: the round does not wait). */
+  private refreshCounts(): void {
+    const held = this.deps.store.held;
+    if (!held.refreshCounts || this.counting || Date.now() - this.countsAt < COUNTS_MS) return;
+    this.countsAt = Date.now();
+    // A failure keeps the last counts; the round's own failure (same store) is what gets logged.
+    this.counting = held.refreshCounts().catch(() => undefined).finally(() => { this.counting = undefined; });
   }
 
   /**

@@ -59,7 +59,7 @@ import type { Session } from '../session/session.js';
 import { AdminGroups, resetTarget, settingsUpdate } from './admin-groups.js';
 import { StatsHistory } from './admin-history.js';
 import { busiest, mergeActive, pageOf, parseTopicQuery, rowOf, type ActiveTopic, type TopicQuery } from './admin-topics.js';
-import { authenticate, begin, guard, notFound, readBody, streamsFull, tokenOf, topicPath, type HttpContext } from './context.js';
+import { authenticate, begin, guard, methodNotAllowed, notFound, readBody, streamsFull, tokenOf, topicPath, type HttpContext } from './context.js';
 import type { Exchange } from './exchange.js';
 import { isBad, parseJson } from './messages.js';
 import type { LongPolls } from './pull.js';
@@ -693,7 +693,7 @@ export class Admin {
       if (path === undefined) return notFound(ex, method, url);
       if (path === null) return ex.error('bad-request', 'the topic or group in the path is not decodable');
       const allow = path.action === undefined ? 'PUT' : 'POST';
-      if (method !== allow) return ex.error('bad-request', `${method} is not allowed here (allowed: ${allow})`, 405, { allow });
+      if (method !== allow) return methodNotAllowed(ex, method, `${allow}, OPTIONS`);
       const { topic, group, action } = path;
       const invalid = topicError(topic, { allowReserved: true });
       if (invalid) return ex.error('invalid-topic', invalid);

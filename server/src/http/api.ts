@@ -9,6 +9,7 @@
  *   POST    /v1/publish                        publish a batch                (cap: pub, per message)
  *   GET     /v1/topics/{topic}/scheduled       delayed messages held          (cap: pub; held.ts)
  *   DELETE  /v1/topics/{topic}/scheduled/{id}  cancel one                     (cap: pub)
+ *   GET     /v1/topics/{topic}/transactions    prepared ones not resolved     (cap: pub)
  *   POST    /v1/topics/{topic}/transactions    prepare a half message         (cap: pub)
  *   POST    /v1/topics/{topic}/transactions/{id}/commit|abort                 (cap: pub)
  *   *       /v1/admin/...                      admin API (admin.ts)           (admin: true)
@@ -18,7 +19,7 @@
  */
 import type { TemplatedApp } from 'uWebSockets.js';
 import { Admin } from './admin.js';
-import { begin, notFound, topicPath, type HttpContext } from './context.js';
+import { begin, methodNotAllowed, notFound, topicPath, type HttpContext } from './context.js';
 import { groupPath, groupRoute, HttpConsumers } from './groups.js';
 import { publishBatch, publishOne } from './publish.js';
 import { heldPath, heldRoute } from './held.js';
@@ -63,8 +64,8 @@ export class HttpApi {
       if (held) {
         const ex = begin(res, req, 'not_found', ctx);
         if (!ex) return;
-        const allow = held.kind === 'scheduled' ? (held.id === undefined ? 'GET, OPTIONS' : 'DELETE, OPTIONS') : 'POST, OPTIONS';
-        return ex.error('bad-request', `${method.toUpperCase()} is not allowed here (allowed: ${allow})`, 405, { allow });
+        const allow = held.kind === 'scheduled' ? (held.id === undefined ? 'GET, OPTIONS' : 'DELETE, OPTIONS') : held.id === undefined ? 'GET, POST, OPTIONS' : 'POST, OPTIONS';
+        return methodNotAllowed(ex, method, allow);
       }
       const path = topicPath(req.getUrl(), '/v1/topics/', ['messages', 'events']);
       if (path?.action === 'messages' && method === 'post') return publishOne(res, req, path.topic, ctx);
@@ -74,7 +75,7 @@ export class HttpApi {
       if (!ex) return;
       if (!path) return notFound(ex, method, req.getUrl());
       const allow = path.action === 'messages' ? 'GET, POST, OPTIONS' : 'GET, OPTIONS';
-      ex.error('bad-request', `${method.toUpperCase()} is not allowed here (allowed: ${allow})`, 405, { allow });
+      methodNotAllowed(ex, method, allow);
     });
     this.admin.mount(app, open);
   }

@@ -214,6 +214,14 @@ export function notFound(ex: Exchange, method: string, url: string): void {
   ex.error('not-found', `no route for ${method.toUpperCase()} ${url.slice(0, 300)}`);
 }
 
+/**
+ * The answer for a known path asked with a method it does not serve: 405 `method-not-allowed`
+ * with `Allow` naming the methods it does (RFC 9110 §15.5.6), e.g. `GET, POST, OPTIONS`.
+ */
+export function methodNotAllowed(ex: Exchange, method: string, allow: string): void {
+  ex.error('method-not-allowed', `${method.toUpperCase()} is not allowed here (allowed: ${allow})`, 405, { allow });
+}
+
 /** Parses an unsigned integer query parameter: undefined when absent, NaN when malformed. */
 export function uintParam(v: string | undefined): number | undefined {
   if (v === undefined || v === '') return undefined;

@@ -90,6 +90,13 @@ export interface HeldStore {
   remove(id: string): Promise<void>;
   /** A topic's records of one kind that are not final, by `at` then id. */
   list(topic: string, opts: { kind: HeldKind; limit: number; after?: string }): Promise<HeldPage>;
+  /** Records the store holds, by state (the `sluice_held_messages` gauge): cheap, synchronous, maybe a little old. */
+  counts(): Record<string, number>;
+  /**
+   * Brings `counts` up to date, for a store that cannot count synchronously (Redis). The scheduler
+   * calls it every second; stores that always know their counts leave it out.
+   */
+  refreshCounts?(): Promise<void>;
 }
 
 /** The idempotency key a held message is appended with (≤ 128 bytes: ids are short). */

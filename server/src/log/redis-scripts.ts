@@ -257,13 +257,34 @@ return 0
  *   sl:{sl-held}:d           zset  id by next: the due index
  *   sl:{sl-held}:t:<kind>:<topic>  zset  id by at, records not final (listing, count, next due)
  *   sl:{sl-held}:k:<topic>\0<key>  string  the id held with that idempotency key
+ *   sl:{sl-held}:n           hash  state → how many records are in it (the held gauge), kept by
+ *                                  every script that changes a state; field `$` marks it built
+ *
+ * The counts hash is built from the state hash by the first script that finds it missing (a store
+ * written before it existed, or after a FLUSH): one HVALS of the state hash, once.
  */
 
+/** Lua prelude: builds the counts hash `n` from the state hash `st` if it is missing. */
+const COUNTED = `
+local function counted(st, n)
+  if redis.call('EXISTS', n) == 1 then return end
+  local tally = {}
+  for _, s in ipairs(redis.call('HVALS', st)) do tally[s] = (tally[s] or 0) + 1 end
+  local args = {'$', '1'}
+  for s, c in pairs(tally) do
+    args[#args + 1] = s
+    args[#args + 1] = c
+  end
+  redis.call('HSET', n, unpack(args))
+end
+`;
+
 /**
- * Stores a new record unless its key is held. KEYS: r, st, d, t, k. ARGV: id, bytes, state, next,
+ * Stores a new record unless its key is held. KEYS: r, st, d, t, k, n. ARGV: id, bytes, state, next,
  * at, hasKey. Returns {1} when stored, {0, id, bytes, state, next} for the record already held.
  */
-export const HELD_HOLD = `
+export const HELD_HOLD = `${COUNTED}
+counted(KEYS[2], KEYS[6])
 if ARGV[6] == '1' then
   local e = redis.call('GET', KEYS[5])
   if e then
@@ -276,15 +297,17 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
 redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
+redis.call('HINCRBY', KEYS[6], ARGV[3], 1)
 return {1}
 `;
 
 /**
- * Replaces a record if its state is one of ARGV[7..]. KEYS: r, st, d, t. ARGV: id, bytes, state,
+ * Replaces a record if its state is one of ARGV[7..]. KEYS: r, st, d, t, n. ARGV: id, bytes, state,
  * next, at, final (1: leave the topic's listing). Returns {1}, or {0, bytes, state, next} (nil
  * bytes: no such record).
  */
-export const HELD_UPDATE = `
+export const HELD_UPDATE = `${COUNTED}
+counted(KEYS[2], KEYS[5])
 local cur = redis.call('HGET', KEYS[2], ARGV[1])
 if not cur then return {0} end
 local ok = false
@@ -294,15 +317,20 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
 if ARGV[6] == '1' then redis.call('ZREM', KEYS[4], ARGV[1]) else redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1]) end
+if cur ~= ARGV[3] then
+  redis.call('HINCRBY', KEYS[5], cur, -1)
+  redis.call('HINCRBY', KEYS[5], ARGV[3], 1)
+end
 return {1}
 `;
 
 /**
  * Takes up to ARGV[2] records due by ARGV[1] (lowest next first), moving each one's next to
  * ARGV[1] + ARGV[3] and a scheduled one to appending: of several nodes, one takes a record per
- * lease. KEYS: r, st, d. Returns id, bytes, state, id, bytes, state, ...
+ * lease. KEYS: r, st, d, n. Returns id, bytes, state, id, bytes, state, ...
  */
-export const HELD_CLAIM = `
+export const HELD_CLAIM = `${COUNTED}
+counted(KEYS[2], KEYS[4])
 local ids = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 local out = {}
 local leaseEnd = tonumber(ARGV[1]) + tonumber(ARGV[3])
@@ -315,6 +343,8 @@ for _, id in ipairs(ids) do
     if s == 'scheduled' then
       s = 'appending'
       redis.call('HSET', KEYS[2], id, s)
+      redis.call('HINCRBY', KEYS[4], 'scheduled', -1)
+      redis.call('HINCRBY', KEYS[4], 'appending', 1)
     end
     redis.call('ZADD', KEYS[3], leaseEnd, id)
     out[#out + 1] = id
@@ -325,12 +355,21 @@ end
 return out
 `;
 
-/** Forgets a record. KEYS: r, st, d, t, k. ARGV: id. */
-export const HELD_REMOVE = `
+/** Forgets a record. KEYS: r, st, d, t, k, n. ARGV: id. */
+export const HELD_REMOVE = `${COUNTED}
+counted(KEYS[2], KEYS[6])
+local s = redis.call('HGET', KEYS[2], ARGV[1])
+if s then redis.call('HINCRBY', KEYS[6], s, -1) end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
 if redis.call('GET', KEYS[5]) == ARGV[1] then redis.call('DEL', KEYS[5]) end
 return 1
+`;
+
+/** The held records by state. KEYS: st, n. Returns [state, n, state, n, …] (and `$`, 1). */
+export const HELD_COUNT = `${COUNTED}
+counted(KEYS[1], KEYS[2])
+return redis.call('HGETALL', KEYS[2])
 `;
