@@ -136,6 +136,8 @@ export interface MemoryFigures {
   baselineMB: number;
   connectedMB: number;
   subscribedMB: number;
+  /** RSS growth per subscribed connection from N to 1.5N: the per-connection cost alone. */
+  marginalBytesPerSubscribedConnection: number;
 }
 
 export interface SlowFigures {

@@ -208,6 +208,7 @@ function memoryGrid(r: Results): Grid | undefined {
     rows: [
       ['connected', ...ids.map((id) => cellOf<MemoryFigures>(row[id], (v) => kib(v.bytesPerConnection))), ratio(f('sluice')?.bytesPerConnection, f('uws')?.bytesPerConnection)],
       ['connected + subscribed to its own topic', ...ids.map((id) => cellOf<MemoryFigures>(row[id], (v) => kib(v.bytesPerSubscribedConnection))), ratio(f('sluice')?.bytesPerSubscribedConnection, f('uws')?.bytesPerSubscribedConnection)],
+      ['each subscribed connection from N to 1.5N', ...ids.map((id) => cellOf<MemoryFigures>(row[id], (v) => kib(v.marginalBytesPerSubscribedConnection))), ratio(f('sluice')?.marginalBytesPerSubscribedConnection, f('uws')?.marginalBytesPerSubscribedConnection)],
     ],
     notes: ['RSS growth ÷ connections, each figure on a fresh server; no server was asked to collect garbage.', ...notes],
   };

@@ -1,7 +1,10 @@
 /**
  * Scenario 3, memory: the server's resident memory per idle connection with N connected clients,
  * and per connection when each is also subscribed to its own topic. Each of the two figures comes
- * from a fresh server: RSS after one warm-up client, then after N more, divided by N.
+ * from a fresh server: RSS after one warm-up client, then after N more, divided by N. Then N/2 more
+ * (subscribed ones; the load generator's file limit stops short of 2N): the marginal cost of a connection, without what a process reserves once
+ * as it grows (V8 sizes its young generation up to 16 MiB by the allocation rate; with 5,000
+ * connections that alone reads as ~3 KiB per connection).
  *
  * RSS is read from /proc once it settled (two readings 250 ms apart within 1%, at most 5 s); no
  * server is asked to collect garbage, so the Node servers carry whatever their heaps hold.
@@ -26,7 +29,7 @@ async function settledRss(pid: number): Promise<number> {
 }
 
 /** RSS before and after N clients (subscribed to their own topics or not). */
-async function measure(ctx: Context, t: RunningTarget, n: number, subscribed: boolean): Promise<{ base: number; after: number }> {
+async function measure(ctx: Context, t: RunningTarget, n: number, subscribed: boolean): Promise<{ base: number; after: number; more?: number }> {
   const fleet = new Fleet(ctx.profile.workers);
   try {
     const spec = t.subscriber({ credit: 64 });
@@ -35,7 +38,11 @@ async function measure(ctx: Context, t: RunningTarget, n: number, subscribed: bo
     const base = await settledRss(t.pid);
     const opened = await fleet.open(spec, Array.from({ length: n }, (_, i) => (subscribed ? i : null)));
     if (opened.failed > 0) throw new Error(`${opened.failed} of ${n} clients failed to connect: ${opened.firstError}`);
-    return { base, after: await settledRss(t.pid) };
+    const after = await settledRss(t.pid);
+    if (!subscribed) return { base, after };
+    const again = await fleet.open(spec, Array.from({ length: n / 2 }, (_, i) => n + 1 + i));
+    if (again.failed > 0) throw new Error(`${again.failed} of ${n / 2} more clients failed to connect: ${again.firstError}`);
+    return { base, after, more: await settledRss(t.pid) };
   } finally {
     await fleet.close();
   }
@@ -58,12 +65,13 @@ export async function memory(ctx: Context): Promise<void> {
         baselineMB: connected.base / MB,
         connectedMB: connected.after / MB,
         subscribedMB: subscribed.after / MB,
+        marginalBytesPerSubscribedConnection: ((subscribed.more ?? subscribed.after) - subscribed.after) / (n / 2),
       };
       cell = figures;
     }
     ctx.results.memory[target.id] = cell;
     ctx.log(`  ${target.label.padEnd(18)} ${isFigures<MemoryFigures>(cell)
-      ? `${(cell.bytesPerConnection / 1024).toFixed(1)} KiB/connection, ${(cell.bytesPerSubscribedConnection / 1024).toFixed(1)} KiB/subscribed connection (RSS ${cell.baselineMB.toFixed(0)} → ${cell.connectedMB.toFixed(0)} / ${cell.subscribedMB.toFixed(0)} MB)`
+      ? `${(cell.bytesPerConnection / 1024).toFixed(1)} KiB/connection, ${(cell.bytesPerSubscribedConnection / 1024).toFixed(1)} KiB/subscribed connection, ${(cell.marginalBytesPerSubscribedConnection / 1024).toFixed(1)} KiB for each of ${n / 2} more (RSS ${cell.baselineMB.toFixed(0)} → ${cell.connectedMB.toFixed(0)} / ${cell.subscribedMB.toFixed(0)} MB)`
       : JSON.stringify(cell)}`);
   }
 }
