@@ -125,12 +125,16 @@ describe('createConsumer (HTTP)', () => {
 
   it('run() ends when its signal aborts a waiting lease', async () => {
     const ac = new AbortController();
-    const fetch = ((_url: string, init: RequestInit) => new Promise((_resolve, reject) => {
+    let waiting: () => void;
+    const leaseWaits = new Promise<void>((resolve) => { waiting = resolve; });
+    const fetch = ((url: string, init: RequestInit) => new Promise((_resolve, reject) => {
       init.signal!.addEventListener('abort', () => reject(init.signal!.reason));
+      if (url.includes('/lease')) waiting();
     })) as typeof globalThis.fetch;
     const c = createConsumer({ url: 'http://gw.test', topic: 't', group: 'g', fetch });
     const done = c.run(() => undefined, { signal: ac.signal });
-    setTimeout(() => ac.abort(), 5);
+    await leaseWaits; // the abort must meet a lease request in flight, not a run that has not asked yet
+    ac.abort();
     await done;
   });
 });

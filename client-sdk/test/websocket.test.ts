@@ -29,10 +29,14 @@ function stub(): { ctor: WebSocketConstructor; urls: string[] } {
   return { ctor: Stub, urls };
 }
 
-/** Starts connecting and gives the client a moment to construct its socket (which never opens). */
-async function opened(client: ReturnType<typeof createClient>): Promise<void> {
+/** Starts connecting and waits until one of `stubs` was constructed (the socket never opens). */
+async function opened(client: ReturnType<typeof createClient>, ...stubs: { urls: string[] }[]): Promise<void> {
   client.connect().catch(() => undefined);   // rejects with ClosedError at close()
-  await new Promise((resolve) => setTimeout(resolve, 10));
+  const deadline = Date.now() + 5000;
+  while (stubs.every((s) => s.urls.length === 0)) {
+    if (Date.now() > deadline) throw new Error('no socket constructed within 5 s');
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
 }
 
 const g = globalThis as { WebSocket?: unknown };
@@ -57,7 +61,7 @@ describe('the WebSocket class', () => {
     const global = stub();
     g.WebSocket = global.ctor;
     const client = createClient({ url: 'http://127.0.0.1:9400' });
-    await opened(client);
+    await opened(client, global);
     assert.deepEqual(global.urls, ['ws://127.0.0.1:9400/v1/ws']);
     client.close();
   });
@@ -67,7 +71,7 @@ describe('the WebSocket class', () => {
     const injected = stub();
     g.WebSocket = global.ctor;
     const client = createClient({ url: 'https://gw.example', WebSocket: injected.ctor });
-    await opened(client);
+    await opened(client, global, injected);
     assert.deepEqual([global.urls, injected.urls], [[], ['wss://gw.example/v1/ws']]);
     client.close();
   });

@@ -34,10 +34,29 @@ function backup(args: string[]): Promise<{ code: number | null; out: string; err
   });
 }
 
-async function pull(url: string, topic: string, query = ''): Promise<{ epoch: string; head: number; messages: { offset: number; data: unknown }[] }> {
+interface Pulled { epoch: string; head: number; next: number; messages: { offset: number; data: unknown }[] }
+
+async function pull(url: string, topic: string, query = ''): Promise<Pulled> {
   const r = await api(url, `/v1/topics/${topic}/messages?limit=1000${query}`);
   assert.equal(r.status, 200, r.text);
   return r.body;
+}
+
+/**
+ * Every message of a topic, page by page (a pull answers at most 1,000: the publishes during the
+ * copy may reach 2,050, and one page would look like a copy, or a read, that stopped short).
+ */
+async function pullAll(url: string, topic: string): Promise<Pulled> {
+  const all = await pull(url, topic);
+  for (let pages = 1; all.next <= all.head; pages++) {
+    assert.ok(pages < 10, `paging ends (at ${all.next} of ${all.head})`);
+    const more = await pull(url, topic, `&from=${all.next}&epoch=${all.epoch}`);
+    assert.equal(more.epoch, all.epoch);
+    assert.ok(more.messages.length > 0, `a page from ${all.next} of ${more.head}`);
+    all.messages.push(...more.messages);
+    all.next = more.next;
+  }
+  return all;
 }
 
 describe('sluice backup', () => {
@@ -56,7 +75,12 @@ describe('sluice backup', () => {
     let i = 50;
     while (!done && i < 2050) {
       i++;
-      assert.equal((await api(gw.url, '/v1/topics/bk.t/messages', { json: { i } })).status, 201);
+      const res = await api(gw.url, '/v1/topics/bk.t/messages', { json: { i } });
+      // The gateway is not paused by the copy. (Known to fail now and then under load: another
+      // process opening the LMDB file, as `sluice backup` does, can make the gateway's next commit
+      // fail with MDB_PROBLEM "mdb_page_touch no parent", a 503 for about a second. The gateway's
+      // log is shown with the failure.)
+      assert.equal(res.status, 201, `publish ${i} during the copy: ${res.text}\ngateway log:\n${gw.stderr()}`);
     }
     const r = await copying;
     assert.equal(r.code, 0, r.err);
@@ -66,7 +90,7 @@ describe('sluice backup', () => {
 
     const restored = await spawnGateway(['--data', out]);
     running.push(restored);
-    const copy = await pull(restored.url, 'bk.t');
+    const copy = await pullAll(restored.url, 'bk.t');
     // Publish i was acknowledged at offset i (one publisher, one at a time): the copy holds a prefix.
     assert.ok(copy.head >= 50 && copy.head <= i, `head ${copy.head} is between 50 and the last acknowledged, ${i}`);
     assert.deepEqual(copy.messages.map((m) => m.offset), Array.from({ length: copy.head }, (_, k) => k + 1), 'offsets dense from 1');

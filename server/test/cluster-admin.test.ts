@@ -194,7 +194,10 @@ describe('cluster admin: three gateways on one Redis', () => {
     const { nodes, ms } = await untilListed(gws[0]!, 2, 10_000);
     assert.deepEqual(nodes.map((n) => n.id).sort(), [ids[0], ids[1]].sort());
     assert.ok(ms <= 6000, `gone after ${ms} ms`);
-    // Meanwhile and after, requests across nodes need no answer from it.
+    // Each node reads the registry on its own (a listing serves for 200 ms): once node 1 no longer
+    // lists it either, requests across nodes ask only the two live ones. (The bug: asking node 1
+    // as soon as node 0 had dropped it, when node 1 could still list it, rightly, as unanswered.)
+    await untilListed(gws[1]!, 2, 2000);
     const conns = await api(gws[1]!.url, '/v1/admin/connections');
     assert.equal(conns.status, 200);
     assert.equal(conns.headers.get('sluice-unanswered-nodes'), null);
