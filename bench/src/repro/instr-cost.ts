@@ -6,13 +6,13 @@
  *   node bench/dist/src/repro/instr-cost.js [layout=1000x1] [messages=20000] [store=disk|commit|memory] [window=200] [warmup=5000]
  *
  * Runs this checkout's gateway and, when BENCH_SLUICE_OLD_CLI names one, that build, each under
- * `valgrind --tool=callgrind` (about 50× slower): T × S subscribers (S on each of T topics), a
+ * `valgrind --tool=callgrind` (about 50× slower; BENCH_COST_BUILDS="label=CLI,..." adds builds): T × S subscribers (S on each of T topics), a
  * closed-loop publisher (at most `window` unacknowledged) sending round-robin over the topics;
  * `warmup` messages (whole rounds) first, then the counters are zeroed (`callgrind_control --zero`), `messages` more are
  * published and delivered, and the counts are dumped. Prints instructions per delivery (every
  * thread: V8, uWS, LMDB's writer) and the bytes the process wrote (/proc/PID/io). The dumps stay
- * in a temp dir (printed): `callgrind_annotate FILE` lists native functions (JIT-compiled
- * JavaScript shows as addresses). Timers run on the wall clock, which callgrind stretches: work done
+ * in a temp dir (printed): `callgrind_annotate FILE` lists native functions; JIT-compiled
+ * JavaScript shows as addresses, named by /tmp/perf-PID.map (the gateway runs with --perf-basic-prof). Timers run on the wall clock, which callgrind stretches: work done
  * per second (the store's sweep, samplers) weighs ~50× more per message than at full speed.
  */
 import { execFileSync } from 'node:child_process';
@@ -63,7 +63,8 @@ async function measure(label: string, cli: string, o: Options): Promise<string> 
   const name = label.replace(/\W+/g, '-');
   const p = await launch('valgrind', [
     '--tool=callgrind', '--smc-check=all-non-file', `--callgrind-out-file=${join(o.out, name)}.%p.out`,
-    process.execPath, cli, 'serve', '--host', '127.0.0.1', '--port', '0', ...storeArgs(o.store, dir), '--quiet',
+    // --perf-basic-prof: /tmp/perf-PID.map names the JIT code's addresses in the dumps.
+    process.execPath, '--perf-basic-prof', cli, 'serve', '--host', '127.0.0.1', '--port', '0', ...storeArgs(o.store, dir), '--quiet',
   ], { readyPattern: /sluice listening on http:\/\/127\.0\.0\.1:(\d+)/, env: { SLUICE_MAX_PENDING_PER_ADDRESS: '100000' }, timeoutMs: 300_000 });
   const fleet = new Fleet(3);
   try {
@@ -112,6 +113,11 @@ async function main(): Promise<void> {
   console.log(await measure('this build', CLI, o));
   const old = process.env[OLD_CLI_ENV];
   if (old) console.log(await measure('old build', old, o));
+  // More builds (variants of a change): BENCH_COST_BUILDS="label=/path/cli.js,label=/path/cli.js".
+  for (const b of (process.env.BENCH_COST_BUILDS ?? '').split(',').filter(Boolean)) {
+    const [label = '', cli = ''] = b.split('=');
+    console.log(await measure(label, cli, o));
+  }
 }
 
 main().then(

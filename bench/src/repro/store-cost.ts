@@ -6,7 +6,8 @@
  *   node bench/dist/src/repro/store-cost.js [layout=1000x1] [rate=3000] [seconds=10] [rounds=2] [store=disk|commit|memory]
  *
  * Starts this checkout's gateway and, when BENCH_SLUICE_OLD_CLI names one, that build too, in
- * alternating order each round (new, old, then old, new) so drift of the machine lands on both;
+ * alternating order each round (new, old, then old, new) so drift of the machine lands on both
+ * (BENCH_COST_BUILDS="label=CLI,..." adds more builds);
  * `layout` is topics × subscribers each (1000x1: many small topics; 1x100: fan-out); the
  * open-loop publisher at `rate` msgs/s (publishes, round-robin over the topics) for `seconds` after
  * a 2 s warm-up. Figures are per 1,000 deliveries (= messages at one subscriber per topic). Counts from /proc/PID/stat (CPU of every thread), /proc/PID/io (wchar, write_bytes),
@@ -84,6 +85,11 @@ async function main(): Promise<void> {
   const builds: [string, string][] = [['this build', CLI]];
   const old = process.env[OLD_CLI_ENV];
   if (old) builds.push(['old build', old]);
+  // More builds to compare (variants of a change): BENCH_COST_BUILDS="label=/path/cli.js,label=/path/cli.js".
+  for (const b of (process.env.BENCH_COST_BUILDS ?? '').split(',').filter(Boolean)) {
+    const [label = '', cli = ''] = b.split('=');
+    builds.push([label, cli]);
+  }
   console.log(`${o.topics} topics × ${o.perTopic}, ${o.rate} msgs/s for ${o.seconds} s, store ${o.store}, load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
   console.log('| build (per 1k deliveries) | CPU ms (all threads) | main thread ms | main waited ms/s | wchar KiB | write_bytes KiB | fsyncs | syscalls | p50 / p99 ms | within 50 ms |');
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|---|---:|');
