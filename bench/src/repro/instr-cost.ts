@@ -65,7 +65,7 @@ async function measure(label: string, cli: string, o: Options): Promise<string> 
     '--tool=callgrind', '--smc-check=all-non-file', `--callgrind-out-file=${join(o.out, name)}.%p.out`,
     // --perf-basic-prof: /tmp/perf-PID.map names the JIT code's addresses in the dumps.
     process.execPath, '--perf-basic-prof', cli, 'serve', '--host', '127.0.0.1', '--port', '0', ...storeArgs(o.store, dir), '--quiet',
-  ], { readyPattern: /sluice listening on http:\/\/127\.0\.0\.1:(\d+)/, env: { SLUICE_MAX_PENDING_PER_ADDRESS: '100000' }, timeoutMs: 300_000 });
+  ], { readyPattern: /sluice listening on http:\/\/127\.0\.0\.1:(\d+)/, env: { SLUICE_MAX_PENDING_PER_ADDRESS: '100000' }, timeoutMs: 300_000, cwd: dir }); // cwd: where V8's isolate log (from --perf-basic-prof) goes
   const fleet = new Fleet(3);
   try {
     const url = `ws://127.0.0.1:${p.ready}`;
