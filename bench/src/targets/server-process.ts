@@ -24,6 +24,8 @@ export interface LaunchOptions {
   /** Matched against stdout and stderr; its first group becomes `ready`. */
   readyPattern: RegExp;
   timeoutMs?: number;
+  /** Working directory (default: the bench's). */
+  cwd?: string;
 }
 
 export function launch(command: string, args: string[], opts: LaunchOptions): Promise<ServerProcess> {
@@ -31,6 +33,7 @@ export function launch(command: string, args: string[], opts: LaunchOptions): Pr
   const [cmd, argv] = pinned ? ['taskset', ['-c', String(machine().serverCpu), command, ...args]] : [command, args];
   const child = track(spawn(cmd, argv, {
     env: { ...process.env, ...opts.env },
+    cwd: opts.cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
   }));
   let out = '';

@@ -87,6 +87,11 @@ interface TopicState {
   cacheFirst: number;
   cacheSize: number;
   /**
+   * At least the longest entry in the cache (not lowered when entries leave it): n cached entries
+   * need at most n × cacheMax bytes, so a catch-up that fits by that bound skips summing them.
+   */
+  cacheMax: number;
+  /**
    * The last few frames sent off the live path, by first offset and count. Offsets never change
    * content, and subscribers catching up move in lockstep: one encoding serves all of them.
    */
@@ -278,8 +283,11 @@ export class Hub {
         if (sub.cursor >= t.cacheFirst) {
           // The newest entries are cached: no store read, no await.
           const i = sub.cursor - t.cacheFirst;
-          this.deliver(t, sub, t.cache, i, fitting(t.cache, i, i + Math.min(sub.credit, this.reader.policy.batch, t.cache.length - i), room));
-          this.flushOver(sub);
+          const n = Math.min(sub.credit, this.reader.policy.batch, t.cache.length - i);
+          // Most catch-ups are a credit's worth of small messages: fitting by the bound costs no pass over them.
+          const bytes = this.deliver(t, sub, t.cache, i, n * t.cacheMax <= room ? i + n : fitting(t.cache, i, i + n, room));
+          // Nothing else ran since `buffered` was read: past the mark only if this frame took it there.
+          if (buffered + bytes > highWater) this.flushOver(sub);
           continue;
         }
         const r = await this.reader.read(sub.topic, sub.cursor, Math.min(sub.credit, t.tail - sub.cursor + 1), room);
@@ -332,8 +340,8 @@ export class Hub {
     if (sub.conn.bufferedAmount() > this.options.highWater) sub.conn.flush();
   }
 
-  /** Sends entries[start..end) to a subscription off the live path, from its cursor. */
-  private deliver(t: TopicState, sub: Subscription, entries: readonly Uint8Array[], start: number, end: number): void {
+  /** Sends entries[start..end) to a subscription off the live path, from its cursor; returns the frame's bytes. */
+  private deliver(t: TopicState, sub: Subscription, entries: readonly Uint8Array[], start: number, end: number): number {
     const n = end - start;
     let frame: Uint8Array | undefined;
     for (const f of t.frames) if (f.first === sub.cursor && f.count === n) { frame = f.bytes; break; }
@@ -354,6 +362,7 @@ export class Hub {
     sub.cursor += n;
     sub.credit -= n;
     sub.delivered += n;
+    return frame.length;
   }
 
   /** A fan-out of traced messages: one event each, with the subscriber count and a few connections. */
@@ -379,6 +388,7 @@ export class Hub {
       const e = entries[i]!;
       t.cache.push(e);
       t.cacheSize += e.length;
+      if (e.length > t.cacheMax) t.cacheMax = e.length;
       this.cacheTotal += e.length;
     }
     let drop = 0;
@@ -584,7 +594,7 @@ export class Hub {
     if (!t) {
       t = {
         topic, name: encodeStr(topic), tail: -1, epoch: undefined, following: this.store.follow?.(topic), resync: undefined, seen: 0, subs: new Set(), live: 0, heap: undefined, bytes: 0, unchecked: 0,
-        cache: NO_ENTRIES, cacheFirst: Number.POSITIVE_INFINITY, cacheSize: 0, frames: NO_FRAMES,
+        cache: NO_ENTRIES, cacheFirst: Number.POSITIVE_INFINITY, cacheSize: 0, cacheMax: 0, frames: NO_FRAMES,
       };
       this.topics.set(topic, t);
     }
