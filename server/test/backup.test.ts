@@ -73,15 +73,24 @@ describe('sluice backup', () => {
     let done = false;
     void copying.then(() => (done = true));
     let i = 50;
+    let refused = 0;
     while (!done && i < 2050) {
       i++;
-      const res = await api(gw.url, '/v1/topics/bk.t/messages', { json: { i } });
-      // The gateway is not paused by the copy. (Known to fail now and then under load: another
-      // process opening the LMDB file, as `sluice backup` does, can make the gateway's next commit
-      // fail with MDB_PROBLEM "mdb_page_touch no parent", a 503 for about a second. The gateway's
-      // log is shown with the failure.)
-      assert.equal(res.status, 201, `publish ${i} during the copy: ${res.text}\ngateway log:\n${gw.stderr()}`);
+      // As a client does: a retryable refusal is sent again with the same key, after Retry-After.
+      // Known: another process opening the LMDB file, as `sluice backup` does, can make the
+      // gateway's next commit fail with MDB_PROBLEM "mdb_page_touch no parent" (rarely; seen under
+      // load): the store refuses publishes with 503 `unavailable` until its probe writes again,
+      // about a second (README, Backups). Nothing acknowledged is lost, which is checked below.
+      for (let attempt = 0; ; attempt++) {
+        const res = await api(gw.url, '/v1/topics/bk.t/messages', { json: { i }, headers: { 'idempotency-key': `k${i}` } });
+        if (res.status === 201) break;
+        assert.ok(res.status === 503 && res.body.error?.code === 'unavailable' && attempt < 10, `publish ${i} during the copy: ${res.status} ${res.text}\ngateway log:\n${gw.stderr()}`);
+        refused++;
+        const wait = Number(res.headers.get('retry-after') ?? 1) * 1000;
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
     }
+    assert.ok(refused <= 10, `${refused} refusals during the copy`);
     const r = await copying;
     assert.equal(r.code, 0, r.err);
     const original = await pull(gw.url, 'bk.t');
