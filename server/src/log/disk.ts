@@ -6,15 +6,28 @@
  * write of an event-loop turn into one transaction on a worker thread and syncs it, which is the
  * group commit we want, and it reads synchronously from the map with no copies of the tree.
  *
- * Layout (one environment, four named databases, written in the same transactions):
- * - `msgs`   [topic, offset] → entry bytes (MessagePack `[data, ts, headers?]`)
+ * Layout (one environment, named databases, written in the same transactions; format 2, see
+ * disk-format.ts for the record layouts, the version check and the migration from format 1):
+ * - `log`    seq → [topic, offset, entry]   every message, keyed by a global sequence in commit order
+ * - `index`  [topic, first offset] → (seq, count)   runs of a topic's offsets at consecutive sequences
  * - `meta`   topic → TopicMeta (head, first, count, bytes, lastTs, epoch override)
  * - `keys`   [topic, key] → offset, ts (float64 BE, 16 bytes), then the message's fingerprint
  *                                    (up to 32 bytes; absent in keys written before fingerprints)
  * - `expiry` [ts, topic, key] → (empty)                          the same keys in time order
- * - `sys`    'epoch' → the store's epoch, made once when the data directory is created
+ * - `sys`    'epoch' → the store's epoch, made once when the data directory is created;
+ *            'format' → 2; 'indexed' → the sequence up to which `index` is complete
  * - `groups` [topic, group] → a consumer group's state
  * - `held`   id → a held (scheduled or prepared) message's record (see held.ts)
+ *
+ * Why append-ordered (issue 16): with messages keyed [topic, offset], a commit of publishes spread
+ * over many topics dirtied one B-tree leaf per topic — a 4 KiB page written per 200-byte message.
+ * Keyed by a global sequence, a commit appends at the tree's right edge: pages per commit. The
+ * per-topic index stays off the commit path (an index written per batch costs as many pages as the
+ * messages did; bench/src/repro/interleaved-commit.ts measures the three layouts): runs not yet
+ * indexed are held in memory (`runs`) and written by a checkpoint, a slice of the topics every
+ * CHECKPOINT_TICK_MS, every topic once per CHECKPOINT_SLICES ticks. `sys.indexed` moves with each
+ * completed pass; at open the log after it is scanned to find the runs again, so a kill -9 loses
+ * nothing the log holds.
  *
  * Messages and their keys are written in the commit of their append; a topic's meta once per
  * batch, which may land a commit later. The messages are the truth: on load, a head behind the
@@ -36,6 +49,9 @@ import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { entryTs } from '@sluice/client/protocol';
 import { BaseLog, type Commit, type KeyHit, type TopicMeta, type TopicState } from './base.js';
+import {
+  decodeRun, encodeRecord, encodeRun, ensureFormat, lastSeq, recordEntry, recordHead, type Run,
+} from './disk-format.js';
 import type { StoreOptions, UnavailableCode } from './log.js';
 import { randomId } from '../util/id.js';
 import { logger } from '../logger.js';
@@ -84,10 +100,30 @@ function guardOrphanCommitRejections(): void {
 
 const NO_COMMIT: Commit = { written: Promise.resolve(), durable: Promise.resolve() };
 
+/** The index checkpoint runs every this many ms, over a CHECKPOINT_SLICES-th of the topics. */
+const CHECKPOINT_TICK_MS = 50;
+const CHECKPOINT_SLICES = 20;
+
+/**
+ * A run held in memory: not yet in `index` (savedIn 0), or written by checkpoint tick `savedIn`
+ * and kept until that commit is readable. A topic's list is in offset order, and its saved runs
+ * are always a prefix of it (a checkpoint saves from the front).
+ */
+interface MemRun extends Run {
+  savedIn: number;
+}
+
+/** Where an offset's record is: a run in memory (`mem`), or one read from `index`. */
+interface Found {
+  run: Run;
+  mem: MemRun[] | undefined;
+}
+
 export class DiskLog extends BaseLog {
   readonly kind = 'disk';
   private readonly root: RootDatabase;
-  private readonly msgs: Database<Uint8Array, [string, number]>;
+  private readonly log: Database<Buffer, number>;
+  private readonly index: Database<Buffer, [string, number]>;
   private readonly meta: Database<TopicMeta, string>;
   private readonly keys: Database<Uint8Array, [string, string]>;
   private readonly expiry: Database<Uint8Array, [number, string, string]>;
@@ -99,6 +135,15 @@ export class DiskLog extends BaseLog {
   private readonly durability: Durability;
   private readonly minFree: number;
   private lastWrite: CommitPromise | undefined;
+  /** Last sequence given to a record, and the last one known committed. */
+  private seq = 0;
+  private writtenSeq = 0;
+  /** Runs not yet readable from `index`, per topic (see MemRun). */
+  private readonly runs = new Map<string, MemRun[]>();
+  private checkpointer: ReturnType<typeof setInterval> | undefined;
+  /** The checkpoint pass in progress: its topics, the sequence it indexes up to, its tick number. */
+  private pass: { topics: Iterator<[string, MemRun[]]>; upTo: number } | undefined;
+  private tick = 0;
 
   static open(options: DiskLogOptions): DiskLog {
     guardOrphanCommitRejections();
@@ -107,6 +152,7 @@ export class DiskLog extends BaseLog {
     const root = open({ path, compression: false, separateFlushed: true, maxDbs: 12 });
     const sys = root.openDB<string | number, string>('sys', {});
     let epoch = sys.get('epoch') as string | undefined;
+    const fresh = !epoch;
     if (!epoch) {
       epoch = randomId(16);
       try {
@@ -114,6 +160,12 @@ export class DiskLog extends BaseLog {
       } catch (err) {
         throw new Error(`cannot initialise the data directory ${options.dir} (is the disk full?): ${(err as Error).message}`);
       }
+    }
+    try {
+      ensureFormat({ root, sys, log: root.openDB('log', { encoding: 'binary' }), index: root.openDB('index', { encoding: 'binary' }) }, options.dir, fresh);
+    } catch (err) {
+      void root.close();
+      throw err;
     }
     const log = new DiskLog(options, root, sys, epoch, path);
     if (log.freeBytes() < log.minFree) {
@@ -131,13 +183,17 @@ export class DiskLog extends BaseLog {
     this.dir = options.dir;
     this.durability = options.durability ?? 'flush';
     this.minFree = options.minFreeBytes ?? MIN_FREE_BYTES;
-    this.msgs = root.openDB('msgs', { encoding: 'binary' });
+    this.log = root.openDB('log', { encoding: 'binary' });
+    this.index = root.openDB('index', { encoding: 'binary' });
     this.meta = root.openDB('meta', {});
     this.keys = root.openDB('keys', { encoding: 'binary' });
     this.expiry = root.openDB('expiry', { encoding: 'binary' });
     this.groups = root.openDB('groups', { encoding: 'binary' });
     this.heldDb = root.openDB('held', { encoding: 'binary' });
+    this.loadRuns();
     this.startSweeper();
+    this.checkpointer = setInterval(() => this.checkpointTick(), CHECKPOINT_TICK_MS);
+    this.checkpointer.unref();
   }
 
   /**
@@ -173,27 +229,156 @@ export class DiskLog extends BaseLog {
     try {
       await w;
       if (this.durability === 'flush' && w.flushed) await w.flushed;
-      return true;
     } catch (err) {
       swallowCause(err);
       return false;
     }
+    // Records of failed commits were never written: find the runs again from what is stored.
+    this.root.resetReadTxn();
+    this.loadRuns();
+    return true;
+  }
+
+  /**
+   * Finds the runs not in `index`: every record after `sys.indexed` whose offset is beyond its
+   * topic's last indexed run (a checkpoint pass may have indexed some before it ended).
+   */
+  private loadRuns(): void {
+    this.runs.clear();
+    this.pass = undefined;
+    this.seq = lastSeq(this.log);
+    this.writtenSeq = this.seq;
+    const indexed = Number(this.sys.get('indexed') ?? 0);
+    const heads = new Map<string, number>();
+    for (const { key, value } of this.log.getRange({ start: indexed + 1 })) {
+      const { topic, offset } = recordHead(value);
+      let head = heads.get(topic);
+      if (head === undefined) {
+        head = 0;
+        for (const r of this.indexRuns(topic, Number.MAX_SAFE_INTEGER, true)) head = r.first + r.count - 1;
+        heads.set(topic, head);
+      }
+      if (offset > head) this.addRun(topic, offset, key);
+    }
+  }
+
+  /** Adds a record at `seq` to its topic's runs in memory (extending the last when contiguous). */
+  private addRun(topic: string, offset: number, seq: number): void {
+    let list = this.runs.get(topic);
+    if (!list) this.runs.set(topic, (list = []));
+    const last = list[list.length - 1];
+    if (last && last.savedIn === 0 && last.first + last.count === offset && last.seq + last.count === seq) last.count++;
+    else list.push({ first: offset, seq, count: 1, savedIn: 0 });
+  }
+
+  /** At most one run of `topic` from `index`: the last starting at or before `offset` (reverse), or the first at or after it. */
+  private indexRuns(topic: string, offset: number, reverse: boolean): Run[] {
+    const range = reverse
+      ? this.index.getRange({ start: [topic, offset], end: [topic, 0], reverse: true, limit: 1 })
+      : this.index.getRange({ start: [topic, offset], end: [topic, Number.MAX_SAFE_INTEGER], limit: 1 });
+    const out: Run[] = [];
+    for (const { key, value } of range) out.push(decodeRun(key[1], value));
+    return out;
+  }
+
+  /** The run holding `offset` of `topic`, if one does (its record may have been trimmed since). */
+  private findRun(topic: string, offset: number): Found | undefined {
+    const list = this.runs.get(topic);
+    if (list && list.length > 0 && offset >= list[0]!.first) {
+      // The last run starting at or before `offset` (a list holds the runs of a second or two).
+      let lo = 0;
+      let hi = list.length - 1;
+      while (lo < hi) {
+        const mid = (lo + hi + 1) >> 1;
+        if (list[mid]!.first <= offset) lo = mid;
+        else hi = mid - 1;
+      }
+      const r = list[lo]!;
+      return offset < r.first + r.count ? { run: r, mem: list } : undefined;
+    }
+    const [r] = this.indexRuns(topic, offset, true);
+    return r && offset < r.first + r.count ? { run: r, mem: undefined } : undefined;
+  }
+
+  /** The last offset stored for `topic` (trimmed or not), if any. */
+  private lastOffset(topic: string): number | undefined {
+    const list = this.runs.get(topic);
+    const r = list?.[list.length - 1] ?? this.indexRuns(topic, Number.MAX_SAFE_INTEGER, true)[0];
+    return r ? r.first + r.count - 1 : undefined;
+  }
+
+  /** The first offset stored for `topic`, if any. */
+  private firstOffset(topic: string): number | undefined {
+    return (this.indexRuns(topic, 0, false)[0] ?? this.runs.get(topic)?.[0])?.first;
+  }
+
+  /**
+   * One tick of the index checkpoint: writes the runs of a CHECKPOINT_SLICES-th of the topics
+   * held in memory, those whose records are committed at the pass's start (a run that goes beyond
+   * is split). When a pass has visited every topic, every record up to that sequence is indexed:
+   * `sys.indexed` moves there, in the same commit as the last runs.
+   */
+  private checkpointTick(all = false): void {
+    if (!this.health().writable) return;
+    if (!this.pass) {
+      if (this.runs.size === 0 || this.writtenSeq <= Number(this.sys.get('indexed') ?? 0)) return;
+      this.pass = { topics: this.runs.entries(), upTo: this.writtenSeq };
+    }
+    const { topics, upTo } = this.pass;
+    const tick = ++this.tick;
+    const saved: [string, MemRun[]][] = [];
+    let visit = all ? Number.POSITIVE_INFINITY : Math.ceil(this.runs.size / CHECKPOINT_SLICES);
+    for (; visit > 0; visit--) {
+      const next = topics.next();
+      if (next.done) {
+        this.pass = undefined;
+        this.track(this.sys.put('indexed', upTo));
+        break;
+      }
+      const [topic, list] = next.value;
+      let wrote = false;
+      for (let i = 0; i < list.length; i++) {
+        const r = list[i]!;
+        if (r.savedIn !== 0) continue;
+        if (r.seq > upTo) break;
+        if (r.seq + r.count - 1 > upTo) {
+          const n = upTo - r.seq + 1;
+          list.splice(i + 1, 0, { first: r.first + n, seq: r.seq + n, count: r.count - n, savedIn: 0 });
+          r.count = n;
+        }
+        this.track(this.index.put([topic, r.first], encodeRun(r.seq, r.count)));
+        r.savedIn = tick;
+        wrote = true;
+      }
+      if (wrote) saved.push([topic, list]);
+    }
+    const w = this.lastWrite;
+    if (saved.length === 0 || !w) return;
+    // Once the runs are readable from `index`, memory lets go of them.
+    w.then(() => {
+      this.root.resetReadTxn();
+      for (const [topic, list] of saved) {
+        while (list.length > 0 && list[0]!.savedIn !== 0 && list[0]!.savedIn <= tick) list.shift();
+        if (list.length === 0 && this.runs.get(topic) === list) this.runs.delete(topic);
+      }
+    }, () => undefined);
   }
 
   protected loadMeta(topic: string): TopicMeta | undefined {
     const meta = this.meta.get(topic);
-    let last: number | undefined;
-    for (const key of this.msgs.getKeys({ start: [topic, Number.MAX_SAFE_INTEGER], end: [topic, 0], reverse: true, limit: 1 })) last = key[1];
+    const last = this.lastOffset(topic);
     if (last === undefined) return meta;
     if (meta && meta.head >= last) return meta;
     // Messages committed after the last meta write (a crash between the two): count them in.
     const m: TopicMeta = meta ? { ...meta } : { head: 0, first: 1, count: 0, bytes: 0, lastTs: 0 };
-    if (!meta) for (const key of this.msgs.getKeys({ start: [topic, 0], end: [topic, last + 1], limit: 1 })) m.first = key[1];
-    for (const { key, value } of this.msgs.getRange({ start: [topic, Math.max(m.head + 1, m.first)], end: [topic, last + 1] })) {
+    if (!meta) m.first = this.firstOffset(topic) ?? 1;
+    for (let offset = Math.max(m.head + 1, m.first); offset <= last; offset++) {
+      const entry = this.getEntry(topic, offset);
+      if (!entry) continue;
       m.count++;
-      m.bytes += value.length;
-      m.lastTs = Math.max(m.lastTs, entryTs(value));
-      m.head = key[1];
+      m.bytes += entry.length;
+      m.lastTs = Math.max(m.lastTs, entryTs(entry));
+      m.head = offset;
     }
     return m;
   }
@@ -203,28 +388,49 @@ export class DiskLog extends BaseLog {
   }
 
   protected putEntry(topic: string, offset: number, entry: Uint8Array): void {
-    this.track(this.msgs.put([topic, offset], entry));
+    const seq = ++this.seq;
+    this.track(this.log.put(seq, encodeRecord(topic, offset, entry)));
+    this.addRun(topic, offset, seq);
   }
 
+  /** Retention removes a topic's oldest offset: its record, and its run once the run's last goes. */
   protected removeEntry(topic: string, offset: number): void {
-    this.track(this.msgs.remove([topic, offset]));
+    const found = this.findRun(topic, offset);
+    if (!found) return;
+    const { run, mem } = found;
+    this.track(this.log.remove(run.seq + offset - run.first));
+    if (offset !== run.first + run.count - 1) return;
+    if (!mem || (run as MemRun).savedIn !== 0) this.track(this.index.remove([topic, run.first]));
+    if (mem) {
+      mem.splice(mem.indexOf(run as MemRun), 1);
+      if (mem.length === 0 && this.runs.get(topic) === mem) this.runs.delete(topic);
+    }
   }
 
   protected getEntry(topic: string, offset: number): Uint8Array | undefined {
-    return this.msgs.get([topic, offset]);
+    const found = this.findRun(topic, offset);
+    const record = found && this.log.get(found.run.seq + offset - found.run.first);
+    return record ? recordEntry(record) : undefined;
   }
 
   protected rangeEntries(topic: string, from: number, to: number, limit: number, maxBytes: number): Uint8Array[] {
     const out: Uint8Array[] = [];
     let bytes = 0;
-    let expected = from;
-    for (const { key, value } of this.msgs.getRange({ start: [topic, from], end: [topic, to + 1], limit })) {
-      // Offsets are dense; a hole means retention removed it between our checks: stop there.
-      if (key[1] !== expected) break;
-      if (out.length > 0 && bytes + value.length > maxBytes) break;
-      bytes += value.length;
-      out.push(value);
-      expected++;
+    let offset = from;
+    while (offset <= to && out.length < limit) {
+      const found = this.findRun(topic, offset);
+      if (!found) break;
+      const { run } = found;
+      const end = Math.min(run.first + run.count - 1, to);
+      for (; offset <= end && out.length < limit; offset++) {
+        const record = this.log.get(run.seq + offset - run.first);
+        // Offsets are dense; a hole means retention removed it between our checks: stop there.
+        if (!record) return out;
+        const entry = recordEntry(record);
+        if (out.length > 0 && bytes + entry.length > maxBytes) return out;
+        bytes += entry.length;
+        out.push(entry);
+      }
     }
     return out;
   }
@@ -302,13 +508,21 @@ export class DiskLog extends BaseLog {
   protected commit(): Commit {
     const w = this.lastWrite;
     if (!w) return NO_COMMIT;
+    const upTo = this.seq;
+    w.then(() => { if (upTo > this.writtenSeq) this.writtenSeq = upTo; }, () => undefined);
     // `flushed` never settles when the commit fails: wait for the commit first.
     const flushed = w.flushed;
     return { written: w, durable: this.durability === 'flush' && flushed ? w.then(() => flushed) : w };
   }
 
   protected async release(): Promise<void> {
-    if (this.health().writable) await this.root.flushed;
+    if (this.checkpointer) clearInterval(this.checkpointer);
+    if (this.health().writable) {
+      // Everything is committed by now (see BaseLog.close): index it all, so the next open scans nothing.
+      this.pass = undefined;
+      this.checkpointTick(true);
+      await this.root.flushed;
+    }
     await this.root.close();
   }
 
