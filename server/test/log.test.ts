@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { open } from 'lmdb';
-import { encodeValue } from '@sluice/client/protocol';
+import { decodeEntry, encodeEntry, encodeValue } from '@sluice/client/protocol';
 import { DEFAULT_DEDUP_WINDOW_MS, DEFAULT_RETENTION } from '../src/log/log.js';
 import { DiskLog } from '../src/log/disk.js';
 import { MemoryLog } from '../src/log/memory.js';
@@ -53,6 +53,95 @@ describe('disk store recovery', () => {
       const [r] = await again.append('crash', [{ data: encodeValue(6) }]);
       assert.equal(r!.offset, 6, 'offsets are not reused');
       await again.close();
+    } finally {
+      removeDir(dir);
+    }
+  });
+});
+
+describe('disk store format 2 (append-ordered log, index off the commit path)', () => {
+  const options = { retention: { ...DEFAULT_RETENTION }, dedupWindowMs: DEFAULT_DEDUP_WINDOW_MS };
+  const values = async (log: DiskLog, topic: string) =>
+    (await log.read(topic, 1, { limit: 1000 })).entries.map((e) => decodeEntry(e).data);
+
+  // A kill -9 between a commit and the checkpoint that indexes it leaves records after
+  // `sys.indexed` and possibly part of them indexed (a pass cut short): both must be found once.
+  it('records the index does not cover are found at open, each once, from the log', async () => {
+    const dir = tempDir('sluice-log-');
+    try {
+      const log = DiskLog.open({ ...options, dir });
+      for (let i = 1; i <= 30; i++) void log.append(`crash.${i % 3}`, [{ data: encodeValue(i) }]);
+      await log.append('crash.0', [{ data: encodeValue(31) }, { data: encodeValue(32) }]);
+      await log.close();
+      // As if the process died after a pass indexed crash.0 and before it ended: crash.1 and
+      // crash.2 unindexed, the marker at its start.
+      const root = open({ path: join(dir, 'sluice.mdb'), maxDbs: 12 });
+      const index = root.openDB<Uint8Array, [string, number]>('index', { encoding: 'binary' });
+      await root.transaction(() => {
+        for (const key of index.getKeys({})) if (key[0] !== 'crash.0') void index.remove(key);
+        void root.openDB<number, string>('sys', {}).put('indexed', 0);
+      });
+      await root.close();
+
+      const again = DiskLog.open({ ...options, dir });
+      try {
+        assert.deepEqual(await values(again, 'crash.0'), [3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 31, 32]);
+        assert.deepEqual(await values(again, 'crash.1'), [1, 4, 7, 10, 13, 16, 19, 22, 25, 28]);
+        assert.deepEqual((await again.info('crash.2')).head, 10);
+        const [r] = await again.append('crash.2', [{ data: encodeValue(33) }]);
+        assert.equal(r!.offset, 11, 'offsets continue');
+        assert.deepEqual((await again.read('crash.2', 10, { limit: 10 })).entries.map((e) => decodeEntry(e).data), [29, 33]);
+      } finally {
+        await again.close();
+      }
+    } finally {
+      removeDir(dir);
+    }
+  });
+
+  it('a format 1 data directory ([topic, offset] keys) is migrated at open, epoch and offsets kept', async () => {
+    const dir = tempDir('sluice-log-');
+    try {
+      const root = open({ path: join(dir, 'sluice.mdb'), maxDbs: 12 });
+      const msgs = root.openDB<Uint8Array, [string, number]>('msgs', { encoding: 'binary' });
+      const meta = root.openDB<object, string>('meta', {});
+      await root.transaction(() => {
+        void root.openDB<string, string>('sys', {}).put('epoch', 'old-epoch');
+        // Topic a: offsets 3..5 retained (1 and 2 trimmed), topic b: 1..2 with a meta behind them.
+        for (const o of [3, 4, 5]) void msgs.put(['a', o], encodeEntry(encodeValue(`a${o}`), 1000 + o));
+        for (const o of [1, 2]) void msgs.put(['b', o], encodeEntry(encodeValue(`b${o}`), 2000 + o));
+        void meta.put('a', { head: 5, first: 3, count: 3, bytes: 0, lastTs: 1005 });
+      });
+      await root.close();
+
+      const log = DiskLog.open({ ...options, dir });
+      try {
+        assert.deepEqual(await values(log, 'a'), ['a3', 'a4', 'a5']);
+        assert.deepEqual(await values(log, 'b'), ['b1', 'b2']);
+        const b = await log.info('b');
+        assert.deepEqual([b.epoch, b.head, b.first, b.count], ['old-epoch', 2, 1, 2]);
+        const [r] = await log.append('a', [{ data: encodeValue('a6') }]);
+        assert.deepEqual([r!.offset, r!.epoch], [6, 'old-epoch']);
+      } finally {
+        await log.close();
+      }
+      const check = open({ path: join(dir, 'sluice.mdb'), maxDbs: 12 });
+      assert.equal(check.openDB('msgs', { encoding: 'binary' }).getKeysCount(), 0, 'msgs emptied');
+      assert.equal(check.openDB<number, string>('sys', {}).get('format'), 2);
+      await check.close();
+    } finally {
+      removeDir(dir);
+    }
+  });
+
+  it('a data directory of a newer format is refused with a clear error', async () => {
+    const dir = tempDir('sluice-log-');
+    try {
+      await DiskLog.open({ ...options, dir }).close();
+      const root = open({ path: join(dir, 'sluice.mdb'), maxDbs: 12 });
+      await root.openDB<number, string>('sys', {}).put('format', 3);
+      await root.close();
+      assert.throws(() => DiskLog.open({ ...options, dir }), /store format 3/);
     } finally {
       removeDir(dir);
     }
