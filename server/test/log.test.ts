@@ -99,6 +99,45 @@ describe('disk store format 2 (append-ordered log, index off the commit path)', 
     }
   });
 
+  // Reads MUST find every message while checkpoint passes move runs from memory into the index,
+  // and a store reopened without its closing checkpoint (as after kill -9) finds them from the log.
+  it('reads stay whole while checkpoints index runs in the background', async () => {
+    const dir = tempDir('sluice-log-');
+    try {
+      const log = DiskLog.open({ ...options, dir, checkpointRecords: 50 });
+      const topics = ['cp.a', 'cp.b', 'cp.c'];
+      let sent = 0;
+      const deadline = Date.now() + 10_000;
+      // Until two passes have ended (each needs 20 ticks of 50 ms), interleaved appends and full reads.
+      while ((log as unknown as { indexed: number }).indexed < 300 && Date.now() < deadline) {
+        let last: Promise<unknown> = Promise.resolve();
+        for (let i = 0; i < 9; i++) last = log.append(topics[i % 3]!, [{ data: encodeValue(++sent) }]);
+        await last;
+        for (const [k, t] of topics.entries()) {
+          const got = await values(log, t);
+          const want = Array.from({ length: sent / 3 }, (_, i) => 3 * i + k + 1);
+          assert.deepEqual(got, want, `${t} after ${sent}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const indexed = (log as unknown as { indexed: number }).indexed;
+      assert.ok(indexed >= 300, `checkpoints indexed ${indexed} records`);
+      // Reopened without the closing checkpoint: the marker stays where the last pass left it.
+      (log as unknown as { checkpointTick: () => void }).checkpointTick = () => undefined;
+      await log.close();
+      const again = DiskLog.open({ ...options, dir });
+      try {
+        for (const [k, t] of topics.entries()) {
+          assert.deepEqual(await values(again, t), Array.from({ length: sent / 3 }, (_, i) => 3 * i + k + 1));
+        }
+      } finally {
+        await again.close();
+      }
+    } finally {
+      removeDir(dir);
+    }
+  });
+
   it('a format 1 data directory ([topic, offset] keys) is migrated at open, epoch and offsets kept', async () => {
     const dir = tempDir('sluice-log-');
     try {

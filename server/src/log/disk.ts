@@ -24,9 +24,9 @@
  * Keyed by a global sequence, a commit appends at the tree's right edge: pages per commit. The
  * per-topic index stays off the commit path (an index written per batch costs as many pages as the
  * messages did; bench/src/repro/interleaved-commit.ts measures the three layouts): runs not yet
- * indexed are held in memory (`runs`) and written by a checkpoint, a slice of the topics every
- * CHECKPOINT_TICK_MS, every topic once per CHECKPOINT_SLICES ticks. `sys.indexed` moves with each
- * completed pass; at open the log after it is scanned to find the runs again, so a kill -9 loses
+ * indexed are held in memory (`runs`) and written by a checkpoint pass (once CHECKPOINT_RECORDS
+ * are waiting, or after CHECKPOINT_MAX_MS), a slice of the topics every CHECKPOINT_TICK_MS, every
+ * topic once per CHECKPOINT_SLICES ticks. `sys.indexed` moves with each completed pass; at open the log after it is scanned to find the runs again, so a kill -9 loses
  * nothing the log holds.
  *
  * Messages and their keys are written in the commit of their append; a topic's meta once per
@@ -63,6 +63,8 @@ export interface DiskLogOptions extends StoreOptions {
   durability?: Durability;
   /** Free bytes below which the filesystem counts as full (default MIN_FREE_BYTES). */
   minFreeBytes?: number;
+  /** @internal Records not indexed that start a checkpoint pass (default CHECKPOINT_RECORDS; tests lower it). */
+  checkpointRecords?: number;
 }
 
 type CommitPromise = Promise<boolean> & { flushed?: Promise<boolean> };
@@ -103,6 +105,14 @@ const NO_COMMIT: Commit = { written: Promise.resolve(), durable: Promise.resolve
 /** The index checkpoint runs every this many ms, over a CHECKPOINT_SLICES-th of the topics. */
 const CHECKPOINT_TICK_MS = 50;
 const CHECKPOINT_SLICES = 20;
+/**
+ * A checkpoint pass starts once this many records are not indexed, or CHECKPOINT_MAX_MS after
+ * the last pass ended with any. A pass writes about one index page per topic that grew: at 10,000
+ * topics a pass every second cost a page per message again when each topic got one a second.
+ * The bound is what the memory holds (a run object per record at worst) and what the open scans.
+ */
+const CHECKPOINT_RECORDS = 50_000;
+const CHECKPOINT_MAX_MS = 10_000;
 
 /**
  * A run held in memory: not yet in `index` (savedIn 0), or written by checkpoint tick `savedIn`
@@ -134,6 +144,7 @@ export class DiskLog extends BaseLog {
   private readonly dir: string;
   private readonly durability: Durability;
   private readonly minFree: number;
+  private readonly checkpointRecords: number;
   private lastWrite: CommitPromise | undefined;
   /** Last sequence given to a record, and the last one known committed. */
   private seq = 0;
@@ -144,6 +155,9 @@ export class DiskLog extends BaseLog {
   /** The checkpoint pass in progress: its topics, the sequence it indexes up to, its tick number. */
   private pass: { topics: Iterator<[string, MemRun[]]>; upTo: number } | undefined;
   private tick = 0;
+  /** `sys.indexed` as last written, and when the last pass ended. */
+  private indexed = 0;
+  private passEnded = 0;
 
   static open(options: DiskLogOptions): DiskLog {
     guardOrphanCommitRejections();
@@ -183,6 +197,7 @@ export class DiskLog extends BaseLog {
     this.dir = options.dir;
     this.durability = options.durability ?? 'flush';
     this.minFree = options.minFreeBytes ?? MIN_FREE_BYTES;
+    this.checkpointRecords = options.checkpointRecords ?? CHECKPOINT_RECORDS;
     this.log = root.openDB('log', { encoding: 'binary' });
     this.index = root.openDB('index', { encoding: 'binary' });
     this.meta = root.openDB('meta', {});
@@ -248,9 +263,10 @@ export class DiskLog extends BaseLog {
     this.pass = undefined;
     this.seq = lastSeq(this.log);
     this.writtenSeq = this.seq;
-    const indexed = Number(this.sys.get('indexed') ?? 0);
+    this.indexed = Number(this.sys.get('indexed') ?? 0);
+    this.passEnded = Date.now();
     const heads = new Map<string, number>();
-    for (const { key, value } of this.log.getRange({ start: indexed + 1 })) {
+    for (const { key, value } of this.log.getRange({ start: this.indexed + 1 })) {
       const { topic, offset } = recordHead(value);
       let head = heads.get(topic);
       if (head === undefined) {
@@ -321,7 +337,8 @@ export class DiskLog extends BaseLog {
   private checkpointTick(all = false): void {
     if (!this.health().writable) return;
     if (!this.pass) {
-      if (this.runs.size === 0 || this.writtenSeq <= Number(this.sys.get('indexed') ?? 0)) return;
+      const behind = this.writtenSeq - this.indexed;
+      if (behind <= 0 || (!all && behind < this.checkpointRecords && Date.now() - this.passEnded < CHECKPOINT_MAX_MS)) return;
       this.pass = { topics: this.runs.entries(), upTo: this.writtenSeq };
     }
     const { topics, upTo } = this.pass;
@@ -332,6 +349,8 @@ export class DiskLog extends BaseLog {
       const next = topics.next();
       if (next.done) {
         this.pass = undefined;
+        this.passEnded = Date.now();
+        this.indexed = upTo;
         this.track(this.sys.put('indexed', upTo));
         break;
       }
