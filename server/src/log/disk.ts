@@ -436,12 +436,9 @@ export class DiskLog extends BaseLog {
     const out: Uint8Array[] = [];
     let bytes = 0;
     let offset = from;
-    while (offset <= to && out.length < limit) {
-      const found = this.findRun(topic, offset);
-      if (!found) break;
-      const { run } = found;
+    for (const run of this.runsFrom(topic, from)) {
       const end = Math.min(run.first + run.count - 1, to);
-      for (; offset <= end && out.length < limit; offset++) {
+      for (; offset <= end; offset++) {
         const record = this.log.get(run.seq + offset - run.first);
         // Offsets are dense; a hole means retention removed it between our checks: stop there.
         if (!record) return out;
@@ -449,9 +446,39 @@ export class DiskLog extends BaseLog {
         if (out.length > 0 && bytes + entry.length > maxBytes) return out;
         bytes += entry.length;
         out.push(entry);
+        if (out.length >= limit) return out;
       }
+      if (offset > to) break;
     }
     return out;
+  }
+
+  /**
+   * The runs of `topic` from the one holding `from`, consecutive, in offset order: one seek, then
+   * `index` in key order up to the runs held in memory, then those (a catch-up over runs of one
+   * message each must not seek once per message).
+   */
+  private *runsFrom(topic: string, from: number): Generator<Run> {
+    const found = this.findRun(topic, from);
+    if (!found) return;
+    yield found.run;
+    let next = found.run.first + found.run.count;
+    const list = this.runs.get(topic);
+    const held = list && list.length > 0 ? list[0]!.first : Number.POSITIVE_INFINITY;
+    if (!found.mem && next < held) {
+      for (const { key, value } of this.index.getRange({ start: [topic, next], end: [topic, Math.min(held, Number.MAX_SAFE_INTEGER)] })) {
+        if (key[1] !== next) return;
+        const run = decodeRun(key[1], value);
+        yield run;
+        next += run.count;
+      }
+    }
+    if (!list || next < held) return;
+    let i = list.findIndex((r) => r.first === next);
+    for (; i >= 0 && i < list.length && list[i]!.first === next; i++) {
+      yield list[i]!;
+      next += list[i]!.count;
+    }
   }
 
   protected putKey(topic: string, key: string, hit: KeyHit): void {
