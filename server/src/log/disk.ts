@@ -207,7 +207,15 @@ export class DiskLog extends BaseLog {
     this.heldDb = root.openDB('held', { encoding: 'binary' });
     this.loadRuns();
     this.startSweeper();
-    this.checkpointer = setInterval(() => this.checkpointTick(), CHECKPOINT_TICK_MS);
+    this.checkpointer = setInterval(() => {
+      try {
+        this.checkpointTick();
+      } catch (err) {
+        // The runs stay in memory and the marker where it was: the next pass writes them.
+        this.pass = undefined;
+        logger.error('index checkpoint failed', { err });
+      }
+    }, CHECKPOINT_TICK_MS);
     this.checkpointer.unref();
   }
 
