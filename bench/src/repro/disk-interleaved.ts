@@ -64,9 +64,21 @@ async function main(): Promise<void> {
     const inCommits = wchar() - w0;
     await pause(2500);
     const after = wchar() - w0;
-    // The reads still see every message, in order (a check, not a figure).
+    // The reads still see every message, in order (a check), and what a catch-up read costs: every
+    // topic read from offset 1, in reads of at most 512 (a figure).
     const r = await log.read('bench.t0', 1, { limit: 1_000_000 });
     if (r.entries.length < 100 + Math.floor(commits * batch / topics)) throw new Error(`short read: ${r.entries.length} messages of bench.t0`);
+    const r0 = performance.now();
+    let read = 0;
+    for (let t = 0; t < topics; t++) {
+      for (let from = 1; ;) {
+        const { entries } = await log.read(`bench.t${t}`, from, { limit: 512 });
+        if (entries.length === 0) break;
+        read += entries.length;
+        from += entries.length;
+      }
+    }
+    const readUs = (performance.now() - r0) * 1000 / read;
     await log.close();
     closed = true;
     const total = wchar() - w0;
@@ -77,6 +89,7 @@ async function main(): Promise<void> {
     console.log(`  commits:                      ${per(inCommits)}`);
     console.log(`  + 2.5 s after (meta, index):  ${per(after)}`);
     console.log(`  + close (meta, index):        ${per(total)}, ${(total / messages).toFixed(0)} bytes/message`);
+    console.log(`  reads: ${readUs.toFixed(2)} µs per message read (${read} messages, every topic from offset 1)`);
     console.log(`  ${(wall / commits).toFixed(2)} ms wall/commit, ${((cpu.user + cpu.system) / commits / 1000).toFixed(2)} ms CPU/commit (all threads), ${(messages / wall * 1000).toFixed(0)} msgs/s`);
   } finally {
     if (!closed) await log.close();
