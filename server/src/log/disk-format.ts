@@ -86,7 +86,7 @@ export function lastSeq(log: Database<Buffer, number>): number {
  * one is refused (a downgrade would misread it).
  */
 export function ensureFormat(dbs: StoreDbs, dir: string, fresh: boolean): void {
-  const { root, sys, log, index } = dbs;
+  const { root, sys } = dbs;
   const format = sys.get('format');
   if (typeof format === 'number' && format > FORMAT) {
     throw new Error(`the data directory ${dir} has store format ${format}; this version reads format ${FORMAT} and older (upgrade Sluice)`);
@@ -96,6 +96,15 @@ export function ensureFormat(dbs: StoreDbs, dir: string, fresh: boolean): void {
     root.transactionSync(() => { void sys.put('format', FORMAT); void sys.put('indexed', 0); });
     return;
   }
+  try {
+    migrate(dbs);
+  } catch (err) {
+    throw new Error(`cannot migrate the data directory ${dir} to store format ${FORMAT} (is the disk full? the migration goes on where it stopped at the next start): ${(err as Error).message}`);
+  }
+}
+
+/** Moves format 1's `msgs` into `log` and `index`, a chunk per transaction (see the header). */
+function migrate({ root, sys, log, index }: StoreDbs): void {
   const msgs = root.openDB<Uint8Array, [string, number]>('msgs', { encoding: 'binary' });
   let seq = lastSeq(log);
   for (;;) {
