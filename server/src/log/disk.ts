@@ -445,18 +445,23 @@ export class DiskLog extends BaseLog {
     let bytes = 0;
     let offset = from;
     for (const run of this.runsFrom(topic, from)) {
-      const end = Math.min(run.first + run.count - 1, to);
-      for (; offset <= end; offset++) {
-        const record = this.log.get(run.seq + offset - run.first);
+      const end = Math.min(run.first + run.count - 1, to, offset + limit - out.length - 1);
+      const first = run.seq + offset - run.first;
+      // One cursor walk over the run's records (a lookup for a run of one).
+      const records = end > offset
+        ? this.log.getRange({ start: first, end: first + end - offset + 1 })
+        : [{ key: first, value: this.log.get(first) }];
+      for (const { key, value } of records) {
         // Offsets are dense; a hole means retention removed it between our checks: stop there.
-        if (!record) return out;
-        const entry = recordEntry(record);
+        if (!value || key !== run.seq + offset - run.first) return out;
+        const entry = recordEntry(value);
         if (out.length > 0 && bytes + entry.length > maxBytes) return out;
         bytes += entry.length;
         out.push(entry);
-        if (out.length >= limit) return out;
+        offset++;
       }
-      if (offset > to) break;
+      if (offset <= end) return out;
+      if (offset > to || out.length >= limit) break;
     }
     return out;
   }
