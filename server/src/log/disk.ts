@@ -269,9 +269,12 @@ export class DiskLog extends BaseLog {
   private loadRuns(): void {
     this.runs.clear();
     this.pass = undefined;
-    this.seq = lastSeq(this.log);
-    this.writtenSeq = this.seq;
     this.indexed = Number(this.sys.get('indexed') ?? 0);
+    // Never below the marker: retention may have removed the log's last records (an aged-out
+    // store is emptied), and a sequence given again at or below `sys.indexed` would be neither
+    // indexed by a checkpoint (nothing behind) nor found by the next open's scan (after it).
+    this.seq = Math.max(lastSeq(this.log), this.indexed);
+    this.writtenSeq = this.seq;
     this.passEnded = Date.now();
     const heads = new Map<string, number>();
     for (const { key, value } of this.log.getRange({ start: this.indexed + 1 })) {
