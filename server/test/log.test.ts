@@ -8,6 +8,7 @@ import { DiskLog } from '../src/log/disk.js';
 import { MemoryLog } from '../src/log/memory.js';
 import type { TopicLog } from '../src/log/log.js';
 import { removeDir, tempDir } from './helpers/gateway.js';
+import { waitFor } from './helpers/http.js';
 import { topicLogContract } from './log.contract.js';
 
 topicLogContract('memory', {
@@ -194,6 +195,45 @@ describe('disk store format 2 (append-ordered log, index off the commit path)', 
         assert.deepEqual(await values(again, 'new'), ['n1', 'n2']);
         const [r] = await again.append('new', [{ data: encodeValue('n3') }]);
         assert.equal(r!.offset, 3, 'offsets continue');
+      } finally {
+        await again.close();
+      }
+    } finally {
+      removeDir(dir);
+    }
+  });
+
+  // A pass writes its runs over many ticks, each in its own commit: the marker MUST NOT move
+  // (durably) unless every one of them committed — a commit that fails after the marker's tick
+  // would leave records neither in `index` nor after `sys.indexed`, lost at the next load.
+  it('the marker does not move past runs whose checkpoint commit failed', async () => {
+    const dir = tempDir('sluice-log-');
+    try {
+      const log = DiskLog.open({ ...options, dir, checkpointRecords: 1 });
+      try {
+        await log.append('fail.a', [{ data: encodeValue('a1') }, { data: encodeValue('a2') }]);
+        await log.append('fail.b', [{ data: encodeValue('b1') }]);
+        const inner = log as unknown as { index: { put: (k: [string, number], v: Buffer) => Promise<boolean> }; indexed: number };
+        const put = inner.index.put.bind(inner.index);
+        let injected = false;
+        // fail.a's index write fails, but only after the pass's last tick (a slow commit).
+        inner.index.put = (k, v) => {
+          if (injected || k[0] !== 'fail.a') return put(k, v);
+          injected = true;
+          return new Promise<boolean>((_, reject) => setTimeout(() => reject(new Error('Commit failed (injected)')), 400));
+        };
+        await waitFor(() => !log.health().writable, 'the injected failure', 5000);
+        await waitFor(() => log.health().writable, 'the store writable again', 5000);
+        assert.ok(injected);
+        assert.deepEqual(await values(log, 'fail.a'), ['a1', 'a2']);
+        assert.deepEqual(await values(log, 'fail.b'), ['b1']);
+      } finally {
+        await log.close();
+      }
+      const again = DiskLog.open({ ...options, dir });
+      try {
+        assert.deepEqual(await values(again, 'fail.a'), ['a1', 'a2']);
+        assert.deepEqual(await values(again, 'fail.b'), ['b1']);
       } finally {
         await again.close();
       }

@@ -154,6 +154,14 @@ export class DiskLog extends BaseLog {
   private checkpointer: ReturnType<typeof setInterval> | undefined;
   /** The checkpoint pass in progress: its topics, the sequence it indexes up to, its tick number. */
   private pass: { topics: Iterator<[string, MemRun[]]>; upTo: number } | undefined;
+  /** Counts `loadRuns`: a marker move decided before one is stale. */
+  private generation = 0;
+  private released = false;
+  /** Checkpoint commits not settled yet, and whether one failed since the runs were last loaded. */
+  private readonly unsettled = new Set<Promise<boolean>>();
+  private checkpointFailed = false;
+  /** A pass ended and waits for its commits to move the marker (no pass starts meanwhile). */
+  private moving = false;
   private tick = 0;
   /** `sys.indexed` as last written, and when the last pass ended. */
   private indexed = 0;
@@ -269,6 +277,9 @@ export class DiskLog extends BaseLog {
   private loadRuns(): void {
     this.runs.clear();
     this.pass = undefined;
+    this.generation++;
+    this.checkpointFailed = false;
+    this.moving = false;
     this.indexed = Number(this.sys.get('indexed') ?? 0);
     // Never below the marker: retention may have removed the log's last records (an aged-out
     // store is emptied), and a sequence given again at or below `sys.indexed` would be neither
@@ -350,6 +361,7 @@ export class DiskLog extends BaseLog {
     if (!this.pass) {
       const behind = this.writtenSeq - this.indexed;
       if (behind <= 0 || (!all && behind < this.checkpointRecords && Date.now() - this.passEnded < CHECKPOINT_MAX_MS)) return;
+      if (this.moving && !all) return;
       this.pass = { topics: this.runs.entries(), upTo: this.writtenSeq };
     }
     const { topics, upTo } = this.pass;
@@ -361,8 +373,13 @@ export class DiskLog extends BaseLog {
       if (next.done) {
         this.pass = undefined;
         this.passEnded = Date.now();
-        this.indexed = upTo;
-        this.track(this.sys.put('indexed', upTo));
+        if (all) {
+          // One pass in one turn (at close, after every earlier commit settled): one commit with its runs.
+          this.indexed = upTo;
+          this.track(this.sys.put('indexed', upTo));
+        } else {
+          this.moveMarker(upTo);
+        }
         break;
       }
       const [topic, list] = next.value;
@@ -380,7 +397,18 @@ export class DiskLog extends BaseLog {
         r.savedIn = tick;
         wrote = true;
       }
-      if (wrote) saved.push([topic, list]);
+      if (wrote) {
+        saved.push([topic, list]);
+        const w = this.lastWrite!;
+        if (!this.unsettled.has(w)) {
+          this.unsettled.add(w);
+          const generation = this.generation;
+          w.then(() => this.unsettled.delete(w), () => {
+            this.unsettled.delete(w);
+            if (generation === this.generation) this.checkpointFailed = true;
+          });
+        }
+      }
     }
     const w = this.lastWrite;
     if (saved.length === 0 || !w) return;
@@ -392,6 +420,24 @@ export class DiskLog extends BaseLog {
         if (list.length === 0 && this.runs.get(topic) === list) this.runs.delete(topic);
       }
     }, () => undefined);
+  }
+
+  /**
+   * Moves `sys.indexed` to `upTo` once every checkpoint commit so far succeeded: a pass's ticks
+   * commit separately (and skip runs an earlier pass wrote), and one that failed after the last
+   * tick — its runs neither in `index` nor after a moved marker — would be lost at the next load.
+   * Not after a reload of the runs (a failure and a recovery in between), nor backwards.
+   */
+  private moveMarker(upTo: number): void {
+    const generation = this.generation;
+    this.moving = true;
+    void Promise.allSettled([...this.unsettled]).then(() => {
+      if (generation !== this.generation) return;
+      this.moving = false;
+      if (this.released || this.checkpointFailed || !this.health().writable || upTo <= this.indexed) return;
+      this.indexed = upTo;
+      this.track(this.sys.put('indexed', upTo));
+    });
   }
 
   protected loadMeta(topic: string): TopicMeta | undefined {
@@ -579,7 +625,11 @@ export class DiskLog extends BaseLog {
 
   protected async release(): Promise<void> {
     if (this.checkpointer) clearInterval(this.checkpointer);
-    if (this.health().writable) {
+    this.released = true;
+    // A checkpoint commit still in flight, or failed (markFailed does nothing once closing): the
+    // closing pass would move the marker past its runs. Leave them to the next open's scan then.
+    await Promise.allSettled([...this.unsettled]);
+    if (this.health().writable && !this.checkpointFailed) {
       // Everything is committed by now (see BaseLog.close): index it all, so the next open scans nothing.
       this.pass = undefined;
       this.checkpointTick(true);
