@@ -97,6 +97,8 @@ export class Metrics {
   readonly handlerFailures = new Counter();
   readonly errors = new Map<string, Counter>();
   readonly appendSeconds = new Histogram([0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]);
+  /** Disk store with `flush`: from a commit's write to its sync (the fsync an ACK waits for). */
+  readonly syncSeconds = new Histogram([0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]);
   /** HTTP requests answered, by route and status code (`route` \0 `code`). 499: the client went away first. */
   readonly httpRequests = new Map<string, Counter>();
   /** Time to the response (SSE: to the stream's start; long-polls include their wait), by route. */
@@ -204,6 +206,8 @@ export class Metrics {
     for (const [code, c] of this.errors) lines.push(`sluice_errors_total{code="${code}"} ${c.value}`);
     lines.push('# HELP sluice_store_append_duration_seconds Time from publish to durable store commit.', '# TYPE sluice_store_append_duration_seconds histogram');
     histogram(lines, 'sluice_store_append_duration_seconds', '', this.appendSeconds);
+    lines.push('# HELP sluice_store_sync_duration_seconds Disk store with flush durability: time from a commit being written to its sync (fsync).', '# TYPE sluice_store_sync_duration_seconds histogram');
+    histogram(lines, 'sluice_store_sync_duration_seconds', '', this.syncSeconds);
     counter('sluice_held_appended_total', 'Held messages appended: delayed ones when due, prepared ones when committed.', this.heldAppended.value);
     lines.push('# HELP sluice_delayed_lateness_seconds How late a delayed message was appended after its due time.', '# TYPE sluice_delayed_lateness_seconds histogram');
     histogram(lines, 'sluice_delayed_lateness_seconds', '', this.heldLateness);

@@ -64,13 +64,14 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export async function openStore(config: Config): Promise<TopicLog> {
+export async function openStore(config: Config, metrics?: Metrics): Promise<TopicLog> {
   const options = { retention: config.retention, dedupWindowMs: config.dedupWindowMs };
   if (config.store === 'memory') return new MemoryLog(options);
   if (config.store === 'redis') {
     return RedisLog.open({ ...options, url: config.redis.url, minReplicas: config.redis.minReplicas, commandTimeoutMs: config.redis.commandTimeoutMs });
   }
-  return DiskLog.open({ ...options, dir: config.dataDir, durability: config.durability });
+  const onSync = metrics ? (s: number) => metrics.syncSeconds.observe(s) : undefined;
+  return DiskLog.open({ ...options, dir: config.dataDir, durability: config.durability, ...(onSync ? { onSync } : {}) });
 }
 
 /** The authenticator a configuration asks for: JWT when a secret or public key is set, else dev mode. */
@@ -108,7 +109,7 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
   const metrics = new Metrics(VERSION);
   const basics = { origins, metrics, peers, accessLog: config.log.access };
   const tls = config.tls ? readableTls(config.tls) : undefined; // before the store opens: a bad path fails fast
-  const store = await openStore(config);
+  const store = await openStore(config, metrics);
   const app = tls ? SSLApp({ cert_file_name: tls.cert, key_file_name: tls.key }) : App();
   const routes = recordRoutes(app);
   const reader = new CursorReader(store, config.read);

@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { RunningServer } from '../src/server.js';
-import { startGateway } from './helpers/gateway.js';
+import { removeDir, startGateway, tempDir } from './helpers/gateway.js';
 import { api, SseReader, waitFor } from './helpers/http.js';
 
 let gw: RunningServer;
 before(async () => { gw = await startGateway(); });
 after(async () => { await gw.close(); });
 
-async function metrics(): Promise<Map<string, number>> {
-  const text = await (await fetch(`${gw.url}/metrics`)).text();
+async function metrics(of: RunningServer = gw): Promise<Map<string, number>> {
+  const text = await (await fetch(`${of.url}/metrics`)).text();
   const out = new Map<string, number>();
   for (const line of text.split('\n')) {
     if (line === '' || line.startsWith('#')) continue;
@@ -72,5 +72,25 @@ describe('GET /metrics (HTTP API)', () => {
     const m = await metrics();
     assert.equal(m.get('sluice_handler_failures_total'), 1);
     assert.equal((await api(gw.url, '/v1/topics/m.t/messages')).status, 200);
+  });
+});
+
+describe('GET /metrics: the disk store syncs', () => {
+  it('times the sync each acknowledged publish waited for (flush durability), beside publish → commit', async () => {
+    const dir = tempDir();
+    const disk = await startGateway((c) => { c.store = 'disk'; c.dataDir = dir; c.durability = 'flush'; });
+    try {
+      for (let i = 0; i < 5; i++) assert.equal((await api(disk.url, '/v1/topics/m.sync/messages', { json: i })).status, 201);
+      const m = await metrics(disk);
+      // One publish at a time: each ACK waited for its own sync, which was timed before the ACK.
+      assert.equal(m.get('sluice_store_append_duration_seconds_count'), 5);
+      assert.equal(m.get('sluice_store_sync_duration_seconds_count'), 5);
+      assert.ok(m.get('sluice_store_sync_duration_seconds_sum')! <= m.get('sluice_store_append_duration_seconds_sum')!, 'a sync is part of its publish');
+      const memory = await metrics();
+      assert.equal(memory.get('sluice_store_sync_duration_seconds_count'), 0, 'the memory store syncs nothing');
+    } finally {
+      await disk.close();
+      removeDir(dir);
+    }
   });
 });

@@ -47,6 +47,8 @@ export interface DiskLogOptions extends StoreOptions {
   durability?: Durability;
   /** Free bytes below which the filesystem counts as full (default MIN_FREE_BYTES). */
   minFreeBytes?: number;
+  /** With `flush`: called once per sync with the time from its commit's write to the sync (s). */
+  onSync?: (seconds: number) => void;
 }
 
 type CommitPromise = Promise<boolean> & { flushed?: Promise<boolean> };
@@ -97,6 +99,9 @@ export class DiskLog extends BaseLog {
   private readonly heldDb: Database<Uint8Array, string>;
   private readonly dir: string;
   private readonly durability: Durability;
+  private readonly onSync: ((seconds: number) => void) | undefined;
+  /** The last sync `onSync` was told about (several batches may wait for one). */
+  private timedSync: Promise<boolean> | undefined;
   private readonly minFree: number;
   private lastWrite: CommitPromise | undefined;
 
@@ -130,6 +135,7 @@ export class DiskLog extends BaseLog {
     this.path = path;
     this.dir = options.dir;
     this.durability = options.durability ?? 'flush';
+    this.onSync = options.onSync;
     this.minFree = options.minFreeBytes ?? MIN_FREE_BYTES;
     this.msgs = root.openDB('msgs', { encoding: 'binary' });
     this.meta = root.openDB('meta', {});
@@ -304,7 +310,16 @@ export class DiskLog extends BaseLog {
     if (!w) return NO_COMMIT;
     // `flushed` never settles when the commit fails: wait for the commit first.
     const flushed = w.flushed;
-    return { written: w, durable: this.durability === 'flush' && flushed ? w.then(() => flushed) : w };
+    if (this.durability !== 'flush' || !flushed) return { written: w, durable: w };
+    const onSync = this.onSync;
+    if (onSync && flushed !== this.timedSync) {
+      this.timedSync = flushed;
+      w.then(() => {
+        const since = performance.now();
+        return flushed.then(() => onSync((performance.now() - since) / 1000));
+      }).catch(() => undefined); // a failed commit is handled where `durable` is awaited
+    }
+    return { written: w, durable: w.then(() => flushed) };
   }
 
   protected async release(): Promise<void> {
