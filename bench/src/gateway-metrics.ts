@@ -77,3 +77,40 @@ export class GatewayMetrics {
     };
   }
 }
+
+/** Cumulative bucket counts of a histogram in a /metrics text, by upper bound (seconds). */
+type Buckets = Map<number, number>;
+
+function buckets(text: string, name: string): Buckets {
+  const out: Buckets = new Map();
+  const re = new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\S+)$`, 'gm');
+  for (const m of text.matchAll(re)) out.set(m[1] === '+Inf' ? Number.POSITIVE_INFINITY : Number(m[1]), Number(m[2]));
+  return out;
+}
+
+/**
+ * The disk store's sync times (`sluice_store_sync_duration_seconds`: the fsync an ACK waits for
+ * with `flush`) over an interval: `begin` before it, `end` after. Quantiles are bucket upper
+ * bounds ("p99 ≤ 5 ms"); undefined when the gateway synced nothing (memory, `commit`, no server).
+ */
+export class SyncTimes {
+  private first: Buckets | undefined;
+
+  constructor(private readonly httpUrl: string | undefined) {}
+
+  async begin(): Promise<void> {
+    this.first = this.httpUrl ? await fetchText(`${this.httpUrl}/metrics`).then((t) => buckets(t, 'sluice_store_sync_duration_seconds'), () => undefined) : undefined;
+  }
+
+  async end(): Promise<{ count: number; p50Ms: number; p99Ms: number } | undefined> {
+    if (!this.httpUrl || !this.first) return undefined;
+    const last = await fetchText(`${this.httpUrl}/metrics`).then((t) => buckets(t, 'sluice_store_sync_duration_seconds'), () => undefined);
+    if (!last) return undefined;
+    const bounds = [...last.keys()].sort((a, b) => a - b);
+    const delta = bounds.map((b) => (last.get(b) ?? 0) - (this.first!.get(b) ?? 0));
+    const count = delta[delta.length - 1] ?? 0;
+    if (count === 0) return undefined;
+    const at = (q: number) => 1000 * bounds[delta.findIndex((c) => c >= q * count)]!;
+    return { count, p50Ms: at(0.5), p99Ms: at(0.99) };
+  }
+}

@@ -110,6 +110,8 @@ export interface OpenLoopStep {
   serverCpu: number;
   /** Time the server's main thread was runnable but waited for its core (other processes), ms/s. */
   serverWaitMsPerSec: number;
+  /** Sluice on the disk store with `flush`: the syncs its ACKs waited for (bucket bounds, ms). */
+  sync?: { count: number; p50Ms: number; p99Ms: number };
   gaps: number;
   dups: number;
 }

@@ -182,12 +182,13 @@ function openGrids(r: Results): Grid[] {
           ratio(v.maxRate, f('nats')?.maxRate),
           ratio(v.maxRate, f('socketio')?.maxRate),
           v.failedAt ? `${rate(v.failedAt)}: ${v.failedBecause ?? ''}` : 'none',
-          ref ? `${ms(ref.p50)} / ${ms(ref.p99)}${ref.pass ? '' : ' (fails)'}` : 'n/a',
+          ref ? `${ms(ref.p50)} / ${ms(ref.p99)}${ref.pass ? '' : ' (fails)'}${ref.sync ? `; fsync ≤ ${ref.sync.p50Ms} / ${ref.sync.p99Ms}` : ''}` : 'n/a',
           ref ? `${ref.serverCpu.toFixed(0)}%` : 'n/a',
           ref && Number.isFinite(ref.serverWaitMsPerSec) ? `${ref.serverWaitMsPerSec.toFixed(0)} ms/s` : 'n/a',
         ];
       }),
       notes: [...notes, `layout ${layout}; latency from each message's scheduled send time (no coordinated omission); every step on the same server`,
+        'fsync (Sluice, disk, flush): p50 / p99 of the syncs its ACKs waited for at the reference load, as histogram bucket bounds (sluice_store_sync_duration_seconds)',
         'server waited: ms per second its main thread was runnable but not running (/proc/PID/schedstat, the main thread only: meaningless for nats-server, whose Go runtime works on other threads) — other processes on its core; a figure taken while it is high is the machine\'s, not the server\'s'],
     });
   }

@@ -15,6 +15,7 @@
  * step of its own when the ladder did not run it).
  */
 import { readFileSync } from 'node:fs';
+import { SyncTimes } from '../gateway-metrics.js';
 import { Fleet } from '../load/fleet.js';
 import { OpenLoop, type StepResult } from '../load/open-loop.js';
 import { cpuMeter, runQueueMeter } from '../proc-stats.js';
@@ -89,12 +90,16 @@ async function ladder(ctx: Context, t: RunningTarget, layout: OpenLayout): Promi
       await fleet.phase(true);
       const server = cpuMeter(t.pids ?? t.pid);
       const waiting = runQueueMeter(t.pid);
+      const syncs = new SyncTimes(t.httpUrl);
+      await syncs.begin();
       const r = await loop.step({ rate, durationMs: p.stepMs, windowMs: p.p99BoundMs, drainMs: p.drainMs });
       const cpu = server.percent();
       const report = await fleet.report();
       const closed = report.closed - closed0;
       const s = judge(r, report.latency.quantile(0.5), report.latency.quantile(0.99), closed, cpu, layout, p.p99BoundMs, p.drainMs);
       s.serverWaitMsPerSec = waiting.msPerSec();
+      const sync = await syncs.end();
+      if (sync) s.sync = sync;
       s.gaps = report.gaps;
       s.dups = report.dups;
       steps.push(s);
@@ -183,7 +188,7 @@ export function describe(cell: unknown): string {
   return [
     `max ${k(f.maxRate)} msgs/s${f.perTopic > 1 ? ` (${k(f.maxDeliveries)} deliveries/s)` : ''}`,
     f.failedAt ? `fails at ${k(f.failedAt)}: ${f.failedBecause}` : '',
-    ref ? `@${k(ref.rate)}/s p50 ${(ref.p50 / 1000).toFixed(2)} ms p99 ${(ref.p99 / 1000).toFixed(1)} ms cpu ${ref.serverCpu.toFixed(0)}%${ref.pass ? '' : ' (fails)'}, server waited ${ref.serverWaitMsPerSec.toFixed(0)} ms/s for its core` : '',
+    ref ? `@${k(ref.rate)}/s p50 ${(ref.p50 / 1000).toFixed(2)} ms p99 ${(ref.p99 / 1000).toFixed(1)} ms cpu ${ref.serverCpu.toFixed(0)}%${ref.pass ? '' : ' (fails)'}${ref.sync ? `, fsync p50/p99 ≤ ${ref.sync.p50Ms} / ${ref.sync.p99Ms} ms` : ''}, server waited ${ref.serverWaitMsPerSec.toFixed(0)} ms/s for its core` : '',
     f.steps.some((s) => s.gaps || s.dups) ? `gaps ${f.steps.reduce((a, s) => a + s.gaps, 0)} dups ${f.steps.reduce((a, s) => a + s.dups, 0)}` : '',
   ].filter(Boolean).join(' | ');
 }
