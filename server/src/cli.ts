@@ -13,6 +13,7 @@ import { JwtAuthenticator } from './auth/jwt.js';
 import { keygen, mint, parseCaps } from './auth/mint.js';
 import { ConfigError, loadConfig, OPTIONS, parseDuration, parseFlags, type Flags } from './config.js';
 import { configureLogger, defaultLogFormat, logger } from './logger.js';
+import type { Admin } from '@sluice/client/protocol';
 import { BackupError, backupDiskStore } from './log/backup.js';
 import { authFromConfig, startServer, VERSION } from './server.js';
 
@@ -29,10 +30,15 @@ Usage:
                              a new key pair (private key: for token issuers; public: for the gateway);
                              with --out, written to <prefix>.private.pem (mode 0600) and
                              <prefix>.public.pem, else printed
+  sluice backup --url <gateway URL> [--token <admin token>] [--compact]
+                             a running gateway copies its disk store, consistently and without a
+                             pause, into a new directory under its --backup-dir (POST
+                             /v1/admin/backup; --token defaults to SLUICE_ADMIN_TOKEN)
   sluice backup --out <dir> [--data ./data] [--compact]
-                             a consistent copy of the disk store, taken while the gateway runs
-                             (--data defaults to SLUICE_DATA_DIR); the copy gets a new epoch, so
-                             clients resuming on a restored store are told (see README, Production)
+                             a copy of a STOPPED gateway's data directory (--data defaults to
+                             SLUICE_DATA_DIR; refused while a process has it open: use --url)
+                             Either way the copy gets a new epoch, so clients resuming on a
+                             restored store are told (see README, Production)
   sluice help                this text
 
 Serve options (flag / environment variable):
@@ -116,6 +122,8 @@ async function token(argv: string[]): Promise<void> {
 }
 
 const BACKUP_FLAGS = {
+  url: { type: 'string' },
+  token: { type: 'string' },
   data: { type: 'string' },
   out: { type: 'string' },
   compact: { type: 'boolean' },
@@ -123,16 +131,53 @@ const BACKUP_FLAGS = {
 
 async function backup(argv: string[]): Promise<void> {
   const f = parseFlags('backup', argv, BACKUP_FLAGS);
-  if (!f.out) throw new ConfigError('sluice backup needs --out <directory> (new or empty)');
+  const compact = f.compact === true;
+  if (f.url !== undefined) {
+    if (f.data !== undefined || f.out !== undefined) throw new ConfigError('sluice backup --url takes no --data or --out: the gateway writes the copy under its own --backup-dir');
+    const r = await backupLive(f.url, f.token ?? (process.env.SLUICE_ADMIN_TOKEN || undefined), compact);
+    console.log(`sluice: ${f.url} backed up its store to ${r.dir} (on its host): ${r.topics} topic(s), ${r.bytes} bytes, in ${r.ms} ms; new epoch ${r.epoch} (was ${r.from})`);
+    return;
+  }
+  if (!f.out) throw new ConfigError('sluice backup needs --url <running gateway>, or --out <directory> (new or empty) for a stopped one');
   const data = f.data ?? (process.env.SLUICE_DATA_DIR || './data');
-  const started = Date.now();
   try {
-    const r = await backupDiskStore(data, f.out, { compact: f.compact === true });
-    console.log(`sluice: backed up ${data} to ${r.dir}: ${r.topics} topic(s), ${r.bytes} bytes, in ${Date.now() - started} ms; new epoch ${r.epoch} (was ${r.from})`);
+    const r = await backupDiskStore(data, f.out, { compact });
+    if (!r.checked) console.error(`sluice: could not check whether a running gateway has ${data} open (no /proc/locks); a running one is backed up with --url`);
+    console.log(`sluice: backed up ${data} to ${r.dir}: ${r.topics} topic(s), ${r.bytes} bytes, in ${r.ms} ms; new epoch ${r.epoch} (was ${r.from})`);
   } catch (err) {
     if (err instanceof BackupError) throw new ConfigError(err.message);
     throw err;
   }
+}
+
+/** POST /v1/admin/backup: the gateway at `url` copies its own store. Its refusals exit with code 2. */
+async function backupLive(url: string, token: string | undefined, compact: boolean): Promise<Admin.Backup> {
+  let endpoint: URL;
+  try {
+    endpoint = new URL('/v1/admin/backup', url);
+  } catch {
+    throw new ConfigError(`--url must be the gateway's URL (http://host:port), got "${url.slice(0, 200)}"`);
+  }
+  if (endpoint.protocol !== 'http:' && endpoint.protocol !== 'https:') throw new ConfigError(`--url must be an http or https URL, got "${url.slice(0, 200)}"`);
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
+  let res: Response;
+  try {
+    res = await fetch(endpoint, { method: 'POST', headers, body: JSON.stringify(compact ? { compact } : {}) });
+  } catch (err) {
+    throw new ConfigError(`cannot reach ${endpoint.origin}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}`);
+  }
+  const text = await res.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  if (res.status === 201 && body && typeof body === 'object') return body as Admin.Backup;
+  const error = (body as { error?: { code?: string; message?: string } } | undefined)?.error;
+  const why = error ? `${error.code}: ${error.message}` : text.slice(0, 300);
+  throw new ConfigError(`the gateway at ${endpoint.origin} did not back up (${res.status} ${why})`);
 }
 
 const KEYGEN_FLAGS = {

@@ -156,6 +156,11 @@ export interface Config {
   port: number;
   store: 'disk' | 'memory' | 'redis';
   dataDir: string;
+  /**
+   * Where `POST /v1/admin/backup` writes the disk store's copies (one new directory each); undefined:
+   * the gateway takes no backups (log/backup.ts).
+   */
+  backupDir: string | undefined;
   /** The Redis store (cluster mode). */
   redis: RedisConfig;
   groups: GroupConfig;
@@ -230,6 +235,7 @@ export function defaultConfig(): Config {
     port: 9400,
     store: 'disk',
     dataDir: './data',
+    backupDir: undefined,
     durability: 'flush',
     retention: { ...DEFAULT_RETENTION },
     dedupWindowMs: DEFAULT_DEDUP_WINDOW_MS,
@@ -414,6 +420,7 @@ export const OPTIONS: Option[] = [
   { flag: 'redis-min-replicas', env: 'SLUICE_REDIS_MIN_REPLICAS', help: 'replicas that must have a publish before its ACK (WAIT; default 0)', set: (c, v, n) => { c.redis.minReplicas = int(n, v); } },
   { flag: 'redis-timeout', env: 'SLUICE_REDIS_TIMEOUT_MS', help: 'how long a Redis command may take before a publish fails as unavailable (default 2s; bare number: ms)', set: (c, v, n) => { c.redis.commandTimeoutMs = parseDuration(n, v, 'ms', 100); } },
   { flag: 'data', env: 'SLUICE_DATA_DIR', help: 'data directory of the disk store (default ./data)', set: (c, v) => { c.dataDir = v; } },
+  { flag: 'backup-dir', env: 'SLUICE_BACKUP_DIR', help: 'directory POST /v1/admin/backup (sluice backup --url) copies the disk store into (default: none, no backups)', set: (c, v) => { c.backupDir = v || undefined; } },
   {
     flag: 'durability', env: 'SLUICE_DURABILITY', help: 'flush (default: ack after fsync) or commit (ack after write; survives a crash, not a power loss)',
     set: (c, v, n) => {
@@ -509,6 +516,7 @@ export function loadConfig(argv: readonly string[], env: Record<string, string |
   }
   if (flags.quiet === true) c.quiet = true;
   if (c.tls && (!c.tls.cert || !c.tls.key)) throw new ConfigError('--tls-cert and --tls-key go together (SLUICE_TLS_CERT, SLUICE_TLS_KEY)');
+  if (c.backupDir !== undefined && c.store !== 'disk') throw new ConfigError(`--backup-dir (SLUICE_BACKUP_DIR) backs up the disk store; the ${c.store} store has none`);
   return c;
 }
 

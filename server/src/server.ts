@@ -2,7 +2,7 @@
  * Assembles a gateway from a Config: store, authenticator, hub, uWS app; and takes it down again.
  * `startServer` is what the CLI runs and what in-process tests use.
  */
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { CloseCode } from '@sluice/client/protocol';
@@ -26,6 +26,7 @@ import { CursorReader } from './core/start.js';
 import { Groups } from './groups/registry.js';
 import { Tracer } from './core/trace.js';
 import { Hub } from './hub/hub.js';
+import { BackupService } from './log/backup.js';
 import { DiskLog } from './log/disk.js';
 import type { TopicLog } from './log/log.js';
 import { MemoryLog } from './log/memory.js';
@@ -109,6 +110,13 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
   const metrics = new Metrics(VERSION);
   const basics = { origins, metrics, peers, accessLog: config.log.access };
   const tls = config.tls ? readableTls(config.tls) : undefined; // before the store opens: a bad path fails fast
+  if (config.backupDir !== undefined) {
+    try {
+      mkdirSync(config.backupDir, { recursive: true }); // before the store opens: a bad path fails fast
+    } catch (err) {
+      throw new ConfigError(`cannot create the backup directory (--backup-dir) ${config.backupDir}: ${(err as Error).message}`);
+    }
+  }
   const store = await openStore(config, metrics);
   const app = tls ? SSLApp({ cert_file_name: tls.cert, key_file_name: tls.key }) : App();
   const routes = recordRoutes(app);
@@ -171,8 +179,9 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
     sessions,
     http: basics,
   });
+  const backups = config.backupDir !== undefined && store instanceof DiskLog ? new BackupService(store, config.backupDir) : undefined;
   const http = new HttpApi(app, {
-    store, groups, publisher, held, reader, hub, auth, metrics, limits: config.limits, http: config.http, origins, peers, accessLog: config.log.access, rates, sessions, version: VERSION, nodes, tracer,
+    store, groups, publisher, held, reader, hub, auth, metrics, limits: config.limits, http: config.http, origins, peers, accessLog: config.log.access, rates, sessions, version: VERSION, nodes, tracer, backups,
   });
   const consoleDir = mountConsole(app, basics, config.consoleDir);
   mountOpenApi(app, basics);

@@ -19,11 +19,12 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { mintToken } from '@sluice/client/token';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { RunningServer } from '../src/server.js';
-import { startGateway } from './helpers/gateway.js';
+import { removeDir, startGateway, tempDir } from './helpers/gateway.js';
 import { RawClient } from './helpers/raw-client.js';
 
 const require = createRequire(import.meta.url);
@@ -293,6 +294,9 @@ describe('docs/openapi.json', () => {
       { what: 'connections', method: 'get', path: '/v1/admin/connections', token: admin, status: 200 },
       { what: 'kick unknown', method: 'delete', path: '/v1/admin/connections/nobody', token: admin, status: 404 },
       { what: 'admin stream, bad topic', method: 'get', path: '/v1/admin/stream?topic=bad..t', token: admin, status: 400 },
+      { what: 'backup, none configured', method: 'post', path: '/v1/admin/backup', token: admin, status: 404 },
+      { what: 'backup, bad body', method: 'post', path: '/v1/admin/backup', token: admin, json: { compact: 'yes' }, status: 400 },
+      { what: 'backup, not admin', method: 'post', path: '/v1/admin/backup', token: user, status: 403 },
       // Operations and the console.
       { what: 'healthz', method: 'get', path: '/healthz', status: 200 },
       { what: 'healthz HEAD', method: 'head', path: '/healthz', status: 200 },
@@ -352,6 +356,29 @@ describe('docs/openapi.json', () => {
       abort.abort();
     }
     await run({ what: 'SSE, no token', method: 'get', path: `/v1/topics/${T}/events`, status: 401 });
+
+    // A backup, by a gateway on the disk store with --backup-dir (this one has the memory store).
+    const dir = tempDir('sluice-openapi-');
+    const disk = await startGateway((c) => {
+      c.auth.secret = SECRET;
+      c.store = 'disk';
+      c.dataDir = join(dir, 'data');
+      c.backupDir = join(dir, 'backups');
+    });
+    try {
+      for (const [what, json] of [['backup', undefined], ['backup, compact', { compact: true }]] as const) {
+        const res = await fetch(`${disk.url}/v1/admin/backup`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${admin}`, ...(json ? { 'content-type': 'application/json' } : {}) },
+          ...(json ? { body: JSON.stringify(json) } : {}),
+        });
+        await check('post', '/v1/admin/backup', res, what);
+        assert.equal(res.status, 201, what);
+      }
+    } finally {
+      await disk.close();
+      removeDir(dir);
+    }
 
     // The document itself, served as it is in docs/, without a token.
     const served = await run({ what: 'openapi.json', method: 'get', path: '/v1/openapi.json', status: 200 });

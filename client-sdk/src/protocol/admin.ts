@@ -211,6 +211,21 @@ export interface Kicked {
   node: string;
 }
 
+/** The answer of `POST /v1/admin/backup`: a copy of the node's disk store, under its `--backup-dir`. */
+export interface Backup {
+  /** The copy's directory on the gateway's host: a data directory a gateway can be started on. */
+  dir: string;
+  bytes: number;
+  /** Topics with messages in the copy. */
+  topics: number;
+  /** The copy's store epoch: new, so clients resuming on a restored store are told. */
+  epoch: string;
+  /** The store epoch of the store copied. */
+  from: string;
+  /** How long the copy took (ms). */
+  ms: number;
+}
+
 /**
  * `event: stats` of `GET /v1/admin/stream`. With `?topic=<name>` a stream also gets `event: topic`
  * (a TopicDetail), and with `?topic=<name>&groups=1` also `event: groups` (its GroupRow list).

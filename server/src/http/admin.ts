@@ -20,6 +20,9 @@
  * - `DELETE /v1/admin/connections/{id}`   closes one, on whichever node holds it (`?node=<id>`: ask
  *                                         only that one) (WebSocket: close 4202, the SDK reconnects;
  *                                         SSE: `event: end` {code: "kicked"}, EventSource reconnects)
+ * - `POST /v1/admin/backup`               copies this node's disk store into a new directory under
+ *                                         `--backup-dir` ({compact?}) → {dir, bytes, topics, epoch,
+ *                                         from, ms}, 201 (log/backup.ts: why the gateway copies itself)
  * - `GET /v1/admin/stream`                SSE every second: `event: stats` {stats, topics (the
  *                                         busiest few), topicTotals, nodes, unanswered}; with `?connections=1` also `event: connections`
  *                                         (the list), with `?topic=<name>` also `event: topic` (its detail),
@@ -54,6 +57,7 @@ import type { NodeRow } from '../cluster/nodes.js';
 import { atExpiry } from '../core/expiry.js';
 import { groupError } from '../groups/registry.js';
 import type { SubscriptionView } from '../hub/subscription.js';
+import type { BackupResult } from '../log/backup.js';
 import { StoreUnavailableError, type TopicInfo, type TopicLog } from '../log/log.js';
 import type { Session } from '../session/session.js';
 import { AdminGroups, resetTarget, settingsUpdate } from './admin-groups.js';
@@ -616,6 +620,7 @@ export class Admin {
         ex.error('not-found', node === undefined ? `no connection ${shown}` : `no connection ${shown} on node ${node.slice(0, 64)}`);
       });
     });
+    app.post('/v1/admin/backup', (res, req) => this.backupRoute(res, req));
     app.get('/v1/admin/stream', (res, req) => {
       const ex = begin(res, req, 'admin_stream', this.ctx);
       if (!ex) return;
@@ -633,6 +638,43 @@ export class Admin {
         const prelude = history ? `event: history\ndata: ${JSON.stringify(this.history.snapshot())}\n\n` : '';
         await this.feed.add(ex, p, { connections, topic, groups }, prelude);
       });
+    });
+  }
+
+  /**
+   * A backup of this node's disk store, taken by this process (never a second one: log/backup.ts),
+   * into a new directory under `--backup-dir`; the body may ask for `{"compact": true}`.
+   */
+  private backupRoute(res: HttpResponse, req: HttpRequest): void {
+    const ex = begin(res, req, 'admin', this.ctx);
+    if (!ex) return;
+    const token = tokenOf(req, false);
+    const body = readBody(ex, req.getHeader('content-length'), this.ctx.http.maxBody);
+    guard(ex, this.ctx, async () => {
+      if (!(await this.principal(ex, token))) return;
+      const bytes = await body;
+      if (!bytes || !ex.open) return;
+      const doc = bytes.length > 0 ? parseJson(bytes) : {};
+      if (isBad(doc) || typeof doc !== 'object' || doc === null || Array.isArray(doc)) return ex.error('bad-request', 'the body must be a JSON object');
+      const { compact } = doc as { compact?: unknown };
+      if (compact !== undefined && typeof compact !== 'boolean') return ex.error('bad-request', 'compact must be true or false');
+      const backups = this.ctx.backups;
+      if (!backups) {
+        return ex.error('not-found', this.ctx.store.kind === 'disk'
+          ? 'this gateway takes no backups: start it with --backup-dir <directory> (SLUICE_BACKUP_DIR)'
+          : `this gateway's store is ${this.ctx.store.kind}: only the disk store is backed up by the gateway`);
+      }
+      if (backups.busy) return ex.error('unavailable', 'a backup is being taken; one at a time: retry when it ends', undefined, { 'retry-after': '1' });
+      let r: BackupResult;
+      try {
+        r = await backups.take({ compact: compact === true });
+      } catch (err) {
+        logger.error('backup failed', { err, dir: backups.dir });
+        const code = (err as { code?: unknown }).code;
+        return ex.error(code === 'ENOSPC' ? 'insufficient-storage' : 'internal', `the backup failed: ${(err as Error).message}`);
+      }
+      logger.info(`backed up the store to ${r.dir}`, { ...r });
+      ex.json(201, r satisfies Wire.Backup);
     });
   }
 

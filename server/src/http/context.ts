@@ -3,6 +3,7 @@
  * origin check, token, authentication, body (size-capped while it streams in), and a guard that
  * turns any failure of a handler into a counted 500 instead of a crash.
  */
+import type { BackupService } from '../log/backup.js';
 import type { Tracer } from '../core/trace.js';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { AuthError, type Authenticator, type Principal } from '../auth/auth.js';
@@ -44,6 +45,8 @@ export interface HttpContext {
   /** This node and the others of its cluster (one node without cluster mode). */
   nodes: Nodes;
   tracer: Tracer;
+  /** Backups of the disk store (`POST /v1/admin/backup`); undefined without `--backup-dir`. */
+  backups?: BackupService | undefined;
 }
 
 /** What every route needs to answer: the origin policy, the peer's address, the metrics and the access log. */

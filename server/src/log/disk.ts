@@ -327,6 +327,15 @@ export class DiskLog extends BaseLog {
     await this.root.close();
   }
 
+  /**
+   * A copy of the store as of one commit, into the file `target` (LMDB `mdb_env_copy2` on a worker
+   * thread, inside one read transaction of this environment: writes go on meanwhile). This process
+   * must make it: another one opening the file can make this one's commits fail (log/backup.ts).
+   */
+  async copyTo(target: string, compact: boolean): Promise<void> {
+    await this.root.backup(target, compact);
+  }
+
   size(): number {
     try {
       return statSync(this.path).size;
