@@ -161,23 +161,32 @@ async function backupLive(url: string, token: string | undefined, compact: boole
   if (endpoint.protocol !== 'http:' && endpoint.protocol !== 'https:') throw new ConfigError(`--url must be an http or https URL, got "${url.slice(0, 200)}"`);
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (token) headers.authorization = `Bearer ${token}`;
-  let res: Response;
-  try {
-    res = await fetch(endpoint, { method: 'POST', headers, body: JSON.stringify(compact ? { compact } : {}) });
-  } catch (err) {
-    throw new ConfigError(`cannot reach ${endpoint.origin}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}`);
+  // Another backup in progress (503 `unavailable`): wait for it, bounded (~2 min).
+  for (let attempt = 1; ; attempt++) {
+    let res: Response;
+    try {
+      res = await fetch(endpoint, { method: 'POST', headers, body: JSON.stringify(compact ? { compact } : {}) });
+    } catch (err) {
+      throw new ConfigError(`cannot reach ${endpoint.origin}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}`);
+    }
+    const text = await res.text();
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = undefined;
+    }
+    if (res.status === 201 && body && typeof body === 'object') return body as Admin.Backup;
+    const error = (body as { error?: { code?: string; message?: string } } | undefined)?.error;
+    if (res.status === 503 && error?.code === 'unavailable' && attempt < 120) {
+      if (attempt === 1) console.error(`sluice: ${error.message ?? 'unavailable'}; waiting`);
+      const wait = Math.min(Math.max(Number(res.headers.get('retry-after')) || 1, 1), 10);
+      await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+      continue;
+    }
+    const why = error ? `${error.code}: ${error.message}` : text.slice(0, 300);
+    throw new ConfigError(`the gateway at ${endpoint.origin} did not back up (${res.status} ${why})`);
   }
-  const text = await res.text();
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = undefined;
-  }
-  if (res.status === 201 && body && typeof body === 'object') return body as Admin.Backup;
-  const error = (body as { error?: { code?: string; message?: string } } | undefined)?.error;
-  const why = error ? `${error.code}: ${error.message}` : text.slice(0, 300);
-  throw new ConfigError(`the gateway at ${endpoint.origin} did not back up (${res.status} ${why})`);
 }
 
 const KEYGEN_FLAGS = {

@@ -233,6 +233,7 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
       unwatchCommits();
       await groups.close();
       await nodes.close();
+      await backups?.close(); // a copy in progress reads the store: it ends first
       await store.close();
       metrics.stop();
       app.close();

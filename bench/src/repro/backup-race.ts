@@ -6,20 +6,22 @@
  * its next write transaction starts from a stale id: the commit fails (MDB_PROBLEM "mdb_page_touch
  * no parent", 503 `unavailable` for ~1 s), the process crashes, or an acknowledged commit is lost.
  *
- *   node bench/dist/src/repro/backup-race.js [backups=40] [concurrency=8] [mode=data|url]
+ *   node bench/dist/src/repro/backup-race.js [backups=40] [concurrency=8] [mode=data|url|open] [parallel=1]
  *
  * Starts a gateway (this checkout's, or the CLI named by BENCH_SLUICE_OLD_CLI) on a fresh disk
  * store, publishes over HTTP with `concurrency` requests in flight (unique idempotency keys; a 503
  * is counted and sent again), and meanwhile takes `backups` backups one after the other:
  * `mode=data` runs `sluice backup --data <dir> --out ...` (a second process opening the file: the
  * old way, refused on a live store since the fix), `mode=url` runs `sluice backup --url ...` (the
- * gateway copies its own store). Then checks every acknowledged publish is stored at its offset
+ * gateway copies its own store), `mode=open` only opens the file read-only and closes it again
+ * (`backups` times, in one process: the open alone is the cause, whatever follows), `parallel` of
+ * them at once. Then checks every acknowledged publish is stored at its offset
  * with its contents, and prints: backups ok/failed, publishes acknowledged, 503s, the gateway's
  * MDB_PROBLEM log lines, acknowledged offsets missing or holding another message, offsets
  * acknowledged for two different publishes (reused), and whether the gateway still runs.
  */
 import { spawn } from 'node:child_process';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { installCleanup, releaseAll, removeDir, tempDir } from '../cleanup.js';
 import { CLI, launchGateway, OLD_CLI_ENV } from '../targets/sluice.js';
 
@@ -36,12 +38,26 @@ function run(cli: string, args: string[]): Promise<{ code: number | null; out: s
   });
 }
 
+/** A process that opens the store read-only and closes it, `n` times (what `sluice backup --data` did first). */
+function opens(path: string, n: number): Promise<{ code: number | null; out: string }> {
+  const script = `import { open } from 'lmdb';
+for (let i = 0; i < ${n}; i++) { const e = open({ path: ${JSON.stringify(path)}, readOnly: true, maxDbs: 8 }); e.openDB('sys', {}).get('epoch'); await e.close(); }`;
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'], cwd: dirname(CLI) });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    p.on('close', (code) => resolve({ code, out }));
+  });
+}
+
 async function main(): Promise<void> {
   installCleanup();
-  const [backupsArg = '40', concurrencyArg = '8', mode = 'data'] = process.argv.slice(2);
+  const [backupsArg = '40', concurrencyArg = '8', mode = 'data', parallelArg = '1'] = process.argv.slice(2);
   const backups = Number(backupsArg);
   const concurrency = Number(concurrencyArg);
-  if (mode !== 'data' && mode !== 'url') throw new Error('mode is data or url');
+  const parallel = Number(parallelArg);
+  if (mode !== 'data' && mode !== 'url' && mode !== 'open') throw new Error('mode is data, url or open');
   const cli = process.env[OLD_CLI_ENV] || CLI;
   const dir = tempDir('sluice-backup-race-');
   const data = join(dir, 'data');
@@ -90,13 +106,20 @@ async function main(): Promise<void> {
   let bad = 0;
   let firstBad = '';
   const started = Date.now();
-  try {
-    for (let b = 0; b < backups; b++) {
-      const args = mode === 'data' ? ['--data', data, '--out', join(dir, `copy-${b}`)] : ['--url', url];
-      const r = await run(cli, args);
+  let taken = 0;
+  const one = async (): Promise<void> => {
+    while (taken < backups) {
+      const b = taken++;
+      const r = mode === 'open'
+        ? await opens(join(data, 'sluice.mdb'), Math.ceil(backups / parallel))
+        : await run(cli, mode === 'data' ? ['--data', data, '--out', join(dir, `copy-${b}`)] : ['--url', url]);
+      if (mode === 'open') taken = backups;
       if (r.code === 0) ok++;
       else { bad++; firstBad ||= `exit ${r.code}: ${r.out.trim().slice(0, 300)}`; }
     }
+  };
+  try {
+    await Promise.all(Array.from({ length: parallel }, one));
   } finally {
     stop = true;
     await Promise.all(publishers);
@@ -105,6 +128,8 @@ async function main(): Promise<void> {
   // Every acknowledged publish is stored at its offset, with its contents.
   let missing = 0;
   let different = 0;
+  let firstMissing: number | undefined;
+  let storedCount = 0;
   let alive = true;
   try {
     const stored = new Map<number, number>();
@@ -116,9 +141,10 @@ async function main(): Promise<void> {
       if (body.messages.length === 0 || body.next > body.head) break;
       from = body.next;
     }
+    storedCount = stored.size;
     for (const [offset, i] of acked) {
       const got = stored.get(offset);
-      if (got === undefined) missing++;
+      if (got === undefined) { missing++; firstMissing = Math.min(firstMissing ?? offset, offset); }
       else if (got !== i) different++;
     }
   } catch {
@@ -127,11 +153,13 @@ async function main(): Promise<void> {
   const log = p.output();
   const problems = (log.match(/MDB_PROBLEM/g) ?? []).length;
   const storeFailures = (log.match(/store cannot write/g) ?? []).length;
-  console.log(`${mode === 'data' ? 'backup --data (second process)' : 'backup --url (in the gateway)'}, ${cli === CLI ? 'this build' : cli}: ` +
-    `${ok} backups ok, ${bad} failed${firstBad ? ` (first: ${firstBad})` : ''}, in ${seconds.toFixed(1)} s; ` +
+  const reason = /store cannot write \(([^)]{0,120})/.exec(log)?.[1];
+  const what = mode === 'data' ? 'backup --data (second process)' : mode === 'url' ? 'backup --url (in the gateway)' : `${backups} read-only opens (second process)`;
+  console.log(`${what}, ${parallel} at a time, ${cli === CLI ? 'this build' : cli}: ` +
+    `${ok} runs ok, ${bad} failed${firstBad ? ` (first: ${firstBad})` : ''}, in ${seconds.toFixed(1)} s; ` +
     `${acked.size} publishes acknowledged, ${refused} answered 503, ${failed} other failures${firstFailure ? ` (first: ${firstFailure})` : ''}; ` +
-    `gateway log: ${problems} MDB_PROBLEM, ${storeFailures} "store cannot write"; ` +
-    `${alive ? `acknowledged offsets: ${missing} missing, ${different} holding another message, ${reused} acknowledged twice for different messages` : 'gateway gone (crashed)'}`);
+    `gateway log: ${problems} MDB_PROBLEM, ${storeFailures} "store cannot write"${reason ? ` (first: ${reason})` : ''}; ` +
+    `${alive ? `acknowledged offsets: ${missing} missing${firstMissing ? ` (from ${firstMissing}; ${storedCount} readable)` : ''}, ${different} holding another message, ${reused} acknowledged twice for different messages` : 'gateway gone (crashed)'}`);
   await p.stop(10_000);
   removeDir(dir);
   releaseAll();

@@ -57,7 +57,7 @@ import type { NodeRow } from '../cluster/nodes.js';
 import { atExpiry } from '../core/expiry.js';
 import { groupError } from '../groups/registry.js';
 import type { SubscriptionView } from '../hub/subscription.js';
-import type { BackupResult } from '../log/backup.js';
+import { BackupError, type BackupResult } from '../log/backup.js';
 import { StoreUnavailableError, type TopicInfo, type TopicLog } from '../log/log.js';
 import type { Session } from '../session/session.js';
 import { AdminGroups, resetTarget, settingsUpdate } from './admin-groups.js';
@@ -664,14 +664,15 @@ export class Admin {
           ? 'this gateway takes no backups: start it with --backup-dir <directory> (SLUICE_BACKUP_DIR)'
           : `this gateway's store is ${this.ctx.store.kind}: only the disk store is backed up by the gateway`);
       }
-      if (backups.busy) return ex.error('unavailable', 'a backup is being taken; one at a time: retry when it ends', undefined, { 'retry-after': '1' });
       let r: BackupResult;
       try {
         r = await backups.take({ compact: compact === true });
       } catch (err) {
+        // Another backup in progress, or the gateway closing: nothing was done.
+        if (err instanceof BackupError) return ex.error('unavailable', `${err.message}: retry later`, undefined, { 'retry-after': '1' });
         logger.error('backup failed', { err, dir: backups.dir });
-        const code = (err as { code?: unknown }).code;
-        return ex.error(code === 'ENOSPC' ? 'insufficient-storage' : 'internal', `the backup failed: ${(err as Error).message}`);
+        const full = (err as { code?: unknown }).code === 'ENOSPC' || /no space left/i.test((err as Error).message);
+        return ex.error(full ? 'insufficient-storage' : 'internal', `the backup failed: ${(err as Error).message}`);
       }
       logger.info(`backed up the store to ${r.dir}`, { ...r });
       ex.json(201, r satisfies Wire.Backup);

@@ -118,33 +118,45 @@ export async function backupDiskStore(dataDir: string, outDir: string, options: 
  */
 export class BackupService {
   readonly dir: string;
-  private running = false;
+  private running: Promise<unknown> | undefined;
+  private closed = false;
 
   constructor(private readonly store: DiskLog, dir: string) {
     this.dir = resolve(dir);
     mkdirSync(this.dir, { recursive: true });
   }
 
-  /** Whether a backup is being taken now (a second one is refused meanwhile). */
+  /** Whether a backup is being taken now (a second one is refused meanwhile), or none can be (closed). */
   get busy(): boolean {
-    return this.running;
+    return this.running !== undefined || this.closed;
   }
 
-  async take(options: { compact?: boolean } = {}): Promise<BackupResult> {
-    if (this.running) throw new BackupError('a backup is being taken; one at a time');
-    this.running = true;
+  take(options: { compact?: boolean } = {}): Promise<BackupResult> {
+    if (this.busy) return Promise.reject(new BackupError(this.closed ? 'the gateway is shutting down' : 'a backup is being taken; one at a time'));
+    const p = this.copy(options.compact === true);
+    this.running = p;
+    const done = () => { this.running = undefined; };
+    p.then(done, done);
+    return p;
+  }
+
+  /** Takes no more backups; resolves once the one in progress (if any) ended: the store may close then. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.running?.catch(() => undefined);
+  }
+
+  private async copy(compact: boolean): Promise<BackupResult> {
     const started = Date.now();
     const name = `sluice-${new Date(started).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomId(6)}`;
     const outDir = join(this.dir, name);
     try {
-      mkdirSync(outDir);
-      await this.store.copyTo(join(outDir, STORE_FILE), options.compact === true);
+      mkdirSync(outDir, { recursive: true });
+      await this.store.copyTo(join(outDir, STORE_FILE), compact);
       return await renew(outDir, started);
     } catch (err) {
       rmSync(outDir, { recursive: true, force: true }); // no half copy left to be restored
       throw err;
-    } finally {
-      this.running = false;
     }
   }
 }
