@@ -13,9 +13,9 @@
  * MDB_PREVSNAPSHOT since ITS#9496, "if a process tries to open an env while another process is
  * committing a write txn, the committed txn can get lost/overwritten by the new opener"). When the
  * gateway commits between that read and that write, its next write transaction starts from the
- * stale id: the commit fails (MDB_PROBLEM "mdb_page_touch no parent"), the process crashes, or an
- * acknowledged commit is silently overwritten — whatever options the second process opens with
- * (bench/src/repro/backup-race.ts). Inside the gateway the environment is already open: no open,
+ * stale id: the commit fails (MDB_PROBLEM "mdb_page_touch no parent", or "Commit failed"), the
+ * process crashes, or acknowledged commits are lost — whatever options the second process opens
+ * with (bench/src/repro/backup-race.ts). Inside the gateway the environment is already open: no open,
  * no race. So `--data` refuses a store a live process holds open (LMDB's lock on
  * `sluice.mdb-lock`, read from /proc/locks on Linux).
  *
