@@ -13,6 +13,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../src/config.js';
+import { storeHolders } from '../src/log/backup.js';
 import type { GatewayProcess } from '../src/testing.js';
 import { CLI, removeDir, spawnGateway, tempDir } from './helpers/gateway.js';
 import { api } from './helpers/http.js';
@@ -175,6 +176,8 @@ describe('sluice backup', () => {
     assert.equal(r.code, 2, r.out);
     assert.match(r.err, new RegExp(`a running process \\(pid ${gw.proc.pid}\\) has the store in ${data} open.*sluice backup --url`));
     assert.equal(existsSync(join(dir, 'never')), false, 'no directory made');
+    assert.deepEqual(storeHolders(data), [gw.proc.pid], 'the holder, from /proc/locks');
+    assert.equal(storeHolders(data, join(dir, 'no-such-locks-table')), undefined, 'unknown without a lock table');
     await publish(gw.url, 2, gw);
     // The gateway takes no backups without --backup-dir: --url says so.
     const u = await backup(['--url', gw.url]);
