@@ -14,7 +14,7 @@ import { keygen, mint, parseCaps } from './auth/mint.js';
 import { ConfigError, loadConfig, OPTIONS, parseDuration, parseFlags, type Flags } from './config.js';
 import { configureLogger, defaultLogFormat, logger } from './logger.js';
 import type { Admin } from '@sluice/client/protocol';
-import { BackupError, backupDiskStore } from './log/backup.js';
+import { BackupError, backupDiskStore, StoreInUseError } from './log/backup.js';
 import { authFromConfig, startServer, VERSION } from './server.js';
 
 const USAGE = `sluice ${VERSION} — realtime pub/sub gateway
@@ -239,7 +239,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  if (err instanceof ConfigError) {
+  if (err instanceof ConfigError || err instanceof StoreInUseError) {
     console.error(`sluice: ${err.message}`);
     process.exit(2);
   }

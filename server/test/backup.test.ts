@@ -28,8 +28,13 @@ after(async () => {
 
 /** `sluice backup` as a child process, without blocking the event loop (the test publishes meanwhile). */
 function backup(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  return sluice(['backup', ...args]);
+}
+
+/** Runs the CLI to its end (killed after 30 s). */
+function sluice(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, 'backup', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -167,7 +172,7 @@ describe('sluice backup', () => {
     assert.notEqual(all.epoch, original.epoch);
   });
 
-  it('--data refuses a store a running gateway has open, which goes on unharmed', async () => {
+  it('--data, and a second gateway, refuse a store a running gateway has open, which goes on unharmed', async () => {
     const data = join(dir, 'live');
     const gw = await spawnGateway(['--data', data]);
     running.push(gw);
@@ -178,6 +183,10 @@ describe('sluice backup', () => {
     assert.equal(existsSync(join(dir, 'never')), false, 'no directory made');
     assert.deepEqual(storeHolders(data), [gw.proc.pid], 'the holder, from /proc/locks');
     assert.equal(storeHolders(data, join(dir, 'no-such-locks-table')), undefined, 'unknown without a lock table');
+    // Nor does a second gateway start on it: two writers would overwrite each other's offsets.
+    const second = await sluice(['serve', '--data', data, '--port', '0', '--quiet']);
+    assert.equal(second.code, 2, second.out + second.err);
+    assert.match(second.err, new RegExp(`another process \\(pid ${gw.proc.pid}\\) has the store in ${data} open; stop it first`));
     await publish(gw.url, 2, gw);
     // The gateway takes no backups without --backup-dir: --url says so.
     const u = await backup(['--url', gw.url]);

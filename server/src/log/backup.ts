@@ -53,6 +53,11 @@ export class BackupError extends Error {
   override name = 'BackupError';
 }
 
+/** A data directory whose store another live process holds open (a second gateway must not open it). */
+export class StoreInUseError extends Error {
+  override name = 'StoreInUseError';
+}
+
 /**
  * The processes (ids) other than this one holding LMDB's lock on the store's lock file, i.e. with
  * the store open; `undefined` when that cannot be known here (no /proc/locks: not Linux). Locks of

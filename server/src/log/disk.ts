@@ -38,6 +38,7 @@ import { entryTs } from '@sluice/client/protocol';
 import { BaseLog, type Commit, type KeyHit, type TopicMeta, type TopicState } from './base.js';
 import type { StoreOptions, UnavailableCode } from './log.js';
 import { randomId } from '../util/id.js';
+import { StoreInUseError, storeHolders } from './backup.js';
 import { logger } from '../logger.js';
 
 export type Durability = 'flush' | 'commit';
@@ -108,6 +109,12 @@ export class DiskLog extends BaseLog {
   static open(options: DiskLogOptions): DiskLog {
     guardOrphanCommitRejections();
     mkdirSync(options.dir, { recursive: true });
+    // Two gateways on one data directory would each count offsets on their own and overwrite each
+    // other's messages, and the opening alone can cost the running one commits (see backup.ts).
+    const holders = storeHolders(options.dir);
+    if (holders && holders.length > 0) {
+      throw new StoreInUseError(`another process (pid ${holders.join(', ')}) has the store in ${options.dir} open; stop it first (one gateway per data directory)`);
+    }
     const path = join(options.dir, 'sluice.mdb');
     const root = open({ path, compression: false, separateFlushed: true, maxDbs: 12 });
     const sys = root.openDB<string | number, string>('sys', {});
