@@ -12,6 +12,8 @@
  * RSS as the bench reads it, RSS after a GC, the JS heap in use after a GC, the young generation's
  * committed size (V8 grows it with the survival rate: it is not per-connection state), and what is
  * outside the JS heap (RSS after GC − heap committed − array buffers: uWS's sockets and topics).
+ * The subscribed gateway then gets N/2 more (after the forced GC of the reading): their cost after
+ * another GC is the marginal one, without V8's one-off growth.
  * With a snapshots directory, heap snapshots are written there after each reading; heap-diff.js
  * attributes their difference by constructor.
  * Bounded: each gateway serves one fleet of clients and is stopped.
@@ -88,6 +90,15 @@ async function measure(label: string, cli: string, n: number, subscribed: boolea
       `  malloc (brk) ${per((r) => r.brk, base.after, after.after)}` +
       `  (young gen ${(base.before.spaces.new_space!.size / 2 ** 20).toFixed(1)} → ${(after.before.spaces.new_space!.size / 2 ** 20).toFixed(1)} MiB, heap used after GC ${(base.after.heapUsed / 2 ** 20).toFixed(1)} → ${(after.after.heapUsed / 2 ** 20).toFixed(1)} MiB)` +
       (after.snapshot ? `\n  snapshots: ${base.snapshot} → ${after.snapshot}` : ''));
+    if (!subscribed) return;
+    // N/2 more, on a heap that was just collected: the marginal cost, without V8's one-off growth.
+    const again = await fleet.open(spec, Array.from({ length: n / 2 }, (_, i) => n + 1 + i));
+    if (again.failed) throw new Error(`${again.failed} of ${n / 2} more clients failed: ${again.firstError}`);
+    await settledRss(p.pid);
+    const more = await probe(p.pid, () => p.output());
+    const half = (f: (r: Reading) => number) => `${((f(more.after) - f(after.after)) / (n / 2) / 1024).toFixed(2)}`.padStart(6);
+    console.log(`${`${name}+${n / 2}`.padEnd(28)} KiB/conn after GC: RSS ${half((r) => r.rss)}  heap used ${half((r) => r.heapUsed)}` +
+      `  malloc (brk) ${half((r) => r.brk)}  outside the heap ${half(outside)}`);
   } finally {
     await fleet.close();
     await p.stop(30_000);
