@@ -92,6 +92,21 @@ describe('bad input', () => {
     c.close();
   });
 
+  it('with several subscriptions (topics indexed from the second), a SUB on a held topic → already-subscribed; after UNSUB it is free', async () => {
+    const c = await RawClient.connect(gw.url);
+    await c.subscribe(1, 'bad.many.a');
+    await c.subscribe(2, 'bad.many.b');
+    for (const topic of ['bad.many.a', 'bad.many.b']) {
+      c.send({ type: 3, subId: 3, topic });
+      const err = await c.next((f) => f.type === 11);
+      assert.deepEqual(err.type === 11 && [err.id, err.code], [3, 'already-subscribed'], topic);
+    }
+    c.send({ type: 5, subId: 1 });
+    await c.next((f) => f.type === 6 && f.subId === 1);
+    await c.subscribe(3, 'bad.many.a');
+    c.close();
+  });
+
   it('more subscriptions than announced → limit-exceeded', async () => {
     const c = await RawClient.connect(gw.url);
     assert.equal(c.welcome!.maxSubscriptions, 3);

@@ -17,7 +17,8 @@ import { withTarget, type Context } from './session.js';
 
 const MB = 1024 * 1024;
 
-async function settledRss(pid: number): Promise<number> {
+/** RSS once two readings 250 ms apart are within 1% (at most 5 s). */
+export async function settledRss(pid: number): Promise<number> {
   let last = rssBytes(pid);
   for (let i = 0; i < 20; i++) {
     await new Promise((resolve) => setTimeout(resolve, 250));

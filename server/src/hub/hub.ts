@@ -62,8 +62,8 @@ export interface SubscribeSpec extends Position {
 
 interface TopicState {
   topic: string;
-  /** The topic name as an encoded MessagePack string, reused in every frame. */
-  name: Uint8Array;
+  /** The topic name as an encoded MessagePack string, reused in every frame (made at the first). */
+  name: Uint8Array | undefined;
   /** Last offset published natively; -1 until the store told us the head. */
   tail: number;
   /** The epoch `tail` belongs to (undefined until the store told us). */
@@ -82,7 +82,7 @@ interface TopicState {
   bytes: number;
   /** Bytes published natively since its live subscriptions' send buffers were last checked. */
   unchecked: number;
-  /** The newest entries published, offsets cacheFirst..tail (empty: cacheFirst = tail + 1). */
+  /** The newest entries published, offsets cacheFirst..tail (empty: cacheFirst = tail + 1; both set together). */
   cache: Uint8Array[];
   cacheFirst: number;
   cacheSize: number;
@@ -346,7 +346,7 @@ export class Hub {
     let frame: Uint8Array | undefined;
     for (const f of t.frames) if (f.first === sub.cursor && f.count === n) { frame = f.bytes; break; }
     if (!frame) {
-      frame = encodeDelivery(t.name, sub.cursor, entries, start, end);
+      frame = encodeDelivery(t.name ??= encodeStr(t.topic), sub.cursor, entries, start, end);
       if (t.frames === NO_FRAMES) t.frames = [];
       if (t.frames.length === FRAME_MEMO) t.frames.shift();
       t.frames.push({ first: sub.cursor, count: n, bytes: frame });
@@ -414,7 +414,8 @@ export class Hub {
     sub.liveFrom = t.tail;
     sub.liveBytesFrom = t.bytes;
     sub.heapKey = sub.limit;
-    (t.heap ??= new MinHeap()).push(sub.limit, sub);
+    if (t.heap) t.heap.push(sub.limit, sub);
+    else t.heap = MinHeap.of(sub.limit, sub);
     t.live++;
     this.setState(sub, 'live');
   }
@@ -497,7 +498,7 @@ export class Hub {
     }
     let frame: Uint8Array | undefined;
     if (t.live > 0) {
-      frame = encodeDelivery(t.name, a, entries, start, end);
+      frame = encodeDelivery(t.name ??= encodeStr(t.topic), a, entries, start, end);
       this.fanout.publish(t.topic, frame);
       if (this.tracer) this.traceLive(t, a, entries, start, end);
       const k = b - a + 1;
@@ -593,8 +594,9 @@ export class Hub {
     let t = this.topics.get(topic);
     if (!t) {
       t = {
-        topic, name: encodeStr(topic), tail: -1, epoch: undefined, following: this.store.follow?.(topic), resync: undefined, seen: 0, subs: new Set(), live: 0, heap: undefined, bytes: 0, unchecked: 0,
-        cache: NO_ENTRIES, cacheFirst: Number.POSITIVE_INFINITY, cacheSize: 0, cacheMax: 0, frames: NO_FRAMES,
+        topic, name: undefined, tail: -1, epoch: undefined, following: this.store.follow?.(topic), resync: undefined, seen: 0, subs: new Set(), live: 0, heap: undefined, bytes: 0, unchecked: 0,
+        // cacheFirst is set with the tail (read only once it is known): a small integer, so it is not boxed.
+        cache: NO_ENTRIES, cacheFirst: 0, cacheSize: 0, cacheMax: 0, frames: NO_FRAMES,
       };
       this.topics.set(topic, t);
     }

@@ -125,7 +125,8 @@ export class Session {
   bytesIn = 0;
   /** Subscriptions by id (a shared empty map until the first SUB: idle connections stay small). */
   subs: Map<number, SubscriptionView> = NO_SUBS;
-  private byTopic: Map<string, unknown> | undefined;
+  /** Topics of `subs` and `members`, from the second subscription on (one is found by a scan). */
+  private byTopic: Set<string> | undefined;
   /** Consumer-group subscriptions by id. */
   private members: Map<number, WsMember> | undefined;
   private queued: Uint8Array[] | undefined;
@@ -316,7 +317,7 @@ export class Session {
     const action = f.group === undefined ? 'sub' : 'consume';
     if (!this.principal!.can(action, f.topic)) return this.error(f.subId, 'forbidden', `not allowed to ${action === 'sub' ? 'subscribe to' : 'consume'} ${f.topic}`, SUB);
     if (this.subs.has(f.subId) || this.members?.has(f.subId)) return this.error(f.subId, 'already-subscribed', `subscription id ${f.subId} is in use`, SUB);
-    if (this.byTopic?.has(f.topic)) return this.error(f.subId, 'already-subscribed', `already subscribed to ${f.topic}`, SUB);
+    if (this.holds(f.topic)) return this.error(f.subId, 'already-subscribed', `already subscribed to ${f.topic}`, SUB);
     if (this.subs.size + (this.members?.size ?? 0) >= limits.maxSubscriptions) {
       return this.error(f.subId, 'limit-exceeded', `at most ${limits.maxSubscriptions} subscriptions per connection`, SUB);
     }
@@ -324,9 +325,9 @@ export class Session {
     const { view, opened } = hub.subscribe(this.conn, {
       id: f.subId, topic: f.topic, clientId: this.clientId, credit: f.credit ?? limits.defaultCredit, from: f.from, epoch: f.epoch,
     });
+    this.index(f.topic);
     if (this.subs === NO_SUBS) this.subs = new Map();
     this.subs.set(f.subId, view);
-    (this.byTopic ??= new Map()).set(f.topic, view);
     opened.catch((err: unknown) => {
       this.forget(view);
       this.failed(err, f.subId, FrameType.SUB);
@@ -341,8 +342,8 @@ export class Session {
     const { groups, limits } = this.ctx;
     const member = new WsMember(`${this.id}:${f.subId}`, f.subId, f.topic, group, this.clientId, this.conn, encodeStr(f.topic),
       this.ctx.hub.highWater, () => groups.poke(f.topic, group));
+    this.index(f.topic);
     (this.members ??= new Map()).set(f.subId, member);
-    (this.byTopic ??= new Map()).set(f.topic, member);
     groups.join(f.topic, group, member, f.from).then(
       ({ position, epoch, head }) => {
         if (this.members?.get(f.subId) !== member) return groups.leave(f.topic, group, member);
@@ -356,6 +357,28 @@ export class Session {
         this.failed(err, f.subId, FrameType.SUB);
       },
     );
+  }
+
+  /** Whether the connection subscribes to `topic` (plain or in a group). */
+  private holds(topic: string): boolean {
+    if (this.byTopic) return this.byTopic.has(topic);
+    for (const sub of this.subs.values()) if (sub.topic === topic) return true;
+    for (const m of this.members?.values() ?? []) if (m.topic === topic) return true;
+    return false;
+  }
+
+  /**
+   * Notes a subscription's topic before it is added. Most connections hold one subscription: the
+   * set of topics is made at the second (with the first), and until then `holds` scans.
+   */
+  private index(topic: string): void {
+    if (!this.byTopic) {
+      if (this.subs.size === 0 && (this.members?.size ?? 0) === 0) return;
+      this.byTopic = new Set();
+      for (const sub of this.subs.values()) this.byTopic.add(sub.topic);
+      for (const m of this.members?.values() ?? []) this.byTopic.add(m.topic);
+    }
+    this.byTopic.add(topic);
   }
 
   private groupAck(subId: number, offsets: readonly number[]): void {
