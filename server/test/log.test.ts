@@ -2,12 +2,13 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { open } from 'lmdb';
-import { encodeValue } from '@sluice/client/protocol';
+import { decodeEntry, encodeValue } from '@sluice/client/protocol';
 import { DEFAULT_DEDUP_WINDOW_MS, DEFAULT_RETENTION } from '../src/log/log.js';
 import { DiskLog } from '../src/log/disk.js';
 import { MemoryLog } from '../src/log/memory.js';
 import type { TopicLog } from '../src/log/log.js';
 import { removeDir, tempDir } from './helpers/gateway.js';
+import { waitFor } from './helpers/http.js';
 import { topicLogContract } from './log.contract.js';
 
 topicLogContract('memory', {
@@ -53,6 +54,45 @@ describe('disk store recovery', () => {
       const [r] = await again.append('crash', [{ data: encodeValue(6) }]);
       assert.equal(r!.offset, 6, 'offsets are not reused');
       await again.close();
+    } finally {
+      removeDir(dir);
+    }
+  });
+
+  // A group's commit can be durable after another write failed (a meta's, a later group's): it is
+  // stored, so it MUST be acknowledged — a refusal says nothing was stored.
+  it('appends whose commit is durable are acknowledged even if the store failed meanwhile', async () => {
+    const dir = tempDir('sluice-log-');
+    const options = { retention: { ...DEFAULT_RETENTION }, dedupWindowMs: DEFAULT_DEDUP_WINDOW_MS };
+    const values = async (log: DiskLog, topic: string) => (await log.read(topic, 1, { limit: 1000 })).entries.map((e) => decodeEntry(e).data);
+    try {
+      const log = DiskLog.open({ ...options, dir });
+      try {
+        const inner = log as unknown as { commit: () => { written: Promise<unknown>; durable: Promise<unknown> }; markFailed: (e: Error) => void };
+        const commit = inner.commit.bind(log);
+        let release!: () => void;
+        const gate = new Promise<void>((r) => { release = r; });
+        let written: Promise<unknown> | undefined;
+        inner.commit = () => {
+          const c = commit();
+          written ??= c.written;
+          return { written: c.written, durable: Promise.all([c.durable, gate]) };
+        };
+        const appended = log.append('late.a', [{ data: encodeValue('stored'), key: 'k1' }]);
+        await waitFor(() => written !== undefined, 'the group written');
+        await written;
+        inner.markFailed(Object.assign(new Error('another write failed (injected)'), { code: 'EIO' }));
+        release();
+        const [r] = await appended;
+        assert.equal(r!.offset, 1);
+        await assert.rejects(log.append('late.a', [{ data: encodeValue('refused') }]), /cannot write/);
+        await waitFor(() => log.health().writable, 'the store writable again', 5000);
+        const [dup] = await log.append('late.a', [{ data: encodeValue('stored'), key: 'k1' }]);
+        assert.deepEqual([dup!.offset, dup!.duplicate], [1, true]);
+        assert.deepEqual(await values(log, 'late.a'), ['stored']);
+      } finally {
+        await log.close();
+      }
     } finally {
       removeDir(dir);
     }
