@@ -13,7 +13,7 @@ import {
   DEFAULT_MAX_SUBSCRIPTIONS,
 } from '@sluice/client/protocol';
 import { DEFAULT_DEDUP_WINDOW_MS, DEFAULT_RETENTION, type Retention } from './log/log.js';
-import type { Durability } from './log/disk.js';
+import { MIN_FREE_BYTES, type Durability } from './log/disk.js';
 import { LOG_LEVELS, type LogFormat, type LogLevel } from './logger.js';
 
 export interface Limits {
@@ -161,6 +161,8 @@ export interface Config {
    * the gateway takes no backups (log/backup.ts).
    */
   backupDir: string | undefined;
+  /** Free bytes on the data directory's filesystem below which the disk store takes no writes. */
+  minFree: number;
   /** The Redis store (cluster mode). */
   redis: RedisConfig;
   groups: GroupConfig;
@@ -236,6 +238,7 @@ export function defaultConfig(): Config {
     store: 'disk',
     dataDir: './data',
     backupDir: undefined,
+    minFree: MIN_FREE_BYTES,
     durability: 'flush',
     retention: { ...DEFAULT_RETENTION },
     dedupWindowMs: DEFAULT_DEDUP_WINDOW_MS,
@@ -421,6 +424,7 @@ export const OPTIONS: Option[] = [
   { flag: 'redis-timeout', env: 'SLUICE_REDIS_TIMEOUT_MS', help: 'how long a Redis command may take before a publish fails as unavailable (default 2s; bare number: ms)', set: (c, v, n) => { c.redis.commandTimeoutMs = parseDuration(n, v, 'ms', 100); } },
   { flag: 'data', env: 'SLUICE_DATA_DIR', help: 'data directory of the disk store (default ./data)', set: (c, v) => { c.dataDir = v; } },
   { flag: 'backup-dir', env: 'SLUICE_BACKUP_DIR', help: 'directory POST /v1/admin/backup (sluice backup --url) copies the disk store into (default: none, no backups)', set: (c, v) => { c.backupDir = v || undefined; } },
+  { flag: 'min-free', env: 'SLUICE_MIN_FREE', help: 'free space on the data directory\'s filesystem below which the disk store refuses publishes as insufficient-storage, before a write fails (default 1MiB; bare number: bytes)', set: (c, v, n) => { c.minFree = parseSize(n, v); } },
   {
     flag: 'durability', env: 'SLUICE_DURABILITY', help: 'flush (default: ack after fsync) or commit (ack after write; survives a crash, not a power loss)',
     set: (c, v, n) => {

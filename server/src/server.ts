@@ -72,7 +72,7 @@ export async function openStore(config: Config, metrics?: Metrics): Promise<Topi
     return RedisLog.open({ ...options, url: config.redis.url, minReplicas: config.redis.minReplicas, commandTimeoutMs: config.redis.commandTimeoutMs });
   }
   const onSync = metrics ? (s: number) => metrics.syncSeconds.observe(s) : undefined;
-  return DiskLog.open({ ...options, dir: config.dataDir, durability: config.durability, ...(onSync ? { onSync } : {}) });
+  return DiskLog.open({ ...options, dir: config.dataDir, durability: config.durability, minFreeBytes: config.minFree, ...(onSync ? { onSync } : {}) });
 }
 
 /** The authenticator a configuration asks for: JWT when a secret or public key is set, else dev mode. */

@@ -176,6 +176,14 @@ export abstract class BaseLog implements TopicLog {
     return 'unavailable';
   }
   /** After a failure: true once the store can write again (a disk store checks space, then writes). */
+  /**
+   * Why the store must not write now, asked before each group is written (DiskLog: a nearly full
+   * disk). A reason fails the store as a failed commit would, before a write that would fail.
+   */
+  protected cannotWrite(): Error | undefined {
+    return undefined;
+  }
+
   protected async probe(): Promise<boolean> {
     return true;
   }
@@ -529,6 +537,8 @@ export abstract class BaseLog implements TopicLog {
     if (group.length === 0) return;
     this.sealed = [];
     let durable: Promise<unknown>;
+    const blocked = this.failure ? undefined : this.cannotWrite();
+    if (blocked) this.markFailed(blocked);
     if (this.failure) {
       durable = Promise.reject(this.refusal());
     } else {
