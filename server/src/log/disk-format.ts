@@ -85,7 +85,7 @@ export function lastSeq(log: Database<Buffer, number>): number {
  * Brings a data directory to FORMAT: a new one is stamped, a version 1 one is migrated, a newer
  * one is refused (a downgrade would misread it).
  */
-export function ensureFormat(dbs: StoreDbs, dir: string, fresh: boolean): void {
+export function ensureFormat(dbs: StoreDbs, dir: string, fresh: boolean, chunk = MIGRATE_CHUNK): void {
   const { root, sys } = dbs;
   const format = sys.get('format');
   if (typeof format === 'number' && format > FORMAT) {
@@ -97,18 +97,18 @@ export function ensureFormat(dbs: StoreDbs, dir: string, fresh: boolean): void {
     return;
   }
   try {
-    migrate(dbs);
+    migrate(dbs, chunk);
   } catch (err) {
     throw new Error(`cannot migrate the data directory ${dir} to store format ${FORMAT} (is the disk full? the migration goes on where it stopped at the next start): ${(err as Error).message}`);
   }
 }
 
 /** Moves format 1's `msgs` into `log` and `index`, a chunk per transaction (see the header). */
-function migrate({ root, sys, log, index }: StoreDbs): void {
+function migrate({ root, sys, log, index }: StoreDbs, chunkSize: number): void {
   const msgs = root.openDB<Uint8Array, [string, number]>('msgs', { encoding: 'binary' });
   let seq = lastSeq(log);
   for (;;) {
-    const chunk = [...msgs.getRange({ limit: MIGRATE_CHUNK })];
+    const chunk = [...msgs.getRange({ limit: chunkSize })];
     if (chunk.length === 0) break;
     root.transactionSync(() => {
       let run: (Run & { topic: string }) | undefined;

@@ -65,6 +65,10 @@ export interface DiskLogOptions extends StoreOptions {
   minFreeBytes?: number;
   /** @internal Records not indexed that start a checkpoint pass (default CHECKPOINT_RECORDS; tests lower it). */
   checkpointRecords?: number;
+  /** @internal Milliseconds between checkpoint ticks (default CHECKPOINT_TICK_MS; the crash fuzz lowers it). */
+  checkpointTickMs?: number;
+  /** @internal Messages moved per format 1 migration transaction (default 10,000; tests lower it). */
+  migrateChunk?: number;
 }
 
 type CommitPromise = Promise<boolean> & { flushed?: Promise<boolean> };
@@ -184,7 +188,7 @@ export class DiskLog extends BaseLog {
       }
     }
     try {
-      ensureFormat({ root, sys, log: root.openDB('log', { encoding: 'binary' }), index: root.openDB('index', { encoding: 'binary' }) }, options.dir, fresh);
+      ensureFormat({ root, sys, log: root.openDB('log', { encoding: 'binary' }), index: root.openDB('index', { encoding: 'binary' }) }, options.dir, fresh, options.migrateChunk);
     } catch (err) {
       void root.close();
       throw err;
@@ -223,7 +227,7 @@ export class DiskLog extends BaseLog {
         this.pass = undefined;
         logger.error('index checkpoint failed', { err });
       }
-    }, CHECKPOINT_TICK_MS);
+    }, options.checkpointTickMs ?? CHECKPOINT_TICK_MS);
     this.checkpointer.unref();
   }
 
