@@ -7,13 +7,14 @@
  *           message). A record is `[u16 topic length][topic UTF-8][f64 offset][entry bytes]`.
  * - `index` [topic, first offset] → `[f64 seq][f64 count]`: a run of `count` consecutive offsets
  *           of one topic stored at consecutive sequences from `seq`. Written off the commit path
- *           (a checkpoint each second); runs not yet in it are held in memory and found again at
+ *           (a checkpoint pass, see DiskLog); runs not yet in it are held in memory and found again at
  *           open by scanning `log` after `sys.indexed`.
  * - `sys`   'format' → 2; 'indexed' → every record with a sequence ≤ it is in `index` (or trimmed).
  *
  * Version 1 (no 'format' in `sys`) kept messages in `msgs` [topic, offset] → entry: it is
  * migrated at open, in chunks of whole transactions that move messages from `msgs` into `log` and
- * `index`, so a migration cut short by a crash continues at the next open.
+ * `index`, so a migration cut short by a crash continues at the next open. On a disk without room
+ * for it the store opens read-only in version 1 and migrates once space returns (see DiskLog).
  */
 import type { Database, RootDatabase } from 'lmdb';
 
@@ -82,30 +83,44 @@ export function lastSeq(log: Database<Buffer, number>): number {
 }
 
 /**
- * Brings a data directory to FORMAT: a new one is stamped, a version 1 one is migrated, a newer
- * one is refused (a downgrade would misread it).
+ * What a data directory needs before this version can use it: nothing (`current`), its format
+ * stamped (`fresh`, a new one), or the migration from version 1 (`format1`). A newer one is
+ * refused (a downgrade would misread it).
  */
-export function ensureFormat(dbs: StoreDbs, dir: string, fresh: boolean, chunk = MIGRATE_CHUNK): void {
-  const { root, sys } = dbs;
+export function formatNeeds(sys: StoreDbs['sys'], dir: string, fresh: boolean): 'current' | 'fresh' | 'format1' {
   const format = sys.get('format');
   if (typeof format === 'number' && format > FORMAT) {
     throw new Error(`the data directory ${dir} has store format ${format}; this version reads format ${FORMAT} and older (upgrade Sluice)`);
   }
-  if (format === FORMAT) return;
-  if (fresh) {
-    root.transactionSync(() => { void sys.put('format', FORMAT); void sys.put('indexed', 0); });
-    return;
-  }
+  if (format === FORMAT) return 'current';
+  return fresh ? 'fresh' : 'format1';
+}
+
+/** Stamps a new data directory with FORMAT. */
+export function stampFormat({ root, sys }: StoreDbs): void {
+  root.transactionSync(() => { void sys.put('format', FORMAT); void sys.put('indexed', 0); });
+}
+
+/**
+ * Migrates a version 1 data directory (see `migrate`); throws a message that says what to do. A
+ * migration cut short (a crash, a full disk) leaves whole chunks moved: it goes on at the next try.
+ */
+export function migrateFormat1(dbs: StoreDbs, dir: string, chunk = MIGRATE_CHUNK): void {
   try {
     migrate(dbs, chunk);
   } catch (err) {
-    throw new Error(`cannot migrate the data directory ${dir} to store format ${FORMAT} (is the disk full? the migration goes on where it stopped at the next start): ${(err as Error).message}`);
+    throw Object.assign(new Error(`cannot migrate the data directory ${dir} to store format ${FORMAT} (is the disk full? the migration goes on where it stopped at the next start): ${(err as Error).message}`), { cause: err });
   }
+}
+
+/** The messages format 1 keeps, [topic, offset] → entry (left empty by the migration). */
+export function format1Msgs(root: RootDatabase): Database<Uint8Array, [string, number]> {
+  return root.openDB<Uint8Array, [string, number]>('msgs', { encoding: 'binary' });
 }
 
 /** Moves format 1's `msgs` into `log` and `index`, a chunk per transaction (see the header). */
 function migrate({ root, sys, log, index }: StoreDbs, chunkSize: number): void {
-  const msgs = root.openDB<Uint8Array, [string, number]>('msgs', { encoding: 'binary' });
+  const msgs = format1Msgs(root);
   let seq = lastSeq(log);
   for (;;) {
     const chunk = [...msgs.getRange({ limit: chunkSize })];

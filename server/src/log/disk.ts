@@ -42,7 +42,9 @@
  * the process). The failure is classified by the free space of the filesystem (statfs): below
  * MIN_FREE_BYTES it is `insufficient-storage`. The store then takes no writes until a probe finds
  * MIN_FREE_BYTES free and commits a small write (see BaseLog). Opening on a disk with less than that
- * free starts the store read-only in the same state, so a restart on a full disk serves reads.
+ * free starts the store read-only in the same state, so a restart on a full disk serves reads. A
+ * format 1 directory there is not migrated (that needs space): it is read as it is (`format1`),
+ * and the probe that finds space again migrates it before the store takes writes.
  */
 import { mkdirSync, statfsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -50,7 +52,8 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { entryTs } from '@sluice/client/protocol';
 import { BaseLog, type Commit, type KeyHit, type TopicMeta, type TopicState } from './base.js';
 import {
-  decodeRun, encodeRecord, encodeRun, ensureFormat, lastSeq, recordEntry, recordHead, type Run,
+  FORMAT, decodeRun, encodeRecord, encodeRun, format1Msgs, formatNeeds, lastSeq, migrateFormat1, recordEntry, recordHead, stampFormat,
+  type Run, type StoreDbs,
 } from './disk-format.js';
 import type { StoreOptions, UnavailableCode } from './log.js';
 import { randomId } from '../util/id.js';
@@ -102,6 +105,21 @@ function guardOrphanCommitRejections(): void {
     }
     throw reason;
   });
+}
+
+function freeBytesOf(dir: string): number {
+  try {
+    const s = statfsSync(dir);
+    return s.bavail * s.bsize;
+  } catch {
+    return Number.POSITIVE_INFINITY;
+  }
+}
+
+/** Whether a failed write failed for want of space. */
+function isNoSpace(err: unknown, dir: string, minFree: number): boolean {
+  const e = ((err as { cause?: unknown }).cause ?? err) as { code?: unknown; message?: unknown };
+  return e.code === 'ENOSPC' || e.code === 28 || /no space|ENOSPC/i.test(String(e.message)) || freeBytesOf(dir) < minFree;
 }
 
 const NO_COMMIT: Commit = { written: Promise.resolve(), durable: Promise.resolve() };
@@ -170,6 +188,14 @@ export class DiskLog extends BaseLog {
   /** `sys.indexed` as last written, and when the last pass ended. */
   private indexed = 0;
   private passEnded = 0;
+  /**
+   * Format 1's messages, while their migration waits for disk space (the store is read-only until
+   * then): reads look there for what is not in the log yet (a migration cut short moved a prefix of
+   * each topic's offsets).
+   */
+  private format1: Database<Uint8Array, [string, number]> | undefined;
+  private readonly migrateChunk: number | undefined;
+  private migrateLogged = 0;
 
   static open(options: DiskLogOptions): DiskLog {
     guardOrphanCommitRejections();
@@ -187,21 +213,42 @@ export class DiskLog extends BaseLog {
         throw new Error(`cannot initialise the data directory ${options.dir} (is the disk full?): ${(err as Error).message}`);
       }
     }
+    const dbs: StoreDbs = { root, sys, log: root.openDB('log', { encoding: 'binary' }), index: root.openDB('index', { encoding: 'binary' }) };
+    const minFree = options.minFreeBytes ?? MIN_FREE_BYTES;
+    // A format 1 directory the disk has no room to migrate: served read-only as it is, migrated
+    // once space returns (see `probe`), as a full disk of the current format starts read-only.
+    let postponed: Error | undefined;
     try {
-      ensureFormat({ root, sys, log: root.openDB('log', { encoding: 'binary' }), index: root.openDB('index', { encoding: 'binary' }) }, options.dir, fresh, options.migrateChunk);
+      const needs = formatNeeds(sys, options.dir, fresh);
+      if (needs === 'fresh') stampFormat(dbs);
+      else if (needs === 'format1') {
+        if (freeBytesOf(options.dir) < minFree) postponed = new Error(`less than ${minFree} bytes free`);
+        else {
+          try {
+            migrateFormat1(dbs, options.dir, options.migrateChunk);
+          } catch (err) {
+            if (!isNoSpace(err, options.dir, minFree)) throw err;
+            postponed = err as Error;
+          }
+        }
+      }
     } catch (err) {
       void root.close();
       throw err;
     }
-    const log = new DiskLog(options, root, sys, epoch, path);
-    if (log.freeBytes() < log.minFree) {
+    const log = new DiskLog(options, root, sys, epoch, path, postponed !== undefined);
+    if (postponed) {
+      log.markFailed(Object.assign(new Error(`the disk of ${options.dir} is full`), { code: 'ENOSPC' }));
+      logger.error(`the disk of ${options.dir} is full: starting read-only in store format 1, whose migration to format ${FORMAT} needs space `
+        + '(reads are served; publishes get insufficient-storage until space returns, then the store is migrated and takes them)', { err: postponed });
+    } else if (log.freeBytes() < log.minFree) {
       log.markFailed(Object.assign(new Error(`less than ${log.minFree} bytes free on ${options.dir}`), { code: 'ENOSPC' }));
       logger.error(`the disk of ${options.dir} is full: starting read-only (reads are served; publishes get insufficient-storage until space returns)`);
     }
     return log;
   }
 
-  private constructor(options: DiskLogOptions, root: RootDatabase, sys: Database<string | number, string>, epoch: string, path: string) {
+  private constructor(options: DiskLogOptions, root: RootDatabase, sys: Database<string | number, string>, epoch: string, path: string, format1: boolean) {
     super(options, epoch);
     this.root = root;
     this.sys = sys;
@@ -210,6 +257,7 @@ export class DiskLog extends BaseLog {
     this.durability = options.durability ?? 'flush';
     this.minFree = options.minFreeBytes ?? MIN_FREE_BYTES;
     this.checkpointRecords = options.checkpointRecords ?? CHECKPOINT_RECORDS;
+    this.migrateChunk = options.migrateChunk;
     this.log = root.openDB('log', { encoding: 'binary' });
     this.index = root.openDB('index', { encoding: 'binary' });
     this.meta = root.openDB('meta', {});
@@ -217,6 +265,7 @@ export class DiskLog extends BaseLog {
     this.expiry = root.openDB('expiry', { encoding: 'binary' });
     this.groups = root.openDB('groups', { encoding: 'binary' });
     this.heldDb = root.openDB('held', { encoding: 'binary' });
+    if (format1) this.format1 = format1Msgs(root);
     this.loadRuns();
     this.startSweeper();
     this.checkpointer = setInterval(() => {
@@ -245,12 +294,7 @@ export class DiskLog extends BaseLog {
   }
 
   private freeBytes(): number {
-    try {
-      const s = statfsSync(this.dir);
-      return s.bavail * s.bsize;
-    } catch {
-      return Number.POSITIVE_INFINITY;
-    }
+    return freeBytesOf(this.dir);
   }
 
   protected override classify(err: Error): UnavailableCode {
@@ -260,6 +304,20 @@ export class DiskLog extends BaseLog {
 
   protected override async probe(): Promise<boolean> {
     if (this.freeBytes() < this.minFree) return false;
+    if (this.format1) {
+      // Space again: the migration that waited for it (synchronous, as at open: the loop waits).
+      try {
+        migrateFormat1({ root: this.root, sys: this.sys, log: this.log, index: this.index }, this.dir, this.migrateChunk);
+      } catch (err) {
+        if (Date.now() - this.migrateLogged > 60_000) {
+          this.migrateLogged = Date.now();
+          logger.error('the migration to the current store format failed; it is tried again each second', { err });
+        }
+        return false;
+      }
+      this.format1 = undefined;
+      logger.warn(`the data directory ${this.dir} is migrated to store format ${FORMAT}`);
+    }
     const w = this.sys.put('probe', Date.now()) as CommitPromise;
     try {
       await w;
@@ -346,12 +404,19 @@ export class DiskLog extends BaseLog {
   private lastOffset(topic: string): number | undefined {
     const list = this.runs.get(topic);
     const r = list?.[list.length - 1] ?? this.indexRuns(topic, Number.MAX_SAFE_INTEGER, true)[0];
-    return r ? r.first + r.count - 1 : undefined;
+    const last = r ? r.first + r.count - 1 : undefined;
+    if (!this.format1) return last;
+    // Not migrated yet: format 1 holds the higher offsets.
+    for (const key of this.format1.getKeys({ start: [topic, Number.MAX_SAFE_INTEGER], end: [topic, 0], reverse: true, limit: 1 })) return key[1];
+    return last;
   }
 
   /** The first offset stored for `topic`, if any. */
   private firstOffset(topic: string): number | undefined {
-    return (this.indexRuns(topic, 0, false)[0] ?? this.runs.get(topic)?.[0])?.first;
+    const first = (this.indexRuns(topic, 0, false)[0] ?? this.runs.get(topic)?.[0])?.first;
+    if (first !== undefined || !this.format1) return first;
+    for (const key of this.format1.getKeys({ start: [topic, 0], end: [topic, Number.MAX_SAFE_INTEGER], limit: 1 })) return key[1];
+    return undefined;
   }
 
   /**
@@ -490,12 +555,23 @@ export class DiskLog extends BaseLog {
   protected getEntry(topic: string, offset: number): Uint8Array | undefined {
     const found = this.findRun(topic, offset);
     const record = found && this.log.get(found.run.seq + offset - found.run.first);
-    return record ? recordEntry(record) : undefined;
+    if (record) return recordEntry(record);
+    return this.format1?.get([topic, offset]);
   }
 
   protected rangeEntries(topic: string, from: number, to: number, limit: number, maxBytes: number): Uint8Array[] {
     const out: Uint8Array[] = [];
     let bytes = 0;
+    if (this.format1) {
+      // Read-only until migrated (see `format1`): a lookup per offset, in either layout.
+      for (let offset = from; offset <= to && out.length < limit; offset++) {
+        const entry = this.getEntry(topic, offset);
+        if (!entry || (out.length > 0 && bytes + entry.length > maxBytes)) break;
+        bytes += entry.length;
+        out.push(entry);
+      }
+      return out;
+    }
     let offset = from;
     for (const run of this.runsFrom(topic, from)) {
       const end = Math.min(run.first + run.count - 1, to, offset + limit - out.length - 1);
