@@ -242,6 +242,43 @@ describe('disk store format 2 (append-ordered log, index off the commit path)', 
     }
   });
 
+  // A group's commit can be durable after another write failed (a checkpoint's, a later group's):
+  // it is stored, so it MUST be acknowledged — a refusal says nothing was stored.
+  it('appends whose commit is durable are acknowledged even if the store failed meanwhile', async () => {
+    const dir = tempDir('sluice-log-');
+    try {
+      const log = DiskLog.open({ ...options, dir });
+      try {
+        const inner = log as unknown as { commit: () => { written: Promise<unknown>; durable: Promise<unknown> }; markFailed: (e: Error) => void };
+        const commit = inner.commit.bind(log);
+        let release!: () => void;
+        const gate = new Promise<void>((r) => { release = r; });
+        let written: Promise<unknown> | undefined;
+        inner.commit = () => {
+          const c = commit();
+          written ??= c.written;
+          return { written: c.written, durable: Promise.all([c.durable, gate]) };
+        };
+        const appended = log.append('late.a', [{ data: encodeValue('stored'), key: 'k1' }]);
+        await waitFor(() => written !== undefined, 'the group written');
+        await written;
+        inner.markFailed(Object.assign(new Error('another write failed (injected)'), { code: 'EIO' }));
+        release();
+        const [r] = await appended;
+        assert.equal(r!.offset, 1);
+        await assert.rejects(log.append('late.a', [{ data: encodeValue('refused') }]), /cannot write/);
+        await waitFor(() => log.health().writable, 'the store writable again', 5000);
+        const [dup] = await log.append('late.a', [{ data: encodeValue('stored'), key: 'k1' }]);
+        assert.deepEqual([dup!.offset, dup!.duplicate], [1, true]);
+        assert.deepEqual(await values(log, 'late.a'), ['stored']);
+      } finally {
+        await log.close();
+      }
+    } finally {
+      removeDir(dir);
+    }
+  });
+
   it('a data directory of a newer format is refused with a clear error', async () => {
     const dir = tempDir('sluice-log-');
     try {

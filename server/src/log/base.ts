@@ -125,6 +125,8 @@ export abstract class BaseLog implements TopicLog {
   /** The last sealed batch's `done` (rejects if it failed): duplicates of its keys wait for it. */
   private lastDone: Promise<void> = RESOLVED;
   private failure: Failure | undefined;
+  /** A group of appends failed since the store was last writable: every later one is refused. */
+  private groupFailed = false;
   private prober: ReturnType<typeof setInterval> | undefined;
   private probing = false;
   private closed = false;
@@ -556,9 +558,15 @@ export abstract class BaseLog implements TopicLog {
       }
     }
     durable.catch(() => undefined); // failures reach callers through `tail` below
+    // A durable group is acknowledged even if the store failed meanwhile (another write — a
+    // checkpoint, a meta, a later group — failed first): it is stored, and a refusal would say
+    // "nothing was stored". Only a group behind one that failed is refused (no offset past a hole).
     this.tail = this.tail.then(() => durable).then(
-      () => { for (const b of group) if (this.failure) this.fail(b, undefined); else this.finish(b); },
-      (err: unknown) => { for (const b of group) this.fail(b, err instanceof Error ? err : new Error(String(err))); },
+      () => { for (const b of group) if (this.groupFailed) this.fail(b, undefined); else this.finish(b); },
+      (err: unknown) => {
+        this.groupFailed = true;
+        for (const b of group) this.fail(b, err instanceof Error ? err : new Error(String(err)));
+      },
     );
   }
 
@@ -583,7 +591,8 @@ export abstract class BaseLog implements TopicLog {
           logger.error('append listener failed', { err });
         }
       }
-      this.trim(s);
+      // Retention writes wait until the store writes again (recovery reloads the states).
+      if (!this.failure) this.trim(s);
     }
     b.resolve();
   }
@@ -635,6 +644,7 @@ export abstract class BaseLog implements TopicLog {
       this.allLoaded = false;
       const was = this.failure;
       this.failure = undefined;
+      this.groupFailed = false;
       if (this.prober) clearInterval(this.prober);
       this.prober = undefined;
       logger.warn(`store writable again after ${Math.round((Date.now() - was.since) / 1000)} s; taking publishes`);
