@@ -7,6 +7,8 @@
  * (that retention did not trim) with the same content, offsets dense from first to head per
  * topic, each key at one offset only (and retried keys answered with it), the store's epoch.
  *
+ * The same again on a small tmpfs that fills now and then, and kills during a format 1 migration.
+ *
  * The seed is printed: SLUICE_FUZZ_SEED=<seed> replays a run; SLUICE_FUZZ_CYCLES and
  * SLUICE_FUZZ_SECONDS make it longer.
  */
@@ -201,230 +203,230 @@ after(() => {
  * appends may then be refused, with a retryable code, and a refused one MUST NOT be stored.
  */
 async function fuzzLives(fullDisk: boolean, defaultSeconds: number): Promise<void> {
-    const seed = envNumber('SLUICE_FUZZ_SEED', Math.floor(Math.random() * 2 ** 31));
-    const cycles = envNumber('SLUICE_FUZZ_CYCLES', 24);
-    const deadline = Date.now() + envNumber('SLUICE_FUZZ_SECONDS', defaultSeconds) * 1000;
-    console.log(`crash fuzz${fullDisk ? ' on a filling disk' : ''}: seed ${seed}`);
-    const rnd = prng(seed);
-    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
-    const base = tempDir('sluice-fuzz-');
-    if (!fullDisk) dirs.push(base);
-    if (fullDisk) {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', base]);
-      mounts.push(base);
-    }
-    const dir = join(base, 'data');
-    const filler = join(base, 'filler');
-    /** Fills the disk but `leave` bytes; true if it is. */
-    const fill = (leave: number) => {
-      const free = statfsSync(base);
-      writeFileSync(filler, Buffer.alloc(Math.max(0, free.bavail * free.bsize - leave)));
-    };
-    const unfill = () => rmSync(filler, { force: true });
-    /** Keys whose append was refused and not stored since: no dump may show them. */
-    const refused = new Map<string, string>();
-    /**
-     * A refused append found stored later. README promises it is not ("nothing of a refused
-     * publish is stored"), but this fuzz sees it now and then after a SIGKILL on a full disk (cause
-     * not found yet; no acknowledged message is lost by it, and a retry with the key is answered
-     * as a duplicate). Counted and printed; SLUICE_FUZZ_STRICT=1 fails on it.
-     */
-    const refusedButStored = (dumped: { data: { k: string }[] }[]) => {
-      for (const t of dumped) {
-        for (const d of t.data) {
-          if (!refused.has(d.k)) continue;
-          const what = `${model.context()}: ${d.k}, refused (${refused.get(d.k)}), was stored`;
-          if (process.env.SLUICE_FUZZ_STRICT) assert.fail(what);
-          console.log(what);
-          stats.refusedStored++;
-          refused.delete(d.k);
-        }
+  const seed = envNumber('SLUICE_FUZZ_SEED', Math.floor(Math.random() * 2 ** 31));
+  const cycles = envNumber('SLUICE_FUZZ_CYCLES', 24);
+  const deadline = Date.now() + envNumber('SLUICE_FUZZ_SECONDS', defaultSeconds) * 1000;
+  console.log(`crash fuzz${fullDisk ? ' on a filling disk' : ''}: seed ${seed}`);
+  const rnd = prng(seed);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+  const base = tempDir('sluice-fuzz-');
+  if (!fullDisk) dirs.push(base);
+  if (fullDisk) {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', base]);
+    mounts.push(base);
+  }
+  const dir = join(base, 'data');
+  const filler = join(base, 'filler');
+  /** Fills the disk but `leave` bytes. */
+  const fill = (leave: number) => {
+    const free = statfsSync(base);
+    writeFileSync(filler, Buffer.alloc(Math.max(0, free.bavail * free.bsize - leave)));
+  };
+  const unfill = () => rmSync(filler, { force: true });
+  /** Keys whose append was refused and not stored since: no dump may show them. */
+  const refused = new Map<string, string>();
+  /**
+   * A refused append found stored later. README promises it is not ("nothing of a refused
+   * publish is stored"), but this fuzz sees it now and then after a SIGKILL on a full disk (cause
+   * not found yet; no acknowledged message is lost by it, and a retry with the key is answered
+   * as a duplicate). Counted and printed; SLUICE_FUZZ_STRICT=1 fails on it.
+   */
+  const refusedButStored = (dumped: { data: { k: string }[] }[]) => {
+    for (const t of dumped) {
+      for (const d of t.data) {
+        if (!refused.has(d.k)) continue;
+        const what = `${model.context()}: ${d.k}, refused (${refused.get(d.k)}), was stored`;
+        if (process.env.SLUICE_FUZZ_STRICT) assert.fail(what);
+        console.log(what);
+        stats.refusedStored++;
+        refused.delete(d.k);
       }
+    }
+  };
+  /** Lives since the disk was last full (refusals are allowed in the one that fills it and the next). */
+  let fullLately = false;
+  const topics = Array.from({ length: 150 }, (_, i) => `fz.${i}`);
+  let cycle = 0;
+  let life = '';
+  const model = new Model(topics, () => `seed ${seed}, cycle ${cycle} (${life})`);
+  const stats = { refusedStored: 0, fills: 0, refused: 0, emptied: 0, kills: 0, killsInOpen: 0, closes: 0, sweeps: 0, midPass: 0, acked: 0, duplicates: 0, retried: 0, unindexedAtOpen: 0 };
+  let epoch: string | undefined;
+  let inflight = new Map<string, Item>();
+  let trimmed = false;
+  let n = 0;
+
+  for (cycle = 1; cycle <= cycles && Date.now() < deadline; cycle++) {
+    const retention = pick(['none', 'none', 'none', 'count', 'bytes'] as const);
+    const options = {
+      dir,
+      durability: pick(['flush', 'commit'] as const),
+      checkpointRecords: pick([1, 20, 200, 5000]),
+      checkpointTickMs: 1 + Math.floor(rnd() * 15),
+      dedupWindowMs: DEDUP_MS,
+      retention: {
+        maxCount: retention === 'count' ? 3 + Math.floor(rnd() * 40) : 1e9,
+        maxBytes: retention === 'bytes' ? 300 + Math.floor(rnd() * 2000) : 1e12,
+        maxAgeMs: 7 * DAY,
+      },
     };
-    /** Lives since the disk was last full (refusals are allowed in the one that fills it and the next). */
-    let fullLately = false;
-    const topics = Array.from({ length: 150 }, (_, i) => `fz.${i}`);
-    let cycle = 0;
-    let life = '';
-    const model = new Model(topics, () => `seed ${seed}, cycle ${cycle} (${life})`);
-    const stats = { refusedStored: 0, fills: 0, refused: 0, emptied: 0, kills: 0, killsInOpen: 0, closes: 0, sweeps: 0, midPass: 0, acked: 0, duplicates: 0, retried: 0, unindexedAtOpen: 0 };
-    let epoch: string | undefined;
-    let inflight = new Map<string, Item>();
-    let trimmed = false;
-    let n = 0;
+    const end = rnd();
+    // How this life ends. 'quiet kill': publishing stops first, so checkpoint passes catch up
+    // (and, with an empty store, find nothing behind) before the kill.
+    const how = end < 0.1 ? 'kill in open' : end < 0.25 ? 'close' : end < 0.4 ? 'quiet kill' : 'kill';
+    life = `${how}, retention ${retention}, ${JSON.stringify({ ...options, dir: undefined, retention: undefined, dedupWindowMs: undefined })}`;
+    const child = new Child(options);
+    try {
+      if (how === 'kill in open') {
+        await child.loaded;
+        await new Promise((r) => setTimeout(r, rnd() * 30));
+        const opened = child.isReady;
+        await child.kill();
+        if (!opened) stats.killsInOpen++;
+        stats.kills++;
+        continue;
+      }
+      const ready = await child.ready;
+      epoch ??= ready.epoch;
+      assert.equal(ready.epoch, epoch, `${model.context()}: the store's epoch`);
+      if (ready.opened.indexedPastMarker > 0) stats.midPass++;
+      stats.unindexedAtOpen += ready.opened.unindexed;
 
-    for (cycle = 1; cycle <= cycles && Date.now() < deadline; cycle++) {
-      const retention = pick(['none', 'none', 'none', 'count', 'bytes'] as const);
-      const options = {
-        dir,
-        durability: pick(['flush', 'commit'] as const),
-        checkpointRecords: pick([1, 20, 200, 5000]),
-        checkpointTickMs: 1 + Math.floor(rnd() * 15),
-        dedupWindowMs: DEDUP_MS,
-        retention: {
-          maxCount: retention === 'count' ? 3 + Math.floor(rnd() * 40) : 1e9,
-          maxBytes: retention === 'bytes' ? 300 + Math.floor(rnd() * 2000) : 1e12,
-          maxAgeMs: 7 * DAY,
-        },
+      // What the last life stored: all of it, as acknowledged.
+      const dump = await child.request<{ topics: { info: Info; data: { k: string }[] }[] }>({ t: 'dump', topics });
+      model.check(epoch, dump.topics, trimmed);
+      refusedButStored(dump.topics);
+      trimmed = retention !== 'none';
+      const fullBefore = fullLately;
+      fullLately = false;
+      unfill();
+
+      // Retry what was in flight when the last life ended (as a client does, with its key).
+      const retry = [...inflight.values()].slice(0, 300);
+      inflight = new Map();
+      /** An append's answer: stored (kept in the model), or refused (allowed only near a full disk). */
+      const answered = (it: Item, a: Ack, what: string): boolean => {
+        if ('error' in a) {
+          assert.ok((fullBefore || fullLately) && ['insufficient-storage', 'unavailable'].includes(a.error), `${model.context()}: ${what} refused: ${JSON.stringify(a)}\n${child.log()}`);
+          refused.set(it.key, `${what} in cycle ${cycle}: ${a.error}`);
+          inflight.set(it.key, it);
+          stats.refused++;
+          return false;
+        }
+        assert.equal(a.epoch, epoch);
+        if (refused.has(it.key) && a.duplicate) refusedButStored([{ data: [it.data] }]);
+        refused.delete(it.key);
+        model.stored(it.topic, it.key, a.offset, a.duplicate ? `${what}, duplicate` : what);
+        return true;
       };
-      const end = rnd();
-      // How this life ends. 'quiet kill': publishing stops first, so checkpoint passes catch up
-      // (and, with an empty store, find nothing behind) before the kill.
-      const how = end < 0.1 ? 'kill in open' : end < 0.25 ? 'close' : end < 0.4 ? 'quiet kill' : 'kill';
-      life = `${how}, retention ${retention}, ${JSON.stringify({ ...options, dir: undefined, retention: undefined, dedupWindowMs: undefined })}`;
-      const child = new Child(options);
-      try {
-        if (how === 'kill in open') {
-          await child.loaded;
-          await new Promise((r) => setTimeout(r, rnd() * 30));
-          const opened = child.isReady;
-          await child.kill();
-          if (!opened) stats.killsInOpen++;
-          stats.kills++;
-          continue;
-        }
-        const ready = await child.ready;
-        epoch ??= ready.epoch;
-        assert.equal(ready.epoch, epoch, `${model.context()}: the store's epoch`);
-        if (ready.opened.indexedPastMarker > 0) stats.midPass++;
-        stats.unindexedAtOpen += ready.opened.unindexed;
+      if (retry.length > 0) {
+        const r = await child.request<{ results: Ack[] }>({ t: 'append', items: retry });
+        for (const [i, a] of r.results.entries()) if (answered(retry[i]!, a, 'retried')) stats.retried++;
+      }
 
-        // What the last life stored: all of it, as acknowledged.
-        const dump = await child.request<{ topics: { info: Info; data: { k: string }[] }[] }>({ t: 'dump', topics });
-        model.check(epoch, dump.topics, trimmed);
-        refusedButStored(dump.topics);
-        trimmed = retention !== 'none';
-        const fullBefore = fullLately;
-        fullLately = false;
-        unfill();
-
-        // Retry what was in flight when the last life ended (as a client does, with its key).
-        const retry = [...inflight.values()].slice(0, 300);
-        inflight = new Map();
-        /** An append's answer: stored (kept in the model), or refused (allowed only near a full disk). */
-        const answered = (it: Item, a: Ack, what: string): boolean => {
-          if ('error' in a) {
-            assert.ok((fullBefore || fullLately) && ['insufficient-storage', 'unavailable'].includes(a.error), `${model.context()}: ${what} refused: ${JSON.stringify(a)}\n${child.log()}`);
-            refused.set(it.key, `${what} in cycle ${cycle}: ${a.error}`);
-            inflight.set(it.key, it);
-            stats.refused++;
-            return false;
+      // Publish until the end of this life: 3 requests of 30 keyed appends in flight, 5% of them
+      // repeating an acknowledged key (a duplicate MUST answer its offset).
+      const recent: Item[] = [];
+      let stop = false;
+      const worker = async () => {
+        while (!stop && !child.dead) {
+          const items: Item[] = [];
+          for (let i = 0; i < 30; i++) {
+            if (recent.length > 0 && rnd() < 0.05) { items.push(pick(recent)); continue; }
+            const topic = pick(topics);
+            const key = `${topic}#${++n}`;
+            items.push({ topic, key, data: { k: key } });
           }
-          assert.equal(a.epoch, epoch);
-          if (refused.has(it.key) && a.duplicate) refusedButStored([{ data: [it.data] }]);
-          refused.delete(it.key);
-          model.stored(it.topic, it.key, a.offset, a.duplicate ? `${what}, duplicate` : what);
-          return true;
-        };
-        if (retry.length > 0) {
-          const r = await child.request<{ results: Ack[] }>({ t: 'append', items: retry });
-          for (const [i, a] of r.results.entries()) if (answered(retry[i]!, a, 'retried')) stats.retried++;
-        }
-
-        // Publish until the end of this life: 3 requests of 30 keyed appends in flight, 5% of them
-        // repeating an acknowledged key (a duplicate MUST answer its offset).
-        const recent: Item[] = [];
-        let stop = false;
-        const worker = async () => {
-          while (!stop && !child.dead) {
-            const items: Item[] = [];
-            for (let i = 0; i < 30; i++) {
-              if (recent.length > 0 && rnd() < 0.05) { items.push(pick(recent)); continue; }
-              const topic = pick(topics);
-              const key = `${topic}#${++n}`;
-              items.push({ topic, key, data: { k: key } });
-            }
-            for (const it of items) inflight.set(it.key, it);
-            let r: { results: Ack[] };
-            try {
-              r = await child.request({ t: 'append', items });
-            } catch {
-              return; // killed: these stay in flight
-            }
-            for (const [i, a] of r.results.entries()) {
-              const it = items[i]!;
-              if (!answered(it, a, 'acknowledged')) continue;
-              if ((a as { duplicate: boolean }).duplicate) stats.duplicates++;
-              inflight.delete(it.key);
-              stats.acked++;
-              if (recent.length < 200) recent.push(it);
-              else recent[Math.floor(rnd() * recent.length)] = it;
-            }
+          for (const it of items) inflight.set(it.key, it);
+          let r: { results: Ack[] };
+          try {
+            r = await child.request({ t: 'append', items });
+          } catch {
+            return; // killed: these stay in flight
           }
-        };
-        let failure: unknown;
-        const workers = [worker(), worker(), worker()].map((w) => w.catch((err: unknown) => { failure ??= err; }));
-        const lifetime = 20 + rnd() * 300;
-        if (fullDisk && rnd() < 0.4) {
-          // The disk fills mid-life (below the store's 1 MiB floor, sometimes to the last page),
-          // and in some lives stays full until the next one has started read-only.
-          await new Promise((r) => setTimeout(r, lifetime / 3));
-          fill(Math.floor(rnd() * 300 * 1024));
-          fullLately = true;
-          stats.fills++;
-          await new Promise((r) => setTimeout(r, lifetime / 3));
-          if (rnd() < 0.6) unfill();
+          for (const [i, a] of r.results.entries()) {
+            const it = items[i]!;
+            if (!answered(it, a, 'acknowledged')) continue;
+            if ((a as { duplicate: boolean }).duplicate) stats.duplicates++;
+            inflight.delete(it.key);
+            stats.acked++;
+            if (recent.length < 200) recent.push(it);
+            else recent[Math.floor(rnd() * recent.length)] = it;
+          }
         }
-        if (rnd() < 0.2) {
-          // Age retention mid-life: messages older than a random age go (all of the earlier lives').
-          await new Promise((r) => setTimeout(r, lifetime / 2));
-          await child.request({ t: 'sweep', now: Date.now() + options.retention.maxAgeMs - rnd() * 200 }).catch(() => undefined);
+      };
+      let failure: unknown;
+      const workers = [worker(), worker(), worker()].map((w) => w.catch((err: unknown) => { failure ??= err; }));
+      const lifetime = 20 + rnd() * 300;
+      if (fullDisk && rnd() < 0.4) {
+        // The disk fills mid-life (below the store's 1 MiB floor, sometimes to the last page),
+        // and in some lives stays full until the next one has started read-only.
+        await new Promise((r) => setTimeout(r, lifetime / 3));
+        fill(Math.floor(rnd() * 300 * 1024));
+        fullLately = true;
+        stats.fills++;
+        await new Promise((r) => setTimeout(r, lifetime / 3));
+        if (rnd() < 0.6) unfill();
+      }
+      if (rnd() < 0.2) {
+        // Age retention mid-life: messages older than a random age go (all of the earlier lives').
+        await new Promise((r) => setTimeout(r, lifetime / 2));
+        await child.request({ t: 'sweep', now: Date.now() + options.retention.maxAgeMs - rnd() * 200 }).catch(() => undefined);
+        trimmed = true;
+        stats.sweeps++;
+      }
+      await new Promise((r) => setTimeout(r, lifetime / 2));
+      if (how === 'close' || how === 'quiet kill') {
+        stop = true;
+        await Promise.all(workers);
+        if (failure) throw failure;
+        if (rnd() < 0.5) {
+          // Age retention empties the store: the log's tail goes too (sequences MUST NOT be given again).
+          await child.request({ t: 'sweep', now: Date.now() + options.retention.maxAgeMs + 1 });
           trimmed = true;
           stats.sweeps++;
+          stats.emptied++;
         }
-        await new Promise((r) => setTimeout(r, lifetime / 2));
-        if (how === 'close' || how === 'quiet kill') {
-          stop = true;
-          await Promise.all(workers);
-          if (failure) throw failure;
-          if (rnd() < 0.5) {
-            // Age retention empties the store: the log's tail goes too (sequences MUST NOT be given again).
-            await child.request({ t: 'sweep', now: Date.now() + options.retention.maxAgeMs + 1 });
-            trimmed = true;
-            stats.sweeps++;
-            stats.emptied++;
-          }
-        }
-        // A close on a disk with no byte free never ends (lmdb's close; main's store does the same):
-        // a kill then, as an operator would.
-        if (how === 'quiet kill' || (how === 'close' && existsSync(filler))) {
-          await new Promise((r) => setTimeout(r, rnd() * 300));
-          await child.kill();
-          stats.kills++;
-        } else if (how === 'close') {
-          await child.request({ t: 'close' });
-          await child.exited;
-          stats.closes++;
-        } else {
-          await child.kill();
-          await Promise.all(workers);
-          stats.kills++;
-        }
-        if (failure) throw failure;
-      } catch (err) {
-        await child.kill();
-        throw err;
       }
-    }
-
-    // The last life's work, checked by one more.
-    unfill();
-    const child = new Child({ dir, dedupWindowMs: DEDUP_MS, retention: { maxCount: 1e9, maxBytes: 1e12, maxAgeMs: 7 * DAY } });
-    try {
-      life = 'final check';
-      const ready = await child.ready;
-      assert.equal(ready.epoch, epoch);
-      const dump = await child.request<{ topics: { info: Info; data: { k: string }[] }[] }>({ t: 'dump', topics });
-      model.check(epoch!, dump.topics, trimmed);
-      refusedButStored(dump.topics);
-      const stored = dump.topics.reduce((s, t) => s + t.data.length, 0);
-      console.log(`crash fuzz${fullDisk ? ' on a filling disk' : ''}: seed ${seed}, ${cycle - 1} lives: ${stats.kills} SIGKILLs (${stats.killsInOpen} during open, ${stats.midPass} found a checkpoint pass cut short), ` +
-        `${stats.closes} clean closes, ${stats.fills} disk fills (${stats.refused} appends refused, ${stats.refusedStored} of them found stored later), ${stats.sweeps} age sweeps (${stats.emptied} emptying the store); ${stats.acked} appends acknowledged (${stats.duplicates} duplicates), ${stats.retried} in-flight retried, ` +
-        `${stats.unindexedAtOpen} records found unindexed at opens; ${stored} messages retained at the end`);
-      assert.ok(stats.kills > 0 && stats.acked > 0, 'the fuzz ran');
-    } finally {
+      // A close on a disk with no byte free never ends (lmdb's close; main's store does the same):
+      // a kill then, as an operator would.
+      if (how === 'quiet kill' || (how === 'close' && existsSync(filler))) {
+        await new Promise((r) => setTimeout(r, rnd() * 300));
+        await child.kill();
+        stats.kills++;
+      } else if (how === 'close') {
+        await child.request({ t: 'close' });
+        await child.exited;
+        stats.closes++;
+      } else {
+        await child.kill();
+        await Promise.all(workers);
+        stats.kills++;
+      }
+      if (failure) throw failure;
+    } catch (err) {
       await child.kill();
+      throw err;
     }
+  }
+
+  // The last life's work, checked by one more.
+  unfill();
+  const child = new Child({ dir, dedupWindowMs: DEDUP_MS, retention: { maxCount: 1e9, maxBytes: 1e12, maxAgeMs: 7 * DAY } });
+  try {
+    life = 'final check';
+    const ready = await child.ready;
+    assert.equal(ready.epoch, epoch);
+    const dump = await child.request<{ topics: { info: Info; data: { k: string }[] }[] }>({ t: 'dump', topics });
+    model.check(epoch!, dump.topics, trimmed);
+    refusedButStored(dump.topics);
+    const stored = dump.topics.reduce((s, t) => s + t.data.length, 0);
+    console.log(`crash fuzz${fullDisk ? ' on a filling disk' : ''}: seed ${seed}, ${cycle - 1} lives: ${stats.kills} SIGKILLs (${stats.killsInOpen} during open, ${stats.midPass} found a checkpoint pass cut short), ` +
+      `${stats.closes} clean closes, ${stats.fills} disk fills (${stats.refused} appends refused, ${stats.refusedStored} of them found stored later), ${stats.sweeps} age sweeps (${stats.emptied} emptying the store); ${stats.acked} appends acknowledged (${stats.duplicates} duplicates), ${stats.retried} in-flight retried, ` +
+      `${stats.unindexedAtOpen} records found unindexed at opens; ${stored} messages retained at the end`);
+    assert.ok(stats.kills > 0 && stats.acked > 0, 'the fuzz ran');
+  } finally {
+    await child.kill();
+  }
 }
 
 describe('disk store crash-point fuzz (format 2)', () => {
