@@ -151,7 +151,8 @@ export function topicLogContract(name: string, factory: StoreFactory): void {
       // snapshot: one taken while the commit was in flight would miss the batch just notified.
       // A race, so the load is continuous: up to 1,000 appends in flight for about 2 s, and for at
       // least 40 notified batches (a store that sends a topic's batches one at a time makes them
-      // large and few), at most 10 s.
+      // large and few, and on a busy machine slow: Redis made 32 in 10 s under a load of 15), at
+      // most 30 s.
       const log = await factory.make(opts());
       let short = 0;
       let reads = 0;
@@ -170,7 +171,7 @@ export function topicLogContract(name: string, factory: StoreFactory): void {
       });
       const data = 'x'.repeat(200);
       const start = Date.now();
-      const loaded = () => (Date.now() - start >= 2000 && batches >= 40) || Date.now() - start >= 10_000;
+      const loaded = () => (Date.now() - start >= 2000 && batches >= 40) || Date.now() - start >= 30_000;
       let inflight = 0;
       await new Promise<void>((resolve) => {
         const pump = () => {
