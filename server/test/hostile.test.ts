@@ -79,13 +79,18 @@ describe('hostile clients', () => {
     sock.write('POST /v1/topics/hostile.drain/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n');
     let answer = '';
     sock.on('data', (d) => { answer += d.toString(); });
+    // The gateway closes its connections at the end of the drain, and on a busy machine that close
+    // can arrive as a reset (ECONNRESET, once in a full run under a load of 18): kept to be shown if
+    // the answer is missing, which is what this case checks.
+    let reset: Error | undefined;
+    sock.on('error', (err) => { reset = err; });
     const closing = gw.close();
     sock.write('42');
     await closing;
-    await new Promise<void>((r) => { if (/\r\n\r\n.*\}/s.test(answer)) r(); else sock.once('close', () => r()); });
+    await new Promise<void>((r) => { if (/\r\n\r\n.*\}/s.test(answer) || sock.destroyed) r(); else sock.once('close', () => r()); });
     const codes = await Promise.all(clients.map((c) => c.closed.then((x) => x.code)));
     assert.deepEqual([...new Set(codes)], [CloseCode.GOING_AWAY]);
-    assert.match(answer, /^HTTP\/1\.1 503/);
+    assert.match(answer, /^HTTP\/1\.1 503/, `the answer to the publish (${reset?.message ?? 'no socket error'})`);
     assert.match(answer, /retry-after: 1/i);
     assert.match(answer, /"code":"shutting-down"/);
     sock.destroy();
