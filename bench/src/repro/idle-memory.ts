@@ -28,20 +28,10 @@ import { settledRss } from '../scenarios/memory.js';
 import { program } from '../targets/node-peer.js';
 import { launch, type ServerProcess } from '../targets/server-process.js';
 import { CLI, launchGateway, OLD_CLI_ENV, TOPIC_PREFIX } from '../targets/sluice.js';
+import type { Reading } from './memory-probe.js';
 
 const PROBE = fileURLToPath(new URL('./memory-probe.js', import.meta.url));
 
-interface Reading {
-  rss: number;
-  rssFile: number;
-  rssAnon: number;
-  brk: number;
-  heapUsed: number;
-  heapTotal: number;
-  external: number;
-  arrayBuffers: number;
-  spaces: Record<string, { size: number; used: number }>;
-}
 interface Probe { before: Reading; after: Reading; snapshot?: string }
 
 /** Asks the gateway for a reading (SIGUSR2) and waits for its line. */

@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
 
-interface Reading {
+export interface Reading {
   rss: number;
   /** Resident file pages (the disk store's LMDB map) and anonymous ones, from /proc. */
   rssFile: number;

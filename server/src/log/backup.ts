@@ -28,6 +28,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { open } from 'lmdb';
+import type { Admin } from '@sluice/client/protocol';
 import { randomId } from '../util/id.js';
 import type { DiskLog } from './disk.js';
 
@@ -36,18 +37,8 @@ export const STORE_FILE = 'sluice.mdb';
 /** LMDB's lock file beside it: every process with the store open holds a lock on it. */
 export const LOCK_FILE = `${STORE_FILE}-lock`;
 
-export interface BackupResult {
-  /** The copy (a data directory a gateway can be started on with `--data`). */
-  dir: string;
-  bytes: number;
-  topics: number;
-  /** The copy's store epoch (new). */
-  epoch: string;
-  /** The store epoch of the directory copied. */
-  from: string;
-  /** How long the copy took (ms). */
-  ms: number;
-}
+/** What a backup made (the wire shape of `POST /v1/admin/backup`'s answer). */
+export type BackupResult = Admin.Backup;
 
 export class BackupError extends Error {
   override name = 'BackupError';
