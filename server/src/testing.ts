@@ -54,8 +54,21 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * Starts a gateway and resolves once it listens. Without `options.port` it takes a free port, and
+ * tries another (up to 3 in all) when one was taken between `freePort` and the gateway's bind.
+ */
 export async function spawnGateway(options: SpawnOptions = {}): Promise<GatewayProcess> {
-  const port = options.port ?? (await freePort());
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startGateway(options.port ?? (await freePort()), options);
+    } catch (err) {
+      if (options.port !== undefined || attempt === 3 || !/cannot listen on/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+async function startGateway(port: number, options: SpawnOptions): Promise<GatewayProcess> {
   const args = [CLI_PATH, 'serve', '--host', '127.0.0.1', '--port', String(port), '--quiet'];
   if (options.store) args.push('--store', options.store);
   if (options.dataDir) args.push('--data', options.dataDir);
