@@ -572,7 +572,13 @@ export abstract class BaseLog implements TopicLog {
     // checkpoint, a meta, a later group — failed first): it is stored, and a refusal would say
     // "nothing was stored". Only a group behind one that failed is refused (no offset past a hole).
     this.tail = this.tail.then(() => durable).then(
-      () => { for (const b of group) if (this.groupFailed) this.fail(b, undefined); else this.finish(b); },
+      () => {
+        for (const b of group) {
+          if (!this.groupFailed) this.finish(b);
+          // Written and durable, but behind a group that failed: refused, and perhaps stored.
+          else b.reject(new StoreUnavailableError(this.failure?.code ?? 'unavailable', 'a write before this publish failed; it may be stored: retry with the same idempotency key'));
+        }
+      },
       (err: unknown) => {
         this.groupFailed = true;
         for (const b of group) this.fail(b, err instanceof Error ? err : new Error(String(err)));
