@@ -14,9 +14,10 @@ import { CursorReader } from '../src/core/start.js';
 import type { Conn, Fanout } from '../src/hub/conn.js';
 import { Hub } from '../src/hub/hub.js';
 import type { SubscriptionView } from '../src/hub/subscription.js';
-import { DEFAULT_DEDUP_WINDOW_MS, DEFAULT_RETENTION, type AppendListener, type EpochRecord, type ReadOptions, type ReadResult, type TopicInfo, type TopicLog } from '../src/log/log.js';
+import { DEFAULT_DEDUP_WINDOW_MS, DEFAULT_RETENTION, StoreUnavailableError, type AppendListener, type EpochRecord, type ReadOptions, type ReadResult, type TopicInfo, type TopicLog } from '../src/log/log.js';
 import { MemoryLog } from '../src/log/memory.js';
 import { Metrics } from '../src/metrics.js';
+import { notYet, pollUntil } from './helpers/poll.js';
 
 class FakeConn implements Conn {
   readonly id = 'fake';
@@ -212,14 +213,16 @@ describe('hub', () => {
  * A shared store's log through a failover, as a gateway sees it: `takeBack(keep)` starts a new
  * epoch holding only offsets 1..keep of the old one (a promoted replica that lacked the newest
  * writes), and every append is notified with its epoch. `info` answers like Redis across two
- * connections: `holdInfo` takes the snapshot when asked but hands it over only once released (the
- * reply read after a notification that another connection brought later).
+ * connections: `failInfo` makes the next calls fail (the command connection still reconnecting),
+ * and `holdInfo` takes the snapshot when asked but hands it over only once released (the reply
+ * read after a notification that another connection brought later).
  */
 class FailoverLog {
   readonly kind = 'failover';
   epoch = 'e1';
   history: EpochRecord[] = [];
   entries: Uint8Array[] = [];
+  failInfo = 0;
   holdInfo: Promise<void> | undefined;
   private listeners = new Set<AppendListener>();
   private epochs = 1;
@@ -244,6 +247,10 @@ class FailoverLog {
   }
 
   async info(topic: string): Promise<TopicInfo> {
+    if (this.failInfo > 0) {
+      this.failInfo--;
+      throw new StoreUnavailableError('unavailable', 'Redis is unreachable; nothing was stored, retry later');
+    }
     const head = this.entries.length;
     const info: TopicInfo = { topic, epoch: this.epoch, head, first: 1, count: head, bytes: 0, lastTs: 0 };
     if (this.history.length > 0) info.history = [...this.history];
@@ -293,6 +300,22 @@ describe('hub, on a shared store that changes epoch', () => {
     store.append('f', ['after-2']);
     await until(() => c.offsets('f').length >= 83, 'offset 53');
     assert.deepEqual(c.offsets('f').slice(80), [51, 52, 53]);
+    hub.close();
+  });
+
+  it('a re-read that fails while the store reconnects is retried: the subscriber stays, and gets the new epoch from where it begins', async () => {
+    const { store, hub, c } = await liveAt80();
+    store.takeBack(50);
+    store.failInfo = 2; // the two first re-reads: the store's retries are timers
+    store.append('f', ['after-0']);
+    await pollUntil('offset 51, or a close', async () => {
+      if (c.offsets('f').length < 81 && !c.closed) notYet(`${c.offsets('f').length} delivered`);
+    }, { timeoutMs: 10_000, intervalMs: 5 });
+    assert.equal(c.closed, false, 'not sent away: a resume with the old epoch would start at the head and skip the new epoch\'s first messages');
+    assert.deepEqual(subscribed(c).at(-1), { type: FrameType.SUBSCRIBED, subId: 1, epoch: 'e2', head: 51, from: 51, recovered: false });
+    store.append('f', ['after-1']);
+    await until(() => c.offsets('f').length >= 82, 'offset 52');
+    assert.deepEqual(values(c).slice(80), ['after-0', 'after-1']);
     hub.close();
   });
 });

@@ -38,7 +38,7 @@
 import { CloseCode, encode, encodeDelivery, encodeStr, FrameType } from '@sluice/client/protocol';
 import type { HubConfig } from '../config.js';
 import { rebase, resolveStart, type CursorReader, type Position } from '../core/start.js';
-import type { Following, TopicLog } from '../log/log.js';
+import { StoreUnavailableError, type Following, type TopicInfo, type TopicLog } from '../log/log.js';
 import type { Metrics } from '../metrics.js';
 import { isTraced, type Tracer } from '../core/trace.js';
 import { MinHeap } from './heap.js';
@@ -115,6 +115,12 @@ const SWEEP_MS = 20;
  * that stopped reading and one 1 MB frame (a commit after a late loop turn) pin 300 MB.
  */
 const CHECK_BYTES = 32 * 1024;
+/**
+ * Waits before each new try of a re-read after an epoch change that found the store unreachable
+ * (ms; ~5.5 s in all). After a Redis failover the connection that brought the new epoch's first
+ * batch can be up before the one that reads: each reconnects on its own, up to 1 s between tries.
+ */
+const RESYNC_RETRY_MS = [50, 100, 200, 400, 800, 1000, 1000, 1000, 1000];
 // Shared empty arrays for topics that have not published yet; replaced, never written.
 const NO_ENTRIES: Uint8Array[] = [];
 const NO_FRAMES: TopicState['frames'] = [];
@@ -564,7 +570,7 @@ export class Hub {
     if (t.resync) return;
     const was = t.epoch ?? '';
     this.demoteAll(t);
-    t.resync = this.store.info(t.topic).then((info) => {
+    t.resync = this.reread(t).then((info) => {
       t.resync = undefined;
       const notified = t.notified;
       t.notified = undefined;
@@ -586,10 +592,27 @@ export class Hub {
     }, (err: unknown) => {
       t.resync = undefined;
       t.notified = undefined;
+      if (this.topics.get(t.topic) !== t) return;
       this.metrics.handlerFailures.inc();
       logger.error(`re-reading ${t.topic} after an epoch change failed; its subscribers reconnect`, { err });
       for (const sub of t.subs) sub.conn.close(CloseCode.INTERNAL, 'the topic changed epoch; reconnect and resume');
     });
+  }
+
+  /**
+   * The topic's state, asked again while the store is unreachable (see RESYNC_RETRY_MS): a
+   * subscriber sent away to reconnect would resume with its old epoch past the loss, and start at
+   * the head — skipping the new epoch's first messages that the re-read would deliver.
+   */
+  private async reread(t: TopicState): Promise<TopicInfo> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.store.info(t.topic);
+      } catch (err) {
+        if (!(err instanceof StoreUnavailableError) || attempt === RESYNC_RETRY_MS.length || this.topics.get(t.topic) !== t) throw err;
+        await new Promise((resolve) => setTimeout(resolve, RESYNC_RETRY_MS[attempt]).unref());
+      }
+    }
   }
 
   private demoteAll(t: TopicState): Subscription[] {
