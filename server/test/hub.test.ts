@@ -8,15 +8,16 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { decodeServerFrame, encodeValue, FrameType, type ServerFrame } from '@sluice/client/protocol';
+import { decodeServerFrame, encodeEntry, encodeValue, FrameType, type ServerFrame } from '@sluice/client/protocol';
 import { DEFAULT_HUB_CONFIG, DEFAULT_READ_POLICY } from '../src/config.js';
 import { CursorReader } from '../src/core/start.js';
 import type { Conn, Fanout } from '../src/hub/conn.js';
 import { Hub } from '../src/hub/hub.js';
 import type { SubscriptionView } from '../src/hub/subscription.js';
-import { DEFAULT_DEDUP_WINDOW_MS, DEFAULT_RETENTION } from '../src/log/log.js';
+import { DEFAULT_DEDUP_WINDOW_MS, DEFAULT_RETENTION, StoreUnavailableError, type AppendListener, type EpochRecord, type ReadOptions, type ReadResult, type TopicInfo, type TopicLog } from '../src/log/log.js';
 import { MemoryLog } from '../src/log/memory.js';
 import { Metrics } from '../src/metrics.js';
+import { notYet, pollUntil } from './helpers/poll.js';
 
 class FakeConn implements Conn {
   readonly id = 'fake';
@@ -205,5 +206,116 @@ describe('hub', () => {
     assert.deepEqual(hub.activeTopics(), []);
     assert.deepEqual(hub.stateCounts(), { opening: 0, catchup: 0, paused: 0, live: 0, closed: 1 });
     await close();
+  });
+});
+
+/**
+ * A shared store's log through a failover, as a gateway sees it: `takeBack(keep)` starts a new
+ * epoch holding only offsets 1..keep of the old one (a promoted replica that lacked the newest
+ * writes), and every append is notified with its epoch. `info` answers like Redis across two
+ * connections: `failInfo` makes the next calls fail (the command connection still reconnecting),
+ * and `holdInfo` takes the snapshot when asked but hands it over only once released (the reply
+ * read after a notification that another connection brought later).
+ */
+class FailoverLog {
+  readonly kind = 'failover';
+  epoch = 'e1';
+  history: EpochRecord[] = [];
+  entries: Uint8Array[] = [];
+  failInfo = 0;
+  holdInfo: Promise<void> | undefined;
+  private listeners = new Set<AppendListener>();
+  private epochs = 1;
+
+  append(topic: string, values: readonly unknown[]): void {
+    const first = this.entries.length + 1;
+    const batch = values.map((v) => encodeEntry(encodeValue(v), Date.now()));
+    this.entries.push(...batch);
+    for (const l of this.listeners) l(topic, first, batch, this.epoch);
+  }
+
+  takeBack(keep: number): void {
+    this.history.push({ epoch: this.epoch, last: keep });
+    this.epoch = `e${++this.epochs}`;
+    this.entries.length = keep;
+  }
+
+  async read(_topic: string, from: number, opts: ReadOptions): Promise<ReadResult> {
+    const r: ReadResult = { epoch: this.epoch, head: this.entries.length, first: 1, start: from, entries: this.entries.slice(from - 1, from - 1 + opts.limit) };
+    if (this.history.length > 0) r.history = [...this.history];
+    return r;
+  }
+
+  async info(topic: string): Promise<TopicInfo> {
+    if (this.failInfo > 0) {
+      this.failInfo--;
+      throw new StoreUnavailableError('unavailable', 'Redis is unreachable; nothing was stored, retry later');
+    }
+    const head = this.entries.length;
+    const info: TopicInfo = { topic, epoch: this.epoch, head, first: 1, count: head, bytes: 0, lastTs: 0 };
+    if (this.history.length > 0) info.history = [...this.history];
+    await this.holdInfo;
+    return info;
+  }
+
+  watch(listener: AppendListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}
+
+describe('hub, on a shared store that changes epoch', () => {
+  /** A subscriber from 1 that was delivered 1..80 live, before the log took back 51..80. */
+  async function liveAt80() {
+    const store = new FailoverLog();
+    const log = store as unknown as TopicLog; // what the hub uses of a store
+    const fanout = new FakeFanout();
+    const hub = new Hub(log, new CursorReader(log, DEFAULT_READ_POLICY), fanout, metrics, { ...DEFAULT_HUB_CONFIG, maxCredit: 4096 });
+    const c = new FakeConn();
+    fanout.conns.add(c);
+    store.append('f', range(1, 50));
+    const { view, opened } = hub.subscribe(c, { id: 1, topic: 'f', clientId: 'a', credit: 256, from: 1 });
+    await opened;
+    await until(() => stateOf(view) === 'live', 'live');
+    store.append('f', range(51, 80));
+    assert.deepEqual(c.offsets('f'), range(1, 80));
+    return { store, hub, c };
+  }
+
+  const subscribed = (c: FakeConn) => c.frames.filter((f) => f.type === FrameType.SUBSCRIBED);
+  const values = (c: FakeConn) => c.frames.flatMap((f) => (f.type === FrameType.MSGS ? f.messages.map((m) => m.data) : f.type === FrameType.MSG ? [f.data] : []));
+
+  it('a batch notified while the topic is re-read, beyond the head that read saw, is still delivered', async () => {
+    const { store, hub, c } = await liveAt80();
+    store.takeBack(50);
+    let release!: () => void;
+    store.holdInfo = new Promise((r) => { release = r; });
+    store.append('f', ['after-0']); // offset 51 in e2: the hub re-reads the topic
+    store.append('f', ['after-1']); // stored after that read, notified before its answer
+    release();
+    await until(() => c.offsets('f').length >= 82, 'offsets 51 and 52 of the new epoch');
+    assert.deepEqual(subscribed(c).at(-1), { type: FrameType.SUBSCRIBED, subId: 1, epoch: 'e2', head: 51, from: 51, recovered: false });
+    assert.deepEqual(c.offsets('f').slice(80), [51, 52]);
+    assert.deepEqual(values(c).slice(80), ['after-0', 'after-1']);
+    store.append('f', ['after-2']);
+    await until(() => c.offsets('f').length >= 83, 'offset 53');
+    assert.deepEqual(c.offsets('f').slice(80), [51, 52, 53]);
+    hub.close();
+  });
+
+  it('a re-read that fails while the store reconnects is retried: the subscriber stays, and gets the new epoch from where it begins', async () => {
+    const { store, hub, c } = await liveAt80();
+    store.takeBack(50);
+    store.failInfo = 2; // the two first re-reads: the store's retries are timers
+    store.append('f', ['after-0']);
+    await pollUntil('offset 51, or a close', async () => {
+      if (c.offsets('f').length < 81 && !c.closed) notYet(`${c.offsets('f').length} delivered`);
+    }, { timeoutMs: 10_000, intervalMs: 5 });
+    assert.equal(c.closed, false, 'not sent away: a resume with the old epoch would start at the head and skip the new epoch\'s first messages');
+    assert.deepEqual(subscribed(c).at(-1), { type: FrameType.SUBSCRIBED, subId: 1, epoch: 'e2', head: 51, from: 51, recovered: false });
+    store.append('f', ['after-1']);
+    await until(() => c.offsets('f').length >= 82, 'offset 52');
+    assert.deepEqual(values(c).slice(80), ['after-0', 'after-1']);
+    hub.close();
   });
 });

@@ -38,7 +38,7 @@
 import { CloseCode, encode, encodeDelivery, encodeStr, FrameType } from '@sluice/client/protocol';
 import type { HubConfig } from '../config.js';
 import { rebase, resolveStart, type CursorReader, type Position } from '../core/start.js';
-import type { Following, TopicLog } from '../log/log.js';
+import { StoreUnavailableError, type Following, type TopicInfo, type TopicLog } from '../log/log.js';
 import type { Metrics } from '../metrics.js';
 import { isTraced, type Tracer } from '../core/trace.js';
 import { MinHeap } from './heap.js';
@@ -72,6 +72,11 @@ interface TopicState {
   following: Following | undefined;
   /** Set while the topic is re-read after an epoch change. */
   resync: Promise<void> | undefined;
+  /**
+   * While `resync` runs: the last offset notified per epoch. A batch stored after the re-read
+   * looked can be notified before its answer arrives (another connection to the store).
+   */
+  notified: Map<string, number> | undefined;
   /** Highest offset notified before `tail` was known. */
   seen: number;
   subs: Set<Subscription>;
@@ -110,6 +115,12 @@ const SWEEP_MS = 20;
  * that stopped reading and one 1 MB frame (a commit after a late loop turn) pin 300 MB.
  */
 const CHECK_BYTES = 32 * 1024;
+/**
+ * Waits before each new try of a re-read after an epoch change that found the store unreachable
+ * (ms; ~5.5 s in all). After a Redis failover the connection that brought the new epoch's first
+ * batch can be up before the one that reads: each reconnects on its own, up to 1 s between tries.
+ */
+const RESYNC_RETRY_MS = [50, 100, 200, 400, 800, 1000, 1000, 1000, 1000];
 // Shared empty arrays for topics that have not published yet; replaced, never written.
 const NO_ENTRIES: Uint8Array[] = [];
 const NO_FRAMES: TopicState['frames'] = [];
@@ -441,7 +452,13 @@ export class Hub {
       t.seen = Math.max(t.seen, last);
       return;
     }
-    if (t.resync) return; // re-reading the topic: what is stored meanwhile is read from the store
+    if (t.resync) {
+      // Re-reading the topic: what is stored meanwhile is read from the store once it is done, up
+      // to the last offset notified (the re-read may not have seen it).
+      const notified = (t.notified ??= new Map());
+      notified.set(epoch, Math.max(notified.get(epoch) ?? 0, last));
+      return;
+    }
     if (epoch !== t.epoch) {
       this.epochChanged(t);
       return;
@@ -546,14 +563,17 @@ export class Hub {
    * topic's state is read again, and every subscription gets SUBSCRIBED again with the new epoch:
    * `recovered: true` when the new log still holds everything it was delivered (it goes on
    * seamlessly), else `recovered: false` and delivery restarts where the new epoch begins (see
-   * `rebase`). Batches notified meanwhile are read from the store.
+   * `rebase`). Batches notified meanwhile are read from the store, up to the last one notified in
+   * the new epoch.
    */
   private epochChanged(t: TopicState): void {
     if (t.resync) return;
     const was = t.epoch ?? '';
     this.demoteAll(t);
-    t.resync = this.store.info(t.topic).then((info) => {
+    t.resync = this.reread(t).then((info) => {
       t.resync = undefined;
+      const notified = t.notified;
+      t.notified = undefined;
       if (this.topics.get(t.topic) !== t) return;
       t.epoch = info.epoch;
       for (const sub of t.subs) {
@@ -566,15 +586,33 @@ export class Hub {
       t.cache = NO_ENTRIES;
       t.cacheSize = 0;
       t.frames = NO_FRAMES;
-      t.tail = info.head;
+      t.tail = Math.max(info.head, notified?.get(info.epoch) ?? 0);
       t.cacheFirst = t.tail + 1;
       for (const sub of t.subs) if (sub.state === 'catchup') void this.pump(sub);
     }, (err: unknown) => {
       t.resync = undefined;
+      t.notified = undefined;
+      if (this.topics.get(t.topic) !== t) return;
       this.metrics.handlerFailures.inc();
       logger.error(`re-reading ${t.topic} after an epoch change failed; its subscribers reconnect`, { err });
       for (const sub of t.subs) sub.conn.close(CloseCode.INTERNAL, 'the topic changed epoch; reconnect and resume');
     });
+  }
+
+  /**
+   * The topic's state, asked again while the store is unreachable (see RESYNC_RETRY_MS): a
+   * subscriber sent away to reconnect would resume with its old epoch past the loss, and start at
+   * the head — skipping the new epoch's first messages that the re-read would deliver.
+   */
+  private async reread(t: TopicState): Promise<TopicInfo> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.store.info(t.topic);
+      } catch (err) {
+        if (!(err instanceof StoreUnavailableError) || attempt === RESYNC_RETRY_MS.length || this.topics.get(t.topic) !== t) throw err;
+        await new Promise((resolve) => setTimeout(resolve, RESYNC_RETRY_MS[attempt]).unref());
+      }
+    }
   }
 
   private demoteAll(t: TopicState): Subscription[] {
@@ -594,7 +632,7 @@ export class Hub {
     let t = this.topics.get(topic);
     if (!t) {
       t = {
-        topic, name: undefined, tail: -1, epoch: undefined, following: this.store.follow?.(topic), resync: undefined, seen: 0, subs: new Set(), live: 0, heap: undefined, bytes: 0, unchecked: 0,
+        topic, name: undefined, tail: -1, epoch: undefined, following: this.store.follow?.(topic), resync: undefined, notified: undefined, seen: 0, subs: new Set(), live: 0, heap: undefined, bytes: 0, unchecked: 0,
         // cacheFirst is set with the tail (read only once it is known): a small integer, so it is not boxed.
         cache: NO_ENTRIES, cacheFirst: 0, cacheSize: 0, cacheMax: 0, frames: NO_FRAMES,
       };
