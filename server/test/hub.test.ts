@@ -234,6 +234,11 @@ class FailoverLog {
     for (const l of this.listeners) l(topic, first, batch, this.epoch);
   }
 
+  /** A notification that arrives late, from a connection still on an earlier epoch. */
+  notifyLate(topic: string, epoch: string, offset: number): void {
+    for (const l of this.listeners) l(topic, offset, [this.entries[offset - 1]!], epoch);
+  }
+
   takeBack(keep: number): void {
     this.history.push({ epoch: this.epoch, last: keep });
     this.epoch = `e${++this.epochs}`;
@@ -300,6 +305,21 @@ describe('hub, on a shared store that changes epoch', () => {
     store.append('f', ['after-2']);
     await until(() => c.offsets('f').length >= 83, 'offset 53');
     assert.deepEqual(c.offsets('f').slice(80), [51, 52, 53]);
+    hub.close();
+  });
+
+  it('a late notification from an earlier epoch re-reads the topic, and the subscriber hears of it only if something changed', async () => {
+    const { store, hub, c } = await liveAt80();
+    store.takeBack(80); // a promoted replica that holds everything: e2 goes on from 81
+    store.append('f', ['after-0']);
+    await until(() => c.offsets('f').length >= 81, 'offset 81 of e2');
+    assert.deepEqual(subscribed(c).slice(1), [{ type: FrameType.SUBSCRIBED, subId: 1, epoch: 'e2', head: 81, from: 81, recovered: true }]);
+    store.notifyLate('f', 'e1', 80); // the old primary's connection, late
+    store.append('f', ['after-1']);
+    await until(() => c.offsets('f').length >= 82, 'offset 82');
+    assert.deepEqual(c.offsets('f').slice(80), [81, 82]);
+    assert.deepEqual(values(c).slice(80), ['after-0', 'after-1']);
+    assert.equal(subscribed(c).length, 2, 'no SUBSCRIBED again for a re-read that found the same epoch and position');
     hub.close();
   });
 

@@ -579,6 +579,7 @@ export class Hub {
       for (const sub of t.subs) {
         if (sub.state === 'opening' || sub.state === 'closed') continue;
         const at = rebase(was, sub.cursor - 1, info);
+        if (info.epoch === was && at.from === sub.cursor) continue; // a stale notification: nothing changed for it
         sub.cursor = at.from;
         sub.conn.send(encode({ type: FrameType.SUBSCRIBED, subId: sub.id, epoch: info.epoch, head: info.head, from: at.from, recovered: at.recovered }));
       }
