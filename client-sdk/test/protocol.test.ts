@@ -412,6 +412,16 @@ describe('the encoder', () => {
   // msgpackr, as the protocol module configured it before it had its own encoder.
   const reference = new Packr({ useRecords: false, encodeUndefinedAsNil: true, variableMapSize: true });
 
+  it('writes each value on its own: a value encoded from inside a getter, and a large value before small ones', () => {
+    const inner = { a: [1, 'two', 3.5] };
+    const outer = { get first() { return encodeValue(inner); }, then: 'x'.repeat(40) };
+    assert.deepEqual(Buffer.from(encodeValue(outer)), reference.pack({ first: reference.pack(inner), then: 'x'.repeat(40) }));
+    const big = { blob: new Uint8Array(200_000).fill(7), s: 'é'.repeat(1000) };
+    assert.deepEqual(Buffer.from(encodeValue(big)), reference.pack(big));
+    assert.deepEqual(Buffer.from(encodeValue([1, 2])), reference.pack([1, 2]));
+    assert.deepEqual(Buffer.from(encode({ type: 9, reqId: 5, offset: 70_000, duplicate: true })), reference.pack([9, 5, 70_000, true]));
+  });
+
   it('writes what msgpackr writes for every value a message may hold', () => {
     const edges = [0, 1, 127, 128, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1, -1, -32, -33, -128, -129,
       -32768, -32769, -(2 ** 31), -(2 ** 31) - 1, 0.5, -0.1, 1e300, NaN, Infinity, -Infinity, -0];

@@ -20,6 +20,13 @@ class Writer {
   view = new DataView(this.buf.buffer);
   pos = 0;
 
+  /** Back to a small empty buffer. */
+  reset(): void {
+    this.buf = new Uint8Array(256);
+    this.view = new DataView(this.buf.buffer);
+    this.pos = 0;
+  }
+
   room(n: number): void {
     if (this.pos + n <= this.buf.length) return;
     let size = this.buf.length * 2;
@@ -125,9 +132,22 @@ function value(w: Writer, v: unknown, depth: number): void {
   }
 }
 
+// One writer serves every call (frames are encoded one at a time): no buffer allocated per frame.
+// It keeps the largest buffer it grew to, up to SCRATCH_MAX; a bigger one is dropped after use.
+const SCRATCH_MAX = 64 * 1024;
+let scratch: Writer | undefined = new Writer();
+
 /** The MessagePack encoding of `v` (see the header for what each JS value becomes). */
 export function pack(v: unknown): Uint8Array {
-  const w = new Writer();
-  value(w, v, 0);
-  return w.buf.slice(0, w.pos);
+  // A getter inside `v` may call pack again: that call gets a writer of its own.
+  const w = scratch ?? new Writer();
+  scratch = undefined;
+  w.pos = 0;
+  try {
+    value(w, v, 0);
+    return w.buf.slice(0, w.pos);
+  } finally {
+    if (w.buf.length > SCRATCH_MAX) w.reset();
+    scratch = w;
+  }
 }
