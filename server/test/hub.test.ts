@@ -60,7 +60,9 @@ class FakeConn implements Conn {
 class FakeFanout implements Fanout {
   readonly conns = new Set<FakeConn>();
   publish(topic: string, frame: Uint8Array): void {
-    for (const c of this.conns) if (c.joined.has(topic)) c.send(frame);
+    const copy = frame.slice(); // the frame is valid only during the call, as with uWS
+    frame.fill(0xc1); // a frame read after the call would show it: 0xc1 is never valid MessagePack
+    for (const c of this.conns) if (c.joined.has(topic)) c.send(copy);
   }
 }
 

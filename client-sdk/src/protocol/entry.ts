@@ -81,11 +81,19 @@ export function decodeEntry(entry: Uint8Array): MsgsItem {
   return item;
 }
 
+/**
+ * Where a frame is written: `size` bytes, returned as a Uint8Array of exactly that length. By
+ * default a new array; a caller that hands the frame on to something that copies it at once may
+ * pass a view of a buffer it reuses.
+ */
+export type FrameAlloc = (size: number) => Uint8Array;
+const fresh: FrameAlloc = (size) => new Uint8Array(size);
+
 /** MSG `[10, topic, offset, data, ts, headers?]` built from a stored entry. `topic` is an encoded string. */
-export function encodeMsg(topic: Uint8Array, offset: number, entry: Uint8Array): Uint8Array {
+export function encodeMsg(topic: Uint8Array, offset: number, entry: Uint8Array, alloc = fresh): Uint8Array {
   // entry is a fixarray of 2, 3 or 4: MSG adds type, topic and offset in front of its elements.
   const count = (entry[0]! & 0x0f) + 3;
-  const out = new Uint8Array(2 + topic.length + uintSize(offset) + entry.length - 1);
+  const out = alloc(2 + topic.length + uintSize(offset) + entry.length - 1);
   out[0] = 0x90 | count;
   out[1] = FrameType.MSG;
   out.set(topic, 2);
@@ -116,11 +124,12 @@ export function encodeMsgs(
   entries: readonly Uint8Array[],
   start = 0,
   end = entries.length,
+  alloc = fresh,
 ): Uint8Array {
   const count = end - start;
   let size = 2 + topic.length + uintSize(first) + arrayHeaderSize(count);
   for (let i = start; i < end; i++) size += entries[i]!.length;
-  const out = new Uint8Array(size);
+  const out = alloc(size);
   out[0] = 0x94;
   out[1] = FrameType.MSGS;
   out.set(topic, 2);
@@ -141,8 +150,9 @@ export function encodeDelivery(
   entries: readonly Uint8Array[],
   start = 0,
   end = entries.length,
+  alloc = fresh,
 ): Uint8Array {
   return end - start === 1
-    ? encodeMsg(topic, first, entries[start]!)
-    : encodeMsgs(topic, first, entries, start, end);
+    ? encodeMsg(topic, first, entries[start]!, alloc)
+    : encodeMsgs(topic, first, entries, start, end, alloc);
 }

@@ -31,7 +31,10 @@ export interface Conn {
   greeted?(): void;
 }
 
-/** Publishes one encoded frame to every connection joined to a native topic. */
+/**
+ * Publishes one encoded frame to every connection joined to a native topic. The frame is valid only
+ * during the call (the hub reuses its memory): uWS copies it before `publish` returns.
+ */
 export interface Fanout {
   publish(topic: string, frame: Uint8Array): void;
 }

@@ -122,6 +122,14 @@ const CHECK_BYTES = 32 * 1024;
  */
 const RESYNC_RETRY_MS = [50, 100, 200, 400, 800, 1000, 1000, 1000, 1000];
 // Shared empty arrays for topics that have not published yet; replaced, never written.
+/**
+ * The memory of the frames handed to the native fan-out, which copies each before it returns: one
+ * buffer serves them all instead of an allocation per live batch. Larger frames get their own.
+ */
+const LIVE_FRAME_BYTES = 64 * 1024;
+const liveFrames = new Uint8Array(LIVE_FRAME_BYTES);
+const liveFrame = (size: number): Uint8Array => (size <= LIVE_FRAME_BYTES ? liveFrames.subarray(0, size) : new Uint8Array(size));
+
 const NO_ENTRIES: Uint8Array[] = [];
 const NO_FRAMES: TopicState['frames'] = [];
 
@@ -515,7 +523,7 @@ export class Hub {
     }
     let frame: Uint8Array | undefined;
     if (t.live > 0) {
-      frame = encodeDelivery(t.name ??= encodeStr(t.topic), a, entries, start, end);
+      frame = encodeDelivery(t.name ??= encodeStr(t.topic), a, entries, start, end, liveFrame);
       this.fanout.publish(t.topic, frame);
       if (this.tracer) this.traceLive(t, a, entries, start, end);
       const k = b - a + 1;
