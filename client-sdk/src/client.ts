@@ -36,6 +36,7 @@ import {
   FrameType,
   PROTOCOL_VERSION,
   protocolCompatible,
+  protocolMinor,
   type ClientFrame,
   type ErrorFrame,
   type Headers,
@@ -292,7 +293,9 @@ export class Client extends Emitter<ClientEvents> {
     this.host = {
       get ready() { return self.state === 'connected'; },
       get maxCredit() { return self.welcome?.maxCredit ?? Number.MAX_SAFE_INTEGER; },
-      get groups() { return Number((self.welcome?.protocol ?? '1.0').split('.')[1]) >= 2; },
+      get groups() { return protocolMinor(self.welcome?.protocol) >= 2; },
+      // A byte window applies only when both speak 1.5 (this SDK does): the gateway announced it.
+      get maxWindowBytes() { return protocolMinor(self.welcome?.protocol) >= 5 ? self.welcome?.maxWindowBytes ?? 0 : 0; },
       sendSub: (subId, topic, o) => this.sendFrame({ type: FrameType.SUB, subId, topic, ...o }),
       sendCredit: (subId, n) => this.sendFrame({ type: FrameType.CREDIT, subId, n }),
       sendUnsub: (subId) => this.sendFrame({ type: FrameType.UNSUB, subId }),
@@ -686,8 +689,8 @@ export class Client extends Emitter<ClientEvents> {
       case FrameType.SUBSCRIBED: return this.subs.get(f.subId)?.onSubscribed(f);
       case FrameType.UNSUBSCRIBED: return;
       case FrameType.ACK: return this.answered(f.reqId, { offset: f.offset, duplicate: f.duplicate });
-      case FrameType.MSG: return this.subscription(f.topic)?.onMessages(f.offset, [f]);
-      case FrameType.MSGS: return this.subscription(f.topic)?.onMessages(f.first, f.messages);
+      case FrameType.MSG: return this.subscription(f.topic)?.onMessages(f.offset, [f], bytes.length);
+      case FrameType.MSGS: return this.subscription(f.topic)?.onMessages(f.first, f.messages, bytes.length);
       case FrameType.GAP: return this.subscription(f.topic)?.onGap(f.from, f.to);
       case FrameType.ERROR: return this.serverError(f);
       case FrameType.PING: return this.sendFrame({ type: FrameType.PONG, n: f.n });

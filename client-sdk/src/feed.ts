@@ -12,6 +12,19 @@
  * topic for this client's other handlers once it holds W — the gateway keeps the rest in the log,
  * nothing is dropped. Handlers that must never wait for each other belong on separate clients.
  *
+ * Byte window (protocol 1.5, when the gateway announced `maxWindowBytes` B): the gateway sends a
+ * subscription at most B bytes of messages (plus one message) after it received its last CREDIT or
+ * SUB. So the feed also grants once the slowest handler consumed B / 2 bytes since the feed's last
+ * grant (or SUB), however few messages that is. A message's bytes here are its share of the frame
+ * that carried it (frame length / messages in it), never less than what the gateway counts for it
+ * (its stored entry, which the frame holds plus a header).
+ * No deadlock: say the gateway stopped a subscription for bytes. It sent at least B bytes after it
+ * received the feed's last CREDIT (or SUB), and every one of those messages was sent after the feed
+ * sent that CREDIT, so it arrives, and is consumed, after it. Once the handlers consumed what they
+ * were sent, the feed counted at least B ≥ B / 2 bytes since its last grant, and grants (CREDIT `n`
+ * for the messages consumed; 0 if the window shrank meanwhile: a CREDIT of 0 still opens a new byte
+ * window). A handler that stops consuming stops the topic, as with message credit.
+ *
  * Positions: `next` is the next offset expected on the wire; the resume store holds the offset up
  * to which *every* handler consumed, so a reload resumes after what all of them handled.
  *
@@ -35,6 +48,14 @@ export class Feed {
   /** `from` of the SUB in flight, to compute what a non-recovered resume lost. */
   private requested: number | undefined;
   private serverCredit = 0;
+  /** Byte window: bytes of each message handed to the handlers and not yet consumed by all, from `sizesHead`. */
+  private sizes: number[] = [];
+  private sizesHead = 0;
+  /** Messages handed to the handlers, and how many of them the slowest consumed (their bytes counted). */
+  private received = 0;
+  private counted = 0;
+  /** Bytes the slowest handler consumed since the last CREDIT or SUB. */
+  private bytesSinceGrant = 0;
   /** Saved position: everything up to this offset (of `consumedEpoch`) was consumed by every handler. */
   private consumedUpTo = 0;
   private consumedEpoch: string | undefined;
@@ -89,6 +110,7 @@ export class Feed {
     this.setState('subscribing');
     const credit = Math.max(0, this.window - this.held);
     this.serverCredit = credit;
+    this.bytesSinceGrant = 0; // a SUB opens the gateway's byte window
     this.requested = this.next;
     const opts: { from?: number; epoch?: string; credit: number } = { credit };
     if (this.next !== undefined) opts.from = this.next;
@@ -123,9 +145,10 @@ export class Feed {
     this.maybeGrant();
   }
 
-  /** MSG or MSGS for this topic: every handler gets every message. */
-  onMessages(first: number, items: readonly MsgsItem[]): void {
+  /** MSG or MSGS for this topic (`frameBytes` long): every handler gets every message. */
+  onMessages(first: number, items: readonly MsgsItem[], frameBytes = 0): void {
     if (this.state === 'closed' || this.epoch === undefined) return;
+    const share = frameBytes / items.length;
     for (let i = 0; i < items.length; i++) {
       const offset = first + i;
       if (this.next !== undefined && offset < this.next) continue; // never twice
@@ -135,6 +158,8 @@ export class Feed {
       const m = items[i]!;
       this.serverCredit--;
       this.next = offset + 1;
+      this.sizes.push(share);
+      this.received++;
       const msg: Message = { topic: this.topic, offset, epoch: this.epoch, data: m.data, ts: m.ts, headers: m.headers, orderingKey: m.orderingKey, priority: m.priority ?? 0, traced: m.traced === true };
       for (const h of this.handlers) h.push(msg);
     }
@@ -213,10 +238,32 @@ export class Feed {
   maybeGrant(): void {
     if (this.state !== 'subscribed' || !this.host.ready) return;
     const window = this.window;
-    const deficit = window - this.serverCredit - this.held;
-    if (deficit >= Math.max(1, Math.floor(window / 2))) {
-      this.serverCredit += deficit;
-      this.host.sendCredit(this.id, deficit);
+    const held = this.held;
+    const deficit = window - this.serverCredit - held;
+    const bytesWindow = this.host.maxWindowBytes;
+    this.countConsumed(held);
+    if (deficit >= Math.max(1, Math.floor(window / 2)) || (bytesWindow > 0 && this.bytesSinceGrant >= bytesWindow / 2)) {
+      const n = Math.max(0, deficit);
+      this.serverCredit += n;
+      this.bytesSinceGrant = 0;
+      this.host.sendCredit(this.id, n);
+    }
+  }
+
+  /**
+   * Adds the bytes of the messages the slowest handler consumed since the last call. Handlers get
+   * every message in order, so the one that holds the most (`held`) holds the newest `held`: the
+   * first `received - held` were consumed by all.
+   */
+  private countConsumed(held: number): void {
+    const consumed = this.received - held;
+    while (this.counted < consumed) {
+      this.bytesSinceGrant += this.sizes[this.sizesHead++]!;
+      this.counted++;
+    }
+    if (this.sizesHead >= 1024 && this.sizesHead * 2 >= this.sizes.length) {
+      this.sizes = this.sizes.slice(this.sizesHead);
+      this.sizesHead = 0;
     }
   }
 

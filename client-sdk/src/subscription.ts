@@ -88,6 +88,8 @@ export type SubscriptionState = 'resolving' | 'subscribing' | 'subscribed' | 'cl
 export interface SubscriptionHost {
   readonly ready: boolean;
   readonly maxCredit: number;
+  /** The connection's byte window (protocol 1.5 `maxWindowBytes`); 0: none (an older gateway). */
+  readonly maxWindowBytes: number;
   sendSub(subId: number, topic: string, opts: { from?: number; epoch?: string; credit: number; group?: string }): void;
   sendCredit(subId: number, n: number): void;
   sendUnsub(subId: number): void;

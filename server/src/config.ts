@@ -11,6 +11,7 @@ import {
   DEFAULT_MAX_CREDIT,
   DEFAULT_MAX_FRAME,
   DEFAULT_MAX_SUBSCRIPTIONS,
+  DEFAULT_MAX_WINDOW_BYTES,
 } from '@sluice/client/protocol';
 import { DEFAULT_DEDUP_WINDOW_MS, DEFAULT_RETENTION, type Retention } from './log/log.js';
 import { MIN_FREE_BYTES, type Durability } from './log/disk.js';
@@ -21,6 +22,11 @@ export interface Limits {
   maxCredit: number;
   defaultCredit: number;
   maxSubscriptions: number;
+  /**
+   * Byte window of a plain subscription of a client speaking protocol 1.5 or later: bytes of
+   * messages sent on it after its last CREDIT (announced in WELCOME as `maxWindowBytes`).
+   */
+  maxWindowBytes: number;
   heartbeatMs: number;
   /** Publishes awaiting their ACK on one connection; beyond it PUB gets `limit-exceeded`. */
   maxInflightPublishes: number;
@@ -207,6 +213,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxCredit: DEFAULT_MAX_CREDIT,
   defaultCredit: DEFAULT_CREDIT,
   maxSubscriptions: DEFAULT_MAX_SUBSCRIPTIONS,
+  maxWindowBytes: DEFAULT_MAX_WINDOW_BYTES,
   heartbeatMs: DEFAULT_HEARTBEAT_MS,
   maxInflightPublishes: 10_000,
   maxBackpressure: 16 * 1024 * 1024,
@@ -439,6 +446,7 @@ export const OPTIONS: Option[] = [
   { flag: 'max-frame', env: 'SLUICE_MAX_FRAME', help: 'largest frame (default 1MiB; bare number: bytes)', set: (c, v, n) => { c.limits.maxFrame = parseSize(n, v, 1024); } },
   { flag: 'max-credit', env: 'SLUICE_MAX_CREDIT', help: 'credit cap per subscription (default 4096)', set: (c, v, n) => { c.limits.maxCredit = int(n, v, 1); } },
   { flag: 'default-credit', env: 'SLUICE_DEFAULT_CREDIT', help: 'credit of a SUB that names none (default 64)', set: (c, v, n) => { c.limits.defaultCredit = int(n, v); } },
+  { flag: 'max-window-bytes', env: 'SLUICE_MAX_WINDOW_BYTES', help: 'bytes of messages sent on a subscription after its last CREDIT, for clients of protocol 1.5 or later (default 1MiB; bare number: bytes)', set: (c, v, n) => { c.limits.maxWindowBytes = parseSize(n, v, 1024); } },
   { flag: 'max-subscriptions', env: 'SLUICE_MAX_SUBSCRIPTIONS', help: 'subscriptions per connection (default 1000)', set: (c, v, n) => { c.limits.maxSubscriptions = int(n, v, 1); } },
   { flag: 'heartbeat', env: 'SLUICE_HEARTBEAT_MS', help: 'heartbeat announced to clients (default 20s; bare number: ms)', set: (c, v, n) => { c.limits.heartbeatMs = parseDuration(n, v, 'ms', 1000); } },
   { flag: 'auth-secret', env: 'SLUICE_AUTH_SECRET', help: 'HS256 secret for tokens (no secret, public key or JWKS URL: dev mode, no auth)', set: (c, v) => { c.auth.secret = v || undefined; } },

@@ -271,6 +271,83 @@ class FailoverLog {
   }
 }
 
+describe('hub, byte window (protocol 1.5)', () => {
+  // Messages of one size: entries of `E` bytes each (data, ts), so windows are counted in messages.
+  const payload = 'x'.repeat(1000);
+  const E = encodeEntry(encodeValue(payload), Date.now()).length;
+  const W = 10 * E + E / 2; // 10 entries fit, the 11th starts inside it: the one that may overshoot
+  const K = 11;
+  const appendSized = (store: MemoryLog, topic: string, n: number) =>
+    store.append(topic, Array.from({ length: n }, () => ({ data: encodeValue(payload) })));
+
+  it('catch-up: at most the window (plus one message) until CREDIT, then exactly the rest, no gap or duplicate', async () => {
+    const { store, hub, conn, close } = setup();
+    const c = conn();
+    await appendSized(store, 'b', 3 * K + 4);
+    const { view, opened } = hub.subscribe(c, { id: 1, topic: 'b', clientId: 'a', credit: 4096, from: 1, windowBytes: W });
+    await opened;
+    await until(() => stateOf(view) === 'paused', 'paused at the byte window');
+    assert.deepEqual(c.offsets('b'), range(1, K), 'the messages that start inside the window');
+    assert.equal(hub.position(view).credit, 4096 - K, 'message credit left: the window stopped it');
+    for (let w = 1; w <= 3; w++) {
+      hub.grant(view, 1); // a CREDIT opens a new window, whatever its n
+      await until(() => stateOf(view) !== 'catchup', `window ${w + 1}`);
+      assert.deepEqual(c.offsets('b'), range(1, Math.min((w + 1) * K, 3 * K + 4)));
+    }
+    assert.equal(stateOf(view), 'live', 'the rest fitted: it joined the live tail');
+    await appendSized(store, 'b', 20);
+    assert.deepEqual(c.offsets('b'), range(1, 3 * K + 4 + K - 4), 'live: the window ends mid-batch');
+    assert.equal(stateOf(view), 'paused');
+    assert.equal(c.joined.has('b'), false, 'off the native topic');
+    hub.grant(view, 100);
+    await until(() => stateOf(view) === 'paused' && c.offsets('b').length === 3 * K + 4 + K - 4 + K, 'the next window from the log');
+    hub.grant(view, 100);
+    await until(() => stateOf(view) === 'live', 'live again');
+    assert.deepEqual(c.offsets('b'), range(1, 3 * K + 4 + 20), 'every offset once, in order');
+    assert.deepEqual(c.frames.filter((f) => f.type === FrameType.GAP), []);
+    await close();
+  });
+
+  it('live: a window is cut exactly mid-batch; a subscription without one (a 1.4 client) is unchanged', async () => {
+    const { store, hub, conn, close } = setup();
+    const windowed = conn();
+    const plain = conn();
+    const a = hub.subscribe(windowed, { id: 1, topic: 'l', clientId: 'a', credit: 4096, windowBytes: W });
+    const b = hub.subscribe(plain, { id: 1, topic: 'l', clientId: 'b', credit: 4096 });
+    await Promise.all([a.opened, b.opened]);
+    await until(() => stateOf(a.view) === 'live' && stateOf(b.view) === 'live', 'both live');
+    await appendSized(store, 'l', 25); // one batch (< 32 KiB: one native run)
+    assert.deepEqual(windowed.offsets('l'), range(1, K));
+    assert.equal(stateOf(a.view), 'paused');
+    assert.deepEqual(plain.offsets('l'), range(1, 25), 'no window: its credit alone bounds it');
+    assert.equal(stateOf(b.view), 'live');
+    await appendSized(store, 'l', 5);
+    assert.deepEqual(windowed.offsets('l'), range(1, K), 'nothing past the window until a CREDIT');
+    hub.grant(a.view, 0);
+    await until(() => stateOf(a.view) === 'paused' && windowed.offsets('l').length === 2 * K, 'the second window');
+    hub.grant(a.view, 0);
+    await until(() => stateOf(a.view) === 'live', 'caught up');
+    assert.deepEqual(windowed.offsets('l'), range(1, 30));
+    assert.deepEqual(plain.offsets('l'), range(1, 30));
+    await close();
+  });
+
+  it('a reader that grants before its window ends stays on the native topic', async () => {
+    const { store, hub, conn, close } = setup();
+    const c = conn();
+    const { view, opened } = hub.subscribe(c, { id: 1, topic: 'f', clientId: 'a', credit: 4096, windowBytes: W });
+    await opened;
+    await until(() => stateOf(view) === 'live', 'live');
+    for (let i = 0; i < 20; i++) {
+      await appendSized(store, 'f', 5); // half a window, then a grant (the SDK's rule)
+      assert.equal(stateOf(view), 'live', `still live after batch ${i + 1}`);
+      hub.grant(view, 5);
+    }
+    assert.deepEqual(c.offsets('f'), range(1, 100));
+    await close();
+  });
+});
+
 describe('hub, on a shared store that changes epoch', () => {
   /** A subscriber from 1 that was delivered 1..80 live, before the log took back 51..80. */
   async function liveAt80() {

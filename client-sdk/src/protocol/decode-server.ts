@@ -153,6 +153,9 @@ export function decodeServerFrame(bytes: Uint8Array): ServerFrame {
       if (protocol !== undefined) w.protocol = protocol;
       const maxSubscriptions = opt(own(o, 'maxSubscriptions'), (v) => uint(v, 'maxSubscriptions'));
       if (maxSubscriptions !== undefined) w.maxSubscriptions = maxSubscriptions;
+      // Since 1.5; like the other limits at least 1 when present.
+      const maxWindowBytes = opt(own(o, 'maxWindowBytes'), (v) => (isUint(v) && v > 0 ? v : fail('maxWindowBytes', 'a positive integer (at most 2^53 - 1)')));
+      if (maxWindowBytes !== undefined) w.maxWindowBytes = maxWindowBytes;
       return w;
     }
     case FrameType.SUBSCRIBED: {

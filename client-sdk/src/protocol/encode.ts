@@ -97,6 +97,7 @@ export function encodeServerFrame(frame: ServerFrame): Uint8Array {
       return pack([FrameType.WELCOME, opts({
         session: frame.session, protocol: frame.protocol, version: frame.version, maxFrame: frame.maxFrame,
         maxCredit: frame.maxCredit, heartbeat: frame.heartbeat, maxSubscriptions: frame.maxSubscriptions,
+        maxWindowBytes: frame.maxWindowBytes,
       })]);
     case FrameType.SUBSCRIBED:
       return pack([FrameType.SUBSCRIBED, frame.subId, {

@@ -12,7 +12,7 @@
  * fields, trailing elements, codes) and is announced in HELLO and WELCOME, never required of a peer
  * that did not announce it; a new major is a different protocol. History in PROTOCOL.md.
  */
-export const PROTOCOL_VERSION = '1.4';
+export const PROTOCOL_VERSION = '1.5';
 
 /** The versions this module can talk to: major 1, any minor (`1`, `1.0`, `1.1`, `1.12`, ...). */
 const COMPATIBLE = /^1(?:\.(?:0|[1-9][0-9]{0,8}))?$/;
@@ -24,6 +24,15 @@ const COMPATIBLE = /^1(?:\.(?:0|[1-9][0-9]{0,8}))?$/;
  */
 export function protocolCompatible(v: string | undefined): boolean {
   return v === undefined || COMPATIBLE.test(v);
+}
+
+/**
+ * The minor of a compatible version `v` (`undefined` and `1` are 1.0: 0). What a peer may use of
+ * minor m is what both announced: `protocolMinor(theirs) >= m`.
+ */
+export function protocolMinor(v: string | undefined): number {
+  const dot = v === undefined ? -1 : v.indexOf('.');
+  return dot < 0 ? 0 : Number(v!.slice(dot + 1)) || 0;
 }
 
 export const FrameType = {
@@ -91,6 +100,12 @@ export interface WelcomeFrame {
   heartbeat: number;
   /** Extra field (ignored by clients that do not know it). */
   maxSubscriptions?: number;
+  /**
+   * Since 1.5: the byte window of a plain subscription on this connection. A 1.5 gateway sends at
+   * most this many bytes of messages (one message may pass it) on a subscription after its last
+   * CREDIT (or its SUB) — to a client that announced 1.5 or later — as if its credit were 0 then.
+   */
+  maxWindowBytes?: number;
 }
 
 /**

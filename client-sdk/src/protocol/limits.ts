@@ -12,6 +12,13 @@ export const DEFAULT_CREDIT = 64;
 /** Default cap on the credit outstanding on one subscription. Announced as `maxCredit`. */
 export const DEFAULT_MAX_CREDIT = 4096;
 
+/**
+ * Default byte window of a subscription (since 1.5): bytes of messages a gateway sends on it after
+ * its last CREDIT, to clients that speak 1.5. Announced as `maxWindowBytes`. Chosen by measurement
+ * (bench/README.md, "Non-reading subscribers: the byte window").
+ */
+export const DEFAULT_MAX_WINDOW_BYTES = 1024 * 1024;
+
 /** Most offsets one GROUP_ACK may carry (since 1.2). */
 export const MAX_ACK_BATCH = 1000;
 

@@ -28,6 +28,16 @@
  * connection pins in the gateway is thereby bounded by the high-water mark plus 2 × `CHECK_BYTES`
  * (plus one message larger than that) per topic, whatever its credit and however late the loop.
  *
+ * Byte window (protocol 1.5; see subscription.ts): a subscription of a client that grants credit by
+ * bytes consumed as well is sent at most `window` bytes of messages (plus one message) after its
+ * last CREDIT. Live, it is counted where credit is: the topic keeps `cum`, the bytes of the entries
+ * published up to `tail`, and a second heap orders the live subscriptions with a window by their
+ * `byteLimit`. Before publishing a run, every one that may not receive its last entry leaves the
+ * native topic with its share, exactly like one out of credit; one whose client keeps granting
+ * (its `byteLimit` only rises, refreshed lazily like `limit`) stays on the fast path. Off the live
+ * path, catch-up frames stop where the window does. A full window pauses the subscription like zero
+ * credit; the next CREDIT resumes it from the log.
+ *
  * Invariant: `tail` is the last offset published natively for the topic. Catch-up reads stop at
  * it, and a subscription joins the native topic only when its cursor is exactly tail + 1, in the
  * same synchronous step, so no offset is ever delivered twice or skipped.
@@ -58,6 +68,8 @@ export interface SubscribeSpec extends Position {
   /** Who subscribes (the token's `sub`). */
   clientId: string;
   credit: number;
+  /** Byte window (protocol 1.5 clients: `maxWindowBytes`); 0 or absent: none. */
+  windowBytes?: number;
 }
 
 interface TopicState {
@@ -83,6 +95,10 @@ interface TopicState {
   live: number;
   /** Live subscriptions by limit; made at the first join (most topics of a big fan-in have one reader). */
   heap: MinHeap<Subscription> | undefined;
+  /** Live subscriptions with a byte window by `byteLimit`; made at the first such join. */
+  byteHeap: MinHeap<Subscription> | undefined;
+  /** Bytes of the entries published up to `tail` (since this state was made): the byte windows' position. */
+  cum: number;
   /** Bytes published natively so far (per receiver), for per-connection accounting. */
   bytes: number;
   /** Bytes published natively since its live subscriptions' send buffers were last checked. */
@@ -177,6 +193,7 @@ export class Hub {
     t.subs.add(sub);
     this.counts.opening++;
     sub.credit = Math.min(spec.credit, this.options.maxCredit);
+    if (spec.windowBytes) sub.window = spec.windowBytes;
     const opened = this.open(t, sub, spec).catch((err: unknown) => {
       this.unsubscribe(sub);
       throw err;
@@ -208,11 +225,14 @@ export class Hub {
     const sub = view as Subscription;
     const max = this.options.maxCredit;
     if (sub.state === 'closed') return;
+    // A CREDIT opens a new byte window: what was sent up to now was sent before it arrived.
     if (sub.state === 'live') {
       const t = this.topics.get(sub.topic)!;
       sub.limit = t.tail + Math.min(sub.limit - t.tail + n, max);
+      if (sub.window) sub.byteLimit = t.cum + sub.window;
       return;
     }
+    sub.used = 0;
     sub.credit = Math.min(sub.credit + n, max);
     if (sub.state === 'paused' && sub.credit > 0) {
       this.setState(sub, 'catchup');
@@ -291,7 +311,7 @@ export class Hub {
       for (;;) {
         const t = this.topics.get(sub.topic);
         if (!t || (sub.state !== 'catchup' && sub.state !== 'paused')) return;
-        if (sub.credit === 0) { this.setState(sub, 'paused'); return; }
+        if (blocked(sub)) { this.setState(sub, 'paused'); return; }
         this.setState(sub, 'catchup');
         const buffered = sub.conn.bufferedAmount();
         if (buffered > highWater) { await sub.conn.drained(); continue; }
@@ -304,7 +324,9 @@ export class Hub {
           const i = sub.cursor - t.cacheFirst;
           const n = Math.min(sub.credit, this.reader.policy.batch, t.cache.length - i);
           // Most catch-ups are a credit's worth of small messages: fitting by the bound costs no pass over them.
-          const bytes = this.deliver(t, sub, t.cache, i, n * t.cacheMax <= room ? i + n : fitting(t.cache, i, i + n, room));
+          let end = n * t.cacheMax <= room ? i + n : fitting(t.cache, i, i + n, room);
+          if (sub.window) end = windowEnd(t.cache, i, end, sub.window - sub.used);
+          const bytes = this.deliver(t, sub, t.cache, i, end);
           // Nothing else ran since `buffered` was read: past the mark only if this frame took it there.
           if (buffered + bytes > highWater) this.flushOver(sub);
           continue;
@@ -338,7 +360,9 @@ export class Hub {
         }
         emptyReads = 0;
         // What does not fit under the high-water mark now is read again once the socket drained.
-        this.deliver(t, sub, r.entries, 0, fitting(r.entries, 0, n, room));
+        let end = fitting(r.entries, 0, n, room);
+        if (sub.window) end = windowEnd(r.entries, 0, end, sub.window - sub.used);
+        this.deliver(t, sub, r.entries, 0, end);
         this.flushOver(sub);
       }
     } catch (err) {
@@ -371,6 +395,7 @@ export class Hub {
       t.frames.push({ first: sub.cursor, count: n, bytes: frame });
     }
     sub.conn.send(frame);
+    if (sub.window) for (let i = start; i < end; i++) sub.used += entries[i]!.length;
     if (this.tracer) {
       for (let i = start; i < end; i++) {
         if (isTraced(entries[i]!)) this.tracer.record(t.topic, sub.cursor + i - start, { kind: 'delivered', path: 'catch-up', connection: sub.conn.id });
@@ -435,6 +460,12 @@ export class Hub {
     sub.heapKey = sub.limit;
     if (t.heap) t.heap.push(sub.limit, sub);
     else t.heap = MinHeap.of(sub.limit, sub);
+    if (sub.window) {
+      // pump joins only with room left in the window (used < window).
+      sub.byteLimit = sub.byteKey = t.cum + sub.window - sub.used;
+      if (t.byteHeap) t.byteHeap.push(sub.byteLimit, sub);
+      else t.byteHeap = MinHeap.of(sub.byteLimit, sub);
+    }
     t.live++;
     this.setState(sub, 'live');
   }
@@ -448,7 +479,12 @@ export class Hub {
     sub.cursor = next;
     sub.credit = Math.max(0, sub.limit - (next - 1));
     sub.heapKey = -1;
-    this.setState(sub, sub.credit > 0 ? 'catchup' : 'paused');
+    if (sub.window) {
+      // `cum` is at offset next - 1 here (every caller leaves between two native publishes).
+      sub.used = t.cum - (sub.byteLimit - sub.window);
+      sub.byteKey = -1;
+    }
+    this.setState(sub, blocked(sub) ? 'paused' : 'catchup');
   }
 
   /** A batch became durable in the store. */
@@ -497,13 +533,13 @@ export class Hub {
       let j = i + 1;
       let bytes = entries[i]!.length;
       while (j < entries.length && bytes + entries[j]!.length <= CHECK_BYTES) bytes += entries[j++]!.length;
-      this.publishRun(t, a + i - start, entries, i, j);
+      this.publishRun(t, a + i - start, entries, i, j, bytes);
       i = j;
     }
   }
 
-  /** Publishes entries[start..end), offsets a.., natively; then checks send buffers when due. */
-  private publishRun(t: TopicState, a: number, entries: readonly Uint8Array[], start: number, end: number): void {
+  /** Publishes entries[start..end) (`bytes` in all), offsets a.., natively; then checks send buffers when due. */
+  private publishRun(t: TopicState, a: number, entries: readonly Uint8Array[], start: number, end: number, bytes: number): void {
     const b = a + end - start - 1;
     // Everyone whose limit ends before b leaves the native topic first, with its share a..limit.
     const heap = t.heap;
@@ -516,10 +552,23 @@ export class Hub {
         heap.push(sub.limit, sub);
         continue;
       }
-      const share = sub.limit - a + 1;
-      this.leaveLive(t, sub, a);
-      if (share > 0) this.deliver(t, sub, entries, start, start + share);
-      this.setState(sub, 'paused');
+      this.cut(t, sub, a, entries, start, end);
+    }
+    // So does everyone whose byte window ends before the run's last entry starts, with its share.
+    const byteHeap = t.byteHeap;
+    if (byteHeap) {
+      const last = t.cum + bytes - entries[end - 1]!.length;
+      while (byteHeap.peekKey() <= last) {
+        const key = byteHeap.peekKey();
+        const sub = byteHeap.pop()!;
+        if (sub.state !== 'live' || sub.byteKey !== key) continue; // stale entry
+        if (sub.byteLimit > last) {
+          sub.byteKey = sub.byteLimit;
+          byteHeap.push(sub.byteLimit, sub);
+          continue;
+        }
+        this.cut(t, sub, a, entries, start, end);
+      }
     }
     let frame: Uint8Array | undefined;
     if (t.live > 0) {
@@ -534,8 +583,25 @@ export class Hub {
       this.sweepTimer ??= setTimeout(() => this.sweep(), SWEEP_MS);
     }
     t.tail = b;
+    t.cum += bytes;
     this.cacheBatch(t, entries, start, end);
     if (frame && (t.unchecked += frame.length) >= CHECK_BYTES) this.shed(t);
+  }
+
+  /**
+   * Takes a live subscription off the native topic before the run entries[start..end) (offsets
+   * a..) and sends it its share: the entries within its credit that start inside its byte window.
+   * It is then paused until a CREDIT.
+   */
+  private cut(t: TopicState, sub: Subscription, a: number, entries: readonly Uint8Array[], start: number, end: number): void {
+    let n = Math.min(sub.limit - a + 1, end - start);
+    if (sub.window) {
+      const left = sub.byteLimit - t.cum;
+      n = left > 0 ? windowEnd(entries, start, start + n, left) - start : 0;
+    }
+    this.leaveLive(t, sub, a);
+    if (n > 0) this.deliver(t, sub, entries, start, start + n);
+    this.setState(sub, 'paused');
   }
 
   /**
@@ -632,6 +698,7 @@ export class Hub {
       demoted.push(sub);
     }
     t.heap?.clear();
+    t.byteHeap?.clear();
     return demoted;
   }
 
@@ -641,7 +708,7 @@ export class Hub {
     let t = this.topics.get(topic);
     if (!t) {
       t = {
-        topic, name: undefined, tail: -1, epoch: undefined, following: this.store.follow?.(topic), resync: undefined, notified: undefined, seen: 0, subs: new Set(), live: 0, heap: undefined, bytes: 0, unchecked: 0,
+        topic, name: undefined, tail: -1, epoch: undefined, following: this.store.follow?.(topic), resync: undefined, notified: undefined, seen: 0, subs: new Set(), live: 0, heap: undefined, byteHeap: undefined, cum: 0, bytes: 0, unchecked: 0,
         // cacheFirst is set with the tail (read only once it is known): a small integer, so it is not boxed.
         cache: NO_ENTRIES, cacheFirst: 0, cacheSize: 0, cacheMax: 0, frames: NO_FRAMES,
       };
@@ -656,6 +723,22 @@ export class Hub {
     this.counts[state]++;
     sub.state = state;
   }
+}
+
+/** Out of credit, or its byte window is full: nothing may be sent to it until a CREDIT. */
+function blocked(sub: Subscription): boolean {
+  return sub.credit === 0 || (sub.window > 0 && sub.used >= sub.window);
+}
+
+/**
+ * The end of the run entries[start..end) a byte window with `left` bytes of room admits: every
+ * entry that starts within it (so one may pass it). At least one when `left` > 0.
+ */
+function windowEnd(entries: readonly Uint8Array[], start: number, end: number, left: number): number {
+  let i = start;
+  let bytes = 0;
+  while (i < end && bytes < left) bytes += entries[i++]!.length;
+  return i;
 }
 
 /**

@@ -15,6 +15,10 @@
  * - Live: the connection receives every frame published natively for the topic, and `limit` is
  *   the highest offset it may receive. Its credit is `limit - topic tail`; `cursor` is unused.
  * - Nothing for a subscription is ever buffered in the gateway: not live means nothing is sent.
+ * - Byte window (`window` > 0, a client of protocol 1.5): it is sent nothing more once the bytes of
+ *   messages sent on it since its last CREDIT (or its SUB) reach `window`, as if its credit were 0.
+ *   Not live, those bytes are `used`; live, it may receive a message that starts before the topic's
+ *   byte position `byteLimit` (= its position at the last CREDIT + `window`).
  */
 import type { Conn } from './conn.js';
 
@@ -49,6 +53,14 @@ export class Subscription implements SubscriptionView {
   liveBytesFrom = 0;
   /** Bytes received through the native topic in finished live runs (not sent via its connection). */
   nativeBytes = 0;
+  /** Byte window (protocol 1.5: the connection's `maxWindowBytes`); 0: none. */
+  window = 0;
+  /** Not live: bytes of messages sent since its last CREDIT (or SUB). */
+  used = 0;
+  /** Live, with a window: it may receive messages that start before this topic byte position. */
+  byteLimit = 0;
+  /** Key of its current entry in the topic's byte heap (entries with another key are stale). */
+  byteKey = -1;
   /** A store read is in progress for it. */
   pumping = false;
   /** When it was created, in ms since the process started (rounded: a small integer for 24 days, which V8 keeps unboxed). */

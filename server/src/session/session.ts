@@ -22,6 +22,7 @@ import {
   isPattern,
   PROTOCOL_VERSION,
   protocolCompatible,
+  protocolMinor,
   topicError,
   type EncodedClientFrame,
   type ErrorCode,
@@ -136,6 +137,8 @@ export class Session {
   private endedNativeBytes = 0;
   /** Who publishes on this connection (set at WELCOME). */
   private who: Publisher | undefined;
+  /** The byte window of its plain subscriptions: `maxWindowBytes` when HELLO said 1.5 or later, else 0 (none). */
+  private windowBytes = 0;
 
   constructor(
     readonly conn: Conn,
@@ -226,6 +229,8 @@ export class Session {
         this.fatal(0, 'bad-frame', `protocol ${String(frame.protocol).slice(0, 20)} is not supported (this gateway speaks ${PROTOCOL_VERSION})`, CloseCode.UNSUPPORTED_PROTOCOL, FrameType.HELLO);
         return;
       }
+      // Only a client that announced 1.5 knows to grant credit by bytes consumed (PROTOCOL.md, "Byte window").
+      if (protocolMinor(frame.protocol) >= 5) this.windowBytes = this.ctx.limits.maxWindowBytes;
       this.hello(frame.token, frame.client);
       return;
     }
@@ -286,6 +291,7 @@ export class Session {
       maxCredit: limits.maxCredit,
       heartbeat: limits.heartbeatMs,
       maxSubscriptions: limits.maxSubscriptions,
+      maxWindowBytes: limits.maxWindowBytes,
     }));
     if (principal.expiresAt !== undefined) {
       // A token that expires ends its connection: the client reconnects with a fresh one.
@@ -324,6 +330,7 @@ export class Session {
     if (f.group !== undefined) return this.consume(f, f.group);
     const { view, opened } = hub.subscribe(this.conn, {
       id: f.subId, topic: f.topic, clientId: this.clientId, credit: f.credit ?? limits.defaultCredit, from: f.from, epoch: f.epoch,
+      windowBytes: this.windowBytes,
     });
     this.index(f.topic);
     if (this.subs === NO_SUBS) this.subs = new Map();
