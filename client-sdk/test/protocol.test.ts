@@ -25,6 +25,7 @@ import {
   MAX_PAYLOAD_DEPTH,
   PROTOCOL_VERSION,
   protocolCompatible,
+  protocolMinor,
   RawData,
   type Frame,
 } from '../src/protocol/index.js';
@@ -362,8 +363,8 @@ describe('ERROR re: what an error answers', () => {
 });
 
 describe('protocol version', () => {
-  it('is 1.4, announced in HELLO and WELCOME', () => {
-    assert.equal(PROTOCOL_VERSION, '1.4');
+  it('is 1.5, announced in HELLO and WELCOME', () => {
+    assert.equal(PROTOCOL_VERSION, '1.5');
     const hello = pack([1, { protocol: '1.1', client: 'c' }]);
     assert.deepEqual(decodeClientFrame(hello), { type: 1, protocol: '1.1', client: 'c' });
     const err = decodeError(pack([1, { protocol: 1.1 }]));
@@ -378,6 +379,10 @@ describe('protocol version', () => {
   it('protocolCompatible: major 1 only; no version at all is a 1.0 peer', () => {
     for (const v of [undefined, '1', '1.0', '1.1', '1.99']) assert.equal(protocolCompatible(v), true, String(v));
     for (const v of ['2', '2.0', '0.9', '', 'x', '1.', '1.1.1', ' 1.1', '01.1', '1.-1']) assert.equal(protocolCompatible(v), false, v);
+  });
+
+  it('protocolMinor: what a peer may use (1.5: the byte window)', () => {
+    assert.deepEqual([undefined, '1', '1.0', '1.4', '1.5', '1.12'].map(protocolMinor), [0, 0, 0, 4, 5, 12]);
   });
 });
 

@@ -1,6 +1,7 @@
 /**
  * A lean Sluice subscriber: HELLO, SUB with a credit window, and CREDIT re-granted as messages are
- * consumed (half the window at a time, like the SDK), counting MSG/MSGS by their headers only
+ * consumed (half the window at a time, like the SDK; and, with a gateway of protocol 1.5, once half
+ * its byte window `maxWindowBytes` was consumed, counting frame bytes), counting MSG/MSGS by their headers only
  * (sluice-frames.ts). Rare frames are decoded with the protocol module. A subscriber stalled to
  * `consume` keeps reading but grants nothing: the gateway must stop sending to it and hold nothing
  * for it. One stalled to `read` keeps the window it asked for and stops reading its socket once
@@ -8,7 +9,7 @@
  * for two heartbeats): the gateway must not hold a window's worth of frames for it.
  */
 import type WebSocket from 'ws';
-import { decodeServerFrame, encode, type ClientFrame } from '@sluice/client/protocol';
+import { decodeServerFrame, encode, PROTOCOL_VERSION, protocolMinor, type ClientFrame } from '@sluice/client/protocol';
 import { nowUs, readSentUs } from '../payload.js';
 import { delivery, forEachPayload, frameType, MSG, MSGS } from './sluice-frames.js';
 import { keepAlive, openSocket, pauseReading, resumeReading } from './socket.js';
@@ -22,6 +23,9 @@ export class SluiceSubscriber implements Subscriber {
   private readonly window: number;
   private readonly regrant: number;
   private owed = 0;
+  /** Bytes consumed since the last grant, and half the gateway's byte window (0: none, before 1.5). */
+  private owedBytes = 0;
+  private regrantBytes = 0;
   private stalled = false;
   private notReading = false;
   private stopKeepAlive: (() => void) | undefined;
@@ -101,6 +105,7 @@ export class SluiceSubscriber implements Subscriber {
     const ws = await openSocket(`${base}/v1/ws`, (data) => this.onFrame(data));
     this.ws = ws;
     this.owed = 0;
+    this.owedBytes = 0;
     ws.on('close', (code) => {
       if (this.ws === ws) {
         this.tally.markClosed(code);
@@ -110,8 +115,11 @@ export class SluiceSubscriber implements Subscriber {
       this.waiting?.d.reject(new Error(`closed (${code}) ${this.lastError}`));
     });
     const welcome = this.expect(2);
-    this.send(this.spec.token ? { type: 1, token: this.spec.token, client: 'sluice-bench' } : { type: 1, client: 'sluice-bench' });
-    await welcome;
+    const hello = { type: 1, client: 'sluice-bench', protocol: PROTOCOL_VERSION } as const;
+    this.send(this.spec.token ? { ...hello, token: this.spec.token } : hello);
+    const w = await welcome;
+    const windowBytes = protocolMinor(w.protocol as string | undefined) >= 5 ? (w.maxWindowBytes as number | undefined) ?? 0 : 0;
+    this.regrantBytes = windowBytes / 2;
     if (this.topicIndex === null) return {};
     const subscribed = this.expect(4);
     const sub: ClientFrame = { type: 3, subId: SUB_ID, topic: `${this.spec.prefix}${this.topicIndex}`, credit: this.window };
@@ -138,9 +146,11 @@ export class SluiceSubscriber implements Subscriber {
   }
 
   private grant(force = false): void {
-    if (this.stalled || this.owed === 0 || (!force && this.owed < this.regrant)) return;
+    if (this.stalled || this.owed === 0) return;
+    if (!force && this.owed < this.regrant && (this.regrantBytes === 0 || this.owedBytes < this.regrantBytes)) return;
     this.send({ type: 7, subId: SUB_ID, n: this.owed });
     this.owed = 0;
+    this.owedBytes = 0;
   }
 
   private onFrame(b: Buffer): void {
@@ -153,6 +163,7 @@ export class SluiceSubscriber implements Subscriber {
       }
       this.tally.gotRange(d.first, d.count);
       this.owed += d.count;
+      this.owedBytes += b.length;
       this.grant();
       return;
     }
