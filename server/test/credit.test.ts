@@ -168,3 +168,45 @@ describe('slow consumer', () => {
     }
   });
 });
+
+describe('byte window (protocol 1.5)', () => {
+  let small: RunningServer;
+  before(async () => { small = await startGateway((c) => { c.limits.maxWindowBytes = 8 * 1024; }); });
+  after(async () => { await small.close(); });
+  // Stored entries of 1,013 bytes (a 1,000-character string, ts): 8 fit in 8 KiB, the 9th starts inside it.
+  const PER_WINDOW = 9;
+
+  async function publishSized(topic: string, n: number): Promise<void> {
+    const pub = await RawClient.connect(small.url);
+    await Promise.all(Array.from({ length: n }, (_, i) => pub.publish(i + 1, topic, 'x'.repeat(1000))));
+    pub.close();
+  }
+
+  it('a 1.5 client is sent one byte window per CREDIT; 1.4 and 1.0 clients only their message credit', async () => {
+    await publishSized('window.bytes', 50);
+    const [v15, v14, v10] = await Promise.all([
+      RawClient.connect(small.url, { protocol: '1.5' }),
+      RawClient.connect(small.url, { protocol: '1.4' }),
+      RawClient.connect(small.url),
+    ]);
+    assert.equal(v14.welcome?.maxWindowBytes, 8 * 1024, 'announced to every client');
+    for (const c of [v15, v14, v10]) await c.subscribe(1, 'window.bytes', { from: 1, credit: 100 });
+    await v14.waitDelivered('window.bytes', 50);
+    await v10.waitDelivered('window.bytes', 50);
+    await v15.waitDelivered('window.bytes', PER_WINDOW);
+    await v15.barrier();
+    assert.deepEqual(offsets(v15, 'window.bytes'), range(1, PER_WINDOW), 'one byte window, though 91 credit is left');
+    v15.send({ type: 7, subId: 1, n: 0 }); // a CREDIT of 0 opens the next window
+    await v15.waitDelivered('window.bytes', 2 * PER_WINDOW);
+    await v15.barrier();
+    assert.deepEqual(offsets(v15, 'window.bytes'), range(1, 2 * PER_WINDOW));
+    for (let k = 3; k * PER_WINDOW < 50 + PER_WINDOW; k++) {
+      v15.send({ type: 7, subId: 1, n: PER_WINDOW });
+      await v15.waitDelivered('window.bytes', Math.min(k * PER_WINDOW, 50));
+    }
+    await v15.barrier();
+    assert.deepEqual(offsets(v15, 'window.bytes'), range(1, 50), 'the rest, each once, in order');
+    for (const c of [v15, v14, v10]) c.close();
+  });
+});
+

@@ -47,8 +47,11 @@ export class RawClient {
     });
   }
 
-  /** Opens a socket (`ca`: the certificate authority a wss:// gateway's certificate must chain to); unless `hello: false`, sends HELLO and waits for WELCOME. */
-  static async connect(url: string, opts: { hello?: boolean; token?: string; headers?: Record<string, string>; ca?: string | Buffer } = {}): Promise<RawClient> {
+  /**
+   * Opens a socket (`ca`: the certificate authority a wss:// gateway's certificate must chain to); unless `hello: false`, sends HELLO
+   * (with `protocol` when given; none: a 1.0 client) and waits for WELCOME.
+   */
+  static async connect(url: string, opts: { hello?: boolean; token?: string; protocol?: string; headers?: Record<string, string>; ca?: string | Buffer } = {}): Promise<RawClient> {
     const wsUrl = url.replace(/^http/, 'ws') + '/v1/ws'; // https → wss
     const ws = new WebSocket(wsUrl, { headers: opts.headers, ...(opts.ca === undefined ? {} : { ca: opts.ca }) });
     ws.binaryType = 'nodebuffer';
@@ -58,7 +61,9 @@ export class RawClient {
     });
     const c = new RawClient(ws);
     if (opts.hello !== false) {
-      c.send(opts.token ? { type: 1, token: opts.token, client: 'raw-test' } : { type: 1, client: 'raw-test' });
+      const hello: ClientFrame = opts.token ? { type: 1, token: opts.token, client: 'raw-test' } : { type: 1, client: 'raw-test' };
+      if (opts.protocol !== undefined) hello.protocol = opts.protocol;
+      c.send(hello);
       c.welcome = (await c.next((f) => f.type === 2)) as WelcomeFrame;
     }
     return c;
