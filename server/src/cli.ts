@@ -16,6 +16,7 @@ import { configureLogger, defaultLogFormat, logger } from './logger.js';
 import type { Admin } from '@sluice/client/protocol';
 import { BackupError, backupDiskStore, StoreInUseError } from './log/backup.js';
 import { authFromConfig, startServer, VERSION } from './server.js';
+import { capYoungGeneration } from './young-generation.js';
 
 const USAGE = `sluice ${VERSION} — realtime pub/sub gateway
 
@@ -51,6 +52,7 @@ Durations: 500ms, 30s, 5m, 24h, 7d. Sizes: 512KiB, 256MiB, 1GiB (KiB = 1024 byte
 
 async function serve(argv: string[]): Promise<void> {
   const config = loadConfig(argv, process.env);
+  capYoungGeneration(config.youngGeneration);
   configureLogger({ level: config.log.level, format: config.log.format ?? defaultLogFormat() });
   const auth = authFromConfig(config);
   if (auth.mode === 'dev') {

@@ -169,6 +169,11 @@ export interface Config {
   backupDir: string | undefined;
   /** Free bytes on the data directory's filesystem below which the disk store takes no writes. */
   minFree: number;
+  /**
+   * Cap on V8's young generation in bytes (both semi-spaces; 0: V8's default, 32 MiB on 64-bit),
+   * applied by `sluice serve` (young-generation.ts).
+   */
+  youngGeneration: number;
   /** The Redis store (cluster mode). */
   redis: RedisConfig;
   groups: GroupConfig;
@@ -208,6 +213,9 @@ export interface Config {
   quiet: boolean;
 }
 
+/** `--young-generation`: V8's young generation capped at 8 MiB (`--max-semi-space-size=4`). */
+export const DEFAULT_YOUNG_GENERATION = 8 * 1024 * 1024;
+
 export const DEFAULT_LIMITS: Limits = {
   maxFrame: DEFAULT_MAX_FRAME,
   maxCredit: DEFAULT_MAX_CREDIT,
@@ -246,6 +254,7 @@ export function defaultConfig(): Config {
     dataDir: './data',
     backupDir: undefined,
     minFree: MIN_FREE_BYTES,
+    youngGeneration: DEFAULT_YOUNG_GENERATION,
     durability: 'flush',
     retention: { ...DEFAULT_RETENTION },
     dedupWindowMs: DEFAULT_DEDUP_WINDOW_MS,
@@ -431,6 +440,7 @@ export const OPTIONS: Option[] = [
   { flag: 'redis-timeout', env: 'SLUICE_REDIS_TIMEOUT_MS', help: 'how long a Redis command may take before a publish fails as unavailable (default 2s; bare number: ms)', set: (c, v, n) => { c.redis.commandTimeoutMs = parseDuration(n, v, 'ms', 100); } },
   { flag: 'data', env: 'SLUICE_DATA_DIR', help: 'data directory of the disk store (default ./data)', set: (c, v) => { c.dataDir = v; } },
   { flag: 'backup-dir', env: 'SLUICE_BACKUP_DIR', help: 'directory POST /v1/admin/backup (sluice backup --url) copies the disk store into (default: none, no backups)', set: (c, v) => { c.backupDir = v || undefined; } },
+  { flag: 'young-generation', env: 'SLUICE_YOUNG_GENERATION', help: 'cap on V8\'s young generation, both semi-spaces (default 8MiB; 0: V8\'s own, 32MiB; bare number: bytes). Bigger: fewer scavenges under load, more memory kept after a burst of connections', set: (c, v, n) => { c.youngGeneration = parseSize(n, v); } },
   { flag: 'min-free', env: 'SLUICE_MIN_FREE', help: 'free space on the data directory\'s filesystem below which the disk store refuses publishes as insufficient-storage, before a write fails (default 1MiB; bare number: bytes)', set: (c, v, n) => { c.minFree = parseSize(n, v); } },
   {
     flag: 'durability', env: 'SLUICE_DURABILITY', help: 'flush (default: ack after fsync) or commit (ack after write; survives a crash, not a power loss)',

@@ -1,0 +1,50 @@
+/**
+ * A cap on V8's young generation, applied by `sluice serve` from inside the process.
+ *
+ * V8 starts the young generation's semi-spaces at 1 MiB and doubles them, up to 16 MiB each on a
+ * 64-bit machine, whenever the bytes that survived scavenges since the last growth exceed their
+ * size. A gateway setting up thousands of subscriptions crosses that line once (their state is
+ * copied, then promoted) and keeps 32 MiB of young generation committed and resident for good,
+ * which at 5,000 idle connections reads as ~3.3 KiB per connection (bench/README.md, "Idle memory").
+ *
+ * `--max-semi-space-size` is read once, when the heap is made, and Node 20 cannot re-exec itself
+ * in place; but V8 reads `--semi-space-growth-factor` each time it grows the young generation. So
+ * after every GC the size is checked: below the cap, the factor is V8's default (2); at or above
+ * it, 1, and the young generation does not grow. When V8 shrinks it (its memory reducer, on a
+ * quiet gateway), it may grow again up to the cap. A growth that two scavenges within one
+ * synchronous stretch make before the check runs can overshoot the cap once, by one doubling.
+ */
+import { PerformanceObserver } from 'node:perf_hooks';
+import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
+
+/** V8's own growth factor (`--semi-space-growth-factor` default). */
+const V8_GROWTH = 2;
+
+/** Committed bytes of the young generation (both semi-spaces), as V8 reports `new_space`. */
+export function youngGenerationBytes(): number {
+  for (const s of getHeapSpaceStatistics()) if (s.space_name === 'new_space') return s.space_size;
+  return 0;
+}
+
+/**
+ * Keeps the young generation (both semi-spaces, as V8 reports `new_space`) from growing past `cap`
+ * bytes from now on: `--young-generation 8MiB` is `--max-semi-space-size=4`. 0: V8's default, no
+ * cap. Returns a function that removes the cap.
+ */
+export function capYoungGeneration(cap: number): () => void {
+  if (cap <= 0) return () => {};
+  let factor = V8_GROWTH;
+  const check = () => {
+    const want = youngGenerationBytes() < cap ? V8_GROWTH : 1;
+    if (want === factor) return;
+    setFlagsFromString(`--semi-space-growth-factor=${want}`);
+    factor = want;
+  };
+  check();
+  const observer = new PerformanceObserver(check);
+  observer.observe({ entryTypes: ['gc'] });
+  return () => {
+    observer.disconnect();
+    if (factor !== V8_GROWTH) setFlagsFromString(`--semi-space-growth-factor=${V8_GROWTH}`);
+  };
+}
