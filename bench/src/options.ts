@@ -26,7 +26,11 @@ export interface Profile {
    * how many bisection steps follow the doubling.
    */
   open: { layouts: string[]; stepMs: number; p99BoundMs: number; drainMs: number; bisect: number };
-  memory: { connections: number };
+  /**
+   * Memory scenario: N connections; after the reading once RSS settled, another after `idleMs` of
+   * idleness (what a process gives back by itself once the setup burst is over).
+   */
+  memory: { connections: number; idleMs: number };
   slow: { subscribers: number; slow: number; baselineMs: number; slowMs: number };
   /**
    * Non-reading subscribers (issue 14.3): `nonReading` subscribers SUB with `credit` (the gateway's
@@ -69,7 +73,7 @@ export const QUICK: Profile = {
   fanout: { sizes: [100, 1000], warmupMs: 500, probeMs: 750, measureMs: 3000, latencyMs: 2000, latencyLoad: 0.5, syscallSeconds: 2 },
   manyTopics: { topics: 2000, warmupMs: 1000, probeMs: 1000, measureMs: 4000 },
   open: { layouts: ['1000x1'], stepMs: 1500, p99BoundMs: 50, drainMs: 2000, bisect: 2 },
-  memory: { connections: 2000 },
+  memory: { connections: 2000, idleMs: 10_000 },
   slow: { subscribers: 300, slow: 10, baselineMs: 4000, slowMs: 10_000 },
   nonReading: { readers: 10, nonReading: 300, credit: 4096, rate: 5000, payloadBytes: 1024, baselineMs: 5000, durationMs: 20_000, resumeSample: 30 },
   resume: { offline: 20_000, liveRate: 1000 },
@@ -84,7 +88,7 @@ export const FULL: Profile = {
   fanout: { sizes: [100, 1000, 5000], warmupMs: 1000, probeMs: 1500, measureMs: 8000, latencyMs: 6000, latencyLoad: 0.5, syscallSeconds: 4 },
   manyTopics: { topics: 10_000, warmupMs: 2000, probeMs: 1500, measureMs: 10_000 },
   open: { layouts: ['1x100', '1x1000', '1000x1', '10000x1'], stepMs: 3000, p99BoundMs: 50, drainMs: 2000, bisect: 3 },
-  memory: { connections: 10_000 },
+  memory: { connections: 10_000, idleMs: 30_000 },
   slow: { subscribers: 1000, slow: 10, baselineMs: 10_000, slowMs: 60_000 },
   nonReading: { readers: 10, nonReading: 300, credit: 4096, rate: 5000, payloadBytes: 1024, baselineMs: 10_000, durationMs: 120_000, resumeSample: 10 },
   resume: { offline: 100_000, liveRate: 1000 },

@@ -121,7 +121,7 @@ async function main(): Promise<void> {
     workers: Number(arg('workers') ?? base.workers),
     ...(sizes ? { fanout: { ...base.fanout, sizes } } : {}),
     ...(layouts ? { open: { ...base.open, layouts } } : {}),
-    ...(arg('connections') ? { memory: { connections: Number(arg('connections')) } } : {}),
+    ...(arg('connections') ? { memory: { ...base.memory, connections: Number(arg('connections')) } } : {}),
   };
   const only = (arg('only')?.split(',') ?? Object.keys(SCENARIOS)) as ScenarioName[];
   for (const name of only) if (!(name in SCENARIOS)) throw new Error(`unknown scenario ${name} (${Object.keys(SCENARIOS).join(', ')})`);

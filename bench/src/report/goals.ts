@@ -54,7 +54,10 @@ export function evaluateGoals(r: Results): Goal[] {
     if (s && u) {
       const ratio = s.bytesPerConnection / u.bytesPerConnection;
       g.measured = `${x(ratio)} (${(s.bytesPerConnection / 1024).toFixed(1)} vs ${(u.bytesPerConnection / 1024).toFixed(1)} KiB)`;
-      g.note = `subscribed to its own topic: ${x(s.bytesPerSubscribedConnection / u.bytesPerSubscribedConnection)} (${(s.bytesPerSubscribedConnection / 1024).toFixed(1)} vs ${(u.bytesPerSubscribedConnection / 1024).toFixed(1)} KiB); from N to 1.5N: ${x(s.marginalBytesPerSubscribedConnection / u.marginalBytesPerSubscribedConnection)} (${(s.marginalBytesPerSubscribedConnection / 1024).toFixed(1)} vs ${(u.marginalBytesPerSubscribedConnection / 1024).toFixed(1)} KiB)`;
+      g.note = `subscribed to its own topic: ${x(s.bytesPerSubscribedConnection / u.bytesPerSubscribedConnection)} (${(s.bytesPerSubscribedConnection / 1024).toFixed(1)} vs ${(u.bytesPerSubscribedConnection / 1024).toFixed(1)} KiB); from N to 1.5N: ${x(s.marginalBytesPerSubscribedConnection / u.marginalBytesPerSubscribedConnection)} (${(s.marginalBytesPerSubscribedConnection / 1024).toFixed(1)} vs ${(u.marginalBytesPerSubscribedConnection / 1024).toFixed(1)} KiB)` +
+        (s.idleBytesPerSubscribedConnection !== undefined && u.idleBytesPerSubscribedConnection !== undefined
+          ? `; subscribed, after ${((s.idleMs ?? 0) / 1000).toFixed(0)} s idle: ${x(s.idleBytesPerSubscribedConnection / u.idleBytesPerSubscribedConnection)} (${(s.idleBytesPerSubscribedConnection / 1024).toFixed(1)} vs ${(u.idleBytesPerSubscribedConnection / 1024).toFixed(1)} KiB)`
+          : '');
     }
     goals.push(g);
   }

@@ -140,6 +140,13 @@ export interface MemoryFigures {
   subscribedMB: number;
   /** RSS growth per subscribed connection from N to 1.5N: the per-connection cost alone. */
   marginalBytesPerSubscribedConnection: number;
+  /**
+   * The same two growths read again after `idleMs` more of idleness (absent in results written
+   * before they were measured).
+   */
+  idleMs?: number;
+  idleBytesPerConnection?: number;
+  idleBytesPerSubscribedConnection?: number;
 }
 
 export interface SlowFigures {

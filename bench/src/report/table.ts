@@ -209,9 +209,13 @@ function memoryGrid(r: Results): Grid | undefined {
     rows: [
       ['connected', ...ids.map((id) => cellOf<MemoryFigures>(row[id], (v) => kib(v.bytesPerConnection))), ratio(f('sluice')?.bytesPerConnection, f('uws')?.bytesPerConnection)],
       ['connected + subscribed to its own topic', ...ids.map((id) => cellOf<MemoryFigures>(row[id], (v) => kib(v.bytesPerSubscribedConnection))), ratio(f('sluice')?.bytesPerSubscribedConnection, f('uws')?.bytesPerSubscribedConnection)],
+      ...(ids.some((id) => f(id)?.idleBytesPerConnection !== undefined) ? [
+        [`connected, after ${((ids.map(f).find((v) => v?.idleMs !== undefined)?.idleMs ?? 0) / 1000).toFixed(0)} s idle`, ...ids.map((id) => cellOf<MemoryFigures>(row[id], (v) => (v.idleBytesPerConnection === undefined ? '—' : kib(v.idleBytesPerConnection)))), ratio(f('sluice')?.idleBytesPerConnection, f('uws')?.idleBytesPerConnection)],
+        ['connected + subscribed, after that idle time', ...ids.map((id) => cellOf<MemoryFigures>(row[id], (v) => (v.idleBytesPerSubscribedConnection === undefined ? '—' : kib(v.idleBytesPerSubscribedConnection)))), ratio(f('sluice')?.idleBytesPerSubscribedConnection, f('uws')?.idleBytesPerSubscribedConnection)],
+      ] : []),
       ['each subscribed connection from N to 1.5N', ...ids.map((id) => cellOf<MemoryFigures>(row[id], (v) => kib(v.marginalBytesPerSubscribedConnection))), ratio(f('sluice')?.marginalBytesPerSubscribedConnection, f('uws')?.marginalBytesPerSubscribedConnection)],
     ],
-    notes: ['RSS growth ÷ connections, each figure on a fresh server; no server was asked to collect garbage.', ...notes],
+    notes: ['RSS growth ÷ connections, each figure on a fresh server, read once RSS settled right after the connections opened, and again after the idle time; no server was asked to collect garbage.', ...notes],
   };
 }
 

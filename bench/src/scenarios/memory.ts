@@ -6,8 +6,11 @@
  * as it grows (V8 sizes its young generation up to 16 MiB by the allocation rate; with 5,000
  * connections that alone reads as ~3 KiB per connection).
  *
- * RSS is read from /proc once it settled (two readings 250 ms apart within 1%, at most 5 s); no
- * server is asked to collect garbage, so the Node servers carry whatever their heaps hold.
+ * RSS is read from /proc once it settled (two readings 250 ms apart within 1%, at most 5 s), and
+ * again after the profile's `idleMs` with the clients connected and quiet (their keep-alives
+ * only): what a server gives back by itself once the setup burst is over (raw uWS: its young
+ * generation shrinks). No server is asked to collect garbage, so the Node servers carry whatever
+ * their heaps hold.
  */
 import { Fleet } from '../load/fleet.js';
 import { rssBytes } from '../proc-stats.js';
@@ -30,7 +33,7 @@ export async function settledRss(pid: number): Promise<number> {
 }
 
 /** RSS before and after N clients (subscribed to their own topics or not). */
-async function measure(ctx: Context, t: RunningTarget, n: number, subscribed: boolean): Promise<{ base: number; after: number; more?: number }> {
+async function measure(ctx: Context, t: RunningTarget, n: number, subscribed: boolean): Promise<{ base: number; after: number; idle: number; more?: number }> {
   const fleet = new Fleet(ctx.profile.workers);
   try {
     const spec = t.subscriber({ credit: 64 });
@@ -40,10 +43,12 @@ async function measure(ctx: Context, t: RunningTarget, n: number, subscribed: bo
     const opened = await fleet.open(spec, Array.from({ length: n }, (_, i) => (subscribed ? i : null)));
     if (opened.failed > 0) throw new Error(`${opened.failed} of ${n} clients failed to connect: ${opened.firstError}`);
     const after = await settledRss(t.pid);
-    if (!subscribed) return { base, after };
+    await new Promise((resolve) => setTimeout(resolve, ctx.profile.memory.idleMs));
+    const idle = rssBytes(t.pid);
+    if (!subscribed) return { base, after, idle };
     const again = await fleet.open(spec, Array.from({ length: n / 2 }, (_, i) => n + 1 + i));
     if (again.failed > 0) throw new Error(`${again.failed} of ${n / 2} more clients failed to connect: ${again.firstError}`);
-    return { base, after, more: await settledRss(t.pid) };
+    return { base, after, idle, more: await settledRss(t.pid) };
   } finally {
     await fleet.close();
   }
@@ -66,13 +71,16 @@ export async function memory(ctx: Context): Promise<void> {
         baselineMB: connected.base / MB,
         connectedMB: connected.after / MB,
         subscribedMB: subscribed.after / MB,
-        marginalBytesPerSubscribedConnection: ((subscribed.more ?? subscribed.after) - subscribed.after) / (n / 2),
+        marginalBytesPerSubscribedConnection: ((subscribed.more ?? subscribed.idle) - subscribed.idle) / (n / 2),
+        idleMs: ctx.profile.memory.idleMs,
+        idleBytesPerConnection: (connected.idle - connected.base) / n,
+        idleBytesPerSubscribedConnection: (subscribed.idle - subscribed.base) / n,
       };
       cell = figures;
     }
     ctx.results.memory[target.id] = cell;
     ctx.log(`  ${target.label.padEnd(18)} ${isFigures<MemoryFigures>(cell)
-      ? `${(cell.bytesPerConnection / 1024).toFixed(1)} KiB/connection, ${(cell.bytesPerSubscribedConnection / 1024).toFixed(1)} KiB/subscribed connection, ${(cell.marginalBytesPerSubscribedConnection / 1024).toFixed(1)} KiB for each of ${n / 2} more (RSS ${cell.baselineMB.toFixed(0)} → ${cell.connectedMB.toFixed(0)} / ${cell.subscribedMB.toFixed(0)} MB)`
+      ? `${(cell.bytesPerConnection / 1024).toFixed(1)} KiB/connection, ${(cell.bytesPerSubscribedConnection / 1024).toFixed(1)} KiB/subscribed connection (after ${(ctx.profile.memory.idleMs / 1000).toFixed(0)} s idle: ${(cell.idleBytesPerConnection! / 1024).toFixed(1)} / ${(cell.idleBytesPerSubscribedConnection! / 1024).toFixed(1)}), ${(cell.marginalBytesPerSubscribedConnection / 1024).toFixed(1)} KiB for each of ${n / 2} more (RSS ${cell.baselineMB.toFixed(0)} → ${cell.connectedMB.toFixed(0)} / ${cell.subscribedMB.toFixed(0)} MB)`
       : JSON.stringify(cell)}`);
   }
 }
