@@ -7,6 +7,7 @@
  * Every serve flag also reads from the environment (see config.ts / `sluice help`). All commands
  * parse their flags with config.ts `parseFlags`; durations and sizes take units everywhere.
  */
+import './young-generation-early.js'; // first: before loading the rest grows V8's young generation
 import './limits-env.js'; // before uWS loads (server.js)
 import { existsSync, writeFileSync } from 'node:fs';
 import { JwtAuthenticator } from './auth/jwt.js';

@@ -2,6 +2,7 @@
  * Gateway configuration: defaults, environment variables and `sluice serve` flags.
  * Every option has one name in each form: `--max-frame` ⇔ `SLUICE_MAX_FRAME` ⇔ `maxFrame`.
  */
+import { DEFAULT_YOUNG_GENERATION } from './young-generation.js';
 import { DEFAULT_HELD_OPTIONS, type HeldOptions } from './core/held.js';
 import { isIP } from 'node:net';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -212,9 +213,6 @@ export interface Config {
   /** Print nothing but the listening line and errors. */
   quiet: boolean;
 }
-
-/** `--young-generation`: V8's young generation capped at 8 MiB (`--max-semi-space-size=4`). */
-export const DEFAULT_YOUNG_GENERATION = 8 * 1024 * 1024;
 
 export const DEFAULT_LIMITS: Limits = {
   maxFrame: DEFAULT_MAX_FRAME,

@@ -19,6 +19,8 @@ import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 
 /** V8's own growth factor (`--semi-space-growth-factor` default). */
 const V8_GROWTH = 2;
+/** `--young-generation`: V8's young generation capped at 8 MiB (`--max-semi-space-size=4`). */
+export const DEFAULT_YOUNG_GENERATION = 8 * 1024 * 1024;
 
 /** Committed bytes of the young generation (both semi-spaces), as V8 reports `new_space`. */
 export function youngGenerationBytes(): number {
@@ -26,13 +28,19 @@ export function youngGenerationBytes(): number {
   return 0;
 }
 
+let release: (() => void) | undefined;
+
 /**
  * Keeps the young generation (both semi-spaces, as V8 reports `new_space`) from growing past `cap`
- * bytes from now on: `--young-generation 8MiB` is `--max-semi-space-size=4`. 0: V8's default, no
- * cap. Returns a function that removes the cap.
+ * bytes from now on, in place of any cap set before: `--young-generation 8MiB` is
+ * `--max-semi-space-size=4`. 0: V8's default, no cap. A young generation already past the cap
+ * stays as it is (V8 shrinks it only on its own); hence cli.ts sets the default cap before it
+ * loads the rest of the gateway (young-generation-early.ts), whose loading would grow it to 16 MiB.
  */
-export function capYoungGeneration(cap: number): () => void {
-  if (cap <= 0) return () => {};
+export function capYoungGeneration(cap: number): void {
+  release?.();
+  release = undefined;
+  if (cap <= 0) return;
   let factor = V8_GROWTH;
   const check = () => {
     const want = youngGenerationBytes() < cap ? V8_GROWTH : 1;
@@ -43,7 +51,7 @@ export function capYoungGeneration(cap: number): () => void {
   check();
   const observer = new PerformanceObserver(check);
   observer.observe({ entryTypes: ['gc'] });
-  return () => {
+  release = () => {
     observer.disconnect();
     if (factor !== V8_GROWTH) setFlagsFromString(`--semi-space-growth-factor=${V8_GROWTH}`);
   };

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { loadConfig, DEFAULT_YOUNG_GENERATION } from '../src/config.js';
+import { loadConfig } from '../src/config.js';
+import { DEFAULT_YOUNG_GENERATION } from '../src/young-generation.js';
 
 const MODULE = new URL('../src/young-generation.js', import.meta.url).href;
 const MiB = 1024 * 1024;
