@@ -53,13 +53,15 @@ Durations: 500ms, 30s, 5m, 24h, 7d. Sizes: 512KiB, 256MiB, 1GiB (KiB = 1024 byte
 
 async function serve(argv: string[]): Promise<void> {
   const config = loadConfig(argv, process.env);
-  capYoungGeneration(config.youngGeneration);
+  if (config.youngGeneration === 0) capYoungGeneration(0);
   configureLogger({ level: config.log.level, format: config.log.format ?? defaultLogFormat() });
   const auth = authFromConfig(config);
   if (auth.mode === 'dev') {
     logger.warn('WARNING dev mode — no SLUICE_AUTH_SECRET, SLUICE_AUTH_PUBLIC_KEY or SLUICE_AUTH_JWKS_URL set: every client may publish, subscribe and administer, from any origin. Never expose this.');
   }
   const server = await startServer(config, { auth });
+  const { messagesIn, messagesOut } = server.metrics;
+  capYoungGeneration(config.youngGeneration, () => messagesIn.value + messagesOut.value);
   const shown = config.publicUrl ?? server.url;
   if (!config.quiet) {
     const where = config.store === 'disk' ? `disk store at ${config.dataDir} (durability: ${config.durability})`

@@ -12,14 +12,16 @@ const MiB = 1024 * 1024;
  * objects alive, allocated in slices with a turn of the event loop between them (as a gateway
  * setting up connections does), and prints the young generation's size before and after.
  */
-function youngGenerationGrowth(cap: number | undefined): { start: number; end: number } {
+function youngGenerationGrowth(cap: number | undefined, trafficPerSlice = 0): { start: number; end: number } {
   const script = `
     import { capYoungGeneration, youngGenerationBytes } from ${JSON.stringify(MODULE)};
     const start = youngGenerationBytes();
-    ${cap === undefined ? '' : `capYoungGeneration(${cap});`}
+    let moved = 0;
+    ${cap === undefined ? '' : `capYoungGeneration(${cap}, () => moved);`}
     const keep = [];
     for (let slice = 0; slice < 300; slice++) {
       for (let i = 0; i < 2000; i++) keep.push({ i, name: 'topic-' + slice + '-' + i, set: new Set([i]) });
+      moved += ${trafficPerSlice};
       await new Promise((resolve) => setImmediate(resolve));
     }
     console.log(JSON.stringify({ start, end: youngGenerationBytes(), kept: keep.length }));
@@ -37,6 +39,11 @@ describe('young generation cap (sluice serve --young-generation)', () => {
   it('with an 8 MiB cap it stays at 8 MiB', () => {
     const { end } = youngGenerationGrowth(8 * MiB);
     assert.ok(end <= 8 * MiB, `young generation ${end / MiB} MiB, cap 8 MiB`);
+  });
+
+  it('lets V8 grow it while messages move (traffic since the last GC)', () => {
+    const { end } = youngGenerationGrowth(8 * MiB, 10_000);
+    assert.ok(end > 8 * MiB, `young generation ${end / MiB} MiB: the cap held under traffic`);
   });
 
   it('is 8 MiB by default; 0 leaves V8 its own', () => {
