@@ -1,9 +1,21 @@
 #!/usr/bin/env node
 /**
- * Runs every test: the compiled unit and gateway tests (node:test), then the browser
- * end-to-end suite when it exists. Usage: node scripts/test.mjs [name-filter]
+ * Runs every test after the build (`npm test` builds first): the compiled unit and gateway tests
+ * (node:test, two files at a time) and, at the same time, the lint (`npm run lint`) and the browser
+ * end-to-end suite (Playwright, `npm test -w e2e`) when it exists. All run to the end; the run
+ * fails when any fails. Usage: node scripts/test.mjs [name-filter] (a filter runs only the node
+ * tests whose path contains it: no lint, no browser tests).
+ *
+ * Why at the same time: much of each suite's time is spent waiting (on sockets, timers, child
+ * processes, Chromium), so on two cores the lint (≈ 20 s alone) and the browser suite (≈ 1 min
+ * alone) fit mostly inside the node tests (≈ 2 min alone) instead of following them. The suites
+ * start their gateways, Redis and nginx on free ports and in their own temp dirs, so they share
+ * nothing; the browser suite keeps one Playwright worker. The node tests' report streams as it
+ * comes; the others' are held back until the node tests have ended (then printed whole, lint
+ * first, and the browser suite streamed from there), so reports never interleave. Each block is
+ * framed by a line naming its suite, and the last lines say how each suite ended and when.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -24,13 +36,66 @@ if (files.length === 0) {
   console.error('no test files found (did the build run?)');
   process.exit(1);
 }
+
+const started = Date.now();
+const seconds = () => `${((Date.now() - started) / 1000).toFixed(0)} s`;
+const children = new Set();
+
+/** Runs a command; `done` resolves with its exit code (1 when it died of a signal or did not start) and when it ended. */
+function run(command, args, stdio) {
+  const child = spawn(command, args, { stdio });
+  children.add(child);
+  const done = new Promise((resolve) => {
+    child.once('error', (err) => { console.error(`${command}: ${err.message}`); resolve({ code: 1, at: seconds() }); });
+    child.once('close', (code) => { children.delete(child); resolve({ code: code ?? 1, at: seconds() }); });
+  });
+  return { child, done };
+}
+
+/** A suite whose output is kept until `release()`, then written whole and streamed from there on. */
+function held(name, command, args) {
+  const r = run(command, args, ['ignore', 'pipe', 'pipe']);
+  const chunks = [];
+  let holding = true;
+  const forward = (stream) => (chunk) => { if (holding) chunks.push([stream, chunk]); else stream.write(chunk); };
+  r.child.stdout.on('data', forward(process.stdout));
+  r.child.stderr.on('data', forward(process.stderr));
+  return {
+    name,
+    done: r.done,
+    release() {
+      console.log(`── ${name}${children.has(r.child) ? ', still running' : ''}:`);
+      holding = false;
+      for (const [stream, chunk] of chunks.splice(0)) stream.write(chunk);
+    },
+  };
+}
+
+// Stopping this run stops every suite (by their PIDs); their helpers' processes die with them.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(signal, () => {
+    for (const child of children) child.kill(signal);
+    process.exit(1);
+  });
+}
+
+const others = [];
+if (!filter) {
+  others.push(held('lint', 'npm', ['run', 'lint']));
+  if (existsSync('e2e/package.json')) others.push(held('browser suite (Playwright)', 'npm', ['test', '-w', 'e2e']));
+}
+
 // A test that hangs fails after 5 minutes instead of holding the run; a file whose tests all ended
 // exits even if a handle leaked (the processes the helpers start die with their parent).
 const guards = ['--test-timeout=300000', '--test-force-exit'];
-const unit = spawnSync(process.execPath, ['--enable-source-maps', '--expose-gc', '--test', '--test-reporter=spec', '--test-concurrency=2', ...guards, ...files], { stdio: 'inherit' });
-if (unit.status !== 0) process.exit(unit.status ?? 1);
+console.log(`── node:test: ${files.length} files, two at a time${others.length ? `; meanwhile ${others.map((o) => o.name).join(' and ')}, reported after` : ''}`);
+const unit = run(process.execPath, ['--enable-source-maps', '--expose-gc', '--test', '--test-reporter=spec', '--test-concurrency=2', ...guards, ...files], 'inherit');
+const results = [['node:test', await unit.done]];
 
-if (!filter && existsSync('e2e/package.json')) {
-  const e2e = spawnSync('npm', ['test', '-w', 'e2e'], { stdio: 'inherit' });
-  if (e2e.status !== 0) process.exit(e2e.status ?? 1);
+for (const o of others) {
+  o.release();
+  results.push([o.name, await o.done]);
 }
+
+for (const [name, r] of results) console.log(`── ${name} ${r.code === 0 ? 'passed' : `FAILED (exit ${r.code})`}, ended ${r.at} after the start`);
+process.exit(results.find(([, r]) => r.code !== 0)?.[1].code ?? 0);
