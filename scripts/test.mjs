@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * Runs every test after the build (`npm test` builds first): the compiled unit and gateway tests
- * (node:test, two files at a time) and, at the same time, the lint (`npm run lint`) and the browser
+ * (node:test, three files at a time) and, at the same time, the lint (`npm run lint`) and the browser
  * end-to-end suite (Playwright, `npm test -w e2e`) when it exists. All run to the end; the run
  * fails when any fails. Usage: node scripts/test.mjs [name-filter] (a filter runs only the node
  * tests whose path contains it: no lint, no browser tests).
@@ -31,7 +31,14 @@ function find(dir) {
   });
 }
 
-const files = roots.flatMap(find);
+// The longest files (each 8–20 s alone) start first, so the run does not end with one of them
+// running alone while the other slot has nothing left; the rest follow in directory order.
+const LONGEST = ['pack', 'cluster', 'fuzz', 'delayed', 'log-redis', 'cluster-admin', 'cluster-failover', 'backup', 'log', 'cluster-groups', 'transactions', 'harness'];
+const rank = (p) => {
+  const i = LONGEST.indexOf(p.slice(p.lastIndexOf('/') + 1, -'.test.js'.length));
+  return i < 0 ? LONGEST.length : i;
+};
+const files = roots.flatMap(find).sort((a, b) => rank(a) - rank(b));
 if (files.length === 0) {
   console.error('no test files found (did the build run?)');
   process.exit(1);
@@ -88,8 +95,11 @@ if (!filter) {
 // A test that hangs fails after 5 minutes instead of holding the run; a file whose tests all ended
 // exits even if a handle leaked (the processes the helpers start die with their parent).
 const guards = ['--test-timeout=300000', '--test-force-exit'];
-console.log(`── node:test: ${files.length} files, two at a time${others.length ? `; meanwhile ${others.map((o) => o.name).join(' and ')}, reported after` : ''}`);
-const unit = run(process.execPath, ['--enable-source-maps', '--expose-gc', '--test', '--test-reporter=spec', '--test-concurrency=2', ...guards, ...files], 'inherit');
+// Files at a time: SLUICE_TEST_CONCURRENCY, default 3 (most files wait on sockets, timers and child processes
+// more than they compute, so a third keeps two cores busier once the other suites have ended).
+const CONCURRENCY = Number(process.env.SLUICE_TEST_CONCURRENCY ?? 3);
+console.log(`── node:test: ${files.length} files, ${CONCURRENCY} at a time${others.length ? `; meanwhile ${others.map((o) => o.name).join(' and ')}, reported after` : ''}`);
+const unit = run(process.execPath, ['--enable-source-maps', '--expose-gc', '--test', '--test-reporter=spec', `--test-concurrency=${CONCURRENCY}`, ...guards, ...files], 'inherit');
 const results = [['node:test', await unit.done]];
 
 for (const o of others) {
