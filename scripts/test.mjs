@@ -10,8 +10,8 @@
  * processes, Chromium), so on two cores the lint (≈ 20 s alone) and the browser suite (≈ 1 min
  * alone) fit mostly inside the node tests (≈ 2 min alone) instead of following them. The suites
  * start their gateways, Redis and nginx on free ports and in their own temp dirs, so they share
- * nothing; the browser suite keeps one Playwright worker. The node tests' report streams as it
- * comes; the others' are held back until the node tests have ended (then printed whole, lint
+ * nothing; the browser suite keeps one Playwright worker. The node tests report file by file as
+ * each ends; the others' reports are held back until the node tests have ended (then printed whole, lint
  * first, and the browser suite streamed from there), so reports never interleave. Each block is
  * framed by a line naming its suite, and the last lines say how each suite ended and when.
  */
@@ -92,15 +92,39 @@ if (!filter) {
   if (existsSync('e2e/package.json')) others.push(held('browser suite (Playwright)', 'npm', ['test', '-w', 'e2e']));
 }
 
+// Each file runs in its own process, as `node --test` would run it, CONCURRENCY at a time, the
+// longest first (Node 20's `node --test` sorts the files by path, so it cannot be told the order).
 // A test that hangs fails after 5 minutes instead of holding the run; a file whose tests all ended
-// exits even if a handle leaked (the processes the helpers start die with their parent).
-const guards = ['--test-timeout=300000', '--test-force-exit'];
-// Files at a time: SLUICE_TEST_CONCURRENCY, default 3 (most files wait on sockets, timers and child processes
-// more than they compute, so a third keeps two cores busier once the other suites have ended).
+// exits even if a handle leaked (the processes the helpers start die with their parent). A file's
+// report is printed whole when it ends; the counts at its end are summed into one at the end.
+// Files at a time: SLUICE_TEST_CONCURRENCY, default 3 (most files wait on sockets, timers and
+// child processes more than they compute, so a third keeps two cores busier).
 const CONCURRENCY = Number(process.env.SLUICE_TEST_CONCURRENCY ?? 3);
-console.log(`── node:test: ${files.length} files, ${CONCURRENCY} at a time${others.length ? `; meanwhile ${others.map((o) => o.name).join(' and ')}, reported after` : ''}`);
-const unit = run(process.execPath, ['--enable-source-maps', '--expose-gc', '--test', '--test-reporter=spec', `--test-concurrency=${CONCURRENCY}`, ...guards, ...files], 'inherit');
-const results = [['node:test', await unit.done]];
+const flags = ['--enable-source-maps', '--expose-gc', '--test-reporter=spec', '--test-timeout=300000', '--test-force-exit'];
+console.log(`── node:test: ${files.length} files, ${CONCURRENCY} at a time, each reported when it ends${others.length ? `; meanwhile ${others.map((o) => o.name).join(' and ')}, reported after` : ''}`);
+const counts = new Map();
+const failedFiles = [];
+async function runFile(file) {
+  const r = run(process.execPath, [...flags, file], ['ignore', 'pipe', 'pipe']);
+  let out = '';
+  r.child.stdout.on('data', (d) => { out += d; });
+  r.child.stderr.on('data', (d) => { out += d; });
+  const { code } = await r.done;
+  const lines = out.split('\n').filter((line) => {
+    const m = /^ℹ (tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) ([\d.]+)$/.exec(line);
+    if (m) counts.set(m[1], (counts.get(m[1]) ?? 0) + Number(m[2]));
+    return !m;
+  });
+  if (code !== 0) failedFiles.push(`${file} (exit ${code})`);
+  process.stdout.write(`── ${file}${code === 0 ? '' : ` FAILED (exit ${code})`}, ${seconds()}\n${lines.join('\n').trimEnd()}\n`);
+}
+const queue = [...files];
+await Promise.all(Array.from({ length: Math.min(CONCURRENCY, queue.length) }, async () => {
+  for (let file; (file = queue.shift()) !== undefined;) await runFile(file);
+}));
+for (const [k, v] of counts) console.log(`ℹ ${k} ${k === 'duration_ms' ? `${(v / 1000).toFixed(1)} s summed over the files` : v}`);
+for (const f of failedFiles) console.log(`✖ ${f}`);
+const results = [['node:test', { code: failedFiles.length ? 1 : 0, at: seconds() }]];
 
 for (const o of others) {
   o.release();
