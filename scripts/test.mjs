@@ -98,8 +98,8 @@ if (!filter) {
 // exits even if a handle leaked (the processes the helpers start die with their parent). A file's
 // report is printed whole when it ends; the counts at its end are summed into one at the end.
 // Files at a time: SLUICE_TEST_CONCURRENCY, default 2. Most files wait more than they compute, but
-// with the browser suite and the lint alongside, 3 starved Redis enough under a machine load of
-// ~11 to fail a Redis Cluster failover case once in five full runs.
+// with the browser suite and the lint alongside, 3 was not measurably faster on a shared two-core
+// machine (full runs under loads of 8–16 from other work), and it loads Redis and the gateways more.
 const CONCURRENCY = Number(process.env.SLUICE_TEST_CONCURRENCY ?? 2);
 const flags = ['--enable-source-maps', '--expose-gc', '--test-reporter=spec', '--test-timeout=300000', '--test-force-exit'];
 console.log(`── node:test: ${files.length} files, ${CONCURRENCY} at a time, each reported when it ends${others.length ? `; meanwhile ${others.map((o) => o.name).join(' and ')}, reported after` : ''}`);
