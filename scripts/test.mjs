@@ -1,9 +1,21 @@
 #!/usr/bin/env node
 /**
- * Runs every test: the compiled unit and gateway tests (node:test), then the browser
- * end-to-end suite when it exists. Usage: node scripts/test.mjs [name-filter]
+ * Runs every test after the build (`npm test` builds first): the compiled unit and gateway tests
+ * (node:test, two files at a time) and, at the same time, the lint (`npm run lint`) and the browser
+ * end-to-end suite (Playwright, `npm test -w e2e`) when it exists. All run to the end; the run
+ * fails when any fails. Usage: node scripts/test.mjs [name-filter] (a filter runs only the node
+ * tests whose path contains it: no lint, no browser tests).
+ *
+ * Why at the same time: much of each suite's time is spent waiting (on sockets, timers, child
+ * processes, Chromium), so on two cores the lint (≈ 20 s alone) and the browser suite (≈ 1 min
+ * alone) fit mostly inside the node tests (≈ 2 min alone) instead of following them. The suites
+ * start their gateways, Redis and nginx on free ports and in their own temp dirs, so they share
+ * nothing; the browser suite keeps one Playwright worker. The node tests report file by file as
+ * each ends; the others' reports are held back until the node tests have ended (then printed whole, lint
+ * first, and the browser suite streamed from there), so reports never interleave. Each block is
+ * framed by a line naming its suite, and the last lines say how each suite ended and when.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -19,18 +31,106 @@ function find(dir) {
   });
 }
 
-const files = roots.flatMap(find);
+// The longest files (each 8–20 s alone) start first, so the run does not end with one of them
+// running alone while the other slot has nothing left; the rest follow in directory order.
+const LONGEST = ['pack', 'cluster', 'fuzz', 'delayed', 'log-redis', 'cluster-admin', 'cluster-failover', 'backup', 'log', 'cluster-groups', 'transactions', 'harness'];
+const rank = (p) => {
+  const i = LONGEST.indexOf(p.slice(p.lastIndexOf('/') + 1, -'.test.js'.length));
+  return i < 0 ? LONGEST.length : i;
+};
+const files = roots.flatMap(find).sort((a, b) => rank(a) - rank(b));
 if (files.length === 0) {
   console.error('no test files found (did the build run?)');
   process.exit(1);
 }
-// A test that hangs fails after 5 minutes instead of holding the run; a file whose tests all ended
-// exits even if a handle leaked (the processes the helpers start die with their parent).
-const guards = ['--test-timeout=300000', '--test-force-exit'];
-const unit = spawnSync(process.execPath, ['--enable-source-maps', '--expose-gc', '--test', '--test-reporter=spec', '--test-concurrency=2', ...guards, ...files], { stdio: 'inherit' });
-if (unit.status !== 0) process.exit(unit.status ?? 1);
 
-if (!filter && existsSync('e2e/package.json')) {
-  const e2e = spawnSync('npm', ['test', '-w', 'e2e'], { stdio: 'inherit' });
-  if (e2e.status !== 0) process.exit(e2e.status ?? 1);
+const started = Date.now();
+const seconds = () => `${((Date.now() - started) / 1000).toFixed(0)} s`;
+const children = new Set();
+
+/** Runs a command; `done` resolves with its exit code (1 when it died of a signal or did not start) and when it ended. */
+function run(command, args, stdio) {
+  const child = spawn(command, args, { stdio });
+  children.add(child);
+  const done = new Promise((resolve) => {
+    child.once('error', (err) => { console.error(`${command}: ${err.message}`); resolve({ code: 1, at: seconds() }); });
+    child.once('close', (code) => { children.delete(child); resolve({ code: code ?? 1, at: seconds() }); });
+  });
+  return { child, done };
 }
+
+/** A suite whose output is kept until `release()`, then written whole and streamed from there on. */
+function held(name, command, args) {
+  const r = run(command, args, ['ignore', 'pipe', 'pipe']);
+  const chunks = [];
+  let holding = true;
+  const forward = (stream) => (chunk) => { if (holding) chunks.push([stream, chunk]); else stream.write(chunk); };
+  r.child.stdout.on('data', forward(process.stdout));
+  r.child.stderr.on('data', forward(process.stderr));
+  return {
+    name,
+    done: r.done,
+    release() {
+      console.log(`── ${name}${children.has(r.child) ? ', still running' : ''}:`);
+      holding = false;
+      for (const [stream, chunk] of chunks.splice(0)) stream.write(chunk);
+    },
+  };
+}
+
+// Stopping this run stops every suite (by their PIDs); their helpers' processes die with them.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(signal, () => {
+    for (const child of children) child.kill(signal);
+    process.exit(1);
+  });
+}
+
+const others = [];
+if (!filter) {
+  others.push(held('lint', 'npm', ['run', 'lint']));
+  if (existsSync('e2e/package.json')) others.push(held('browser suite (Playwright)', 'npm', ['test', '-w', 'e2e']));
+}
+
+// Each file runs in its own process, as `node --test` would run it, CONCURRENCY at a time, the
+// longest first (Node 20's `node --test` sorts the files by path, so it cannot be told the order).
+// A test that hangs fails after 5 minutes instead of holding the run; a file whose tests all ended
+// exits even if a handle leaked (the processes the helpers start die with their parent). A file's
+// report is printed whole when it ends; the counts at its end are summed into one at the end.
+// Files at a time: SLUICE_TEST_CONCURRENCY, default 2. Most files wait more than they compute, but
+// with the browser suite and the lint alongside, 3 was not measurably faster on a shared two-core
+// machine (full runs under loads of 8–16 from other work), and it loads Redis and the gateways more.
+const CONCURRENCY = Number(process.env.SLUICE_TEST_CONCURRENCY ?? 2);
+const flags = ['--enable-source-maps', '--expose-gc', '--test-reporter=spec', '--test-timeout=300000', '--test-force-exit'];
+console.log(`── node:test: ${files.length} files, ${CONCURRENCY} at a time, each reported when it ends${others.length ? `; meanwhile ${others.map((o) => o.name).join(' and ')}, reported after` : ''}`);
+const counts = new Map();
+const failedFiles = [];
+async function runFile(file) {
+  const r = run(process.execPath, [...flags, file], ['ignore', 'pipe', 'pipe']);
+  let out = '';
+  r.child.stdout.on('data', (d) => { out += d; });
+  r.child.stderr.on('data', (d) => { out += d; });
+  const { code } = await r.done;
+  const lines = out.split('\n').filter((line) => {
+    const m = /^ℹ (tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) ([\d.]+)$/.exec(line);
+    if (m) counts.set(m[1], (counts.get(m[1]) ?? 0) + Number(m[2]));
+    return !m;
+  });
+  if (code !== 0) failedFiles.push(`${file} (exit ${code})`);
+  process.stdout.write(`── ${file}${code === 0 ? '' : ` FAILED (exit ${code})`}, ${seconds()}\n${lines.join('\n').trimEnd()}\n`);
+}
+const queue = [...files];
+await Promise.all(Array.from({ length: Math.min(CONCURRENCY, queue.length) }, async () => {
+  for (let file; (file = queue.shift()) !== undefined;) await runFile(file);
+}));
+for (const [k, v] of counts) console.log(`ℹ ${k} ${k === 'duration_ms' ? `${(v / 1000).toFixed(1)} s summed over the files` : v}`);
+for (const f of failedFiles) console.log(`✖ ${f}`);
+const results = [['node:test', { code: failedFiles.length ? 1 : 0, at: seconds() }]];
+
+for (const o of others) {
+  o.release();
+  results.push([o.name, await o.done]);
+}
+
+for (const [name, r] of results) console.log(`── ${name} ${r.code === 0 ? 'passed' : `FAILED (exit ${r.code})`}, ended ${r.at} after the start`);
+process.exit(results.find(([, r]) => r.code !== 0)?.[1].code ?? 0);

@@ -184,76 +184,80 @@ test('at 390 px wide no page scrolls sideways', async ({ page, gateway, publishe
   }
 });
 
-test('a traced message\'s timeline: delivered to subscribers and to a group member that nacks once, from History and the Live tail', async ({ page, gateway, publisher }, info) => {
-  const topic = 'e2e.traced';
-  const other = publisher;
-  other.subscribe(topic, () => undefined);
-  await other.connect();
-  const member = await GroupMember.join(gateway.url, '', topic, 'workers', 5);
-  try {
-    const plain = await publish(gateway.url, topic, { plain: true });
-    const offset = await publish(gateway.url, topic, { order: 42 }, true);
-    await expect.poll(() => member.leases.filter((l) => l.offset === offset).length).toBe(1);
-    member.nack(offset, 'try again');
-    // Delivered again after the group's first backoff (1 s), then acknowledged.
-    await expect.poll(() => member.leases.filter((l) => l.offset === offset).length, { timeout: 10_000 }).toBe(2);
-    member.ack(offset);
+test.describe('with a redelivery backoff of 100 ms', () => {
+  test.use({ gatewayArgs: ['--group-backoff', '100ms'] });
 
-    // From the topic's History: only the traced row links to a trace.
-    await page.goto(`${gateway.url}/console/#/topics/${topic}`);
-    await page.getByRole('tab', { name: 'History' }).click();
-    const rows = page.getByRole('list', { name: 'History' }).getByRole('listitem');
-    await expect(rows.filter({ hasText: `#${plain}` }).getByRole('link', { name: /^Trace/ })).toHaveCount(0);
-    await rows.filter({ hasText: `#${offset}` }).getByRole('link', { name: `Trace of message ${offset}` }).click();
-    await expect(page.getByRole('heading', { name: `Trace of ${topic} #${offset}` })).toBeVisible();
+  test('a traced message\'s timeline: delivered to subscribers and to a group member that nacks once, from History and the Live tail', async ({ page, gateway, publisher }, info) => {
+    const topic = 'e2e.traced';
+    const other = publisher;
+    other.subscribe(topic, () => undefined);
+    await other.connect();
+    const member = await GroupMember.join(gateway.url, '', topic, 'workers', 5);
+    try {
+      const plain = await publish(gateway.url, topic, { plain: true });
+      const offset = await publish(gateway.url, topic, { order: 42 }, true);
+      await expect.poll(() => member.leases.filter((l) => l.offset === offset).length).toBe(1);
+      member.nack(offset, 'try again');
+      // Delivered again after the group's first backoff (100 ms here), then acknowledged.
+      await expect.poll(() => member.leases.filter((l) => l.offset === offset).length, { timeout: 10_000 }).toBe(2);
+      member.ack(offset);
 
-    const items = page.getByRole('list', { name: 'Trace timeline' }).getByRole('listitem');
-    const step = (kind: string) => items.filter({ has: page.getByText(kind, { exact: true }) });
-    await expect(step('Acked')).toHaveCount(1);
-    const kinds = await items.locator('strong').allTextContents();
-    // Every step, in order: received → stored → delivered live and leased (attempt 1) → nacked → leased (attempt 2) → acked.
-    const at = (kind: string, from = 0) => kinds.indexOf(kind, from);
-    expect(kinds.slice(0, 2)).toEqual(['Received', 'Stored']);
-    expect(at('Delivered')).toBeGreaterThan(1);
-    const lease1 = at('Leased');
-    expect(lease1).toBeGreaterThan(1);
-    expect(at('Nacked')).toBeGreaterThan(lease1);
-    expect(at('Leased', at('Nacked'))).toBeGreaterThan(at('Nacked'));
-    expect(at('Acked')).toBe(kinds.length - 1);
-    await expect(step('Received')).toContainText('over HTTP');
-    await expect(step('Stored')).toContainText(/publish → ack [\d.]+ (ms|s)/);
-    await expect(step('Delivered')).toContainText(/live to 1 subscriber: \S+/);
-    await expect(step('Nacked')).toContainText('group workers by member');
-    await expect(step('Nacked')).toContainText('attempt 1');
-    await expect(step('Nacked')).toContainText('“try again”');
-    await expect(step('Acked')).toContainText('attempt 2');
-    await expect(items.first()).toContainText('+0');
-    await expect(items.last()).toContainText(/\+\d/);
-    await expect(page.getByText(/2 delivery attempts in groups/)).toBeVisible();
-    await shot(page, info, 'trace-timeline');
+      // From the topic's History: only the traced row links to a trace.
+      await page.goto(`${gateway.url}/console/#/topics/${topic}`);
+      await page.getByRole('tab', { name: 'History' }).click();
+      const rows = page.getByRole('list', { name: 'History' }).getByRole('listitem');
+      await expect(rows.filter({ hasText: `#${plain}` }).getByRole('link', { name: /^Trace/ })).toHaveCount(0);
+      await rows.filter({ hasText: `#${offset}` }).getByRole('link', { name: `Trace of message ${offset}` }).click();
+      await expect(page.getByRole('heading', { name: `Trace of ${topic} #${offset}` })).toBeVisible();
 
-    // The untraced message, and an offset with no message: clear empty states.
-    await page.goto(`${gateway.url}/console/#/topics/${topic}/trace/${plain}`);
-    await expect(page.getByRole('heading', { name: 'This message is not traced' })).toBeVisible();
-    await shot(page, info, 'trace-not-traced');
-    await page.goto(`${gateway.url}/console/#/topics/${topic}/trace/999`);
-    await expect(page.getByRole('heading', { name: 'No message at offset 999' })).toBeVisible();
+      const items = page.getByRole('list', { name: 'Trace timeline' }).getByRole('listitem');
+      const step = (kind: string) => items.filter({ has: page.getByText(kind, { exact: true }) });
+      await expect(step('Acked')).toHaveCount(1);
+      const kinds = await items.locator('strong').allTextContents();
+      // Every step, in order: received → stored → delivered live and leased (attempt 1) → nacked → leased (attempt 2) → acked.
+      const at = (kind: string, from = 0) => kinds.indexOf(kind, from);
+      expect(kinds.slice(0, 2)).toEqual(['Received', 'Stored']);
+      expect(at('Delivered')).toBeGreaterThan(1);
+      const lease1 = at('Leased');
+      expect(lease1).toBeGreaterThan(1);
+      expect(at('Nacked')).toBeGreaterThan(lease1);
+      expect(at('Leased', at('Nacked'))).toBeGreaterThan(at('Nacked'));
+      expect(at('Acked')).toBe(kinds.length - 1);
+      await expect(step('Received')).toContainText('over HTTP');
+      await expect(step('Stored')).toContainText(/publish → ack [\d.]+ (ms|s)/);
+      await expect(step('Delivered')).toContainText(/live to 1 subscriber: \S+/);
+      await expect(step('Nacked')).toContainText('group workers by member');
+      await expect(step('Nacked')).toContainText('attempt 1');
+      await expect(step('Nacked')).toContainText('“try again”');
+      await expect(step('Acked')).toContainText('attempt 2');
+      await expect(items.first()).toContainText('+0');
+      await expect(items.last()).toContainText(/\+\d/);
+      await expect(page.getByText(/2 delivery attempts in groups/)).toBeVisible();
+      await shot(page, info, 'trace-timeline');
 
-    // From the Live tail: a traced message arriving links to its trace too.
-    await page.goto(`${gateway.url}/console/#/topics/${topic}`);
-    await page.getByRole('tab', { name: 'Live tail' }).click();
-    await expect(page.getByText('following new messages')).toBeVisible();
-    const next = await publish(gateway.url, topic, { order: 43 }, true);
-    const tail = page.getByRole('list', { name: 'Live tail' }).getByRole('listitem');
-    await tail.filter({ hasText: `#${next}` }).getByRole('link', { name: `Trace of message ${next}` }).click();
-    await expect(page.getByRole('heading', { name: `Trace of ${topic} #${next}` })).toBeVisible();
-    // Live to both subscribers now: the SDK client and the console's own tail.
-    await expect(page.getByRole('list', { name: 'Trace timeline' }).getByRole('listitem').filter({ has: page.getByText('Delivered', { exact: true }) }))
-      .toContainText('live to 2 subscribers');
-    await shot(page, info, 'trace-from-tail');
-  } finally {
-    member.close();
-  }
+      // The untraced message, and an offset with no message: clear empty states.
+      await page.goto(`${gateway.url}/console/#/topics/${topic}/trace/${plain}`);
+      await expect(page.getByRole('heading', { name: 'This message is not traced' })).toBeVisible();
+      await shot(page, info, 'trace-not-traced');
+      await page.goto(`${gateway.url}/console/#/topics/${topic}/trace/999`);
+      await expect(page.getByRole('heading', { name: 'No message at offset 999' })).toBeVisible();
+
+      // From the Live tail: a traced message arriving links to its trace too.
+      await page.goto(`${gateway.url}/console/#/topics/${topic}`);
+      await page.getByRole('tab', { name: 'Live tail' }).click();
+      await expect(page.getByText('following new messages')).toBeVisible();
+      const next = await publish(gateway.url, topic, { order: 43 }, true);
+      const tail = page.getByRole('list', { name: 'Live tail' }).getByRole('listitem');
+      await tail.filter({ hasText: `#${next}` }).getByRole('link', { name: `Trace of message ${next}` }).click();
+      await expect(page.getByRole('heading', { name: `Trace of ${topic} #${next}` })).toBeVisible();
+      // Live to both subscribers now: the SDK client and the console's own tail.
+      await expect(page.getByRole('list', { name: 'Trace timeline' }).getByRole('listitem').filter({ has: page.getByText('Delivered', { exact: true }) }))
+        .toContainText('live to 2 subscribers');
+      await shot(page, info, 'trace-from-tail');
+    } finally {
+      member.close();
+    }
+  });
 });
 
 test.describe('with a gateway that keeps one trace', () => {

@@ -227,6 +227,10 @@ export async function startServer(config: Config, deps: { auth?: Authenticator }
       // would cut them, and clients would see 1006 instead of 1001.
       const until = Date.now() + 2000;
       do await new Promise((r) => setTimeout(r, 20)); while (sessions.size > 0 && Date.now() < until);
+      // One more turn of the event loop's poll phase: on a busy machine the timer above can fire
+      // before the sockets were read, and requests already received (an HTTP publish arriving
+      // during the drain) would be cut by a reset instead of answered 503 shutting-down.
+      await new Promise((r) => setImmediate(r));
       await held.close();
       http.close();
       hub.close();

@@ -142,7 +142,7 @@ describe('delayed messages (in process)', () => {
 });
 
 describe('delayed messages across kill -9 (real process, disk store)', () => {
-  it('1,000 messages due in 0-5 s, the gateway killed and restarted meanwhile: each appended once, none early, lateness p99 < 1 s', async () => {
+  it('1,000 messages due in 0-3 s, the gateway killed and restarted meanwhile: each appended once, none early, lateness p99 < 1 s', async () => {
     // Lateness is counted from max(due, the restart): a message that fell due while no gateway ran
     // cannot be appended before one runs again; the contract for it is "appended at startup, in
     // due order", and from then on the scheduler's own lateness is what is measured.
@@ -156,7 +156,7 @@ describe('delayed messages across kill -9 (real process, disk store)', () => {
       const window: Promise<unknown>[] = [];
       for (let i = 0; i < N; i++) {
         if (window.length >= 200) await Promise.all(window.splice(0));
-        const delay = Math.floor(Math.random() * 5000);
+        const delay = Math.floor(Math.random() * 3000);
         window.push(c.publish('d.restart', { i }, { delay, key: `k${i}` }).then((r) => due.set(i, r.due!)));
       }
       await Promise.all(window);
