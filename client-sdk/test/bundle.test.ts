@@ -11,7 +11,7 @@ import WebSocket from 'ws';
 import { spawnGateway } from '@sluice/server/testing';
 
 const BUNDLE = new URL('../browser/sluice.min.js', import.meta.url);
-const BUDGET = 20 * 1024;
+const BUDGET = 21 * 1024; // 20 KiB until protocol 1.5 (byte window) added ~260 bytes
 const TOKEN_BUNDLE = new URL('../browser/token.min.js', import.meta.url);
 const TOKEN_BUDGET = 1536;
 const CONSUMER_BUNDLE = new URL('../browser/consumer.min.js', import.meta.url);
