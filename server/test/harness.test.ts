@@ -64,6 +64,9 @@ describe('redis harness', { concurrency: true }, () => {
       }
       for (const m of masters) {
         assert.equal(await m.call('GET', keys.get(m.port)!), `on ${m.port}`, `master :${m.port} holds its key itself`);
+        // WAIT counts only this connection's writes (the SET above came through redis-cli): write
+        // the same value again here, so the replica's acknowledgement covers the key.
+        assert.equal(await m.call('SET', keys.get(m.port)!, `on ${m.port}`), 'OK');
         assert.equal(await m.call('WAIT', 1, 2000), 1, `master :${m.port}'s replica has the key`);
       }
 
