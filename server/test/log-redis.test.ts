@@ -1,29 +1,36 @@
 /**
  * The TopicLog contract on the Redis store, against real redis-server processes the harness starts:
- * a single instance, and a Redis Cluster of 3 masters. Each store of the suite gets its own prefix
- * of topics by a fresh database (single) or by flushing (cluster), so cases do not see each other.
+ * a single instance, a primary with one replica under min-replicas 1 (appends wait for WAIT, reads
+ * stop at the replicated watermark), and a Redis Cluster of 3 masters. Each store of the suite
+ * starts from a flushed database, so cases do not see each other.
  */
-import { after, before } from 'node:test';
-import type { StoreOptions, TopicLog } from '../src/log/log.js';
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { DEFAULT_DEDUP_WINDOW_MS, DEFAULT_RETENTION, type StoreOptions, type TopicLog } from '../src/log/log.js';
 import { RedisLog } from '../src/log/redis.js';
+import { RAISE } from '../src/log/redis-scripts.js';
 import { topicLogContract } from './log.contract.js';
-import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from './helpers/redis.js';
+import { startRedis, startRedisCluster, waitForReplicas, type RedisCluster, type RedisServer } from './helpers/redis.js';
 
 let single: RedisServer;
+let primary: RedisServer;
+let replica: RedisServer;
 let cluster: RedisCluster;
 const opened = new Set<TopicLog>();
 
 before(async () => {
-  [single, cluster] = await Promise.all([startRedis(), startRedisCluster({ masters: 3 })]);
+  [single, primary, cluster] = await Promise.all([startRedis(), startRedis(), startRedisCluster({ masters: 3 })]);
+  replica = await startRedis({ replicaOf: primary });
+  await waitForReplicas(primary, [replica]);
 });
 after(async () => {
   await Promise.all([...opened].map((l) => l.close()));
-  await Promise.all([single.stop(), cluster.stop()]);
+  await Promise.all([single.stop(), replica.stop(), primary.stop(), cluster.stop()]);
 });
 
-async function open(url: string, options: StoreOptions, flush: () => Promise<unknown>): Promise<TopicLog> {
+async function open(url: string, options: StoreOptions, flush: () => Promise<unknown>, minReplicas = 0): Promise<TopicLog> {
   await flush();
-  const log = await RedisLog.open({ ...options, url });
+  const log = await RedisLog.open({ ...options, url, minReplicas });
   opened.add(log);
   return log;
 }
@@ -39,10 +46,57 @@ topicLogContract('redis (single instance)', {
   },
 });
 
+topicLogContract('redis (primary + 1 replica, min-replicas 1)', {
+  make: (options) => open(primary.url, options, () => primary.call('FLUSHALL'), 1),
+  reopen: async (log, options) => {
+    await log.close();
+    opened.delete(log);
+    const again = await RedisLog.open({ ...options, url: primary.url, minReplicas: 1 });
+    opened.add(again);
+    return again;
+  },
+});
+
 topicLogContract('redis (cluster, 3 masters)', {
   make: async (options) => open(
     `redis+cluster://${cluster.startupNodes.map((n) => `${n.host}:${n.port}`).join(',')}`,
     options,
     async () => Promise.all((await cluster.masters()).map((m) => m.call('FLUSHALL'))),
   ),
+});
+
+describe('the replicated watermark (primary + 1 replica)', () => {
+  const options: StoreOptions = { retention: DEFAULT_RETENTION, dedupWindowMs: DEFAULT_DEDUP_WINDOW_MS };
+  const data = (s: string) => ({ data: new TextEncoder().encode(s) });
+  const acked = () => primary.call('HGET', 'sl:{w}:m', 'acked');
+
+  it('min-replicas 1 raises acked after WAIT; min-replicas 0 writes none and drops it; a topic without it reads to its head', async () => {
+    const one = await open(primary.url, options, () => primary.call('FLUSHALL'), 1);
+    const zero = await RedisLog.open({ ...options, url: primary.url });
+    opened.add(zero);
+    await zero.append('w', [data('a')]);
+    assert.equal(await acked(), null, 'min-replicas 0 writes no watermark');
+    assert.equal((await one.read('w', 1, { limit: 10 })).entries.length, 1, 'a topic without one reads to its head');
+    await one.append('w', [data('b'), data('c')]);
+    // The raise left before the ACK, on the connection this info goes by.
+    assert.equal((await one.info('w')).head, 3);
+    assert.equal(await acked(), '3');
+    await zero.append('w', [data('d')]);
+    assert.equal(await acked(), null, 'a min-replicas 0 append drops it: it promises nothing of replicas');
+    assert.deepEqual([(await one.info('w')).head, (await one.read('w', 1, { limit: 10 })).entries.length], [4, 4]);
+  });
+
+  it('reads stop at acked, and a raise counts only in its own epoch', async () => {
+    const one = await open(primary.url, options, () => primary.call('FLUSHALL'), 1);
+    await one.append('w', [data('a'), data('b')]);
+    const epoch = String(await primary.call('HGET', 'sl:{w}:m', 'epoch'));
+    await primary.call('HSET', 'sl:{w}:m', 'acked', 1); // as if offset 2 waited for its WAIT
+    const r = await one.read('w', 1, { limit: 10 });
+    assert.deepEqual([r.head, r.entries.length, (await one.info('w')).head], [1, 1, 1]);
+    assert.deepEqual([(await one.read('w', 2, { limit: 10 })).entries.length, (await one.topics())[0]!.head], [0, 1]);
+    assert.equal(await primary.call('EVAL', RAISE, 1, 'sl:{w}:m', 'another-epoch', 2), 0);
+    assert.equal(await primary.call('EVAL', RAISE, 1, 'sl:{w}:m', epoch, 2), 1);
+    assert.equal(await primary.call('EVAL', RAISE, 1, 'sl:{w}:m', epoch, 1), 0, 'it only rises');
+    assert.equal((await one.read('w', 1, { limit: 10 })).entries.length, 2);
+  });
 });
