@@ -1,7 +1,8 @@
 /**
  * The TopicLog contract on the Redis store, against real redis-server processes the harness starts:
  * a single instance, a primary with one replica under min-replicas 1 (appends wait for WAIT, reads
- * stop at the replicated watermark), and a Redis Cluster of 3 masters. Each store of the suite
+ * stop at the replicated watermark), and a Redis Cluster of 3 masters with a replica each, under
+min-replicas 0 and 1. Each store of the suite
  * starts from a flushed database, so cases do not see each other.
  */
 import assert from 'node:assert/strict';
@@ -10,6 +11,7 @@ import { DEFAULT_DEDUP_WINDOW_MS, DEFAULT_RETENTION, type StoreOptions, type Top
 import { RedisLog } from '../src/log/redis.js';
 import { RAISE } from '../src/log/redis-scripts.js';
 import { topicLogContract } from './log.contract.js';
+import { notYet, pollUntil } from './helpers/poll.js';
 import { startRedis, startRedisCluster, waitForReplicas, type RedisCluster, type RedisServer } from './helpers/redis.js';
 
 let single: RedisServer;
@@ -19,7 +21,7 @@ let cluster: RedisCluster;
 const opened = new Set<TopicLog>();
 
 before(async () => {
-  [single, primary, cluster] = await Promise.all([startRedis(), startRedis(), startRedisCluster({ masters: 3 })]);
+  [single, primary, cluster] = await Promise.all([startRedis(), startRedis(), startRedisCluster({ masters: 3, replicasPerMaster: 1 })]);
   replica = await startRedis({ replicaOf: primary });
   await waitForReplicas(primary, [replica]);
 });
@@ -57,13 +59,16 @@ topicLogContract('redis (primary + 1 replica, min-replicas 1)', {
   },
 });
 
-topicLogContract('redis (cluster, 3 masters)', {
-  make: async (options) => open(
-    `redis+cluster://${cluster.startupNodes.map((n) => `${n.host}:${n.port}`).join(',')}`,
-    options,
-    async () => Promise.all((await cluster.masters()).map((m) => m.call('FLUSHALL'))),
-  ),
-});
+for (const minReplicas of [0, 1]) {
+  topicLogContract(`redis (cluster, 3 masters + replicas, min-replicas ${minReplicas})`, {
+    make: async (options) => open(
+      `redis+cluster://${cluster.startupNodes.map((n) => `${n.host}:${n.port}`).join(',')}`,
+      options,
+      async () => Promise.all((await cluster.masters()).map((m) => m.call('FLUSHALL'))),
+      minReplicas,
+    ),
+  });
+}
 
 describe('the replicated watermark (primary + 1 replica)', () => {
   const options: StoreOptions = { retention: DEFAULT_RETENTION, dedupWindowMs: DEFAULT_DEDUP_WINDOW_MS };
@@ -98,5 +103,25 @@ describe('the replicated watermark (primary + 1 replica)', () => {
     assert.equal(await primary.call('EVAL', RAISE, 1, 'sl:{w}:m', epoch, 2), 1);
     assert.equal(await primary.call('EVAL', RAISE, 1, 'sl:{w}:m', epoch, 1), 0, 'it only rises');
     assert.equal((await one.read('w', 1, { limit: 10 })).entries.length, 2);
+  });
+});
+
+describe('the replicated watermark on Redis Cluster (min-replicas 1)', () => {
+  it('a node woken by a notification reads what it announces: the raise goes first, on the same connection', async () => {
+    await Promise.all((await cluster.masters()).map((m) => m.call('FLUSHALL')));
+    const url = `redis+cluster://${cluster.startupNodes.map((n) => `${n.host}:${n.port}`).join(',')}`;
+    const options: StoreOptions = { retention: DEFAULT_RETENTION, dedupWindowMs: DEFAULT_DEDUP_WINDOW_MS };
+    const [writer, reader] = await Promise.all([RedisLog.open({ ...options, url, minReplicas: 1 }), RedisLog.open({ ...options, url, minReplicas: 1 })]);
+    opened.add(writer).add(reader);
+    const following = reader.follow('c.woken');
+    await following.ready;
+    const seen: Promise<[number, number]>[] = [];
+    reader.watch((topic, first, entries) => {
+      if (topic === 'c.woken') seen.push(reader.read(topic, first, { limit: 100 }).then((r) => [entries.length, r.entries.length]));
+    });
+    for (let i = 0; i < 50; i++) await writer.append('c.woken', [{ data: new Uint8Array([i]) }]);
+    await pollUntil('50 notifications', async () => { if (seen.length < 50) notYet(`${seen.length}`); }, { timeoutMs: 10_000, intervalMs: 10 });
+    for (const [announced, read] of await Promise.all(seen)) assert.ok(read >= announced, `read ${read} of ${announced} announced`);
+    following.drop();
   });
 });
