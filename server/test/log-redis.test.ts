@@ -124,4 +124,25 @@ describe('the replicated watermark on Redis Cluster (min-replicas 1)', () => {
     for (const [announced, read] of await Promise.all(seen)) assert.ok(read >= announced, `read ${read} of ${announced} announced`);
     following.drop();
   });
+
+  it('a quiet topic left above its watermark (the raise lost) is confirmed by a node that follows it: probe and WAIT on the slot\'s primary, then the raise', async () => {
+    await Promise.all((await cluster.masters()).map((m) => m.call('FLUSHALL')));
+    const url = `redis+cluster://${cluster.startupNodes.map((n) => `${n.host}:${n.port}`).join(',')}`;
+    const options: StoreOptions = { retention: DEFAULT_RETENTION, dedupWindowMs: DEFAULT_DEDUP_WINDOW_MS };
+    const [writer, reader] = await Promise.all([RedisLog.open({ ...options, url, minReplicas: 1 }), RedisLog.open({ ...options, url, minReplicas: 1 })]);
+    opened.add(writer).add(reader);
+    await writer.append('c.lost', [{ data: new Uint8Array([1]) }, { data: new Uint8Array([2]) }]);
+    assert.equal((await writer.info('c.lost')).head, 2);
+    // As if the raise for offset 2 never arrived (its node died after WAIT).
+    await (await cluster.masters())[0]!.cli('-c', 'HSET', 'sl:{c.lost}:m', 'acked', '1');
+    assert.equal((await reader.info('c.lost')).head, 1);
+    const got: [number, number][] = [];
+    reader.watch((topic, first, entries) => { if (topic === 'c.lost') got.push([first, entries.length]); });
+    const following = reader.follow('c.lost');
+    await following.ready;
+    await pollUntil('offset 2 handed over', async () => { if (got.length === 0) notYet('nothing yet'); }, { timeoutMs: 10_000, intervalMs: 20 });
+    assert.deepEqual(got, [[2, 1]]);
+    assert.equal((await reader.info('c.lost')).head, 2);
+    following.drop();
+  });
 });
