@@ -23,7 +23,7 @@
  * Replicated watermark (min-replicas N ≥ 1). An append is on the primary before WAIT says N
  * replicas have it, and a failover in between takes it back: no reader may see it meanwhile (a
  * dirty read, which a new primary would then report as a loss). `acked` is the highest offset
- * known to be on N replicas, in the current epoch; with N ≥ 1 every reader (READ, and the head a
+ * known to be on N replicas (a raise counts only in the epoch its WAIT saw); with N ≥ 1 every reader (READ, and the head a
  * gateway reads with HMGET) MUST take min(head, acked) as the head. It only rises (RAISE, by the
  * appender after WAIT, before it notifies; or by a node that finds a quiet topic above it: PROBE,
  * WAIT N on that same connection, RAISE). Every replica receives the raise after the entries it
