@@ -135,7 +135,7 @@ export interface TraceConfig {
 export interface RedisConfig {
   /** redis://, rediss://, redis+sentinel://h:p,h:p/master, or redis+cluster://h:p,h:p */
   url: string;
-  /** Replicas that must have a publish before its ACK (Redis WAIT). */
+  /** Replicas that must have a publish before its ACK and before any node shows it (Redis WAIT). */
   minReplicas: number;
   /** How long a Redis command (and WAIT) may take before the publish fails as unavailable (ms). */
   commandTimeoutMs: number;
@@ -434,7 +434,7 @@ export const OPTIONS: Option[] = [
   { flag: 'tx-check-backoff', env: 'SLUICE_TX_CHECK_BACKOFF_MS', help: 'delay before the first check-back retry, doubling per attempt up to 60s (default 5s; bare number: ms)', set: (c, v, n) => { c.held.checkBackoffMs = parseDuration(n, v, 'ms', 1); } },
   { flag: 'tx-check-timeout', env: 'SLUICE_TX_CHECK_TIMEOUT_MS', help: 'how long one check-back may take (default 5s; bare number: ms)', set: (c, v, n) => { c.held.checkTimeoutMs = parseDuration(n, v, 'ms', 1); } },
   { flag: 'trace-max', env: 'SLUICE_TRACE_MAX', help: 'traced messages a node keeps the journey of, oldest forgotten first (default 10000)', set: (c, v, n) => { c.trace.maxTraces = int(n, v, 1); } },
-  { flag: 'redis-min-replicas', env: 'SLUICE_REDIS_MIN_REPLICAS', help: 'replicas that must have a publish before its ACK (WAIT; default 0)', set: (c, v, n) => { c.redis.minReplicas = int(n, v); } },
+  { flag: 'redis-min-replicas', env: 'SLUICE_REDIS_MIN_REPLICAS', help: 'replicas that must have a publish before its ACK and before any node shows it (WAIT; default 0)', set: (c, v, n) => { c.redis.minReplicas = int(n, v); } },
   { flag: 'redis-timeout', env: 'SLUICE_REDIS_TIMEOUT_MS', help: 'how long a Redis command may take before a publish fails as unavailable (default 2s; bare number: ms)', set: (c, v, n) => { c.redis.commandTimeoutMs = parseDuration(n, v, 'ms', 100); } },
   { flag: 'data', env: 'SLUICE_DATA_DIR', help: 'data directory of the disk store (default ./data)', set: (c, v) => { c.dataDir = v; } },
   { flag: 'backup-dir', env: 'SLUICE_BACKUP_DIR', help: 'directory POST /v1/admin/backup (sluice backup --url) copies the disk store into (default: none, no backups)', set: (c, v) => { c.backupDir = v || undefined; } },

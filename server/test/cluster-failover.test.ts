@@ -16,7 +16,7 @@ import { orderedOnce, Recorder, startNodes } from './helpers/cluster.js';
 import { api } from './helpers/http.js';
 import { notYet, pollUntil } from './helpers/poll.js';
 import { RawClient } from './helpers/raw-client.js';
-import { startSentinelSetup, waitForReplicas, type SentinelSetup } from './helpers/redis.js';
+import { startRedis, startSentinelSetup, waitForReplicas, type RedisServer, type SentinelSetup } from './helpers/redis.js';
 
 const nodes: GatewayProcess[] = [];
 after(async () => { await Promise.all(nodes.map((n) => n.kill('SIGKILL'))); });
@@ -121,5 +121,89 @@ describe('Redis failover (Sentinel)', () => {
     pub.close();
     await Promise.all([a!, b!].map((n) => n.kill('SIGTERM')));
     await sentinel.stop();
+  });
+});
+
+/**
+ * What readers are shown with --redis-min-replicas 1: only what a replica holds. A message whose
+ * WAIT has not returned is on the primary only (a failover could take it back), so no node may
+ * show it — not a live subscriber, not a catch-up, not an HTTP read. One master and one replica
+ * (no Sentinel: nothing fails over here); pausing the replica holds WAIT.
+ */
+describe('reads under --redis-min-replicas 1', () => {
+  const meta = (topic: string) => `sl:{${topic}}:m`;
+  async function primaryWithReplica(): Promise<{ master: RedisServer; replica: RedisServer }> {
+    const master = await startRedis();
+    const replica = await startRedis({ replicaOf: master });
+    await waitForReplicas(master, [replica]);
+    return { master, replica };
+  }
+  /** Until the primary has stored offset `head` of `topic` (the script ran; its WAIT may not have returned). */
+  const storedOn = (master: RedisServer, topic: string, head: number) => pollUntil(`${topic} stored up to ${head}`, async () => {
+    const h = Number(await master.call('HGET', meta(topic), 'head'));
+    if (h < head) notYet(`head ${h}`);
+  }, { timeoutMs: 10_000, intervalMs: 10 });
+  const pulled = async (url: string, topic: string) =>
+    ((await api(url, `/v1/topics/${topic}/messages?from=1`)).body.messages as { offset: number; data: unknown }[]).map((m) => m.data);
+
+  it('a message no replica holds yet is shown on no node; it appears once the replica confirms it', async () => {
+    const { master, replica } = await primaryWithReplica();
+    const [a, b] = await startNodes(2, master.url, ['--redis-min-replicas', '1', '--redis-timeout', '20s']);
+    nodes.push(a!, b!);
+    const reader = await RawClient.connect(b!.url);
+    await reader.subscribe(1, 'r.dirty', { from: 1, credit: 100 });
+    const writer = await RawClient.connect(a!.url);
+    await writer.publish(1, 'r.dirty', 'replicated');
+    await reader.waitDelivered('r.dirty', 1);
+
+    replica.pause();
+    const acked = writer.publish(2, 'r.dirty', 'unreplicated');
+    await storedOn(master, 'r.dirty', 2);
+    // The primary holds offset 2; WAIT holds its ACK. Node B reads the topic now:
+    assert.deepEqual(await pulled(b!.url, 'r.dirty'), ['replicated'], 'an HTTP read on another node shows only what a replica holds');
+    const late = await RawClient.connect(b!.url);
+    const s = await late.subscribe(2, 'r.dirty', { from: 1, credit: 100 });
+    assert.equal(s.head, 1, 'a new subscriber is told the replicated head');
+    await late.waitDelivered('r.dirty', 1);
+    // Node B's tail check looked at the quiet topic (it tried to confirm offset 2 itself, and
+    // could not while the replica is paused); a read after that still shows only offset 1.
+    await pollUntil('node B to look at the topic', async () => {
+      if (Number(await master.call('HGET', meta('r.dirty'), 'probe')) < 1) notYet('no probe yet');
+    }, { timeoutMs: 10_000, intervalMs: 20 });
+    assert.deepEqual(await pulled(b!.url, 'r.dirty'), ['replicated']);
+    assert.deepEqual([reader, late].map((c) => c.delivered('r.dirty').map((d) => d.data)), [['replicated'], ['replicated']]);
+
+    replica.resume();
+    assert.equal((await acked).offset, 2);
+    for (const c of [reader, late]) assert.deepEqual((await c.waitDelivered('r.dirty', 2)).map((d) => [d.offset, d.data]), [[1, 'replicated'], [2, 'unreplicated']]);
+    assert.deepEqual(await pulled(b!.url, 'r.dirty'), ['replicated', 'unreplicated']);
+    for (const c of [reader, late, writer]) c.close();
+    await Promise.all([a!, b!].map((n) => n.kill('SIGTERM')));
+    await Promise.all([master.stop(), replica.stop()]);
+  });
+
+  it('the appending node dies while WAIT holds: another node confirms the message, and its subscriber gets it without another publish', async () => {
+    const { master, replica } = await primaryWithReplica();
+    const [a, b] = await startNodes(2, master.url, ['--redis-min-replicas', '1', '--redis-timeout', '20s']);
+    nodes.push(a!, b!);
+    const reader = new Recorder(b!.url, 'r.orphan', { from: 1 });
+    await reader.sub.ready;
+    const writer = await RawClient.connect(a!.url);
+    await writer.publish(1, 'r.orphan', 'first');
+    await reader.waitFor(1);
+
+    replica.pause();
+    writer.publish(2, 'r.orphan', 'orphan').catch(() => undefined); // its node dies before the ACK
+    await storedOn(master, 'r.orphan', 2);
+    await a!.kill('SIGKILL');
+    replica.resume();
+    await reader.waitFor(2, 10_000);
+    assert.deepEqual(reader.got.map((d) => [d.offset, d.data]), [[1, 'first'], [2, 'orphan']]);
+    assert.deepEqual(reader.gaps, []);
+    assert.equal(await master.call('HGET', meta('r.orphan'), 'acked'), '2', 'node B raised the watermark');
+    reader.close();
+    writer.close();
+    await b!.kill('SIGTERM');
+    await Promise.all([master.stop(), replica.stop()]);
   });
 });

@@ -4,7 +4,8 @@
  * (topic names cannot contain braces).
  *
  * Keys of a topic T:
- *   sl:{T}:m        hash   epoch, head, first, bytes, lastTs, firstTs, replid, history
+ *   sl:{T}:m        hash   epoch, head, first, bytes, lastTs, firstTs, replid, history, and with
+ *                          --redis-min-replicas N ≥ 1: acked, probe (see "Replicated watermark")
  *   sl:{T}:s        stream entry ID `0-<offset>`, fields e (the stored entry), t (its ts, ms)
  *   sl:{T}:k:<key>  string `<offset>:<ts>:<epoch>[:<fingerprint, hex>]`, expiring after the dedup
  *                   window (keys written before fingerprints have none: they match any message)
@@ -18,6 +19,17 @@
  * still valid (core/start.ts); one beyond it saw writes this primary lacks, and is told so. So no
  * offset is ever served with two contents in one epoch. A primary restarted from its own
  * persistence (replid2 all zeros) keeps the epoch: with AOF `appendfsync always` it lost nothing.
+ *
+ * Replicated watermark (min-replicas N ≥ 1). An append is on the primary before WAIT says N
+ * replicas have it, and a failover in between takes it back: no reader may see it meanwhile (a
+ * dirty read, which a new primary would then report as a loss). `acked` is the highest offset
+ * known to be on N replicas (a raise counts only in the epoch its WAIT saw); with N ≥ 1 every reader (READ, and the head a
+ * gateway reads with HMGET) MUST take min(head, acked) as the head. It only rises (RAISE, by the
+ * appender after WAIT, before it notifies; or by a node that finds a quiet topic above it: PROBE,
+ * WAIT N on that same connection, RAISE). Every replica receives the raise after the entries it
+ * covers, so on any replica acked ≤ head, and a promoted replica's value is still true. APPEND
+ * with N ≥ 1 sets it at the old head when the field is missing; an APPEND with N = 0 removes it:
+ * a topic without it is read up to its head (N = 0 promises nothing about replicas).
  */
 
 /** The retention step both APPEND and TRIM run (a Lua fragment; see its first comment). */
@@ -65,8 +77,10 @@ end
 
 /**
  * APPEND — KEYS: meta, stream, channel, then one key per keyed message. ARGV: now, dedupMs,
- * maxCount, maxBytes, maxAgeMs, newEpoch, placeholder epoch, publish (1: SPUBLISH the batch here),
- * nodeId, n, then per message: key index into KEYS (0: none), fingerprint (hex; '' for none), entry.
+ * maxCount, maxBytes, maxAgeMs, newEpoch, placeholder epoch, publish (1: min-replicas 0, SPUBLISH
+ * the batch here and drop `acked`; 0: min-replicas ≥ 1, the node notifies after WAIT and RAISE,
+ * and `acked` is set to the old head if missing), nodeId, n, then per message: key index into
+ * KEYS (0: none), fingerprint (hex; '' for none), entry.
  * Returns {epoch, head, first, history, created, firstTs (0: empty), trimmed, then per message:
  * offset, ts, duplicate (0 stored, 1 duplicate, 2 key reused with another fingerprint), epoch}.
  */
@@ -80,7 +94,7 @@ local repl = redis.call('INFO', 'replication')
 local replid = string.match(repl, 'master_replid:(%x+)') or ''
 local replid2 = string.match(repl, 'master_replid2:(%x+)') or ''
 
-local m = redis.call('HMGET', meta, 'epoch', 'head', 'first', 'bytes', 'firstTs', 'replid', 'history')
+local m = redis.call('HMGET', meta, 'epoch', 'head', 'first', 'bytes', 'firstTs', 'replid', 'history', 'acked')
 local epoch = m[1]
 local head = tonumber(m[2] or '0')
 local first = tonumber(m[3] or '1')
@@ -88,6 +102,12 @@ local bytes = tonumber(m[4] or '0')
 local firstTs = tonumber(m[5] or '0')
 local history = m[7] or ''
 local created = 0
+if publish == '1' then
+  if m[8] then redis.call('HDEL', meta, 'acked') end
+elseif not m[8] then
+  -- What is there was written without a watermark: readable as it was. What follows waits.
+  redis.call('HSET', meta, 'acked', head)
+end
 if not epoch then
   -- First write: a reader may have seen the placeholder epoch of unwritten topics at offset 0.
   epoch = newEpoch
@@ -156,13 +176,18 @@ return result
 `;
 
 /**
- * READ — KEYS: meta, stream. ARGV: from, limit, maxBytes.
- * Returns {epoch|false, head, first, history, start, entry...}.
+ * READ — KEYS: meta, stream. ARGV: from, limit, maxBytes, acked (1: min-replicas ≥ 1, read only
+ * up to the replicated watermark when the topic has one). Returns {epoch|false, head, first,
+ * history, start, entry...}: head and first as readers may see them.
  */
 export const READ = `
-local m = redis.call('HMGET', KEYS[1], 'epoch', 'head', 'first', 'history')
+local m = redis.call('HMGET', KEYS[1], 'epoch', 'head', 'first', 'history', 'acked')
 if not m[1] then return { false } end
 local head, first = tonumber(m[2]), tonumber(m[3])
+if ARGV[4] == '1' and m[5] then
+  head = math.min(head, tonumber(m[5]))
+  first = math.min(first, head + 1)
+end
 local start = math.max(tonumber(ARGV[1]), first)
 local limit, maxBytes = tonumber(ARGV[2]), tonumber(ARGV[3])
 local result = { m[1], head, first, m[4] or '', start }
@@ -182,6 +207,30 @@ for _, item in ipairs(batch) do
   expected = expected + 1
 end
 return result
+`;
+
+/**
+ * RAISE — KEYS: meta. ARGV: epoch, offset. Raises `acked` to offset if the topic has the field, is
+ * still in that epoch (a WAIT in an old epoch confirms nothing of a new one) and is below it.
+ * Returns 1 when raised.
+ */
+export const RAISE = `
+local m = redis.call('HMGET', KEYS[1], 'epoch', 'acked')
+if m[1] ~= ARGV[1] or not m[2] or tonumber(m[2]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'acked', ARGV[2])
+return 1
+`;
+
+/**
+ * PROBE — KEYS: meta. For a topic whose head is above `acked`: a write (so that a WAIT on this
+ * connection next covers every entry up to the head read here) and {epoch, head}; else {false}
+ * and no write.
+ */
+export const PROBE = `
+local m = redis.call('HMGET', KEYS[1], 'epoch', 'head', 'acked')
+if not m[1] or not m[3] or tonumber(m[3]) >= tonumber(m[2]) then return { false } end
+redis.call('HINCRBY', KEYS[1], 'probe', 1)
+return { m[1], tonumber(m[2]) }
 `;
 
 /**

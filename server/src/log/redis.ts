@@ -10,10 +10,14 @@
  * different topics are pipelined (ioredis auto-pipelining), so a burst costs a few round trips.
  *
  * Durability: an append resolves once Redis has it — and with `minReplicas` N > 0, once WAIT says
- * N replicas have it. Only then is the batch notified, here and to other nodes, so no subscriber
- * is ever shown a message a failover could take back. With N = 0 the script itself publishes the
- * batch on the topic's shard channel (atomic with the append); with N > 0 the node publishes it
- * after WAIT.
+ * N replicas have it. With N = 0 the script itself publishes the batch on the topic's shard
+ * channel (atomic with the append). With N > 0 no reader on any node is shown a message a failover
+ * could take back: after WAIT the node raises the topic's replicated watermark (`acked`, see
+ * redis-scripts.ts) and only then notifies, here and to other nodes; every read (READ, `info`, the
+ * tail check) stops at the watermark. A quiet topic left above it (its appender died after the
+ * append, or the raise was lost) is confirmed by the tail check of a node that follows it: a probe
+ * write and WAIT on a connection of their own (a blocked WAIT holds up every command behind it on
+ * its connection, and readers must not wait for it), then the raise.
  *
  * Notifications between nodes are at most once (pub/sub): a node follows (SSUBSCRIBE) only the
  * topics someone on it reads — fan-out by interest, one message per interested node — and orders
@@ -43,7 +47,7 @@ import {
   type TopicInfo,
   type TopicLog,
 } from './log.js';
-import { APPEND, GROUP_CLAIM, GROUP_RELEASE, GROUP_SAVE, RATE, READ, TRIM } from './redis-scripts.js';
+import { APPEND, GROUP_CLAIM, GROUP_RELEASE, GROUP_SAVE, PROBE, RAISE, RATE, READ, TRIM } from './redis-scripts.js';
 import { encodeEntry } from '@sluice/client/protocol';
 import type { HeldStore } from './held.js';
 import { HELD_SLOT_KEY, RedisHeld } from './redis-held.js';
@@ -161,6 +165,8 @@ const SWEEP_MS = 10_000;
 /** How long a batch that arrived ahead of a missing one waits before the hole is read (ms). */
 const HOLE_WAIT_MS = 50;
 const TAIL_CHECK_MS = 1000;
+/** What `info` and `topics` read of a topic's meta (see infoOf). */
+const INFO_FIELDS = ['epoch', 'head', 'first', 'bytes', 'lastTs', 'history', 'acked'];
 
 function parseHistory(s: string | null | undefined): EpochRecord[] | undefined {
   if (!s) return undefined;
@@ -243,6 +249,9 @@ export class RedisLog implements TopicLog {
   private placeholder = '';
   private closed = false;
   private readonly minReplicas: number;
+  /** The connection that confirms quiet topics above their watermark (min-replicas ≥ 1; made on first use). */
+  private prober: Promise<Client> | undefined;
+  private confirming = false;
   private readonly timer: ReturnType<typeof setInterval>;
   private lastError: string | undefined;
   readonly held: HeldStore;
@@ -274,6 +283,7 @@ export class RedisLog implements TopicLog {
     this.minReplicas = options.minReplicas ?? 0;
     client.defineCommand('slAppend', { lua: APPEND });
     client.defineCommand('slRead', { numberOfKeys: 2, lua: READ });
+    client.defineCommand('slRaise', { numberOfKeys: 1, lua: RAISE });
     client.defineCommand('slTrim', { numberOfKeys: 2, lua: TRIM });
     client.defineCommand('slRate', { numberOfKeys: 1, lua: RATE });
     client.defineCommand('slGroupClaim', { numberOfKeys: 1, lua: GROUP_CLAIM });
@@ -334,7 +344,7 @@ export class RedisLog implements TopicLog {
 
   async read(topic: string, from: number, opts: ReadOptions): Promise<ReadResult> {
     const r = await this.call(() => (this.client as unknown as ScriptClient).slReadBuffer(
-      key(topic, 'm'), key(topic, 's'), from, opts.limit, opts.maxBytes ?? 1 << 30,
+      key(topic, 'm'), key(topic, 's'), from, opts.limit, opts.maxBytes ?? 1 << 30, this.minReplicas > 0 ? 1 : 0,
     ));
     if (!r[0]) return { epoch: this.placeholder, head: 0, first: 1, start: Math.max(from, 1), entries: [] };
     const result: ReadResult = {
@@ -350,13 +360,13 @@ export class RedisLog implements TopicLog {
   }
 
   async info(topic: string): Promise<TopicInfo> {
-    const m = await this.call(() => this.client.hmget(key(topic, 'm'), 'epoch', 'head', 'first', 'bytes', 'lastTs', 'history'));
+    const m = await this.call(() => this.client.hmget(key(topic, 'm'), ...INFO_FIELDS));
     return this.infoOf(topic, m);
   }
 
   async topics(): Promise<TopicInfo[]> {
     const names = await this.call(() => this.client.smembers(TOPICS_KEY));
-    const metas = await Promise.all(names.map((t) => this.call(() => this.client.hmget(key(t, 'm'), 'epoch', 'head', 'first', 'bytes', 'lastTs', 'history'))));
+    const metas = await Promise.all(names.map((t) => this.call(() => this.client.hmget(key(t, 'm'), ...INFO_FIELDS))));
     return names.map((t, i) => this.infoOf(t, metas[i]!)).filter((i) => i.head > 0);
   }
 
@@ -436,7 +446,8 @@ export class RedisLog implements TopicLog {
       await Promise.all(this.inflight.values());
       await this.flush();
     }
-    await Promise.allSettled([this.client.quit(), this.sub.quit()]);
+    const prober = this.prober?.catch(() => undefined);
+    await Promise.allSettled([this.client.quit(), this.sub.quit(), prober?.then((c) => c?.quit())]);
   }
 
   // ---- appending --------------------------------------------------------------------------------
@@ -525,6 +536,12 @@ export class RedisLog implements TopicLog {
         stored.push(entries[i]!);
       }
     }
+    if (this.minReplicas > 0) {
+      // Readers see up to here from now on: raised before the notification, on the connection it
+      // goes by (in a cluster, the slot's primary), so a node woken by it reads what it announces.
+      // Neither is awaited: the ACK below does not wait for them.
+      (this.client as unknown as ScriptClient).slRaise(keys[0]!, epoch, Number(r[1])).catch(() => undefined);
+    }
     if (stored.length > 0) {
       if (this.minReplicas > 0) {
         this.client.spublish(key(topic, 'n'), encodeBatch(epoch, this.nodeId, firstNew, stored)).catch(() => undefined);
@@ -569,12 +586,17 @@ export class RedisLog implements TopicLog {
 
   private infoOf(topic: string, m: (string | null)[]): TopicInfo {
     if (!m[0]) return { topic, epoch: this.placeholder, head: 0, first: 1, count: 0, bytes: 0, lastTs: 0 };
-    const head = Number(m[1]);
-    const first = Number(m[2]);
+    const head = this.visibleHead(Number(m[1]), m[6]);
+    const first = Math.min(Number(m[2]), head + 1);
     const info: TopicInfo = { topic, epoch: m[0], head, first, count: head - first + 1, bytes: Number(m[3] ?? 0), lastTs: Number(m[4] ?? 0) };
     const history = parseHistory(m[5]);
     if (history) info.history = history;
     return info;
+  }
+
+  /** The head readers may see: with min-replicas ≥ 1, no further than the watermark (if the topic has one). */
+  private visibleHead(head: number, acked: string | null | undefined): number {
+    return this.minReplicas > 0 && acked != null ? Math.min(head, Number(acked)) : head;
   }
 
   /** A per-client rate-limit bucket every gateway shares (see RATE); `SharedBuckets`. */
@@ -733,19 +755,74 @@ export class RedisLog implements TopicLog {
     }
     const quietFor = Date.now() - TAIL_CHECK_MS;
     const topics = [...this.followed].filter(([, f]) => all || f.lastSeen < quietFor).map(([t]) => t);
+    const unconfirmed: string[] = [];
     await Promise.all(topics.map(async (topic) => {
       try {
-        const m = await this.client.hmget(key(topic, 'm'), 'epoch', 'head');
+        const m = await this.client.hmget(key(topic, 'm'), 'epoch', 'head', 'acked');
         const f = this.followed.get(topic);
         if (!f) return;
         f.lastSeen = Date.now();
-        const head = Number(m[1] ?? 0);
+        const head = this.visibleHead(Number(m[1] ?? 0), m[2]);
+        if (head < Number(m[1] ?? 0)) unconfirmed.push(topic);
         if (f.next === 0) { f.next = head + 1; f.epoch = m[0] ?? this.placeholder; return; }
         if (head >= f.next || (m[0] ?? this.placeholder) !== f.epoch) await this.fillHole(topic);
       } catch {
         // unreachable: next time
       }
     }));
+    if (unconfirmed.length > 0) for (const topic of await this.confirm(unconfirmed)) await this.fillHole(topic);
+  }
+
+  /**
+   * Raises the watermark of quiet topics whose head stays above it — their appender died between
+   * the append and the raise, or the raise was lost in a failover — so that acknowledged messages
+   * do not stay unseen until the next publish. For each: PROBE (a write that reads the head H),
+   * WAIT N on the same connection, and RAISE to H only if WAIT confirmed. One pass at a time, on a
+   * connection of its own; in a cluster one topic per pipeline (a pipeline goes to one slot's
+   * primary). Returns the topics raised.
+   */
+  private async confirm(topics: string[]): Promise<string[]> {
+    if (this.confirming || this.closed) return [];
+    this.confirming = true;
+    const raised: string[] = [];
+    try {
+      this.prober ??= this.openProber();
+      const c = await this.prober;
+      // WAIT answers before the command timeout would cut it off.
+      const waitMs = Math.max(1, Math.floor((this.options.commandTimeoutMs ?? 2000) / 2));
+      for (const group of c instanceof Cluster ? topics.map((t) => [t]) : [topics]) {
+        const pipe = c.pipeline();
+        for (const t of group) (pipe as unknown as ScriptClient).slProbe(key(t, 'm'));
+        const rs = await pipe.wait(this.minReplicas, waitMs).exec();
+        const [err, n] = rs![group.length]! as [Error | null, number];
+        if (err || n < this.minReplicas) continue; // not on N replicas yet: the next check asks again
+        await Promise.all(group.map(async (t, i) => {
+          const [perr, v] = rs![i]! as [Error | null, [string | null, number?]];
+          if (perr || !v[0]) return;
+          if (Number(await (c as unknown as ScriptClient).slRaise(key(t, 'm'), v[0], Number(v[1]))) === 1) raised.push(t);
+        }));
+      }
+    } catch {
+      // Redis unreachable: the next check tries again.
+    } finally {
+      this.confirming = false;
+    }
+    return raised;
+  }
+
+  private async openProber(): Promise<Client> {
+    const c = connect(this.target, this.options.commandTimeoutMs ?? 2000);
+    c.on('error', () => undefined); // the main connection reports what health() says
+    c.defineCommand('slProbe', { numberOfKeys: 1, lua: PROBE });
+    c.defineCommand('slRaise', { numberOfKeys: 1, lua: RAISE });
+    try {
+      await c.connect();
+    } catch (err) {
+      c.disconnect();
+      this.prober = undefined;
+      throw err;
+    }
+    return c;
   }
 
   private emit(topic: string, first: number, entries: readonly Uint8Array[], epoch: string): void {
@@ -762,7 +839,9 @@ export class RedisLog implements TopicLog {
 /** The commands defined with defineCommand. */
 interface ScriptClient {
   slAppend(numKeys: number, ...args: (string | number | Buffer)[]): Promise<unknown[]>;
-  slReadBuffer(meta: string, stream: string, from: number, limit: number, maxBytes: number): Promise<[Buffer | null, ...unknown[]]>;
+  slReadBuffer(meta: string, stream: string, from: number, limit: number, maxBytes: number, acked: 0 | 1): Promise<[Buffer | null, ...unknown[]]>;
+  slRaise(meta: string, epoch: string, offset: number): Promise<number>;
+  slProbe(meta: string): Promise<[string | null, number?]>;
   slTrim(meta: string, stream: string, now: number, maxCount: number, maxBytes: number, maxAgeMs: number): Promise<number>;
   slRate(key: string, now: number, rate: number, capacity: number, n: number): Promise<number>;
   slGroupClaim(lock: string, node: string, ttlMs: number): Promise<string>;
