@@ -150,7 +150,12 @@ export abstract class BaseLog implements TopicLog {
   /** Persisted meta of a topic, if any (synchronous: called on the append path). */
   protected abstract loadMeta(topic: string): TopicMeta | undefined;
   protected abstract saveMeta(state: TopicState): void;
-  protected abstract putEntry(topic: string, offset: number, entry: Uint8Array): void;
+  /**
+   * Writes an entry. A store that keeps its own copy in memory may return it: the listeners then
+   * get that copy in place of `entry` (and the hub caches it), so only one of the two stays alive.
+   * A returned copy MUST stay valid and unchanged for as long as anyone holds it.
+   */
+  protected abstract putEntry(topic: string, offset: number, entry: Uint8Array): Uint8Array | void;
   protected abstract removeEntry(topic: string, offset: number): void;
   /** A durable entry, or undefined. */
   protected abstract getEntry(topic: string, offset: number): Uint8Array | undefined;
@@ -547,7 +552,10 @@ export abstract class BaseLog implements TopicLog {
         for (const b of group) {
           for (const t of b.topics.values()) {
             const topic = t.state.topic;
-            for (let i = 0; i < t.entries.length; i++) this.putEntry(topic, t.first + i, t.entries[i]!);
+            for (let i = 0; i < t.entries.length; i++) {
+              const kept = this.putEntry(topic, t.first + i, t.entries[i]!);
+              if (kept) t.entries[i] = kept;
+            }
             for (const k of t.keys) this.putKey(topic, k.key, k.hit);
           }
         }
