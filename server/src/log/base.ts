@@ -151,6 +151,15 @@ export abstract class BaseLog implements TopicLog {
   protected abstract loadMeta(topic: string): TopicMeta | undefined;
   protected abstract saveMeta(state: TopicState): void;
   /**
+   * The stored form of a message being appended as `offset` (offsets of a topic come densely, in
+   * order): `encodeEntry`. A store that keeps entries in its own memory may encode it there, in
+   * place (no array of its own per message); `putEntry` then gets that same array.
+   */
+  protected encode(_topic: string, _offset: number, m: AppendInput, ts: number): Uint8Array {
+    return encodeEntry(m.data, ts, m.headers, m.meta);
+  }
+
+  /**
    * Writes an entry. A store that keeps its own copy in memory may return it: the listeners then
    * get that copy in place of `entry` (and the hub caches it), so only one of the two stays alive.
    * A returned copy MUST stay valid and unchanged for as long as anyone holds it.
@@ -222,7 +231,7 @@ export abstract class BaseLog implements TopicLog {
         }
       }
       const offset = ++s.head;
-      const entry = encodeEntry(m.data, now, m.headers, m.meta);
+      const entry = this.encode(topic, offset, m, now);
       batch ??= this.batchFor(s, offset);
       batch.entries.push(entry);
       batch.bytes += entry.length;

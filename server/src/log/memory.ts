@@ -2,8 +2,9 @@
  * The memory store: for tests and ephemeral use. Everything lives in this process; the epoch is new
  * on every start, so clients that resume against a restarted memory store are told they lost data.
  */
+import { entrySize, writeEntry } from '@sluice/client/protocol';
 import { BaseLog, type Commit, type KeyHit, type TopicMeta } from './base.js';
-import type { StoreOptions } from './log.js';
+import type { AppendInput, StoreOptions } from './log.js';
 import { randomId } from '../util/id.js';
 import { TopicBytes } from './topic-bytes.js';
 
@@ -31,16 +32,36 @@ export class MemoryLog extends BaseLog {
   protected saveMeta(): void {}
 
   /**
-   * Keeps a copy of `entry` in the topic's chunks and returns it, for the listeners to hand out in
-   * place of `entry` (which then dies young). The copy stays valid and unchanged for as long as
-   * anyone holds it (see TopicBytes). Offsets arrive densely, oldest first (BaseLog assigns them).
+   * Encodes the message straight into the topic's chunks (see TopicBytes): no array, ArrayBuffer or
+   * malloc of its own per message. The entry becomes readable only once BaseLog made it durable
+   * (reads are bounded by the durable head), which in this store is the same loop turn.
+   */
+  protected override encode(topic: string, offset: number, m: AppendInput, ts: number): Uint8Array {
+    const log = this.topicBytes(topic, offset);
+    const view = log.reserve(entrySize(m.data, ts, m.headers, m.meta));
+    writeEntry(view, m.data, ts, m.headers, m.meta);
+    this.bytes += view.length;
+    return view;
+  }
+
+  /**
+   * `entry` is the array `encode` returned, already in the topic's chunks; anything else (no caller
+   * makes one) is copied in. Returns the stored copy, valid and unchanged for as long as anyone
+   * holds it (see TopicBytes), for the listeners and the hub cache.
    */
   protected putEntry(topic: string, offset: number, entry: Uint8Array): Uint8Array {
-    let log = this.logs.get(topic);
-    if (!log) this.logs.set(topic, (log = new TopicBytes(offset)));
-    if (offset !== log.next) throw new Error(`memory store: offset ${offset} of ${topic} written after ${log.next - 1}`);
+    const log = this.topicBytes(topic, offset);
+    if (offset < log.next) return entry;
     this.bytes += entry.length;
     return log.append(entry);
+  }
+
+  /** The topic's chunks, for the entry at `offset` (the next one, or one already encoded in place). */
+  private topicBytes(topic: string, offset: number): TopicBytes {
+    let log = this.logs.get(topic);
+    if (!log) this.logs.set(topic, (log = new TopicBytes(offset)));
+    if (offset > log.next) throw new Error(`memory store: offset ${offset} of ${topic} written after ${log.next - 1}`);
+    return log;
   }
 
   /** Retention removes oldest first: removing `offset` removes every entry before it too. */

@@ -47,15 +47,15 @@ class Chunk {
     return this.bytes.length - this.used;
   }
 
-  add(entry: Uint8Array): Uint8Array {
+  /** Takes the next `size` bytes (at most `room()`) for a new entry; returns them. */
+  add(size: number): Uint8Array {
     if (this.n === this.ends.length) {
       const ends = new Uint32Array(this.n * 2);
       ends.set(this.ends);
       this.ends = ends;
     }
     const start = this.used;
-    this.bytes.set(entry, start);
-    this.used += entry.length;
+    this.used += size;
     this.ends[this.n++] = this.used;
     return this.bytes.subarray(start, this.used);
   }
@@ -87,16 +87,26 @@ export class TopicBytes {
 
   /** Copies `entry` in as offset `next`; returns the stored copy (a view, see the header). */
   append(entry: Uint8Array): Uint8Array {
+    const view = this.reserve(entry.length);
+    view.set(entry);
+    return view;
+  }
+
+  /**
+   * Adds an entry of `size` bytes as offset `next` and returns its room (a view, see the header),
+   * which the caller MUST fill at once: the store encodes entries in place this way.
+   */
+  reserve(size: number): Uint8Array {
     let c = this.chunks[this.chunks.length - 1];
-    if (!c || c.room() < entry.length) {
+    if (!c || c.room() < size) {
       let capacity = MIN_CHUNK;
-      while (capacity < MAX_CHUNK && capacity < this.bytes + entry.length) capacity *= 2;
-      c = new Chunk(this.next, Math.max(capacity, entry.length));
+      while (capacity < MAX_CHUNK && capacity < this.bytes + size) capacity *= 2;
+      c = new Chunk(this.next, Math.max(capacity, size));
       this.chunks.push(c);
     }
     this.next++;
-    this.bytes += entry.length;
-    return c.add(entry);
+    this.bytes += size;
+    return c.add(size);
   }
 
   /** The entry at `offset` (a view), or undefined when it is not kept. */
