@@ -26,8 +26,9 @@ export const MIN_CHUNK = 256;
 export const MAX_CHUNK = 64 * 1024;
 
 class Chunk {
-  readonly bytes: Uint8Array;
-  /** ends[i]: where entry `first + i` ends in `bytes` (it starts where entry i − 1 ends, or at 0). */
+  /** The chunk's memory (views are made on it with the constructor: cheaper than `subarray`). */
+  readonly buffer: ArrayBuffer;
+  /** ends[i]: where entry `first + i` ends in `buffer` (it starts where entry i − 1 ends, or at 0). */
   private ends: Uint32Array;
   /** Entries written. */
   n = 0;
@@ -39,12 +40,12 @@ class Chunk {
     readonly first: number,
     capacity: number,
   ) {
-    this.bytes = new Uint8Array(capacity);
+    this.buffer = new ArrayBuffer(capacity);
     this.ends = new Uint32Array(Math.max(8, capacity >>> 8));
   }
 
   room(): number {
-    return this.bytes.length - this.used;
+    return this.buffer.byteLength - this.used;
   }
 
   /** Takes the next `size` bytes (at most `room()`) for a new entry; returns them. */
@@ -57,7 +58,7 @@ class Chunk {
     const start = this.used;
     this.used += size;
     this.ends[this.n++] = this.used;
-    return this.bytes.subarray(start, this.used);
+    return new Uint8Array(this.buffer, start, size);
   }
 
   /** Where entry i (0-based within the chunk) starts. */
@@ -114,7 +115,8 @@ export class TopicBytes {
     if (offset < this.first || offset >= this.next) return undefined;
     const c = this.chunks[this.chunkIndex(offset)]!;
     const i = offset - c.first;
-    return c.bytes.subarray(c.start(i), c.end(i));
+    const start = c.start(i);
+    return new Uint8Array(c.buffer, start, c.end(i) - start);
   }
 
   /**
@@ -136,7 +138,7 @@ export class TopicBytes {
       const end = c.end(i);
       if (out.length > 0 && sum + end - start > maxBytes) break;
       sum += end - start;
-      out.push(c.bytes.subarray(start, end));
+      out.push(new Uint8Array(c.buffer, start, end - start));
       o++;
     }
     return out;
