@@ -153,7 +153,8 @@ export abstract class BaseLog implements TopicLog {
   /**
    * The stored form of a message being appended as `offset` (offsets of a topic come densely, in
    * order): `encodeEntry`. A store that keeps entries in its own memory may encode it there, in
-   * place (no array of its own per message); `putEntry` then gets that same array.
+   * place (no array of its own per message); `putEntry` then gets exactly the arrays this returned,
+   * in offset order, once their batch is written.
    */
   protected encode(_topic: string, _offset: number, m: AppendInput, ts: number): Uint8Array {
     return encodeEntry(m.data, ts, m.headers, m.meta);

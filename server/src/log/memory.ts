@@ -45,22 +45,19 @@ export class MemoryLog extends BaseLog {
   }
 
   /**
-   * `entry` is the array `encode` returned, already in the topic's chunks; anything else (no caller
-   * makes one) is copied in. Returns the stored copy, valid and unchanged for as long as anyone
-   * holds it (see TopicBytes), for the listeners and the hub cache.
+   * `entry` is the array `encode` returned (BaseLog passes nothing else), already in the topic's
+   * chunks: nothing to write, no lookup on the hot path. Returned for the listeners and the hub
+   * cache: valid and unchanged for as long as anyone holds it (see TopicBytes).
    */
-  protected putEntry(topic: string, offset: number, entry: Uint8Array): Uint8Array {
-    const log = this.topicBytes(topic, offset);
-    if (offset < log.next) return entry;
-    this.bytes += entry.length;
-    return log.append(entry);
+  protected putEntry(_topic: string, _offset: number, entry: Uint8Array): Uint8Array {
+    return entry;
   }
 
-  /** The topic's chunks, for the entry at `offset` (the next one, or one already encoded in place). */
+  /** The topic's chunks, which take `offset` next (BaseLog assigns offsets densely, in order). */
   private topicBytes(topic: string, offset: number): TopicBytes {
     let log = this.logs.get(topic);
     if (!log) this.logs.set(topic, (log = new TopicBytes(offset)));
-    if (offset > log.next) throw new Error(`memory store: offset ${offset} of ${topic} written after ${log.next - 1}`);
+    if (offset !== log.next) throw new Error(`memory store: offset ${offset} of ${topic} encoded after ${log.next - 1}`);
     return log;
   }
 
