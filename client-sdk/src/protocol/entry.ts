@@ -16,15 +16,28 @@ import { unpack } from './value.js';
  * a MSGS frame.
  */
 export function encodeEntry(data: Uint8Array, ts: number, headers?: Uint8Array, meta?: Uint8Array): Uint8Array {
+  const out = new Uint8Array(entrySize(data, ts, headers, meta));
+  writeEntry(out, data, ts, headers, meta);
+  return out;
+}
+
+/** The size of the entry `encodeEntry` makes of these parts. */
+export function entrySize(data: Uint8Array, ts: number, headers?: Uint8Array, meta?: Uint8Array): number {
   const h = headers ?? (meta ? NIL : undefined);
-  const size = 1 + data.length + uintSize(ts) + (h ? h.length : 0) + (meta ? meta.length : 0);
-  const out = new Uint8Array(size);
+  return 1 + data.length + uintSize(ts) + (h ? h.length : 0) + (meta ? meta.length : 0);
+}
+
+/**
+ * Writes the entry `encodeEntry` makes of these parts into `out`, which MUST be exactly
+ * `entrySize` bytes (a store that keeps entries in its own memory encodes them in place).
+ */
+export function writeEntry(out: Uint8Array, data: Uint8Array, ts: number, headers?: Uint8Array, meta?: Uint8Array): void {
+  const h = headers ?? (meta ? NIL : undefined);
   out[0] = meta ? 0x94 : h ? 0x93 : 0x92;
   out.set(data, 1);
   let p = writeUint(out, 1 + data.length, ts);
   if (h) { out.set(h, p); p += h.length; }
   if (meta) out.set(meta, p);
-  return out;
 }
 
 const NIL = new Uint8Array([0xc0]);

@@ -103,8 +103,15 @@ interface TopicState {
   bytes: number;
   /** Bytes published natively since its live subscriptions' send buffers were last checked. */
   unchecked: number;
-  /** The newest entries published, offsets cacheFirst..tail (empty: cacheFirst = tail + 1; both set together). */
+  /**
+   * The newest entries published, offsets cacheFirst..tail, from index `cacheHead` on (empty:
+   * cacheFirst = tail + 1; both set together). Slots before `cacheHead` are evicted entries, emptied
+   * (undefined) and cut off together once they are at least half of the array: a full cache that
+   * evicts one entry per publish would otherwise copy all the others each time (a new array per
+   * message and topic, which then survives the next scavenge; issue 16).
+   */
   cache: Uint8Array[];
+  cacheHead: number;
   cacheFirst: number;
   cacheSize: number;
   /**
@@ -321,7 +328,7 @@ export class Hub {
 
         if (sub.cursor >= t.cacheFirst) {
           // The newest entries are cached: no store read, no await.
-          const i = sub.cursor - t.cacheFirst;
+          const i = t.cacheHead + sub.cursor - t.cacheFirst;
           const n = Math.min(sub.credit, this.reader.policy.batch, t.cache.length - i);
           // Most catch-ups are a credit's worth of small messages: fitting by the bound costs no pass over them.
           let end = n * t.cacheMax <= room ? i + n : fitting(t.cache, i, i + n, room);
@@ -435,16 +442,25 @@ export class Hub {
       if (e.length > t.cacheMax) t.cacheMax = e.length;
       this.cacheTotal += e.length;
     }
-    let drop = 0;
-    while (drop < t.cache.length &&
-      (t.cache.length - drop > cacheEntries || t.cacheSize > cacheBytes || this.cacheTotal > cacheTotalBytes)) {
-      const e = t.cache[drop++]!;
+    const cache = t.cache;
+    let head = t.cacheHead;
+    while (head < cache.length &&
+      (cache.length - head > cacheEntries || t.cacheSize > cacheBytes || this.cacheTotal > cacheTotalBytes)) {
+      const e = cache[head]!;
+      (cache as (Uint8Array | undefined)[])[head++] = undefined; // evicted: not kept alive by the cache
       t.cacheSize -= e.length;
       this.cacheTotal -= e.length;
     }
-    if (drop > 0) {
-      t.cache = drop === t.cache.length ? NO_ENTRIES : t.cache.slice(drop);
-      t.cacheFirst += drop;
+    if (head === t.cacheHead) return;
+    t.cacheFirst += head - t.cacheHead;
+    if (head === cache.length) {
+      t.cache = NO_ENTRIES;
+      t.cacheHead = 0;
+    } else if (head >= cache.length - head) {
+      t.cache = cache.slice(head);
+      t.cacheHead = 0;
+    } else {
+      t.cacheHead = head;
     }
   }
 
@@ -515,6 +531,7 @@ export class Hub {
       t.tail = first - 1;
       this.cacheTotal -= t.cacheSize;
       t.cache = NO_ENTRIES;
+      t.cacheHead = 0;
       t.cacheSize = 0;
       t.cacheFirst = first;
       t.frames = NO_FRAMES;
@@ -659,6 +676,7 @@ export class Hub {
       }
       this.cacheTotal -= t.cacheSize;
       t.cache = NO_ENTRIES;
+      t.cacheHead = 0;
       t.cacheSize = 0;
       t.frames = NO_FRAMES;
       t.tail = Math.max(info.head, notified?.get(info.epoch) ?? 0);
@@ -710,7 +728,7 @@ export class Hub {
       t = {
         topic, name: undefined, tail: -1, epoch: undefined, following: this.store.follow?.(topic), resync: undefined, notified: undefined, seen: 0, subs: new Set(), live: 0, heap: undefined, byteHeap: undefined, cum: 0, bytes: 0, unchecked: 0,
         // cacheFirst is set with the tail (read only once it is known): a small integer, so it is not boxed.
-        cache: NO_ENTRIES, cacheFirst: 0, cacheSize: 0, cacheMax: 0, frames: NO_FRAMES,
+        cache: NO_ENTRIES, cacheHead: 0, cacheFirst: 0, cacheSize: 0, cacheMax: 0, frames: NO_FRAMES,
       };
       this.topics.set(topic, t);
     }

@@ -150,7 +150,22 @@ export abstract class BaseLog implements TopicLog {
   /** Persisted meta of a topic, if any (synchronous: called on the append path). */
   protected abstract loadMeta(topic: string): TopicMeta | undefined;
   protected abstract saveMeta(state: TopicState): void;
-  protected abstract putEntry(topic: string, offset: number, entry: Uint8Array): void;
+  /**
+   * The stored form of a message being appended as `offset` (offsets of a topic come densely, in
+   * order): `encodeEntry`. A store that keeps entries in its own memory may encode it there, in
+   * place (no array of its own per message); `putEntry` then gets exactly the arrays this returned,
+   * in offset order, once their batch is written.
+   */
+  protected encode(_topic: string, _offset: number, m: AppendInput, ts: number): Uint8Array {
+    return encodeEntry(m.data, ts, m.headers, m.meta);
+  }
+
+  /**
+   * Writes an entry. A store that keeps its own copy in memory may return it: the listeners then
+   * get that copy in place of `entry` (and the hub caches it), so only one of the two stays alive.
+   * A returned copy MUST stay valid and unchanged for as long as anyone holds it.
+   */
+  protected abstract putEntry(topic: string, offset: number, entry: Uint8Array): Uint8Array | void;
   protected abstract removeEntry(topic: string, offset: number): void;
   /** A durable entry, or undefined. */
   protected abstract getEntry(topic: string, offset: number): Uint8Array | undefined;
@@ -217,7 +232,7 @@ export abstract class BaseLog implements TopicLog {
         }
       }
       const offset = ++s.head;
-      const entry = encodeEntry(m.data, now, m.headers, m.meta);
+      const entry = this.encode(topic, offset, m, now);
       batch ??= this.batchFor(s, offset);
       batch.entries.push(entry);
       batch.bytes += entry.length;
@@ -547,7 +562,10 @@ export abstract class BaseLog implements TopicLog {
         for (const b of group) {
           for (const t of b.topics.values()) {
             const topic = t.state.topic;
-            for (let i = 0; i < t.entries.length; i++) this.putEntry(topic, t.first + i, t.entries[i]!);
+            for (let i = 0; i < t.entries.length; i++) {
+              const kept = this.putEntry(topic, t.first + i, t.entries[i]!);
+              if (kept) t.entries[i] = kept;
+            }
             for (const k of t.keys) this.putKey(topic, k.key, k.hit);
           }
         }

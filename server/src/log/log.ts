@@ -99,11 +99,18 @@ export interface ReadResult {
   start: number;
   /** As in TopicInfo. */
   history?: EpochRecord[];
-  /** Stored entries: MessagePack `[data, ts, headers?]`, one MSGS element each. */
+  /** Stored entries: MessagePack `[data, ts, headers?]`, one MSGS element each (see `StoredEntries`). */
   entries: Uint8Array[];
 }
 
-export type AppendListener = (topic: string, first: number, entries: readonly Uint8Array[], epoch: string) => void;
+/**
+ * Lifetime of the entries a store hands out (read results, listener batches): they may be views
+ * into the store's own memory (the memory store's chunks), so a store MUST keep their bytes
+ * unchanged for as long as anyone holds them (the hub caches them), and no holder may write to them.
+ */
+export type StoredEntries = readonly Uint8Array[];
+
+export type AppendListener = (topic: string, first: number, entries: StoredEntries, epoch: string) => void;
 
 export interface Following {
   ready: Promise<void>;

@@ -2,21 +2,18 @@
  * The memory store: for tests and ephemeral use. Everything lives in this process; the epoch is new
  * on every start, so clients that resume against a restarted memory store are told they lost data.
  */
+import { entrySize, writeEntry } from '@sluice/client/protocol';
 import { BaseLog, type Commit, type KeyHit, type TopicMeta } from './base.js';
-import type { StoreOptions } from './log.js';
+import type { AppendInput, StoreOptions } from './log.js';
 import { randomId } from '../util/id.js';
+import { TopicBytes } from './topic-bytes.js';
 
 const DONE: Commit = { written: Promise.resolve(), durable: Promise.resolve() };
 
-interface MemTopic {
-  /** Offset of entries[0]. */
-  base: number;
-  entries: (Uint8Array | undefined)[];
-}
-
 export class MemoryLog extends BaseLog {
   readonly kind = 'memory';
-  private readonly logs = new Map<string, MemTopic>();
+  /** Each topic's entries, copied into chunks (see TopicBytes: no object per message survives). */
+  private readonly logs = new Map<string, TopicBytes>();
   private readonly groups = new Map<string, Map<string, Uint8Array>>();
   /** Idempotency keys by `topic \0 key`, in insertion order (= time order). */
   private readonly keys = new Map<string, KeyHit>();
@@ -34,47 +31,49 @@ export class MemoryLog extends BaseLog {
 
   protected saveMeta(): void {}
 
-  protected putEntry(topic: string, offset: number, entry: Uint8Array): void {
-    let log = this.logs.get(topic);
-    if (!log) this.logs.set(topic, (log = { base: offset, entries: [] }));
-    log.entries[offset - log.base] = entry;
-    this.bytes += entry.length;
+  /**
+   * Encodes the message straight into the topic's chunks (see TopicBytes): no array, ArrayBuffer or
+   * malloc of its own per message. The entry becomes readable only once BaseLog made it durable
+   * (reads are bounded by the durable head), which in this store is the same loop turn.
+   */
+  protected override encode(topic: string, offset: number, m: AppendInput, ts: number): Uint8Array {
+    const log = this.topicBytes(topic, offset);
+    const view = log.reserve(entrySize(m.data, ts, m.headers, m.meta));
+    writeEntry(view, m.data, ts, m.headers, m.meta);
+    this.bytes += view.length;
+    return view;
   }
 
+  /**
+   * `entry` is the array `encode` returned (BaseLog passes nothing else), already in the topic's
+   * chunks: nothing to write, no lookup on the hot path. Returned for the listeners and the hub
+   * cache: valid and unchanged for as long as anyone holds it (see TopicBytes).
+   */
+  protected putEntry(_topic: string, _offset: number, entry: Uint8Array): Uint8Array {
+    return entry;
+  }
+
+  /** The topic's chunks, which take `offset` next (BaseLog assigns offsets densely, in order). */
+  private topicBytes(topic: string, offset: number): TopicBytes {
+    let log = this.logs.get(topic);
+    if (!log) this.logs.set(topic, (log = new TopicBytes(offset)));
+    if (offset !== log.next) throw new Error(`memory store: offset ${offset} of ${topic} encoded after ${log.next - 1}`);
+    return log;
+  }
+
+  /** Retention removes oldest first: removing `offset` removes every entry before it too. */
   protected removeEntry(topic: string, offset: number): void {
     const log = this.logs.get(topic);
-    if (!log || offset < log.base) return;
-    const i = offset - log.base;
-    const entry = log.entries[i];
-    if (entry) this.bytes -= entry.length;
-    log.entries[i] = undefined;
-    // Retention removes oldest first, so entries[0..i] are all holes now. Compact the front in
-    // chunks so a long-lived topic neither leaks nor pays a splice per removal.
-    const holes = i + 1;
-    if (holes >= 1024 || holes === log.entries.length) {
-      log.entries.splice(0, holes);
-      log.base += holes;
-    }
+    if (!log) return;
+    while (log.first <= offset && log.first < log.next) this.bytes -= log.dropFirst();
   }
 
   protected getEntry(topic: string, offset: number): Uint8Array | undefined {
-    const log = this.logs.get(topic);
-    return log && offset >= log.base ? log.entries[offset - log.base] : undefined;
+    return this.logs.get(topic)?.get(offset);
   }
 
   protected rangeEntries(topic: string, from: number, to: number, limit: number, maxBytes: number): Uint8Array[] {
-    const out: Uint8Array[] = [];
-    const log = this.logs.get(topic);
-    if (!log) return out;
-    let bytes = 0;
-    for (let o = Math.max(from, log.base); o <= to && out.length < limit; o++) {
-      const e = log.entries[o - log.base];
-      if (!e) break;
-      if (out.length > 0 && bytes + e.length > maxBytes) break;
-      bytes += e.length;
-      out.push(e);
-    }
-    return out;
+    return this.logs.get(topic)?.range(from, to, limit, maxBytes) ?? [];
   }
 
   protected putKey(topic: string, key: string, hit: KeyHit): void {
