@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { open } from 'lmdb';
-import { decodeEntry, encodeValue } from '@sluice/client/protocol';
+import { decodeEntry, encodeEntry, encodeValue } from '@sluice/client/protocol';
 import { DEFAULT_DEDUP_WINDOW_MS, DEFAULT_RETENTION } from '../src/log/log.js';
 import { DiskLog } from '../src/log/disk.js';
 import { MemoryLog } from '../src/log/memory.js';
@@ -93,6 +93,239 @@ describe('disk store recovery', () => {
       } finally {
         await log.close();
       }
+    } finally {
+      removeDir(dir);
+    }
+  });
+});
+
+describe('disk store format 2 (append-ordered log, index off the commit path)', () => {
+  const options = { retention: { ...DEFAULT_RETENTION }, dedupWindowMs: DEFAULT_DEDUP_WINDOW_MS };
+  const values = async (log: DiskLog, topic: string) =>
+    (await log.read(topic, 1, { limit: 1000 })).entries.map((e) => decodeEntry(e).data);
+
+  // A kill -9 between a commit and the checkpoint that indexes it leaves records after
+  // `sys.indexed` and possibly part of them indexed (a pass cut short): both must be found once.
+  it('records the index does not cover are found at open, each once, from the log', async () => {
+    const dir = tempDir('sluice-log-');
+    try {
+      const log = DiskLog.open({ ...options, dir });
+      for (let i = 1; i <= 30; i++) void log.append(`crash.${i % 3}`, [{ data: encodeValue(i) }]);
+      await log.append('crash.0', [{ data: encodeValue(31) }, { data: encodeValue(32) }]);
+      await log.close();
+      // As if the process died after a pass indexed crash.0 and before it ended: crash.1 and
+      // crash.2 unindexed, the marker at its start.
+      const root = open({ path: join(dir, 'sluice.mdb'), maxDbs: 12 });
+      const index = root.openDB<Uint8Array, [string, number]>('index', { encoding: 'binary' });
+      await root.transaction(() => {
+        for (const key of index.getKeys({})) if (key[0] !== 'crash.0') void index.remove(key);
+        void root.openDB<number, string>('sys', {}).put('indexed', 0);
+      });
+      await root.close();
+
+      const again = DiskLog.open({ ...options, dir });
+      try {
+        assert.deepEqual(await values(again, 'crash.0'), [3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 31, 32]);
+        assert.deepEqual(await values(again, 'crash.1'), [1, 4, 7, 10, 13, 16, 19, 22, 25, 28]);
+        assert.deepEqual((await again.info('crash.2')).head, 10);
+        const [r] = await again.append('crash.2', [{ data: encodeValue(33) }]);
+        assert.equal(r!.offset, 11, 'offsets continue');
+        assert.deepEqual((await again.read('crash.2', 10, { limit: 10 })).entries.map((e) => decodeEntry(e).data), [29, 33]);
+      } finally {
+        await again.close();
+      }
+    } finally {
+      removeDir(dir);
+    }
+  });
+
+  // Reads MUST find every message while checkpoint passes move runs from memory into the index,
+  // and a store reopened without its closing checkpoint (as after kill -9) finds them from the log.
+  it('reads stay whole while checkpoints index runs in the background', async () => {
+    const dir = tempDir('sluice-log-');
+    try {
+      const log = DiskLog.open({ ...options, dir, checkpointRecords: 50 });
+      const topics = ['cp.a', 'cp.b', 'cp.c'];
+      let sent = 0;
+      const deadline = Date.now() + 10_000;
+      // Until two passes have ended (each needs 20 ticks of 50 ms), interleaved appends and full reads.
+      while ((log as unknown as { indexed: number }).indexed < 300 && Date.now() < deadline) {
+        let last: Promise<unknown> = Promise.resolve();
+        for (let i = 0; i < 9; i++) last = log.append(topics[i % 3]!, [{ data: encodeValue(++sent) }]);
+        await last;
+        for (const [k, t] of topics.entries()) {
+          const got = await values(log, t);
+          const want = Array.from({ length: sent / 3 }, (_, i) => 3 * i + k + 1);
+          assert.deepEqual(got, want, `${t} after ${sent}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const indexed = (log as unknown as { indexed: number }).indexed;
+      assert.ok(indexed >= 300, `checkpoints indexed ${indexed} records`);
+      // Reopened without the closing checkpoint: the marker stays where the last pass left it.
+      (log as unknown as { checkpointTick: () => void }).checkpointTick = () => undefined;
+      await log.close();
+      const again = DiskLog.open({ ...options, dir });
+      try {
+        for (const [k, t] of topics.entries()) {
+          assert.deepEqual(await values(again, t), Array.from({ length: sent / 3 }, (_, i) => 3 * i + k + 1));
+        }
+      } finally {
+        await again.close();
+      }
+    } finally {
+      removeDir(dir);
+    }
+  });
+
+  it('a format 1 data directory ([topic, offset] keys) is migrated at open, epoch and offsets kept', async () => {
+    const dir = tempDir('sluice-log-');
+    try {
+      const root = open({ path: join(dir, 'sluice.mdb'), maxDbs: 12 });
+      const msgs = root.openDB<Uint8Array, [string, number]>('msgs', { encoding: 'binary' });
+      const meta = root.openDB<object, string>('meta', {});
+      await root.transaction(() => {
+        void root.openDB<string, string>('sys', {}).put('epoch', 'old-epoch');
+        // Topic a: offsets 3..5 retained (1 and 2 trimmed), topic b: 1..2 with a meta behind them.
+        for (const o of [3, 4, 5]) void msgs.put(['a', o], encodeEntry(encodeValue(`a${o}`), 1000 + o));
+        for (const o of [1, 2]) void msgs.put(['b', o], encodeEntry(encodeValue(`b${o}`), 2000 + o));
+        void meta.put('a', { head: 5, first: 3, count: 3, bytes: 0, lastTs: 1005 });
+      });
+      await root.close();
+
+      const log = DiskLog.open({ ...options, dir });
+      try {
+        assert.deepEqual(await values(log, 'a'), ['a3', 'a4', 'a5']);
+        assert.deepEqual(await values(log, 'b'), ['b1', 'b2']);
+        const b = await log.info('b');
+        assert.deepEqual([b.epoch, b.head, b.first, b.count], ['old-epoch', 2, 1, 2]);
+        const [r] = await log.append('a', [{ data: encodeValue('a6') }]);
+        assert.deepEqual([r!.offset, r!.epoch], [6, 'old-epoch']);
+      } finally {
+        await log.close();
+      }
+      const check = open({ path: join(dir, 'sluice.mdb'), maxDbs: 12 });
+      assert.equal(check.openDB('msgs', { encoding: 'binary' }).getKeysCount(), 0, 'msgs emptied');
+      assert.equal(check.openDB<number, string>('sys', {}).get('format'), 2);
+      await check.close();
+    } finally {
+      removeDir(dir);
+    }
+  });
+
+  // Retention may empty the log's tail (age retention trims everything of a quiet store): the
+  // sequences after it MUST NOT be given again at the next open, at or below `sys.indexed`, where
+  // neither a checkpoint (nothing "behind") nor the open's scan (after the marker) finds them.
+  it('records written after retention emptied the log are indexed and found again at open', async () => {
+    const dir = tempDir('sluice-log-');
+    try {
+      const first = DiskLog.open({ ...options, dir });
+      await first.append('old', [{ data: encodeValue(1) }, { data: encodeValue(2) }, { data: encodeValue(3) }]);
+      await first.close();
+      const second = DiskLog.open({ ...options, dir });
+      second.sweep(Date.now() + 2 * options.retention.maxAgeMs);
+      assert.equal((await second.info('old')).count, 0, 'retention trimmed every record');
+      await second.close();
+      const third = DiskLog.open({ ...options, dir });
+      await third.append('new', [{ data: encodeValue('n1') }, { data: encodeValue('n2') }]);
+      await third.close();
+      const again = DiskLog.open({ ...options, dir });
+      try {
+        assert.deepEqual(await values(again, 'new'), ['n1', 'n2']);
+        const [r] = await again.append('new', [{ data: encodeValue('n3') }]);
+        assert.equal(r!.offset, 3, 'offsets continue');
+      } finally {
+        await again.close();
+      }
+    } finally {
+      removeDir(dir);
+    }
+  });
+
+  // A pass writes its runs over many ticks, each in its own commit: the marker MUST NOT move
+  // (durably) unless every one of them committed — a commit that fails after the marker's tick
+  // would leave records neither in `index` nor after `sys.indexed`, lost at the next load.
+  it('the marker does not move past runs whose checkpoint commit failed', async () => {
+    const dir = tempDir('sluice-log-');
+    try {
+      const log = DiskLog.open({ ...options, dir, checkpointRecords: 1 });
+      try {
+        await log.append('fail.a', [{ data: encodeValue('a1') }, { data: encodeValue('a2') }]);
+        await log.append('fail.b', [{ data: encodeValue('b1') }]);
+        const inner = log as unknown as { index: { put: (k: [string, number], v: Buffer) => Promise<boolean> }; indexed: number };
+        const put = inner.index.put.bind(inner.index);
+        let injected = false;
+        // fail.a's index write fails, but only after the pass's last tick (a slow commit).
+        inner.index.put = (k, v) => {
+          if (injected || k[0] !== 'fail.a') return put(k, v);
+          injected = true;
+          return new Promise<boolean>((_, reject) => setTimeout(() => reject(new Error('Commit failed (injected)')), 400));
+        };
+        await waitFor(() => !log.health().writable, 'the injected failure', 5000);
+        await waitFor(() => log.health().writable, 'the store writable again', 5000);
+        assert.ok(injected);
+        assert.deepEqual(await values(log, 'fail.a'), ['a1', 'a2']);
+        assert.deepEqual(await values(log, 'fail.b'), ['b1']);
+      } finally {
+        await log.close();
+      }
+      const again = DiskLog.open({ ...options, dir });
+      try {
+        assert.deepEqual(await values(again, 'fail.a'), ['a1', 'a2']);
+        assert.deepEqual(await values(again, 'fail.b'), ['b1']);
+      } finally {
+        await again.close();
+      }
+    } finally {
+      removeDir(dir);
+    }
+  });
+
+  // A group's commit can be durable after another write failed (a checkpoint's, a later group's):
+  // it is stored, so it MUST be acknowledged — a refusal says nothing was stored.
+  it('appends whose commit is durable are acknowledged even if the store failed meanwhile', async () => {
+    const dir = tempDir('sluice-log-');
+    try {
+      const log = DiskLog.open({ ...options, dir });
+      try {
+        const inner = log as unknown as { commit: () => { written: Promise<unknown>; durable: Promise<unknown> }; markFailed: (e: Error) => void };
+        const commit = inner.commit.bind(log);
+        let release!: () => void;
+        const gate = new Promise<void>((r) => { release = r; });
+        let written: Promise<unknown> | undefined;
+        inner.commit = () => {
+          const c = commit();
+          written ??= c.written;
+          return { written: c.written, durable: Promise.all([c.durable, gate]) };
+        };
+        const appended = log.append('late.a', [{ data: encodeValue('stored'), key: 'k1' }]);
+        await waitFor(() => written !== undefined, 'the group written');
+        await written;
+        inner.markFailed(Object.assign(new Error('another write failed (injected)'), { code: 'EIO' }));
+        release();
+        const [r] = await appended;
+        assert.equal(r!.offset, 1);
+        await assert.rejects(log.append('late.a', [{ data: encodeValue('refused') }]), /cannot write/);
+        await waitFor(() => log.health().writable, 'the store writable again', 5000);
+        const [dup] = await log.append('late.a', [{ data: encodeValue('stored'), key: 'k1' }]);
+        assert.deepEqual([dup!.offset, dup!.duplicate], [1, true]);
+        assert.deepEqual(await values(log, 'late.a'), ['stored']);
+      } finally {
+        await log.close();
+      }
+    } finally {
+      removeDir(dir);
+    }
+  });
+
+  it('a data directory of a newer format is refused with a clear error', async () => {
+    const dir = tempDir('sluice-log-');
+    try {
+      await DiskLog.open({ ...options, dir }).close();
+      const root = open({ path: join(dir, 'sluice.mdb'), maxDbs: 12 });
+      await root.openDB<number, string>('sys', {}).put('format', 3);
+      await root.close();
+      assert.throws(() => DiskLog.open({ ...options, dir }), /store format 3/);
     } finally {
       removeDir(dir);
     }

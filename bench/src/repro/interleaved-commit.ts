@@ -7,12 +7,13 @@
  *   node bench/dist/src/repro/interleaved-commit.js [topics=1000] [batch=100] [commits=200]
  *
  * Layouts:
- * - `topic-offset` — today's `msgs` database: key [topic, offset]. Each message lands in its
+ * - `topic-offset` — the disk store's format 1 (`msgs`): key [topic, offset]. Each message lands in its
  *   topic's leaf page, so a commit of B messages over B topics dirties ~B leaves (+ branches);
  * - `append + index per batch` — key = a global sequence in commit order (one growing right edge)
  *   and, per batch, one index entry [topic, first offset] → sequence for each topic the batch touched;
  * - `append only` — the log alone, the per-topic index kept in memory and checkpointed lazily
  *   (what a commit would cost if the index left the commit path; recovery then scans the log tail).
+ *   The disk store's format 2 was built on this; `disk-interleaved.ts` measures the store itself.
  * Each starts from T topics × 100 stored messages (a tree of realistic depth). No fsync (noSync):
  * this counts what is written, not the device.
  */

@@ -27,9 +27,10 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { open } from 'lmdb';
+import { open, type RootDatabase } from 'lmdb';
 import type { Admin } from '@sluice/client/protocol';
 import { randomId } from '../util/id.js';
+import { recordHead } from './disk-format.js';
 import type { DiskLog } from './disk.js';
 
 /** The file the disk store keeps everything in, inside its data directory. */
@@ -98,7 +99,7 @@ export async function backupDiskStore(dataDir: string, outDir: string, options: 
   }
   mkdirSync(outDir, { recursive: true });
   const target = join(outDir, STORE_FILE);
-  const live = open({ path: source, readOnly: true, maxDbs: 8 });
+  const live = open({ path: source, readOnly: true, maxDbs: 12 });
   try {
     await live.backup(target, options.compact === true);
   } finally {
@@ -174,19 +175,35 @@ async function renew(outDir: string, started: number): Promise<BackupResult> {
         if (value && typeof value === 'object' && value.epoch !== undefined) void meta.put(key, { ...value, epoch });
       }
     });
-    // Topics are counted from the messages, the store's truth (a topic's meta may be a commit behind
-    // them): one key lookup per topic, skipping past each topic's offsets.
-    const msgs = copy.openDB<Uint8Array, [string, number]>('msgs', { encoding: 'binary' });
-    let start: [string, number] | undefined;
-    for (;;) {
-      let next: string | undefined;
-      for (const key of msgs.getKeys(start ? { start, limit: 1 } : { limit: 1 })) next = key[0];
-      if (next === undefined) break;
-      topics++;
-      start = [next, Number.MAX_SAFE_INTEGER];
-    }
+    topics = countTopics(copy);
   } finally {
     await copy.close();
   }
   return { dir: outDir, bytes: statSync(target).size, topics, epoch, from, ms: Date.now() - started };
+}
+
+/**
+ * The topics with stored messages, counted from the messages, the store's truth (a topic's meta may
+ * be a commit behind them): one key lookup per topic in `index`, skipping past each topic's runs,
+ * and the records `index` does not cover yet (after `sys.indexed`). A format 1 copy (never opened
+ * by this version) keeps them in `msgs` [topic, offset].
+ */
+function countTopics(root: RootDatabase): number {
+  const sys = root.openDB<string | number, string>('sys', {});
+  const format = sys.get('format');
+  const keyed = root.openDB<Uint8Array, [string, number]>(format === undefined ? 'msgs' : 'index', { encoding: 'binary' });
+  const names = new Set<string>();
+  let start: [string, number] | undefined;
+  for (;;) {
+    let next: string | undefined;
+    for (const key of keyed.getKeys(start ? { start, limit: 1 } : { limit: 1 })) next = key[0];
+    if (next === undefined) break;
+    names.add(next);
+    start = [next, Number.MAX_SAFE_INTEGER];
+  }
+  if (format !== undefined) {
+    const log = root.openDB<Buffer, number>('log', { encoding: 'binary' });
+    for (const { value } of log.getRange({ start: Number(sys.get('indexed') ?? 0) + 1 })) names.add(recordHead(value).topic);
+  }
+  return names.size;
 }

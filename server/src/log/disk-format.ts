@@ -1,0 +1,147 @@
+/**
+ * The disk store's on-disk format (version 2, append-ordered): the record codecs, the version
+ * check, and the migration from version 1. See DiskLog for how the databases are used.
+ *
+ * - `log`   seq → record: every message, keyed by a global sequence in commit order, so a commit
+ *           appends at the tree's right edge whatever topics it touches (pages per commit, not per
+ *           message). A record is `[u16 topic length][topic UTF-8][f64 offset][entry bytes]`.
+ * - `index` [topic, first offset] → `[f64 seq][f64 count]`: a run of `count` consecutive offsets
+ *           of one topic stored at consecutive sequences from `seq`. Written off the commit path
+ *           (a checkpoint pass, see DiskLog); runs not yet in it are held in memory and found again at
+ *           open by scanning `log` after `sys.indexed`.
+ * - `sys`   'format' → 2; 'indexed' → every record with a sequence ≤ it is in `index` (or trimmed).
+ *
+ * Version 1 (no 'format' in `sys`) kept messages in `msgs` [topic, offset] → entry: it is
+ * migrated at open, in chunks of whole transactions that move messages from `msgs` into `log` and
+ * `index`, so a migration cut short by a crash continues at the next open. On a disk without room
+ * for it the store opens read-only in version 1 and migrates once space returns (see DiskLog).
+ */
+import type { Database, RootDatabase } from 'lmdb';
+
+export const FORMAT = 2;
+
+/** Messages moved per migration transaction. */
+const MIGRATE_CHUNK = 10_000;
+
+export interface Run {
+  /** First offset of the run (its key in `index`). */
+  first: number;
+  /** Sequence of the first offset's record in `log`. */
+  seq: number;
+  count: number;
+}
+
+export function encodeRecord(topic: string, offset: number, entry: Uint8Array): Buffer {
+  const t = Buffer.byteLength(topic);
+  const b = Buffer.allocUnsafe(2 + t + 8 + entry.length);
+  b.writeUInt16BE(t, 0);
+  b.write(topic, 2, 'utf8');
+  b.writeDoubleBE(offset, 2 + t);
+  b.set(entry, 10 + t);
+  return b;
+}
+
+/** The topic and offset of a record. */
+export function recordHead(record: Buffer): { topic: string; offset: number } {
+  const t = record.readUInt16BE(0);
+  return { topic: record.toString('utf8', 2, 2 + t), offset: record.readDoubleBE(2 + t) };
+}
+
+/** The offset of a record (cheaper than `recordHead` when the topic is known). */
+export function recordOffset(record: Buffer): number {
+  return record.readDoubleBE(2 + record.readUInt16BE(0));
+}
+
+/** The entry bytes of a record (a view of it). */
+export function recordEntry(record: Buffer): Uint8Array {
+  return record.subarray(10 + record.readUInt16BE(0));
+}
+
+export function encodeRun(seq: number, count: number): Buffer {
+  const b = Buffer.allocUnsafe(16);
+  b.writeDoubleBE(seq, 0);
+  b.writeDoubleBE(count, 8);
+  return b;
+}
+
+export function decodeRun(first: number, value: Buffer): Run {
+  return { first, seq: value.readDoubleBE(0), count: value.readDoubleBE(8) };
+}
+
+/** The databases of a store. */
+export interface StoreDbs {
+  root: RootDatabase;
+  sys: Database<string | number, string>;
+  log: Database<Buffer, number>;
+  index: Database<Buffer, [string, number]>;
+}
+
+/** The last sequence in `log` (0 when empty). */
+export function lastSeq(log: Database<Buffer, number>): number {
+  for (const key of log.getKeys({ reverse: true, limit: 1 })) return key;
+  return 0;
+}
+
+/**
+ * What a data directory needs before this version can use it: nothing (`current`), its format
+ * stamped (`fresh`, a new one), or the migration from version 1 (`format1`). A newer one is
+ * refused (a downgrade would misread it).
+ */
+export function formatNeeds(sys: StoreDbs['sys'], dir: string, fresh: boolean): 'current' | 'fresh' | 'format1' {
+  const format = sys.get('format');
+  if (typeof format === 'number' && format > FORMAT) {
+    throw new Error(`the data directory ${dir} has store format ${format}; this version reads format ${FORMAT} and older (upgrade Sluice)`);
+  }
+  if (format === FORMAT) return 'current';
+  return fresh ? 'fresh' : 'format1';
+}
+
+/** Stamps a new data directory with FORMAT. */
+export function stampFormat({ root, sys }: StoreDbs): void {
+  root.transactionSync(() => { void sys.put('format', FORMAT); void sys.put('indexed', 0); });
+}
+
+/**
+ * Migrates a version 1 data directory (see `migrate`); throws a message that says what to do. A
+ * migration cut short (a crash, a full disk) leaves whole chunks moved: it goes on at the next try.
+ */
+export function migrateFormat1(dbs: StoreDbs, dir: string, chunk = MIGRATE_CHUNK): void {
+  try {
+    migrate(dbs, chunk);
+  } catch (err) {
+    throw Object.assign(new Error(`cannot migrate the data directory ${dir} to store format ${FORMAT} (is the disk full? the migration goes on where it stopped at the next start): ${(err as Error).message}`), { cause: err });
+  }
+}
+
+/** The messages format 1 keeps, [topic, offset] → entry (left empty by the migration). */
+export function format1Msgs(root: RootDatabase): Database<Uint8Array, [string, number]> {
+  return root.openDB<Uint8Array, [string, number]>('msgs', { encoding: 'binary' });
+}
+
+/** Moves format 1's `msgs` into `log` and `index`, a chunk per transaction (see the header). */
+function migrate({ root, sys, log, index }: StoreDbs, chunkSize: number): void {
+  const msgs = format1Msgs(root);
+  let seq = lastSeq(log);
+  for (;;) {
+    const chunk = [...msgs.getRange({ limit: chunkSize })];
+    if (chunk.length === 0) break;
+    root.transactionSync(() => {
+      let run: (Run & { topic: string }) | undefined;
+      const flush = () => { if (run) void index.put([run.topic, run.first], encodeRun(run.seq, run.count)); };
+      for (const { key, value } of chunk) {
+        const [topic, offset] = key;
+        seq++;
+        void log.put(seq, encodeRecord(topic, offset, value));
+        void msgs.remove(key);
+        if (run && run.topic === topic && run.first + run.count === offset) run.count++;
+        else {
+          flush();
+          run = { topic, first: offset, seq, count: 1 };
+        }
+      }
+      flush();
+      void sys.put('indexed', seq);
+    });
+  }
+  root.transactionSync(() => { void sys.put('format', FORMAT); void sys.put('indexed', seq); });
+}
