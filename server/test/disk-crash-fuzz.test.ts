@@ -220,7 +220,12 @@ async function fuzzLives(fullDisk: boolean, defaultSeconds: number): Promise<voi
   /** Fills the disk but `leave` bytes. */
   const fill = (leave: number) => {
     const free = statfsSync(base);
-    writeFileSync(filler, Buffer.alloc(Math.max(0, free.bavail * free.bsize - leave)));
+    try {
+      writeFileSync(filler, Buffer.alloc(Math.max(0, free.bavail * free.bsize - leave)));
+    } catch (err) {
+      // The store grew between the statfs and the write: the disk is full, as wanted.
+      if ((err as { code?: string }).code !== 'ENOSPC') throw err;
+    }
   };
   const unfill = () => rmSync(filler, { force: true });
   /** Keys whose append was refused and not stored since: no dump may show them. */
@@ -481,20 +486,34 @@ describe('disk store crash-point fuzz (format 2)', () => {
         await root.close();
       }
     };
-    const options = { dir, migrateChunk: 40, checkpointRecords: 1, checkpointTickMs: 2, dedupWindowMs: DEDUP_MS, retention: { maxCount: 1e9, maxBytes: 1e12, maxAgeMs: 7 * DAY } };
+    const base = { dir, migrateChunk: 40, checkpointRecords: 1, checkpointTickMs: 2, dedupWindowMs: DEDUP_MS, retention: { maxCount: 1e9, maxBytes: 1e12, maxAgeMs: 7 * DAY } };
+    // The migration runs at open for migrateOpenMs, then on while the store runs read-only: a
+    // start with 0 moves one chunk at open and the rest after `ready` (kills land in either part).
+    const opens = [0, 10, 60_000];
+    const options = { ...base, migrateOpenMs: opens[Math.floor(rnd() * opens.length)]! };
     const model = new Model(topics, () => `migration, seed ${seed}`);
     for (const topic of topics) for (let o = 1; o <= PER; o++) model.stored(topic, `${topic}#${o}`, o, 'format 1');
 
     let kills = 0;
     let midMigration = 0;
+    let afterReady = 0;
     let child: Child | undefined;
     for (let attempt = 1; attempt <= 60 && !child; attempt++) {
-      const c = new Child(options);
+      const c = new Child({ ...options, migrateOpenMs: opens[Math.floor(rnd() * opens.length)]! });
       await c.loaded;
       const timer = new Promise<'kill'>((r) => setTimeout(() => r('kill'), rnd() * Math.min(100 * attempt, 2000)));
-      if ((await Promise.race([c.ready.then(() => 'ready' as const, () => 'dead' as const), timer])) === 'ready') {
+      const writable = c.ready.then(() => c.request({ t: 'writable' })).then(() => 'ready' as const, () => 'dead' as const);
+      if ((await Promise.race([writable, timer])) === 'ready') {
         child = c;
         break;
+      }
+      if (c.isReady) {
+        afterReady++;
+        // Read-only mid-migration: every message is read from one layout or the other.
+        if (rnd() < 0.5) {
+          const dump = await c.request<{ topics: { info: Info; data: { k: string }[] }[] }>({ t: 'dump', topics }).catch(() => undefined);
+          if (dump) model.check('format-1-epoch', dump.topics, false);
+        }
       }
       await c.kill();
       kills++;
@@ -526,7 +545,7 @@ describe('disk store crash-point fuzz (format 2)', () => {
       assert.deepEqual(await state(), { format: 2, left: 0 });
       child = new Child(options);
       await check(child);
-      console.log(`migration crash: seed ${seed}, ${kills} SIGKILLs during open (${midMigration} inside the migration), ${total} messages of ${topics.length} topics kept`);
+      console.log(`migration crash: seed ${seed}, ${kills} SIGKILLs (${afterReady} after open, in the migration's read-only part; ${midMigration} inside the migration), ${total} messages of ${topics.length} topics kept`);
     } finally {
       await child.kill();
     }

@@ -213,6 +213,53 @@ describe('disk store format 2 (append-ordered log, index off the commit path)', 
     }
   });
 
+  // A big format 1 store MUST NOT hold the event loop for its whole migration: open moves what it
+  // can in migrateOpenMs, then the store serves reads read-only (publishes refused, retryable)
+  // while the rest moves a chunk per transaction, and takes writes once it is done.
+  it('a format 1 migration that outlasts open goes on while reads are served, publishes refused until it ends', async () => {
+    const dir = tempDir('sluice-log-');
+    try {
+      const root = open({ path: join(dir, 'sluice.mdb'), maxDbs: 12 });
+      const msgs = root.openDB<Uint8Array, [string, number]>('msgs', { encoding: 'binary' });
+      const topics = ['m.a', 'm.b', 'm.c'];
+      const PER = 200;
+      await root.transaction(() => {
+        void root.openDB<string, string>('sys', {}).put('epoch', 'old-epoch');
+        for (let o = 1; o <= PER; o++) for (const t of topics) void msgs.put([t, o], encodeEntry(encodeValue(`${t}${o}`), 1000 + o));
+      });
+      await root.close();
+      const want = (t: string) => Array.from({ length: PER }, (_, i) => `${t}${i + 1}`);
+
+      const log = DiskLog.open({ ...options, dir, migrateOpenMs: 0, migrateChunk: 7 });
+      try {
+        const h = log.health();
+        assert.deepEqual([h.writable, h.code], [false, 'unavailable']);
+        assert.match(h.reason ?? '', /migrating .* store format 2/);
+        const inner = log as unknown as { log: { getKeysCount(): number } };
+        assert.ok(inner.log.getKeysCount() < topics.length * PER, 'not all moved at open');
+        for (const t of topics) assert.deepEqual(await values(log, t), want(t), `${t} read mid-migration`);
+        await assert.rejects(log.append('m.a', [{ data: encodeValue('early') }]), (err: Error & { code?: string }) => err.code === 'unavailable');
+        for (let i = 0; i < 500 && !log.health().writable; i++) await new Promise((r) => setTimeout(r, 20));
+        assert.equal(log.health().writable, true, 'migrated and writable within 10 s');
+        assert.equal(inner.log.getKeysCount(), topics.length * PER);
+        for (const t of topics) assert.deepEqual(await values(log, t), want(t), `${t} after the migration`);
+        const [r] = await log.append('m.b', [{ data: encodeValue('m.b201') }]);
+        assert.deepEqual([r!.offset, r!.epoch], [PER + 1, 'old-epoch']);
+      } finally {
+        await log.close();
+      }
+      const again = DiskLog.open({ ...options, dir });
+      try {
+        assert.equal(again.health().writable, true);
+        assert.deepEqual(await values(again, 'm.b'), [...want('m.b'), 'm.b201']);
+      } finally {
+        await again.close();
+      }
+    } finally {
+      removeDir(dir);
+    }
+  });
+
   // Retention may empty the log's tail (age retention trims everything of a quiet store): the
   // sequences after it MUST NOT be given again at the next open, at or below `sys.indexed`, where
   // neither a checkpoint (nothing "behind") nor the open's scan (after the marker) finds them.

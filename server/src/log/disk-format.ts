@@ -12,16 +12,23 @@
  * - `sys`   'format' → 2; 'indexed' → every record with a sequence ≤ it is in `index` (or trimmed).
  *
  * Version 1 (no 'format' in `sys`) kept messages in `msgs` [topic, offset] → entry: it is
- * migrated at open, in chunks of whole transactions that move messages from `msgs` into `log` and
- * `index`, so a migration cut short by a crash continues at the next open. On a disk without room
- * for it the store opens read-only in version 1 and migrates once space returns (see DiskLog).
+ * migrated in chunks of whole transactions that move messages from `msgs` into `log` and `index`,
+ * so a migration cut short by a crash continues at the next open. At open for up to
+ * MIGRATE_OPEN_MS (DiskLog); what is left then, or all of it on a disk without room, is moved
+ * while the gateway runs read-only (reads find each message in either layout; see DiskLog).
+ *
+ * Version 2 written into a store an older build opens: builds before version 2 do not read
+ * `sys.format` and would see no messages (`msgs` is empty) and write new ones from offset 1 under
+ * the same epoch. They are refused by the file itself: see `FORMAT2_GUARD` in DiskLog.
  */
 import type { Database, RootDatabase } from 'lmdb';
 
 export const FORMAT = 2;
 
-/** Messages moved per migration transaction. */
+/** Messages moved per migration transaction at open (synchronous). */
 const MIGRATE_CHUNK = 10_000;
+/** Messages moved per transaction while the gateway runs: the event loop waits for one chunk's puts. */
+const MIGRATE_CHUNK_ASYNC = 2_000;
 
 export interface Run {
   /** First offset of the run (its key in `index`). */
@@ -102,15 +109,46 @@ export function stampFormat({ root, sys }: StoreDbs): void {
 }
 
 /**
- * Migrates a version 1 data directory (see `migrate`); throws a message that says what to do. A
+ * Migrates a version 1 data directory (see `moveChunk`) at open, synchronously, for at most
+ * `budgetMs`: true once finished (the format stamped), false when the rest is left to
+ * `migrateFormat1Async` (a big store must not keep the gateway from listening for minutes: the
+ * migration moves about 100,000 messages a second). Throws a message that says what to do. A
  * migration cut short (a crash, a full disk) leaves whole chunks moved: it goes on at the next try.
  */
-export function migrateFormat1(dbs: StoreDbs, dir: string, chunk = MIGRATE_CHUNK): void {
+export function migrateFormat1(dbs: StoreDbs, dir: string, chunk = MIGRATE_CHUNK, budgetMs = Number.POSITIVE_INFINITY): boolean {
+  const until = performance.now() + budgetMs;
   try {
-    migrate(dbs, chunk);
+    for (;;) {
+      if (dbs.root.transactionSync(() => moveChunk(dbs, chunk)) === 0) break;
+      if (performance.now() >= until) return false;
+    }
+    dbs.root.transactionSync(() => stamp(dbs));
+    return true;
   } catch (err) {
-    throw Object.assign(new Error(`cannot migrate the data directory ${dir} to store format ${FORMAT} (is the disk full? the migration goes on where it stopped at the next start): ${(err as Error).message}`), { cause: err });
+    throw migrationError(err, dir);
   }
+}
+
+/**
+ * The same while the gateway runs (read-only until it ends): a chunk per asynchronous transaction,
+ * committed (and synced) off the main thread, so the event loop is held for one chunk's puts at a
+ * time. `stop` ends it between chunks (the store is closing); resolves true once finished.
+ */
+export async function migrateFormat1Async(dbs: StoreDbs, dir: string, chunk = MIGRATE_CHUNK_ASYNC, stop: () => boolean = () => false): Promise<boolean> {
+  try {
+    for (;;) {
+      if (stop()) return false;
+      if ((await dbs.root.transaction(() => moveChunk(dbs, chunk))) === 0) break;
+    }
+    await dbs.root.transaction(() => stamp(dbs));
+    return true;
+  } catch (err) {
+    throw migrationError(err, dir);
+  }
+}
+
+function migrationError(err: unknown, dir: string): Error {
+  return Object.assign(new Error(`cannot migrate the data directory ${dir} to store format ${FORMAT} (is the disk full? the migration goes on where it stopped at the next start): ${(err as Error).message}`), { cause: err });
 }
 
 /** The messages format 1 keeps, [topic, offset] → entry (left empty by the migration). */
@@ -118,30 +156,41 @@ export function format1Msgs(root: RootDatabase): Database<Uint8Array, [string, n
   return root.openDB<Uint8Array, [string, number]>('msgs', { encoding: 'binary' });
 }
 
-/** Moves format 1's `msgs` into `log` and `index`, a chunk per transaction (see the header). */
-function migrate({ root, sys, log, index }: StoreDbs, chunkSize: number): void {
+/** How many messages format 1 still keeps (LMDB's own count: no scan). */
+export function format1Count(root: RootDatabase): number {
+  return (format1Msgs(root).getStats() as { entryCount: number }).entryCount;
+}
+
+/**
+ * Inside a write transaction (whose reads see its own writes): moves the first `chunkSize`
+ * messages left in format 1's `msgs` into `log` and `index` and moves `sys.indexed` past them, so
+ * every chunk is whole. Returns how many moved (0: none left).
+ */
+function moveChunk({ root, sys, log, index }: StoreDbs, chunkSize: number): number {
   const msgs = format1Msgs(root);
+  const chunk = [...msgs.getRange({ limit: chunkSize })];
+  if (chunk.length === 0) return 0;
   let seq = lastSeq(log);
-  for (;;) {
-    const chunk = [...msgs.getRange({ limit: chunkSize })];
-    if (chunk.length === 0) break;
-    root.transactionSync(() => {
-      let run: (Run & { topic: string }) | undefined;
-      const flush = () => { if (run) void index.put([run.topic, run.first], encodeRun(run.seq, run.count)); };
-      for (const { key, value } of chunk) {
-        const [topic, offset] = key;
-        seq++;
-        void log.put(seq, encodeRecord(topic, offset, value));
-        void msgs.remove(key);
-        if (run && run.topic === topic && run.first + run.count === offset) run.count++;
-        else {
-          flush();
-          run = { topic, first: offset, seq, count: 1 };
-        }
-      }
+  let run: (Run & { topic: string }) | undefined;
+  const flush = () => { if (run) void index.put([run.topic, run.first], encodeRun(run.seq, run.count)); };
+  for (const { key, value } of chunk) {
+    const [topic, offset] = key;
+    seq++;
+    void log.put(seq, encodeRecord(topic, offset, value));
+    void msgs.remove(key);
+    if (run && run.topic === topic && run.first + run.count === offset) run.count++;
+    else {
       flush();
-      void sys.put('indexed', seq);
-    });
+      run = { topic, first: offset, seq, count: 1 };
+    }
   }
-  root.transactionSync(() => { void sys.put('format', FORMAT); void sys.put('indexed', seq); });
+  flush();
+  void sys.put('indexed', seq);
+  return chunk.length;
+}
+
+/** The migration's last write: the format, and the marker at the last record moved. */
+function stamp({ sys, log }: StoreDbs): void {
+  void sys.put('format', FORMAT);
+  void sys.put('indexed', lastSeq(log));
 }

@@ -46,6 +46,11 @@
  * free starts the store read-only in the same state, so a restart on a full disk serves reads. A
  * format 1 directory there is not migrated (that needs space): it is read as it is (`format1`),
  * and the probe that finds space again migrates it before the store takes writes.
+ *
+ * A format 1 directory is migrated at open for up to MIGRATE_OPEN_MS; a bigger one opens
+ * read-only the same way (`format1`, failure `unavailable`: publishes are refused, retryably, and
+ * readyz says why) and the first probe moves the rest, a chunk per asynchronous transaction,
+ * reads being served meanwhile from either layout.
  */
 import { mkdirSync, statfsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -53,7 +58,8 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { entryTs } from '@sluice/client/protocol';
 import { BaseLog, type Commit, type KeyHit, type TopicMeta, type TopicState } from './base.js';
 import {
-  FORMAT, decodeRun, encodeRecord, encodeRun, format1Msgs, formatNeeds, lastSeq, migrateFormat1, recordEntry, recordHead, stampFormat,
+  FORMAT, decodeRun, encodeRecord, encodeRun, format1Count, format1Msgs, formatNeeds, lastSeq, migrateFormat1, migrateFormat1Async, recordEntry,
+  recordHead, stampFormat,
   type Run, type StoreDbs,
 } from './disk-format.js';
 import type { StoreOptions, UnavailableCode } from './log.js';
@@ -74,8 +80,10 @@ export interface DiskLogOptions extends StoreOptions {
   checkpointRecords?: number;
   /** @internal Milliseconds between checkpoint ticks (default CHECKPOINT_TICK_MS; the crash fuzz lowers it). */
   checkpointTickMs?: number;
-  /** @internal Messages moved per format 1 migration transaction (default 10,000; tests lower it). */
+  /** @internal Messages moved per format 1 migration transaction (default 10,000 at open, 2,000 later; tests lower it). */
   migrateChunk?: number;
+  /** @internal How long the format 1 migration may run at open before the rest moves while the store runs (default MIGRATE_OPEN_MS). */
+  migrateOpenMs?: number;
 }
 
 type CommitPromise = Promise<boolean> & { flushed?: Promise<boolean> };
@@ -127,6 +135,13 @@ function isNoSpace(err: unknown, dir: string, minFree: number): boolean {
 }
 
 const NO_COMMIT: Commit = { written: Promise.resolve(), durable: Promise.resolve() };
+
+/**
+ * The format 1 migration runs at open (before the gateway listens) for at most this long; a store
+ * that takes longer (about 100,000 messages a second) opens read-only and moves the rest a chunk
+ * per transaction while reads are served (see `probe`).
+ */
+const MIGRATE_OPEN_MS = 250;
 
 /** The index checkpoint runs every this many ms, over a CHECKPOINT_SLICES-th of the topics. */
 const CHECKPOINT_TICK_MS = 50;
@@ -203,6 +218,8 @@ export class DiskLog extends BaseLog {
   private format1: Database<Uint8Array, [string, number]> | undefined;
   private readonly migrateChunk: number | undefined;
   private migrateLogged = 0;
+  /** The migration in progress while the store runs (close waits for its chunk). */
+  private migration: Promise<boolean> | undefined;
 
   static open(options: DiskLogOptions): DiskLog {
     guardOrphanCommitRejections();
@@ -231,6 +248,7 @@ export class DiskLog extends BaseLog {
     // A format 1 directory the disk has no room to migrate: served read-only as it is, migrated
     // once space returns (see `probe`), as a full disk of the current format starts read-only.
     let postponed: Error | undefined;
+    let left = 0;
     try {
       const needs = formatNeeds(sys, options.dir, fresh);
       if (needs === 'fresh') stampFormat(dbs);
@@ -238,7 +256,7 @@ export class DiskLog extends BaseLog {
         if (freeBytesOf(options.dir) < minFree) postponed = new Error(`less than ${minFree} bytes free`);
         else {
           try {
-            migrateFormat1(dbs, options.dir, options.migrateChunk);
+            if (!migrateFormat1(dbs, options.dir, options.migrateChunk, options.migrateOpenMs ?? MIGRATE_OPEN_MS)) left = format1Count(root);
           } catch (err) {
             if (!isNoSpace(err, options.dir, minFree)) throw err;
             postponed = err as Error;
@@ -249,8 +267,13 @@ export class DiskLog extends BaseLog {
       void root.close();
       throw err;
     }
-    const log = new DiskLog(options, root, sys, epoch, path, postponed !== undefined);
-    if (postponed) {
+    const log = new DiskLog(options, root, sys, epoch, path, postponed !== undefined || left > 0);
+    if (left > 0) {
+      // Read-only while the rest moves (publishes get `unavailable`, retryable; readyz says why).
+      log.markFailed(new Error(`migrating the data directory to store format ${FORMAT}, ${left} messages left`));
+      logger.warn(`the data directory ${options.dir} is in store format 1: ${left} messages are left to migrate to format ${FORMAT} after ${options.migrateOpenMs ?? MIGRATE_OPEN_MS} ms; `
+        + 'serving reads meanwhile, publishes are refused (unavailable, retryable) until it ends');
+    } else if (postponed) {
       log.markFailed(Object.assign(new Error(`the disk of ${options.dir} is full`), { code: 'ENOSPC' }));
       logger.error(`the disk of ${options.dir} is full: starting read-only in store format 1, whose migration to format ${FORMAT} needs space `
         + '(reads are served; publishes get insufficient-storage until space returns, then the store is migrated and takes them)', { err: postponed });
@@ -334,9 +357,11 @@ export class DiskLog extends BaseLog {
   protected override async probe(): Promise<boolean> {
     if (this.freeBytes() < this.minFree) return false;
     if (this.format1) {
-      // Space again: the migration that waited for it (synchronous, as at open: the loop waits).
+      // The migration left after open, or waiting for space: a chunk per transaction, the loop free between.
       try {
-        migrateFormat1({ root: this.root, sys: this.sys, log: this.log, index: this.index }, this.dir, this.migrateChunk);
+        const dbs = { root: this.root, sys: this.sys, log: this.log, index: this.index };
+        this.migration = migrateFormat1Async(dbs, this.dir, this.migrateChunk, () => this.released);
+        if (!(await this.migration)) return false;
       } catch (err) {
         if (Date.now() - this.migrateLogged > 60_000) {
           this.migrateLogged = Date.now();
@@ -744,6 +769,7 @@ export class DiskLog extends BaseLog {
   protected async release(): Promise<void> {
     if (this.checkpointer) clearInterval(this.checkpointer);
     this.released = true;
+    await this.migration?.catch(() => undefined);
     // A checkpoint commit still in flight, or failed (markFailed does nothing once closing): the
     // closing pass would move the marker past its runs. Leave them to the next open's scan then.
     await Promise.allSettled([...this.unsettled]);
