@@ -365,6 +365,27 @@ describe('disk store format 2 (append-ordered log, index off the commit path)', 
     }
   });
 
+  // A build older than format 2 reads `sys.epoch` first thing at open (as main's did): in a format 2
+  // store that read MUST throw, naming the format, or the old build serves reads of nothing and
+  // stores publishes where format 2 never looks (an acknowledged message lost).
+  it('a format 2 store is refused by a build that reads format 1 only, and keeps its epoch', async () => {
+    const dir = tempDir('sluice-log-');
+    try {
+      const log = DiskLog.open({ ...options, dir });
+      const { epoch } = await log.info('t');
+      await log.append('t', [{ data: encodeValue(1) }]);
+      await log.close();
+      const root = open({ path: join(dir, 'sluice.mdb'), compression: false, maxDbs: 12 });
+      assert.throws(() => root.openDB<string, string>('sys', {}).get('epoch'), /Sluice store format 2: this build reads format 1 only/);
+      await root.close();
+      const again = DiskLog.open({ ...options, dir });
+      assert.equal((await again.info('t')).epoch, epoch);
+      await again.close();
+    } finally {
+      removeDir(dir);
+    }
+  });
+
   it('a data directory of a newer format is refused with a clear error', async () => {
     const dir = tempDir('sluice-log-');
     try {

@@ -30,7 +30,7 @@ import { join, resolve } from 'node:path';
 import { open, type RootDatabase } from 'lmdb';
 import type { Admin } from '@sluice/client/protocol';
 import { randomId } from '../util/id.js';
-import { recordHead } from './disk-format.js';
+import { readEpoch, recordHead, writeEpoch } from './disk-format.js';
 import type { DiskLog } from './disk.js';
 
 /** The file the disk store keeps everything in, inside its data directory. */
@@ -168,9 +168,9 @@ async function renew(outDir: string, started: number): Promise<BackupResult> {
   try {
     const meta = copy.openDB<{ epoch?: string }, string>('meta', {});
     const sys = copy.openDB<string, string>('sys', {});
-    from = String(sys.get('epoch') ?? '');
+    from = readEpoch(sys) ?? '';
     await copy.transaction(() => {
-      sys.put('epoch', epoch);
+      writeEpoch(sys, epoch);
       for (const { key, value } of meta.getRange()) {
         if (value && typeof value === 'object' && value.epoch !== undefined) void meta.put(key, { ...value, epoch });
       }

@@ -17,13 +17,49 @@
  * MIGRATE_OPEN_MS (DiskLog); what is left then, or all of it on a disk without room, is moved
  * while the gateway runs read-only (reads find each message in either layout; see DiskLog).
  *
- * Version 2 written into a store an older build opens: builds before version 2 do not read
- * `sys.format` and would see no messages (`msgs` is empty) and write new ones from offset 1 under
- * the same epoch. They are refused by the file itself: see `FORMAT2_GUARD` in DiskLog.
+ * A build older than version 2 does not read `sys.format`: it would find no messages (`msgs` is
+ * empty), keep the topics' metas, serve reads of nothing and store new messages where this version
+ * never looks (seen with main's build: its append was acknowledged, then missing). So the first
+ * write of version 2 (a new store's stamp, or the migration's first chunk) moves the epoch to
+ * `sys['store-epoch']` and leaves in `sys.epoch`, which every older build reads at open, bytes its
+ * MessagePack decoder rejects with GUARD_TEXT in its message: the older build refuses to start.
  */
 import type { Database, RootDatabase } from 'lmdb';
 
 export const FORMAT = 2;
+
+/** Where format 2 keeps the store's epoch (`sys.epoch` holds the guard, see the header). */
+const EPOCH_KEY = 'store-epoch';
+/** What an older build prints when it refuses a format 2 store (its decoder shows ≤ 100 characters). */
+export const GUARD_TEXT = `Sluice store format ${FORMAT}: this build reads format 1 only; run a newer Sluice`;
+/** A MessagePack string followed by a byte too many: "Data read, but end of buffer not reached". */
+const GUARD = (() => {
+  const text = Buffer.from(GUARD_TEXT);
+  return Buffer.concat([Buffer.from([0xd9, text.length]), text, Buffer.from([0xc0])]);
+})();
+
+/** The store's epoch (undefined in a new directory). */
+export function readEpoch(sys: StoreDbs['sys']): string | undefined {
+  const epoch = sys.get(EPOCH_KEY) ?? sys.get('epoch');
+  return epoch === undefined ? undefined : String(epoch);
+}
+
+/** Replaces the epoch (a restored backup's); in whichever key the store keeps it. */
+export function writeEpoch(sys: StoreDbs['sys'], epoch: string): void {
+  void sys.put(sys.get(EPOCH_KEY) === undefined ? 'epoch' : EPOCH_KEY, epoch);
+}
+
+/**
+ * Inside a write transaction, before anything of format 2 is written: the epoch moves to
+ * EPOCH_KEY and `sys.epoch` gets the guard that older builds refuse (see the header). Once only.
+ */
+function guardFormat({ root, sys }: Pick<StoreDbs, 'root' | 'sys'>): void {
+  if (sys.get(EPOCH_KEY) !== undefined) return;
+  const epoch = sys.get('epoch');
+  if (epoch === undefined) return; // DiskLog.open writes it before the stamp
+  void sys.put(EPOCH_KEY, epoch);
+  void root.openDB<Buffer, string>('sys', { encoding: 'binary' }).put('epoch', GUARD);
+}
 
 /** Messages moved per migration transaction at open (synchronous). */
 const MIGRATE_CHUNK = 10_000;
@@ -105,7 +141,7 @@ export function formatNeeds(sys: StoreDbs['sys'], dir: string, fresh: boolean): 
 
 /** Stamps a new data directory with FORMAT. */
 export function stampFormat({ root, sys }: StoreDbs): void {
-  root.transactionSync(() => { void sys.put('format', FORMAT); void sys.put('indexed', 0); });
+  root.transactionSync(() => { guardFormat({ root, sys }); void sys.put('format', FORMAT); void sys.put('indexed', 0); });
 }
 
 /**
@@ -167,6 +203,7 @@ export function format1Count(root: RootDatabase): number {
  * every chunk is whole. Returns how many moved (0: none left).
  */
 function moveChunk({ root, sys, log, index }: StoreDbs, chunkSize: number): number {
+  guardFormat({ root, sys });
   const msgs = format1Msgs(root);
   const chunk = [...msgs.getRange({ limit: chunkSize })];
   if (chunk.length === 0) return 0;
@@ -190,7 +227,8 @@ function moveChunk({ root, sys, log, index }: StoreDbs, chunkSize: number): numb
 }
 
 /** The migration's last write: the format, and the marker at the last record moved. */
-function stamp({ sys, log }: StoreDbs): void {
+function stamp({ root, sys, log }: StoreDbs): void {
+  guardFormat({ root, sys });
   void sys.put('format', FORMAT);
   void sys.put('indexed', lastSeq(log));
 }

@@ -14,7 +14,8 @@
  * - `keys`   [topic, key] → offset, ts (float64 BE, 16 bytes), then the message's fingerprint
  *                                    (up to 32 bytes; absent in keys written before fingerprints)
  * - `expiry` [ts, topic, key] → (empty)                          the same keys in time order
- * - `sys`    'epoch' → the store's epoch, made once when the data directory is created;
+ * - `sys`    'store-epoch' → the store's epoch, made once when the data directory is created ('epoch'
+ *            in format 1, a guard against older builds now: see disk-format.ts);
  *            'format' → 2; 'indexed' → the sequence up to which `index` is complete
  * - `groups` [topic, group] → a consumer group's state
  * - `held`   id → a held (scheduled or prepared) message's record (see held.ts)
@@ -58,7 +59,7 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { entryTs } from '@sluice/client/protocol';
 import { BaseLog, type Commit, type KeyHit, type TopicMeta, type TopicState } from './base.js';
 import {
-  FORMAT, decodeRun, encodeRecord, encodeRun, format1Count, format1Msgs, formatNeeds, lastSeq, migrateFormat1, migrateFormat1Async, recordEntry,
+  FORMAT, readEpoch, decodeRun, encodeRecord, encodeRun, format1Count, format1Msgs, formatNeeds, lastSeq, migrateFormat1, migrateFormat1Async, recordEntry,
   recordHead, stampFormat,
   type Run, type StoreDbs,
 } from './disk-format.js';
@@ -233,7 +234,7 @@ export class DiskLog extends BaseLog {
     const path = join(options.dir, 'sluice.mdb');
     const root = open({ path, compression: false, separateFlushed: true, maxDbs: 12 });
     const sys = root.openDB<string | number, string>('sys', {});
-    let epoch = sys.get('epoch') as string | undefined;
+    let epoch = readEpoch(sys);
     const fresh = !epoch;
     if (!epoch) {
       epoch = randomId(16);
