@@ -272,6 +272,7 @@ export class DiskLog extends BaseLog {
     if (left > 0) {
       // Read-only while the rest moves (publishes get `unavailable`, retryable; readyz says why).
       log.markFailed(new Error(`migrating the data directory to store format ${FORMAT}, ${left} messages left`));
+      log.probeNow(); // the probe migrates (see `probe`)
       logger.warn(`the data directory ${options.dir} is in store format 1: ${left} messages are left to migrate to format ${FORMAT} after ${options.migrateOpenMs ?? MIGRATE_OPEN_MS} ms; `
         + 'serving reads meanwhile, publishes are refused (unavailable, retryable) until it ends');
     } else if (postponed) {
