@@ -31,14 +31,20 @@ function find(dir) {
   });
 }
 
-// The longest files (each 8–20 s alone) start first, so the run does not end with one of them
-// running alone while the other slot has nothing left; the rest follow in directory order.
-const LONGEST = ['pack', 'cluster', 'fuzz', 'delayed', 'log-redis', 'cluster-admin', 'cluster-failover', 'backup', 'log', 'cluster-groups', 'transactions', 'harness'];
+// The longest files (each 6–20 s alone, longest first: measured one at a time on a quiet machine)
+// start first, so the run does not end with one of them running alone while the other slots have
+// nothing left; the rest follow in directory order.
+const LONGEST = ['pack', 'log-redis', 'cluster-failover', 'cluster', 'delayed', 'cluster-admin', 'backup', 'cluster-groups', 'log', 'transactions', 'auth', 'cli', 'harness', 'admin'];
 const rank = (p) => {
   const i = LONGEST.indexOf(p.slice(p.lastIndexOf('/') + 1, -'.test.js'.length));
   return i < 0 ? LONGEST.length : i;
 };
 const files = roots.flatMap(find).sort((a, b) => rank(a) - rank(b));
+// Files that mostly wait (wall time 2.7–3.4× their CPU time, measured one at a time: failure
+// detection, failovers, timeouts) run one at a time in a lane of their own beside the others, so
+// their waiting does not hold one of the CPU-bound slots.
+const WAITING = ['cluster-failover', 'cluster-admin', 'admin', 'groups', 'http-pull'];
+const waits = (p) => WAITING.includes(p.slice(p.lastIndexOf('/') + 1, -'.test.js'.length));
 if (files.length === 0) {
   console.error('no test files found (did the build run?)');
   process.exit(1);
@@ -97,12 +103,15 @@ if (!filter) {
 // A test that hangs fails after 5 minutes instead of holding the run; a file whose tests all ended
 // exits even if a handle leaked (the processes the helpers start die with their parent). A file's
 // report is printed whole when it ends; the counts at its end are summed into one at the end.
-// Files at a time: SLUICE_TEST_CONCURRENCY, default 2. Most files wait more than they compute, but
-// with the browser suite and the lint alongside, 3 was not measurably faster on a shared two-core
-// machine (full runs under loads of 8–16 from other work), and it loads Redis and the gateways more.
+// Files at a time: SLUICE_TEST_CONCURRENCY, default 2, while the lint or the browser suite runs;
+// SLUICE_TEST_CONCURRENCY_ALONE, default 4, once both have ended. With them alongside, 3 was not
+// faster than 2 on two cores (147.6 against 145.0 s, quiet machine): the run is CPU-bound there.
+// The files left by then are the short ones (0.5–2 s, mostly waiting on sockets and process
+// start-up), which 2 at a time left half the CPU idle for the last ~35 s.
 const CONCURRENCY = Number(process.env.SLUICE_TEST_CONCURRENCY ?? 2);
+const ALONE = Math.max(CONCURRENCY, Number(process.env.SLUICE_TEST_CONCURRENCY_ALONE ?? 4));
 const flags = ['--enable-source-maps', '--expose-gc', '--test-reporter=spec', '--test-timeout=300000', '--test-force-exit'];
-console.log(`── node:test: ${files.length} files, ${CONCURRENCY} at a time, each reported when it ends${others.length ? `; meanwhile ${others.map((o) => o.name).join(' and ')}, reported after` : ''}`);
+console.log(`── node:test: ${files.length} files, ${CONCURRENCY} at a time and those that mostly wait one at a time beside them${others.length ? ` (${ALONE} once the others end)` : ''}, each reported when it ends${others.length ? `; meanwhile ${others.map((o) => o.name).join(' and ')}, reported after` : ''}`);
 const counts = new Map();
 const failedFiles = [];
 async function runFile(file) {
@@ -119,10 +128,18 @@ async function runFile(file) {
   if (code !== 0) failedFiles.push(`${file} (exit ${code})`);
   process.stdout.write(`── ${file}${code === 0 ? '' : ` FAILED (exit ${code})`}, ${seconds()}\n${lines.join('\n').trimEnd()}\n`);
 }
-const queue = [...files];
-await Promise.all(Array.from({ length: Math.min(CONCURRENCY, queue.length) }, async () => {
-  for (let file; (file = queue.shift()) !== undefined;) await runFile(file);
-}));
+const queue = files.filter((f) => !waits(f));
+const lane = files.filter(waits);
+const worker = async () => {
+  for (let file; (file = queue.shift() ?? lane.shift()) !== undefined;) await runFile(file);
+};
+const workers = Array.from({ length: CONCURRENCY }, worker);
+workers.push((async () => {
+  for (let file; (file = lane.shift()) !== undefined;) await runFile(file);
+})());
+// More workers once the other suites have ended (at once when there are none).
+workers.push(Promise.all(others.map((o) => o.done)).then(() => Promise.all(Array.from({ length: ALONE - CONCURRENCY }, worker))));
+await Promise.all(workers);
 for (const [k, v] of counts) console.log(`ℹ ${k} ${k === 'duration_ms' ? `${(v / 1000).toFixed(1)} s summed over the files` : v}`);
 for (const f of failedFiles) console.log(`✖ ${f}`);
 const results = [['node:test', { code: failedFiles.length ? 1 : 0, at: seconds() }]];
