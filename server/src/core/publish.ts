@@ -19,7 +19,7 @@
 import { createHash } from 'node:crypto';
 import { checkMessage, decodeValue, MessageFault, topicError, type ErrorCode } from '@sluice/client/protocol';
 import type { Principal } from '../auth/auth.js';
-import type { AppendInput, TopicLog } from '../log/log.js';
+import type { AppendInput, AppendResult, TopicLog } from '../log/log.js';
 import { StoreUnavailableError } from '../log/log.js';
 import type { Metrics } from '../metrics.js';
 import type { RateLimiter, TokenBucket } from '../ratelimit.js';
@@ -94,14 +94,20 @@ export class PublishService {
 
   constructor(private readonly deps: PublishDeps) {}
 
-  /** Publishes one message; rejects with PublishError. */
-  async publish(who: Publisher, req: PublishRequest): Promise<Published> {
-    const input = this.check(who, req);
-    if (input instanceof PublishError) throw input;
-    await this.admit(who, 1);
-    const [r] = await this.append(req.topic, [input]);
-    if (r instanceof PublishError) throw r;
-    return r!;
+  /**
+   * Publishes one message; rejects with PublishError (never throws). A plain function, not an
+   * async one: it is every WebSocket PUB's path, and each async frame and await cost garbage.
+   */
+  publish(who: Publisher, req: PublishRequest): Promise<Published> {
+    try {
+      const input = this.check(who, req);
+      if (input instanceof PublishError) return Promise.reject(input);
+      const admitted = this.admit(who, 1);
+      if (admitted) return admitted.then(() => this.append(req.topic, [input]).then(onlyPublished));
+      return this.append(req.topic, [input]).then(onlyPublished);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /**
@@ -201,23 +207,47 @@ export class PublishService {
     });
   }
 
-  /** Appends; a message whose key was stored with another message is a PublishError in its place. */
-  private async append(topic: string, inputs: AppendInput[]): Promise<PublishOutcome[]> {
-    const { store, metrics, tracer } = this.deps;
-    const traced = tracer ? inputs.map((input) => this.traced.get(input)) : [];
-    for (const t of traced) if (t) t.at = tracer!.publishStarted();
-    const started = performance.now();
-    let results;
-    try {
-      results = await store.append(topic, inputs);
-    } catch (err) {
-      for (const t of traced) if (t) tracer!.published(topic, undefined, t, 0);
-      if (err instanceof StoreUnavailableError) throw new PublishError(err.code, err.message, err.retryAfterS * 1000);
-      throw err;
+  /**
+   * Appends; a message whose key was stored with another message is a PublishError in its place.
+   * Never throws (rejects). Not async, and no array of traces unless a message is traced: it runs
+   * once per publish.
+   */
+  private append(topic: string, inputs: AppendInput[]): Promise<PublishOutcome[]> {
+    const { store, tracer } = this.deps;
+    let traced: (Received | undefined)[] | undefined;
+    if (tracer) {
+      for (let i = 0; i < inputs.length; i++) {
+        const t = this.traced.get(inputs[i]!);
+        if (!t) continue;
+        t.at = tracer.publishStarted();
+        (traced ??= new Array<Received | undefined>(inputs.length))[i] = t;
+      }
     }
+    const started = performance.now();
+    let appended;
+    try {
+      appended = store.append(topic, inputs);
+    } catch (err) {
+      return Promise.reject(this.appendFailed(topic, traced, err));
+    }
+    return appended.then(
+      (results) => this.outcomes(topic, inputs, traced, started, results),
+      (err: unknown) => { throw this.appendFailed(topic, traced, err); },
+    );
+  }
+
+  /** What a failed append rejects with (traced messages are recorded as not stored). */
+  private appendFailed(topic: string, traced: readonly (Received | undefined)[] | undefined, err: unknown): unknown {
+    if (traced) for (const t of traced) if (t) this.deps.tracer!.published(topic, undefined, t, 0);
+    if (err instanceof StoreUnavailableError) return new PublishError(err.code, err.message, err.retryAfterS * 1000);
+    return err;
+  }
+
+  private outcomes(topic: string, inputs: AppendInput[], traced: readonly (Received | undefined)[] | undefined, started: number, results: AppendResult[]): PublishOutcome[] {
+    const { metrics, tracer } = this.deps;
     const seconds = (performance.now() - started) / 1000;
     return results.map((r, i) => {
-      const t = traced[i];
+      const t = traced?.[i];
       if (t) tracer!.published(topic, r.duplicate ? undefined : r.offset, t, Math.round(seconds * 10_000) / 10);
       if (r.keyReused) {
         const key = JSON.stringify(inputs[i]!.key!.slice(0, 128));
@@ -229,6 +259,13 @@ export class PublishService {
       return { offset: r.offset, epoch: r.epoch, duplicate: r.duplicate };
     });
   }
+}
+
+/** The outcome of a one-message append, as `publish` resolves or rejects. */
+function onlyPublished(outcomes: PublishOutcome[]): Published {
+  const r = outcomes[0]!;
+  if (r instanceof PublishError) throw r;
+  return r;
 }
 
 /** Who sent a traced publish, and when its append started. */

@@ -216,7 +216,9 @@ export abstract class BaseLog implements TopicLog {
     if (refused) return Promise.reject(refused);
     const s = this.state(topic);
     const now = Date.now();
-    const results: AppendResult[] = [];
+    // One result per message, in order: sized once (a growing array reserves room for 17).
+    const results = new Array<AppendResult>(messages.length);
+    let n = 0;
     let batch: BatchTopic | undefined;
     let waitForPending = false;
     for (const m of messages) {
@@ -227,7 +229,7 @@ export abstract class BaseLog implements TopicLog {
           if (pending) waitForPending = true;
           const r: AppendResult = { offset: hit.offset, ts: hit.ts, duplicate: true, epoch: s.epoch };
           if (!sameFingerprint(hit.fingerprint, m.fingerprint)) r.keyReused = true;
-          results.push(r);
+          results[n++] = r;
           continue;
         }
       }
@@ -242,7 +244,7 @@ export abstract class BaseLog implements TopicLog {
         (s.pendingKeys ??= new Map()).set(m.key, hit);
         batch.keys.push({ key: m.key, hit });
       }
-      results.push({ offset, ts: now, duplicate: false, epoch: s.epoch });
+      results[n++] = { offset, ts: now, duplicate: false, epoch: s.epoch };
     }
     if (batch) return this.open!.done.then(() => results);
     // Only duplicates: acknowledge once their originals are durable (and fail if those fail).
