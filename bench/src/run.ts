@@ -60,7 +60,7 @@ const AUTH_SCENARIOS: ScenarioName[] = ['fanout', 'publish'];
  * Scenarios the old build runs in: the A/B of a gateway change (delivery, catch-up, publishing,
  * what non-reading subscribers cost).
  */
-const OLD_BUILD_SCENARIOS: ScenarioName[] = ['fanout', 'nonreading', 'resume', 'publish', 'memory'];
+const OLD_BUILD_SCENARIOS: ScenarioName[] = ['fanout', 'many', 'nonreading', 'resume', 'publish', 'memory'];
 /** Store variants of Sluice: they run in the open-loop scenario only. */
 const OPEN_ONLY: TargetId[] = ['sluice-commit', 'sluice-memory', 'sluice-old-memory'];
 
