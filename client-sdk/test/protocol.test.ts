@@ -9,6 +9,7 @@ import {
   decodeServerFrame,
   decodeEntry,
   encode,
+  encodeAck,
   encodeDelivery,
   encodeEntry,
   encodeLease,
@@ -314,6 +315,18 @@ describe('codec: server frames', () => {
       decodeServerFrame(encodeLease(encodeStr('jobs'), 2 ** 35, 3, entry)),
       { type: 18, topic: 'jobs', offset: 2 ** 35, attempt: 3, message: { data: { job: 1 }, ts: 1000, orderingKey: 'customer-7' } },
     );
+  });
+
+  it('fast-path ACK is byte for byte the general encoder, at every integer width', () => {
+    for (const reqId of [0, 127, 128, 255, 256, 65_535, 65_536, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1]) {
+      for (const offset of [1, 200, 70_000, 2 ** 32 - 1, 2 ** 32, 2 ** 40]) {
+        for (const duplicate of [false, true]) {
+          const frame = { type: 9, reqId, offset, duplicate } as const; // ACK
+          assert.deepEqual(encodeAck(reqId, offset, duplicate), encode(frame), `${reqId} ${offset} ${duplicate}`);
+          assert.deepEqual(decodeServerFrame(encodeAck(reqId, offset, duplicate)), frame);
+        }
+      }
+    }
   });
 
   it('data stored before 1.1 that no JS value represents arrives as RawData in MSG, MSGS and LEASE', () => {

@@ -8,6 +8,7 @@
 import { FrameType, type Headers, type MsgsItem } from './frames.js';
 import { MAX_DEPTH } from './limits.js';
 import { arrayHeaderSize, readUint, skipValue, uintSize, writeArrayHeader, writeUint } from './msgpack.js';
+import { pack } from './pack.js';
 import { unpack } from './value.js';
 
 /**
@@ -112,6 +113,21 @@ export function encodeMsg(topic: Uint8Array, offset: number, entry: Uint8Array, 
   out.set(topic, 2);
   const p = writeUint(out, 2 + topic.length, offset);
   out.set(entry.subarray(1), p);
+  return out;
+}
+
+/**
+ * ACK `[9, reqId, offset, duplicate]`, byte for byte what `encode` makes of the frame, without the
+ * frame object, its array and the general encoder: the gateway sends one per publish. Numbers from
+ * 2^32 on are left to the general encoder (it writes them as float64; `writeUint` would not).
+ */
+export function encodeAck(reqId: number, offset: number, duplicate: boolean): Uint8Array {
+  if (reqId >= 0x100000000 || offset >= 0x100000000) return pack([FrameType.ACK, reqId, offset, duplicate]);
+  const out = new Uint8Array(3 + uintSize(reqId) + uintSize(offset));
+  out[0] = 0x94;
+  out[1] = FrameType.ACK;
+  const p = writeUint(out, writeUint(out, 2, reqId), offset);
+  out[p] = duplicate ? 0xc3 : 0xc2;
   return out;
 }
 

@@ -12,5 +12,5 @@ export { encode } from './encode.js';
 export { encodeValue, decodeValue, checkHeaders, payloadError, checkMessage, MessageFault } from './value.js';
 export { decodeClientFrame } from './decode-client.js';
 export { decodeServerFrame } from './decode-server.js';
-export { encodeEntry, entrySize, writeEntry, decodeEntry, entryTs, entryMeta, splitEntry, encodeMsg, encodeMsgs, encodeDelivery, encodeLease } from './entry.js';
+export { encodeEntry, entrySize, writeEntry, decodeEntry, entryTs, entryMeta, splitEntry, encodeMsg, encodeMsgs, encodeDelivery, encodeLease, encodeAck } from './entry.js';
 export { encodeStr, utf8Length, skipValue, MsgpackError } from './msgpack.js';

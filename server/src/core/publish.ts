@@ -16,7 +16,7 @@
  * publish that sends the key again with the same message is a duplicate (the first offset), with
  * another message it is refused with `idempotency-key-reused` (HTTP 422) and nothing is stored.
  */
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import { checkMessage, decodeValue, MessageFault, topicError, type ErrorCode } from '@sluice/client/protocol';
 import type { Principal } from '../auth/auth.js';
 import type { AppendInput, AppendResult, TopicLog } from '../log/log.js';
@@ -290,7 +290,7 @@ function isTracedMeta(meta: Uint8Array): boolean {
  * Each part is length-prefixed, so no two different requests encode alike.
  */
 export function fingerprintOf(data: Uint8Array, headers: Uint8Array | undefined, orderingKey: string | undefined, priority: number | undefined): Uint8Array {
-  // One buffer, one hash update: per call, Node's hash object costs more than hashing a small message.
+  // One buffer, hashed in one call: per call, a hash object costs more than hashing a small message.
   const key = orderingKey === undefined ? '' : `k${orderingKey}`;
   const h = headers ?? EMPTY;
   const buf = Buffer.allocUnsafe(13 + data.length + h.length + Buffer.byteLength(key));
@@ -301,7 +301,12 @@ export function fingerprintOf(data: Uint8Array, headers: Uint8Array | undefined,
   at = buf.writeUInt32BE(Buffer.byteLength(key), at + h.length);
   at += buf.write(key, at);
   buf[at] = priority ?? 0;
-  return new Uint8Array(createHash('sha256').update(buf).digest().subarray(0, 16));
+  return new Uint8Array(sha256(buf).subarray(0, 16));
 }
+
+/** SHA-256 in one call: `crypto.hash` (Node 20.12 on) makes no hash object; older 20.x use one. */
+const sha256: (b: Uint8Array) => Uint8Array = typeof crypto.hash === 'function'
+  ? (b) => crypto.hash('sha256', b, 'buffer')
+  : (b) => crypto.createHash('sha256').update(b).digest();
 
 const EMPTY = new Uint8Array(0);

@@ -15,6 +15,7 @@ import {
   CloseCode,
   decodeClientFrame,
   encode,
+  encodeAck,
   encodeLease,
   encodeStr,
   FrameError,
@@ -464,7 +465,7 @@ export class Session {
     this.ctx.publisher.publish(this.who!, req).then(
       (r) => {
         this.inflight--;
-        this.conn.send(encode({ type: FrameType.ACK, reqId: f.reqId, offset: r.offset, duplicate: r.duplicate }));
+        this.conn.send(encodeAck(f.reqId, r.offset, r.duplicate));
       },
       (err: unknown) => {
         this.inflight--;
