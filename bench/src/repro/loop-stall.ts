@@ -27,6 +27,7 @@ import { OpenLoop } from '../load/open-loop.js';
 import { nowUs } from '../payload.js';
 import { cpuMeter } from '../proc-stats.js';
 import { CLI, launchGateway, OLD_CLI_ENV, TOPIC_PREFIX } from '../targets/sluice.js';
+import { areaShares } from '../profile.js';
 import { longStretches } from './profile-stretches.js';
 
 const MONITOR = fileURLToPath(new URL('./loop-monitor.js', import.meta.url));
@@ -103,6 +104,11 @@ async function measure(label: string, cli: string, o: { topics: number; rate: nu
     if (prof) {
       console.log('  what the profile\'s stretches of ≥ 5 ms without idle spent their time in (self time):');
       for (const line of longStretches(join(o.out, prof), 5, 12, fromUs, toUs)) console.log(`    ${line}`);
+      // Busy time by part of the code, as CPU per message (the main thread's busy time in the stretch ÷ messages sent).
+      const areas = areaShares(JSON.parse(readFileSync(join(o.out, prof), 'utf8')) as Parameters<typeof areaShares>[0], fromUs, toUs);
+      const busyMs = areas.reduce((a, x) => a + x.ms, 0);
+      console.log(`  the main thread's busy time in the stretch by part of the code (uWS's own native work outside a JS call counts as idle): ${busyMs.toFixed(0)} ms, ${((1000 * busyMs) / r.expected).toFixed(1)} µs per message sent`);
+      for (const a of areas) console.log(`    ${(a.share * 100).toFixed(1).padStart(5)}%  ${((1000 * a.ms) / r.expected).toFixed(2).padStart(6)} µs/msg  ${a.area}`);
     }
   } finally {
     await fleet.close();
