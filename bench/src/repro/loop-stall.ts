@@ -9,8 +9,9 @@
  * that samples `perf_hooks.monitorEventLoopDelay` and writes the event loop's longest blocks
  * with the time they ended; T subscribers, one per topic, and the open-loop publisher at `rate`
  * msgs/s for `seconds`. Prints the delivery latency (from the scheduled send), the event-loop
- * delay, the GC pauses over 2 ms, and the functions the profile's long stretches spent their time
- * in. The profiles and GC traces stay in OUTDIR (default: a temp dir, printed). BENCH_NODE_ARGS adds
+ * delay, the GC pauses over 2 ms, the functions the profile's long stretches spent their time
+ * in, and the main thread's busy time per message by part of the code (`profile.ts` `areaShares`).
+ * The profiles and GC traces stay in OUTDIR (default: a temp dir, printed). BENCH_NODE_ARGS adds
  * Node flags to the gateway (e.g. `--single-threaded-gc`); BENCH_PERF=1 records on-CPU samples with
  * `perf record -g` over the measured stretch (gateway run with `--perf-basic-prof`) into OUTDIR:
  * read them with `perf report -i OUTDIR/this-build.perf.data --no-children --sort symbol`.
