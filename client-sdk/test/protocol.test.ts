@@ -139,6 +139,11 @@ describe('codec: guarded decoding of untrusted frames', () => {
     assert.equal(err.fatal, false);
     assert.equal(err.id, 77);
     assert.match(err.message, /topic must be a string/);
+    // The short PUB (no options) is decoded by a fast path; a wrong one still gets the general path's answer.
+    const badId = decodeError(pack([8, -1, 't', 1]));
+    assert.deepEqual([badId.code, badId.id, badId.re, badId.fatal], ['bad-frame', 0, 8, false]);
+    assert.match(badId.message, /reqId must be an unsigned integer/);
+    assert.deepEqual(decodeClientFrame(pack([8, 2 ** 53 - 1, 'room.é', 'x'])), { type: 8, reqId: 2 ** 53 - 1, topic: 'room.é', data: pack('x') });
   });
 
   it('classifies failures', () => {

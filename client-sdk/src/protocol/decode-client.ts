@@ -33,6 +33,15 @@ export function decodeClientFrame(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAM
   const type = readUint(bytes, at[0]!);
   if (type < 0) throw new FrameError('bad-frame', 'frame type must be an unsigned integer', 0, true);
 
+  // A PUB without options — [PUB, reqId, topic, data], what nearly every publish is — decoded
+  // without the helpers below (closures, made anew per frame). Anything else about it, wrong
+  // included, takes the general path, which names every failure.
+  if (type === FrameType.PUB && n === 4) {
+    const reqId = readUint(bytes, at[1]!);
+    const topic = readStr(bytes, at[2]!);
+    if (reqId >= 0 && topic !== undefined) return { type: FrameType.PUB, reqId, topic, data: bytes.subarray(at[3]!, at[4]!) };
+  }
+
   // From here on every failure names the request: its id when readable, and its type.
   const id = n > 1 && carriesId(type) ? Math.max(readUint(bytes, at[1]!), 0) : 0;
   const fail = (message: string): never => { throw new FrameError('bad-frame', message, id, false, type); };

@@ -149,19 +149,24 @@ export function readArrayHeader(b: Uint8Array, pos: number): [number, number] | 
  * last, `b.length`. Throws MsgpackError unless `b` is exactly one well-formed, non-empty array.
  */
 export function arrayElements(b: Uint8Array, maxDepth: number): number[] {
-  const head = readArrayHeader(b, 0);
-  if (!head) throw new MsgpackError('frame is not a MessagePack array');
-  const [count, first] = head;
+  // The header read here, not by readArrayHeader: this runs for every frame, and its pair is garbage.
+  const t = b[0];
+  let count: number;
+  let pos: number;
+  if (t !== undefined && t >= 0x90 && t <= 0x9f) { count = t & 0x0f; pos = 1; }
+  else if (t === 0xdc && b.length >= 3) { count = u16(b, 1); pos = 3; }
+  else if (t === 0xdd && b.length >= 5) { count = u32(b, 1); pos = 5; }
+  else throw new MsgpackError('frame is not a MessagePack array');
   if (count === 0) throw new MsgpackError('frame is empty');
   if (count > b.length) throw new MsgpackError('declared length exceeds frame');
-  const starts: number[] = [];
-  let pos = first;
+  // Frames have a handful of elements: sized once (a declared count is trusted only when small).
+  const starts: number[] = count <= 16 ? new Array<number>(count + 1) : [];
   for (let i = 0; i < count; i++) {
-    starts.push(pos);
+    starts[i] = pos;
     pos = skipValue(b, pos, maxDepth);
   }
   if (pos !== b.length) throw new MsgpackError('trailing bytes after frame');
-  starts.push(pos); // sentinel: end of the last element
+  starts[count] = pos; // sentinel: end of the last element
   return starts;
 }
 
@@ -172,7 +177,6 @@ export function arrayElements(b: Uint8Array, maxDepth: number): number[] {
 export function readUint(b: Uint8Array, pos: number): number {
   const t = b[pos]!;
   if (t <= 0x7f) return t;
-  const view = () => new DataView(b.buffer, b.byteOffset + pos + 1);
   switch (t) {
     case 0xcc: return b[pos + 1]!;
     case 0xcd: return u16(b, pos + 1);
@@ -182,6 +186,14 @@ export function readUint(b: Uint8Array, pos: number): number {
       return hi > 0x1fffff ? -1 : hi * 0x100000000 + u32(b, pos + 5);
     }
     case 0xd0: return b[pos + 1]! < 0x80 ? b[pos + 1]! : -1;
+    default: return readOtherUint(b, pos);
+  }
+}
+
+/** readUint's rarer encodings: signed integers and floats (a DataView each). */
+function readOtherUint(b: Uint8Array, pos: number): number {
+  const view = () => new DataView(b.buffer, b.byteOffset + pos + 1);
+  switch (b[pos]) {
     case 0xd1: { const v = view().getInt16(0); return v >= 0 ? v : -1; }
     case 0xd2: { const v = view().getInt32(0); return v >= 0 ? v : -1; }
     case 0xd3: { const v = Number(view().getBigInt64(0)); return v >= 0 && Number.isSafeInteger(v) ? v : -1; }
