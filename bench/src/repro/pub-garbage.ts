@@ -3,10 +3,10 @@
  * → ACK on the memory store, keyed and unkeyed, this checkout's gateway against another build
  * (BENCH_SLUICE_OLD_CLI), alternating in one run.
  *
- *   node bench/dist/src/repro/pub-garbage.js [messages=50000] [rounds=2] [sites=0]
+ *   node bench/dist/src/repro/pub-garbage.js [messages=50000] [rounds=2] [sites=0] [topics=1]
  *
  * Per build, round and kind (unkeyed, keyed): a fresh gateway preloaded with alloc-probe.js, one
- * publisher (no subscribers) that sends `messages` PUBs of 200 bytes to one topic in a closed loop
+ * publisher (no subscribers) that sends `messages` PUBs of 200 bytes round-robin over `topics` topics in a closed loop
  * of 1,000 unacknowledged, after a warm-up of the same size; the probe counts the heap bytes the
  * gateway allocated over the measured stretch, divided by the messages. With `sites` > 0 the
  * sampling heap profiler also runs over the stretch (slower) and the largest allocating functions
@@ -29,12 +29,12 @@ async function waitFor(output: () => string, marker: string, seen: number): Prom
   throw new Error(`the gateway did not print ${marker.trim()} within 30 s`);
 }
 
-async function publish(pub: SluicePublisher, messages: number, payload: Uint8Array): Promise<void> {
+async function publish(pub: SluicePublisher, messages: number, payload: Uint8Array, topics: number): Promise<void> {
   let sent = 0;
   await new Promise<void>((resolve) => {
     const pump = () => {
       pub.cork();
-      while (sent < messages && pub.canSend()) { pub.send(0, payload); sent++; }
+      while (sent < messages && pub.canSend()) { pub.send(sent % topics, payload); sent++; }
       pub.uncork();
       if (sent >= messages) { pub.onReady = undefined; resolve(); }
     };
@@ -45,7 +45,7 @@ async function publish(pub: SluicePublisher, messages: number, payload: Uint8Arr
   if (pub.failures) throw new Error(`publish failures: ${pub.firstFailure}`);
 }
 
-async function run(label: string, cli: string, messages: number, keys: boolean, sites: number): Promise<string> {
+async function run(label: string, cli: string, messages: number, keys: boolean, sites: number, topics: number): Promise<string> {
   const { p, port } = await launchGateway({
     cli,
     storeArgs: ['--store', 'memory'],
@@ -55,11 +55,11 @@ async function run(label: string, cli: string, messages: number, keys: boolean, 
   try {
     const pub = await SluicePublisher.open({ url: `ws://127.0.0.1:${port}`, prefix: TOPIC_PREFIX, window: 1000, keys });
     const payload = new Uint8Array(200).fill(120);
-    await publish(pub, messages, payload); // warm-up: compiled code, the topic, the store's arrays
+    await publish(pub, messages, payload, topics); // warm-up: compiled code, the topic, the store's arrays
     const started = p.output().split('alloc-probe started').length - 1;
     process.kill(p.pid, 'SIGUSR2');
     await waitFor(() => p.output(), 'alloc-probe started', started);
-    await publish(pub, messages, payload);
+    await publish(pub, messages, payload, topics);
     const seen = p.output().split('alloc-probe {').length - 1;
     process.kill(p.pid, 'SIGUSR2');
     const r = JSON.parse(`{${await waitFor(() => p.output(), 'alloc-probe {', seen)}`) as AllocReading;
@@ -80,13 +80,14 @@ async function main(): Promise<void> {
   const messages = Number(process.argv[2] ?? 50_000);
   const rounds = Number(process.argv[3] ?? 2);
   const sites = Number(process.argv[4] ?? 0);
+  const topics = Number(process.argv[5] ?? 1);
   const builds: [string, string][] = [['new', CLI]];
   const old = process.env[OLD_CLI_ENV];
   if (old) builds.push(['old', old]);
-  console.log(`pub-garbage: ${messages} publishes of 200 bytes to one topic, memory store, ${rounds} rounds${sites ? `, ${sites} sites` : ''}`);
+  console.log(`pub-garbage: ${messages} publishes of 200 bytes to ${topics === 1 ? 'one topic' : `${topics} topics, round-robin`}, memory store, ${rounds} rounds${sites ? `, ${sites} sites` : ''}`);
   for (let r = 0; r < rounds; r++) {
     const order = r % 2 === 0 ? builds : [...builds].reverse();
-    for (const keys of [false, true]) for (const [label, cli] of order) console.log(await run(label, cli, messages, keys, sites));
+    for (const keys of [false, true]) for (const [label, cli] of order) console.log(await run(label, cli, messages, keys, sites, topics));
   }
 }
 

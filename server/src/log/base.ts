@@ -79,7 +79,8 @@ interface BatchTopic {
   /** Stored size of `entries`, and the timestamp of the last one. */
   bytes: number;
   lastTs: number;
-  keys: { key: string; hit: KeyHit }[];
+  /** Its keyed messages' keys (none until the first: most parts have none). */
+  keys: { key: string; hit: KeyHit }[] | undefined;
 }
 
 /** What a store's commit hook returns: the writes are in the store's log, then durable. */
@@ -235,14 +236,14 @@ export abstract class BaseLog implements TopicLog {
       }
       const offset = ++s.head;
       const entry = this.encode(topic, offset, m, now);
-      batch ??= this.batchFor(s, offset);
-      batch.entries.push(entry);
+      if (batch) batch.entries.push(entry);
+      else batch = this.batchFor(s, offset, entry);
       batch.bytes += entry.length;
       batch.lastTs = now;
       if (m.key !== undefined) {
         const hit: KeyHit = { offset, ts: now, fingerprint: m.fingerprint };
         (s.pendingKeys ??= new Map()).set(m.key, hit);
-        batch.keys.push({ key: m.key, hit });
+        (batch.keys ??= []).push({ key: m.key, hit });
       }
       results[n++] = { offset, ts: now, duplicate: false, epoch: s.epoch };
     }
@@ -512,7 +513,12 @@ export abstract class BaseLog implements TopicLog {
     return hit && now - hit.ts < this.options.dedupWindowMs ? hit : undefined;
   }
 
-  private batchFor(s: TopicState, offset: number): BatchTopic {
+  /**
+   * The open batch's part for topic `s`, with `entry` (its message at `offset`) added. A new part
+   * holds its first entry in an array of one, and no array of keys until a keyed message: with
+   * many topics most parts get one message, and `[]` grown by a push reserves room for 17.
+   */
+  private batchFor(s: TopicState, offset: number, entry: Uint8Array): BatchTopic {
     if (!this.open) {
       let resolve!: () => void;
       let reject!: (err: Error) => void;
@@ -522,8 +528,9 @@ export abstract class BaseLog implements TopicLog {
       setImmediate(() => this.seal());
     }
     let t = this.open.topics.get(s.topic);
-    if (!t) {
-      t = { state: s, first: offset, entries: [], bytes: 0, lastTs: 0, keys: [] };
+    if (t) t.entries.push(entry);
+    else {
+      t = { state: s, first: offset, entries: [entry], bytes: 0, lastTs: 0, keys: undefined };
       this.open.topics.set(s.topic, t);
     }
     return t;
@@ -568,7 +575,7 @@ export abstract class BaseLog implements TopicLog {
               const kept = this.putEntry(topic, t.first + i, t.entries[i]!);
               if (kept) t.entries[i] = kept;
             }
-            for (const k of t.keys) this.putKey(topic, k.key, k.hit);
+            if (t.keys) for (const k of t.keys) this.putKey(topic, k.key, k.hit);
           }
         }
         const c = this.commit();
@@ -617,7 +624,7 @@ export abstract class BaseLog implements TopicLog {
       s.lastTs = t.lastTs;
       if (!this.dirtyMeta.has(s)) this.dirtyMeta.set(s, Date.now());
       if (s.pendingKeys) {
-        for (const k of t.keys) s.pendingKeys.delete(k.key);
+        if (t.keys) for (const k of t.keys) s.pendingKeys.delete(k.key);
         if (s.pendingKeys.size === 0) s.pendingKeys = undefined;
       }
       for (const listener of this.listeners) {
