@@ -103,8 +103,8 @@ export class PublishService {
       const input = this.check(who, req);
       if (input instanceof PublishError) return Promise.reject(input);
       const admitted = this.admit(who, 1);
-      if (admitted) return admitted.then(() => this.append(req.topic, [input]).then(onlyPublished));
-      return this.append(req.topic, [input]).then(onlyPublished);
+      if (admitted) return admitted.then(() => this.append(req.topic, [input], true));
+      return this.append(req.topic, [input], true);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -209,10 +209,13 @@ export class PublishService {
 
   /**
    * Appends; a message whose key was stored with another message is a PublishError in its place.
-   * Never throws (rejects). Not async, and no array of traces unless a message is traced: it runs
-   * once per publish.
+   * Never throws (rejects). With `one`, the outcome of the one message itself (a PublishError
+   * rejects): no array of outcomes and no second promise for `publish`. Not async, and no array of
+   * traces unless a message is traced: it runs once per publish.
    */
-  private append(topic: string, inputs: AppendInput[]): Promise<PublishOutcome[]> {
+  private append(topic: string, inputs: AppendInput[], one: true): Promise<Published>;
+  private append(topic: string, inputs: AppendInput[], one?: false): Promise<PublishOutcome[]>;
+  private append(topic: string, inputs: AppendInput[], one = false): Promise<Published | PublishOutcome[]> {
     const { store, tracer } = this.deps;
     let traced: (Received | undefined)[] | undefined;
     if (tracer) {
@@ -231,7 +234,7 @@ export class PublishService {
       return Promise.reject(this.appendFailed(topic, traced, err));
     }
     return appended.then(
-      (results) => this.outcomes(topic, inputs, traced, started, results),
+      (results) => (one ? onlyPublished(this.outcome(topic, inputs[0]!, traced?.[0], started, results[0]!)) : this.outcomes(topic, inputs, traced, started, results)),
       (err: unknown) => { throw this.appendFailed(topic, traced, err); },
     );
   }
@@ -244,26 +247,27 @@ export class PublishService {
   }
 
   private outcomes(topic: string, inputs: AppendInput[], traced: readonly (Received | undefined)[] | undefined, started: number, results: AppendResult[]): PublishOutcome[] {
+    return results.map((r, i) => this.outcome(topic, inputs[i]!, traced?.[i], started, r));
+  }
+
+  /** One message's outcome, with its metrics and its trace event. */
+  private outcome(topic: string, input: AppendInput, traced: Received | undefined, started: number, r: AppendResult): PublishOutcome {
     const { metrics, tracer } = this.deps;
     const seconds = (performance.now() - started) / 1000;
-    return results.map((r, i) => {
-      const t = traced?.[i];
-      if (t) tracer!.published(topic, r.duplicate ? undefined : r.offset, t, Math.round(seconds * 10_000) / 10);
-      if (r.keyReused) {
-        const key = JSON.stringify(inputs[i]!.key!.slice(0, 128));
-        return new PublishError('idempotency-key-reused', `idempotency key ${key} was used for another message of ${topic} (offset ${r.offset}); nothing was stored: use a new key for a new message`);
-      }
-      metrics.appendSeconds.observe(seconds);
-      if (r.duplicate) metrics.duplicates.inc();
-      else metrics.messagesIn.inc();
-      return { offset: r.offset, epoch: r.epoch, duplicate: r.duplicate };
-    });
+    if (traced) tracer!.published(topic, r.duplicate ? undefined : r.offset, traced, Math.round(seconds * 10_000) / 10);
+    if (r.keyReused) {
+      const key = JSON.stringify(input.key!.slice(0, 128));
+      return new PublishError('idempotency-key-reused', `idempotency key ${key} was used for another message of ${topic} (offset ${r.offset}); nothing was stored: use a new key for a new message`);
+    }
+    metrics.appendSeconds.observe(seconds);
+    if (r.duplicate) metrics.duplicates.inc();
+    else metrics.messagesIn.inc();
+    return { offset: r.offset, epoch: r.epoch, duplicate: r.duplicate };
   }
 }
 
 /** The outcome of a one-message append, as `publish` resolves or rejects. */
-function onlyPublished(outcomes: PublishOutcome[]): Published {
-  const r = outcomes[0]!;
+function onlyPublished(r: PublishOutcome): Published {
   if (r instanceof PublishError) throw r;
   return r;
 }
