@@ -234,7 +234,10 @@ export class PublishService {
       return Promise.reject(this.appendFailed(topic, traced, err));
     }
     return appended.then(
-      (results) => (one ? onlyPublished(this.outcome(topic, inputs[0]!, traced?.[0], started, results[0]!)) : this.outcomes(topic, inputs, traced, started, results)),
+      (results) => {
+        const seconds = (performance.now() - started) / 1000;
+        return one ? onlyPublished(this.outcome(topic, inputs[0]!, traced?.[0], seconds, results[0]!)) : this.outcomes(topic, inputs, traced, seconds, results);
+      },
       (err: unknown) => { throw this.appendFailed(topic, traced, err); },
     );
   }
@@ -246,14 +249,13 @@ export class PublishService {
     return err;
   }
 
-  private outcomes(topic: string, inputs: AppendInput[], traced: readonly (Received | undefined)[] | undefined, started: number, results: AppendResult[]): PublishOutcome[] {
-    return results.map((r, i) => this.outcome(topic, inputs[i]!, traced?.[i], started, r));
+  private outcomes(topic: string, inputs: AppendInput[], traced: readonly (Received | undefined)[] | undefined, seconds: number, results: AppendResult[]): PublishOutcome[] {
+    return results.map((r, i) => this.outcome(topic, inputs[i]!, traced?.[i], seconds, r));
   }
 
-  /** One message's outcome, with its metrics and its trace event. */
-  private outcome(topic: string, input: AppendInput, traced: Received | undefined, started: number, r: AppendResult): PublishOutcome {
+  /** One message's outcome, with its metrics and its trace event (`seconds`: its append's time). */
+  private outcome(topic: string, input: AppendInput, traced: Received | undefined, seconds: number, r: AppendResult): PublishOutcome {
     const { metrics, tracer } = this.deps;
-    const seconds = (performance.now() - started) / 1000;
     if (traced) tracer!.published(topic, r.duplicate ? undefined : r.offset, traced, Math.round(seconds * 10_000) / 10);
     if (r.keyReused) {
       const key = JSON.stringify(input.key!.slice(0, 128));
